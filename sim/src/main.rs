@@ -1,0 +1,3 @@
+//! `compactd-sim`: the deterministic simulation harness (grows with the simulation issue).
+
+fn main() {}
