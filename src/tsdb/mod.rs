@@ -8,12 +8,19 @@
 //!
 //! This module never depends on `core`: the core uses only its plain data types.
 
+pub mod block;
+pub mod block_id;
+pub mod block_writer;
 pub mod bstream;
 pub mod chunks;
+pub mod compact;
 pub mod encoding;
 pub mod error;
+pub mod fsutil;
 pub mod index;
 pub mod labels;
+pub mod meta;
+pub mod tombstones;
 pub mod window;
 pub mod xor;
 

@@ -1,0 +1,22 @@
+//! Offline subcommands under `compactd tools`: generate sample blocks, compact block
+//! directories, inspect and verify a block. Each reports errors that name the object and the
+//! problem; the CLI in `main.rs` only parses arguments and prints.
+
+pub mod compact;
+pub mod generate;
+pub mod inspect;
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::tsdb::block_id::BlockId;
+
+/// A fresh block id for an offline command: the wall clock and 80 bits from the OS.
+/// (The HA core never calls this; it derives ids from its inputs and its seeded RNG.)
+pub fn fresh_block_id() -> std::io::Result<BlockId> {
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let mut bytes = [0u8; 16];
+    std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom")?, &mut bytes)?;
+    Ok(BlockId::from_parts(now_ms, u128::from_le_bytes(bytes)))
+}

@@ -1,0 +1,212 @@
+//! One input block of a compaction: a cursor over its series in label order (the order of the
+//! all-series postings list) and the source chunks of the current series, after the block's
+//! time range and tombstones were applied as Prometheus does: a chunk entirely inside a deleted
+//! interval is dropped, a chunk touching none is kept byte for byte, any other is re-encoded
+//! into one chunk of its surviving samples.
+
+use std::ops::Range;
+
+use super::super::block::BlockReader;
+use super::super::chunks::{ChunkRef, ENCODING_XOR};
+use super::super::error::{Result, TsdbError};
+use super::super::index::ChunkMeta;
+use super::super::labels::Labels;
+use super::super::tombstones::Interval;
+use super::super::xor::{XorEncoder, XorIter};
+
+/// A chunk of the current series, its bytes held in the series arena.
+#[derive(Clone, Debug)]
+pub(super) struct SourceChunk {
+    /// First sample timestamp.
+    pub min_time: i64,
+    /// Last sample timestamp (inclusive).
+    pub max_time: i64,
+    /// Chunk encoding byte.
+    pub encoding: u8,
+    /// The chunk data (without the encoding byte) in the arena.
+    pub data: Range<usize>,
+    /// Which input it came from.
+    pub input: usize,
+    /// Where the bytes came from, when copied unchanged from the input.
+    pub origin: Option<ChunkRef>,
+}
+
+/// An input block with a cursor on its current series.
+pub(super) struct Input {
+    pub block: BlockReader,
+    sym_map: Vec<u32>,
+    postings: Vec<u32>,
+    next: usize,
+    current: Option<u32>,
+    labels: Vec<(u32, u32)>,
+    raw_labels: Vec<(u32, u32)>,
+    chunks: Vec<ChunkMeta>,
+    position: usize,
+}
+
+impl Input {
+    /// Opens the cursor on the first series of `block`.
+    /// `position` is the input's index among the compaction's inputs.
+    pub fn new(mut block: BlockReader, sym_map: Vec<u32>, position: usize) -> Result<Self> {
+        let postings = block.index.all_postings()?;
+        let mut input = Input {
+            block,
+            sym_map,
+            postings,
+            next: 0,
+            current: None,
+            labels: Vec::new(),
+            raw_labels: Vec::new(),
+            chunks: Vec::new(),
+            position,
+        };
+        input.advance()?;
+        Ok(input)
+    }
+
+    /// The current series' labels as output symbol refs; `None` when exhausted.
+    pub fn current_labels(&self) -> Option<&[(u32, u32)]> {
+        self.current.map(|_| self.labels.as_slice())
+    }
+
+    /// The current series' labels as strings (for error messages).
+    pub fn current_labels_text(&self) -> String {
+        let symbols = self.block.index.symbols();
+        let pairs = self.raw_labels.iter().map(|&(n, v)| {
+            let s = |r: u32| symbols.get(r).unwrap_or("?").to_string();
+            (s(n), s(v))
+        });
+        Labels::from_pairs(pairs).to_string()
+    }
+
+    /// Moves to the next series.
+    pub fn advance(&mut self) -> Result<()> {
+        let Some(&id) = self.postings.get(self.next) else {
+            self.current = None;
+            return Ok(());
+        };
+        self.next += 1;
+        self.block.index.series(id, &mut self.raw_labels, &mut self.chunks)?;
+        self.labels.clear();
+        for &(n, v) in &self.raw_labels {
+            self.labels.push((self.map_symbol(n)?, self.map_symbol(v)?));
+        }
+        self.current = Some(id);
+        Ok(())
+    }
+
+    fn map_symbol(&self, r: u32) -> Result<u32> {
+        self.sym_map.get(r as usize).copied().ok_or_else(|| {
+            TsdbError::corrupt(
+                self.block.index.path(),
+                0,
+                format!("series references symbol {r}, the table has {}", self.sym_map.len()),
+            )
+        })
+    }
+
+    /// Appends the current series' chunks, with the block range and tombstones applied, to
+    /// `out`, their bytes to `arena`.
+    pub fn source_chunks(&mut self, arena: &mut Vec<u8>, out: &mut Vec<SourceChunk>) -> Result<()> {
+        let id = self.current.expect("source_chunks on an exhausted input");
+        let meta = &self.block.meta;
+        let mut deleted: Vec<Interval> = self.block.tombstones.get(u64::from(id)).to_vec();
+        deleted.push(Interval { min_time: i64::MIN, max_time: meta.min_time.saturating_sub(1) });
+        deleted.push(Interval { min_time: meta.max_time, max_time: i64::MAX });
+        for i in 0..self.chunks.len() {
+            let c = self.chunks[i];
+            if deleted.iter().any(|d| d.min_time <= c.min_time && c.max_time <= d.max_time) {
+                continue;
+            }
+            let (encoding, data) = self.block.chunks.chunk(ChunkRef(c.chunk_ref))?;
+            let touched = deleted.iter().any(|d| d.min_time <= c.max_time && c.min_time <= d.max_time);
+            let start = arena.len();
+            let origin = (!touched).then_some(ChunkRef(c.chunk_ref));
+            let (min_time, max_time) = if touched {
+                if encoding != ENCODING_XOR {
+                    return Err(TsdbError::Unsupported(format!(
+                        "series {} in block {} has deleted or out-of-range samples in a chunk of encoding {encoding}; only float (XOR) chunks can be cut",
+                        self.current_labels_text(),
+                        self.block.meta.ulid
+                    )));
+                }
+                match filter_xor(data, &deleted, arena) {
+                    Ok(Some(range)) => range,
+                    Ok(None) => continue,
+                    Err(what) => return Err(self.chunk_corrupt(ChunkRef(c.chunk_ref), &what)),
+                }
+            } else {
+                arena.extend_from_slice(data);
+                (c.min_time, c.max_time)
+            };
+            out.push(SourceChunk {
+                min_time,
+                max_time,
+                encoding,
+                data: start..arena.len(),
+                input: self.position,
+                origin,
+            });
+        }
+        Ok(())
+    }
+
+    /// An error for an undecodable chunk of the current series.
+    pub fn chunk_corrupt(&self, r: ChunkRef, what: &str) -> TsdbError {
+        let file = self
+            .block
+            .dir
+            .join(super::super::block::CHUNKS_DIRNAME)
+            .join(format!("{:06}", r.segment() + 1));
+        TsdbError::corrupt(&file, u64::from(r.offset()), format!("chunk of series {}: {what}", self.current_labels_text()))
+    }
+}
+
+/// Re-encodes the samples of an XOR chunk that lie outside `deleted` into `arena`; returns the
+/// new chunk's time range, or `None` when nothing survives.
+fn filter_xor(data: &[u8], deleted: &[Interval], arena: &mut Vec<u8>) -> std::result::Result<Option<(i64, i64)>, String> {
+    let mut enc = XorEncoder::new();
+    let mut range: Option<(i64, i64)> = None;
+    let mut it = XorIter::new(data);
+    while let Some((t, v)) = it.next_sample().map_err(|e| e.to_string())? {
+        if deleted.iter().any(|d| d.contains(t)) {
+            continue;
+        }
+        enc.append(t, v);
+        range = Some((range.map_or(t, |r| r.0), t));
+    }
+    if range.is_some() {
+        arena.extend_from_slice(enc.bytes());
+    }
+    Ok(range)
+}
+
+/// Samples in a chunk, from its header.
+pub(super) fn chunk_num_samples(encoding: u8, data: &[u8]) -> u64 {
+    let be16 = |d: &[u8]| d.get(..2).map_or(0, |b| u64::from(u16::from_be_bytes([b[0], b[1]])));
+    match encoding {
+        5 | 6 => be16(data) & 0x3fff,
+        super::super::chunks::ENCODING_AGGR => aggr_count_samples(data),
+        _ => be16(data),
+    }
+}
+
+/// The sample count of a Thanos aggregate chunk: that of its first (count) sub-chunk.
+fn aggr_count_samples(data: &[u8]) -> u64 {
+    match super::super::encoding::read_uvarint(data) {
+        Some((len, n)) if len > 0 => data
+            .get(n + 1..n + 3)
+            .map_or(0, |b| u64::from(u16::from_be_bytes([b[0], b[1]]))),
+        _ => 0,
+    }
+}
+
+/// True for float sample encodings (XOR, XOR2).
+pub(super) fn is_float_encoding(encoding: u8) -> bool {
+    matches!(encoding, 1 | 4)
+}
+
+/// True for native histogram encodings.
+pub(super) fn is_histogram_encoding(encoding: u8) -> bool {
+    matches!(encoding, 2 | 3 | 5 | 6)
+}

@@ -1,0 +1,611 @@
+//! [`IndexReader`]: reads an index file through a [`FileWindow`] (positional reads, no
+//! mmap), so the memory it holds is the symbol table, one entry per label name, and the
+//! window — never the file.
+//!
+//! Every section is bounds-checked against the TOC before anything is allocated, and every
+//! CRC is verified before the bytes it covers are trusted: the symbol table when opening,
+//! each series entry and postings list when read, the postings offset table on the first
+//! lookup that needs it (reading the all-series list only needs its first entry).
+
+use std::path::{Path, PathBuf};
+
+use super::{ChunkMeta, Symbols, Toc, FORMAT_V1, FORMAT_V2, HEADER_LEN, MAGIC_INDEX, SERIES_ALIGN, TOC_LEN};
+use crate::tsdb::encoding::{read_uvarint, Decbuf, MAX_VARINT_LEN64};
+use crate::tsdb::error::{Result, TsdbError};
+use crate::tsdb::labels::Labels;
+use crate::tsdb::window::FileWindow;
+
+/// Postings lists are read in batches of at most this many bytes.
+const READ_BATCH_BYTES: usize = 64 << 10;
+/// The smallest postings offset table entry: key count, two empty strings, a one-byte offset.
+const OFFSET_ENTRY_BYTES_MIN: u64 = 4;
+
+/// A forward reader over `[pos, end)` of a file that folds every byte it consumes into a
+/// running CRC, so a section can be checked while it is decoded, without holding it whole.
+struct Cursor<'a> {
+    window: &'a mut FileWindow,
+    path: &'a Path,
+    pos: u64,
+    end: u64,
+    crc: u32,
+}
+
+impl<'a> Cursor<'a> {
+    fn new(window: &'a mut FileWindow, path: &'a Path, pos: u64, end: u64) -> Self {
+        debug_assert!(pos <= end);
+        Cursor {
+            window,
+            path,
+            pos,
+            end,
+            crc: 0,
+        }
+    }
+
+    fn take(&mut self, n: usize, what: &str) -> Result<&[u8]> {
+        let left = self.end - self.pos;
+        if n as u64 > left {
+            return Err(TsdbError::corrupt(
+                self.path,
+                self.pos,
+                format!("{what}: needs {n} bytes, the section has {left} left"),
+            ));
+        }
+        let bytes = self.window.read(self.pos, n, what)?;
+        self.crc = crc32c::crc32c_append(self.crc, bytes);
+        self.pos += n as u64;
+        Ok(bytes)
+    }
+
+    fn be32(&mut self, what: &str) -> Result<u32> {
+        let bytes = self.take(4, what)?;
+        Ok(u32::from_be_bytes(bytes.try_into().expect("4 bytes")))
+    }
+
+    fn uvarint(&mut self, what: &str) -> Result<u64> {
+        let n = (self.end - self.pos).min(MAX_VARINT_LEN64 as u64) as usize;
+        let bytes = self.window.read(self.pos, n, what)?;
+        match read_uvarint(bytes) {
+            Some((value, used)) => {
+                self.crc = crc32c::crc32c_append(self.crc, &bytes[..used]);
+                self.pos += used as u64;
+                Ok(value)
+            }
+            None => Err(TsdbError::corrupt(
+                self.path,
+                self.pos,
+                format!("{what}: invalid or truncated varint"),
+            )),
+        }
+    }
+
+    /// A uvarint-length-prefixed string, copied into `out`.
+    fn string_into(&mut self, out: &mut Vec<u8>, what: &str) -> Result<()> {
+        let at = self.pos;
+        let len = self.uvarint(what)?;
+        let len = usize::try_from(len)
+            .map_err(|_| TsdbError::corrupt(self.path, at, format!("{what}: length {len}")))?;
+        let bytes = self.take(len, what)?;
+        out.clear();
+        out.extend_from_slice(bytes);
+        Ok(())
+    }
+
+    /// Checks that the cursor consumed the section exactly and that the be32 after it is the
+    /// CRC of everything consumed.
+    fn check_crc(&mut self, what: &str) -> Result<()> {
+        if self.pos != self.end {
+            return Err(TsdbError::corrupt(
+                self.path,
+                self.pos,
+                format!("{what}: {} bytes left after the last entry", self.end - self.pos),
+            ));
+        }
+        let stored = self.window.read(self.pos, 4, what)?;
+        let stored = u32::from_be_bytes(stored.try_into().expect("4 bytes"));
+        if stored != self.crc {
+            return Err(TsdbError::corrupt(
+                self.path,
+                self.pos,
+                format!("{what}: CRC mismatch: stored {stored:#010x}, computed {:#010x}", self.crc),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Reads the be32 length at the cursor, checks that the section and its CRC end by
+    /// `limit`, and narrows the cursor to the section (CRC restarted after the length).
+    fn enter_section(&mut self, limit: u64, what: &str) -> Result<u64> {
+        let start = self.pos;
+        let len = u64::from(self.be32(what)?);
+        if start + 4 + len + 4 > limit {
+            return Err(TsdbError::corrupt(
+                self.path,
+                start,
+                format!("{what}: {len} bytes run past the end of the section at {limit}"),
+            ));
+        }
+        self.end = start + 4 + len;
+        self.crc = 0;
+        Ok(len)
+    }
+}
+
+/// One entry of the postings offset table.
+#[derive(Default)]
+struct OffsetEntry {
+    name: Vec<u8>,
+    value: Vec<u8>,
+    /// Absolute offset of the postings list.
+    list: u64,
+    /// Absolute offset of the entry itself, for error messages.
+    at: u64,
+}
+
+impl OffsetEntry {
+    fn read(&mut self, c: &mut Cursor<'_>) -> Result<()> {
+        self.at = c.pos;
+        let keys = c.uvarint("postings offset table key count")?;
+        if keys != 2 {
+            return Err(TsdbError::corrupt(
+                c.path,
+                self.at,
+                format!("postings offset table entry has {keys} keys, want 2"),
+            ));
+        }
+        c.string_into(&mut self.name, "postings offset table name")?;
+        c.string_into(&mut self.value, "postings offset table value")?;
+        self.list = c.uvarint("postings offset table offset")?;
+        Ok(())
+    }
+}
+
+/// A run of consecutive postings offset table entries with the same label name.
+struct NameRun {
+    name: String,
+    /// Absolute offset of the run's first entry.
+    first: u64,
+    count: u32,
+}
+
+/// What is kept of the postings offset table: one [`NameRun`] per name (v2, sorted), or per
+/// run of equal names (v1 tables are unsorted).
+struct NameIndex {
+    runs: Vec<NameRun>,
+    /// Runs sorted by unique name and values sorted within runs (always true for v2).
+    sorted: bool,
+}
+
+/// Reads an index file, format v1 or v2.
+pub struct IndexReader {
+    window: FileWindow,
+    path: PathBuf,
+    version: u8,
+    toc: Toc,
+    symbols: Symbols,
+    /// Format v1 only: the absolute offset of each symbol, which v1 series use as reference.
+    v1_symbol_offsets: Vec<u32>,
+    /// Built from the postings offset table on the first lookup.
+    names: Option<NameIndex>,
+    entry: OffsetEntry,
+}
+
+impl IndexReader {
+    /// Opens the index at `path`: checks the header and the TOC and loads the symbol table.
+    pub fn open(path: &Path) -> Result<Self> {
+        let mut window = FileWindow::open(path)?;
+        let file_len = window.len();
+        if file_len < HEADER_LEN + TOC_LEN {
+            return Err(TsdbError::corrupt(path, 0, format!("{file_len} bytes is too short for an index")));
+        }
+        let header = window.read(0, HEADER_LEN as usize, "index header")?;
+        let magic = u32::from_be_bytes(header[..4].try_into().expect("4 bytes"));
+        if magic != MAGIC_INDEX {
+            return Err(TsdbError::corrupt(
+                path,
+                0,
+                format!("bad magic {magic:#010x}, want {MAGIC_INDEX:#010x}"),
+            ));
+        }
+        let version = header[4];
+        if version != FORMAT_V1 && version != FORMAT_V2 {
+            return Err(TsdbError::corrupt(path, 4, format!("index format v{version} not supported")));
+        }
+        let toc_bytes = window.read(file_len - TOC_LEN, TOC_LEN as usize, "TOC")?;
+        let toc = Toc::decode(toc_bytes, file_len, path)?;
+        let (symbols, v1_symbol_offsets) = read_symbols(&mut window, path, &toc, version)?;
+        Ok(IndexReader {
+            window,
+            path: path.to_path_buf(),
+            version,
+            toc,
+            symbols,
+            v1_symbol_offsets,
+            names: None,
+            entry: OffsetEntry::default(),
+        })
+    }
+
+    /// The format version: 1 or 2.
+    pub fn version(&self) -> u8 {
+        self.version
+    }
+
+    /// The table of contents.
+    pub fn toc(&self) -> &Toc {
+        &self.toc
+    }
+
+    /// The symbol table (references in [`series`](Self::series) index it, even for v1).
+    pub fn symbols(&self) -> &Symbols {
+        &self.symbols
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The file's size in bytes.
+    pub fn file_len(&self) -> u64 {
+        self.window.len()
+    }
+
+    /// Resolves `(name, value)` symbol references to a label set.
+    pub fn series_labels(&self, refs: &[(u32, u32)]) -> Result<Labels> {
+        let mut pairs = Vec::with_capacity(refs.len());
+        for &(name, value) in refs {
+            match (self.symbols.get(name), self.symbols.get(value)) {
+                (Some(name), Some(value)) => pairs.push((name, value)),
+                _ => {
+                    return Err(TsdbError::usage(
+                        &self.path,
+                        format!("label ({name}, {value}) references a symbol past {}", self.symbols.len()),
+                    ))
+                }
+            }
+        }
+        Ok(Labels::from_pairs(pairs))
+    }
+
+    /// Reads series `id` (a postings entry): its labels as `(name, value)` symbol indices
+    /// sorted by name, and its chunks. Both vectors are cleared first.
+    pub fn series(&mut self, id: u32, labels: &mut Vec<(u32, u32)>, chunks: &mut Vec<ChunkMeta>) -> Result<()> {
+        labels.clear();
+        chunks.clear();
+        let offset = match self.version {
+            FORMAT_V1 => u64::from(id),
+            _ => u64::from(id) * SERIES_ALIGN,
+        };
+        // The series section ends where the label indices (2.42) or the postings start.
+        let series_end = self.toc.label_indices;
+        if offset < self.toc.series || offset >= series_end {
+            return Err(TsdbError::corrupt(
+                &self.path,
+                offset,
+                format!("series {id}: outside the series section [{}, {series_end})", self.toc.series),
+            ));
+        }
+        let mut c = Cursor::new(&mut self.window, &self.path, offset, series_end);
+        let len = c.uvarint("series length")?;
+        let payload_at = c.pos;
+        if len.saturating_add(4) > series_end - payload_at {
+            return Err(TsdbError::corrupt(
+                &self.path,
+                offset,
+                format!("series {id}: entry of {len} bytes runs past the series section at {series_end}"),
+            ));
+        }
+        let data = self.window.read(payload_at, len as usize + 4, "series")?;
+        let (payload, stored) = data.split_at(len as usize);
+        let stored = u32::from_be_bytes(stored.try_into().expect("4 bytes"));
+        let computed = crate::tsdb::encoding::crc32(payload);
+        if stored != computed {
+            return Err(TsdbError::corrupt(
+                &self.path,
+                offset,
+                format!("series {id}: CRC mismatch: stored {stored:#010x}, computed {computed:#010x}"),
+            ));
+        }
+        let v1_offsets = (self.version == FORMAT_V1).then_some(self.v1_symbol_offsets.as_slice());
+        let mut d = Decbuf::new(payload, payload_at, &self.path);
+        decode_series(&mut d, &self.path, &self.symbols, v1_offsets, labels, chunks)
+    }
+
+    /// The ids of every series, in label order (the `("", "")` postings list).
+    pub fn all_postings(&mut self) -> Result<Vec<u32>> {
+        if self.version == FORMAT_V2 {
+            // The writers put the all-series list first: one entry answers, no table scan.
+            let (table, toc_start) = (self.toc.postings_offset_table, self.window_toc_start());
+            let mut c = Cursor::new(&mut self.window, &self.path, table, toc_start);
+            c.enter_section(toc_start, "postings offset table")?;
+            if c.be32("postings offset table count")? > 0 {
+                self.entry.read(&mut c)?;
+                if self.entry.name.is_empty() && self.entry.value.is_empty() {
+                    let (list, at) = (self.entry.list, self.entry.at);
+                    return self.read_list(list, at);
+                }
+            }
+        }
+        match self.find_list("", "")? {
+            Some((list, at)) => self.read_list(list, at),
+            None => Err(TsdbError::corrupt(
+                &self.path,
+                self.toc.postings_offset_table,
+                "no (\"\", \"\") postings list: the index does not list its series",
+            )),
+        }
+    }
+
+    /// The ids of the series with label `name="value"`, ascending; empty if there are none.
+    pub fn postings(&mut self, name: &str, value: &str) -> Result<Vec<u32>> {
+        match self.find_list(name, value)? {
+            Some((list, at)) => self.read_list(list, at),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// Every label name, sorted (without the empty name of the all-series list).
+    pub fn label_names(&mut self) -> Result<Vec<String>> {
+        let names = self.name_index()?;
+        let mut out: Vec<String> = names.runs.iter().filter(|r| !r.name.is_empty()).map(|r| r.name.clone()).collect();
+        if !names.sorted {
+            out.sort_unstable();
+            out.dedup();
+        }
+        Ok(out)
+    }
+
+    /// Every value of label `name`, sorted.
+    pub fn label_values(&mut self, name: &str) -> Result<Vec<String>> {
+        let runs = self.runs_of(name)?;
+        let mut values = Vec::new();
+        for (first, count) in runs {
+            let table_end = self.window_toc_start();
+            let mut c = Cursor::new(&mut self.window, &self.path, first, table_end);
+            for _ in 0..count {
+                self.entry.read(&mut c)?;
+                let value = String::from_utf8(std::mem::take(&mut self.entry.value)).map_err(|_| {
+                    TsdbError::corrupt(&self.path, self.entry.at, "label value is not valid UTF-8")
+                })?;
+                values.push(value);
+            }
+        }
+        if !self.names.as_ref().is_some_and(|n| n.sorted) {
+            values.sort_unstable();
+            values.dedup();
+        }
+        Ok(values)
+    }
+
+    /// Where the TOC starts, the end of the postings offset table.
+    fn window_toc_start(&self) -> u64 {
+        self.window.len() - TOC_LEN
+    }
+
+    /// The postings list offset of `name="value"` and the offset of its table entry.
+    fn find_list(&mut self, name: &str, value: &str) -> Result<Option<(u64, u64)>> {
+        let runs = self.runs_of(name)?;
+        let sorted = self.names.as_ref().is_some_and(|n| n.sorted);
+        let table_end = self.window_toc_start();
+        for (first, count) in runs {
+            let mut c = Cursor::new(&mut self.window, &self.path, first, table_end);
+            for _ in 0..count {
+                self.entry.read(&mut c)?;
+                match self.entry.value.as_slice().cmp(value.as_bytes()) {
+                    std::cmp::Ordering::Equal => return Ok(Some((self.entry.list, self.entry.at))),
+                    std::cmp::Ordering::Greater if sorted => return Ok(None),
+                    _ => {}
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// `(first entry offset, entry count)` of every run of label `name` in the table.
+    fn runs_of(&mut self, name: &str) -> Result<Vec<(u64, u32)>> {
+        let names = self.name_index()?;
+        if names.sorted {
+            let found = names.runs.binary_search_by(|r| r.name.as_str().cmp(name));
+            return Ok(found.map(|i| vec![(names.runs[i].first, names.runs[i].count)]).unwrap_or_default());
+        }
+        Ok(names.runs.iter().filter(|r| r.name == name).map(|r| (r.first, r.count)).collect())
+    }
+
+    /// The name index, built on first use by one CRC-checked pass over the table.
+    fn name_index(&mut self) -> Result<&NameIndex> {
+        if self.names.is_none() {
+            let names = self.scan_offset_table()?;
+            self.names = Some(names);
+        }
+        Ok(self.names.as_ref().expect("just built"))
+    }
+
+    fn scan_offset_table(&mut self) -> Result<NameIndex> {
+        let start = self.toc.postings_offset_table;
+        let toc_start = self.window_toc_start();
+        let mut c = Cursor::new(&mut self.window, &self.path, start, toc_start);
+        let len = c.enter_section(toc_start, "postings offset table")?;
+        let count = c.be32("postings offset table count")?;
+        if u64::from(count) > len.saturating_sub(4) / OFFSET_ENTRY_BYTES_MIN {
+            return Err(TsdbError::corrupt(
+                &self.path,
+                start + 4,
+                format!("postings offset table: {count} entries cannot fit in {len} bytes"),
+            ));
+        }
+        let mut runs: Vec<NameRun> = Vec::new();
+        let mut sorted = true;
+        let mut previous_value = Vec::new();
+        let entry = &mut self.entry;
+        for _ in 0..count {
+            entry.read(&mut c)?;
+            match runs.last_mut() {
+                Some(run) if run.name.as_bytes() == entry.name.as_slice() => {
+                    sorted &= entry.value > previous_value;
+                    run.count += 1;
+                }
+                last => {
+                    sorted &= last.is_none_or(|run| run.name.as_bytes() < entry.name.as_slice());
+                    let name = String::from_utf8(entry.name.clone()).map_err(|_| {
+                        TsdbError::corrupt(&self.path, entry.at, "label name is not valid UTF-8")
+                    })?;
+                    runs.push(NameRun { name, first: entry.at, count: 1 });
+                }
+            }
+            std::mem::swap(&mut previous_value, &mut entry.value);
+        }
+        c.check_crc("postings offset table")?;
+        if !sorted && self.version == FORMAT_V2 {
+            return Err(TsdbError::corrupt(&self.path, start, "postings offset table is not sorted"));
+        }
+        runs.shrink_to_fit();
+        Ok(NameIndex { runs, sorted })
+    }
+
+    /// Reads and checks the postings list at `offset`, named by the table entry at `entry_at`.
+    fn read_list(&mut self, offset: u64, entry_at: u64) -> Result<Vec<u32>> {
+        // Postings end where the label offset table (2.42) or the postings offset table starts.
+        let (start, end) = (self.toc.postings, self.toc.label_offset_table);
+        if offset < start || offset.saturating_add(8) > end {
+            return Err(TsdbError::corrupt(
+                &self.path,
+                entry_at,
+                format!("postings list offset {offset} is outside the postings section [{start}, {end})"),
+            ));
+        }
+        let mut c = Cursor::new(&mut self.window, &self.path, offset, end);
+        let len = c.enter_section(end, "postings list")?;
+        let count = c.be32("postings list count")?;
+        if len != 4 + 4 * u64::from(count) {
+            return Err(TsdbError::corrupt(
+                &self.path,
+                offset,
+                format!("postings list of {len} bytes cannot hold {count} ids"),
+            ));
+        }
+        // `count` is now bounded by the section size, so the allocation is too.
+        let mut ids = Vec::with_capacity(count as usize);
+        let mut left = count as usize;
+        while left > 0 {
+            let n = left.min(READ_BATCH_BYTES / 4);
+            let bytes = c.take(4 * n, "postings list ids")?;
+            ids.extend(bytes.chunks_exact(4).map(|b| u32::from_be_bytes(b.try_into().expect("4 bytes"))));
+            left -= n;
+        }
+        c.check_crc("postings list")?;
+        if let Some(i) = ids.windows(2).position(|w| w[0] >= w[1]) {
+            return Err(TsdbError::corrupt(
+                &self.path,
+                offset + 8 + 4 * (i as u64 + 1),
+                format!("postings list: id {} does not follow {}", ids[i + 1], ids[i]),
+            ));
+        }
+        Ok(ids)
+    }
+}
+
+/// Loads the symbol table at `toc.symbols`, checking its bounds, CRC, UTF-8 and order.
+/// Returns the table and, for format v1, the absolute offset of each symbol.
+fn read_symbols(window: &mut FileWindow, path: &Path, toc: &Toc, version: u8) -> Result<(Symbols, Vec<u32>)> {
+    let start = toc.symbols;
+    let mut c = Cursor::new(window, path, start, toc.series);
+    let len = c.enter_section(toc.series, "symbol table")?;
+    let count = c.be32("symbol count")?;
+    // Every symbol takes at least its one-byte length.
+    if u64::from(count) > len.saturating_sub(4) {
+        return Err(TsdbError::corrupt(
+            path,
+            start + 4,
+            format!("symbol table: {count} symbols cannot fit in {len} bytes"),
+        ));
+    }
+    let mut symbols = Symbols::new();
+    symbols.starts.reserve(count as usize);
+    symbols.text.reserve((len - 4 - u64::from(count)) as usize);
+    let mut v1_offsets = Vec::new();
+    for i in 0..count {
+        let at = c.pos;
+        let n = c.uvarint("symbol length")?;
+        let bytes = c.take(usize::try_from(n).unwrap_or(usize::MAX), "symbol")?;
+        let symbol = std::str::from_utf8(bytes)
+            .map_err(|_| TsdbError::corrupt(path, at, format!("symbol {i} is not valid UTF-8")))?;
+        if let Some(last) = symbols.last().filter(|&last| symbol <= last) {
+            return Err(TsdbError::corrupt(
+                path,
+                at,
+                format!("symbol {i} {symbol:?} does not sort after {last:?}"),
+            ));
+        }
+        symbols.push(symbol);
+        if version == FORMAT_V1 {
+            let at = u32::try_from(at)
+                .map_err(|_| TsdbError::corrupt(path, at, "v1 symbol offset exceeds 32 bits"))?;
+            v1_offsets.push(at);
+        }
+    }
+    c.check_crc("symbol table")?;
+    Ok((symbols, v1_offsets))
+}
+
+/// Decodes a series payload. `v1_offsets` translates v1 symbol offsets to indices.
+fn decode_series(
+    d: &mut Decbuf<'_>,
+    path: &Path,
+    symbols: &Symbols,
+    v1_offsets: Option<&[u32]>,
+    labels: &mut Vec<(u32, u32)>,
+    chunks: &mut Vec<ChunkMeta>,
+) -> Result<()> {
+    let resolve = |d: &mut Decbuf<'_>, what: &str| -> Result<u32> {
+        let at = d.offset();
+        let reference = d.uvarint32(what)?;
+        let index = match v1_offsets {
+            Some(offsets) => offsets.binary_search(&reference).ok(),
+            None => Some(reference as usize).filter(|&i| i < symbols.len()),
+        };
+        let bad = || TsdbError::corrupt(path, at, format!("{what} {reference} is not a symbol"));
+        index.map(|i| i as u32).ok_or_else(bad)
+    };
+    let count = d.uvarint("label count")?;
+    if count > d.remaining() as u64 / 2 {
+        return Err(d.corrupt(format!("{count} labels cannot fit in {} bytes", d.remaining())));
+    }
+    labels.reserve(count as usize);
+    for _ in 0..count {
+        let at = d.offset();
+        let name = resolve(d, "label name")?;
+        let value = resolve(d, "label value")?;
+        if labels.last().is_some_and(|&(previous, _)| name <= previous) {
+            return Err(TsdbError::corrupt(path, at, "label names are not sorted and unique"));
+        }
+        labels.push((name, value));
+    }
+    let count = d.uvarint("chunk count")?;
+    if count > d.remaining() as u64 / 3 {
+        return Err(d.corrupt(format!("{count} chunks cannot fit in {} bytes", d.remaining())));
+    }
+    chunks.reserve(count as usize);
+    // Deltas are added with wrapping arithmetic, exactly as Go decodes them.
+    let mut previous: Option<ChunkMeta> = None;
+    for _ in 0..count {
+        let chunk = match previous {
+            None => {
+                let min_time = d.varint("chunk min time")?;
+                let max_time = min_time.wrapping_add(d.uvarint("chunk duration")? as i64);
+                ChunkMeta { min_time, max_time, chunk_ref: d.uvarint("chunk ref")? }
+            }
+            Some(p) => {
+                let min_time = p.max_time.wrapping_add(d.uvarint("chunk gap")? as i64);
+                let max_time = min_time.wrapping_add(d.uvarint("chunk duration")? as i64);
+                ChunkMeta { min_time, max_time, chunk_ref: p.chunk_ref.wrapping_add(d.varint("chunk ref delta")? as u64) }
+            }
+        };
+        chunks.push(chunk);
+        previous = Some(chunk);
+    }
+    if d.remaining() != 0 {
+        return Err(d.corrupt(format!("{} bytes left after the last chunk", d.remaining())));
+    }
+    Ok(())
+}

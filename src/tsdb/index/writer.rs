@@ -1,0 +1,631 @@
+//! [`IndexWriter`]: writes an index file in one pass, in the stages symbols → series → done
+//! (see the module doc of [`super`] for the layout).
+//!
+//! Symbols and series go straight to the file. The only state that grows with the number of
+//! series is what the postings lists need: one key index per label pair and one id and
+//! label count per series. [`IndexWriter::finish`] turns that into the lists with a counting
+//! sort, so no per-key `Vec` is ever allocated.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use super::{ChunkMeta, Symbols, Toc, FORMAT_V2, HEADER_LEN, MAGIC_INDEX, POSTINGS_ALIGN, SERIES_ALIGN};
+use crate::tsdb::encoding::{crc32, uvarint_len, Encbuf};
+use crate::tsdb::error::{IoContext, Result, TsdbError};
+use crate::tsdb::labels::{write_go_quoted, Labels};
+
+/// Bytes buffered between the writer and the file.
+const WRITE_BUFFER_BYTES: usize = 1 << 20;
+/// Sections that are streamed (symbols, postings, offset table) are encoded in batches of
+/// about this many bytes, so their CRC can be computed without holding the whole section.
+const ENCODE_BATCH_BYTES: usize = 64 << 10;
+/// Largest value of a be32 length field.
+const SECTION_LEN_MAX: u64 = u32::MAX as u64;
+
+/// What the writer accepts next. Stages only move forward.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stage {
+    /// `add_symbol` calls; the symbol table is written when the stage ends.
+    Symbols,
+    /// `add_series` calls.
+    Series,
+    /// Nothing: a write failed and the file is incomplete.
+    Done,
+}
+
+/// The file being written, with the absolute offset of the next byte.
+struct Output {
+    file: BufWriter<File>,
+    pos: u64,
+    path: PathBuf,
+}
+
+impl Output {
+    fn put(&mut self, bytes: &[u8]) -> Result<()> {
+        self.file.write_all(bytes).at(&self.path)?;
+        self.pos += bytes.len() as u64;
+        Ok(())
+    }
+
+    /// Zero bytes up to the next multiple of `align` (at most 16) of the absolute offset.
+    fn pad_to(&mut self, align: u64) -> Result<()> {
+        const ZEROS: [u8; 16] = [0; 16];
+        debug_assert!(align as usize <= ZEROS.len());
+        let padding = (align - self.pos % align) % align;
+        self.put(&ZEROS[..padding as usize])
+    }
+
+    /// Writes `batch` and folds it into `crc`, then empties it.
+    fn put_batch(&mut self, batch: &mut Encbuf, crc: &mut u32) -> Result<()> {
+        *crc = crc32c::crc32c_append(*crc, &batch.buf);
+        self.put(&batch.buf)?;
+        batch.reset();
+        Ok(())
+    }
+}
+
+/// Writes an index file in format v2, Prometheus ≥ 3.7 layout.
+///
+/// Call [`add_symbol`](Self::add_symbol) for every symbol in order, then
+/// [`add_series`](Self::add_series) for every series in label order, then
+/// [`finish`](Self::finish). Calls out of order fail with [`TsdbError::Usage`] and leave the
+/// writer usable; an I/O failure leaves it refusing every further call.
+pub struct IndexWriter {
+    out: Output,
+    stage: Stage,
+    toc: Toc,
+    symbols: Symbols,
+    /// Bytes of the symbol table after its `len` field, before the CRC: the count and entries.
+    symbol_table_len: u64,
+    previous_labels: Vec<(u32, u32)>,
+    last_chunk_ref: u64,
+    /// Reused for every series payload.
+    entry: Encbuf,
+    /// Reused for every series length prefix and for batches of streamed sections.
+    head: Encbuf,
+    /// Reused by `add_series_labels`.
+    scratch_labels: Vec<(u32, u32)>,
+    postings: PostingsBuilder,
+}
+
+impl IndexWriter {
+    /// Creates (or truncates) the index file at `path` and writes its header.
+    pub fn create(path: &Path) -> Result<Self> {
+        let file = File::create(path).at(path)?;
+        let mut out = Output {
+            file: BufWriter::with_capacity(WRITE_BUFFER_BYTES, file),
+            pos: 0,
+            path: path.to_path_buf(),
+        };
+        out.put(&MAGIC_INDEX.to_be_bytes())?;
+        out.put(&[FORMAT_V2])?;
+        debug_assert_eq!(out.pos, HEADER_LEN);
+        Ok(IndexWriter {
+            out,
+            stage: Stage::Symbols,
+            toc: Toc {
+                symbols: HEADER_LEN,
+                ..Toc::default()
+            },
+            symbols: Symbols::new(),
+            symbol_table_len: 4,
+            previous_labels: Vec::new(),
+            last_chunk_ref: 0,
+            entry: Encbuf::new(),
+            head: Encbuf::new(),
+            scratch_labels: Vec::new(),
+            postings: PostingsBuilder::new(),
+        })
+    }
+
+    /// Adds the next symbol; symbols must be strictly increasing (bytewise).
+    pub fn add_symbol(&mut self, symbol: &str) -> Result<()> {
+        match self.stage {
+            Stage::Symbols => {}
+            Stage::Series => return Err(self.usage("add_symbol after the first series")),
+            Stage::Done => return Err(self.usage("add_symbol after a failed write")),
+        }
+        if let Some(last) = self.symbols.last() {
+            if symbol <= last {
+                return Err(self.usage(format!(
+                    "symbol {symbol:?} out of order: it does not sort after {last:?}"
+                )));
+            }
+        }
+        let table_len = self.symbol_table_len + (uvarint_len(symbol.len() as u64) + symbol.len()) as u64;
+        if table_len > SECTION_LEN_MAX || self.symbols.len() >= u32::MAX as usize - 1 {
+            return Err(self.usage("symbol table exceeds 4 GiB or 2^32 symbols"));
+        }
+        self.symbol_table_len = table_len;
+        self.symbols.push(symbol);
+        Ok(())
+    }
+
+    /// The reference (index) of `symbol`, if it was added.
+    pub fn symbol_ref(&self, symbol: &str) -> Option<u32> {
+        self.symbols.lookup(symbol)
+    }
+
+    /// The symbols added so far.
+    pub fn symbols(&self) -> &Symbols {
+        &self.symbols
+    }
+
+    /// Adds the next series: `labels` are `(name, value)` symbol references sorted by name,
+    /// `chunks` its chunks in time order. Series must come in strictly increasing label order
+    /// and chunk references must never decrease; a series without chunks is refused.
+    pub fn add_series(&mut self, labels: &[(u32, u32)], chunks: &[ChunkMeta]) -> Result<()> {
+        match self.stage {
+            Stage::Symbols => self.start_series()?,
+            Stage::Series => {}
+            Stage::Done => return Err(self.usage("add_series after a failed write")),
+        }
+        self.check_labels(labels)?;
+        self.check_chunks(labels, chunks)?;
+        let result = self.write_series(labels, chunks);
+        if result.is_err() {
+            // The file may end inside an entry now; nothing written after it would be valid.
+            self.stage = Stage::Done;
+        }
+        result
+    }
+
+    /// [`add_series`](Self::add_series) for a label set given as strings, which must all
+    /// have been added as symbols.
+    pub fn add_series_labels(&mut self, labels: &Labels, chunks: &[ChunkMeta]) -> Result<()> {
+        let mut refs = std::mem::take(&mut self.scratch_labels);
+        refs.clear();
+        let mut missing = None;
+        for label in labels.iter() {
+            match (self.symbol_ref(&label.name), self.symbol_ref(&label.value)) {
+                (Some(name), Some(value)) => refs.push((name, value)),
+                (None, _) => missing = Some(label.name.as_str()),
+                (_, None) => missing = Some(label.value.as_str()),
+            }
+            if missing.is_some() {
+                break;
+            }
+        }
+        let result = match missing {
+            Some(symbol) => Err(self.usage(format!("series {labels}: symbol {symbol:?} was not added"))),
+            None => self.add_series(&refs, chunks),
+        };
+        self.scratch_labels = refs;
+        result
+    }
+
+    /// Writes the postings lists, the postings offset table and the TOC, fsyncs the file and
+    /// returns its size in bytes.
+    pub fn finish(mut self) -> Result<u64> {
+        match self.stage {
+            Stage::Symbols => self.start_series()?,
+            Stage::Series => {}
+            Stage::Done => return Err(self.usage("finish after a failed write")),
+        }
+        self.toc.label_indices = self.out.pos;
+        self.toc.postings = self.out.pos;
+        let lists = std::mem::take(&mut self.postings).into_lists();
+        let list_offsets = self.write_postings(&lists)?;
+        self.toc.label_offset_table = self.out.pos;
+        self.toc.postings_offset_table = self.out.pos;
+        self.write_postings_offset_table(&lists, &list_offsets)?;
+        self.head.reset();
+        self.toc.encode(&mut self.head);
+        self.out.put(&self.head.buf)?;
+        let size = self.out.pos;
+        let path = self.out.path;
+        let file = self.out.file.into_inner().map_err(|e| TsdbError::io(&path, e.into_error()))?;
+        file.sync_all().at(&path)?;
+        debug_assert_eq!(file.metadata().map(|m| m.len()).ok(), Some(size));
+        Ok(size)
+    }
+
+    fn usage(&self, what: impl Into<String>) -> TsdbError {
+        TsdbError::usage(&self.out.path, what)
+    }
+
+    /// Ends the symbols stage: writes the symbol table.
+    fn start_series(&mut self) -> Result<()> {
+        debug_assert_eq!(self.stage, Stage::Symbols);
+        debug_assert_eq!(self.out.pos, self.toc.symbols);
+        // Stay in `Done` if the table cannot be written completely.
+        self.stage = Stage::Done;
+        self.out.put(&(self.symbol_table_len as u32).to_be_bytes())?;
+        let batch = &mut self.head;
+        batch.reset();
+        batch.put_be32(self.symbols.len() as u32);
+        let mut crc = 0;
+        for symbol in self.symbols.iter() {
+            batch.put_uvarint_str(symbol);
+            if batch.len() >= ENCODE_BATCH_BYTES {
+                self.out.put_batch(batch, &mut crc)?;
+            }
+        }
+        self.out.put_batch(batch, &mut crc)?;
+        self.out.put(&crc.to_be_bytes())?;
+        debug_assert_eq!(self.out.pos, self.toc.symbols + 4 + self.symbol_table_len + 4);
+        self.toc.series = self.out.pos;
+        self.stage = Stage::Series;
+        Ok(())
+    }
+
+    /// Checks that `labels` reference known symbols, have unique nonempty names in order,
+    /// and sort after the previous series.
+    fn check_labels(&self, labels: &[(u32, u32)]) -> Result<()> {
+        let symbol_count = self.symbols.len();
+        let mut previous_name = None;
+        for &(name, value) in labels {
+            if name as usize >= symbol_count || value as usize >= symbol_count {
+                return Err(self.usage(format!(
+                    "label ({name}, {value}) references a symbol past the {symbol_count} added"
+                )));
+            }
+            if previous_name.is_some_and(|previous| name <= previous) {
+                return Err(self.usage(format!(
+                    "labels of series {} are not sorted by unique name",
+                    self.describe(labels)
+                )));
+            }
+            if self.symbols.get(name).is_some_and(str::is_empty) {
+                return Err(self.usage(format!("series {} has an empty label name", self.describe(labels))));
+            }
+            previous_name = Some(name);
+        }
+        if labels.len() > u32::MAX as usize {
+            return Err(self.usage("series has more than 2^32 labels"));
+        }
+        // Symbols are sorted and unique, so comparing references compares the strings, and
+        // slice order on (name, value) pairs is labels.Compare (a prefix sorts first).
+        if !self.postings.is_empty() && labels <= self.previous_labels.as_slice() {
+            return Err(self.usage(format!(
+                "series {} out of order: it does not sort after {}",
+                self.describe(labels),
+                self.describe(&self.previous_labels)
+            )));
+        }
+        Ok(())
+    }
+
+    /// Checks that `chunks` is nonempty, each chunk's range is ordered, chunks follow each
+    /// other in time, and references never decrease; also that the series id fits 32 bits.
+    fn check_chunks(&self, labels: &[(u32, u32)], chunks: &[ChunkMeta]) -> Result<()> {
+        let bad = |what: String| Err(self.usage(format!("series {}: {what}", self.describe(labels))));
+        if chunks.is_empty() {
+            return bad("no chunks (series without chunks are not written)".into());
+        }
+        let mut previous: Option<&ChunkMeta> = None;
+        for (i, chunk) in chunks.iter().enumerate() {
+            if chunk.min_time > chunk.max_time {
+                return bad(format!("chunk {i}: min time {} > max time {}", chunk.min_time, chunk.max_time));
+            }
+            let last_ref = previous.map_or(self.last_chunk_ref, |p| p.chunk_ref);
+            if chunk.chunk_ref < last_ref {
+                return bad(format!("chunk {i}: reference {:#x} < previous {last_ref:#x}", chunk.chunk_ref));
+            }
+            if let Some(p) = previous.filter(|p| chunk.min_time <= p.max_time) {
+                return bad(format!("chunk {i}: min time {} <= previous max time {}", chunk.min_time, p.max_time));
+            }
+            previous = Some(chunk);
+        }
+        let offset = self.out.pos.next_multiple_of(SERIES_ALIGN);
+        if offset / SERIES_ALIGN > u64::from(u32::MAX) {
+            return bad(format!("series offset {offset} exceeds the 64 GiB addressable by ids"));
+        }
+        Ok(())
+    }
+
+    /// `{name="value", ...}` for error messages.
+    fn describe(&self, labels: &[(u32, u32)]) -> String {
+        let mut text = String::from("{");
+        for (i, &(name, value)) in labels.iter().enumerate() {
+            if i > 0 {
+                text.push_str(", ");
+            }
+            text.push_str(self.symbols.get(name).unwrap_or("?"));
+            text.push('=');
+            // Writing to a String cannot fail.
+            let _ = write_go_quoted(&mut text, self.symbols.get(value).unwrap_or("?"));
+        }
+        text.push('}');
+        text
+    }
+
+    /// Pads, encodes and writes one checked series and records its postings.
+    fn write_series(&mut self, labels: &[(u32, u32)], chunks: &[ChunkMeta]) -> Result<()> {
+        self.out.pad_to(SERIES_ALIGN)?;
+        debug_assert_eq!(self.out.pos % SERIES_ALIGN, 0);
+        let id = u32::try_from(self.out.pos / SERIES_ALIGN).expect("checked by check_chunks");
+        encode_series(&mut self.entry, labels, chunks);
+        self.head.reset();
+        self.head.put_uvarint(self.entry.len() as u64);
+        let crc = crc32(&self.entry.buf);
+        self.out.put(&self.head.buf)?;
+        self.out.put(&self.entry.buf)?;
+        self.out.put(&crc.to_be_bytes())?;
+        self.postings.add(id, labels, &self.previous_labels)?;
+        self.previous_labels.clear();
+        self.previous_labels.extend_from_slice(labels);
+        self.last_chunk_ref = chunks.last().map_or(self.last_chunk_ref, |c| c.chunk_ref);
+        Ok(())
+    }
+
+    /// Writes the all-series list, then one list per key in key order; returns the offset of
+    /// each list in that order.
+    fn write_postings(&mut self, lists: &PostingsLists) -> Result<Vec<u64>> {
+        self.out.pad_to(POSTINGS_ALIGN)?;
+        let mut offsets = Vec::with_capacity(lists.order.len() + 1);
+        offsets.push(self.write_list(&lists.series_ids)?);
+        for &key in &lists.order {
+            offsets.push(self.write_list(lists.ids_of(key))?);
+        }
+        Ok(offsets)
+    }
+
+    /// Writes one postings list at the next multiple of 4 and returns its offset.
+    fn write_list(&mut self, ids: &[u32]) -> Result<u64> {
+        self.out.pad_to(POSTINGS_ALIGN)?;
+        let offset = self.out.pos;
+        let len = 4 + 4 * ids.len() as u64;
+        if len > SECTION_LEN_MAX {
+            return Err(self.usage(format!("postings list of {} ids exceeds 4 GiB", ids.len())));
+        }
+        self.out.put(&(len as u32).to_be_bytes())?;
+        let batch = &mut self.head;
+        batch.reset();
+        batch.put_be32(ids.len() as u32);
+        let mut crc = 0;
+        for &id in ids {
+            batch.put_be32(id);
+            if batch.len() >= ENCODE_BATCH_BYTES {
+                self.out.put_batch(batch, &mut crc)?;
+            }
+        }
+        self.out.put_batch(batch, &mut crc)?;
+        self.out.put(&crc.to_be_bytes())?;
+        debug_assert_eq!(self.out.pos, offset + 4 + len + 4);
+        Ok(offset)
+    }
+
+    /// Writes the postings offset table: one entry per list, in list order.
+    fn write_postings_offset_table(&mut self, lists: &PostingsLists, offsets: &[u64]) -> Result<()> {
+        debug_assert_eq!(offsets.len(), lists.order.len() + 1);
+        let strings = |j: usize| -> (&str, &str) {
+            let (name, value) = match j.checked_sub(1) {
+                None => return ("", ""),
+                Some(k) => unpack(lists.keys[lists.order[k] as usize]),
+            };
+            let symbol = |r| self.symbols.get(r).expect("checked in add_series");
+            (symbol(name), symbol(value))
+        };
+        let entry_len = |name: &str, value: &str, offset: u64| {
+            (1 + uvarint_len(name.len() as u64) + name.len() + uvarint_len(value.len() as u64) + value.len()
+                + uvarint_len(offset)) as u64
+        };
+        let mut len = 4;
+        for (j, &offset) in offsets.iter().enumerate() {
+            let (name, value) = strings(j);
+            len += entry_len(name, value, offset);
+        }
+        if len > SECTION_LEN_MAX {
+            return Err(self.usage(format!("postings offset table of {len} bytes exceeds 4 GiB")));
+        }
+        let start = self.out.pos;
+        self.out.put(&(len as u32).to_be_bytes())?;
+        let mut batch = Encbuf::new();
+        batch.put_be32(offsets.len() as u32);
+        let mut crc = 0;
+        for (j, &offset) in offsets.iter().enumerate() {
+            let (name, value) = strings(j);
+            batch.put_uvarint(2);
+            batch.put_uvarint_str(name);
+            batch.put_uvarint_str(value);
+            batch.put_uvarint(offset);
+            if batch.len() >= ENCODE_BATCH_BYTES {
+                self.out.put_batch(&mut batch, &mut crc)?;
+            }
+        }
+        self.out.put_batch(&mut batch, &mut crc)?;
+        self.out.put(&crc.to_be_bytes())?;
+        debug_assert_eq!(self.out.pos, start + 4 + len + 4);
+        Ok(())
+    }
+}
+
+/// Encodes the payload of a series entry into `e` (emptied first).
+fn encode_series(e: &mut Encbuf, labels: &[(u32, u32)], chunks: &[ChunkMeta]) {
+    e.reset();
+    e.put_uvarint(labels.len() as u64);
+    for &(name, value) in labels {
+        e.put_uvarint(u64::from(name));
+        e.put_uvarint(u64::from(value));
+    }
+    e.put_uvarint(chunks.len() as u64);
+    let mut previous: Option<&ChunkMeta> = None;
+    for chunk in chunks {
+        // Differences are taken with wrapping arithmetic, as Go does; the reader wraps back.
+        let length = chunk.max_time.wrapping_sub(chunk.min_time) as u64;
+        match previous {
+            None => {
+                e.put_varint(chunk.min_time);
+                e.put_uvarint(length);
+                e.put_uvarint(chunk.chunk_ref);
+            }
+            Some(p) => {
+                e.put_uvarint(chunk.min_time.wrapping_sub(p.max_time) as u64);
+                e.put_uvarint(length);
+                e.put_varint(chunk.chunk_ref.wrapping_sub(p.chunk_ref) as i64);
+            }
+        }
+        previous = Some(chunk);
+    }
+}
+
+/// A label pair as one sortable key: name in the high half, value in the low half. Symbol
+/// references sort like their strings, so keys sort like (name, value) strings.
+fn pack(name: u32, value: u32) -> u64 {
+    (u64::from(name) << 32) | u64::from(value)
+}
+
+fn unpack(key: u64) -> (u32, u32) {
+    ((key >> 32) as u32, key as u32)
+}
+
+/// Accumulates, per series, its id and the keys of its label pairs.
+#[derive(Default)]
+struct PostingsBuilder {
+    table: KeyTable,
+    /// Key index of every label pair written, series after series.
+    pair_keys: Vec<u32>,
+    series_ids: Vec<u32>,
+    label_counts: Vec<u32>,
+}
+
+/// The postings lists built by [`PostingsBuilder::into_lists`].
+struct PostingsLists {
+    /// Every series id, in order: the ("", "") list.
+    series_ids: Vec<u32>,
+    /// Key (packed pair) of each key index.
+    keys: Vec<u64>,
+    /// Key indices sorted by key.
+    order: Vec<u32>,
+    /// `ids[starts[k]..starts[k + 1]]` is the list of key index `k`.
+    starts: Vec<usize>,
+    ids: Vec<u32>,
+}
+
+impl PostingsLists {
+    fn ids_of(&self, key: u32) -> &[u32] {
+        let key = key as usize;
+        &self.ids[self.starts[key]..self.starts[key + 1]]
+    }
+}
+
+impl PostingsBuilder {
+    fn new() -> Self {
+        PostingsBuilder::default()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.series_ids.is_empty()
+    }
+
+    /// Records series `id`. `previous` are the labels of the previous series: pairs at the
+    /// same position that did not change reuse its key, which skips most hash lookups since
+    /// sorted series share long prefixes.
+    fn add(&mut self, id: u32, labels: &[(u32, u32)], previous: &[(u32, u32)]) -> Result<()> {
+        debug_assert_eq!(self.label_counts.last().map_or(0, |&c| c as usize), previous.len());
+        debug_assert!(self.series_ids.last().is_none_or(|&last| last < id));
+        let previous_start = self.pair_keys.len() - previous.len();
+        for (i, &(name, value)) in labels.iter().enumerate() {
+            let key = if previous.get(i) == Some(&(name, value)) {
+                self.pair_keys[previous_start + i]
+            } else {
+                match self.table.get_or_insert(pack(name, value)) {
+                    Some(key) => key,
+                    None => return Err(TsdbError::Unsupported("more than 2^32 - 2 label pairs".into())),
+                }
+            };
+            self.pair_keys.push(key);
+        }
+        self.series_ids.push(id);
+        self.label_counts.push(labels.len() as u32);
+        Ok(())
+    }
+
+    /// Groups the series ids by key (a counting sort: ids stay ascending within each list).
+    fn into_lists(self) -> PostingsLists {
+        let keys = self.table.keys;
+        let mut starts = vec![0usize; keys.len() + 1];
+        for &key in &self.pair_keys {
+            starts[key as usize + 1] += 1;
+        }
+        for k in 1..starts.len() {
+            starts[k] += starts[k - 1];
+        }
+        let mut next = starts[..keys.len()].to_vec();
+        let mut ids = vec![0u32; self.pair_keys.len()];
+        let mut pair = 0;
+        for (&id, &count) in self.series_ids.iter().zip(&self.label_counts) {
+            for &key in &self.pair_keys[pair..pair + count as usize] {
+                ids[next[key as usize]] = id;
+                next[key as usize] += 1;
+            }
+            pair += count as usize;
+        }
+        debug_assert_eq!(pair, self.pair_keys.len());
+        let mut order: Vec<u32> = (0..keys.len() as u32).collect();
+        order.sort_unstable_by_key(|&k| keys[k as usize]);
+        PostingsLists {
+            series_ids: self.series_ids,
+            keys,
+            order,
+            starts,
+            ids,
+        }
+    }
+}
+
+/// Maps packed label pairs to dense key indices: open addressing with linear probing and
+/// Fibonacci hashing. Deterministic (no random seed) and two flat arrays, so it stays fast and
+/// small with millions of keys.
+struct KeyTable {
+    /// Key index + 1 per slot, 0 when empty; the length is a power of two.
+    slots: Vec<u32>,
+    /// Key of each key index, in insertion order.
+    keys: Vec<u64>,
+    /// 64 - log2(slots.len()).
+    shift: u32,
+}
+
+impl Default for KeyTable {
+    fn default() -> Self {
+        const INITIAL_SLOTS_LOG2: u32 = 10;
+        KeyTable {
+            slots: vec![0; 1 << INITIAL_SLOTS_LOG2],
+            keys: Vec::new(),
+            shift: 64 - INITIAL_SLOTS_LOG2,
+        }
+    }
+}
+
+impl KeyTable {
+    fn home(&self, key: u64) -> usize {
+        (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> self.shift) as usize
+    }
+
+    /// The index of `key`, inserting it if new; `None` once 2^32 - 2 keys exist.
+    fn get_or_insert(&mut self, key: u64) -> Option<u32> {
+        // Keep the load at most 1/2 so probe sequences stay short.
+        if (self.keys.len() + 1) * 2 > self.slots.len() {
+            self.grow();
+        }
+        let mask = self.slots.len() - 1;
+        let mut slot = self.home(key);
+        loop {
+            match self.slots[slot] {
+                0 => {
+                    let index = u32::try_from(self.keys.len()).ok().filter(|&i| i < u32::MAX - 1)?;
+                    self.keys.push(key);
+                    self.slots[slot] = index + 1;
+                    return Some(index);
+                }
+                entry if self.keys[entry as usize - 1] == key => return Some(entry - 1),
+                _ => slot = (slot + 1) & mask,
+            }
+        }
+    }
+
+    fn grow(&mut self) {
+        self.shift -= 1;
+        self.slots = vec![0; self.slots.len() * 2];
+        let mask = self.slots.len() - 1;
+        for (index, &key) in self.keys.iter().enumerate() {
+            let mut slot = self.home(key);
+            while self.slots[slot] != 0 {
+                slot = (slot + 1) & mask;
+            }
+            self.slots[slot] = index as u32 + 1;
+        }
+    }
+}
