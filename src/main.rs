@@ -120,11 +120,20 @@ fn generate(a: GenerateArgs) -> anyhow::Result<ExitCode> {
         let s = &b.meta.stats;
         println!(
             "{}  [{}, {})  {} series  {} chunks  {} samples",
-            b.meta.ulid, b.meta.min_time, b.meta.max_time, s.num_series, s.num_chunks, s.num_samples
+            b.meta.ulid,
+            b.meta.min_time,
+            b.meta.max_time,
+            s.num_series,
+            s.num_chunks,
+            s.num_samples
         );
     }
     let total: u64 = blocks.iter().map(|b| b.meta.stats.num_samples).sum();
-    println!("wrote {} blocks ({total} samples) to {}", blocks.len(), opts.out.display());
+    println!(
+        "wrote {} blocks ({total} samples) to {}",
+        blocks.len(),
+        opts.out.display()
+    );
     Ok(ExitCode::SUCCESS)
 }
 

@@ -32,7 +32,9 @@ pub fn run(inputs: &[PathBuf], out: &Path, opts: &CompactOptions) -> anyhow::Res
 /// The report as printed by the CLI.
 pub fn render(report: &CompactReport, inputs: usize) -> String {
     let Some((dir, meta)) = &report.output else {
-        return format!("the {inputs} input blocks hold no samples in range; nothing was written\n");
+        return format!(
+            "the {inputs} input blocks hold no samples in range; nothing was written\n"
+        );
     };
     let s = &meta.stats;
     format!(

@@ -60,28 +60,75 @@ const HANDLERS: &[&str] = &["/api/v1/query", "/api/v1/series", "/metrics"];
 const FAMILIES: &[Family] = &[
     Family {
         name: "http_requests_total",
-        kind: Kind::Counter { rate_max: 40.0, integer: true },
-        dims: &[("code", &["200", "404", "500"]), ("handler", HANDLERS), ("method", &["GET", "POST"])],
+        kind: Kind::Counter {
+            rate_max: 40.0,
+            integer: true,
+        },
+        dims: &[
+            ("code", &["200", "404", "500"]),
+            ("handler", HANDLERS),
+            ("method", &["GET", "POST"]),
+        ],
     },
     Family {
         name: "http_request_duration_seconds_bucket",
-        kind: Kind::Counter { rate_max: 30.0, integer: true },
-        dims: &[("handler", HANDLERS), ("le", &["0.005", "0.05", "0.5", "5", "+Inf"])],
+        kind: Kind::Counter {
+            rate_max: 30.0,
+            integer: true,
+        },
+        dims: &[
+            ("handler", HANDLERS),
+            ("le", &["0.005", "0.05", "0.5", "5", "+Inf"]),
+        ],
     },
     Family {
         name: "node_cpu_seconds_total",
-        kind: Kind::Counter { rate_max: 15.0, integer: false },
-        dims: &[("cpu", &["0", "1", "2", "3"]), ("mode", &["idle", "iowait", "system", "user"])],
+        kind: Kind::Counter {
+            rate_max: 15.0,
+            integer: false,
+        },
+        dims: &[
+            ("cpu", &["0", "1", "2", "3"]),
+            ("mode", &["idle", "iowait", "system", "user"]),
+        ],
     },
     Family {
         name: "node_network_receive_bytes_total",
-        kind: Kind::Counter { rate_max: 2.0e6, integer: true },
+        kind: Kind::Counter {
+            rate_max: 2.0e6,
+            integer: true,
+        },
         dims: &[("device", &["eth0", "lo"])],
     },
-    Family { name: "process_resident_memory_bytes", kind: Kind::Gauge { mean: 2.0e8, spread: 4.0e6 }, dims: &[] },
-    Family { name: "go_goroutines", kind: Kind::Gauge { mean: 120.0, spread: 3.0 }, dims: &[] },
-    Family { name: "node_load1", kind: Kind::Gauge { mean: 1.5, spread: 0.1 }, dims: &[] },
-    Family { name: "up", kind: Kind::Up, dims: &[] },
+    Family {
+        name: "process_resident_memory_bytes",
+        kind: Kind::Gauge {
+            mean: 2.0e8,
+            spread: 4.0e6,
+        },
+        dims: &[],
+    },
+    Family {
+        name: "go_goroutines",
+        kind: Kind::Gauge {
+            mean: 120.0,
+            spread: 3.0,
+        },
+        dims: &[],
+    },
+    Family {
+        name: "node_load1",
+        kind: Kind::Gauge {
+            mean: 1.5,
+            spread: 0.1,
+        },
+        dims: &[],
+    },
+    Family {
+        name: "up",
+        kind: Kind::Up,
+        dims: &[],
+    },
 ];
 
 const JOBS: &[&str] = &["api", "db", "node"];
@@ -113,7 +160,11 @@ pub fn generate(opts: &GenerateOptions) -> Result<Vec<GeneratedBlock>> {
     series.sort_by(|a, b| a.labels.cmp(&b.labels));
     let symbols: BTreeSet<&str> = series
         .iter()
-        .flat_map(|s| s.labels.iter().flat_map(|l| [l.name.as_str(), l.value.as_str()]))
+        .flat_map(|s| {
+            s.labels
+                .iter()
+                .flat_map(|l| [l.name.as_str(), l.value.as_str()])
+        })
         .collect();
     let symbols: Vec<String> = symbols.into_iter().map(str::to_string).collect();
     let end_ms = opts.start_ms + (opts.hours * 3_600_000.0) as i64;
@@ -158,7 +209,11 @@ fn build_series(opts: &GenerateOptions) -> Vec<SeriesState> {
         for fam in FAMILIES {
             let combos: usize = fam.dims.iter().map(|(_, v)| v.len()).product();
             for combo in 0..combos {
-                let mut pairs = vec![("__name__", fam.name.to_string()), ("instance", host.clone()), ("job", job.to_string())];
+                let mut pairs = vec![
+                    ("__name__", fam.name.to_string()),
+                    ("instance", host.clone()),
+                    ("job", job.to_string()),
+                ];
                 let mut rest = combo;
                 for (name, values) in fam.dims {
                     pairs.push((name, values[rest % values.len()].to_string()));
@@ -166,7 +221,14 @@ fn build_series(opts: &GenerateOptions) -> Vec<SeriesState> {
                 }
                 let mut rng = Rng::new(seeds.next_u64());
                 let (value, rate) = initial_value(fam.kind, &mut rng);
-                out.push(SeriesState { labels: Labels::from_pairs(pairs), kind: fam.kind, offset_ms, value, rate, rng });
+                out.push(SeriesState {
+                    labels: Labels::from_pairs(pairs),
+                    kind: fam.kind,
+                    offset_ms,
+                    value,
+                    rate,
+                    rng,
+                });
                 if out.len() == opts.series {
                     break 'outer;
                 }
@@ -181,7 +243,10 @@ fn initial_value(kind: Kind, rng: &mut Rng) -> (f64, f64) {
     match kind {
         Kind::Counter { rate_max, integer } => {
             let start = rng.next_f64() * rate_max * 1000.0;
-            (if integer { start.floor() } else { start }, rng.next_f64() * rate_max)
+            (
+                if integer { start.floor() } else { start },
+                rng.next_f64() * rate_max,
+            )
         }
         Kind::Gauge { mean, spread } => (mean + spread * rng.normal(), 0.0),
         Kind::Up => (1.0, 0.0),
@@ -196,14 +261,31 @@ fn next_value(s: &mut SeriesState, interval_s: f64) -> f64 {
                 0.0
             } else {
                 let inc = s.rate * interval_s * (0.5 + rng.next_f64());
-                s.value + if integer { inc.round() } else { (inc * 100.0).round() / 100.0 }
+                s.value
+                    + if integer {
+                        inc.round()
+                    } else {
+                        (inc * 100.0).round() / 100.0
+                    }
             }
         }
         Kind::Gauge { mean, spread } => {
             let v = s.value + (mean - s.value) * 0.05 + spread * 0.3 * rng.normal();
-            if mean > 1e6 { (v / 4096.0).round() * 4096.0 } else if mean > 10.0 { v.round() } else { (v * 100.0).round() / 100.0 }
+            if mean > 1e6 {
+                (v / 4096.0).round() * 4096.0
+            } else if mean > 10.0 {
+                v.round()
+            } else {
+                (v * 100.0).round() / 100.0
+            }
         }
-        Kind::Up => if rng.chance(0.002) { 0.0 } else { 1.0 },
+        Kind::Up => {
+            if rng.chance(0.002) {
+                0.0
+            } else {
+                1.0
+            }
+        }
     };
     s.value
 }
@@ -220,13 +302,22 @@ fn write_block(
     let window_end = window + opts.block_duration_ms;
     let step = opts.scrape_interval_ms;
     let jitter = step >= 1000;
-    let mut w = BlockWriter::create(&opts.out, id, symbols.iter().map(String::as_str), DEFAULT_SEGMENT_SIZE)?;
+    let mut w = BlockWriter::create(
+        &opts.out,
+        id,
+        symbols.iter().map(String::as_str),
+        DEFAULT_SEGMENT_SIZE,
+    )?;
     let mut samples = Vec::new();
     let mut any = false;
     for s in series.iter_mut() {
         samples.clear();
         let base = opts.start_ms + s.offset_ms;
-        let mut k = if window > base { (window - base + step - 1) / step } else { 0 };
+        let mut k = if window > base {
+            (window - base + step - 1) / step
+        } else {
+            0
+        };
         loop {
             let mut t = base + k * step;
             if t >= window_end || t >= end_ms {
@@ -257,7 +348,11 @@ fn block_meta(opts: &GenerateOptions, id: BlockId, min_time: i64, max_time: i64)
         min_time,
         max_time,
         stats: BlockStats::default(),
-        compaction: Compaction { level: 1, sources: vec![id], ..Compaction::default() },
+        compaction: Compaction {
+            level: 1,
+            sources: vec![id],
+            ..Compaction::default()
+        },
         version: META_VERSION,
         thanos: (!opts.external_labels.is_empty()).then(|| ThanosMeta {
             labels: opts.external_labels.clone(),
@@ -274,8 +369,13 @@ pub fn parse_external_labels(s: &str) -> std::result::Result<BTreeMap<String, St
         let (k, v) = part
             .split_once('=')
             .ok_or_else(|| format!("external label {part:?} is not of the form name=value"))?;
-        if k.is_empty() || !k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') || k.starts_with(|c: char| c.is_ascii_digit()) {
-            return Err(format!("external label name {k:?} is not a valid label name"));
+        if k.is_empty()
+            || !k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            || k.starts_with(|c: char| c.is_ascii_digit())
+        {
+            return Err(format!(
+                "external label name {k:?} is not a valid label name"
+            ));
         }
         if out.insert(k.to_string(), v.to_string()).is_some() {
             return Err(format!("external label {k:?} given twice"));

@@ -40,7 +40,8 @@ pub fn inspect(dir: &Path) -> Result<Inspection> {
     let (mut refs, mut chunks) = (Vec::new(), Vec::new());
     for id in postings {
         if ins.problems.len() >= PROBLEMS_MAX {
-            ins.problems.push(format!("stopped after {PROBLEMS_MAX} problems"));
+            ins.problems
+                .push(format!("stopped after {PROBLEMS_MAX} problems"));
             break;
         }
         if let Err(e) = block.index.series(id, &mut refs, &mut chunks) {
@@ -49,7 +50,8 @@ pub fn inspect(dir: &Path) -> Result<Inspection> {
         }
         let labels = block.index.series_labels(&refs)?;
         if prev.as_ref().is_some_and(|p| *p >= labels) {
-            ins.problems.push(format!("series {labels} is out of order in the index"));
+            ins.problems
+                .push(format!("series {labels} is out of order in the index"));
         }
         ins.counted.num_series += 1;
         for c in &chunks {
@@ -88,7 +90,8 @@ fn check_chunk(block: &mut BlockReader, labels: &Labels, c: &ChunkMeta, ins: &mu
     }
     ins.counted.num_float_samples += n;
     if let Err(what) = check_xor(data, c) {
-        ins.problems.push(format!("series {labels}: chunk {:#x}: {what}", c.chunk_ref));
+        ins.problems
+            .push(format!("series {labels}: chunk {:#x}: {what}", c.chunk_ref));
     }
 }
 
@@ -172,14 +175,27 @@ fn summary(block: &BlockReader, ins: &Inspection) -> String {
         block.index.symbols().len(),
         block.index.file_len()
     );
-    let _ = writeln!(s, "  chunks       {} segment files", block.chunks.segment_count());
+    let _ = writeln!(
+        s,
+        "  chunks       {} segment files",
+        block.chunks.segment_count()
+    );
     let c = &ins.counted;
     let _ = writeln!(
         s,
         "  contents     {} series, {} chunks, {} samples ({} float, {} histogram), {} tombstones",
-        c.num_series, c.num_chunks, c.num_samples, c.num_float_samples, c.num_histogram_samples, c.num_tombstones
+        c.num_series,
+        c.num_chunks,
+        c.num_samples,
+        c.num_float_samples,
+        c.num_histogram_samples,
+        c.num_tombstones
     );
-    let encodings: Vec<String> = ins.chunks_by_encoding.iter().map(|(e, n)| format!("{e}: {n}")).collect();
+    let encodings: Vec<String> = ins
+        .chunks_by_encoding
+        .iter()
+        .map(|(e, n)| format!("{e}: {n}"))
+        .collect();
     let _ = writeln!(s, "  encodings    {{{}}}", encodings.join(", "));
     s
 }

@@ -46,7 +46,10 @@ impl BlockReader {
             if BlockId::is_block_name(name) && name != meta.ulid.to_string() {
                 return Err(TsdbError::InvalidMeta {
                     file: dir.join(super::meta::META_FILENAME),
-                    what: format!("ulid {} does not match the directory name {name}", meta.ulid),
+                    what: format!(
+                        "ulid {} does not match the directory name {name}",
+                        meta.ulid
+                    ),
                 });
             }
         }

@@ -88,17 +88,27 @@ impl BlockWriter {
         if chunks.is_empty() {
             return Ok(());
         }
-        let pairs: Vec<(u8, &[u8])> = chunks.iter().map(|c| (c.encoding, c.data.as_slice())).collect();
+        let pairs: Vec<(u8, &[u8])> = chunks
+            .iter()
+            .map(|c| (c.encoding, c.data.as_slice()))
+            .collect();
         self.refs.clear();
         self.chunks.write_series_chunks(&pairs, &mut self.refs)?;
         let metas: Vec<ChunkMeta> = chunks
             .iter()
             .zip(&self.refs)
-            .map(|(c, r)| ChunkMeta { min_time: c.min_time, max_time: c.max_time, chunk_ref: r.0 })
+            .map(|(c, r)| ChunkMeta {
+                min_time: c.min_time,
+                max_time: c.max_time,
+                chunk_ref: r.0,
+            })
             .collect();
         self.index.add_series_labels(labels, &metas)?;
         for c in chunks {
-            let n = c.data.get(..2).map_or(0, |b| u64::from(u16::from_be_bytes([b[0], b[1]])));
+            let n = c
+                .data
+                .get(..2)
+                .map_or(0, |b| u64::from(u16::from_be_bytes([b[0], b[1]])));
             self.stats.num_samples += n;
             if c.encoding == ENCODING_XOR {
                 self.stats.num_float_samples += n;
@@ -113,12 +123,22 @@ impl BlockWriter {
 
     /// Finishes the block with `meta` (its stats are filled in here) and `tombstones`, and
     /// publishes it as `<dest>/<id>`.
-    pub fn finish(self, mut meta: BlockMeta, tombstones: &Tombstones) -> Result<(PathBuf, BlockMeta)> {
+    pub fn finish(
+        self,
+        mut meta: BlockMeta,
+        tombstones: &Tombstones,
+    ) -> Result<(PathBuf, BlockMeta)> {
         let target = self.pending.dir().to_path_buf();
         if meta.ulid.to_string() + super::block::TMP_CREATION_SUFFIX
-            != target.file_name().and_then(|n| n.to_str()).unwrap_or_default()
+            != target
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default()
         {
-            return Err(TsdbError::usage(&target, format!("meta.json names block {}", meta.ulid)));
+            return Err(TsdbError::usage(
+                &target,
+                format!("meta.json names block {}", meta.ulid),
+            ));
         }
         self.chunks.finish()?;
         self.index.finish()?;

@@ -64,43 +64,34 @@ impl BitWriter {
     }
 
     /// Appends the low `nbits` bits of `value`, most significant first. `nbits` is 0..=64.
+    ///
+    /// Go writes the whole bytes of `value` with `writeByte` and the rest bit by bit, so after
+    /// a multiple of 8 bits that ends byte-aligned the stream has an empty trailing byte.
     #[inline]
     pub fn write_bits(&mut self, value: u64, nbits: u32) {
         debug_assert!(nbits <= 64, "write_bits: {nbits} > 64 bits");
         if nbits == 0 {
             return;
         }
-        // Left-align the bits so the next one to write is the MSB.
-        let mut aligned = value << (64 - nbits);
         let mut left = nbits;
-        // Go writes whole bytes with writeByte, then the rest bit by bit; the split matters
-        // for the trailing-empty-byte quirk.
+        if self.free > 0 {
+            let take = self.free.min(left);
+            let bits = (value >> (left - take)) & ((1u64 << take) - 1);
+            self.free -= take;
+            *self.last_mut() |= (bits as u8) << self.free;
+            left -= take;
+        }
         while left >= 8 {
-            self.write_byte((aligned >> 56) as u8);
-            aligned <<= 8;
             left -= 8;
+            self.stream.push((value >> left) as u8);
         }
         if left > 0 {
-            self.write_small((aligned >> (64 - left)) as u8, left);
+            self.stream.push((value as u8) << (8 - left));
+            self.free = 8 - left;
         }
-    }
-
-    /// Appends `n` (1..=7) low bits of `bits`, exactly as `n` calls of `write_bit` would.
-    #[inline]
-    fn write_small(&mut self, bits: u8, n: u32) {
-        debug_assert!((1..8).contains(&n), "write_small: {n} bits");
-        if self.free == 0 {
+        if self.free == 0 && nbits >= 8 && nbits & 7 == 0 {
             self.stream.push(0);
             self.free = 8;
-        }
-        if n <= self.free {
-            self.free -= n;
-            *self.last_mut() |= bits << self.free;
-        } else {
-            let spill = n - self.free;
-            *self.last_mut() |= bits >> spill;
-            self.stream.push(((u16::from(bits) << (8 - spill)) & 0xff) as u8);
-            self.free = 8 - spill;
         }
     }
 
@@ -288,7 +279,10 @@ mod tests {
         w.write_byte(0xff);
         w.write_bits(0b11, 2);
         w.write_bits(0x1234, 14);
-        assert_eq!(w.bytes(), &[0b1011_1111, 0b1111_1010, 0b0100_0110, 0b1000_0000]);
+        assert_eq!(
+            w.bytes(),
+            &[0b1011_1111, 0b1111_1010, 0b0100_0110, 0b1000_0000]
+        );
         let mut r = BitReader::new(w.bytes());
         assert_eq!(r.read_bits(3), Some(0b101));
         assert_eq!(r.read_byte(), Some(0xff));

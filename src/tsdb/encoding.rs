@@ -151,7 +151,8 @@ impl<'a> Decbuf<'a> {
     /// A uvarint length followed by that many bytes.
     pub fn uvarint_bytes(&mut self, what: &str) -> Result<&'a [u8]> {
         let len = self.uvarint(what)?;
-        let len = usize::try_from(len).map_err(|_| self.corrupt(format!("{what}: length {len}")))?;
+        let len =
+            usize::try_from(len).map_err(|_| self.corrupt(format!("{what}: length {len}")))?;
         self.bytes(len, what)
     }
 

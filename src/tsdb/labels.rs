@@ -20,10 +20,15 @@ pub struct Labels(Vec<Label>);
 impl Labels {
     /// Builds a label set from pairs, sorting them by name. Empty values are dropped, as
     /// Prometheus treats an empty value as an absent label.
-    pub fn from_pairs<N: Into<String>, V: Into<String>>(pairs: impl IntoIterator<Item = (N, V)>) -> Self {
+    pub fn from_pairs<N: Into<String>, V: Into<String>>(
+        pairs: impl IntoIterator<Item = (N, V)>,
+    ) -> Self {
         let mut v: Vec<Label> = pairs
             .into_iter()
-            .map(|(n, v)| Label { name: n.into(), value: v.into() })
+            .map(|(n, v)| Label {
+                name: n.into(),
+                value: v.into(),
+            })
             .filter(|l| !l.value.is_empty())
             .collect();
         v.sort();

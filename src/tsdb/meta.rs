@@ -209,7 +209,10 @@ impl BlockMeta {
         }
         if let Some(t) = &meta.thanos {
             if t.version > 1 {
-                return Err(invalid(format!("unsupported thanos section version {}", t.version)));
+                return Err(invalid(format!(
+                    "unsupported thanos section version {}",
+                    t.version
+                )));
             }
         }
         if meta.max_time < meta.min_time {
@@ -233,7 +236,8 @@ impl BlockMeta {
         let mut out = Vec::with_capacity(1024);
         let fmt = serde_json::ser::PrettyFormatter::with_indent(b"\t");
         let mut ser = serde_json::Serializer::with_formatter(&mut out, fmt);
-        self.serialize(&mut ser).expect("BlockMeta serialises to memory");
+        self.serialize(&mut ser)
+            .expect("BlockMeta serialises to memory");
         if self.thanos.is_some() {
             out.push(b'\n');
         }
@@ -278,7 +282,12 @@ pub fn merge_metas(id: BlockId, parents: &[BlockMeta]) -> Result<BlockMeta> {
         max_time: parents.iter().map(|p| p.max_time).max().expect("non-empty"),
         stats: BlockStats::default(),
         compaction: Compaction {
-            level: parents.iter().map(|p| p.compaction.level).max().expect("non-empty") + 1,
+            level: parents
+                .iter()
+                .map(|p| p.compaction.level)
+                .max()
+                .expect("non-empty")
+                + 1,
             sources,
             parents: parents.iter().map(BlockMeta::desc).collect(),
             hints: merge_hints(parents),
@@ -297,7 +306,9 @@ fn merge_hints(parents: &[BlockMeta]) -> Vec<String> {
         .flat_map(|p| p.compaction.hints.iter().cloned())
         .filter(|h| {
             h != HINT_FROM_OUT_OF_ORDER
-                || parents.iter().all(|p| p.compaction.hints.iter().any(|x| x == h))
+                || parents
+                    .iter()
+                    .all(|p| p.compaction.hints.iter().any(|x| x == h))
         })
         .collect();
     hints.sort();
@@ -342,7 +353,10 @@ fn common_extensions(parents: &[BlockMeta]) -> Option<Value> {
         .collect();
     let first = exts[0]?;
     let Value::Object(map) = first else {
-        return exts.iter().all(|e| *e == Some(first)).then(|| first.clone());
+        return exts
+            .iter()
+            .all(|e| *e == Some(first))
+            .then(|| first.clone());
     };
     let kept: serde_json::Map<String, Value> = map
         .iter()

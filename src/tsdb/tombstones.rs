@@ -89,22 +89,39 @@ impl Tombstones {
     /// Decodes a tombstones file's bytes; `path` names it in errors.
     pub fn decode(bytes: &[u8], path: &Path) -> Result<Self> {
         if bytes.len() < HEADER_LEN + CRC_LEN {
-            return Err(TsdbError::corrupt(path, 0, format!("file too short ({} bytes)", bytes.len())));
+            return Err(TsdbError::corrupt(
+                path,
+                0,
+                format!("file too short ({} bytes)", bytes.len()),
+            ));
         }
         let mut d = Decbuf::new(bytes, 0, path);
         let magic = d.be32("magic")?;
         if magic != TOMBSTONES_MAGIC {
-            return Err(TsdbError::corrupt(path, 0, format!("bad magic {magic:#010x}")));
+            return Err(TsdbError::corrupt(
+                path,
+                0,
+                format!("bad magic {magic:#010x}"),
+            ));
         }
         let version = d.u8("version")?;
         if version != TOMBSTONES_VERSION {
-            return Err(TsdbError::corrupt(path, 4, format!("unsupported version {version}")));
+            return Err(TsdbError::corrupt(
+                path,
+                4,
+                format!("unsupported version {version}"),
+            ));
         }
         let entries = &bytes[HEADER_LEN..bytes.len() - CRC_LEN];
-        let stored = u32::from_be_bytes(bytes[bytes.len() - CRC_LEN..].try_into().expect("4 bytes"));
+        let stored =
+            u32::from_be_bytes(bytes[bytes.len() - CRC_LEN..].try_into().expect("4 bytes"));
         if crc32(entries) != stored {
             let at = (bytes.len() - CRC_LEN) as u64;
-            return Err(TsdbError::corrupt(path, at, "CRC32C mismatch over the entries"));
+            return Err(TsdbError::corrupt(
+                path,
+                at,
+                "CRC32C mismatch over the entries",
+            ));
         }
         let mut d = Decbuf::new(entries, HEADER_LEN as u64, path);
         let mut out = Tombstones::default();
@@ -149,17 +166,46 @@ mod tests {
     #[test]
     fn empty_file_is_the_nine_known_bytes() {
         let bytes = Tombstones::default().encode();
-        assert_eq!(bytes, [0x01, 0x30, 0xba, 0x30, 0x01, 0x00, 0x00, 0x00, 0x00]);
-        assert!(Tombstones::decode(&bytes, Path::new("t")).unwrap().is_empty());
+        assert_eq!(
+            bytes,
+            [0x01, 0x30, 0xba, 0x30, 0x01, 0x00, 0x00, 0x00, 0x00]
+        );
+        assert!(Tombstones::decode(&bytes, Path::new("t"))
+            .unwrap()
+            .is_empty());
     }
 
     #[test]
     fn round_trip_merges_adjacent_intervals() {
         let mut t = Tombstones::default();
-        t.add(34, Interval { min_time: 10, max_time: 20 });
-        t.add(34, Interval { min_time: 21, max_time: 30 });
-        t.add(34, Interval { min_time: 50, max_time: 60 });
-        t.add(40, Interval { min_time: -5, max_time: 5 });
+        t.add(
+            34,
+            Interval {
+                min_time: 10,
+                max_time: 20,
+            },
+        );
+        t.add(
+            34,
+            Interval {
+                min_time: 21,
+                max_time: 30,
+            },
+        );
+        t.add(
+            34,
+            Interval {
+                min_time: 50,
+                max_time: 60,
+            },
+        );
+        t.add(
+            40,
+            Interval {
+                min_time: -5,
+                max_time: 5,
+            },
+        );
         assert_eq!(t.get(34).len(), 2);
         assert_eq!(t.num_intervals(), 3);
         let back = Tombstones::decode(&t.encode(), Path::new("t")).unwrap();
@@ -171,12 +217,23 @@ mod tests {
     #[test]
     fn corruption_is_reported_with_offsets() {
         let mut t = Tombstones::default();
-        t.add(1, Interval { min_time: 1, max_time: 2 });
+        t.add(
+            1,
+            Interval {
+                min_time: 1,
+                max_time: 2,
+            },
+        );
         let mut bytes = t.encode();
         let n = bytes.len();
         bytes[n - 1] ^= 0xff;
-        let err = Tombstones::decode(&bytes, Path::new("blk/tombstones")).unwrap_err().to_string();
-        assert!(err.contains("blk/tombstones") && err.contains("CRC32C"), "{err}");
+        let err = Tombstones::decode(&bytes, Path::new("blk/tombstones"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("blk/tombstones") && err.contains("CRC32C"),
+            "{err}"
+        );
         let err = Tombstones::decode(&[0, 0, 0, 0, 1, 0, 0, 0, 0], Path::new("x")).unwrap_err();
         assert!(err.to_string().contains("bad magic"));
         let err = Tombstones::decode(&[1, 2], Path::new("x")).unwrap_err();

@@ -65,7 +65,10 @@ impl FileWindow {
             return Err(TsdbError::corrupt(
                 &self.path,
                 offset,
-                format!("{what}: {n} bytes requested past the end of the file ({} bytes)", self.len),
+                format!(
+                    "{what}: {n} bytes requested past the end of the file ({} bytes)",
+                    self.len
+                ),
             ));
         }
         self.fill(offset, n)?;
@@ -92,7 +95,9 @@ impl FileWindow {
         let want = n.max(self.window_bytes).min((self.len - offset) as usize);
         debug_assert!(want >= n, "window smaller than the request");
         self.buf.resize(want, 0);
-        self.file.read_exact_at(&mut self.buf, offset).at(&self.path)?;
+        self.file
+            .read_exact_at(&mut self.buf, offset)
+            .at(&self.path)?;
         self.start = offset;
         Ok(())
     }
@@ -115,6 +120,9 @@ mod tests {
         assert_eq!(w.read_up_to(9990, 100).unwrap(), &data[9990..]);
         assert!(w.read_up_to(10_000, 1).unwrap().is_empty());
         let err = w.read(9990, 11, "chunk").unwrap_err().to_string();
-        assert!(err.contains("offset 9990") && err.contains("past the end"), "{err}");
+        assert!(
+            err.contains("offset 9990") && err.contains("past the end"),
+            "{err}"
+        );
     }
 }

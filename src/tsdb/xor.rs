@@ -198,7 +198,11 @@ pub struct XorError {
 impl XorError {
     /// A [`TsdbError::Corrupt`] for a chunk whose data starts at `data_offset` in `file`.
     pub fn into_corrupt(self, file: &Path, data_offset: u64) -> TsdbError {
-        TsdbError::corrupt(file, data_offset + self.byte_offset as u64, self.to_string())
+        TsdbError::corrupt(
+            file,
+            data_offset + self.byte_offset as u64,
+            self.to_string(),
+        )
     }
 }
 
@@ -290,9 +294,18 @@ impl<'a> XorIter<'a> {
     fn read_next(&mut self) -> Result<(), XorError> {
         let dod = match self.reader.peek_bits(4) {
             0b0000..=0b0111 => self.reader.skip_bits(1).map(|()| 0),
-            0b1000..=0b1011 => self.reader.read_bits(16).map(|b| sign_extend(b & 0x3fff, 14)),
-            0b1100..=0b1101 => self.reader.read_bits(20).map(|b| sign_extend(b & 0x1_ffff, 17)),
-            0b1110 => self.reader.read_bits(24).map(|b| sign_extend(b & 0xf_ffff, 20)),
+            0b1000..=0b1011 => self
+                .reader
+                .read_bits(16)
+                .map(|b| sign_extend(b & 0x3fff, 14)),
+            0b1100..=0b1101 => self
+                .reader
+                .read_bits(20)
+                .map(|b| sign_extend(b & 0x1_ffff, 17)),
+            0b1110 => self
+                .reader
+                .read_bits(24)
+                .map(|b| sign_extend(b & 0xf_ffff, 20)),
             _ => self
                 .reader
                 .skip_bits(4)
@@ -415,8 +428,57 @@ mod tests {
         assert_eq!(got, want);
     }
 
+    /// Chunks produced by Prometheus 2.42's `XORChunk` appender: samples as `t:value bits`,
+    /// then the chunk bytes. They cover the staleness marker, -Inf, -0.0, repeated and
+    /// decreasing-jump timestamps, and a one-sample chunk.
+    const GO_GOLDEN: [&str; 5] = [
+        "-1547881579988:408de80000000000,-1547881563415:fff0000000000000,\
+         -1547881548415:4090040000000000,-1547881533415:4090040000000000\
+         |0004a797f4ce8c5a408de80000000000bd8101c0adfbef6e76f02d7ec008",
+        "1499087091950:7ff0000000000002,1499087106950:4058000000000000,\
+         1499087106951:4058000000000000,1499087121951:4058000000000000,\
+         1499087139925:4058000000000000\
+         |0005dce3ed88a1577ff00000000000029875c5eff50000000000007715a58752e8b9e0",
+        "426685355875:8000000000000000,426685370875:fff0000000000000,\
+         426685385875:4076300000000000|0003c6ddee86eb1880000000000000009875c25fff6052fe18c0",
+        "-1567606528007:4064e00000000000,29490516500157:fff0000000000000,\
+         29490516500157:406c400000000000\
+         |00038de08aca9f5b4064e00000000000c4ed8fc3f48707c09dfca7fffffe3c0b79c093cafe7100",
+        "227332264314:4045000000000000|0001f4c5f8e09d0d404500000000000000",
+    ];
+
+    fn parse_golden(line: &str) -> (Vec<(i64, u64)>, Vec<u8>) {
+        let (samples, hex) = line.split_once('|').expect("golden line has a |");
+        let samples = samples
+            .split(',')
+            .map(|p| {
+                let (t, v) = p.split_once(':').expect("t:v");
+                let t = t.parse().expect("timestamp");
+                (t, u64::from_str_radix(v, 16).expect("value bits"))
+            })
+            .collect();
+        let bytes = (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex"))
+            .collect();
+        (samples, bytes)
+    }
+
     #[test]
-    fn one_sample_chunk_keeps_goes_empty_trailing_byte() {
+    fn matches_go_golden_chunks() {
+        for line in GO_GOLDEN {
+            let (samples, want) = parse_golden(line);
+            let mut e = XorEncoder::new();
+            for &(t, v) in &samples {
+                e.append(t, f64::from_bits(v));
+            }
+            assert_eq!(e.bytes(), want.as_slice(), "{line}");
+            assert_eq!(decode(&want).expect("decodes"), samples, "{line}");
+        }
+    }
+
+    #[test]
+    fn one_sample_chunk_keeps_gos_empty_trailing_byte() {
         // The 64 value bits are written as whole bytes, which leaves an empty byte.
         let bytes = encode(&[(1000, 1.0)]);
         assert_eq!(bytes.len(), 2 + 2 + 8 + 1);
@@ -431,7 +493,18 @@ mod tests {
         let mut samples = vec![(0i64, 0.0), (100, 0.0)];
         let mut t = 100i64;
         let mut delta = 100i64;
-        for dod in [8192, -8191, -8192, 65536, -65535, -65536, 524288, -524287, -524288, 1 << 40] {
+        for dod in [
+            8192,
+            -8191,
+            -8192,
+            65536,
+            -65535,
+            -65536,
+            524288,
+            -524287,
+            -524288,
+            1 << 40,
+        ] {
             delta += dod;
             t += delta;
             samples.push((t, 0.0));
@@ -459,7 +532,9 @@ mod tests {
         for cut in 2..bytes.len() - 1 {
             let err = decode(&bytes[..cut]).expect_err("truncated");
             assert!(err.byte_offset <= cut, "{err} at cut {cut}");
-            let corrupt = err.into_corrupt(Path::new("chunks/000001"), 100).to_string();
+            let corrupt = err
+                .into_corrupt(Path::new("chunks/000001"), 100)
+                .to_string();
             assert!(corrupt.contains("chunks/000001"), "{corrupt}");
         }
     }
@@ -492,16 +567,20 @@ mod tests {
             0i64..(1 << 40),
             0i64..i64::MAX / 512
         ];
-        (start, prop::collection::vec((step, special_value()), 0..300)).prop_map(|(t0, steps)| {
-            let mut t = t0;
-            steps
-                .into_iter()
-                .map(|(dt, v)| {
-                    t = t.saturating_add(dt);
-                    (t, v)
-                })
-                .collect()
-        })
+        (
+            start,
+            prop::collection::vec((step, special_value()), 0..300),
+        )
+            .prop_map(|(t0, steps)| {
+                let mut t = t0;
+                steps
+                    .into_iter()
+                    .map(|(dt, v)| {
+                        t = t.saturating_add(dt);
+                        (t, v)
+                    })
+                    .collect()
+            })
     }
 
     proptest! {

@@ -124,7 +124,13 @@ fn write_series(
             inputs: &*inputs,
             members: &s.members,
         };
-        merge_series_chunks(&ctx, &mut s.sources, &mut s.arena, &mut s.samples, &mut s.merged)?;
+        merge_series_chunks(
+            &ctx,
+            &mut s.sources,
+            &mut s.arena,
+            &mut s.samples,
+            &mut s.merged,
+        )?;
         if !s.merged.is_empty() {
             write_one_series(&min, &mut s, chunks, index, &mut stats)?;
         }

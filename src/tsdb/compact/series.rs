@@ -86,7 +86,9 @@ impl Input {
             return Ok(());
         };
         self.next += 1;
-        self.block.index.series(id, &mut self.raw_labels, &mut self.chunks)?;
+        self.block
+            .index
+            .series(id, &mut self.raw_labels, &mut self.chunks)?;
         self.labels.clear();
         for &(n, v) in &self.raw_labels {
             self.labels.push((self.map_symbol(n)?, self.map_symbol(v)?));
@@ -100,7 +102,10 @@ impl Input {
             TsdbError::corrupt(
                 self.block.index.path(),
                 0,
-                format!("series references symbol {r}, the table has {}", self.sym_map.len()),
+                format!(
+                    "series references symbol {r}, the table has {}",
+                    self.sym_map.len()
+                ),
             )
         })
     }
@@ -111,15 +116,26 @@ impl Input {
         let id = self.current.expect("source_chunks on an exhausted input");
         let meta = &self.block.meta;
         let mut deleted: Vec<Interval> = self.block.tombstones.get(u64::from(id)).to_vec();
-        deleted.push(Interval { min_time: i64::MIN, max_time: meta.min_time.saturating_sub(1) });
-        deleted.push(Interval { min_time: meta.max_time, max_time: i64::MAX });
+        deleted.push(Interval {
+            min_time: i64::MIN,
+            max_time: meta.min_time.saturating_sub(1),
+        });
+        deleted.push(Interval {
+            min_time: meta.max_time,
+            max_time: i64::MAX,
+        });
         for i in 0..self.chunks.len() {
             let c = self.chunks[i];
-            if deleted.iter().any(|d| d.min_time <= c.min_time && c.max_time <= d.max_time) {
+            if deleted
+                .iter()
+                .any(|d| d.min_time <= c.min_time && c.max_time <= d.max_time)
+            {
                 continue;
             }
             let (encoding, data) = self.block.chunks.chunk(ChunkRef(c.chunk_ref))?;
-            let touched = deleted.iter().any(|d| d.min_time <= c.max_time && c.min_time <= d.max_time);
+            let touched = deleted
+                .iter()
+                .any(|d| d.min_time <= c.max_time && c.min_time <= d.max_time);
             let start = arena.len();
             let origin = (!touched).then_some(ChunkRef(c.chunk_ref));
             let (min_time, max_time) = if touched {
@@ -158,13 +174,21 @@ impl Input {
             .dir
             .join(super::super::block::CHUNKS_DIRNAME)
             .join(format!("{:06}", r.segment() + 1));
-        TsdbError::corrupt(&file, u64::from(r.offset()), format!("chunk of series {}: {what}", self.current_labels_text()))
+        TsdbError::corrupt(
+            &file,
+            u64::from(r.offset()),
+            format!("chunk of series {}: {what}", self.current_labels_text()),
+        )
     }
 }
 
 /// Re-encodes the samples of an XOR chunk that lie outside `deleted` into `arena`; returns the
 /// new chunk's time range, or `None` when nothing survives.
-fn filter_xor(data: &[u8], deleted: &[Interval], arena: &mut Vec<u8>) -> std::result::Result<Option<(i64, i64)>, String> {
+fn filter_xor(
+    data: &[u8],
+    deleted: &[Interval],
+    arena: &mut Vec<u8>,
+) -> std::result::Result<Option<(i64, i64)>, String> {
     let mut enc = XorEncoder::new();
     let mut range: Option<(i64, i64)> = None;
     let mut it = XorIter::new(data);
@@ -183,7 +207,10 @@ fn filter_xor(data: &[u8], deleted: &[Interval], arena: &mut Vec<u8>) -> std::re
 
 /// Samples in a chunk, from its header.
 pub(super) fn chunk_num_samples(encoding: u8, data: &[u8]) -> u64 {
-    let be16 = |d: &[u8]| d.get(..2).map_or(0, |b| u64::from(u16::from_be_bytes([b[0], b[1]])));
+    let be16 = |d: &[u8]| {
+        d.get(..2)
+            .map_or(0, |b| u64::from(u16::from_be_bytes([b[0], b[1]])))
+    };
     match encoding {
         5 | 6 => be16(data) & 0x3fff,
         super::super::chunks::ENCODING_AGGR => aggr_count_samples(data),

@@ -8,7 +8,10 @@ use super::super::index::IndexWriter;
 
 /// Writes the union of the inputs' symbol tables to `index`; returns, per input, the output
 /// ref of each of its symbol refs.
-pub(super) fn write_union(blocks: &[BlockReader], index: &mut IndexWriter) -> Result<Vec<Vec<u32>>> {
+pub(super) fn write_union(
+    blocks: &[BlockReader],
+    index: &mut IndexWriter,
+) -> Result<Vec<Vec<u32>>> {
     let tables: Vec<_> = blocks.iter().map(|b| b.index.symbols()).collect();
     let mut maps: Vec<Vec<u32>> = tables.iter().map(|t| Vec::with_capacity(t.len())).collect();
     let mut cursors = vec![0usize; tables.len()];

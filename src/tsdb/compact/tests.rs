@@ -1,1 +1,390 @@
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
+use proptest::prelude::*;
+
+use super::*;
+use crate::tsdb::block_writer::{BlockWriter, EncodedChunk};
+use crate::tsdb::chunks::ChunkRef;
+use crate::tsdb::labels::Labels;
+use crate::tsdb::meta::{Compaction, META_VERSION};
+use crate::tsdb::tombstones::Interval;
+use crate::tsdb::xor::XorIter;
+
+type Series = BTreeMap<Labels, Vec<(i64, f64)>>;
+
+fn lbl(name: &str, i: u32) -> Labels {
+    Labels::from_pairs([("__name__", name.to_string()), ("i", i.to_string())])
+}
+
+fn block_meta(id: BlockId, min: i64, max: i64) -> BlockMeta {
+    BlockMeta {
+        ulid: id,
+        min_time: min,
+        max_time: max,
+        stats: BlockStats::default(),
+        compaction: Compaction {
+            level: 1,
+            sources: vec![id],
+            ..Compaction::default()
+        },
+        version: META_VERSION,
+        thanos: None,
+    }
+}
+
+/// Writes a block of float series covering `[min, max)`.
+fn write_block(
+    dest: &Path,
+    id: u128,
+    min: i64,
+    max: i64,
+    series: &Series,
+    tombstones: &Tombstones,
+) -> PathBuf {
+    let id = BlockId::from_parts(1_000, id);
+    let mut symbols: Vec<&str> = series
+        .keys()
+        .flat_map(|l| l.iter().flat_map(|p| [p.name.as_str(), p.value.as_str()]))
+        .collect();
+    symbols.sort();
+    symbols.dedup();
+    let mut w = BlockWriter::create(dest, id, symbols, DEFAULT_SEGMENT_SIZE).unwrap();
+    for (l, s) in series {
+        w.add_float_series(l, s).unwrap();
+    }
+    w.finish(block_meta(id, min, max), tombstones).unwrap().0
+}
+
+/// Every float sample of a block, by series.
+fn read_samples(dir: &Path) -> Series {
+    let mut b = BlockReader::open(dir).unwrap();
+    let mut out = Series::new();
+    let (mut refs, mut chunks) = (Vec::new(), Vec::new());
+    for id in b.index.all_postings().unwrap() {
+        b.index.series(id, &mut refs, &mut chunks).unwrap();
+        let labels = b.index.series_labels(&refs).unwrap();
+        let samples = out.entry(labels).or_default();
+        for c in &chunks {
+            let (enc, data) = b.chunks.chunk(ChunkRef(c.chunk_ref)).unwrap();
+            assert_eq!(enc, crate::tsdb::chunks::ENCODING_XOR);
+            let mut it = XorIter::new(data);
+            while let Some(s) = it.next_sample().unwrap() {
+                samples.push(s);
+            }
+        }
+    }
+    out
+}
+
+fn samples(from: i64, to: i64, step: i64, salt: f64) -> Vec<(i64, f64)> {
+    (0..)
+        .map(|k| from + k * step)
+        .take_while(|t| *t < to)
+        .map(|t| (t, t as f64 * 0.5 + salt))
+        .collect()
+}
+
+fn bits(s: &Series) -> BTreeMap<Labels, Vec<(i64, u64)>> {
+    s.iter()
+        .map(|(l, v)| {
+            (
+                l.clone(),
+                v.iter().map(|(t, x)| (*t, x.to_bits())).collect(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn non_overlapping_blocks_are_concatenated_with_chunks_copied() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = Series::new();
+    let mut b = Series::new();
+    a.insert(lbl("m", 1), samples(0, 1000, 10, 0.0));
+    a.insert(lbl("m", 2), samples(0, 1000, 10, 1.0));
+    b.insert(lbl("m", 1), samples(1000, 2000, 10, 0.0));
+    b.insert(lbl("only_b", 3), samples(1500, 2000, 7, 2.0));
+    let pa = write_block(dir.path(), 1, 0, 1000, &a, &Tombstones::default());
+    let pb = write_block(dir.path(), 2, 1000, 2000, &b, &Tombstones::default());
+    let out = dir.path().join("out");
+    let id = BlockId::from_parts(9, 9);
+    let res = compact_blocks(
+        &[pb.clone(), pa.clone()],
+        &out,
+        id,
+        &CompactOptions::default(),
+    )
+    .unwrap()
+    .unwrap();
+    let mut want = a.clone();
+    for (l, s) in &b {
+        want.entry(l.clone()).or_default().extend(s);
+    }
+    for v in want.values_mut() {
+        v.sort_by_key(|s| s.0);
+    }
+    assert_eq!(bits(&read_samples(&res.dir)), bits(&want));
+    let m = &res.meta;
+    assert_eq!((m.min_time, m.max_time, m.compaction.level), (0, 2000, 2));
+    assert_eq!(
+        m.compaction.parents[0].ulid,
+        BlockMeta::read_dir(&pb).unwrap().ulid,
+        "parents in input order"
+    );
+    assert_eq!(m.stats.num_series, 3);
+    assert_eq!(
+        m.stats.num_samples,
+        want.values().map(|v| v.len() as u64).sum::<u64>()
+    );
+    assert_eq!(BlockMeta::read_dir(&res.dir).unwrap(), res.meta);
+    // Concatenating non-overlapping chunks copies their bytes: the output segment holds
+    // exactly the input chunks (series order, then time order).
+    let size = |p: &Path| std::fs::metadata(p.join("chunks/000001")).unwrap().len();
+    assert_eq!(size(&res.dir), size(&pa) + size(&pb) - 8);
+}
+
+#[test]
+fn overlapping_blocks_merge_one_sample_per_timestamp() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = Series::new();
+    let mut b = Series::new();
+    a.insert(lbl("m", 1), samples(0, 3000, 10, 0.0));
+    b.insert(lbl("m", 1), samples(1500, 4000, 15, 0.0));
+    let pa = write_block(dir.path(), 1, 0, 3000, &a, &Tombstones::default());
+    let pb = write_block(dir.path(), 2, 1500, 4000, &b, &Tombstones::default());
+    let out = dir.path().join("out");
+    let res = compact_blocks(
+        &[pa, pb],
+        &out,
+        BlockId::from_parts(9, 9),
+        &CompactOptions::default(),
+    )
+    .unwrap()
+    .unwrap();
+    let mut want: Vec<(i64, f64)> = a[&lbl("m", 1)]
+        .iter()
+        .chain(&b[&lbl("m", 1)])
+        .copied()
+        .collect();
+    want.sort_by_key(|s| s.0);
+    want.dedup_by_key(|s| s.0);
+    let got = read_samples(&res.dir);
+    assert_eq!(got[&lbl("m", 1)], want);
+    let mut block = BlockReader::open(&res.dir).unwrap();
+    let ids = block.index.all_postings().unwrap();
+    let (mut refs, mut chunks) = (Vec::new(), Vec::new());
+    block.index.series(ids[0], &mut refs, &mut chunks).unwrap();
+    for c in &chunks {
+        let (_, data) = block.chunks.chunk(ChunkRef(c.chunk_ref)).unwrap();
+        assert!(
+            crate::tsdb::xor::num_samples(data).unwrap() <= 120,
+            "re-cut at 120 samples"
+        );
+    }
+}
+
+#[test]
+fn tombstones_and_block_range_are_applied() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = Series::new();
+    a.insert(lbl("m", 1), samples(0, 2000, 10, 0.0));
+    a.insert(lbl("m", 2), samples(0, 2000, 10, 0.0));
+    let mut t = Tombstones::default();
+    // Series refs are index offsets / 16; look them up after writing.
+    let pa = write_block(dir.path(), 1, 0, 2000, &a, &Tombstones::default());
+    let ids = BlockReader::open(&pa)
+        .unwrap()
+        .index
+        .all_postings()
+        .unwrap();
+    t.add(
+        u64::from(ids[0]),
+        Interval {
+            min_time: 100,
+            max_time: 555,
+        },
+    );
+    t.add(
+        u64::from(ids[1]),
+        Interval {
+            min_time: i64::MIN,
+            max_time: i64::MAX,
+        },
+    );
+    t.write_dir(&pa).unwrap();
+    // Shrink the block's range too: samples at or after 1800 are outside it.
+    let mut meta = BlockMeta::read_dir(&pa).unwrap();
+    meta.max_time = 1800;
+    meta.write_dir(&pa).unwrap();
+    let out = dir.path().join("out");
+    let res = compact_blocks(
+        &[pa],
+        &out,
+        BlockId::from_parts(9, 9),
+        &CompactOptions::default(),
+    )
+    .unwrap()
+    .unwrap();
+    let got = read_samples(&res.dir);
+    assert_eq!(got.len(), 1, "a fully deleted series is not written");
+    let want: Vec<(i64, f64)> = a[&lbl("m", 1)]
+        .iter()
+        .copied()
+        .filter(|(t, _)| !(100..=555).contains(t) && *t < 1800)
+        .collect();
+    assert_eq!(got[&lbl("m", 1)], want);
+}
+
+fn histogram_chunk(min: i64, max: i64) -> EncodedChunk {
+    // An opaque native-histogram chunk: 3 samples, counter-reset header "unknown".
+    EncodedChunk {
+        min_time: min,
+        max_time: max,
+        encoding: 2,
+        data: vec![0, 3, 0, 0xde, 0xad, 0xbe, 0xef, min as u8],
+    }
+}
+
+fn write_histogram_block(dest: &Path, id: u128, chunks: &[EncodedChunk]) -> PathBuf {
+    let id = BlockId::from_parts(1_000, id);
+    let l = lbl("h", 1);
+    let mut w =
+        BlockWriter::create(dest, id, ["1", "__name__", "h", "i"], DEFAULT_SEGMENT_SIZE).unwrap();
+    w.add_series(&l, chunks).unwrap();
+    let max = chunks.last().unwrap().max_time + 1;
+    w.finish(
+        block_meta(id, chunks[0].min_time, max),
+        &Tombstones::default(),
+    )
+    .unwrap()
+    .0
+}
+
+#[test]
+fn histogram_chunks_pass_through_and_overlaps_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let pa = write_histogram_block(
+        dir.path(),
+        1,
+        &[histogram_chunk(0, 10), histogram_chunk(20, 30)],
+    );
+    let pb = write_histogram_block(dir.path(), 2, &[histogram_chunk(40, 50)]);
+    let out = dir.path().join("out");
+    let res = compact_blocks(
+        &[pa.clone(), pb],
+        &out,
+        BlockId::from_parts(9, 9),
+        &CompactOptions::default(),
+    )
+    .unwrap()
+    .unwrap();
+    assert_eq!(res.meta.stats.num_histogram_samples, 9);
+    let mut block = BlockReader::open(&res.dir).unwrap();
+    let (mut refs, mut chunks) = (Vec::new(), Vec::new());
+    let ids = block.index.all_postings().unwrap();
+    block.index.series(ids[0], &mut refs, &mut chunks).unwrap();
+    let (enc, data) = block.chunks.chunk(ChunkRef(chunks[1].chunk_ref)).unwrap();
+    assert_eq!(
+        (enc, data),
+        (2, &histogram_chunk(20, 30).data[..]),
+        "copied byte for byte"
+    );
+
+    let pc = write_histogram_block(dir.path(), 3, &[histogram_chunk(5, 25)]);
+    let out2 = dir.path().join("out2");
+    let err = compact_blocks(
+        &[pa, pc],
+        &out2,
+        BlockId::from_parts(9, 10),
+        &CompactOptions::default(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains(r#"{__name__="h", i="1"}"#), "{err}");
+    assert!(
+        err.contains(&BlockId::from_parts(1_000, 1).to_string()),
+        "{err}"
+    );
+    assert!(
+        err.contains(&BlockId::from_parts(1_000, 3).to_string()),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_dir(&out2).unwrap().count(),
+        0,
+        "nothing left in the output dir"
+    );
+}
+
+#[test]
+fn a_corrupt_chunk_fails_with_file_and_offset_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = Series::new();
+    a.insert(lbl("m", 1), samples(0, 1000, 10, 0.0));
+    let pa = write_block(dir.path(), 1, 0, 1000, &a, &Tombstones::default());
+    let seg = pa.join("chunks/000001");
+    let mut bytes = std::fs::read(&seg).unwrap();
+    bytes[40] ^= 0x55;
+    std::fs::write(&seg, bytes).unwrap();
+    let out = dir.path().join("out");
+    let err = compact_blocks(
+        &[pa],
+        &out,
+        BlockId::from_parts(9, 9),
+        &CompactOptions::default(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("chunks/000001") && err.contains("offset"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_dir(&out).unwrap().count(), 0);
+}
+
+fn arb_block_series() -> impl Strategy<Value = Series> {
+    let series = (
+        0u32..6,
+        prop::collection::vec((0i64..3000, any::<u64>()), 1..300),
+    );
+    prop::collection::vec(series, 1..5).prop_map(|v| {
+        let mut out = Series::new();
+        for (i, pts) in v {
+            let mut pts: Vec<(i64, f64)> = pts
+                .into_iter()
+                .map(|(t, b)| (t, f64::from_bits(b)))
+                .collect();
+            pts.sort_by_key(|p| p.0);
+            pts.dedup_by_key(|p| p.0);
+            out.insert(lbl("p", i), pts);
+        }
+        out
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+    #[test]
+    fn compaction_preserves_every_sample(blocks in prop::collection::vec(arb_block_series(), 1..4)) {
+        let dir = tempfile::tempdir().unwrap();
+        let paths: Vec<PathBuf> = blocks.iter().enumerate()
+            .map(|(i, s)| write_block(dir.path(), i as u128 + 1, 0, 3000, s, &Tombstones::default()))
+            .collect();
+        let out = dir.path().join("out");
+        let res = compact_blocks(&paths, &out, BlockId::from_parts(9, 9), &CompactOptions::default()).unwrap().unwrap();
+        // Expected: per series, per timestamp the sample of the earliest input.
+        let mut want: BTreeMap<Labels, BTreeMap<i64, u64>> = BTreeMap::new();
+        for s in &blocks {
+            for (l, pts) in s {
+                let m = want.entry(l.clone()).or_default();
+                for (t, v) in pts {
+                    m.entry(*t).or_insert(v.to_bits());
+                }
+            }
+        }
+        let got = bits(&read_samples(&res.dir));
+        let want: BTreeMap<Labels, Vec<(i64, u64)>> = want.into_iter().map(|(l, m)| (l, m.into_iter().collect())).collect();
+        prop_assert_eq!(got, want);
+    }
+}

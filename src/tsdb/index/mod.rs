@@ -33,6 +33,8 @@
 //! absolute byte offsets, and its postings offset table is unsorted. The reader translates
 //! v1 symbol offsets to indices, so its callers always see indices.
 
+mod cursor;
+mod postings;
 mod reader;
 mod writer;
 

@@ -9,8 +9,11 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{ChunkMeta, Symbols, Toc, FORMAT_V1, FORMAT_V2, HEADER_LEN, MAGIC_INDEX, SERIES_ALIGN, TOC_LEN};
-use crate::tsdb::encoding::{read_uvarint, Decbuf, MAX_VARINT_LEN64};
+use super::cursor::{Cursor, OffsetEntry};
+use super::{
+    ChunkMeta, Symbols, Toc, FORMAT_V1, FORMAT_V2, HEADER_LEN, MAGIC_INDEX, SERIES_ALIGN, TOC_LEN,
+};
+use crate::tsdb::encoding::Decbuf;
 use crate::tsdb::error::{Result, TsdbError};
 use crate::tsdb::labels::Labels;
 use crate::tsdb::window::FileWindow;
@@ -19,146 +22,6 @@ use crate::tsdb::window::FileWindow;
 const READ_BATCH_BYTES: usize = 64 << 10;
 /// The smallest postings offset table entry: key count, two empty strings, a one-byte offset.
 const OFFSET_ENTRY_BYTES_MIN: u64 = 4;
-
-/// A forward reader over `[pos, end)` of a file that folds every byte it consumes into a
-/// running CRC, so a section can be checked while it is decoded, without holding it whole.
-struct Cursor<'a> {
-    window: &'a mut FileWindow,
-    path: &'a Path,
-    pos: u64,
-    end: u64,
-    crc: u32,
-}
-
-impl<'a> Cursor<'a> {
-    fn new(window: &'a mut FileWindow, path: &'a Path, pos: u64, end: u64) -> Self {
-        debug_assert!(pos <= end);
-        Cursor {
-            window,
-            path,
-            pos,
-            end,
-            crc: 0,
-        }
-    }
-
-    fn take(&mut self, n: usize, what: &str) -> Result<&[u8]> {
-        let left = self.end - self.pos;
-        if n as u64 > left {
-            return Err(TsdbError::corrupt(
-                self.path,
-                self.pos,
-                format!("{what}: needs {n} bytes, the section has {left} left"),
-            ));
-        }
-        let bytes = self.window.read(self.pos, n, what)?;
-        self.crc = crc32c::crc32c_append(self.crc, bytes);
-        self.pos += n as u64;
-        Ok(bytes)
-    }
-
-    fn be32(&mut self, what: &str) -> Result<u32> {
-        let bytes = self.take(4, what)?;
-        Ok(u32::from_be_bytes(bytes.try_into().expect("4 bytes")))
-    }
-
-    fn uvarint(&mut self, what: &str) -> Result<u64> {
-        let n = (self.end - self.pos).min(MAX_VARINT_LEN64 as u64) as usize;
-        let bytes = self.window.read(self.pos, n, what)?;
-        match read_uvarint(bytes) {
-            Some((value, used)) => {
-                self.crc = crc32c::crc32c_append(self.crc, &bytes[..used]);
-                self.pos += used as u64;
-                Ok(value)
-            }
-            None => Err(TsdbError::corrupt(
-                self.path,
-                self.pos,
-                format!("{what}: invalid or truncated varint"),
-            )),
-        }
-    }
-
-    /// A uvarint-length-prefixed string, copied into `out`.
-    fn string_into(&mut self, out: &mut Vec<u8>, what: &str) -> Result<()> {
-        let at = self.pos;
-        let len = self.uvarint(what)?;
-        let len = usize::try_from(len)
-            .map_err(|_| TsdbError::corrupt(self.path, at, format!("{what}: length {len}")))?;
-        let bytes = self.take(len, what)?;
-        out.clear();
-        out.extend_from_slice(bytes);
-        Ok(())
-    }
-
-    /// Checks that the cursor consumed the section exactly and that the be32 after it is the
-    /// CRC of everything consumed.
-    fn check_crc(&mut self, what: &str) -> Result<()> {
-        if self.pos != self.end {
-            return Err(TsdbError::corrupt(
-                self.path,
-                self.pos,
-                format!("{what}: {} bytes left after the last entry", self.end - self.pos),
-            ));
-        }
-        let stored = self.window.read(self.pos, 4, what)?;
-        let stored = u32::from_be_bytes(stored.try_into().expect("4 bytes"));
-        if stored != self.crc {
-            return Err(TsdbError::corrupt(
-                self.path,
-                self.pos,
-                format!("{what}: CRC mismatch: stored {stored:#010x}, computed {:#010x}", self.crc),
-            ));
-        }
-        Ok(())
-    }
-
-    /// Reads the be32 length at the cursor, checks that the section and its CRC end by
-    /// `limit`, and narrows the cursor to the section (CRC restarted after the length).
-    fn enter_section(&mut self, limit: u64, what: &str) -> Result<u64> {
-        let start = self.pos;
-        let len = u64::from(self.be32(what)?);
-        if start + 4 + len + 4 > limit {
-            return Err(TsdbError::corrupt(
-                self.path,
-                start,
-                format!("{what}: {len} bytes run past the end of the section at {limit}"),
-            ));
-        }
-        self.end = start + 4 + len;
-        self.crc = 0;
-        Ok(len)
-    }
-}
-
-/// One entry of the postings offset table.
-#[derive(Default)]
-struct OffsetEntry {
-    name: Vec<u8>,
-    value: Vec<u8>,
-    /// Absolute offset of the postings list.
-    list: u64,
-    /// Absolute offset of the entry itself, for error messages.
-    at: u64,
-}
-
-impl OffsetEntry {
-    fn read(&mut self, c: &mut Cursor<'_>) -> Result<()> {
-        self.at = c.pos;
-        let keys = c.uvarint("postings offset table key count")?;
-        if keys != 2 {
-            return Err(TsdbError::corrupt(
-                c.path,
-                self.at,
-                format!("postings offset table entry has {keys} keys, want 2"),
-            ));
-        }
-        c.string_into(&mut self.name, "postings offset table name")?;
-        c.string_into(&mut self.value, "postings offset table value")?;
-        self.list = c.uvarint("postings offset table offset")?;
-        Ok(())
-    }
-}
 
 /// A run of consecutive postings offset table entries with the same label name.
 struct NameRun {
@@ -196,7 +59,11 @@ impl IndexReader {
         let mut window = FileWindow::open(path)?;
         let file_len = window.len();
         if file_len < HEADER_LEN + TOC_LEN {
-            return Err(TsdbError::corrupt(path, 0, format!("{file_len} bytes is too short for an index")));
+            return Err(TsdbError::corrupt(
+                path,
+                0,
+                format!("{file_len} bytes is too short for an index"),
+            ));
         }
         let header = window.read(0, HEADER_LEN as usize, "index header")?;
         let magic = u32::from_be_bytes(header[..4].try_into().expect("4 bytes"));
@@ -209,7 +76,11 @@ impl IndexReader {
         }
         let version = header[4];
         if version != FORMAT_V1 && version != FORMAT_V2 {
-            return Err(TsdbError::corrupt(path, 4, format!("index format v{version} not supported")));
+            return Err(TsdbError::corrupt(
+                path,
+                4,
+                format!("index format v{version} not supported"),
+            ));
         }
         let toc_bytes = window.read(file_len - TOC_LEN, TOC_LEN as usize, "TOC")?;
         let toc = Toc::decode(toc_bytes, file_len, path)?;
@@ -260,7 +131,10 @@ impl IndexReader {
                 _ => {
                     return Err(TsdbError::usage(
                         &self.path,
-                        format!("label ({name}, {value}) references a symbol past {}", self.symbols.len()),
+                        format!(
+                            "label ({name}, {value}) references a symbol past {}",
+                            self.symbols.len()
+                        ),
                     ))
                 }
             }
@@ -270,7 +144,12 @@ impl IndexReader {
 
     /// Reads series `id` (a postings entry): its labels as `(name, value)` symbol indices
     /// sorted by name, and its chunks. Both vectors are cleared first.
-    pub fn series(&mut self, id: u32, labels: &mut Vec<(u32, u32)>, chunks: &mut Vec<ChunkMeta>) -> Result<()> {
+    pub fn series(
+        &mut self,
+        id: u32,
+        labels: &mut Vec<(u32, u32)>,
+        chunks: &mut Vec<ChunkMeta>,
+    ) -> Result<()> {
         labels.clear();
         chunks.clear();
         let offset = match self.version {
@@ -283,7 +162,10 @@ impl IndexReader {
             return Err(TsdbError::corrupt(
                 &self.path,
                 offset,
-                format!("series {id}: outside the series section [{}, {series_end})", self.toc.series),
+                format!(
+                    "series {id}: outside the series section [{}, {series_end})",
+                    self.toc.series
+                ),
             ));
         }
         let mut c = Cursor::new(&mut self.window, &self.path, offset, series_end);
@@ -304,12 +186,21 @@ impl IndexReader {
             return Err(TsdbError::corrupt(
                 &self.path,
                 offset,
-                format!("series {id}: CRC mismatch: stored {stored:#010x}, computed {computed:#010x}"),
+                format!(
+                    "series {id}: CRC mismatch: stored {stored:#010x}, computed {computed:#010x}"
+                ),
             ));
         }
         let v1_offsets = (self.version == FORMAT_V1).then_some(self.v1_symbol_offsets.as_slice());
         let mut d = Decbuf::new(payload, payload_at, &self.path);
-        decode_series(&mut d, &self.path, &self.symbols, v1_offsets, labels, chunks)
+        decode_series(
+            &mut d,
+            &self.path,
+            &self.symbols,
+            v1_offsets,
+            labels,
+            chunks,
+        )
     }
 
     /// The ids of every series, in label order (the `("", "")` postings list).
@@ -348,7 +239,12 @@ impl IndexReader {
     /// Every label name, sorted (without the empty name of the all-series list).
     pub fn label_names(&mut self) -> Result<Vec<String>> {
         let names = self.name_index()?;
-        let mut out: Vec<String> = names.runs.iter().filter(|r| !r.name.is_empty()).map(|r| r.name.clone()).collect();
+        let mut out: Vec<String> = names
+            .runs
+            .iter()
+            .filter(|r| !r.name.is_empty())
+            .map(|r| r.name.clone())
+            .collect();
         if !names.sorted {
             out.sort_unstable();
             out.dedup();
@@ -365,9 +261,14 @@ impl IndexReader {
             let mut c = Cursor::new(&mut self.window, &self.path, first, table_end);
             for _ in 0..count {
                 self.entry.read(&mut c)?;
-                let value = String::from_utf8(std::mem::take(&mut self.entry.value)).map_err(|_| {
-                    TsdbError::corrupt(&self.path, self.entry.at, "label value is not valid UTF-8")
-                })?;
+                let value =
+                    String::from_utf8(std::mem::take(&mut self.entry.value)).map_err(|_| {
+                        TsdbError::corrupt(
+                            &self.path,
+                            self.entry.at,
+                            "label value is not valid UTF-8",
+                        )
+                    })?;
                 values.push(value);
             }
         }
@@ -407,9 +308,16 @@ impl IndexReader {
         let names = self.name_index()?;
         if names.sorted {
             let found = names.runs.binary_search_by(|r| r.name.as_str().cmp(name));
-            return Ok(found.map(|i| vec![(names.runs[i].first, names.runs[i].count)]).unwrap_or_default());
+            return Ok(found
+                .map(|i| vec![(names.runs[i].first, names.runs[i].count)])
+                .unwrap_or_default());
         }
-        Ok(names.runs.iter().filter(|r| r.name == name).map(|r| (r.first, r.count)).collect())
+        Ok(names
+            .runs
+            .iter()
+            .filter(|r| r.name == name)
+            .map(|r| (r.first, r.count))
+            .collect())
     }
 
     /// The name index, built on first use by one CRC-checked pass over the table.
@@ -450,14 +358,22 @@ impl IndexReader {
                     let name = String::from_utf8(entry.name.clone()).map_err(|_| {
                         TsdbError::corrupt(&self.path, entry.at, "label name is not valid UTF-8")
                     })?;
-                    runs.push(NameRun { name, first: entry.at, count: 1 });
+                    runs.push(NameRun {
+                        name,
+                        first: entry.at,
+                        count: 1,
+                    });
                 }
             }
             std::mem::swap(&mut previous_value, &mut entry.value);
         }
         c.check_crc("postings offset table")?;
         if !sorted && self.version == FORMAT_V2 {
-            return Err(TsdbError::corrupt(&self.path, start, "postings offset table is not sorted"));
+            return Err(TsdbError::corrupt(
+                &self.path,
+                start,
+                "postings offset table is not sorted",
+            ));
         }
         runs.shrink_to_fit();
         Ok(NameIndex { runs, sorted })
@@ -490,7 +406,11 @@ impl IndexReader {
         while left > 0 {
             let n = left.min(READ_BATCH_BYTES / 4);
             let bytes = c.take(4 * n, "postings list ids")?;
-            ids.extend(bytes.chunks_exact(4).map(|b| u32::from_be_bytes(b.try_into().expect("4 bytes"))));
+            ids.extend(
+                bytes
+                    .chunks_exact(4)
+                    .map(|b| u32::from_be_bytes(b.try_into().expect("4 bytes"))),
+            );
             left -= n;
         }
         c.check_crc("postings list")?;
@@ -498,7 +418,11 @@ impl IndexReader {
             return Err(TsdbError::corrupt(
                 &self.path,
                 offset + 8 + 4 * (i as u64 + 1),
-                format!("postings list: id {} does not follow {}", ids[i + 1], ids[i]),
+                format!(
+                    "postings list: id {} does not follow {}",
+                    ids[i + 1],
+                    ids[i]
+                ),
             ));
         }
         Ok(ids)
@@ -507,7 +431,12 @@ impl IndexReader {
 
 /// Loads the symbol table at `toc.symbols`, checking its bounds, CRC, UTF-8 and order.
 /// Returns the table and, for format v1, the absolute offset of each symbol.
-fn read_symbols(window: &mut FileWindow, path: &Path, toc: &Toc, version: u8) -> Result<(Symbols, Vec<u32>)> {
+fn read_symbols(
+    window: &mut FileWindow,
+    path: &Path,
+    toc: &Toc,
+    version: u8,
+) -> Result<(Symbols, Vec<u32>)> {
     let start = toc.symbols;
     let mut c = Cursor::new(window, path, start, toc.series);
     let len = c.enter_section(toc.series, "symbol table")?;
@@ -569,7 +498,10 @@ fn decode_series(
     };
     let count = d.uvarint("label count")?;
     if count > d.remaining() as u64 / 2 {
-        return Err(d.corrupt(format!("{count} labels cannot fit in {} bytes", d.remaining())));
+        return Err(d.corrupt(format!(
+            "{count} labels cannot fit in {} bytes",
+            d.remaining()
+        )));
     }
     labels.reserve(count as usize);
     for _ in 0..count {
@@ -577,13 +509,20 @@ fn decode_series(
         let name = resolve(d, "label name")?;
         let value = resolve(d, "label value")?;
         if labels.last().is_some_and(|&(previous, _)| name <= previous) {
-            return Err(TsdbError::corrupt(path, at, "label names are not sorted and unique"));
+            return Err(TsdbError::corrupt(
+                path,
+                at,
+                "label names are not sorted and unique",
+            ));
         }
         labels.push((name, value));
     }
     let count = d.uvarint("chunk count")?;
     if count > d.remaining() as u64 / 3 {
-        return Err(d.corrupt(format!("{count} chunks cannot fit in {} bytes", d.remaining())));
+        return Err(d.corrupt(format!(
+            "{count} chunks cannot fit in {} bytes",
+            d.remaining()
+        )));
     }
     chunks.reserve(count as usize);
     // Deltas are added with wrapping arithmetic, exactly as Go decodes them.
@@ -593,12 +532,22 @@ fn decode_series(
             None => {
                 let min_time = d.varint("chunk min time")?;
                 let max_time = min_time.wrapping_add(d.uvarint("chunk duration")? as i64);
-                ChunkMeta { min_time, max_time, chunk_ref: d.uvarint("chunk ref")? }
+                ChunkMeta {
+                    min_time,
+                    max_time,
+                    chunk_ref: d.uvarint("chunk ref")?,
+                }
             }
             Some(p) => {
                 let min_time = p.max_time.wrapping_add(d.uvarint("chunk gap")? as i64);
                 let max_time = min_time.wrapping_add(d.uvarint("chunk duration")? as i64);
-                ChunkMeta { min_time, max_time, chunk_ref: p.chunk_ref.wrapping_add(d.varint("chunk ref delta")? as u64) }
+                ChunkMeta {
+                    min_time,
+                    max_time,
+                    chunk_ref: p
+                        .chunk_ref
+                        .wrapping_add(d.varint("chunk ref delta")? as u64),
+                }
             }
         };
         chunks.push(chunk);

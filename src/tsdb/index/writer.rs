@@ -10,7 +10,10 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use super::{ChunkMeta, Symbols, Toc, FORMAT_V2, HEADER_LEN, MAGIC_INDEX, POSTINGS_ALIGN, SERIES_ALIGN};
+use super::postings::{unpack, PostingsBuilder, PostingsLists};
+use super::{
+    ChunkMeta, Symbols, Toc, FORMAT_V2, HEADER_LEN, MAGIC_INDEX, POSTINGS_ALIGN, SERIES_ALIGN,
+};
 use crate::tsdb::encoding::{crc32, uvarint_len, Encbuf};
 use crate::tsdb::error::{IoContext, Result, TsdbError};
 use crate::tsdb::labels::{write_go_quoted, Labels};
@@ -133,7 +136,8 @@ impl IndexWriter {
                 )));
             }
         }
-        let table_len = self.symbol_table_len + (uvarint_len(symbol.len() as u64) + symbol.len()) as u64;
+        let table_len =
+            self.symbol_table_len + (uvarint_len(symbol.len() as u64) + symbol.len()) as u64;
         if table_len > SECTION_LEN_MAX || self.symbols.len() >= u32::MAX as usize - 1 {
             return Err(self.usage("symbol table exceeds 4 GiB or 2^32 symbols"));
         }
@@ -188,7 +192,9 @@ impl IndexWriter {
             }
         }
         let result = match missing {
-            Some(symbol) => Err(self.usage(format!("series {labels}: symbol {symbol:?} was not added"))),
+            Some(symbol) => {
+                Err(self.usage(format!("series {labels}: symbol {symbol:?} was not added")))
+            }
             None => self.add_series(&refs, chunks),
         };
         self.scratch_labels = refs;
@@ -215,7 +221,11 @@ impl IndexWriter {
         self.out.put(&self.head.buf)?;
         let size = self.out.pos;
         let path = self.out.path;
-        let file = self.out.file.into_inner().map_err(|e| TsdbError::io(&path, e.into_error()))?;
+        let file = self
+            .out
+            .file
+            .into_inner()
+            .map_err(|e| TsdbError::io(&path, e.into_error()))?;
         file.sync_all().at(&path)?;
         debug_assert_eq!(file.metadata().map(|m| m.len()).ok(), Some(size));
         Ok(size)
@@ -231,7 +241,8 @@ impl IndexWriter {
         debug_assert_eq!(self.out.pos, self.toc.symbols);
         // Stay in `Done` if the table cannot be written completely.
         self.stage = Stage::Done;
-        self.out.put(&(self.symbol_table_len as u32).to_be_bytes())?;
+        self.out
+            .put(&(self.symbol_table_len as u32).to_be_bytes())?;
         let batch = &mut self.head;
         batch.reset();
         batch.put_be32(self.symbols.len() as u32);
@@ -244,7 +255,10 @@ impl IndexWriter {
         }
         self.out.put_batch(batch, &mut crc)?;
         self.out.put(&crc.to_be_bytes())?;
-        debug_assert_eq!(self.out.pos, self.toc.symbols + 4 + self.symbol_table_len + 4);
+        debug_assert_eq!(
+            self.out.pos,
+            self.toc.symbols + 4 + self.symbol_table_len + 4
+        );
         self.toc.series = self.out.pos;
         self.stage = Stage::Series;
         Ok(())
@@ -268,7 +282,10 @@ impl IndexWriter {
                 )));
             }
             if self.symbols.get(name).is_some_and(str::is_empty) {
-                return Err(self.usage(format!("series {} has an empty label name", self.describe(labels))));
+                return Err(self.usage(format!(
+                    "series {} has an empty label name",
+                    self.describe(labels)
+                )));
             }
             previous_name = Some(name);
         }
@@ -290,27 +307,39 @@ impl IndexWriter {
     /// Checks that `chunks` is nonempty, each chunk's range is ordered, chunks follow each
     /// other in time, and references never decrease; also that the series id fits 32 bits.
     fn check_chunks(&self, labels: &[(u32, u32)], chunks: &[ChunkMeta]) -> Result<()> {
-        let bad = |what: String| Err(self.usage(format!("series {}: {what}", self.describe(labels))));
+        let bad =
+            |what: String| Err(self.usage(format!("series {}: {what}", self.describe(labels))));
         if chunks.is_empty() {
             return bad("no chunks (series without chunks are not written)".into());
         }
         let mut previous: Option<&ChunkMeta> = None;
         for (i, chunk) in chunks.iter().enumerate() {
             if chunk.min_time > chunk.max_time {
-                return bad(format!("chunk {i}: min time {} > max time {}", chunk.min_time, chunk.max_time));
+                return bad(format!(
+                    "chunk {i}: min time {} > max time {}",
+                    chunk.min_time, chunk.max_time
+                ));
             }
             let last_ref = previous.map_or(self.last_chunk_ref, |p| p.chunk_ref);
             if chunk.chunk_ref < last_ref {
-                return bad(format!("chunk {i}: reference {:#x} < previous {last_ref:#x}", chunk.chunk_ref));
+                return bad(format!(
+                    "chunk {i}: reference {:#x} < previous {last_ref:#x}",
+                    chunk.chunk_ref
+                ));
             }
             if let Some(p) = previous.filter(|p| chunk.min_time <= p.max_time) {
-                return bad(format!("chunk {i}: min time {} <= previous max time {}", chunk.min_time, p.max_time));
+                return bad(format!(
+                    "chunk {i}: min time {} <= previous max time {}",
+                    chunk.min_time, p.max_time
+                ));
             }
             previous = Some(chunk);
         }
         let offset = self.out.pos.next_multiple_of(SERIES_ALIGN);
         if offset / SERIES_ALIGN > u64::from(u32::MAX) {
-            return bad(format!("series offset {offset} exceeds the 64 GiB addressable by ids"));
+            return bad(format!(
+                "series offset {offset} exceeds the 64 GiB addressable by ids"
+            ));
         }
         Ok(())
     }
@@ -343,7 +372,10 @@ impl IndexWriter {
         self.out.put(&self.head.buf)?;
         self.out.put(&self.entry.buf)?;
         self.out.put(&crc.to_be_bytes())?;
-        self.postings.add(id, labels, &self.previous_labels)?;
+        if !self.postings.add(id, labels, &self.previous_labels) {
+            // The entry is written but not listed: the index cannot be completed.
+            return Err(self.usage("more than 2^32 - 2 distinct label pairs"));
+        }
         self.previous_labels.clear();
         self.previous_labels.extend_from_slice(labels);
         self.last_chunk_ref = chunks.last().map_or(self.last_chunk_ref, |c| c.chunk_ref);
@@ -388,7 +420,11 @@ impl IndexWriter {
     }
 
     /// Writes the postings offset table: one entry per list, in list order.
-    fn write_postings_offset_table(&mut self, lists: &PostingsLists, offsets: &[u64]) -> Result<()> {
+    fn write_postings_offset_table(
+        &mut self,
+        lists: &PostingsLists,
+        offsets: &[u64],
+    ) -> Result<()> {
         debug_assert_eq!(offsets.len(), lists.order.len() + 1);
         let strings = |j: usize| -> (&str, &str) {
             let (name, value) = match j.checked_sub(1) {
@@ -399,7 +435,10 @@ impl IndexWriter {
             (symbol(name), symbol(value))
         };
         let entry_len = |name: &str, value: &str, offset: u64| {
-            (1 + uvarint_len(name.len() as u64) + name.len() + uvarint_len(value.len() as u64) + value.len()
+            (1 + uvarint_len(name.len() as u64)
+                + name.len()
+                + uvarint_len(value.len() as u64)
+                + value.len()
                 + uvarint_len(offset)) as u64
         };
         let mut len = 4;
@@ -408,7 +447,9 @@ impl IndexWriter {
             len += entry_len(name, value, offset);
         }
         if len > SECTION_LEN_MAX {
-            return Err(self.usage(format!("postings offset table of {len} bytes exceeds 4 GiB")));
+            return Err(self.usage(format!(
+                "postings offset table of {len} bytes exceeds 4 GiB"
+            )));
         }
         let start = self.out.pos;
         self.out.put(&(len as u32).to_be_bytes())?;
@@ -458,174 +499,5 @@ fn encode_series(e: &mut Encbuf, labels: &[(u32, u32)], chunks: &[ChunkMeta]) {
             }
         }
         previous = Some(chunk);
-    }
-}
-
-/// A label pair as one sortable key: name in the high half, value in the low half. Symbol
-/// references sort like their strings, so keys sort like (name, value) strings.
-fn pack(name: u32, value: u32) -> u64 {
-    (u64::from(name) << 32) | u64::from(value)
-}
-
-fn unpack(key: u64) -> (u32, u32) {
-    ((key >> 32) as u32, key as u32)
-}
-
-/// Accumulates, per series, its id and the keys of its label pairs.
-#[derive(Default)]
-struct PostingsBuilder {
-    table: KeyTable,
-    /// Key index of every label pair written, series after series.
-    pair_keys: Vec<u32>,
-    series_ids: Vec<u32>,
-    label_counts: Vec<u32>,
-}
-
-/// The postings lists built by [`PostingsBuilder::into_lists`].
-struct PostingsLists {
-    /// Every series id, in order: the ("", "") list.
-    series_ids: Vec<u32>,
-    /// Key (packed pair) of each key index.
-    keys: Vec<u64>,
-    /// Key indices sorted by key.
-    order: Vec<u32>,
-    /// `ids[starts[k]..starts[k + 1]]` is the list of key index `k`.
-    starts: Vec<usize>,
-    ids: Vec<u32>,
-}
-
-impl PostingsLists {
-    fn ids_of(&self, key: u32) -> &[u32] {
-        let key = key as usize;
-        &self.ids[self.starts[key]..self.starts[key + 1]]
-    }
-}
-
-impl PostingsBuilder {
-    fn new() -> Self {
-        PostingsBuilder::default()
-    }
-
-    fn is_empty(&self) -> bool {
-        self.series_ids.is_empty()
-    }
-
-    /// Records series `id`. `previous` are the labels of the previous series: pairs at the
-    /// same position that did not change reuse its key, which skips most hash lookups since
-    /// sorted series share long prefixes.
-    fn add(&mut self, id: u32, labels: &[(u32, u32)], previous: &[(u32, u32)]) -> Result<()> {
-        debug_assert_eq!(self.label_counts.last().map_or(0, |&c| c as usize), previous.len());
-        debug_assert!(self.series_ids.last().is_none_or(|&last| last < id));
-        let previous_start = self.pair_keys.len() - previous.len();
-        for (i, &(name, value)) in labels.iter().enumerate() {
-            let key = if previous.get(i) == Some(&(name, value)) {
-                self.pair_keys[previous_start + i]
-            } else {
-                match self.table.get_or_insert(pack(name, value)) {
-                    Some(key) => key,
-                    None => return Err(TsdbError::Unsupported("more than 2^32 - 2 label pairs".into())),
-                }
-            };
-            self.pair_keys.push(key);
-        }
-        self.series_ids.push(id);
-        self.label_counts.push(labels.len() as u32);
-        Ok(())
-    }
-
-    /// Groups the series ids by key (a counting sort: ids stay ascending within each list).
-    fn into_lists(self) -> PostingsLists {
-        let keys = self.table.keys;
-        let mut starts = vec![0usize; keys.len() + 1];
-        for &key in &self.pair_keys {
-            starts[key as usize + 1] += 1;
-        }
-        for k in 1..starts.len() {
-            starts[k] += starts[k - 1];
-        }
-        let mut next = starts[..keys.len()].to_vec();
-        let mut ids = vec![0u32; self.pair_keys.len()];
-        let mut pair = 0;
-        for (&id, &count) in self.series_ids.iter().zip(&self.label_counts) {
-            for &key in &self.pair_keys[pair..pair + count as usize] {
-                ids[next[key as usize]] = id;
-                next[key as usize] += 1;
-            }
-            pair += count as usize;
-        }
-        debug_assert_eq!(pair, self.pair_keys.len());
-        let mut order: Vec<u32> = (0..keys.len() as u32).collect();
-        order.sort_unstable_by_key(|&k| keys[k as usize]);
-        PostingsLists {
-            series_ids: self.series_ids,
-            keys,
-            order,
-            starts,
-            ids,
-        }
-    }
-}
-
-/// Maps packed label pairs to dense key indices: open addressing with linear probing and
-/// Fibonacci hashing. Deterministic (no random seed) and two flat arrays, so it stays fast and
-/// small with millions of keys.
-struct KeyTable {
-    /// Key index + 1 per slot, 0 when empty; the length is a power of two.
-    slots: Vec<u32>,
-    /// Key of each key index, in insertion order.
-    keys: Vec<u64>,
-    /// 64 - log2(slots.len()).
-    shift: u32,
-}
-
-impl Default for KeyTable {
-    fn default() -> Self {
-        const INITIAL_SLOTS_LOG2: u32 = 10;
-        KeyTable {
-            slots: vec![0; 1 << INITIAL_SLOTS_LOG2],
-            keys: Vec::new(),
-            shift: 64 - INITIAL_SLOTS_LOG2,
-        }
-    }
-}
-
-impl KeyTable {
-    fn home(&self, key: u64) -> usize {
-        (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> self.shift) as usize
-    }
-
-    /// The index of `key`, inserting it if new; `None` once 2^32 - 2 keys exist.
-    fn get_or_insert(&mut self, key: u64) -> Option<u32> {
-        // Keep the load at most 1/2 so probe sequences stay short.
-        if (self.keys.len() + 1) * 2 > self.slots.len() {
-            self.grow();
-        }
-        let mask = self.slots.len() - 1;
-        let mut slot = self.home(key);
-        loop {
-            match self.slots[slot] {
-                0 => {
-                    let index = u32::try_from(self.keys.len()).ok().filter(|&i| i < u32::MAX - 1)?;
-                    self.keys.push(key);
-                    self.slots[slot] = index + 1;
-                    return Some(index);
-                }
-                entry if self.keys[entry as usize - 1] == key => return Some(entry - 1),
-                _ => slot = (slot + 1) & mask,
-            }
-        }
-    }
-
-    fn grow(&mut self) {
-        self.shift -= 1;
-        self.slots = vec![0; self.slots.len() * 2];
-        let mask = self.slots.len() - 1;
-        for (index, &key) in self.keys.iter().enumerate() {
-            let mut slot = self.home(key);
-            while self.slots[slot] != 0 {
-                slot = (slot + 1) & mask;
-            }
-            self.slots[slot] = index as u32 + 1;
-        }
     }
 }

@@ -52,7 +52,10 @@ fn thanos_section_is_read_and_extensions_carried_through() {
     let out = String::from_utf8(m.to_json()).unwrap();
     assert!(out.ends_with("}\n"), "Thanos metas end with a newline");
     // Key order of the extensions is preserved.
-    assert!(out.find("\"zeta\"").unwrap() < out.find("\"alpha\"").unwrap(), "{out}");
+    assert!(
+        out.find("\"zeta\"").unwrap() < out.find("\"alpha\"").unwrap(),
+        "{out}"
+    );
     assert!(out.contains("\"upload_time\": \"2025-01-01T00:00:00Z\""));
     let again = BlockMeta::parse(out.as_bytes(), Path::new("m")).unwrap();
     assert_eq!(again, m);
@@ -61,10 +64,22 @@ fn thanos_section_is_read_and_extensions_carried_through() {
 #[test]
 fn bad_metas_are_rejected_with_the_file_named() {
     let cases = [
-        (r#"{"ulid":"01M8761NJ3B44ZS6PVDPN23D24","minTime":0,"maxTime":1,"version":2}"#, "unsupported version 2"),
-        (r#"{"ulid":"01M8761NJ3B44ZS6PVDPN23D24","minTime":0,"maxTime":1}"#, "missing field `version`"),
-        (r#"{"ulid":"nope","minTime":0,"maxTime":1,"version":1}"#, "invalid ULID"),
-        (r#"{"ulid":"01M8761NJ3B44ZS6PVDPN23D24","minTime":5,"maxTime":1,"version":1}"#, "before minTime"),
+        (
+            r#"{"ulid":"01M8761NJ3B44ZS6PVDPN23D24","minTime":0,"maxTime":1,"version":2}"#,
+            "unsupported version 2",
+        ),
+        (
+            r#"{"ulid":"01M8761NJ3B44ZS6PVDPN23D24","minTime":0,"maxTime":1}"#,
+            "missing field `version`",
+        ),
+        (
+            r#"{"ulid":"nope","minTime":0,"maxTime":1,"version":1}"#,
+            "invalid ULID",
+        ),
+        (
+            r#"{"ulid":"01M8761NJ3B44ZS6PVDPN23D24","minTime":5,"maxTime":1,"version":1}"#,
+            "before minTime",
+        ),
         ("garbage", "expected value"),
     ];
     for (json, want) in cases {
@@ -83,7 +98,11 @@ fn meta(id: u128, min: i64, max: i64, level: u32) -> BlockMeta {
         min_time: min,
         max_time: max,
         stats: BlockStats::default(),
-        compaction: Compaction { level, sources: vec![ulid], ..Compaction::default() },
+        compaction: Compaction {
+            level,
+            sources: vec![ulid],
+            ..Compaction::default()
+        },
         version: META_VERSION,
         thanos: None,
     }
@@ -98,10 +117,20 @@ fn merge_follows_prometheus() {
     let id = BlockId::from_parts(2000, 5);
     let m = merge_metas(id, &[a.clone(), b.clone()]).unwrap();
     assert_eq!((m.min_time, m.max_time, m.compaction.level), (0, 200, 3));
-    let want: Vec<BlockId> = [1, 3, 9].iter().map(|r| BlockId::from_parts(1000, *r)).collect();
+    let want: Vec<BlockId> = [1, 3, 9]
+        .iter()
+        .map(|r| BlockId::from_parts(1000, *r))
+        .collect();
     assert_eq!(m.compaction.sources, want);
-    assert_eq!(m.compaction.parents, vec![a.desc(), b.desc()], "parents in input order");
-    assert!(m.compaction.hints.is_empty(), "out-of-order hint needs all parents");
+    assert_eq!(
+        m.compaction.parents,
+        vec![a.desc(), b.desc()],
+        "parents in input order"
+    );
+    assert!(
+        m.compaction.hints.is_empty(),
+        "out-of-order hint needs all parents"
+    );
 }
 
 #[test]
@@ -120,6 +149,8 @@ fn merge_refuses_different_streams_and_keeps_common_extensions() {
     assert_eq!(mt.source, SOURCE_COMPACTOR);
     t.labels.insert("cluster".into(), "us-1".into());
     b.thanos = Some(t);
-    let err = merge_metas(BlockId::from_parts(5, 5), &[a, b]).unwrap_err().to_string();
+    let err = merge_metas(BlockId::from_parts(5, 5), &[a, b])
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("different streams"), "{err}");
 }

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# The project's test command (the README's second Quick start command; .ci/run calls it).
+# Installs what the tests need when it is missing, then runs the format check, clippy and
+# every test of the workspace. Under CI=true a missing component fails the run loudly; the
+# tests themselves never skip silently.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+SHARED=${COMPACTD_SHARED:-$ROOT/../shared}
+
+log() { printf '==> %s\n' "$*"; }
+
+apt_install() {
+  export DEBIAN_FRONTEND=noninteractive
+  # Never let a package start its service (etcd, prometheus) on this host.
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+  fi
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+missing=()
+command -v protoc >/dev/null || missing+=(protobuf-compiler)
+command -v promtool >/dev/null || missing+=(prometheus)
+if ((${#missing[@]})); then
+  log "installing ${missing[*]}"
+  apt_install "${missing[@]}"
+fi
+
+# The Prometheus 2.42 Go compactor: the byte-compatibility oracle and the benchmark baseline.
+export COMPACTD_GOCOMPACT=${COMPACTD_GOCOMPACT:-/tmp/gocompact-build/gocompact}
+if [ ! -x "$COMPACTD_GOCOMPACT" ]; then
+  if [ -f "$SHARED/bench/gocompact/build.sh" ]; then
+    log "building the Go baseline compactor into $COMPACTD_GOCOMPACT"
+    WORK=$(dirname "$COMPACTD_GOCOMPACT") bash "$SHARED/bench/gocompact/build.sh" "$COMPACTD_GOCOMPACT" >/dev/null
+  elif [ "${CI:-}" = true ]; then
+    echo "error: $SHARED/bench/gocompact/build.sh not found and CI=true" >&2
+    exit 1
+  fi
+fi
+
+log "cargo fmt --check"
+cargo fmt --all -- --check
+log "cargo clippy"
+cargo clippy --workspace --all-targets -- -D warnings
+log "cargo test"
+cargo test --workspace "$@"

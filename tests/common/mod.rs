@@ -1,0 +1,211 @@
+//! Shared support for the integration tests: finding external tools (failing loudly under
+//! CI=true when one is missing), running the `compactd` binary and promtool, and dumping
+//! blocks in promtool's text format with our own reader.
+
+#![allow(dead_code)] // Each test binary uses a different part of this module.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use compactd::tsdb::block::BlockReader;
+use compactd::tsdb::chunks::{ChunkRef, ENCODING_XOR};
+use compactd::tsdb::labels::Labels;
+use compactd::tsdb::xor::XorIter;
+
+/// True when running in CI, where nothing may be skipped.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true")
+}
+
+/// The path of an external tool, or `None` (with a loud message) outside CI. Under CI=true a
+/// missing tool fails the test.
+pub fn require_tool(name: &str, env_override: Option<&str>) -> Option<PathBuf> {
+    let path = env_override
+        .and_then(|k| std::env::var_os(k))
+        .map(PathBuf::from)
+        .filter(|p| p.is_file())
+        .or_else(|| which(name));
+    if path.is_none() {
+        let msg = format!("{name} is not installed (scripts/test.sh installs it)");
+        assert!(!in_ci(), "CI=true and {msg}");
+        eprintln!("SKIPPED: {msg}");
+    }
+    path
+}
+
+fn which(name: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH")?
+        .to_str()?
+        .split(':')
+        .map(|d| Path::new(d).join(name))
+        .find(|p| p.is_file())
+}
+
+/// Runs the compactd binary built for this test run.
+pub fn compactd(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_compactd"))
+        .args(args)
+        .output()
+        .expect("run compactd")
+}
+
+/// Runs compactd and asserts success; returns stdout.
+pub fn compactd_ok(args: &[&str]) -> String {
+    let out = compactd(args);
+    assert!(
+        out.status.success(),
+        "compactd {args:?} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8(out.stdout).expect("utf-8 stdout")
+}
+
+/// The block directories (ULID-named) directly inside `dir`, sorted.
+pub fn block_dirs(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .expect("read dir")
+        .map(|e| e.expect("dir entry").path())
+        .filter(|p| p.join("meta.json").is_file())
+        .collect();
+    v.sort();
+    v
+}
+
+/// `promtool tsdb dump` of the given blocks, run on a copy (promtool 2.42 wants a `wal` dir
+/// and writes `chunks_head` into the directory it dumps).
+pub fn promtool_dump(promtool: &Path, blocks: &[PathBuf]) -> String {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    for b in blocks {
+        copy_dir(b, &tmp.path().join(b.file_name().expect("block name")));
+    }
+    std::fs::create_dir(tmp.path().join("wal")).expect("wal dir");
+    let out = Command::new(promtool)
+        .args(["tsdb", "dump"])
+        .arg(tmp.path())
+        .output()
+        .expect("run promtool");
+    assert!(
+        out.status.success(),
+        "promtool dump: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8 dump")
+}
+
+/// Runs `promtool tsdb analyze` on one block and asserts that it succeeds.
+pub fn promtool_analyze(promtool: &Path, block: &Path) -> String {
+    let out = Command::new(promtool)
+        .args(["tsdb", "analyze"])
+        .arg(block.parent().expect("parent"))
+        .arg(block.file_name().expect("block name"))
+        .output()
+        .expect("run promtool");
+    assert!(
+        out.status.success(),
+        "promtool analyze: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8")
+}
+
+/// Recursively copies a directory.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for e in std::fs::read_dir(from).expect("read dir") {
+        let e = e.expect("entry");
+        let target = to.join(e.file_name());
+        if e.file_type().expect("type").is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), target).expect("copy");
+        }
+    }
+}
+
+/// Every float sample of the given blocks read with our reader, merged per series with one
+/// sample per timestamp (as a querier over the blocks returns them).
+pub fn read_samples(blocks: &[PathBuf]) -> BTreeMap<Labels, BTreeMap<i64, f64>> {
+    let mut out: BTreeMap<Labels, BTreeMap<i64, f64>> = BTreeMap::new();
+    let (mut refs, mut chunks) = (Vec::new(), Vec::new());
+    for dir in blocks {
+        let mut b = BlockReader::open(dir).expect("open block");
+        for id in b.index.all_postings().expect("postings") {
+            b.index.series(id, &mut refs, &mut chunks).expect("series");
+            let labels = b.index.series_labels(&refs).expect("labels");
+            let samples = out.entry(labels).or_default();
+            for c in &chunks {
+                let (enc, data) = b.chunks.chunk(ChunkRef(c.chunk_ref)).expect("chunk");
+                assert_eq!(enc, ENCODING_XOR, "float chunks only");
+                let mut it = XorIter::new(data);
+                while let Some((t, v)) = it.next_sample().expect("decode") {
+                    if t >= b.meta.min_time && t < b.meta.max_time {
+                        samples.entry(t).or_insert(v);
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Our reader's samples in `promtool tsdb dump` format.
+pub fn our_dump(blocks: &[PathBuf]) -> String {
+    let mut s = String::new();
+    for (labels, samples) in read_samples(blocks) {
+        let l = labels.to_string();
+        for (t, v) in samples {
+            s.push_str(&format!("{l} {} {t}\n", go_format_g(v)));
+        }
+    }
+    s
+}
+
+/// Formats a float as Go's `fmt.Sprintf("%g", v)`: shortest round-trip digits, exponent form
+/// when the decimal exponent is below -4 or at least 6 (strconv's rule for the shortest form).
+pub fn go_format_g(v: f64) -> String {
+    if v.is_nan() {
+        return "NaN".into();
+    }
+    if v.is_infinite() {
+        return if v > 0.0 {
+            "+Inf".into()
+        } else {
+            "-Inf".into()
+        };
+    }
+    if v == 0.0 {
+        return if v.is_sign_negative() {
+            "-0".into()
+        } else {
+            "0".into()
+        };
+    }
+    let e = format!("{v:e}");
+    let (mantissa, exp) = e.split_once('e').expect("exponent");
+    let exp: i32 = exp.parse().expect("exponent digits");
+    let neg = mantissa.starts_with('-');
+    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
+    let sign = if neg { "-" } else { "" };
+    if !(-4..6).contains(&exp) {
+        let (first, rest) = digits.split_at(1);
+        let frac = if rest.is_empty() {
+            String::new()
+        } else {
+            format!(".{rest}")
+        };
+        let esign = if exp < 0 { '-' } else { '+' };
+        return format!("{sign}{first}{frac}e{esign}{:02}", exp.abs());
+    }
+    let point = exp + 1; // digits before the decimal point
+    if point <= 0 {
+        return format!("{sign}0.{}{digits}", "0".repeat((-point) as usize));
+    }
+    let point = point as usize;
+    if digits.len() <= point {
+        format!("{sign}{digits}{}", "0".repeat(point - digits.len()))
+    } else {
+        format!("{sign}{}.{}", &digits[..point], &digits[point..])
+    }
+}
