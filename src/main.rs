@@ -140,6 +140,7 @@ fn generate(a: GenerateArgs) -> anyhow::Result<ExitCode> {
 fn compact(a: CompactArgs) -> anyhow::Result<ExitCode> {
     let opts = CompactOptions {
         segment_size: a.segment_size,
+        ..CompactOptions::default()
     };
     let report = tools::compact::run(&a.blocks, &a.out, &opts)?;
     print!("{}", tools::compact::render(&report, a.blocks.len()));

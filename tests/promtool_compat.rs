@@ -131,7 +131,7 @@ fn compacted_blocks_match_inputs_in_promtool() {
     let analyze = promtool_analyze(&promtool, &out);
     assert!(analyze.contains("Series: 24"), "{analyze}");
     assert_eq!(
-        promtool_dump(&promtool, &[out.clone()]),
+        promtool_dump(&promtool, std::slice::from_ref(&out)),
         promtool_dump(&promtool, &blocks)
     );
     compactd_ok(&["tools", "inspect", out.to_str().unwrap()]);
@@ -163,7 +163,7 @@ fn overlapping_blocks_compact_to_the_deduplicated_union() {
     let want = promtool_dump(&promtool, &blocks);
     let out = compact_cli(&tmp.path().join("out"), &blocks, &[]);
     promtool_analyze(&promtool, &out);
-    let got = promtool_dump(&promtool, &[out.clone()]);
+    let got = promtool_dump(&promtool, std::slice::from_ref(&out));
     assert_eq!(got.lines().count(), want.lines().count());
     assert_eq!(got, want);
     compactd_ok(&["tools", "inspect", out.to_str().unwrap()]);

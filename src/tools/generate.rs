@@ -169,7 +169,15 @@ pub fn generate(opts: &GenerateOptions) -> Result<Vec<GeneratedBlock>> {
     let symbols: Vec<String> = symbols.into_iter().map(str::to_string).collect();
     let end_ms = opts.start_ms + (opts.hours * 3_600_000.0) as i64;
     let bd = opts.block_duration_ms;
-    let mut ids = Rng::new(opts.seed ^ 0x5eed_b10c);
+    // Block ids depend on every option that changes the data, so two different generations
+    // into one directory never collide, and the same generation is reproducible.
+    let mut ids = Rng::new(
+        opts.seed
+            ^ 0x5eed_b10c
+            ^ (opts.start_ms as u64).rotate_left(17)
+            ^ (opts.series as u64).rotate_left(41)
+            ^ (opts.scrape_interval_ms as u64).rotate_left(7),
+    );
     let mut out = Vec::new();
     let mut window = opts.start_ms.div_euclid(bd) * bd;
     while window < end_ms {
@@ -186,7 +194,7 @@ fn validate(opts: &GenerateOptions) -> Result<()> {
     if opts.series == 0 {
         return bad("--series must be at least 1");
     }
-    if !(opts.hours > 0.0) {
+    if opts.hours.is_nan() || opts.hours <= 0.0 {
         return bad("--hours must be positive");
     }
     if opts.block_duration_ms <= 0 || opts.scrape_interval_ms <= 0 {

@@ -22,7 +22,7 @@ pub fn in_ci() -> bool {
 /// missing tool fails the test.
 pub fn require_tool(name: &str, env_override: Option<&str>) -> Option<PathBuf> {
     let path = env_override
-        .and_then(|k| std::env::var_os(k))
+        .and_then(std::env::var_os)
         .map(PathBuf::from)
         .filter(|p| p.is_file())
         .or_else(|| which(name));

@@ -6,30 +6,41 @@
 //! Overlapping chunks of any other encoding (native histograms) are an error naming the series
 //! and the blocks, never silent loss.
 
-use super::super::chunks::ENCODING_XOR;
-use super::super::error::{Result, TsdbError};
+use super::super::chunks::{ChunkRef, ENCODING_XOR};
 use super::super::xor::{XorEncoder, XorIter};
-use super::series::{Input, SourceChunk};
+use super::series::SourceChunk;
 use super::SAMPLES_PER_CHUNK;
 
-/// What the merge needs to know about the series for error messages.
-pub(super) struct MergeContext<'a> {
-    /// All inputs of the compaction.
-    pub inputs: &'a [Input],
-    /// The inputs holding the current series.
-    pub members: &'a [usize],
+/// Why a series could not be merged. Plain data, so that merging can run on a worker thread;
+/// the writer turns it into an error naming the series and the blocks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum MergeFailure {
+    /// Overlapping chunks of an encoding that cannot be merged (native histograms).
+    Unmergeable {
+        /// The encodings of the overlapping chunks.
+        encodings: Vec<u8>,
+        /// The inputs they came from.
+        inputs: Vec<usize>,
+    },
+    /// An overlapping XOR chunk did not decode.
+    Undecodable {
+        /// The input it came from.
+        input: usize,
+        /// Its location when copied unchanged from the input.
+        origin: Option<ChunkRef>,
+        /// The decoder's message.
+        what: String,
+    },
 }
 
-/// Turns `sources` (all chunks of one series) into the output chunks `out`; re-encoded chunk
-/// bytes are appended to `arena`. `samples` is a reusable buffer.
+/// Turns `sources` (all chunks of one series) into output chunks appended to `out`; re-encoded
+/// chunk bytes are appended to `arena`. `samples` is a reusable buffer.
 pub(super) fn merge_series_chunks(
-    ctx: &MergeContext<'_>,
     sources: &mut [SourceChunk],
     arena: &mut Vec<u8>,
     samples: &mut Vec<(i64, f64)>,
     out: &mut Vec<SourceChunk>,
-) -> Result<()> {
-    out.clear();
+) -> Result<(), MergeFailure> {
     sources.sort_by_key(|c| (c.min_time, c.max_time));
     let mut start = 0;
     while start < sources.len() {
@@ -43,7 +54,7 @@ pub(super) fn merge_series_chunks(
         if group.len() == 1 {
             out.push(group[0].clone());
         } else {
-            merge_overlapping(ctx, &group, arena, samples, out)?;
+            merge_overlapping(&group, arena, samples, out)?;
         }
         start = end;
     }
@@ -68,14 +79,19 @@ fn unique_chunks(group: &[SourceChunk], arena: &[u8]) -> Vec<SourceChunk> {
 }
 
 fn merge_overlapping(
-    ctx: &MergeContext<'_>,
     group: &[SourceChunk],
     arena: &mut Vec<u8>,
     samples: &mut Vec<(i64, f64)>,
     out: &mut Vec<SourceChunk>,
-) -> Result<()> {
+) -> Result<(), MergeFailure> {
     if group.iter().any(|c| c.encoding != ENCODING_XOR) {
-        return Err(overlap_error(ctx, group));
+        let mut inputs: Vec<usize> = group.iter().map(|c| c.input).collect();
+        inputs.sort_unstable();
+        inputs.dedup();
+        return Err(MergeFailure::Unmergeable {
+            encodings: group.iter().map(|c| c.encoding).collect(),
+            inputs,
+        });
     }
     samples.clear();
     let mut order: Vec<&SourceChunk> = group.iter().collect();
@@ -86,7 +102,13 @@ fn merge_overlapping(
             match it.next_sample() {
                 Ok(Some(s)) => samples.push(s),
                 Ok(None) => break,
-                Err(e) => return Err(decode_error(ctx, c, &e.to_string())),
+                Err(e) => {
+                    return Err(MergeFailure::Undecodable {
+                        input: c.input,
+                        origin: c.origin,
+                        what: e.to_string(),
+                    })
+                }
             }
         }
     }
@@ -111,31 +133,4 @@ fn merge_overlapping(
         });
     }
     Ok(())
-}
-
-fn overlap_error(ctx: &MergeContext<'_>, group: &[SourceChunk]) -> TsdbError {
-    let series = ctx.inputs[ctx.members[0]].current_labels_text();
-    let mut blocks: Vec<String> = group
-        .iter()
-        .map(|c| ctx.inputs[c.input].block.meta.ulid.to_string())
-        .collect();
-    blocks.dedup();
-    let encodings: Vec<String> = group.iter().map(|c| c.encoding.to_string()).collect();
-    TsdbError::Unsupported(format!(
-        "series {series} has overlapping chunks of encodings [{}] in blocks [{}]; only float (XOR) chunks can be merged, native histogram merging is not supported yet",
-        encodings.join(", "),
-        blocks.join(", ")
-    ))
-}
-
-fn decode_error(ctx: &MergeContext<'_>, c: &SourceChunk, what: &str) -> TsdbError {
-    let input = &ctx.inputs[c.input];
-    match c.origin {
-        Some(r) => input.chunk_corrupt(r, what),
-        // Re-encoded chunks were produced by our own encoder from decoded samples.
-        None => TsdbError::Unsupported(format!(
-            "re-encoded chunk of series {} does not decode: {what}",
-            input.current_labels_text()
-        )),
-    }
 }

@@ -12,6 +12,7 @@
 //! deletable; callers decide).
 
 mod merge;
+mod pipeline;
 mod series;
 mod symbols;
 
@@ -21,10 +22,14 @@ use super::block::{BlockReader, PendingBlock, CHUNKS_DIRNAME, INDEX_FILENAME};
 use super::block_id::BlockId;
 use super::chunks::{SegmentWriter, DEFAULT_SEGMENT_SIZE};
 use super::error::Result;
+use super::error::TsdbError;
+use super::index::Symbols;
 use super::index::{ChunkMeta, IndexWriter};
+use super::labels::Labels;
 use super::meta::{merge_metas, BlockMeta, BlockStats};
 use super::tombstones::Tombstones;
-use merge::merge_series_chunks;
+use merge::MergeFailure;
+use pipeline::FailedSeries;
 use series::{Input, SourceChunk};
 
 /// Samples per chunk when merged samples are re-encoded (Prometheus' default).
@@ -35,12 +40,15 @@ pub use super::block_writer::SAMPLES_PER_CHUNK;
 pub struct CompactOptions {
     /// Cut a new chunk segment file beyond this size (Prometheus: 512 MiB).
     pub segment_size: u64,
+    /// Threads that merge overlapping series (the output does not depend on it).
+    pub threads: usize,
 }
 
 impl Default for CompactOptions {
     fn default() -> Self {
         CompactOptions {
             segment_size: DEFAULT_SEGMENT_SIZE,
+            threads: std::thread::available_parallelism().map_or(1, usize::from),
         }
     }
 }
@@ -72,14 +80,14 @@ pub fn compact_blocks(
     let pending = PendingBlock::create(dest, id)?;
     let mut index = IndexWriter::create(&pending.dir().join(INDEX_FILENAME))?;
     let sym_maps = symbols::write_union(&blocks, &mut index)?;
-    let mut inputs: Vec<Input> = blocks
+    let inputs: Vec<Input> = blocks
         .into_iter()
         .zip(sym_maps)
         .enumerate()
         .map(|(i, (b, m))| Input::new(b, m, i))
         .collect::<Result<Vec<_>>>()?;
     let mut chunks = SegmentWriter::create(&pending.dir().join(CHUNKS_DIRNAME), opts.segment_size)?;
-    meta.stats = write_series(&mut inputs, &mut chunks, &mut index)?;
+    meta.stats = write_series(inputs, opts.threads, &mut chunks, &mut index)?;
     chunks.finish()?;
     index.finish()?;
     if meta.stats.num_samples == 0 {
@@ -91,87 +99,76 @@ pub fn compact_blocks(
     Ok(Some(CompactOutput { dir, meta }))
 }
 
-/// Reusable buffers for one series.
-#[derive(Default)]
-struct SeriesScratch {
-    arena: Vec<u8>,
-    sources: Vec<SourceChunk>,
-    merged: Vec<SourceChunk>,
-    samples: Vec<(i64, f64)>,
-    refs: Vec<super::chunks::ChunkRef>,
-    metas: Vec<ChunkMeta>,
-    members: Vec<usize>,
-}
-
-/// The k-way merge over the inputs' series; returns the output's stats.
+/// Walks, merges and writes every output series; returns the output's stats.
 fn write_series(
-    inputs: &mut [Input],
+    inputs: Vec<Input>,
+    threads: usize,
     chunks: &mut SegmentWriter,
     index: &mut IndexWriter,
 ) -> Result<BlockStats> {
+    let blocks: Vec<(BlockId, PathBuf)> = inputs
+        .iter()
+        .map(|i| (i.block.meta.ulid, i.block.dir.clone()))
+        .collect();
     let mut stats = BlockStats::default();
-    let mut s = SeriesScratch::default();
-    while let Some(min) = lowest_series(inputs) {
-        s.members.clear();
-        s.members
-            .extend((0..inputs.len()).filter(|&i| inputs[i].current_labels() == Some(&min[..])));
-        s.arena.clear();
-        s.sources.clear();
-        for &i in &s.members {
-            inputs[i].source_chunks(&mut s.arena, &mut s.sources)?;
-        }
-        let ctx = merge::MergeContext {
-            inputs: &*inputs,
-            members: &s.members,
-        };
-        merge_series_chunks(
-            &ctx,
-            &mut s.sources,
-            &mut s.arena,
-            &mut s.samples,
-            &mut s.merged,
-        )?;
-        if !s.merged.is_empty() {
-            write_one_series(&min, &mut s, chunks, index, &mut stats)?;
-        }
-        for &i in &s.members {
-            inputs[i].advance()?;
-        }
-    }
+    let mut refs = Vec::new();
+    let mut metas = Vec::new();
+    let index_cell = std::cell::RefCell::new(index);
+    pipeline::run(
+        inputs,
+        threads,
+        |batch| {
+            let mut index = index_cell.borrow_mut();
+            for s in &batch.series {
+                let merged = &batch.merged[s.merged.clone()];
+                if merged.is_empty() {
+                    continue;
+                }
+                let labels = &batch.labels[s.labels.clone()];
+                write_one_series(
+                    labels,
+                    merged,
+                    &batch.arena,
+                    chunks,
+                    &mut index,
+                    &mut refs,
+                    &mut metas,
+                    &mut stats,
+                )?;
+            }
+            Ok(())
+        },
+        |failed| failure_error(failed, index_cell.borrow().symbols(), &blocks),
+    )?;
     Ok(stats)
 }
 
-fn lowest_series(inputs: &[Input]) -> Option<Vec<(u32, u32)>> {
-    inputs
-        .iter()
-        .filter_map(Input::current_labels)
-        .min()
-        .map(<[(u32, u32)]>::to_vec)
-}
-
+#[allow(clippy::too_many_arguments)] // The writer's reusable buffers, passed to avoid allocation.
 fn write_one_series(
     labels: &[(u32, u32)],
-    s: &mut SeriesScratch,
+    merged: &[SourceChunk],
+    arena: &[u8],
     chunks: &mut SegmentWriter,
     index: &mut IndexWriter,
+    refs: &mut Vec<super::chunks::ChunkRef>,
+    metas: &mut Vec<ChunkMeta>,
     stats: &mut BlockStats,
 ) -> Result<()> {
-    let pairs: Vec<(u8, &[u8])> = s
-        .merged
+    let pairs: Vec<(u8, &[u8])> = merged
         .iter()
-        .map(|c| (c.encoding, &s.arena[c.data.clone()]))
+        .map(|c| (c.encoding, &arena[c.data.clone()]))
         .collect();
-    s.refs.clear();
-    chunks.write_series_chunks(&pairs, &mut s.refs)?;
-    debug_assert_eq!(s.refs.len(), pairs.len(), "one ref per chunk");
-    s.metas.clear();
-    for (c, r) in s.merged.iter().zip(&s.refs) {
-        s.metas.push(ChunkMeta {
+    refs.clear();
+    chunks.write_series_chunks(&pairs, refs)?;
+    debug_assert_eq!(refs.len(), pairs.len(), "one ref per chunk");
+    metas.clear();
+    for (c, r) in merged.iter().zip(refs.iter()) {
+        metas.push(ChunkMeta {
             min_time: c.min_time,
             max_time: c.max_time,
             chunk_ref: r.0,
         });
-        let n = series::chunk_num_samples(c.encoding, &s.arena[c.data.clone()]);
+        let n = series::chunk_num_samples(c.encoding, &arena[c.data.clone()]);
         stats.num_samples += n;
         if series::is_float_encoding(c.encoding) {
             stats.num_float_samples += n;
@@ -179,10 +176,50 @@ fn write_one_series(
             stats.num_histogram_samples += n;
         }
     }
-    index.add_series(labels, &s.metas)?;
+    index.add_series(labels, metas)?;
     stats.num_series += 1;
-    stats.num_chunks += s.metas.len() as u64;
+    stats.num_chunks += metas.len() as u64;
     Ok(())
+}
+
+/// The error for a series that could not be merged, naming it and its blocks.
+fn failure_error(
+    failed: FailedSeries,
+    symbols: &Symbols,
+    blocks: &[(BlockId, PathBuf)],
+) -> TsdbError {
+    let text = |r: u32| symbols.get(r).unwrap_or("?").to_string();
+    let series = Labels::from_pairs(failed.labels.iter().map(|&(n, v)| (text(n), text(v))));
+    match failed.failure {
+        MergeFailure::Unmergeable { encodings, inputs } => {
+            let ids: Vec<String> = inputs.iter().map(|&i| blocks[i].0.to_string()).collect();
+            let encs: Vec<String> = encodings.iter().map(u8::to_string).collect();
+            TsdbError::Unsupported(format!(
+                "series {series} has overlapping chunks of encodings [{}] in blocks [{}]; only float (XOR) chunks can be merged, native histogram merging is not supported yet",
+                encs.join(", "),
+                ids.join(", ")
+            ))
+        }
+        MergeFailure::Undecodable {
+            input,
+            origin,
+            what,
+        } => {
+            let (id, dir) = &blocks[input];
+            match origin {
+                Some(r) => TsdbError::corrupt(
+                    &dir.join(CHUNKS_DIRNAME)
+                        .join(super::chunks::segment_file_name(r.segment())),
+                    u64::from(r.offset()),
+                    format!("chunk of series {series} in block {id}: {what}"),
+                ),
+                // Re-encoded chunks come from our own encoder over decoded samples.
+                None => TsdbError::Unsupported(format!(
+                    "re-encoded chunk of series {series} does not decode: {what}"
+                )),
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -32,8 +32,13 @@
 //! Format v1 (Prometheus 2.0–2.x) differs in that symbol references and series ids are
 //! absolute byte offsets, and its postings offset table is unsorted. The reader translates
 //! v1 symbol offsets to indices, so its callers always see indices.
+//!
+//! Files: `writer` (stages, series entries, streamed sections), `postings` (the in-memory
+//! postings of the writer), `reader`, `cursor` (bounded CRC-checking reads for the reader)
+//! and `offset_table` (the reader's sparse index of the postings offset table).
 
 mod cursor;
+mod offset_table;
 mod postings;
 mod reader;
 mod writer;

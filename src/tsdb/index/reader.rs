@@ -7,9 +7,11 @@
 //! each series entry and postings list when read, the postings offset table on the first
 //! lookup that needs it (reading the all-series list only needs its first entry).
 
+use std::cmp::Ordering;
 use std::path::{Path, PathBuf};
 
 use super::cursor::{Cursor, OffsetEntry};
+use super::offset_table::NameIndex;
 use super::{
     ChunkMeta, Symbols, Toc, FORMAT_V1, FORMAT_V2, HEADER_LEN, MAGIC_INDEX, SERIES_ALIGN, TOC_LEN,
 };
@@ -20,25 +22,6 @@ use crate::tsdb::window::FileWindow;
 
 /// Postings lists are read in batches of at most this many bytes.
 const READ_BATCH_BYTES: usize = 64 << 10;
-/// The smallest postings offset table entry: key count, two empty strings, a one-byte offset.
-const OFFSET_ENTRY_BYTES_MIN: u64 = 4;
-
-/// A run of consecutive postings offset table entries with the same label name.
-struct NameRun {
-    name: String,
-    /// Absolute offset of the run's first entry.
-    first: u64,
-    count: u32,
-}
-
-/// What is kept of the postings offset table: one [`NameRun`] per name (v2, sorted), or per
-/// run of equal names (v1 tables are unsorted).
-struct NameIndex {
-    runs: Vec<NameRun>,
-    /// Runs sorted by unique name and values sorted within runs (always true for v2).
-    sorted: bool,
-}
-
 /// Reads an index file, format v1 or v2.
 pub struct IndexReader {
     window: FileWindow,
@@ -207,7 +190,7 @@ impl IndexReader {
     pub fn all_postings(&mut self) -> Result<Vec<u32>> {
         if self.version == FORMAT_V2 {
             // The writers put the all-series list first: one entry answers, no table scan.
-            let (table, toc_start) = (self.toc.postings_offset_table, self.window_toc_start());
+            let (table, toc_start) = (self.toc.postings_offset_table, self.toc_start());
             let mut c = Cursor::new(&mut self.window, &self.path, table, toc_start);
             c.enter_section(toc_start, "postings offset table")?;
             if c.be32("postings offset table count")? > 0 {
@@ -238,64 +221,50 @@ impl IndexReader {
 
     /// Every label name, sorted (without the empty name of the all-series list).
     pub fn label_names(&mut self) -> Result<Vec<String>> {
-        let names = self.name_index()?;
-        let mut out: Vec<String> = names
-            .runs
-            .iter()
-            .filter(|r| !r.name.is_empty())
-            .map(|r| r.name.clone())
-            .collect();
-        if !names.sorted {
-            out.sort_unstable();
-            out.dedup();
-        }
-        Ok(out)
+        Ok(self.name_index()?.names())
     }
 
     /// Every value of label `name`, sorted.
     pub fn label_values(&mut self, name: &str) -> Result<Vec<String>> {
-        let runs = self.runs_of(name)?;
+        let names = self.name_index()?;
+        let (ranges, sorted) = (names.ranges(name, None), names.is_sorted());
+        let table_end = self.toc_start();
         let mut values = Vec::new();
-        for (first, count) in runs {
-            let table_end = self.window_toc_start();
+        for (first, count) in ranges {
             let mut c = Cursor::new(&mut self.window, &self.path, first, table_end);
             for _ in 0..count {
                 self.entry.read(&mut c)?;
-                let value =
-                    String::from_utf8(std::mem::take(&mut self.entry.value)).map_err(|_| {
-                        TsdbError::corrupt(
-                            &self.path,
-                            self.entry.at,
-                            "label value is not valid UTF-8",
-                        )
-                    })?;
+                let value = std::mem::take(&mut self.entry.value);
+                let value = String::from_utf8(value).map_err(|_| {
+                    TsdbError::corrupt(&self.path, self.entry.at, "label value is not valid UTF-8")
+                })?;
                 values.push(value);
             }
         }
-        if !self.names.as_ref().is_some_and(|n| n.sorted) {
+        if !sorted {
             values.sort_unstable();
             values.dedup();
         }
         Ok(values)
     }
 
-    /// Where the TOC starts, the end of the postings offset table.
-    fn window_toc_start(&self) -> u64 {
+    /// Where the TOC starts, which is where the postings offset table must end.
+    fn toc_start(&self) -> u64 {
         self.window.len() - TOC_LEN
     }
 
     /// The postings list offset of `name="value"` and the offset of its table entry.
     fn find_list(&mut self, name: &str, value: &str) -> Result<Option<(u64, u64)>> {
-        let runs = self.runs_of(name)?;
-        let sorted = self.names.as_ref().is_some_and(|n| n.sorted);
-        let table_end = self.window_toc_start();
-        for (first, count) in runs {
+        let names = self.name_index()?;
+        let (ranges, sorted) = (names.ranges(name, Some(value)), names.is_sorted());
+        let table_end = self.toc_start();
+        for (first, count) in ranges {
             let mut c = Cursor::new(&mut self.window, &self.path, first, table_end);
             for _ in 0..count {
                 self.entry.read(&mut c)?;
                 match self.entry.value.as_slice().cmp(value.as_bytes()) {
-                    std::cmp::Ordering::Equal => return Ok(Some((self.entry.list, self.entry.at))),
-                    std::cmp::Ordering::Greater if sorted => return Ok(None),
+                    Ordering::Equal => return Ok(Some((self.entry.list, self.entry.at))),
+                    Ordering::Greater if sorted => return Ok(None),
                     _ => {}
                 }
             }
@@ -303,80 +272,15 @@ impl IndexReader {
         Ok(None)
     }
 
-    /// `(first entry offset, entry count)` of every run of label `name` in the table.
-    fn runs_of(&mut self, name: &str) -> Result<Vec<(u64, u32)>> {
-        let names = self.name_index()?;
-        if names.sorted {
-            let found = names.runs.binary_search_by(|r| r.name.as_str().cmp(name));
-            return Ok(found
-                .map(|i| vec![(names.runs[i].first, names.runs[i].count)])
-                .unwrap_or_default());
-        }
-        Ok(names
-            .runs
-            .iter()
-            .filter(|r| r.name == name)
-            .map(|r| (r.first, r.count))
-            .collect())
-    }
-
     /// The name index, built on first use by one CRC-checked pass over the table.
     fn name_index(&mut self) -> Result<&NameIndex> {
         if self.names.is_none() {
-            let names = self.scan_offset_table()?;
-            self.names = Some(names);
+            let (start, end) = (self.toc.postings_offset_table, self.toc_start());
+            let mut c = Cursor::new(&mut self.window, &self.path, start, end);
+            let v2 = self.version == FORMAT_V2;
+            self.names = Some(NameIndex::scan(&mut c, &mut self.entry, end, v2)?);
         }
         Ok(self.names.as_ref().expect("just built"))
-    }
-
-    fn scan_offset_table(&mut self) -> Result<NameIndex> {
-        let start = self.toc.postings_offset_table;
-        let toc_start = self.window_toc_start();
-        let mut c = Cursor::new(&mut self.window, &self.path, start, toc_start);
-        let len = c.enter_section(toc_start, "postings offset table")?;
-        let count = c.be32("postings offset table count")?;
-        if u64::from(count) > len.saturating_sub(4) / OFFSET_ENTRY_BYTES_MIN {
-            return Err(TsdbError::corrupt(
-                &self.path,
-                start + 4,
-                format!("postings offset table: {count} entries cannot fit in {len} bytes"),
-            ));
-        }
-        let mut runs: Vec<NameRun> = Vec::new();
-        let mut sorted = true;
-        let mut previous_value = Vec::new();
-        let entry = &mut self.entry;
-        for _ in 0..count {
-            entry.read(&mut c)?;
-            match runs.last_mut() {
-                Some(run) if run.name.as_bytes() == entry.name.as_slice() => {
-                    sorted &= entry.value > previous_value;
-                    run.count += 1;
-                }
-                last => {
-                    sorted &= last.is_none_or(|run| run.name.as_bytes() < entry.name.as_slice());
-                    let name = String::from_utf8(entry.name.clone()).map_err(|_| {
-                        TsdbError::corrupt(&self.path, entry.at, "label name is not valid UTF-8")
-                    })?;
-                    runs.push(NameRun {
-                        name,
-                        first: entry.at,
-                        count: 1,
-                    });
-                }
-            }
-            std::mem::swap(&mut previous_value, &mut entry.value);
-        }
-        c.check_crc("postings offset table")?;
-        if !sorted && self.version == FORMAT_V2 {
-            return Err(TsdbError::corrupt(
-                &self.path,
-                start,
-                "postings offset table is not sorted",
-            ));
-        }
-        runs.shrink_to_fit();
-        Ok(NameIndex { runs, sorted })
     }
 
     /// Reads and checks the postings list at `offset`, named by the table entry at `entry_at`.

@@ -89,6 +89,57 @@ fn exact_layout_of_a_tiny_index() {
     assert_eq!(bytes, want);
 }
 
+/// Appends `be32 len | body | be32 CRC(body)`.
+fn put_section(out: &mut Vec<u8>, body: &[u8]) {
+    out.extend(be32(body.len() as u32));
+    out.extend(body);
+    out.extend(be32(crc32(body)));
+}
+
+#[test]
+fn reads_the_2_42_layout_with_label_indices() {
+    // The tiny index as Prometheus 2.42 lays it out: a label index for "a" after the series
+    // and a label offset table after the postings, so TOC.label_indices != TOC.postings.
+    let tiny = tiny_bytes();
+    let mut file = tiny[..45].to_vec();
+    file.extend([0; 3]);
+    put_section(&mut file, &[0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1]);
+    assert_eq!(file.len(), 68);
+    for _ in 0..2 {
+        put_section(&mut file, &[0, 0, 0, 1, 0, 0, 0, 2]);
+    }
+    put_section(&mut file, &[0, 0, 0, 1, 1, 1, b'a', 48]);
+    assert_eq!(file.len(), 116);
+    put_section(
+        &mut file,
+        &[0, 0, 0, 2, 2, 0, 0, 68, 2, 1, b'a', 1, b'b', 84],
+    );
+    let toc = Toc {
+        symbols: 5,
+        series: 23,
+        label_indices: 45,
+        label_offset_table: 100,
+        postings: 68,
+        postings_offset_table: 116,
+    };
+    let mut e = crate::tsdb::encoding::Encbuf::new();
+    toc.encode(&mut e);
+    file.extend(&e.buf);
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("index");
+    std::fs::write(&path, &file).unwrap();
+    let mut r = IndexReader::open(&path).unwrap();
+    assert_eq!(*r.toc(), toc);
+    assert_eq!(r.all_postings().unwrap(), [2]);
+    assert_eq!(r.postings("a", "b").unwrap(), [2]);
+    assert_eq!(r.label_names().unwrap(), ["a"]);
+    let (mut refs, mut chunks) = (Vec::new(), Vec::new());
+    r.series(2, &mut refs, &mut chunks).unwrap();
+    assert_eq!(refs, [(0, 1)]);
+    assert_eq!(chunks, [chunk(1000, 1005, 8)]);
+}
+
 #[test]
 fn round_trip_small() {
     let dir = tempfile::tempdir().unwrap();
@@ -182,7 +233,13 @@ fn many_series_cross_batch_and_table_growth() {
     assert_eq!(all.len(), count as usize);
     let even = r.postings("parity", "even").unwrap();
     assert_eq!(even, all.iter().copied().step_by(2).collect::<Vec<_>>());
-    assert_eq!(r.postings("id", "12345").unwrap(), [all[12345]]);
+    // Lookups land before, between, on and after the values sampled every 32.
+    for i in [0usize, 31, 32, 33, 12345, 19_999] {
+        assert_eq!(r.postings("id", &format!("{i:05}")).unwrap(), [all[i]]);
+    }
+    for absent in ["", "0", "00000x", "19999x", "~"] {
+        assert!(r.postings("id", absent).unwrap().is_empty(), "{absent}");
+    }
     assert_eq!(r.label_values("id").unwrap().len(), count as usize);
     let (mut refs, mut chunks) = (Vec::new(), Vec::new());
     r.series(all[777], &mut refs, &mut chunks).unwrap();
