@@ -1,0 +1,206 @@
+//! `cargo bench --bench compaction`: compactd against the Prometheus 2.42 Go compactor
+//! (`gocompact`, built by shared/bench/gocompact/build.sh) on the same inputs, in one run.
+//!
+//! Cases: 12 x 2h blocks of 10k series (non-overlapping: chunks are copied) and a vertical
+//! case (a second set of the same series shifted by 1h+7s, so every block overlaps another and
+//! every chunk is decoded, merged and re-encoded). Each tool runs as a child process; wall
+//! time and peak RSS (`wait4`'s `ru_maxrss`) are taken per run, after a warm-up run, with a
+//! `sync` before each run so that no run pays for the previous one's writeback. Prints the
+//! medians and the ratios against the targets (2x faster non-overlapping, 3x vertical, at
+//! most half the peak RSS).
+//!
+//! Environment: `COMPACTD_GOCOMPACT` (default /tmp/gocompact-build/gocompact),
+//! `BENCH_SERIES` (default 10000), `BENCH_RUNS` (default 5).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+const START_MS: i64 = 1_735_689_600_000;
+
+struct Measure {
+    seconds: f64,
+    peak_rss_kb: i64,
+}
+
+fn env_or<T: std::str::FromStr>(key: &str, default: T) -> T {
+    std::env::var(key)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn run_measured(cmd: &mut Command) -> Measure {
+    // SAFETY: sync(2) has no preconditions.
+    unsafe { libc::sync() };
+    let started = Instant::now();
+    let child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn");
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is a valid value to be overwritten by wait4.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: waits for our own child; `status` and `usage` are valid for writes.
+    let pid = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
+    let seconds = started.elapsed().as_secs_f64();
+    assert_eq!(pid, child.id() as i32, "wait4");
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "{cmd:?} failed"
+    );
+    Measure {
+        seconds,
+        peak_rss_kb: usage.ru_maxrss,
+    }
+}
+
+fn generate(bin: &str, out: &Path, series: usize, hours: u32, start_ms: i64) {
+    let st = Command::new(bin)
+        .args([
+            "tools",
+            "generate",
+            "--series",
+            &series.to_string(),
+            "--hours",
+            &hours.to_string(),
+        ])
+        .args(["--start-ms", &start_ms.to_string(), "--out"])
+        .arg(out)
+        .stdout(Stdio::null())
+        .status()
+        .expect("generate");
+    assert!(st.success(), "generate failed");
+}
+
+fn blocks(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .expect("read inputs")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.join("meta.json").is_file())
+        .collect();
+    v.sort();
+    v
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+struct Case {
+    name: &'static str,
+    inputs: Vec<PathBuf>,
+    speed_target: f64,
+}
+
+fn bench_case(case: &Case, bin: &str, go: &Path, scratch: &Path, runs: usize) -> (f64, f64) {
+    let out = scratch.join("out");
+    let mut ours = Vec::new();
+    let mut theirs = Vec::new();
+    for run in 0..=runs {
+        for tool in ["go", "compactd"] {
+            let _ = std::fs::remove_dir_all(&out);
+            let mut cmd = if tool == "go" {
+                let mut c = Command::new(go);
+                c.args(["compact", "-out"]).arg(&out).args(&case.inputs);
+                c
+            } else {
+                let mut c = Command::new(bin);
+                c.args(["tools", "compact", "--out"])
+                    .arg(&out)
+                    .args(&case.inputs);
+                c
+            };
+            let m = run_measured(&mut cmd);
+            if run > 0 {
+                if tool == "go" {
+                    theirs.push(m)
+                } else {
+                    ours.push(m)
+                }
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(&out);
+    let (t_ours, t_go) = (
+        median(ours.iter().map(|m| m.seconds).collect()),
+        median(theirs.iter().map(|m| m.seconds).collect()),
+    );
+    let rss = |v: &[Measure]| v.iter().map(|m| m.peak_rss_kb).max().unwrap_or(0) as f64 / 1024.0;
+    let (r_ours, r_go) = (rss(&ours), rss(&theirs));
+    println!(
+        "{:<16} {:>10} {:>12.3} {:>14.1}",
+        case.name, "gocompact", t_go, r_go
+    );
+    println!(
+        "{:<16} {:>10} {:>12.3} {:>14.1}",
+        case.name, "compactd", t_ours, r_ours
+    );
+    let speedup = t_go / t_ours;
+    let rss_ratio = r_ours / r_go;
+    println!(
+        "{:<16} speed {:.2}x (target >= {:.0}x: {})   peak RSS {:.2}x of Go (target <= 0.5x: {})",
+        "",
+        speedup,
+        case.speed_target,
+        if speedup >= case.speed_target {
+            "met"
+        } else {
+            "MISSED"
+        },
+        rss_ratio,
+        if rss_ratio <= 0.5 { "met" } else { "MISSED" }
+    );
+    (speedup, rss_ratio)
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return; // `cargo bench -- --list` asks benches to list themselves.
+    }
+    let bin = env!("CARGO_BIN_EXE_compactd");
+    let go = PathBuf::from(
+        std::env::var("COMPACTD_GOCOMPACT")
+            .unwrap_or_else(|_| "/tmp/gocompact-build/gocompact".into()),
+    );
+    if !go.is_file() {
+        eprintln!("error: the Go baseline {} is missing; build it with `bash ../shared/bench/gocompact/build.sh` (as root) or set COMPACTD_GOCOMPACT", go.display());
+        std::process::exit(1);
+    }
+    let series: usize = env_or("BENCH_SERIES", 10_000);
+    let runs: usize = env_or("BENCH_RUNS", 5).max(1);
+    let data = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("bench-{series}"));
+    let (non, vert) = (data.join("non-overlapping"), data.join("vertical"));
+    if !non.is_dir() {
+        eprintln!("generating inputs in {}", data.display());
+        generate(bin, &non, series, 24, START_MS);
+        generate(bin, &vert, series, 6, START_MS);
+        generate(bin, &vert, series, 6, START_MS + 3_607_000);
+    }
+    let cases = [
+        Case {
+            name: "non-overlapping",
+            inputs: blocks(&non),
+            speed_target: 2.0,
+        },
+        Case {
+            name: "vertical",
+            inputs: blocks(&vert),
+            speed_target: 3.0,
+        },
+    ];
+    println!(
+        "compaction benchmark: {series} series, median of {runs} runs after a warm-up, {} cores",
+        std::thread::available_parallelism().map_or(1, usize::from)
+    );
+    println!(
+        "{:<16} {:>10} {:>12} {:>14}",
+        "case", "tool", "wall (s)", "peak RSS (MiB)"
+    );
+    for case in &cases {
+        println!("{:<16} {} input blocks", case.name, case.inputs.len());
+        bench_case(case, bin, &go, &data, runs);
+    }
+}
