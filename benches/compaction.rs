@@ -30,6 +30,7 @@ fn env_or<T: std::str::FromStr>(key: &str, default: T) -> T {
         .unwrap_or(default)
 }
 
+#[allow(clippy::zombie_processes)] // The child is reaped by wait4, which also gives its rusage.
 fn run_measured(cmd: &mut Command) -> Measure {
     // SAFETY: sync(2) has no preconditions.
     unsafe { libc::sync() };

@@ -5,21 +5,45 @@
 //! leaves an empty (zero) byte at the end of the stream, whereas writing single bits does not.
 //! A chunk whose last write was a whole byte (e.g. a one-sample XOR chunk) therefore ends with
 //! one zero byte more than its bit length needs, and byte-identical output must keep it.
+//! Only the last write decides whether that byte is there, so the writer keeps it as a flag
+//! rather than as a byte: Go's `writeBits` ends with `writeByte` exactly when its width is a
+//! non-zero multiple of 8, and `writeByte` leaves the empty byte exactly when the stream is
+//! aligned afterwards.
 //!
-//! [`BitReader`] decodes such a stream through a 64-bit buffer refilled eight bytes at a time.
+//! The writer keeps the bits of its last, partial byte in a 64-bit accumulator and stores the
+//! whole accumulator, 8 bytes, on every write, into a buffer that always has 8 spare bytes past
+//! the stream; the stream is therefore always materialized and [`BitWriter::bytes`] is a slice.
+//!
+//! [`BitReader`] decodes such a stream by loading the 8 bytes around its bit position for each
+//! read (zero-padded at the end of the stream), which yields at least 57 bits at once.
 //! Reads past the end return `None`; the caller turns that into a corruption error that names
 //! the file and offset.
 
-/// The most bits [`BitReader::peek_bits`] may look at: a refill always leaves at least 56 bits
-/// buffered when the stream has them.
+/// The most bits [`BitReader::peek_bits`] may look at.
 pub const PEEK_BITS_MAX: u32 = 56;
+
+/// The widest single store of [`BitWriter`]: with up to 7 bits pending in the accumulator,
+/// 56 more still fit its 64 bits.
+pub const WRITE_FIELDS_MAX: u32 = 56;
 
 /// An append-only MSB-first bit stream, byte-compatible with Prometheus' `bstream`.
 #[derive(Debug, Clone, Default)]
 pub struct BitWriter {
-    stream: Vec<u8>,
-    /// Bits still free in the last byte of `stream`, 0..=8 (8 = an empty trailing byte).
-    free: u32,
+    /// The stream, then zero bytes: `buf[..self.len()]` is the stream, and every bit after
+    /// the last written one is zero.
+    buf: Vec<u8>,
+    /// `buf.len()`, or 0 to send the next write through [`Self::make_room`] (after
+    /// [`Self::bytes_mut`], to reload `acc`).
+    room: usize,
+    /// Index in `buf` of the byte that receives the next bit.
+    byte: usize,
+    /// `buf[byte..byte + 8]`, left-aligned: the top `nacc` bits are written, the rest zero.
+    acc: u64,
+    /// Bits written to `buf[byte]`, 0..=7.
+    nacc: u32,
+    /// The last write was whole bytes (Go's `writeByte`): an aligned stream then ends with an
+    /// empty byte.
+    pad: bool,
 }
 
 impl BitWriter {
@@ -31,36 +55,74 @@ impl BitWriter {
     /// A stream that starts with the whole bytes `prefix` (e.g. a chunk header to patch
     /// later), reserving `capacity` bytes.
     pub fn with_prefix(prefix: &[u8], capacity: usize) -> Self {
-        let mut stream = Vec::with_capacity(capacity.max(prefix.len()));
-        stream.extend_from_slice(prefix);
-        BitWriter { stream, free: 0 }
+        let mut buf = vec![0; capacity.max(prefix.len()) + 8];
+        buf[..prefix.len()].copy_from_slice(prefix);
+        BitWriter {
+            room: buf.len(),
+            buf,
+            byte: prefix.len(),
+            acc: 0,
+            nacc: 0,
+            pad: false,
+        }
+    }
+
+    /// Length of the stream in bytes.
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.byte + usize::from(self.nacc != 0 || self.pad)
+    }
+
+    /// True when nothing was written.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Appends the low `nbits` (1..=[`WRITE_FIELDS_MAX`]) bits of `value`, which has no higher
+    /// bits set. Leaves `pad` to the caller.
+    #[inline(always)]
+    fn put(&mut self, value: u64, nbits: u32) {
+        debug_assert!((1..=WRITE_FIELDS_MAX).contains(&nbits), "put: {nbits} bits");
+        debug_assert!(value >> nbits == 0, "put: {value:#x} wider than {nbits} bits");
+        if self.byte + 8 > self.room {
+            self.make_room();
+        }
+        let nacc = self.nacc + nbits;
+        let acc = self.acc | (value << (64 - nacc));
+        self.buf[self.byte..self.byte + 8].copy_from_slice(&acc.to_be_bytes());
+        let whole = nacc & !7;
+        self.byte += (whole / 8) as usize;
+        self.acc = acc << whole;
+        self.nacc = nacc & 7;
+    }
+
+    /// Makes `buf[byte..byte + 8]` writable and `acc` current.
+    #[cold]
+    #[inline(never)]
+    fn make_room(&mut self) {
+        if self.buf.len() < self.byte + 8 {
+            let len = (self.byte + 8).max(self.buf.len() * 2).max(64);
+            self.buf.resize(len, 0);
+        }
+        // `bytes_mut` may have changed the byte that `acc` holds.
+        self.acc = u64::from(self.buf[self.byte]) << 56;
+        self.room = self.buf.len();
     }
 
     /// Appends one bit.
     #[inline]
     pub fn write_bit(&mut self, bit: bool) {
-        if self.free == 0 {
-            self.stream.push(0);
-            self.free = 8;
-        }
-        self.free -= 1;
-        if bit {
-            *self.last_mut() |= 1 << self.free;
-        }
+        self.put(u64::from(bit), 1);
+        self.pad = false;
     }
 
     /// Appends the 8 bits of `byte`. Like Go's `writeByte`, this always appends a byte to the
     /// stream, so an aligned stream ends with an empty byte afterwards.
     #[inline]
     pub fn write_byte(&mut self, byte: u8) {
-        if self.free == 0 {
-            self.stream.push(0);
-            self.free = 8;
-        }
-        let free = self.free;
-        *self.last_mut() |= byte >> (8 - free);
-        // `free` is 1..=8; the bits of `byte` that did not fit go to a new byte.
-        self.stream.push(((u16::from(byte) << free) & 0xff) as u8);
+        self.put(u64::from(byte), 8);
+        self.pad = true;
     }
 
     /// Appends the low `nbits` bits of `value`, most significant first. `nbits` is 0..=64.
@@ -73,47 +135,62 @@ impl BitWriter {
         if nbits == 0 {
             return;
         }
-        let mut left = nbits;
-        if self.free > 0 {
-            let take = self.free.min(left);
-            let bits = (value >> (left - take)) & ((1u64 << take) - 1);
-            self.free -= take;
-            *self.last_mut() |= (bits as u8) << self.free;
-            left -= take;
+        let value = value & (u64::MAX >> (64 - nbits));
+        if nbits <= WRITE_FIELDS_MAX {
+            self.put(value, nbits);
+        } else {
+            self.put(value >> 32, nbits - 32);
+            self.put(value & 0xffff_ffff, 32);
         }
-        while left >= 8 {
-            left -= 8;
-            self.stream.push((value >> left) as u8);
-        }
-        if left > 0 {
-            self.stream.push((value as u8) << (8 - left));
-            self.free = 8 - left;
-        }
-        if self.free == 0 && nbits >= 8 && nbits & 7 == 0 {
-            self.stream.push(0);
-            self.free = 8;
-        }
+        self.pad = nbits % 8 == 0;
     }
 
-    fn last_mut(&mut self) -> &mut u8 {
-        self.stream
-            .last_mut()
-            .expect("free > 0 implies the stream has a last byte")
+    /// Appends several fields at once: the low `nbits` (1..=[`WRITE_FIELDS_MAX`]) bits of
+    /// `value`, which has no higher bits set, with the bytes that writing the fields one by one
+    /// with [`Self::write_bits`] would give when the last field is `last_nbits` (1..=`nbits`)
+    /// bits wide.
+    #[inline]
+    pub fn write_fields(&mut self, value: u64, nbits: u32, last_nbits: u32) {
+        debug_assert!(
+            (1..=nbits).contains(&last_nbits),
+            "write_fields: last field of {last_nbits} bits in {nbits}"
+        );
+        self.put(value, nbits);
+        self.pad = last_nbits % 8 == 0;
+    }
+
+    /// Overwrites `bytes.len()` bytes of the stream at `offset` (e.g. a header written with
+    /// [`Self::with_prefix`]). Panics if they are not all in the stream.
+    #[inline]
+    pub fn overwrite(&mut self, offset: usize, bytes: &[u8]) {
+        let end = offset + bytes.len();
+        assert!(end <= self.len(), "overwrite past the end of the stream");
+        self.buf[offset..end].copy_from_slice(bytes);
+        if end > self.byte {
+            self.acc = u64::from(self.buf[self.byte]) << 56;
+        }
     }
 
     /// The stream so far; the last byte is zero-padded.
+    #[inline]
     pub fn bytes(&self) -> &[u8] {
-        &self.stream
+        &self.buf[..self.len()]
     }
 
     /// The stream so far, mutable, for patching headers written with [`Self::with_prefix`].
+    /// Later writes see the changes, as in Go (but [`Self::overwrite`] is cheaper).
     pub fn bytes_mut(&mut self) -> &mut [u8] {
-        &mut self.stream
+        // The next write reloads `acc` from the stream.
+        self.room = 0;
+        let len = self.len();
+        &mut self.buf[..len]
     }
 
     /// The stream, consuming the writer.
-    pub fn into_bytes(self) -> Vec<u8> {
-        self.stream
+    pub fn into_bytes(mut self) -> Vec<u8> {
+        let len = self.len();
+        self.buf.truncate(len);
+        self.buf
     }
 }
 
@@ -121,13 +198,10 @@ impl BitWriter {
 #[derive(Debug, Clone)]
 pub struct BitReader<'a> {
     data: &'a [u8],
-    /// The next byte of `data` to load into `buf`.
-    pos: usize,
-    /// Unread bits, left-aligned: the MSB is the next bit. Bits past `avail` are either zero
-    /// or the true following bits of `data`, so a refill may OR over them.
-    buf: u64,
-    /// Number of unread bits in `buf`, 0..=64.
-    avail: u32,
+    /// Bits read so far, at most `end`.
+    pos: u64,
+    /// Bits in `data`.
+    end: u64,
 }
 
 impl<'a> BitReader<'a> {
@@ -136,36 +210,51 @@ impl<'a> BitReader<'a> {
         BitReader {
             data,
             pos: 0,
-            buf: 0,
-            avail: 0,
+            end: data.len() as u64 * 8,
         }
     }
 
     /// Number of bits read so far.
+    #[inline]
     pub fn bit_position(&self) -> u64 {
-        self.pos as u64 * 8 - u64::from(self.avail)
+        self.pos
     }
 
-    /// Loads whole bytes until at least 56 bits are buffered or the stream ends.
+    /// Number of bits not read yet.
     #[inline]
-    fn refill(&mut self) {
-        debug_assert!(self.avail < 64, "refill with a full buffer");
-        if let Some(word) = self.data.get(self.pos..self.pos + 8) {
-            let word = u64::from_be_bytes(word.try_into().expect("slice of 8 bytes"));
-            self.buf |= word >> self.avail;
-            let loaded_bytes = (63 - self.avail) / 8;
-            self.pos += loaded_bytes as usize;
-            self.avail += loaded_bytes * 8;
-        } else {
-            while self.avail <= PEEK_BITS_MAX {
-                let Some(&byte) = self.data.get(self.pos) else {
-                    break;
-                };
-                self.buf |= u64::from(byte) << (PEEK_BITS_MAX - self.avail);
-                self.pos += 1;
-                self.avail += 8;
-            }
-        }
+    pub fn bits_left(&self) -> u64 {
+        self.end - self.pos
+    }
+
+    /// The 64 bits from bit `pos` on (`pos` at most the stream's length), MSB first; bits
+    /// past the end of the stream read as zero. Only the first 57 are guaranteed: after them
+    /// come zeros when `pos` is not byte-aligned.
+    #[inline(always)]
+    pub(crate) fn word_at(&self, pos: u64) -> u64 {
+        let byte = (pos / 8) as usize;
+        let word = match self.data.get(byte..).and_then(<[u8]>::first_chunk::<8>) {
+            Some(bytes) => u64::from_be_bytes(*bytes),
+            None => self.tail_word(byte),
+        };
+        word << (pos % 8)
+    }
+
+    /// The last bytes of the stream from `byte` on, zero-padded to a big-endian word.
+    #[cold]
+    #[inline(never)]
+    fn tail_word(&self, byte: usize) -> u64 {
+        let mut word = [0u8; 8];
+        let tail = self.data.get(byte..).unwrap_or_default();
+        let n = tail.len().min(8);
+        word[..n].copy_from_slice(&tail[..n]);
+        u64::from_be_bytes(word)
+    }
+
+    /// Moves to bit `pos`, which the caller has checked is at most the stream's length.
+    #[inline(always)]
+    pub(crate) fn set_position(&mut self, pos: u64) {
+        debug_assert!(pos <= self.end, "set_position: {pos} past {}", self.end);
+        self.pos = pos;
     }
 
     /// The next `n` (1..=56) bits without consuming them; bits past the end of the stream
@@ -173,24 +262,17 @@ impl<'a> BitReader<'a> {
     #[inline]
     pub fn peek_bits(&mut self, n: u32) -> u64 {
         debug_assert!((1..=PEEK_BITS_MAX).contains(&n), "peek_bits: {n} bits");
-        if self.avail < n {
-            self.refill();
-        }
-        self.buf >> (64 - n)
+        self.word_at(self.pos) >> (64 - n)
     }
 
     /// Consumes `n` (0..=56) bits, or `None` when fewer remain.
     #[inline]
     pub fn skip_bits(&mut self, n: u32) -> Option<()> {
         debug_assert!(n <= PEEK_BITS_MAX, "skip_bits: {n} bits");
-        if self.avail < n {
-            self.refill();
-            if self.avail < n {
-                return None;
-            }
+        if u64::from(n) > self.bits_left() {
+            return None;
         }
-        self.buf <<= n;
-        self.avail -= n;
+        self.pos += u64::from(n);
         Some(())
     }
 
@@ -201,27 +283,30 @@ impl<'a> BitReader<'a> {
     }
 
     /// The next `n` (0..=64) bits as the low bits of a `u64`, or `None` when fewer remain.
+    /// A failed read of more than 56 bits consumes its first `n - 32` bits when they are
+    /// there.
     #[inline]
     pub fn read_bits(&mut self, n: u32) -> Option<u64> {
+        debug_assert!(n <= 64, "read_bits: {n} > 64 bits");
         if n == 0 {
             return Some(0);
         }
-        if n > PEEK_BITS_MAX {
-            // A refill guarantees only 56 bits; read the value in two halves.
-            let high = self.read_bits(n - 32)?;
-            let low = self.read_bits(32)?;
-            return Some((high << 32) | low);
-        }
-        if self.avail < n {
-            self.refill();
-            if self.avail < n {
-                return None;
+        if u64::from(n) > self.bits_left() {
+            if n > PEEK_BITS_MAX && u64::from(n - 32) <= self.bits_left() {
+                self.pos += u64::from(n - 32);
             }
+            return None;
         }
-        let value = self.buf >> (64 - n);
-        self.buf <<= n;
-        self.avail -= n;
-        Some(value)
+        if n <= PEEK_BITS_MAX {
+            let value = self.word_at(self.pos) >> (64 - n);
+            self.pos += u64::from(n);
+            Some(value)
+        } else {
+            let high = self.word_at(self.pos) >> (96 - n);
+            let low = self.word_at(self.pos + u64::from(n - 32)) >> 32;
+            self.pos += u64::from(n);
+            Some((high << 32) | low)
+        }
     }
 
     /// The next 8 bits, or `None` when fewer remain.
