@@ -15,17 +15,23 @@
 
 use std::path::Path;
 
-use super::bstream::{BitReader, BitWriter};
+use super::bstream::{BitReader, BitWriter, PEEK_BITS_MAX, WRITE_FIELDS_MAX};
 use super::encoding::{zigzag, MAX_VARINT_LEN64};
 use super::error::TsdbError;
 
 /// The most samples an XOR chunk can hold: its count is a `u16`.
 pub const SAMPLES_MAX: usize = u16::MAX as usize;
 
-/// Bytes reserved for a new chunk, as Go's `NewXORChunk`.
-const CHUNK_CAPACITY_BYTES: usize = 128;
+/// Bytes reserved for a new chunk: enough for 120 samples of typical data (Go reserves 128;
+/// capacity does not change the bytes).
+const CHUNK_CAPACITY_BYTES: usize = 256;
 
-/// Marks "no leading/trailing window yet" in a fresh encoder.
+/// The most bits one sample after the second can take: a 4-bit prefix and a 64-bit dod, then
+/// a value with a 13-bit header and 64 significant bits.
+const SAMPLE_BITS_MAX: u64 = 68 + 13 + 64;
+
+/// Marks "no leading/trailing window yet" in a fresh encoder; no real window satisfies
+/// `leading >= NO_WINDOW`.
 const NO_WINDOW: u32 = 0xff;
 
 /// Appends float samples to a new XOR chunk.
@@ -67,36 +73,40 @@ impl XorEncoder {
     ///
     /// Panics if the chunk already holds [`SAMPLES_MAX`] samples: callers cut chunks long
     /// before that (Prometheus at 120 samples), and Go would silently corrupt the chunk.
+    #[inline]
     pub fn append(&mut self, t: i64, v: f64) {
         assert!(usize::from(self.num) < SAMPLES_MAX, "XOR chunk is full");
         let v_bits = v.to_bits();
-        let mut t_delta = 0;
-        match self.num {
-            0 => {
-                self.write_uvarint_bytes(zigzag(t));
-                self.stream.write_bits(v_bits, 64);
-                self.first_t = t;
-            }
-            1 => {
-                t_delta = t.wrapping_sub(self.t) as u64;
-                self.write_uvarint_bytes(t_delta);
-                self.write_value(v_bits);
-            }
-            _ => {
-                t_delta = t.wrapping_sub(self.t) as u64;
-                self.write_dod(t_delta.wrapping_sub(self.t_delta) as i64);
-                self.write_value(v_bits);
-            }
+        let t_delta = t.wrapping_sub(self.t) as u64;
+        if self.num >= 2 {
+            self.append_next(t_delta, v_bits);
+            self.t_delta = t_delta;
+        } else {
+            self.append_first(t, t_delta, v_bits);
         }
         self.t = t;
         self.v_bits = v_bits;
-        self.t_delta = t_delta;
         self.num += 1;
-        self.stream.bytes_mut()[..2].copy_from_slice(&self.num.to_be_bytes());
+        self.stream.overwrite(0, &self.num.to_be_bytes());
     }
 
-    /// A uvarint written byte by byte, as Go's appender does (the byte-write path matters for
-    /// the stream's trailing byte, see [`super::bstream`]).
+    /// Samples 0 and 1.
+    #[cold]
+    #[inline(never)]
+    fn append_first(&mut self, t: i64, t_delta: u64, v_bits: u64) {
+        if self.num == 0 {
+            self.write_uvarint_bytes(zigzag(t));
+            self.stream.write_bits(v_bits, 64);
+            self.first_t = t;
+        } else {
+            self.write_uvarint_bytes(t_delta);
+            self.write_value(0, 0, v_bits);
+            self.t_delta = t_delta;
+        }
+    }
+
+    /// A uvarint, with the bytes of Go's appender, which writes it byte by byte (the
+    /// byte-write path matters for the stream's trailing byte, see [`super::bstream`]).
     fn write_uvarint_bytes(&mut self, mut v: u64) {
         for _ in 0..MAX_VARINT_LEN64 {
             if v < 0x80 {
@@ -108,48 +118,65 @@ impl XorEncoder {
         }
     }
 
-    /// A delta-of-delta with its bucket prefix. Prefix and payload go out in one write: only
-    /// the shape of a sample's last write affects the bytes, and that is the value's.
-    fn write_dod(&mut self, dod: i64) {
-        let fits = |bits: u32| -((1i64 << (bits - 1)) - 1) <= dod && dod <= 1i64 << (bits - 1);
+    /// Sample 2 on: a delta-of-delta with its bucket prefix, then the value.
+    #[inline(always)]
+    fn append_next(&mut self, t_delta: u64, v_bits: u64) {
+        let dod = t_delta.wrapping_sub(self.t_delta) as i64;
         let d = dod as u64;
-        if dod == 0 {
-            self.stream.write_bit(false);
-        } else if fits(14) {
-            self.stream.write_bits((0b10 << 14) | (d & 0x3fff), 16);
-        } else if fits(17) {
-            self.stream.write_bits((0b110 << 17) | (d & 0x1_ffff), 20);
-        } else if fits(20) {
-            self.stream.write_bits((0b1110 << 20) | (d & 0xf_ffff), 24);
+        // The dod field, prefix included, and its width; Go writes prefix and payload with two
+        // `writeBits` but only the shape of a sample's last write affects the bytes, and that
+        // is the value's.
+        let (field, width) = if dod == 0 {
+            (0, 1)
+        } else if fits_bits(dod, 14) {
+            ((0b10 << 14) | (d & 0x3fff), 16)
+        } else if fits_bits(dod, 17) {
+            ((0b110 << 17) | (d & 0x1_ffff), 20)
+        } else if fits_bits(dod, 20) {
+            ((0b1110 << 20) | (d & 0xf_ffff), 24)
         } else {
             self.stream.write_bits(0b1111, 4);
             self.stream.write_bits(d, 64);
-        }
+            (0, 0)
+        };
+        self.write_value(field, width, v_bits);
     }
 
-    /// The XOR of `v_bits` against the previous value (Go's `xorWrite`).
-    fn write_value(&mut self, v_bits: u64) {
+    /// The XOR of `v_bits` against the previous value (Go's `xorWrite`), after the `width`
+    /// (0..=24) bits of `prefix`, which go out in the same write when they fit.
+    #[inline(always)]
+    fn write_value(&mut self, prefix: u64, width: u32, v_bits: u64) {
         let delta = v_bits ^ self.v_bits;
         if delta == 0 {
-            self.stream.write_bit(false);
+            self.stream.write_fields(prefix << 1, width + 1, 1);
             return;
         }
         // Capped so that it fits the 5-bit field.
         let leading = delta.leading_zeros().min(31);
         let trailing = delta.trailing_zeros();
-        if self.leading != NO_WINDOW && leading >= self.leading && trailing >= self.trailing {
-            self.stream.write_bits(0b10, 2);
+        let (control, control_width) = if leading >= self.leading && trailing >= self.trailing {
+            (0b10, 2)
+        } else {
+            self.leading = leading;
+            self.trailing = trailing;
+            // 64 significant bits do not fit 6 bits and are stored as 0 (0 never occurs).
+            let significant = (64 - leading - trailing) & 0x3f;
+            (
+                (0b11 << 11) | (u64::from(leading) << 6) | u64::from(significant),
+                13,
+            )
+        };
+        let significant = 64 - self.leading - self.trailing;
+        let bits = delta >> self.trailing;
+        let prefix = (prefix << control_width) | control;
+        let width = width + control_width;
+        if width + significant <= WRITE_FIELDS_MAX {
             self.stream
-                .write_bits(delta >> self.trailing, 64 - self.leading - self.trailing);
-            return;
+                .write_fields((prefix << significant) | bits, width + significant, significant);
+        } else {
+            self.stream.write_fields(prefix, width, control_width);
+            self.stream.write_bits(bits, significant);
         }
-        self.leading = leading;
-        self.trailing = trailing;
-        let significant = 64 - leading - trailing;
-        // 64 significant bits do not fit 6 bits and are stored as 0 (0 never occurs).
-        let header = (0b11 << 11) | (u64::from(leading) << 6) | u64::from(significant & 0x3f);
-        self.stream.write_bits(header, 13);
-        self.stream.write_bits(delta >> trailing, significant);
     }
 
     /// Number of samples appended.
@@ -176,6 +203,13 @@ impl XorEncoder {
     pub fn into_bytes(self) -> Vec<u8> {
         self.stream.into_bytes()
     }
+}
+
+/// Whether `dod` is in the `bits`-bit bucket, `-(2^(bits-1)-1) ..= 2^(bits-1)` (Go's
+/// `bitRange`).
+#[inline(always)]
+fn fits_bits(dod: i64, bits: u32) -> bool {
+    -((1i64 << (bits - 1)) - 1) <= dod && dod <= 1i64 << (bits - 1)
 }
 
 /// The sample count in the header of XOR chunk `data`, `None` when it has no header.
@@ -254,6 +288,20 @@ impl<'a> XorIter<'a> {
     /// that are ignored, as Go does. After an error, the iterator's state is unspecified.
     #[inline]
     pub fn next_sample(&mut self) -> Result<Option<(i64, f64)>, XorError> {
+        if self.read >= 2
+            && self.read < self.total
+            && self.reader.bits_left() >= SAMPLE_BITS_MAX
+            && self.read_next_fast()
+        {
+            self.read += 1;
+            return Ok(Some((self.t, f64::from_bits(self.v_bits))));
+        }
+        self.next_sample_checked()
+    }
+
+    /// [`Self::next_sample`] for samples 0 and 1, the end of the stream and errors.
+    #[inline(never)]
+    fn next_sample_checked(&mut self) -> Result<Option<(i64, f64)>, XorError> {
         if self.read == self.total {
             if !self.header_ok {
                 return Err(self.error("chunk shorter than its 2-byte header"));
@@ -267,6 +315,68 @@ impl<'a> XorIter<'a> {
         }
         self.read += 1;
         Ok(Some((self.t, f64::from_bits(self.v_bits))))
+    }
+
+    /// Decodes sample 2 on when at least [`SAMPLE_BITS_MAX`] bits are left, so that no
+    /// read can run past the end. Returns false, having changed nothing, on an invalid value
+    /// window, for [`Self::read_next`] to report.
+    #[inline(always)]
+    fn read_next_fast(&mut self) -> bool {
+        let r = &self.reader;
+        let mut pos = r.bit_position();
+        let word = r.word_at(pos);
+        let (dod, word) = if word >> 63 == 0 {
+            pos += 1;
+            (0, word << 1)
+        } else if word >> 62 == 0b10 {
+            pos += 16;
+            (sign_extend((word >> 48) & 0x3fff, 14), word << 16)
+        } else if word >> 61 == 0b110 {
+            pos += 20;
+            (sign_extend((word >> 44) & 0x1_ffff, 17), word << 20)
+        } else if word >> 60 == 0b1110 {
+            pos += 24;
+            (sign_extend((word >> 40) & 0xf_ffff, 20), word << 24)
+        } else {
+            let dod = (r.word_at(pos + 4) & !0xffff_ffff) | (r.word_at(pos + 36) >> 32);
+            pos += 68;
+            (dod as i64, r.word_at(pos))
+        };
+        // `word` has at least the 33 bits after the dod: enough for the value's header.
+        let mut v_bits = self.v_bits;
+        if word >> 63 == 0 {
+            pos += 1;
+        } else {
+            if word >> 62 == 0b11 {
+                let leading = ((word >> 56) & 0x1f) as u32;
+                let significant = match ((word >> 50) & 0x3f) as u32 {
+                    0 => 64,
+                    n => n,
+                };
+                if leading + significant > 64 {
+                    return false;
+                }
+                self.leading = leading;
+                self.trailing = 64 - leading - significant;
+                pos += 13;
+            } else {
+                pos += 2;
+            }
+            let significant = 64 - self.leading - self.trailing;
+            let bits = if significant <= PEEK_BITS_MAX {
+                r.word_at(pos) >> (64 - significant)
+            } else {
+                let high = r.word_at(pos) >> (96 - significant);
+                (high << 32) | (r.word_at(pos + u64::from(significant) - 32) >> 32)
+            };
+            pos += u64::from(significant);
+            v_bits ^= bits << self.trailing;
+        }
+        self.reader.set_position(pos);
+        self.v_bits = v_bits;
+        self.t_delta = self.t_delta.wrapping_add(dod as u64);
+        self.t = self.t.wrapping_add(self.t_delta as i64);
+        true
     }
 
     fn read_first(&mut self) -> Result<(), XorError> {
@@ -290,7 +400,6 @@ impl<'a> XorIter<'a> {
         self.read_value()
     }
 
-    #[inline]
     fn read_next(&mut self) -> Result<(), XorError> {
         let dod = match self.reader.peek_bits(4) {
             0b0000..=0b0111 => self.reader.skip_bits(1).map(|()| 0),
@@ -318,7 +427,6 @@ impl<'a> XorIter<'a> {
         self.read_value()
     }
 
-    #[inline]
     fn read_value(&mut self) -> Result<(), XorError> {
         let control = self.reader.peek_bits(2);
         if control < 0b10 {
