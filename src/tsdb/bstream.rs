@@ -202,15 +202,24 @@ pub struct BitReader<'a> {
     pos: u64,
     /// Bits in `data`.
     end: u64,
+    /// The last (up to) 8 bytes of `data`, from `tail_start` on, then zeros: the words that
+    /// reach past the end of `data` come from here.
+    tail: [u8; 16],
+    tail_start: usize,
 }
 
 impl<'a> BitReader<'a> {
     /// A reader positioned at the first bit of `data`.
     pub fn new(data: &'a [u8]) -> Self {
+        let tail_start = data.len().saturating_sub(8);
+        let mut tail = [0; 16];
+        tail[..data.len() - tail_start].copy_from_slice(&data[tail_start..]);
         BitReader {
             data,
             pos: 0,
             end: data.len() as u64 * 8,
+            tail,
+            tail_start,
         }
     }
 
@@ -226,28 +235,23 @@ impl<'a> BitReader<'a> {
         self.end - self.pos
     }
 
-    /// The 64 bits from bit `pos` on (`pos` at most the stream's length), MSB first; bits
-    /// past the end of the stream read as zero. Only the first 57 are guaranteed: after them
-    /// come zeros when `pos` is not byte-aligned.
+    /// The 64 bits from bit `pos` on, MSB first; bits past the end of the stream read as
+    /// zero. Only the first 57 are guaranteed: after them come zeros when `pos` is not
+    /// byte-aligned. `pos` may be past the end.
     #[inline(always)]
     pub(crate) fn word_at(&self, pos: u64) -> u64 {
         let byte = (pos / 8) as usize;
-        let word = match self.data.get(byte..).and_then(<[u8]>::first_chunk::<8>) {
-            Some(bytes) => u64::from_be_bytes(*bytes),
-            None => self.tail_word(byte),
+        let bytes = match self.data.get(byte..).and_then(<[u8]>::first_chunk::<8>) {
+            Some(bytes) => bytes,
+            None => {
+                // `byte` is past `tail_start`; from index 8 on, `tail` is zeros.
+                let i = (byte - self.tail_start).min(8);
+                self.tail[i..]
+                    .first_chunk::<8>()
+                    .expect("i + 8 <= 16 bytes of tail")
+            }
         };
-        word << (pos % 8)
-    }
-
-    /// The last bytes of the stream from `byte` on, zero-padded to a big-endian word.
-    #[cold]
-    #[inline(never)]
-    fn tail_word(&self, byte: usize) -> u64 {
-        let mut word = [0u8; 8];
-        let tail = self.data.get(byte..).unwrap_or_default();
-        let n = tail.len().min(8);
-        word[..n].copy_from_slice(&tail[..n]);
-        u64::from_be_bytes(word)
+        u64::from_be_bytes(*bytes) << (pos % 8)
     }
 
     /// Moves to bit `pos`, which the caller has checked is at most the stream's length.

@@ -26,10 +26,6 @@ pub const SAMPLES_MAX: usize = u16::MAX as usize;
 /// capacity does not change the bytes).
 const CHUNK_CAPACITY_BYTES: usize = 256;
 
-/// The most bits one sample after the second can take: a 4-bit prefix and a 64-bit dod, then
-/// a value with a 13-bit header and 64 significant bits.
-const SAMPLE_BITS_MAX: u64 = 68 + 13 + 64;
-
 /// Marks "no leading/trailing window yet" in a fresh encoder; no real window satisfies
 /// `leading >= NO_WINDOW`.
 const NO_WINDOW: u32 = 0xff;
@@ -286,13 +282,9 @@ impl<'a> XorIter<'a> {
 
     /// The next sample, `Ok(None)` after the last one the header announces. Bytes after
     /// that are ignored, as Go does. After an error, the iterator's state is unspecified.
-    #[inline]
+    #[inline(always)]
     pub fn next_sample(&mut self) -> Result<Option<(i64, f64)>, XorError> {
-        if self.read >= 2
-            && self.read < self.total
-            && self.reader.bits_left() >= SAMPLE_BITS_MAX
-            && self.read_next_fast()
-        {
+        if self.read >= 2 && self.read < self.total && self.read_next_fast() {
             self.read += 1;
             return Ok(Some((self.t, f64::from_bits(self.v_bits))));
         }
@@ -317,9 +309,8 @@ impl<'a> XorIter<'a> {
         Ok(Some((self.t, f64::from_bits(self.v_bits))))
     }
 
-    /// Decodes sample 2 on when at least [`SAMPLE_BITS_MAX`] bits are left, so that no
-    /// read can run past the end. Returns false, having changed nothing, on an invalid value
-    /// window, for [`Self::read_next`] to report.
+    /// Decodes sample 2 on. Returns false, having changed nothing, when the sample is
+    /// truncated or has an invalid value window, for [`Self::read_next`] to report.
     #[inline(always)]
     fn read_next_fast(&mut self) -> bool {
         let r = &self.reader;
@@ -343,37 +334,40 @@ impl<'a> XorIter<'a> {
             (dod as i64, r.word_at(pos))
         };
         // `word` has at least the 33 bits after the dod: enough for the value's header.
-        let mut v_bits = self.v_bits;
-        if word >> 63 == 0 {
-            pos += 1;
+        // Branch-free, as the three value cases follow each other unpredictably: 0 (same
+        // value), 10 (window kept) or 11 + 5 bits of leading zeros + 6 of significant bits.
+        let changed = word >> 63;
+        let new_window = (word >> 62) & changed;
+        let header_leading = ((word >> 57) & 0x1f) as u32;
+        // 64 significant bits are stored as 0.
+        let header_significant = ((((word >> 51) as u32) + 63) & 0x3f) + 1;
+        if new_window != 0 && header_leading + header_significant > 64 {
+            return false;
+        }
+        let (leading, trailing) = if new_window != 0 {
+            (header_leading, 64 - header_leading - header_significant)
         } else {
-            if word >> 62 == 0b11 {
-                let leading = ((word >> 56) & 0x1f) as u32;
-                let significant = match ((word >> 50) & 0x3f) as u32 {
-                    0 => 64,
-                    n => n,
-                };
-                if leading + significant > 64 {
-                    return false;
-                }
-                self.leading = leading;
-                self.trailing = 64 - leading - significant;
-                pos += 13;
-            } else {
-                pos += 2;
-            }
-            let significant = 64 - self.leading - self.trailing;
-            let bits = if significant <= PEEK_BITS_MAX {
-                r.word_at(pos) >> (64 - significant)
-            } else {
-                let high = r.word_at(pos) >> (96 - significant);
-                (high << 32) | (r.word_at(pos + u64::from(significant) - 32) >> 32)
-            };
-            pos += u64::from(significant);
-            v_bits ^= bits << self.trailing;
+            (self.leading, self.trailing)
+        };
+        // All ones when the value changed.
+        let mask = changed.wrapping_neg();
+        let significant = (64 - leading - trailing) & mask as u32;
+        let pos = pos + 1 + changed + 11 * new_window;
+        let bits = if significant <= PEEK_BITS_MAX {
+            // Shifting by 64 (no significant bits) leaves garbage that `mask` clears.
+            r.word_at(pos).wrapping_shr(64 - significant)
+        } else {
+            let high = r.word_at(pos) >> (96 - significant);
+            (high << 32) | (r.word_at(pos + u64::from(significant) - 32) >> 32)
+        };
+        let pos = pos + u64::from(significant);
+        if pos > r.bit_position() + r.bits_left() {
+            return false;
         }
         self.reader.set_position(pos);
-        self.v_bits = v_bits;
+        self.leading = leading;
+        self.trailing = trailing;
+        self.v_bits ^= (bits << trailing) & mask;
         self.t_delta = self.t_delta.wrapping_add(dod as u64);
         self.t = self.t.wrapping_add(self.t_delta as i64);
         true
