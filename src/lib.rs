@@ -4,7 +4,16 @@
 //! subcommands (`generate`, `compact`, `inspect`) built on it; `rng` and `duration` are small
 //! shared utilities.
 
+pub mod bucket;
+pub mod core;
+pub mod driver;
 pub mod duration;
+pub mod flags;
+pub mod http;
+pub mod metrics;
+pub mod objstore;
 pub mod rng;
+pub mod run;
+pub mod timefmt;
 pub mod tools;
 pub mod tsdb;

@@ -21,9 +21,79 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Compact a bucket, as `thanos compact` does (one pass, or forever with --wait).
+    Run(Box<RunArgs>),
     /// Offline tools that work on local block directories.
     #[command(subcommand)]
     Tools(ToolsCommand),
+}
+
+/// Flags of `compactd run`; names and defaults follow `thanos compact`.
+#[derive(Args)]
+struct RunArgs {
+    /// Path to the bucket configuration YAML (Thanos objstore format).
+    #[arg(long = "objstore.config-file")]
+    objstore_config_file: Option<PathBuf>,
+    /// Bucket configuration YAML inline (alternative to --objstore.config-file).
+    #[arg(long = "objstore.config")]
+    objstore_config: Option<String>,
+    /// Local cache for blocks being compacted; safe to delete when compactd is stopped.
+    #[arg(long = "data-dir", default_value = "./data")]
+    data_dir: PathBuf,
+    /// Listen address for /metrics, /-/healthy, /-/ready and /api/v1/leader.
+    #[arg(long = "http-address", default_value = compactd::http::DEFAULT_HTTP_ADDRESS)]
+    http_address: String,
+    /// Keep running, compacting every --wait-interval; without it, one pass then exit.
+    #[arg(short = 'w', long = "wait")]
+    wait: bool,
+    /// Time between two iterations with --wait.
+    #[arg(long = "wait-interval", default_value = "5m", value_parser = duration_ms)]
+    wait_interval: u64,
+    /// Blocks uploaded less than this long ago are left alone (except compactor outputs).
+    #[arg(long = "consistency-delay", default_value = "30m", value_parser = duration_ms)]
+    consistency_delay: u64,
+    /// Time between a block's deletion mark and its deletion.
+    #[arg(long = "delete-delay", default_value = "48h", value_parser = duration_ms)]
+    delete_delay: u64,
+    /// Only blocks ending after this time (RFC3339 or duration relative to now, e.g. -2w).
+    #[arg(long = "min-time", default_value = "0000-01-01T00:00:00Z")]
+    min_time: String,
+    /// Only blocks starting before this time (RFC3339 or duration relative to now).
+    #[arg(long = "max-time", default_value = "9999-12-31T23:59:59Z")]
+    max_time: String,
+    /// How long to keep raw samples; 0d keeps forever.
+    #[arg(long = "retention.resolution-raw", default_value = "0d", value_parser = duration_ms)]
+    retention_raw: u64,
+    /// How long to keep 5m-downsampled samples; 0d keeps forever.
+    #[arg(long = "retention.resolution-5m", default_value = "0d", value_parser = duration_ms)]
+    retention_5m: u64,
+    /// How long to keep 1h-downsampled samples; 0d keeps forever.
+    #[arg(long = "retention.resolution-1h", default_value = "0d", value_parser = duration_ms)]
+    retention_1h: u64,
+    /// Groups compacted in parallel.
+    #[arg(long = "compact.concurrency", default_value_t = 1)]
+    concurrency: usize,
+    /// Merge overlapping blocks instead of halting on them.
+    #[arg(long = "compact.enable-vertical-compaction", hide = true)]
+    vertical: bool,
+    /// Label removed before grouping, so replicas' blocks merge (repeatable); enables vertical compaction.
+    #[arg(long = "deduplication.replica-label")]
+    replica_labels: Vec<String>,
+    /// Highest compaction level (0..4 = 1h, 2h, 8h, 2d, 14d).
+    #[arg(long = "debug.max-compaction-level", default_value_t = 4, hide = true)]
+    max_compaction_level: usize,
+    /// Plans whose index would pass 85% of this get their largest block no-compact-marked.
+    #[arg(long = "compact.block-max-index-size", default_value = "64GB", value_parser = bytes, hide = true)]
+    block_max_index_size: u64,
+    /// Do not downsample.
+    #[arg(long = "downsampling.disable")]
+    downsampling_disable: bool,
+    /// Timeout of each metadata request to the bucket (meta.json, markers, deletes).
+    #[arg(long = "objstore.op-timeout", default_value = "30s", value_parser = duration_ms)]
+    op_timeout: u64,
+    /// Log level: error, warn, info, debug.
+    #[arg(long = "log.level", default_value = "info")]
+    log_level: String,
 }
 
 #[derive(Subcommand)]
@@ -87,9 +157,14 @@ fn duration_ms(s: &str) -> Result<u64, String> {
     parse_duration_ms(s)
 }
 
+fn bytes(s: &str) -> Result<u64, String> {
+    compactd::flags::parse_bytes(s)
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Run(a) => run(*a),
         Command::Tools(ToolsCommand::Generate(a)) => generate(a),
         Command::Tools(ToolsCommand::Compact(a)) => compact(a),
         Command::Tools(ToolsCommand::Inspect(a)) => inspect(a),
@@ -101,6 +176,48 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
+    let filter = tracing_subscriber::EnvFilter::try_new(&a.log_level)
+        .map_err(|e| anyhow::anyhow!("--log.level {:?}: {e}", a.log_level))?;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .init();
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    let time = |flag: &str, v: &str| {
+        compactd::flags::parse_time_or_duration(v, now_ms)
+            .map_err(|e| anyhow::anyhow!("--{flag}: {e}"))
+    };
+    let cfg = compactd::run::RunConfig {
+        objstore_config_file: a.objstore_config_file,
+        objstore_config: a.objstore_config,
+        data_dir: a.data_dir,
+        http_address: a.http_address,
+        wait: a.wait,
+        wait_interval_ms: a.wait_interval,
+        consistency_delay_ms: a.consistency_delay,
+        delete_delay_ms: a.delete_delay,
+        min_time_ms: time("min-time", &a.min_time)?,
+        max_time_ms: time("max-time", &a.max_time)?,
+        retention_ms: [a.retention_raw, a.retention_5m, a.retention_1h],
+        concurrency: a.concurrency,
+        vertical: a.vertical,
+        replica_labels: a.replica_labels,
+        max_compaction_level: a.max_compaction_level,
+        block_max_index_size: a.block_max_index_size,
+        downsampling_disabled: a.downsampling_disable,
+        op_timeout_ms: a.op_timeout,
+        compact_threads: std::thread::available_parallelism().map_or(1, usize::from),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let code = runtime.block_on(compactd::run::run(cfg))?;
+    Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
 }
 
 fn generate(a: GenerateArgs) -> anyhow::Result<ExitCode> {

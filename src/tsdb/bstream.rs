@@ -19,6 +19,9 @@
 //! Reads past the end return `None`; the caller turns that into a corruption error that names
 //! the file and offset.
 
+/// Bytes of the end of the stream that [`BitReader`] keeps zero-padded.
+const TAIL_BYTES: usize = 24;
+
 /// The most bits [`BitReader::peek_bits`] may look at.
 pub const PEEK_BITS_MAX: u32 = 56;
 
@@ -79,35 +82,30 @@ impl BitWriter {
         self.len() == 0
     }
 
-    /// Appends the low `nbits` (1..=[`WRITE_FIELDS_MAX`]) bits of `value`, which has no higher
-    /// bits set. Leaves `pad` to the caller.
+    /// Appends the low `nbits` (0..=[`WRITE_FIELDS_MAX`]) bits of `value`, which has no
+    /// higher bits set. Leaves `pad` to the caller.
     #[inline(always)]
     fn put(&mut self, value: u64, nbits: u32) {
-        debug_assert!((1..=WRITE_FIELDS_MAX).contains(&nbits), "put: {nbits} bits");
-        debug_assert!(value >> nbits == 0, "put: {value:#x} wider than {nbits} bits");
+        debug_assert!(nbits <= WRITE_FIELDS_MAX, "put: {nbits} bits");
+        debug_assert!(
+            value.checked_shr(nbits).unwrap_or(0) == 0,
+            "put: {value:#x} wider than {nbits} bits"
+        );
         if self.byte + 8 > self.room {
-            self.make_room();
+            // By value, so that no pointer to the writer escapes (see `XorEncoder::append`).
+            let (buf, acc) = make_room(std::mem::take(&mut self.buf), self.byte);
+            self.buf = buf;
+            self.acc = acc;
+            self.room = self.buf.len();
         }
         let nacc = self.nacc + nbits;
-        let acc = self.acc | (value << (64 - nacc));
+        // A shift by 64 (nothing pending, nothing written) shifts by 0, and `value` is 0.
+        let acc = self.acc | value.wrapping_shl(64 - nacc);
         self.buf[self.byte..self.byte + 8].copy_from_slice(&acc.to_be_bytes());
         let whole = nacc & !7;
         self.byte += (whole / 8) as usize;
         self.acc = acc << whole;
         self.nacc = nacc & 7;
-    }
-
-    /// Makes `buf[byte..byte + 8]` writable and `acc` current.
-    #[cold]
-    #[inline(never)]
-    fn make_room(&mut self) {
-        if self.buf.len() < self.byte + 8 {
-            let len = (self.byte + 8).max(self.buf.len() * 2).max(64);
-            self.buf.resize(len, 0);
-        }
-        // `bytes_mut` may have changed the byte that `acc` holds.
-        self.acc = u64::from(self.buf[self.byte]) << 56;
-        self.room = self.buf.len();
     }
 
     /// Appends one bit.
@@ -129,20 +127,19 @@ impl BitWriter {
     ///
     /// Go writes the whole bytes of `value` with `writeByte` and the rest bit by bit, so after
     /// a multiple of 8 bits that ends byte-aligned the stream has an empty trailing byte.
-    #[inline]
+    #[inline(always)]
     pub fn write_bits(&mut self, value: u64, nbits: u32) {
         debug_assert!(nbits <= 64, "write_bits: {nbits} > 64 bits");
-        if nbits == 0 {
-            return;
-        }
-        let value = value & (u64::MAX >> (64 - nbits));
         if nbits <= WRITE_FIELDS_MAX {
+            // No branch on `nbits == 0`, which writes nothing: `put` takes 0 bits of 0.
+            let value = value & u64::MAX.checked_shr(64 - nbits).unwrap_or(0);
             self.put(value, nbits);
+            self.pad = if nbits == 0 { self.pad } else { nbits % 8 == 0 };
         } else {
-            self.put(value >> 32, nbits - 32);
+            self.put((value >> 32) & (u64::MAX >> (96 - nbits)), nbits - 32);
             self.put(value & 0xffff_ffff, 32);
+            self.pad = nbits % 8 == 0;
         }
-        self.pad = nbits % 8 == 0;
     }
 
     /// Appends several fields at once: the low `nbits` (1..=[`WRITE_FIELDS_MAX`]) bits of
@@ -194,6 +191,19 @@ impl BitWriter {
     }
 }
 
+/// Grows `buf` to have 8 bytes from `byte` on, and returns it with the writer's accumulator,
+/// reloaded from `buf[byte]`, which [`BitWriter::bytes_mut`] may have changed.
+#[cold]
+#[inline(never)]
+fn make_room(mut buf: Vec<u8>, byte: usize) -> (Vec<u8>, u64) {
+    if buf.len() < byte + 8 {
+        let len = (byte + 8).max(buf.len() * 2).max(64);
+        buf.resize(len, 0);
+    }
+    let acc = u64::from(buf[byte]) << 56;
+    (buf, acc)
+}
+
 /// A reader of MSB-first bit streams over a byte slice.
 #[derive(Debug, Clone)]
 pub struct BitReader<'a> {
@@ -202,17 +212,17 @@ pub struct BitReader<'a> {
     pos: u64,
     /// Bits in `data`.
     end: u64,
-    /// The last (up to) 8 bytes of `data`, from `tail_start` on, then zeros: the words that
-    /// reach past the end of `data` come from here.
-    tail: [u8; 16],
+    /// The last (up to) [`TAIL_BYTES`] bytes of `data`, from `tail_start` on, then zeros:
+    /// words that reach past the end of `data` come from here.
+    tail: [u8; 2 * TAIL_BYTES],
     tail_start: usize,
 }
 
 impl<'a> BitReader<'a> {
     /// A reader positioned at the first bit of `data`.
     pub fn new(data: &'a [u8]) -> Self {
-        let tail_start = data.len().saturating_sub(8);
-        let mut tail = [0; 16];
+        let tail_start = data.len().saturating_sub(TAIL_BYTES);
+        let mut tail = [0; 2 * TAIL_BYTES];
         tail[..data.len() - tail_start].copy_from_slice(&data[tail_start..]);
         BitReader {
             data,
@@ -241,17 +251,24 @@ impl<'a> BitReader<'a> {
     #[inline(always)]
     pub(crate) fn word_at(&self, pos: u64) -> u64 {
         let byte = (pos / 8) as usize;
-        let bytes = match self.data.get(byte..).and_then(<[u8]>::first_chunk::<8>) {
-            Some(bytes) => bytes,
-            None => {
-                // `byte` is past `tail_start`; from index 8 on, `tail` is zeros.
-                let i = (byte - self.tail_start).min(8);
-                self.tail[i..]
-                    .first_chunk::<8>()
-                    .expect("i + 8 <= 16 bytes of tail")
-            }
+        let bytes = if byte + 8 <= self.data.len() {
+            &self.data[byte..byte + 8]
+        } else {
+            // `byte` is past `tail_start`; from index `TAIL_BYTES` on, `tail` is zeros.
+            let i = (byte - self.tail_start).min(TAIL_BYTES);
+            &self.tail[i..i + 8]
         };
-        u64::from_be_bytes(*bytes) << (pos % 8)
+        u64::from_be_bytes(bytes.try_into().expect("8 bytes")) << (pos % 8)
+    }
+
+    /// The stream for readers that load `lookahead` (at most [`TAIL_BYTES`]) bytes at a
+    /// time: `(data, tail, tail_start)`, where `tail` holds the bytes of `data` from
+    /// `tail_start` on and then zeros, so that `tail[byte - tail_start..][..lookahead]`
+    /// stands for `data[byte..][..lookahead]` when `byte + lookahead > data.len()` and
+    /// `byte <= data.len()`.
+    pub(crate) fn split_tail(&self, lookahead: usize) -> (&'a [u8], &[u8], usize) {
+        assert!(lookahead <= TAIL_BYTES, "lookahead of {lookahead} bytes");
+        (self.data, &self.tail, self.tail_start)
     }
 
     /// Moves to bit `pos`, which the caller has checked is at most the stream's length.

@@ -69,108 +69,110 @@ impl XorEncoder {
     ///
     /// Panics if the chunk already holds [`SAMPLES_MAX`] samples: callers cut chunks long
     /// before that (Prometheus at 120 samples), and Go would silently corrupt the chunk.
-    #[inline]
+    #[inline(always)]
     pub fn append(&mut self, t: i64, v: f64) {
         assert!(usize::from(self.num) < SAMPLES_MAX, "XOR chunk is full");
         let v_bits = v.to_bits();
         let t_delta = t.wrapping_sub(self.t) as u64;
         if self.num >= 2 {
             self.append_next(t_delta, v_bits);
-            self.t_delta = t_delta;
         } else {
-            self.append_first(t, t_delta, v_bits);
+            // The cold path takes the writer by value: no pointer to the encoder escapes, so
+            // the compiler can keep its fields in registers across a caller's loop.
+            self.stream = write_head(
+                std::mem::take(&mut self.stream),
+                self.num,
+                t,
+                t_delta,
+                v_bits,
+            );
+            if self.num == 0 {
+                self.first_t = t;
+            } else {
+                self.write_value(0, 0, v_bits);
+            }
         }
         self.t = t;
         self.v_bits = v_bits;
+        self.t_delta = t_delta;
         self.num += 1;
         self.stream.overwrite(0, &self.num.to_be_bytes());
     }
 
-    /// Samples 0 and 1.
-    #[cold]
-    #[inline(never)]
-    fn append_first(&mut self, t: i64, t_delta: u64, v_bits: u64) {
-        if self.num == 0 {
-            self.write_uvarint_bytes(zigzag(t));
-            self.stream.write_bits(v_bits, 64);
-            self.first_t = t;
-        } else {
-            self.write_uvarint_bytes(t_delta);
-            self.write_value(0, 0, v_bits);
-            self.t_delta = t_delta;
-        }
-    }
-
-    /// A uvarint, with the bytes of Go's appender, which writes it byte by byte (the
-    /// byte-write path matters for the stream's trailing byte, see [`super::bstream`]).
-    fn write_uvarint_bytes(&mut self, mut v: u64) {
-        for _ in 0..MAX_VARINT_LEN64 {
-            if v < 0x80 {
-                self.stream.write_byte(v as u8);
-                return;
-            }
-            self.stream.write_byte((v as u8) | 0x80);
-            v >>= 7;
-        }
-    }
-
     /// Sample 2 on: a delta-of-delta with its bucket prefix, then the value.
+    ///
+    /// Go writes the fields one by one; only the width of the last write matters for the
+    /// bytes (see [`super::bstream`]), so they go out in at most two writes, and the choices
+    /// between field layouts, which depend on the data, are made without branches.
     #[inline(always)]
     fn append_next(&mut self, t_delta: u64, v_bits: u64) {
         let dod = t_delta.wrapping_sub(self.t_delta) as i64;
         let d = dod as u64;
-        // The dod field, prefix included, and its width; Go writes prefix and payload with two
-        // `writeBits` but only the shape of a sample's last write affects the bytes, and that
-        // is the value's.
-        let (field, width) = if dod == 0 {
-            (0, 1)
-        } else if fits_bits(dod, 14) {
-            ((0b10 << 14) | (d & 0x3fff), 16)
-        } else if fits_bits(dod, 17) {
-            ((0b110 << 17) | (d & 0x1_ffff), 20)
-        } else if fits_bits(dod, 20) {
-            ((0b1110 << 20) | (d & 0xf_ffff), 24)
+        // The dod field, prefix included, and its width.
+        let (dod_field, dod_width) = if fits_bits(dod, 20) {
+            let (field, width) = if fits_bits(dod, 14) {
+                ((0b10 << 14) | (d & 0x3fff), 16)
+            } else if fits_bits(dod, 17) {
+                ((0b110 << 17) | (d & 0x1_ffff), 20)
+            } else {
+                ((0b1110 << 20) | (d & 0xf_ffff), 24)
+            };
+            if dod == 0 {
+                (0, 1)
+            } else {
+                (field, width)
+            }
         } else {
             self.stream.write_bits(0b1111, 4);
             self.stream.write_bits(d, 64);
             (0, 0)
         };
-        self.write_value(field, width, v_bits);
+        self.write_value(dod_field, dod_width, v_bits);
     }
 
     /// The XOR of `v_bits` against the previous value (Go's `xorWrite`), after the `width`
-    /// (0..=24) bits of `prefix`, which go out in the same write when they fit.
+    /// (0..=24) bits of `prefix`.
     #[inline(always)]
-    fn write_value(&mut self, prefix: u64, width: u32, v_bits: u64) {
+    fn write_value(&mut self, dod_field: u64, dod_width: u32, v_bits: u64) {
+        // The value: 0 when unchanged, else 10 and the significant bits in the current window,
+        // or 11, the new window (5 bits of leading zeros, 6 of significant bits, 64 stored as
+        // 0) and the significant bits.
         let delta = v_bits ^ self.v_bits;
-        if delta == 0 {
-            self.stream.write_fields(prefix << 1, width + 1, 1);
-            return;
-        }
         // Capped so that it fits the 5-bit field.
         let leading = delta.leading_zeros().min(31);
+        // 64 when unchanged, which keeps the window below.
         let trailing = delta.trailing_zeros();
-        let (control, control_width) = if leading >= self.leading && trailing >= self.trailing {
-            (0b10, 2)
+        // A fresh encoder's `NO_WINDOW` fails the first test.
+        let keep = (leading >= self.leading) & (trailing >= self.trailing);
+        let header = (0b11 << 11)
+            | (u64::from(leading) << 6)
+            | u64::from(64u32.wrapping_sub(leading + trailing) & 0x3f);
+        let (control, control_width) = if keep { (0b10, 2) } else { (header, 13) };
+        let (control, control_width) = if delta == 0 {
+            (0, 1)
         } else {
-            self.leading = leading;
-            self.trailing = trailing;
-            // 64 significant bits do not fit 6 bits and are stored as 0 (0 never occurs).
-            let significant = (64 - leading - trailing) & 0x3f;
-            (
-                (0b11 << 11) | (u64::from(leading) << 6) | u64::from(significant),
-                13,
-            )
+            (control, control_width)
         };
-        let significant = 64 - self.leading - self.trailing;
-        let bits = delta >> self.trailing;
-        let prefix = (prefix << control_width) | control;
-        let width = width + control_width;
-        if width + significant <= WRITE_FIELDS_MAX {
-            self.stream
-                .write_fields((prefix << significant) | bits, width + significant, significant);
+        let new_window = !keep & (delta != 0);
+        self.leading = if new_window { leading } else { self.leading };
+        self.trailing = if new_window { trailing } else { self.trailing };
+        let significant = if delta == 0 {
+            0
         } else {
-            self.stream.write_fields(prefix, width, control_width);
+            64 - self.leading - self.trailing
+        };
+        let bits = delta >> self.trailing;
+        let prefix = (dod_field << control_width) | control;
+        let prefix_width = dod_width + control_width;
+        // The last write is the significant bits', or the control bit's when there are none.
+        if prefix_width + significant <= WRITE_FIELDS_MAX {
+            self.stream.write_fields(
+                (prefix << significant) | bits,
+                prefix_width + significant,
+                significant.max(1),
+            );
+        } else {
+            self.stream.write_fields(prefix, prefix_width, 1);
             self.stream.write_bits(bits, significant);
         }
     }
@@ -199,6 +201,28 @@ impl XorEncoder {
     pub fn into_bytes(self) -> Vec<u8> {
         self.stream.into_bytes()
     }
+}
+
+/// The start of samples 0 and 1 in `stream` (sample `num`): the timestamp, as a varint or the
+/// uvarint `t_delta`, and for sample 0 the 64 value bits.
+#[cold]
+#[inline(never)]
+fn write_head(mut stream: BitWriter, num: u16, t: i64, t_delta: u64, v_bits: u64) -> BitWriter {
+    let mut v = if num == 0 { zigzag(t) } else { t_delta };
+    // Byte by byte, as Go's appender: byte writes decide the stream's trailing byte (see
+    // [`super::bstream`]).
+    for _ in 0..MAX_VARINT_LEN64 {
+        if v < 0x80 {
+            stream.write_byte(v as u8);
+            break;
+        }
+        stream.write_byte((v as u8) | 0x80);
+        v >>= 7;
+    }
+    if num == 0 {
+        stream.write_bits(v_bits, 64);
+    }
+    stream
 }
 
 /// Whether `dod` is in the `bits`-bit bucket, `-(2^(bits-1)-1) ..= 2^(bits-1)` (Go's
@@ -236,11 +260,18 @@ impl XorError {
     }
 }
 
+/// Samples that [`XorIter`] decodes at a time, from sample 2 on.
+const BATCH: usize = 16;
+
 /// Decodes the samples of an XOR chunk, in order.
+///
+/// From sample 2 on it decodes [`BATCH`] samples at a time into a buffer, in a loop that keeps
+/// its state in registers; errors still come after exactly the samples before them.
 #[derive(Debug, Clone)]
 pub struct XorIter<'a> {
     reader: BitReader<'a>,
     total: u16,
+    /// Samples decoded, buffered ones included.
     read: u16,
     header_ok: bool,
     t: i64,
@@ -248,6 +279,20 @@ pub struct XorIter<'a> {
     t_delta: u64,
     leading: u32,
     trailing: u32,
+    /// Decoded samples not returned yet: `batch[batch_next..batch_len]`, as
+    /// `(t, value bits)`.
+    batch: [(i64, u64); BATCH],
+    batch_next: u8,
+    batch_len: u8,
+}
+
+/// Where [`XorIter`]'s batch loop is in the stream: the bit position and the value window.
+#[derive(Debug, Clone, Copy)]
+struct Cursor {
+    pos: u64,
+    trailing: u32,
+    /// Significant bits, 1..=64.
+    significant: u32,
 }
 
 impl<'a> XorIter<'a> {
@@ -264,6 +309,9 @@ impl<'a> XorIter<'a> {
             t_delta: 0,
             leading: 0,
             trailing: 0,
+            batch: [(0, 0); BATCH],
+            batch_next: 0,
+            batch_len: 0,
         }
     }
 
@@ -282,18 +330,29 @@ impl<'a> XorIter<'a> {
 
     /// The next sample, `Ok(None)` after the last one the header announces. Bytes after
     /// that are ignored, as Go does. After an error, the iterator's state is unspecified.
-    #[inline(always)]
+    #[inline]
     pub fn next_sample(&mut self) -> Result<Option<(i64, f64)>, XorError> {
-        if self.read >= 2 && self.read < self.total && self.read_next_fast() {
-            self.read += 1;
-            return Ok(Some((self.t, f64::from_bits(self.v_bits))));
+        if self.batch_next < self.batch_len {
+            let (t, v_bits) = self.batch[usize::from(self.batch_next)];
+            self.batch_next += 1;
+            return Ok(Some((t, f64::from_bits(v_bits))));
         }
-        self.next_sample_checked()
+        self.next_sample_slow()
     }
 
-    /// [`Self::next_sample`] for samples 0 and 1, the end of the stream and errors.
+    /// [`Self::next_sample`] with an empty batch: decodes the next batch, or samples 0 and
+    /// 1, the end of the chunk and errors.
     #[inline(never)]
-    fn next_sample_checked(&mut self) -> Result<Option<(i64, f64)>, XorError> {
+    fn next_sample_slow(&mut self) -> Result<Option<(i64, f64)>, XorError> {
+        if self.read >= 2 && self.read < self.total {
+            let n = self.decode_batch();
+            if n > 0 {
+                self.batch_next = 1;
+                self.batch_len = n as u8;
+                let (t, v_bits) = self.batch[0];
+                return Ok(Some((t, f64::from_bits(v_bits))));
+            }
+        }
         if self.read == self.total {
             if !self.header_ok {
                 return Err(self.error("chunk shorter than its 2-byte header"));
@@ -309,68 +368,28 @@ impl<'a> XorIter<'a> {
         Ok(Some((self.t, f64::from_bits(self.v_bits))))
     }
 
-    /// Decodes sample 2 on. Returns false, having changed nothing, when the sample is
-    /// truncated or has an invalid value window, for [`Self::read_next`] to report.
-    #[inline(always)]
-    fn read_next_fast(&mut self) -> bool {
-        let r = &self.reader;
-        let mut pos = r.bit_position();
-        let word = r.word_at(pos);
-        let (dod, word) = if word >> 63 == 0 {
-            pos += 1;
-            (0, word << 1)
-        } else if word >> 62 == 0b10 {
-            pos += 16;
-            (sign_extend((word >> 48) & 0x3fff, 14), word << 16)
-        } else if word >> 61 == 0b110 {
-            pos += 20;
-            (sign_extend((word >> 44) & 0x1_ffff, 17), word << 20)
-        } else if word >> 60 == 0b1110 {
-            pos += 24;
-            (sign_extend((word >> 40) & 0xf_ffff, 20), word << 24)
-        } else {
-            let dod = (r.word_at(pos + 4) & !0xffff_ffff) | (r.word_at(pos + 36) >> 32);
-            pos += 68;
-            (dod as i64, r.word_at(pos))
+    /// Decodes up to [`BATCH`] samples (from sample 2 on) into `batch`, stopping before the
+    /// first one that is truncated or invalid; returns how many.
+    fn decode_batch(&mut self) -> usize {
+        let want = BATCH.min(usize::from(self.total - self.read));
+        let cursor = Cursor {
+            pos: self.reader.bit_position(),
+            trailing: self.trailing,
+            significant: 64 - self.leading - self.trailing,
         };
-        // `word` has at least the 33 bits after the dod: enough for the value's header.
-        // Branch-free, as the three value cases follow each other unpredictably: 0 (same
-        // value), 10 (window kept) or 11 + 5 bits of leading zeros + 6 of significant bits.
-        let changed = word >> 63;
-        let new_window = (word >> 62) & changed;
-        let header_leading = ((word >> 57) & 0x1f) as u32;
-        // 64 significant bits are stored as 0.
-        let header_significant = ((((word >> 51) as u32) + 63) & 0x3f) + 1;
-        if new_window != 0 && header_leading + header_significant > 64 {
-            return false;
+        let (cursor, n) = decode_deltas(&self.reader, &mut self.batch, cursor, want);
+        self.reader.set_position(cursor.pos);
+        self.leading = 64 - cursor.trailing - cursor.significant;
+        self.trailing = cursor.trailing;
+        // Turn the deltas into samples.
+        for sample in &mut self.batch[..n] {
+            self.t_delta = self.t_delta.wrapping_add(sample.0 as u64);
+            self.t = self.t.wrapping_add(self.t_delta as i64);
+            self.v_bits ^= sample.1;
+            *sample = (self.t, self.v_bits);
         }
-        let (leading, trailing) = if new_window != 0 {
-            (header_leading, 64 - header_leading - header_significant)
-        } else {
-            (self.leading, self.trailing)
-        };
-        // All ones when the value changed.
-        let mask = changed.wrapping_neg();
-        let significant = (64 - leading - trailing) & mask as u32;
-        let pos = pos + 1 + changed + 11 * new_window;
-        let bits = if significant <= PEEK_BITS_MAX {
-            // Shifting by 64 (no significant bits) leaves garbage that `mask` clears.
-            r.word_at(pos).wrapping_shr(64 - significant)
-        } else {
-            let high = r.word_at(pos) >> (96 - significant);
-            (high << 32) | (r.word_at(pos + u64::from(significant) - 32) >> 32)
-        };
-        let pos = pos + u64::from(significant);
-        if pos > r.bit_position() + r.bits_left() {
-            return false;
-        }
-        self.reader.set_position(pos);
-        self.leading = leading;
-        self.trailing = trailing;
-        self.v_bits ^= (bits << trailing) & mask;
-        self.t_delta = self.t_delta.wrapping_add(dod as u64);
-        self.t = self.t.wrapping_add(self.t_delta as i64);
-        true
+        self.read += n as u16;
+        n
     }
 
     fn read_first(&mut self) -> Result<(), XorError> {
@@ -475,6 +494,163 @@ impl Iterator for XorIter<'_> {
             }
         }
     }
+}
+
+/// Bytes that decoding a sample may load from the byte of its first bit on: its last field
+/// starts at most 7 + 81 + 32 bits further, and loads take 8 bytes.
+const LOOKAHEAD_BYTES: usize = 24;
+
+/// The bytes from the one holding a sample's first bit on.
+type Window = [u8; LOOKAHEAD_BYTES];
+
+/// Decodes the deltas of up to `want` samples from `cursor` on into `out`, as the dod and the
+/// XOR of the value bits with the previous ones, stopping before the first sample that is
+/// truncated or invalid: the new cursor and how many. Only the bit position and the window
+/// depend on the previous sample, which keeps this loop short; a function of its own so that
+/// the compiler knows `out` does not alias `r`.
+fn decode_deltas(
+    r: &BitReader<'_>,
+    out: &mut [(i64, u64); BATCH],
+    mut cursor: Cursor,
+    want: usize,
+) -> (Cursor, usize) {
+    let (data, tail, tail_start) = r.split_tail(LOOKAHEAD_BYTES);
+    let want = want.min(BATCH);
+    let mut n = 0;
+    // While a sample cannot reach the end of `data`, decode from `data` without checks.
+    while n < want {
+        let byte = (cursor.pos / 8) as usize;
+        let Some(window) = data.get(byte..byte + LOOKAHEAD_BYTES) else {
+            break;
+        };
+        let window: &Window = window.try_into().expect("a window");
+        if !decode_one(window, &mut cursor, &mut out[n]) {
+            return (cursor, n);
+        }
+        n += 1;
+    }
+    // Then from the zero-padded tail, checking for truncation.
+    let end = data.len() as u64 * 8;
+    while n < want {
+        let byte = (cursor.pos / 8) as usize - tail_start;
+        let window: &Window = tail[byte..byte + LOOKAHEAD_BYTES]
+            .try_into()
+            .expect("a window");
+        let before = cursor;
+        if !decode_one(window, &mut cursor, &mut out[n]) || cursor.pos > end {
+            return (before, n);
+        }
+        n += 1;
+    }
+    (cursor, n)
+}
+
+/// The 64 bits of `window` from bit `pos` (at most 120) on, MSB first. Only the first 57
+/// are guaranteed: after them come zeros when `pos` is not byte-aligned.
+#[inline(always)]
+fn load(window: &Window, pos: u64) -> u64 {
+    // The mask only tells the compiler that the load is in bounds.
+    let byte = (pos / 8) as usize & 15;
+    let word: [u8; 8] = window[byte..byte + 8].try_into().expect("8 bytes");
+    u64::from_be_bytes(word) << (pos % 8)
+}
+
+/// The 64 bits of `window` from bit `pos` (at most 120 - 32) on.
+#[inline(always)]
+fn load_64(window: &Window, pos: u64) -> u64 {
+    (load(window, pos) & !0xffff_ffff) | (load(window, pos + 32) >> 32)
+}
+
+/// Decodes the deltas of one sample from sample 2 on, whose first bit is bit `c.pos % 8` of
+/// `window`, into `out`, and moves `c` past it; false, leaving `c` as it is, when the sample
+/// has an invalid value window, for [`XorIter::read_next`] to report.
+#[inline(always)]
+fn decode_one(window: &Window, c: &mut Cursor, out: &mut (i64, u64)) -> bool {
+    let start = c.pos & !7;
+    // Bit position in `window`.
+    let mut pos = c.pos % 8;
+    let word = load(window, pos);
+    let (dod, word) = if word >> 63 == 0 {
+        pos += 1;
+        (0, word << 1)
+    } else if word >> 62 == 0b10 {
+        pos += 16;
+        (sign_extend((word >> 48) & 0x3fff, 14), word << 16)
+    } else if word >> 61 == 0b110 {
+        pos += 20;
+        (sign_extend((word >> 44) & 0x1_ffff, 17), word << 20)
+    } else if word >> 60 == 0b1110 {
+        pos += 24;
+        (sign_extend((word >> 40) & 0xf_ffff, 20), word << 24)
+    } else {
+        let dod = load_64(window, pos + 4);
+        pos += 68;
+        (dod as i64, load(window, pos))
+    };
+    // `word` has at least the 33 bits after the dod: enough for the value's header, which is
+    // 0 (same value), 10 (window kept) or 11 + 5 bits of leading zeros + 6 bits of
+    // significant bits (64 stored as 0). The three follow each other unpredictably, so they
+    // are told apart without branches.
+    let control = word >> 62;
+    let new_window = control == 0b11;
+    let header_leading = ((word >> 57) & 0x1f) as u32;
+    let header_significant = ((word >> 51) & 0x3f) as u32;
+    if new_window & (header_significant.wrapping_sub(1) >= 64 - header_leading) {
+        // 64 significant bits, or an invalid window.
+        let Some((trailing, significant, bits)) = decode_wide_value(window, pos) else {
+            return false;
+        };
+        c.pos = start + pos + 13 + u64::from(significant);
+        c.trailing = trailing;
+        c.significant = significant;
+        *out = (dod, bits << trailing);
+        return true;
+    }
+    let (header_len, trailing, significant) = if new_window {
+        (
+            13,
+            64 - header_leading - header_significant,
+            header_significant,
+        )
+    } else {
+        (2, c.trailing, c.significant)
+    };
+    let len = if control >= 0b10 {
+        header_len + significant
+    } else {
+        1
+    };
+    let bits = if significant <= PEEK_BITS_MAX {
+        load(window, pos + u64::from(header_len))
+    } else {
+        load_64(window, pos + u64::from(header_len))
+    } >> (64 - significant);
+    // All ones when the value changed.
+    let mask = ((word as i64) >> 63) as u64;
+    c.pos = start + pos + u64::from(len);
+    c.trailing = trailing;
+    c.significant = significant;
+    *out = (dod, (bits << trailing) & mask);
+    true
+}
+
+/// The value with a new window at bit `pos` of `window` whose significant bits are not
+/// 1..=56 with a valid leading count: its trailing zeros, significant bits (57..=64) and
+/// those bits, or `None` when the window is invalid.
+#[cold]
+#[inline(never)]
+fn decode_wide_value(window: &Window, pos: u64) -> Option<(u32, u32, u64)> {
+    let word = load(window, pos);
+    let leading = ((word >> 57) & 0x1f) as u32;
+    let significant = match ((word >> 51) & 0x3f) as u32 {
+        0 => 64,
+        n => n,
+    };
+    if leading + significant > 64 {
+        return None;
+    }
+    let bits = load_64(window, pos + 13) >> (64 - significant);
+    Some((64 - leading - significant, significant, bits))
 }
 
 /// Interprets the low `bits` bits of `v` as an asymmetric two's-complement bucket value:

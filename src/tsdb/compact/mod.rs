@@ -42,6 +42,8 @@ pub struct CompactOptions {
     pub segment_size: u64,
     /// Threads that merge overlapping series (the output does not depend on it).
     pub threads: usize,
+    /// Incremented for every series written, for progress reports.
+    pub series_written: Option<std::sync::Arc<std::sync::atomic::AtomicU64>>,
 }
 
 impl Default for CompactOptions {
@@ -49,6 +51,7 @@ impl Default for CompactOptions {
         CompactOptions {
             segment_size: DEFAULT_SEGMENT_SIZE,
             threads: std::thread::available_parallelism().map_or(1, usize::from),
+            series_written: None,
         }
     }
 }
@@ -87,7 +90,7 @@ pub fn compact_blocks(
         .map(|(i, (b, m))| Input::new(b, m, i))
         .collect::<Result<Vec<_>>>()?;
     let mut chunks = SegmentWriter::create(&pending.dir().join(CHUNKS_DIRNAME), opts.segment_size)?;
-    meta.stats = write_series(inputs, opts.threads, &mut chunks, &mut index)?;
+    meta.stats = write_series(inputs, opts, &mut chunks, &mut index)?;
     chunks.finish()?;
     index.finish()?;
     if meta.stats.num_samples == 0 {
@@ -102,7 +105,7 @@ pub fn compact_blocks(
 /// Walks, merges and writes every output series; returns the output's stats.
 fn write_series(
     inputs: Vec<Input>,
-    threads: usize,
+    opts: &CompactOptions,
     chunks: &mut SegmentWriter,
     index: &mut IndexWriter,
 ) -> Result<BlockStats> {
@@ -116,7 +119,7 @@ fn write_series(
     let index_cell = std::cell::RefCell::new(index);
     pipeline::run(
         inputs,
-        threads,
+        opts.threads,
         |batch| {
             let mut index = index_cell.borrow_mut();
             for s in &batch.series {

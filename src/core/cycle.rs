@@ -1,0 +1,440 @@
+//! One compaction iteration, as Thanos' `compactMainFn` runs it, as a state machine:
+//!
+//! ```text
+//! sync ─► delete marked blocks past --delete-delay ─► mark duplicates "outdated block" (GC)
+//!   ─► compaction pass (one plan per group, --compact.concurrency groups at a time:
+//!        compact ─► upload chunks+index ─► meta.json ─► deletion marks on the sources)
+//!   ─► progress? back to sync : sync ─► retention marks ─► partial-upload clean-up ─► done
+//! ```
+//!
+//! Naming: a *phase* is where the iteration is; a *pass* is the compaction phase's state (its
+//! groups and running jobs, see [`pass`]); *mutations* are the store requests that change the
+//! bucket, each issued under the current [`Permit`] and, except uploads of a new block's files,
+//! each a commit point. Mutations run one at a time, in order, so a crash at any point leaves
+//! the bucket in a state the next iteration converges from (see `docs/safety.md`).
+//!
+//! Done means: with `--wait` wait `--wait-interval` and go again; without it, exit 0.
+//! Failures of the store (sync, upload, marks) end the iteration: retried after the wait
+//! interval with `--wait`, exit 1 without. Overlapping blocks without vertical compaction and
+//! compaction errors *halt*: nothing more is done, HTTP keeps serving (exit 2 without `--wait`).
+
+mod pass;
+
+use std::collections::VecDeque;
+
+use super::types::{
+    Event, Input, Millis, Now, Output, Permit, RequestId, StoreOp, StoreRequest, StoreResult,
+};
+use super::view::{build_view, resolution, BucketView, ViewConfig};
+use crate::bucket::markers::{DeletionMark, DETAILS_OUTDATED, MARKER_VERSION};
+use crate::rng::Rng;
+use crate::tsdb::block_id::BlockId;
+pub use pass::CompactPass;
+
+/// Age after which a partial upload is deleted (Thanos' `PartialUploadThresholdAge`).
+pub const PARTIAL_UPLOAD_THRESHOLD_MS: i64 = 48 * 3_600_000;
+/// Exit code of a one-shot run that halted.
+pub const EXIT_HALTED: i32 = 2;
+/// Exit code of a one-shot run that failed.
+pub const EXIT_FAILED: i32 = 1;
+
+/// The settings of the compaction cycle.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CycleConfig {
+    /// The sync filters.
+    pub view: ViewConfig,
+    /// `--wait`: run forever.
+    pub wait: bool,
+    /// `--wait-interval` in ms.
+    pub wait_interval_ms: i64,
+    /// `--compact.concurrency`.
+    pub concurrency: usize,
+    /// Compaction ranges in ms (from `--debug.max-compaction-level`).
+    pub ranges: Vec<i64>,
+    /// Vertical compaction (`--compact.enable-vertical-compaction` or a replica label).
+    pub vertical: bool,
+    /// `--compact.block-max-index-size` in bytes.
+    pub index_size_limit_bytes: Option<u64>,
+    /// Retention per resolution in ms (raw, 5m, 1h); 0 keeps forever.
+    pub retention_ms: [i64; 3],
+}
+
+/// What to do when the sync in flight completes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum AfterSync {
+    /// Delete, collect garbage, then compact.
+    Compaction,
+    /// Apply retention, then clean partial uploads.
+    Retention,
+}
+
+/// What to do when the queued mutations are done.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum AfterMutations {
+    Compaction,
+    Partials,
+    EndIteration,
+}
+
+#[derive(Debug)]
+enum Phase {
+    /// Waiting for the next iteration.
+    Idle { next_at: Millis },
+    /// A sync is in flight.
+    Syncing { request: RequestId, then: AfterSync },
+    /// Mutations run one by one.
+    Mutating {
+        queue: VecDeque<StoreOp>,
+        in_flight: Option<(RequestId, StoreOp)>,
+        then: AfterMutations,
+    },
+    /// The compaction pass.
+    Compacting(Box<CompactPass>),
+    /// Stopped for good.
+    Halted,
+    /// Exited (one-shot mode or shutdown).
+    Exited,
+}
+
+/// The compaction cycle.
+#[derive(Debug)]
+pub struct Cycle {
+    cfg: CycleConfig,
+    phase: Phase,
+    view: BucketView,
+    next_request: u64,
+    rng: Rng,
+}
+
+impl Cycle {
+    /// A cycle that starts with a sync on [`Input::Start`]; `seed` drives block ids.
+    pub fn new(cfg: CycleConfig, seed: u64) -> Self {
+        Cycle {
+            cfg,
+            phase: Phase::Idle {
+                next_at: Millis(i64::MIN),
+            },
+            view: BucketView::default(),
+            next_request: 0,
+            rng: Rng::new(seed),
+        }
+    }
+
+    /// The view of the last sync.
+    pub fn view(&self) -> &BucketView {
+        &self.view
+    }
+
+    /// True once compaction halted.
+    pub fn halted(&self) -> bool {
+        matches!(self.phase, Phase::Halted)
+    }
+
+    /// Advances on `input`. Mutations are issued only with a `permit`; without one the cycle
+    /// keeps its place and resumes on a later step that has one.
+    pub fn step(&mut self, now: Now, input: Input, permit: Option<Permit>, out: &mut Vec<Output>) {
+        match input {
+            Input::Start | Input::Tick => {}
+            Input::Store(id, result) => self.on_store(now, id, result, out),
+            Input::Compacted(job, result) => {
+                if let Phase::Compacting(pass) = &mut self.phase {
+                    pass.on_compacted(job, result, now, out);
+                }
+            }
+            Input::Shutdown => {
+                self.phase = Phase::Exited;
+                out.push(Output::Exit(0));
+                return;
+            }
+        }
+        self.drive(now, permit, out);
+    }
+
+    fn request_id(&mut self) -> RequestId {
+        self.next_request += 1;
+        RequestId(self.next_request)
+    }
+
+    fn start_sync(&mut self, then: AfterSync, out: &mut Vec<Output>) {
+        let request = self.request_id();
+        out.push(Output::Store(StoreRequest {
+            id: request,
+            op: StoreOp::Sync,
+            permit: None,
+        }));
+        self.phase = Phase::Syncing { request, then };
+    }
+
+    /// Moves the state machine as far as it can go without new input.
+    fn drive(&mut self, now: Now, permit: Option<Permit>, out: &mut Vec<Output>) {
+        loop {
+            match &mut self.phase {
+                Phase::Idle { next_at } => {
+                    if now.mono < *next_at {
+                        out.push(Output::Timer(*next_at));
+                        return;
+                    }
+                    self.start_sync(AfterSync::Compaction, out);
+                    return;
+                }
+                Phase::Mutating {
+                    queue,
+                    in_flight,
+                    then,
+                } => {
+                    if in_flight.is_some() {
+                        return;
+                    }
+                    let Some(permit) = permit else { return };
+                    match queue.pop_front() {
+                        Some(op) => {
+                            self.next_request += 1;
+                            let id = RequestId(self.next_request);
+                            *in_flight = Some((id, op.clone()));
+                            out.push(Output::Store(StoreRequest {
+                                id,
+                                op,
+                                permit: Some(permit),
+                            }));
+                            return;
+                        }
+                        None => {
+                            let then = *then;
+                            self.after_mutations(then, now, out);
+                        }
+                    }
+                }
+                Phase::Compacting(pass) => {
+                    let Some(permit) = permit else { return };
+                    pass.drive(permit, &mut self.next_request, out);
+                    match pass.outcome() {
+                        None => return,
+                        Some(pass::Outcome::Halt(reason)) => {
+                            self.halt(reason, out);
+                            return;
+                        }
+                        Some(pass::Outcome::Failed(error)) => {
+                            self.fail(now, error, out);
+                            return;
+                        }
+                        Some(pass::Outcome::Done { progress }) => {
+                            let then = if progress {
+                                AfterSync::Compaction
+                            } else {
+                                AfterSync::Retention
+                            };
+                            self.start_sync(then, out);
+                            return;
+                        }
+                    }
+                }
+                Phase::Syncing { .. } | Phase::Halted | Phase::Exited => return,
+            }
+        }
+    }
+
+    fn on_store(&mut self, now: Now, id: RequestId, result: StoreResult, out: &mut Vec<Output>) {
+        match &mut self.phase {
+            Phase::Syncing { request, then } if *request == id => {
+                let then = *then;
+                match result {
+                    StoreResult::Synced(sync) => self.on_synced(now, &sync, then, out),
+                    StoreResult::Failed(e) => {
+                        out.push(Output::Event(Event::SyncFailed(e.clone())));
+                        self.fail(now, format!("sync: {e}"), out);
+                    }
+                    StoreResult::Done => {
+                        self.fail(now, "sync answered without a result".into(), out)
+                    }
+                }
+            }
+            Phase::Mutating {
+                in_flight, then, ..
+            } if in_flight.as_ref().is_some_and(|(r, _)| *r == id) => {
+                let (_, op) = in_flight.take().expect("matched above");
+                let partial_cleanup = *then == AfterMutations::EndIteration;
+                match result {
+                    StoreResult::Failed(e) => {
+                        out.push(Output::Event(Event::MutationFailed {
+                            op: op.name().into(),
+                            error: e.clone(),
+                        }));
+                        self.fail(now, e, out);
+                    }
+                    _ => match op {
+                        StoreOp::DeleteBlock(block) if partial_cleanup => {
+                            out.push(Output::Event(Event::PartialDeleted(block)));
+                        }
+                        op => out.extend(op.completion_event().map(Output::Event)),
+                    },
+                }
+            }
+            Phase::Compacting(pass) => pass.on_store(id, result, out),
+            // A result for a request of an abandoned phase (after a failure or halt): ignored.
+            _ => {}
+        }
+    }
+
+    fn on_synced(
+        &mut self,
+        now: Now,
+        sync: &super::types::SyncResult,
+        then: AfterSync,
+        out: &mut Vec<Output>,
+    ) {
+        self.view = build_view(sync, now, &self.cfg.view);
+        out.push(Output::Event(Event::Synced {
+            states: self.view.states.clone(),
+            problems: self.view.problems.clone(),
+        }));
+        match then {
+            AfterSync::Compaction => {
+                let mut queue: VecDeque<StoreOp> = self
+                    .deletable_blocks(now)
+                    .into_iter()
+                    .map(StoreOp::DeleteBlock)
+                    .collect();
+                queue.extend(self.garbage_marks(now));
+                self.phase = Phase::Mutating {
+                    queue,
+                    in_flight: None,
+                    then: AfterMutations::Compaction,
+                };
+            }
+            AfterSync::Retention => {
+                let queue = self.retention_marks(now).into_iter().collect();
+                self.phase = Phase::Mutating {
+                    queue,
+                    in_flight: None,
+                    then: AfterMutations::Partials,
+                };
+            }
+        }
+    }
+
+    fn after_mutations(&mut self, then: AfterMutations, now: Now, out: &mut Vec<Output>) {
+        match then {
+            AfterMutations::Compaction => {
+                let pass = CompactPass::new(&self.view, &self.cfg, now, &mut self.rng);
+                out.push(Output::Event(pass.progress_event(&self.view)));
+                self.phase = Phase::Compacting(Box::new(pass));
+            }
+            AfterMutations::Partials => {
+                let queue = self
+                    .stale_partials(now)
+                    .into_iter()
+                    .map(StoreOp::DeleteBlock)
+                    .collect();
+                self.phase = Phase::Mutating {
+                    queue,
+                    in_flight: None,
+                    then: AfterMutations::EndIteration,
+                };
+            }
+            AfterMutations::EndIteration => {
+                out.push(Output::Event(Event::IterationDone));
+                if self.cfg.wait {
+                    self.phase = Phase::Idle {
+                        next_at: now.mono.plus(self.cfg.wait_interval_ms),
+                    };
+                } else {
+                    self.phase = Phase::Exited;
+                    out.push(Output::Exit(0));
+                }
+            }
+        }
+    }
+
+    fn fail(&mut self, now: Now, error: String, out: &mut Vec<Output>) {
+        out.push(Output::Event(Event::Retrying(error)));
+        if self.cfg.wait {
+            self.phase = Phase::Idle {
+                next_at: now.mono.plus(self.cfg.wait_interval_ms),
+            };
+            out.push(Output::Timer(now.mono.plus(self.cfg.wait_interval_ms)));
+        } else {
+            self.phase = Phase::Exited;
+            out.push(Output::Exit(EXIT_FAILED));
+        }
+    }
+
+    fn halt(&mut self, reason: String, out: &mut Vec<Output>) {
+        out.push(Output::Event(Event::Halted(reason)));
+        if self.cfg.wait {
+            self.phase = Phase::Halted;
+        } else {
+            self.phase = Phase::Exited;
+            out.push(Output::Exit(EXIT_HALTED));
+        }
+    }
+
+    /// Blocks (visible, hidden or partial) whose deletion mark is older than the delete delay.
+    fn deletable_blocks(&self, now: Now) -> Vec<BlockId> {
+        self.view
+            .deletion_marks
+            .values()
+            .filter(|m| {
+                now.wall.0 - m.deletion_time.saturating_mul(1000) > self.cfg.view.delete_delay_ms
+            })
+            .map(|m| m.id)
+            .collect()
+    }
+
+    /// Deletion marks for duplicates (blocks whose sources another block covers).
+    fn garbage_marks(&self, now: Now) -> Vec<StoreOp> {
+        self.view
+            .duplicates
+            .iter()
+            .filter(|id| !self.view.deletion_marks.contains_key(id))
+            .map(|id| StoreOp::MarkDeletion(deletion_mark(*id, now, DETAILS_OUTDATED)))
+            .collect()
+    }
+
+    /// Deletion marks for visible blocks past their resolution's retention.
+    fn retention_marks(&self, now: Now) -> Vec<StoreOp> {
+        self.view
+            .blocks
+            .values()
+            .filter(|m| !self.view.deletion_marks.contains_key(&m.ulid))
+            .filter_map(|m| {
+                let keep = match resolution(m) {
+                    0 => self.cfg.retention_ms[0],
+                    300_000 => self.cfg.retention_ms[1],
+                    _ => self.cfg.retention_ms[2],
+                };
+                (keep > 0 && now.wall.0 > m.max_time.saturating_add(keep)).then(|| {
+                    let details = format!(
+                        "block exceeding retention of {}",
+                        crate::duration::format_duration_ms(keep as u64)
+                    );
+                    StoreOp::MarkDeletion(deletion_mark(m.ulid, now, &details))
+                })
+            })
+            .collect()
+    }
+
+    /// Partial uploads without a deletion mark whose newest object is older than 48h.
+    fn stale_partials(&self, now: Now) -> Vec<BlockId> {
+        self.view
+            .partial
+            .iter()
+            .filter(|(_, p)| {
+                !p.marked && now.wall.0 - p.newest_modified.0 > PARTIAL_UPLOAD_THRESHOLD_MS
+            })
+            .map(|(id, _)| *id)
+            .collect()
+    }
+}
+
+/// A deletion mark written now.
+pub fn deletion_mark(id: BlockId, now: Now, details: &str) -> DeletionMark {
+    DeletionMark {
+        id,
+        version: MARKER_VERSION,
+        details: details.to_string(),
+        deletion_time: now.wall.0.div_euclid(1000),
+    }
+}
+
+#[cfg(test)]
+mod tests;

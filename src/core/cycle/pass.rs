@@ -1,0 +1,429 @@
+//! The compaction pass: one plan per group (Thanos runs one per group per pass), at most
+//! `--compact.concurrency` groups at a time. A group's *job* is a short, ordered list of
+//! steps: no-compact marks the planner asked for, the compaction itself (run by the driver),
+//! then the upload of the new block's files, its meta.json (the commit that makes it
+//! visible), and a deletion mark on each source. Steps of one job run strictly in order; jobs
+//! of different groups interleave.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use super::super::plan::{group_blocks, overlapping_blocks, plan_with_marks, GroupKey, PlanInput};
+use super::super::types::{
+    CompactJob, CompactedBlock, Event, JobError, JobId, Now, Output, Permit, RequestId, StoreOp,
+    StoreRequest, StoreResult,
+};
+use super::super::view::BucketView;
+use super::{deletion_mark, CycleConfig};
+use crate::bucket::markers::{NoCompactMark, DETAILS_COMPACTED_SOURCE, MARKER_VERSION};
+use crate::rng::Rng;
+use crate::timefmt::format_rfc3339_ms;
+use crate::tsdb::block_id::BlockId;
+use crate::tsdb::meta::{BlockFile, BlockMeta, ThanosMeta, SOURCE_COMPACTOR};
+
+/// How a pass ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Every group was handled; `progress` when any compaction happened.
+    Done {
+        /// True when a block was compacted (the caller syncs and goes again).
+        progress: bool,
+    },
+    /// A store mutation or a retryable job failed.
+    Failed(String),
+    /// Stop compacting for good.
+    Halt(String),
+}
+
+/// One group's planned work.
+#[derive(Debug)]
+struct Job {
+    id: JobId,
+    key: GroupKey,
+    inputs: Vec<BlockMeta>,
+    output: BlockId,
+    steps: VecDeque<Step>,
+    in_flight: Option<(RequestId, StoreOp)>,
+}
+
+#[derive(Debug)]
+enum Step {
+    /// A store mutation.
+    Mutate(StoreOp),
+    /// Ask the driver to compact; wait for the result.
+    Compact,
+    /// Waiting for the compaction result.
+    AwaitCompaction,
+}
+
+/// The compaction pass's state.
+#[derive(Debug)]
+pub struct CompactPass {
+    /// Groups still to plan, in Thanos' order (by key string).
+    groups: VecDeque<(GroupKey, Vec<BlockMeta>)>,
+    running: BTreeMap<JobId, Job>,
+    no_compact: BTreeSet<BlockId>,
+    cfg: CycleConfig,
+    progress: bool,
+    outcome: Option<Outcome>,
+    next_job: u64,
+    /// Block ids for outputs, drawn up front so the pass needs no RNG later.
+    ids: VecDeque<u128>,
+    started_wall_ms: i64,
+}
+
+impl CompactPass {
+    /// Plans the pass over the visible, unmarked blocks of `view`.
+    pub fn new(view: &BucketView, cfg: &CycleConfig, now: Now, rng: &mut Rng) -> Self {
+        let candidates = view
+            .blocks
+            .values()
+            .filter(|m| !view.deletion_marks.contains_key(&m.ulid));
+        let mut groups: Vec<(GroupKey, Vec<BlockMeta>)> = group_blocks(candidates)
+            .into_iter()
+            .map(|(k, v)| (k, v.into_iter().cloned().collect()))
+            .collect();
+        groups.sort_by_cached_key(|(k, _)| k.to_string());
+        let ids = (0..groups.len()).map(|_| rng.ulid_bits()).collect();
+        CompactPass {
+            groups: groups.into(),
+            running: BTreeMap::new(),
+            no_compact: view.no_compact.clone(),
+            cfg: cfg.clone(),
+            progress: false,
+            outcome: None,
+            next_job: 0,
+            ids,
+            started_wall_ms: now.wall.0,
+        }
+    }
+
+    /// `thanos_compact_todo_*` as planned right now.
+    pub fn progress_event(&self, view: &BucketView) -> Event {
+        let (mut todo, mut blocks) = (0, 0);
+        for (_, metas) in &self.groups {
+            let refs: Vec<&BlockMeta> = metas.iter().collect();
+            let planned = plan_with_marks(&self.plan_input(&refs));
+            if !planned.compact.is_empty() {
+                todo += 1;
+                blocks += planned.compact.len() as u64;
+            }
+        }
+        Event::Progress {
+            todo_compactions: todo,
+            todo_compaction_blocks: blocks,
+            todo_deletion_blocks: view.deletion_marks.len() as u64,
+        }
+    }
+
+    fn plan_input<'a>(&'a self, blocks: &'a [&'a BlockMeta]) -> PlanInput<'a> {
+        PlanInput {
+            blocks,
+            no_compact: &self.no_compact,
+            ranges: &self.cfg.ranges,
+            vertical: self.cfg.vertical,
+            index_size_limit_bytes: self.cfg.index_size_limit_bytes,
+        }
+    }
+
+    /// How the pass ended, once it has.
+    pub fn outcome(&self) -> Option<Outcome> {
+        self.outcome.clone()
+    }
+
+    /// Starts jobs up to the concurrency and advances every job that can move.
+    pub fn drive(&mut self, permit: Permit, next_request: &mut u64, out: &mut Vec<Output>) {
+        // Each round finishes jobs or starts groups; it ends when a round changes nothing.
+        // Bounded: every round that continues removes a job or takes a group off the queue.
+        loop {
+            self.running
+                .retain(|_, j| j.in_flight.is_some() || !j.steps.is_empty());
+            let (groups_before, running_before) = (self.groups.len(), self.running.len());
+            while self.outcome.is_none() && self.running.len() < self.cfg.concurrency.max(1) {
+                let Some((key, metas)) = self.groups.pop_front() else {
+                    break;
+                };
+                self.start_group(key, metas, out);
+            }
+            if self.outcome.is_some() {
+                return;
+            }
+            let ids: Vec<JobId> = self.running.keys().copied().collect();
+            for id in ids {
+                self.advance_job(id, permit, next_request, out);
+            }
+            let finished = self
+                .running
+                .values()
+                .any(|j| j.in_flight.is_none() && j.steps.is_empty());
+            let moved = self.groups.len() != groups_before || self.running.len() != running_before;
+            if !finished && !moved {
+                break;
+            }
+            if !finished && self.groups.is_empty() {
+                break;
+            }
+        }
+        if self.groups.is_empty() && self.running.is_empty() && self.outcome.is_none() {
+            self.outcome = Some(Outcome::Done {
+                progress: self.progress,
+            });
+        }
+    }
+
+    /// Plans one group; halts on overlaps Thanos halts on.
+    fn start_group(&mut self, key: GroupKey, metas: Vec<BlockMeta>, out: &mut Vec<Output>) {
+        let refs: Vec<&BlockMeta> = metas.iter().collect();
+        if !self.cfg.vertical {
+            let overlaps = overlapping_blocks(&refs);
+            if !overlaps.is_empty() {
+                let list: Vec<String> = overlaps.iter().map(|g| format!("[{}]", join(g))).collect();
+                self.outcome = Some(Outcome::Halt(format!(
+                    "pre compaction overlap check: overlaps found while gathering blocks in group {key}: {}; enable vertical compaction or remove the overlapping blocks",
+                    list.join(", ")
+                )));
+                return;
+            }
+        }
+        let planned = plan_with_marks(&self.plan_input(&refs));
+        let mut steps: VecDeque<Step> = planned
+            .marks
+            .iter()
+            .map(|m| {
+                self.no_compact.insert(m.block);
+                Step::Mutate(StoreOp::MarkNoCompact(NoCompactMark {
+                    id: m.block,
+                    version: MARKER_VERSION,
+                    details: m.details.clone(),
+                    no_compact_time: self.started_wall_ms.div_euclid(1000),
+                    reason: m.reason.to_string(),
+                }))
+            })
+            .collect();
+        let inputs: Vec<BlockMeta> = planned
+            .compact
+            .iter()
+            .filter_map(|id| metas.iter().find(|m| m.ulid == *id).cloned())
+            .collect();
+        if let Some(reason) = self.shared_sources(&key, &inputs) {
+            self.outcome = Some(Outcome::Halt(reason));
+            return;
+        }
+        if !inputs.is_empty() {
+            steps.push_back(Step::Compact);
+        }
+        if steps.is_empty() {
+            return;
+        }
+        self.next_job += 1;
+        let id = JobId(self.next_job);
+        let random = self.ids.pop_front().unwrap_or_default();
+        let output = BlockId::from_parts(
+            self.started_wall_ms.max(0) as u64,
+            random ^ u128::from(self.next_job),
+        );
+        if !inputs.is_empty() {
+            out.push(Output::Event(Event::Planned {
+                group: key.to_string(),
+                resolution: key.resolution,
+                inputs: inputs.iter().map(|m| m.ulid).collect(),
+                output,
+            }));
+        }
+        self.running.insert(
+            id,
+            Job {
+                id,
+                key,
+                inputs,
+                output,
+                steps,
+                in_flight: None,
+            },
+        );
+    }
+
+    /// Thanos halts when two blocks of a plan share a source, unless vertical compaction is on.
+    fn shared_sources(&self, key: &GroupKey, inputs: &[BlockMeta]) -> Option<String> {
+        if self.cfg.vertical {
+            return None;
+        }
+        let mut seen: BTreeMap<BlockId, BlockId> = BTreeMap::new();
+        for m in inputs {
+            for s in &m.compaction.sources {
+                if let Some(other) = seen.insert(*s, m.ulid) {
+                    if other != m.ulid {
+                        return Some(format!(
+                            "overlapping sources detected for plan in group {key}: blocks {other} and {} share source {s}",
+                            m.ulid
+                        ));
+                    }
+                }
+            }
+        }
+        None
+    }
+
+    fn advance_job(
+        &mut self,
+        id: JobId,
+        permit: Permit,
+        next_request: &mut u64,
+        out: &mut Vec<Output>,
+    ) {
+        let Some(job) = self.running.get_mut(&id) else {
+            return;
+        };
+        if job.in_flight.is_some() {
+            return;
+        }
+        match job.steps.front() {
+            None | Some(Step::AwaitCompaction) => {}
+            Some(Step::Compact) => {
+                job.steps[0] = Step::AwaitCompaction;
+                out.push(Output::Compact(CompactJob {
+                    job: job.id,
+                    group: job.key.to_string(),
+                    inputs: job.inputs.clone(),
+                    output: job.output,
+                }));
+            }
+            Some(Step::Mutate(_)) => {
+                if let Some(Step::Mutate(op)) = job.steps.pop_front() {
+                    *next_request += 1;
+                    let request = RequestId(*next_request);
+                    job.in_flight = Some((request, op.clone()));
+                    out.push(Output::Store(StoreRequest {
+                        id: request,
+                        op,
+                        permit: Some(permit),
+                    }));
+                }
+            }
+        }
+    }
+
+    /// A store result for one of the jobs.
+    pub fn on_store(&mut self, request: RequestId, result: StoreResult, out: &mut Vec<Output>) {
+        let Some(job) = self
+            .running
+            .values_mut()
+            .find(|j| j.in_flight.as_ref().is_some_and(|(r, _)| *r == request))
+        else {
+            return;
+        };
+        let (_, op) = job.in_flight.take().expect("matched above");
+        match result {
+            StoreResult::Failed(e) => {
+                out.push(Output::Event(Event::MutationFailed {
+                    op: op.name().into(),
+                    error: e.clone(),
+                }));
+                let failure = format!("group {}: {}: {e}", job.key, op.name());
+                self.outcome.get_or_insert(Outcome::Failed(failure));
+            }
+            _ => out.extend(op.completion_event().map(Output::Event)),
+        }
+    }
+
+    /// A compaction result for one of the jobs.
+    pub fn on_compacted(
+        &mut self,
+        id: JobId,
+        result: Result<Option<CompactedBlock>, JobError>,
+        now: Now,
+        out: &mut Vec<Output>,
+    ) {
+        let Some(job) = self.running.get_mut(&id) else {
+            return;
+        };
+        if !matches!(job.steps.front(), Some(Step::AwaitCompaction)) {
+            return;
+        }
+        job.steps.pop_front();
+        let group = job.key.to_string();
+        let resolution = job.key.resolution;
+        match result {
+            Err(e) => {
+                out.push(Output::Event(Event::CompactionFailed {
+                    group: group.clone(),
+                    resolution,
+                    error: e.message.clone(),
+                }));
+                let outcome = if e.retryable {
+                    Outcome::Failed(format!("group {group}: {}", e.message))
+                } else {
+                    Outcome::Halt(format!("compaction of group {group} failed: {}", e.message))
+                };
+                self.outcome.get_or_insert(outcome);
+            }
+            Ok(block) => {
+                self.progress = true;
+                let vertical =
+                    !overlapping_blocks(&job.inputs.iter().collect::<Vec<_>>()).is_empty();
+                out.push(Output::Event(Event::Compacted {
+                    group,
+                    resolution,
+                    output: block.as_ref().map(|b| b.meta.ulid),
+                    samples: block.as_ref().map_or(0, |b| b.meta.stats.num_samples),
+                    vertical,
+                }));
+                if let Some(block) = block {
+                    let meta = final_meta(&block, &job.key, now);
+                    job.steps.push_back(Step::Mutate(StoreOp::UploadFiles {
+                        job: job.id,
+                        block: job.output,
+                    }));
+                    job.steps.push_back(Step::Mutate(StoreOp::PutMeta {
+                        meta: Box::new(meta),
+                    }));
+                }
+                for input in &job.inputs {
+                    job.steps
+                        .push_back(Step::Mutate(StoreOp::MarkDeletion(deletion_mark(
+                            input.ulid,
+                            now,
+                            DETAILS_COMPACTED_SOURCE,
+                        ))));
+                }
+            }
+        }
+    }
+}
+
+/// The meta.json uploaded for a compacted block: Thanos' `InjectThanos` plus the upload's
+/// `files` and `upload_time`.
+pub fn final_meta(block: &CompactedBlock, key: &GroupKey, now: Now) -> BlockMeta {
+    let mut meta = block.meta.clone();
+    let extensions = meta.thanos.as_ref().and_then(|t| t.extensions.clone());
+    let mut files = block.files.clone();
+    files.push(BlockFile {
+        rel_path: crate::tsdb::meta::META_FILENAME.to_string(),
+        size_bytes: 0,
+        hash: None,
+    });
+    files.sort_by(|a, b| a.rel_path.cmp(&b.rel_path));
+    let segment_files = files
+        .iter()
+        .filter_map(|f| f.rel_path.strip_prefix("chunks/").map(str::to_string))
+        .collect();
+    meta.thanos = Some(ThanosMeta {
+        labels: key.labels.clone(),
+        downsample: crate::tsdb::meta::Downsample {
+            resolution: key.resolution,
+        },
+        source: SOURCE_COMPACTOR.to_string(),
+        segment_files,
+        files,
+        extensions,
+        upload_time: format_rfc3339_ms(now.wall.0),
+        ..ThanosMeta::default()
+    });
+    meta
+}
+
+fn join(ids: &[BlockId]) -> String {
+    ids.iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}

@@ -1,0 +1,331 @@
+//! The core's vocabulary: time, ids, permits, and the inputs and outputs of [`Node::step`].
+//!
+//! Naming: a *request* is one I/O the core asks the driver to perform ([`StoreRequest`]); a
+//! *job* is heavy local work (download + compact) the driver runs off the core's thread
+//! ([`CompactJob`]); an *event* is something worth logging and counting ([`Event`]). Every
+//! request that mutates the bucket carries the [`Permit`] it was issued under.
+//!
+//! [`Node::step`]: super::node::Node::step
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::bucket::markers::{DeletionMark, NoCompactMark};
+use crate::tsdb::block_id::BlockId;
+use crate::tsdb::meta::{BlockFile, BlockMeta};
+
+/// Milliseconds: on the monotonic clock for deadlines, since the Unix epoch for wall time.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
+pub struct Millis(pub i64);
+
+impl Millis {
+    /// The latest representable time.
+    pub const MAX: Millis = Millis(i64::MAX);
+
+    /// `self + ms`, saturating.
+    pub fn plus(self, ms: i64) -> Millis {
+        Millis(self.0.saturating_add(ms))
+    }
+}
+
+/// The two clocks of a step: `mono` for deadlines (never goes back), `wall` (Unix ms) for
+/// what Thanos compares with timestamps in the bucket (deletion marks, upload times, ULIDs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Now {
+    /// Monotonic milliseconds.
+    pub mono: Millis,
+    /// Unix milliseconds.
+    pub wall: Millis,
+}
+
+/// A leadership term: the etcd create_revision of the leader key; 0 for a single instance.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
+pub struct Epoch(pub u64);
+
+/// Permission to mutate the bucket: under `epoch`, until `valid_until` on the node's own
+/// monotonic clock. The driver refuses a mutation whose permit has expired.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Permit {
+    /// The term the mutation belongs to.
+    pub epoch: Epoch,
+    /// Monotonic deadline after which the mutation must not start.
+    pub valid_until: Millis,
+}
+
+/// Identifies a store request, to match its result.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct RequestId(pub u64);
+
+/// Identifies a compaction job.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct JobId(pub u64);
+
+/// What the core feeds on.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum Input {
+    /// The first step after start-up.
+    Start,
+    /// A timer the core asked for fired (an early tick is harmless).
+    Tick,
+    /// The result of a store request.
+    Store(RequestId, StoreResult),
+    /// The result of a compaction job: the new block, `None` when it had no samples.
+    Compacted(JobId, Result<Option<CompactedBlock>, JobError>),
+    /// The process was asked to stop (SIGTERM/SIGINT).
+    Shutdown,
+}
+
+/// What the core asks for.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Output {
+    /// Perform a store request and feed back [`Input::Store`].
+    Store(StoreRequest),
+    /// Run a compaction job and feed back [`Input::Compacted`].
+    Compact(CompactJob),
+    /// Feed [`Input::Tick`] at this monotonic time (replaces any earlier timer).
+    Timer(Millis),
+    /// Log and count this.
+    Event(Event),
+    /// Exit the process with this code (one-shot mode only).
+    Exit(i32),
+}
+
+/// One store request.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StoreRequest {
+    /// Matches the result.
+    pub id: RequestId,
+    /// What to do.
+    pub op: StoreOp,
+    /// For mutations: the permit they were issued under.
+    pub permit: Option<Permit>,
+}
+
+/// The operations the driver performs on the bucket.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum StoreOp {
+    /// List the blocks and read every meta.json and marker (read only).
+    Sync,
+    /// Upload a compacted block's `chunks/` and `index` (invisible without meta.json).
+    UploadFiles {
+        /// The job whose output to upload.
+        job: JobId,
+        /// The new block.
+        block: BlockId,
+    },
+    /// Commit point: create `<block>/meta.json` (never overwrites).
+    PutMeta {
+        /// The block's final meta.
+        meta: Box<BlockMeta>,
+    },
+    /// Commit point: create a deletion mark (an existing one is left as is).
+    MarkDeletion(DeletionMark),
+    /// Commit point: create a no-compact mark (an existing one is left as is).
+    MarkNoCompact(NoCompactMark),
+    /// Commit point: delete a block in Thanos' order (meta.json first, the deletion mark last).
+    DeleteBlock(BlockId),
+}
+
+impl StoreOp {
+    /// The event reporting this operation's success, if it is worth one.
+    pub fn completion_event(&self) -> Option<Event> {
+        match self {
+            StoreOp::Sync | StoreOp::UploadFiles { .. } => None,
+            StoreOp::PutMeta { meta } => Some(Event::Uploaded(meta.ulid)),
+            StoreOp::MarkDeletion(m) => Some(Event::Marked {
+                block: m.id,
+                marker: crate::bucket::markers::DELETION_MARK_FILENAME.into(),
+                reason: m.details.clone(),
+            }),
+            StoreOp::MarkNoCompact(m) => Some(Event::Marked {
+                block: m.id,
+                marker: crate::bucket::markers::NO_COMPACT_MARK_FILENAME.into(),
+                reason: m.reason.clone(),
+            }),
+            StoreOp::DeleteBlock(id) => Some(Event::Deleted(*id)),
+        }
+    }
+
+    /// True for operations that change the bucket.
+    pub fn is_mutation(&self) -> bool {
+        !matches!(self, StoreOp::Sync)
+    }
+
+    /// A short name for logs and metrics.
+    pub fn name(&self) -> &'static str {
+        match self {
+            StoreOp::Sync => "sync",
+            StoreOp::UploadFiles { .. } => "upload-files",
+            StoreOp::PutMeta { .. } => "put-meta",
+            StoreOp::MarkDeletion(_) => "mark-deletion",
+            StoreOp::MarkNoCompact(_) => "mark-no-compact",
+            StoreOp::DeleteBlock(_) => "delete-block",
+        }
+    }
+}
+
+/// The result of a store request.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum StoreResult {
+    /// A completed sync.
+    Synced(SyncResult),
+    /// A mutation completed (or found its target already in place, for markers).
+    Done,
+    /// The request failed; the text says why.
+    Failed(String),
+}
+
+/// Everything one sync found in the bucket.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct SyncResult {
+    /// Every block directory, by id.
+    pub blocks: BTreeMap<BlockId, SyncedBlock>,
+}
+
+/// One block directory as listed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SyncedBlock {
+    /// Its meta.json.
+    pub meta: MetaState,
+    /// Its deletion mark, if present and readable.
+    pub deletion_mark: Option<DeletionMark>,
+    /// Its no-compact mark, if present and readable.
+    pub no_compact_mark: Option<NoCompactMark>,
+    /// Problems with its markers (unreadable JSON, wrong version): reported, then ignored as
+    /// Thanos does.
+    pub marker_problems: Vec<String>,
+    /// Newest last-modified time of its objects, Unix ms (partial-upload age).
+    pub newest_modified: Millis,
+}
+
+/// The state of a block's meta.json.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum MetaState {
+    /// Parsed and valid.
+    Ok(Box<BlockMeta>),
+    /// Absent: a partial upload or a delete in progress.
+    Missing,
+    /// Present but unreadable; the text says why.
+    Corrupt(String),
+}
+
+/// A compaction job for the driver: download `inputs`, compact them into `output`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CompactJob {
+    /// Matches the result.
+    pub job: JobId,
+    /// The group (Thanos key `<resolution>@<hash>`), for logs and the local cache dir.
+    pub group: String,
+    /// The blocks to compact, in order.
+    pub inputs: Vec<BlockMeta>,
+    /// The new block's id.
+    pub output: BlockId,
+}
+
+/// Why a compaction job failed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobError {
+    /// True for failures worth retrying (download errors, local disk full); false for bad
+    /// input or a compaction error, which halt as in Thanos.
+    pub retryable: bool,
+    /// What went wrong.
+    pub message: String,
+}
+
+/// A compacted block ready for upload in the driver's data dir.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CompactedBlock {
+    /// Its meta as the block engine wrote it (stats filled in).
+    pub meta: BlockMeta,
+    /// Its files (`chunks/*`, `index`) with sizes.
+    pub files: Vec<BlockFile>,
+}
+
+/// What the core reports for logs and metrics.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Event {
+    /// A sync finished: counts per Thanos fetcher state.
+    Synced {
+        /// `thanos_blocks_meta_synced` states and counts.
+        states: BTreeMap<String, u64>,
+        /// Problems worth a warning (corrupt metas, unreadable markers).
+        problems: Vec<String>,
+    },
+    /// A sync failed.
+    SyncFailed(String),
+    /// A group's plan.
+    Planned {
+        /// Group key.
+        group: String,
+        /// Resolution of the group (metric label).
+        resolution: i64,
+        /// Blocks to compact.
+        inputs: Vec<BlockId>,
+        /// The new block.
+        output: BlockId,
+    },
+    /// A compaction job finished.
+    Compacted {
+        /// Group key.
+        group: String,
+        /// Resolution of the group (metric label).
+        resolution: i64,
+        /// The new block, `None` when the inputs held no samples.
+        output: Option<BlockId>,
+        /// Samples in the new block.
+        samples: u64,
+        /// True when the inputs overlapped (vertical compaction).
+        vertical: bool,
+    },
+    /// A compaction job failed.
+    CompactionFailed {
+        /// Group key.
+        group: String,
+        /// Resolution of the group (metric label).
+        resolution: i64,
+        /// Why.
+        error: String,
+    },
+    /// A block's meta.json was committed: the block is visible.
+    Uploaded(BlockId),
+    /// A marker was written.
+    Marked {
+        /// The block.
+        block: BlockId,
+        /// `deletion-mark.json` or `no-compact-mark.json`.
+        marker: String,
+        /// Why.
+        reason: String,
+    },
+    /// A marked block was deleted.
+    Deleted(BlockId),
+    /// A partial upload older than the threshold was deleted.
+    PartialDeleted(BlockId),
+    /// A mutation failed; the iteration is retried.
+    MutationFailed {
+        /// The operation.
+        op: String,
+        /// Why.
+        error: String,
+    },
+    /// Progress gauges from the last sync.
+    Progress {
+        /// Groups with a plan ready.
+        todo_compactions: u64,
+        /// Blocks in those plans.
+        todo_compaction_blocks: u64,
+        /// Blocks marked for deletion, not yet deleted.
+        todo_deletion_blocks: u64,
+    },
+    /// Compaction stopped for good (overlaps, bad input); HTTP keeps serving.
+    Halted(String),
+    /// An iteration ended; the next one starts after the wait interval.
+    IterationDone,
+    /// An iteration ended in an error and will be retried.
+    Retrying(String),
+}

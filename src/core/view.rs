@@ -1,0 +1,231 @@
+//! The bucket as the core sees it after one sync: Thanos' meta-fetcher filters applied in
+//! Thanos' order (`pkg/block/fetcher.go`, `cmd/thanos/compact.go`):
+//!
+//! 0. fetch: no meta.json or an unreadable one makes a *partial* block;
+//! 1. time partition (`--min-time`/`--max-time`);
+//! 2. consistency delay: blocks younger than `--consistency-delay` (by `upload_time`, else
+//!    ULID time) are hidden unless a compactor or repair wrote them;
+//! 3. deletion marks older than `--delete-delay`/2 hide their block; newer ones stay visible so
+//!    that deduplication still sees the sources of a fresh compaction;
+//! 4. replica labels are removed (`--deduplication.replica-label`);
+//! 5. deduplication: per resolution, a block whose sources are a subset of a kept block's is a
+//!    *duplicate* (hidden; garbage collection marks it for deletion);
+//! 6. no-compact marks are gathered.
+//!
+//! Pure: the same sync result, time and configuration give the same view.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::types::{MetaState, Millis, Now, SyncResult};
+use crate::bucket::markers::DeletionMark;
+use crate::timefmt::parse_rfc3339_ms;
+use crate::tsdb::block_id::BlockId;
+use crate::tsdb::meta::BlockMeta;
+
+/// Sources whose blocks skip the consistency delay (Thanos: compactor, compactor.repair,
+/// bucket.repair).
+const TRUSTED_SOURCES: [&str; 3] = ["compactor", "compactor.repair", "bucket.repair"];
+/// Label value Thanos sets when removing replica labels leaves a block without labels.
+const DEDUPED_VALUE: &str = "deduped";
+
+/// The filters' settings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ViewConfig {
+    /// Blocks ending before this (Unix ms) are excluded.
+    pub min_time: i64,
+    /// Blocks starting after this (Unix ms) are excluded.
+    pub max_time: i64,
+    /// `--consistency-delay` in ms.
+    pub consistency_delay_ms: i64,
+    /// `--delete-delay` in ms.
+    pub delete_delay_ms: i64,
+    /// `--deduplication.replica-label` values.
+    pub replica_labels: Vec<String>,
+}
+
+/// A partial block: listed objects without a readable meta.json.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PartialBlock {
+    /// Newest last-modified time of its objects (Unix ms).
+    pub newest_modified: Millis,
+    /// True when it has a deletion mark (a delete in progress).
+    pub marked: bool,
+}
+
+/// The result of the filters.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct BucketView {
+    /// Visible blocks, replica labels removed.
+    pub blocks: BTreeMap<BlockId, BlockMeta>,
+    /// Blocks hidden because another block's sources cover theirs.
+    pub duplicates: BTreeSet<BlockId>,
+    /// Every readable deletion mark, by block (visible, hidden or partial).
+    pub deletion_marks: BTreeMap<BlockId, DeletionMark>,
+    /// Blocks with a no-compact mark.
+    pub no_compact: BTreeSet<BlockId>,
+    /// Partial blocks.
+    pub partial: BTreeMap<BlockId, PartialBlock>,
+    /// `thanos_blocks_meta_synced` counts per state.
+    pub states: BTreeMap<String, u64>,
+    /// Problems worth a warning.
+    pub problems: Vec<String>,
+}
+
+/// Applies the filters to a sync result.
+pub fn build_view(sync: &SyncResult, now: Now, cfg: &ViewConfig) -> BucketView {
+    let mut v = BucketView::default();
+    let mut candidates: Vec<BlockMeta> = Vec::new();
+    for (id, b) in &sync.blocks {
+        v.problems.extend(b.marker_problems.iter().cloned());
+        if let Some(m) = &b.deletion_mark {
+            v.deletion_marks.insert(*id, m.clone());
+        }
+        if b.no_compact_mark.is_some() {
+            v.no_compact.insert(*id);
+        }
+        let meta = match &b.meta {
+            MetaState::Ok(m) => m,
+            MetaState::Missing => {
+                partial(
+                    &mut v,
+                    *id,
+                    b.newest_modified,
+                    b.deletion_mark.is_some(),
+                    "no-meta-json",
+                );
+                continue;
+            }
+            MetaState::Corrupt(why) => {
+                v.problems.push(format!("block {id}: {why}"));
+                partial(
+                    &mut v,
+                    *id,
+                    b.newest_modified,
+                    b.deletion_mark.is_some(),
+                    "corrupted-meta-json",
+                );
+                continue;
+            }
+        };
+        if let Some(state) = hidden_state(meta, b.deletion_mark.as_ref(), now, cfg) {
+            bump(&mut v, state);
+            continue;
+        }
+        candidates.push(strip_replica_labels(meta, &cfg.replica_labels, &mut v));
+    }
+    deduplicate(candidates, &mut v);
+    let marked = v
+        .blocks
+        .keys()
+        .filter(|id| v.no_compact.contains(id))
+        .count() as u64;
+    v.states.insert("marked-for-no-compact".into(), marked);
+    v
+}
+
+fn bump(v: &mut BucketView, state: &str) {
+    *v.states.entry(state.to_string()).or_default() += 1;
+}
+
+fn partial(v: &mut BucketView, id: BlockId, newest_modified: Millis, marked: bool, state: &str) {
+    bump(v, state);
+    v.partial.insert(
+        id,
+        PartialBlock {
+            newest_modified,
+            marked,
+        },
+    );
+}
+
+/// The fetcher state hiding a block, if one does (filters 1–3).
+fn hidden_state(
+    meta: &BlockMeta,
+    mark: Option<&DeletionMark>,
+    now: Now,
+    cfg: &ViewConfig,
+) -> Option<&'static str> {
+    if meta.max_time < cfg.min_time || meta.min_time > cfg.max_time {
+        return Some("time-excluded");
+    }
+    let trusted = meta
+        .thanos
+        .as_ref()
+        .is_some_and(|t| TRUSTED_SOURCES.contains(&t.source.as_str()));
+    if !trusted && now.wall.0 - created_ms(meta) < cfg.consistency_delay_ms {
+        return Some("too-fresh");
+    }
+    if let Some(m) = mark {
+        if now.wall.0 - m.deletion_time.saturating_mul(1000) > cfg.delete_delay_ms / 2 {
+            return Some("marked-for-deletion");
+        }
+    }
+    None
+}
+
+/// When the block appeared in the bucket: `thanos.upload_time` if set, else its ULID time.
+pub fn created_ms(meta: &BlockMeta) -> i64 {
+    meta.thanos
+        .as_ref()
+        .and_then(|t| parse_rfc3339_ms(&t.upload_time).ok())
+        .filter(|ms| *ms > 0)
+        .unwrap_or(meta.ulid.timestamp_ms() as i64)
+}
+
+fn strip_replica_labels(
+    meta: &BlockMeta,
+    replica_labels: &[String],
+    v: &mut BucketView,
+) -> BlockMeta {
+    let mut meta = meta.clone();
+    let Some(t) = meta.thanos.as_mut() else {
+        return meta;
+    };
+    let before = t.labels.len();
+    t.labels.retain(|k, _| !replica_labels.contains(k));
+    if t.labels.len() != before {
+        bump(v, "replica-label-removed");
+        if t.labels.is_empty() {
+            t.labels
+                .insert(replica_labels[0].clone(), DEDUPED_VALUE.to_string());
+        }
+    }
+    meta
+}
+
+/// Filter 5: per resolution, most sources first (then lowest id), drop blocks whose sources
+/// a kept block already covers.
+fn deduplicate(mut candidates: Vec<BlockMeta>, v: &mut BucketView) {
+    candidates.sort_by(|a, b| {
+        resolution(a)
+            .cmp(&resolution(b))
+            .then(b.compaction.sources.len().cmp(&a.compaction.sources.len()))
+            .then(a.ulid.cmp(&b.ulid))
+    });
+    let mut kept: Vec<(i64, BTreeSet<BlockId>)> = Vec::new();
+    for meta in candidates {
+        let mut sources: BTreeSet<BlockId> = meta.compaction.sources.iter().copied().collect();
+        if sources.is_empty() {
+            // A meta without sources must never look covered by everything (and be deleted).
+            sources.insert(meta.ulid);
+        }
+        let res = resolution(&meta);
+        let covered = kept.iter().any(|(r, s)| *r == res && sources.is_subset(s));
+        if covered {
+            bump(v, "duplicate");
+            v.duplicates.insert(meta.ulid);
+        } else {
+            bump(v, "loaded");
+            kept.push((res, sources));
+            v.blocks.insert(meta.ulid, meta);
+        }
+    }
+}
+
+/// A block's downsampling resolution (0 for raw and for blocks without a Thanos section).
+pub fn resolution(meta: &BlockMeta) -> i64 {
+    meta.thanos.as_ref().map_or(0, |t| t.downsample.resolution)
+}
+
+#[cfg(test)]
+mod tests;

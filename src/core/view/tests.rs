@@ -1,0 +1,221 @@
+use super::*;
+use crate::core::types::SyncedBlock;
+use crate::tsdb::meta::{BlockStats, Compaction, ThanosMeta, META_VERSION};
+
+const HOUR: i64 = 3_600_000;
+const T0: i64 = 1_735_689_600_000;
+
+fn cfg() -> ViewConfig {
+    ViewConfig {
+        min_time: i64::MIN,
+        max_time: i64::MAX,
+        consistency_delay_ms: 30 * 60_000,
+        delete_delay_ms: 48 * HOUR,
+        replica_labels: vec![],
+    }
+}
+
+fn id(n: u128) -> BlockId {
+    BlockId::from_parts(T0 as u64, n)
+}
+
+fn meta(n: u128, sources: &[u128], source: &str, labels: &[(&str, &str)]) -> BlockMeta {
+    BlockMeta {
+        ulid: id(n),
+        min_time: T0,
+        max_time: T0 + 2 * HOUR,
+        stats: BlockStats::default(),
+        compaction: Compaction {
+            level: 1,
+            sources: sources.iter().map(|s| id(*s)).collect(),
+            ..Compaction::default()
+        },
+        version: META_VERSION,
+        thanos: Some(ThanosMeta {
+            labels: labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            source: source.into(),
+            ..ThanosMeta::default()
+        }),
+    }
+}
+
+fn synced(meta: MetaState) -> SyncedBlock {
+    SyncedBlock {
+        meta,
+        deletion_mark: None,
+        no_compact_mark: None,
+        marker_problems: vec![],
+        newest_modified: Millis(T0),
+    }
+}
+
+fn sync_of(blocks: Vec<(BlockId, SyncedBlock)>) -> SyncResult {
+    SyncResult {
+        blocks: blocks.into_iter().collect(),
+    }
+}
+
+fn now(h: i64) -> Now {
+    Now {
+        mono: Millis(0),
+        wall: Millis(T0 + h * HOUR),
+    }
+}
+
+#[test]
+fn partial_blocks_and_states() {
+    let s = sync_of(vec![
+        (
+            id(1),
+            synced(MetaState::Ok(Box::new(meta(1, &[1], "sidecar", &[])))),
+        ),
+        (id(2), synced(MetaState::Missing)),
+        (id(3), synced(MetaState::Corrupt("bad json".into()))),
+    ]);
+    let v = build_view(&s, now(10), &cfg());
+    assert_eq!(v.blocks.keys().copied().collect::<Vec<_>>(), vec![id(1)]);
+    assert_eq!(v.partial.len(), 2);
+    assert_eq!(v.states["no-meta-json"], 1);
+    assert_eq!(v.states["corrupted-meta-json"], 1);
+    assert_eq!(v.states["loaded"], 1);
+    assert!(v.problems.iter().any(|p| p.contains("bad json")));
+}
+
+#[test]
+fn consistency_delay_spares_compactor_blocks() {
+    // ULID time is T0; at T0+10min a sidecar block is too fresh, a compactor block is not.
+    let s = sync_of(vec![
+        (
+            id(1),
+            synced(MetaState::Ok(Box::new(meta(1, &[1], "sidecar", &[])))),
+        ),
+        (
+            id(2),
+            synced(MetaState::Ok(Box::new(meta(2, &[2], "compactor", &[])))),
+        ),
+    ]);
+    let early = Now {
+        mono: Millis(0),
+        wall: Millis(T0 + 10 * 60_000),
+    };
+    let v = build_view(&s, early, &cfg());
+    assert_eq!(v.blocks.keys().copied().collect::<Vec<_>>(), vec![id(2)]);
+    assert_eq!(v.states["too-fresh"], 1);
+}
+
+#[test]
+fn upload_time_overrides_ulid_time() {
+    let mut m = meta(1, &[1], "sidecar", &[]);
+    m.thanos.as_mut().unwrap().upload_time = crate::timefmt::format_rfc3339_ms(T0 + 5 * HOUR);
+    let s = sync_of(vec![(id(1), synced(MetaState::Ok(Box::new(m))))]);
+    assert!(
+        build_view(&s, now(5), &cfg()).blocks.is_empty(),
+        "uploaded just now"
+    );
+    assert_eq!(build_view(&s, now(6), &cfg()).blocks.len(), 1);
+}
+
+#[test]
+fn deletion_marks_hide_after_half_the_delete_delay() {
+    let mut b = synced(MetaState::Ok(Box::new(meta(1, &[1], "sidecar", &[]))));
+    b.deletion_mark = Some(DeletionMark {
+        id: id(1),
+        version: 1,
+        details: "x".into(),
+        deletion_time: (T0 + HOUR) / 1000,
+    });
+    let s = sync_of(vec![(id(1), b)]);
+    assert_eq!(
+        build_view(&s, now(20), &cfg()).blocks.len(),
+        1,
+        "marked 19h ago: still visible"
+    );
+    let v = build_view(&s, now(30), &cfg());
+    assert!(v.blocks.is_empty(), "marked 29h ago: hidden");
+    assert_eq!(v.states["marked-for-deletion"], 1);
+    assert!(v.deletion_marks.contains_key(&id(1)));
+}
+
+#[test]
+fn compacted_block_hides_its_sources_per_resolution() {
+    let s = sync_of(vec![
+        (
+            id(1),
+            synced(MetaState::Ok(Box::new(meta(1, &[1], "sidecar", &[])))),
+        ),
+        (
+            id(2),
+            synced(MetaState::Ok(Box::new(meta(2, &[2], "sidecar", &[])))),
+        ),
+        (
+            id(3),
+            synced(MetaState::Ok(Box::new(meta(3, &[1, 2], "compactor", &[])))),
+        ),
+        // Same sources as 3, higher id: a duplicate compaction; the lower id is kept.
+        (
+            id(4),
+            synced(MetaState::Ok(Box::new(meta(4, &[1, 2], "compactor", &[])))),
+        ),
+        (
+            id(5),
+            synced(MetaState::Ok(Box::new(meta(5, &[], "sidecar", &[])))),
+        ),
+    ]);
+    let v = build_view(&s, now(10), &cfg());
+    assert_eq!(
+        v.blocks.keys().copied().collect::<Vec<_>>(),
+        vec![id(3), id(5)]
+    );
+    assert_eq!(v.duplicates, [id(1), id(2), id(4)].into_iter().collect());
+    assert_eq!(v.states["duplicate"], 3);
+}
+
+#[test]
+fn replica_labels_are_removed_before_grouping() {
+    let mut c = cfg();
+    c.replica_labels = vec!["replica".into()];
+    let s = sync_of(vec![
+        (
+            id(1),
+            synced(MetaState::Ok(Box::new(meta(
+                1,
+                &[1],
+                "sidecar",
+                &[("cluster", "eu"), ("replica", "a")],
+            )))),
+        ),
+        (
+            id(2),
+            synced(MetaState::Ok(Box::new(meta(
+                2,
+                &[2],
+                "sidecar",
+                &[("replica", "b")],
+            )))),
+        ),
+    ]);
+    let v = build_view(&s, now(10), &c);
+    let labels = |n| v.blocks[&id(n)].thanos.as_ref().unwrap().labels.clone();
+    assert_eq!(
+        labels(1).into_iter().collect::<Vec<_>>(),
+        vec![("cluster".to_string(), "eu".to_string())]
+    );
+    assert_eq!(labels(2)["replica"], "deduped");
+    assert_eq!(v.states["replica-label-removed"], 2);
+}
+
+#[test]
+fn time_partition_and_determinism() {
+    let mut c = cfg();
+    c.min_time = T0 + 3 * HOUR;
+    let s = sync_of(vec![(
+        id(1),
+        synced(MetaState::Ok(Box::new(meta(1, &[1], "sidecar", &[])))),
+    )]);
+    let v = build_view(&s, now(10), &c);
+    assert_eq!(v.states["time-excluded"], 1);
+    assert_eq!(build_view(&s, now(10), &c), v);
+}

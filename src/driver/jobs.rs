@@ -1,0 +1,187 @@
+//! Compaction jobs: download the input blocks into `--data-dir` (a cache: safe to delete at
+//! any time), compact them with the block engine off the async threads, and describe the
+//! result for upload. Layout of the cache, as Thanos': `<data-dir>/compact/<group>/<ULID>/`.
+//!
+//! Each input's local meta.json is replaced by the meta the core planned with (replica labels
+//! removed), so the engine merges the metas of one stream exactly as the core sees them.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use futures::TryStreamExt;
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, ObjectStoreExt};
+
+use crate::core::types::{CompactJob, CompactedBlock, JobError};
+use crate::tsdb::block_id::BlockId;
+use crate::tsdb::compact::{compact_blocks, CompactOptions};
+use crate::tsdb::meta::{BlockFile, BlockMeta, META_FILENAME};
+
+/// The local working directory of a group.
+pub fn group_dir(data_dir: &Path, group: &str) -> PathBuf {
+    data_dir.join("compact").join(group)
+}
+
+/// Runs a compaction job; returns the new block (`None` if it has no samples).
+pub async fn run_job(
+    store: Arc<dyn ObjectStore>,
+    data_dir: PathBuf,
+    job: CompactJob,
+    opts: CompactOptions,
+) -> Result<Option<CompactedBlock>, JobError> {
+    let dir = group_dir(&data_dir, &job.group);
+    tokio::fs::create_dir_all(&dir)
+        .await
+        .map_err(|e| retryable(format!("{}: {e}", dir.display())))?;
+    let mut inputs = Vec::with_capacity(job.inputs.len());
+    for meta in &job.inputs {
+        inputs.push(download_block(&store, &dir, meta).await?);
+    }
+    let output = job.output;
+    let out_dir = dir.clone();
+    let input_dirs = inputs.clone();
+    let result =
+        tokio::task::spawn_blocking(move || compact_blocks(&input_dirs, &out_dir, output, &opts))
+            .await
+            .map_err(|e| halting(format!("compaction task: {e}")))?;
+    let compacted = result.map_err(|e| match e {
+        crate::tsdb::TsdbError::Io { .. } => retryable(e.to_string()),
+        other => halting(other.to_string()),
+    })?;
+    for input in &inputs {
+        let _ = tokio::fs::remove_dir_all(input).await;
+    }
+    let Some(compacted) = compacted else {
+        return Ok(None);
+    };
+    let files = block_files(&compacted.dir).await.map_err(retryable)?;
+    Ok(Some(CompactedBlock {
+        meta: compacted.meta,
+        files,
+    }))
+}
+
+/// The local directory of a job's output block.
+pub fn output_dir(data_dir: &Path, group: &str, id: BlockId) -> PathBuf {
+    group_dir(data_dir, group).join(id.to_string())
+}
+
+fn retryable(message: String) -> JobError {
+    JobError {
+        retryable: true,
+        message,
+    }
+}
+
+fn halting(message: String) -> JobError {
+    JobError {
+        retryable: false,
+        message,
+    }
+}
+
+/// Downloads `<id>/` into `<dir>/<id>/` unless a complete copy is there (meta.json is written
+/// last, so its presence means complete), then writes the planned meta over the local one.
+async fn download_block(
+    store: &Arc<dyn ObjectStore>,
+    dir: &Path,
+    meta: &BlockMeta,
+) -> Result<PathBuf, JobError> {
+    let local = dir.join(meta.ulid.to_string());
+    if !local.join(META_FILENAME).is_file() {
+        let _ = tokio::fs::remove_dir_all(&local).await;
+        let prefix = ObjectPath::from(meta.ulid.to_string());
+        let objects: Vec<object_store::ObjectMeta> = store
+            .list(Some(&prefix))
+            .try_collect()
+            .await
+            .map_err(|e| retryable(format!("list {prefix}: {e}")))?;
+        for o in objects {
+            let rel = o
+                .location
+                .as_ref()
+                .strip_prefix(&format!("{prefix}/"))
+                .unwrap_or_default()
+                .to_string();
+            if !(rel == "index" || rel.starts_with("chunks/")) {
+                continue;
+            }
+            download_object(store, &o.location, &local.join(&rel)).await?;
+        }
+    }
+    let local_meta = local.clone();
+    let meta = meta.clone();
+    tokio::task::spawn_blocking(move || meta.write_dir(&local_meta))
+        .await
+        .map_err(|e| retryable(format!("write meta: {e}")))?
+        .map_err(|e| retryable(e.to_string()))?;
+    Ok(local)
+}
+
+async fn download_object(
+    store: &Arc<dyn ObjectStore>,
+    from: &ObjectPath,
+    to: &Path,
+) -> Result<(), JobError> {
+    if let Some(parent) = to.parent() {
+        tokio::fs::create_dir_all(parent)
+            .await
+            .map_err(|e| retryable(format!("{}: {e}", parent.display())))?;
+    }
+    let tmp = to.with_extension("download");
+    let result = store
+        .get(from)
+        .await
+        .map_err(|e| retryable(format!("download {from}: {e}")))?;
+    let mut stream = result.into_stream();
+    let mut file = tokio::fs::File::create(&tmp)
+        .await
+        .map_err(|e| retryable(format!("{}: {e}", tmp.display())))?;
+    while let Some(chunk) = stream
+        .try_next()
+        .await
+        .map_err(|e| retryable(format!("download {from}: {e}")))?
+    {
+        tokio::io::AsyncWriteExt::write_all(&mut file, &chunk)
+            .await
+            .map_err(|e| retryable(format!("{}: {e}", tmp.display())))?;
+    }
+    tokio::io::AsyncWriteExt::flush(&mut file)
+        .await
+        .map_err(|e| retryable(format!("{}: {e}", tmp.display())))?;
+    drop(file);
+    tokio::fs::rename(&tmp, to)
+        .await
+        .map_err(|e| retryable(format!("{}: {e}", to.display())))
+}
+
+/// `chunks/*` and `index` of a local block with their sizes, sorted by path.
+async fn block_files(dir: &Path) -> Result<Vec<BlockFile>, String> {
+    let mut files = Vec::new();
+    let chunks = dir.join("chunks");
+    let mut entries = tokio::fs::read_dir(&chunks)
+        .await
+        .map_err(|e| format!("{}: {e}", chunks.display()))?;
+    while let Some(e) = entries
+        .next_entry()
+        .await
+        .map_err(|e| format!("{}: {e}", chunks.display()))?
+    {
+        let size = e.metadata().await.map_err(|e| e.to_string())?.len();
+        files.push(BlockFile {
+            rel_path: format!("chunks/{}", e.file_name().to_string_lossy()),
+            size_bytes: size as i64,
+            hash: None,
+        });
+    }
+    let index = tokio::fs::metadata(dir.join("index"))
+        .await
+        .map_err(|e| format!("{}/index: {e}", dir.display()))?;
+    files.push(BlockFile {
+        rel_path: "index".into(),
+        size_bytes: index.len() as i64,
+        hash: None,
+    });
+    files.sort_by(|a, b| a.rel_path.cmp(&b.rel_path));
+    Ok(files)
+}

@@ -1,0 +1,211 @@
+//! Turns the core's events and the driver's own observations into log lines and metrics.
+//! One log line per plan and per compaction (group, inputs, output, samples, seconds), one per
+//! mark and delete, and a progress line every [`PROGRESS_LOG_INTERVAL`] of a long compaction.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::core::types::{CompactJob, Event, StoreOp};
+use crate::metrics::{Marker, Metrics};
+use crate::tsdb::meta::BlockMeta;
+
+/// How often a running compaction logs its progress.
+pub const PROGRESS_LOG_INTERVAL: Duration = Duration::from_secs(30);
+
+/// Logs and counts. Cheap to clone.
+#[derive(Clone)]
+pub struct Reporter {
+    metrics: Arc<Metrics>,
+}
+
+impl Reporter {
+    /// A reporter updating `metrics`.
+    pub fn new(metrics: Arc<Metrics>) -> Self {
+        Reporter { metrics }
+    }
+
+    /// The metrics.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// Logs and counts one core event.
+    pub fn event(&self, e: &Event) {
+        let m = &self.metrics;
+        match e {
+            Event::Synced { states, problems } => {
+                let states_ref: BTreeMap<&str, u64> =
+                    states.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+                m.fetcher.set_synced(&states_ref);
+                m.fetcher.syncs.inc();
+                for p in problems {
+                    tracing::warn!(problem = %p, "bucket sync");
+                }
+                tracing::info!(
+                    loaded = states.get("loaded").copied().unwrap_or(0),
+                    partial = states.get("no-meta-json").copied().unwrap_or(0)
+                        + states.get("corrupted-meta-json").copied().unwrap_or(0),
+                    "synced block metadata"
+                );
+            }
+            Event::SyncFailed(err) => {
+                m.fetcher.sync_failures.inc();
+                tracing::error!(error = %err, "bucket sync failed");
+            }
+            Event::Planned {
+                group,
+                resolution,
+                inputs,
+                output,
+            } => {
+                m.groups.for_resolution(*resolution).runs_started.inc();
+                let inputs: Vec<String> = inputs.iter().map(ToString::to_string).collect();
+                tracing::info!(group = %group, inputs = %inputs.join(","), output = %output, "compaction plan");
+            }
+            Event::Compacted {
+                resolution,
+                output,
+                vertical,
+                ..
+            } => {
+                let g = m.groups.for_resolution(*resolution);
+                g.runs_completed.inc();
+                if output.is_some() {
+                    g.compactions.inc();
+                    if *vertical {
+                        g.vertical_compactions.inc();
+                    }
+                }
+            }
+            Event::CompactionFailed {
+                group,
+                resolution,
+                error,
+            } => {
+                m.groups.for_resolution(*resolution).failures.inc();
+                tracing::error!(group = %group, error = %error, "compaction failed");
+            }
+            Event::Uploaded(id) => tracing::info!(block = %id, "uploaded block"),
+            Event::Marked {
+                block,
+                marker,
+                reason,
+            } => self.marked(*block, marker, reason),
+            Event::Deleted(id) => {
+                m.compact.blocks_cleaned.inc();
+                tracing::info!(block = %id, "deleted block marked for deletion");
+            }
+            Event::PartialDeleted(id) => {
+                m.compact.partial_upload_delete_attempts.inc();
+                m.compact.blocks_cleaned.inc();
+                tracing::info!(block = %id, "deleted aborted partial upload");
+            }
+            Event::MutationFailed { op, error } => {
+                tracing::warn!(op = %op, error = %error, "bucket mutation failed")
+            }
+            Event::Progress {
+                todo_compactions,
+                todo_compaction_blocks,
+                todo_deletion_blocks,
+            } => {
+                m.progress.todo_compactions.set(*todo_compactions as i64);
+                m.progress
+                    .todo_compaction_blocks
+                    .set(*todo_compaction_blocks as i64);
+                m.progress
+                    .todo_deletion_blocks
+                    .set(*todo_deletion_blocks as i64);
+            }
+            Event::Halted(reason) => {
+                m.compact.halted.set(1);
+                tracing::error!(reason = %reason, "critical error detected; halting");
+            }
+            Event::IterationDone => {
+                m.compact.iterations.inc();
+                tracing::info!("compaction iteration done");
+            }
+            Event::Retrying(err) => {
+                m.compact.retries.inc();
+                tracing::error!(error = %err, "iteration failed; retrying");
+            }
+        }
+    }
+
+    fn marked(&self, block: crate::tsdb::block_id::BlockId, marker: &str, reason: &str) {
+        let kind = if marker == Marker::NoCompact.as_str() {
+            Marker::NoCompact
+        } else {
+            Marker::Deletion
+        };
+        let label = if kind == Marker::Deletion { "" } else { reason };
+        self.metrics.compact.block_marked(kind, label);
+        tracing::info!(block = %block, marker = %marker, reason = %reason, "marked block");
+    }
+
+    /// A mutation was refused because its permit had expired.
+    pub fn permit_expired(&self, op: &StoreOp) {
+        self.metrics.ha.permit_expired_writes.inc();
+        tracing::warn!(op = op.name(), "write permit expired; mutation not sent");
+    }
+
+    /// A store operation finished.
+    pub fn store_op(&self, op: &StoreOp, took: Duration, error: Option<&String>) {
+        if let Some(e) = error {
+            tracing::warn!(op = op.name(), seconds = took.as_secs_f64(), error = %e, "store operation failed");
+            return;
+        }
+        match op {
+            StoreOp::PutMeta { .. } => {
+                let unix = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0.0, |d| d.as_secs_f64());
+                self.metrics.bucket.upload_succeeded_at(unix);
+            }
+            StoreOp::Sync => self
+                .metrics
+                .fetcher
+                .sync_duration
+                .observe(took.as_secs_f64()),
+            _ => {}
+        }
+    }
+
+    /// A compaction job started.
+    pub fn compaction_started(&self, job: &CompactJob) {
+        let samples: u64 = job.inputs.iter().map(|m| m.stats.num_samples).sum();
+        tracing::info!(group = %job.group, inputs = job.inputs.len(), input_samples = samples, output = %job.output, "compacting");
+    }
+
+    /// A running compaction is still running.
+    pub fn compaction_progress(&self, job: &CompactJob, elapsed: Duration, series_done: u64) {
+        let series_in: u64 = job.inputs.iter().map(|m| m.stats.num_series).sum();
+        tracing::info!(group = %job.group, output = %job.output, seconds = elapsed.as_secs(), series_written = series_done, input_series = series_in, "compaction in progress");
+    }
+
+    /// A compaction job ended.
+    pub fn compaction_finished(
+        &self,
+        job: &CompactJob,
+        took: Duration,
+        result: Result<Option<&BlockMeta>, &String>,
+    ) {
+        self.metrics.tsdb.compactions.inc();
+        self.metrics
+            .tsdb
+            .compaction_duration
+            .observe(took.as_secs_f64());
+        let inputs: Vec<String> = job.inputs.iter().map(|m| m.ulid.to_string()).collect();
+        match result {
+            Ok(Some(meta)) => {
+                tracing::info!(group = %job.group, inputs = %inputs.join(","), output = %meta.ulid, samples = meta.stats.num_samples, series = meta.stats.num_series, seconds = took.as_secs_f64(), "compacted blocks")
+            }
+            Ok(None) => {
+                tracing::info!(group = %job.group, inputs = %inputs.join(","), seconds = took.as_secs_f64(), "compaction produced no samples; sources will be marked for deletion")
+            }
+            Err(e) => {
+                tracing::error!(group = %job.group, inputs = %inputs.join(","), error = %e, "compaction job failed")
+            }
+        }
+    }
+}

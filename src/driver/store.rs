@@ -1,0 +1,362 @@
+//! Executes the core's store requests on an `object_store` bucket, in Thanos' object order:
+//! a block's files are uploaded before its meta.json, meta.json is deleted first and the
+//! deletion mark last, markers and metas are created only if absent (never overwritten).
+//!
+//! Every single object mutation passes through [`StoreExecutor::mutation_point`], where the
+//! test hook `COMPACTD_TEST_CRASH_BEFORE_MUTATION=N` aborts the process right before the N-th
+//! object mutation: the crash-safety tests use it to stop the compactor at every step.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::{StreamExt, TryStreamExt};
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutPayload};
+
+use crate::bucket::layout::{block_of, block_prefix, marker_path, meta_path};
+use crate::bucket::markers::{
+    encode_marker, parse_marker, DeletionMark, Marker, NoCompactMark, DELETION_MARK_FILENAME,
+    NO_COMPACT_MARK_FILENAME,
+};
+use crate::core::types::{MetaState, Millis, SyncResult, SyncedBlock};
+use crate::tsdb::block_id::BlockId;
+use crate::tsdb::meta::{BlockMeta, META_FILENAME};
+
+/// Objects fetched at once during a sync (Thanos `--block-meta-fetch-concurrency`).
+pub const META_FETCH_CONCURRENCY: usize = 32;
+/// Files above this size are uploaded in parts.
+const MULTIPART_THRESHOLD_BYTES: u64 = 64 << 20;
+/// Part size of multipart uploads.
+const PART_BYTES: usize = 16 << 20;
+
+/// Runs store operations against one bucket.
+pub struct StoreExecutor {
+    store: Arc<dyn ObjectStore>,
+    /// Objects mutated so far (for the crash test hook).
+    mutations: AtomicU64,
+    crash_before: Option<u64>,
+    /// Parsed metas by block id: meta.json is immutable, so it is fetched once.
+    meta_cache: std::sync::Mutex<BTreeMap<BlockId, BlockMeta>>,
+}
+
+/// A failed store operation, as text for the core.
+pub type StoreError = String;
+
+impl StoreExecutor {
+    /// An executor over `store`.
+    pub fn new(store: Arc<dyn ObjectStore>) -> Self {
+        let crash_before = std::env::var("COMPACTD_TEST_CRASH_BEFORE_MUTATION")
+            .ok()
+            .and_then(|v| v.parse().ok());
+        StoreExecutor {
+            store,
+            mutations: AtomicU64::new(0),
+            crash_before,
+            meta_cache: Default::default(),
+        }
+    }
+
+    /// The underlying store.
+    pub fn store(&self) -> &Arc<dyn ObjectStore> {
+        &self.store
+    }
+
+    /// Called before every object mutation; the crash test hook lives here.
+    fn mutation_point(&self, what: &str) {
+        let n = self.mutations.fetch_add(1, Ordering::SeqCst) + 1;
+        if self.crash_before == Some(n) {
+            eprintln!("COMPACTD_TEST_CRASH_BEFORE_MUTATION={n}: aborting before {what}");
+            std::process::abort();
+        }
+    }
+
+    /// Lists every object and reads metas and markers: one recursive listing (Thanos'
+    /// `recursive` discovery), then a GET per uncached meta.json and per marker present.
+    pub async fn sync(&self) -> Result<SyncResult, StoreError> {
+        let objects: Vec<object_store::ObjectMeta> = self
+            .store
+            .list(None)
+            .try_collect()
+            .await
+            .map_err(|e| format!("list bucket: {e}"))?;
+        let mut listed: BTreeMap<BlockId, Listed> = BTreeMap::new();
+        for o in &objects {
+            let Some(id) = block_of(o.location.as_ref()) else {
+                continue;
+            };
+            let entry = listed.entry(id).or_default();
+            let modified = o.last_modified.timestamp_millis();
+            entry.newest_modified = entry.newest_modified.max(modified);
+            match o.location.filename() {
+                Some(META_FILENAME) => entry.meta = true,
+                Some(DELETION_MARK_FILENAME) => entry.deletion_mark = true,
+                Some(NO_COMPACT_MARK_FILENAME) => entry.no_compact_mark = true,
+                _ => {}
+            }
+        }
+        let blocks = futures::stream::iter(listed)
+            .map(|(id, l)| async move { self.sync_block(id, l).await.map(|b| (id, b)) })
+            .buffer_unordered(META_FETCH_CONCURRENCY)
+            .try_collect::<BTreeMap<_, _>>()
+            .await?;
+        Ok(SyncResult { blocks })
+    }
+
+    async fn sync_block(&self, id: BlockId, l: Listed) -> Result<SyncedBlock, StoreError> {
+        let meta = if l.meta {
+            self.read_meta(id).await?
+        } else {
+            MetaState::Missing
+        };
+        let mut problems = Vec::new();
+        let deletion_mark = if l.deletion_mark {
+            self.read_marker::<DeletionMark>(id, &mut problems).await?
+        } else {
+            None
+        };
+        let no_compact_mark = if l.no_compact_mark {
+            self.read_marker::<NoCompactMark>(id, &mut problems).await?
+        } else {
+            None
+        };
+        Ok(SyncedBlock {
+            meta,
+            deletion_mark,
+            no_compact_mark,
+            marker_problems: problems,
+            newest_modified: Millis(l.newest_modified),
+        })
+    }
+
+    async fn read_meta(&self, id: BlockId) -> Result<MetaState, StoreError> {
+        if let Some(m) = self.meta_cache.lock().expect("meta cache lock").get(&id) {
+            return Ok(MetaState::Ok(Box::new(m.clone())));
+        }
+        let path = meta_path(id);
+        let Some(bytes) = self.get_optional(&path).await? else {
+            return Ok(MetaState::Missing);
+        };
+        match BlockMeta::parse(&bytes, Path::new(&path)) {
+            Ok(m) if m.ulid == id => {
+                self.meta_cache
+                    .lock()
+                    .expect("meta cache lock")
+                    .insert(id, m.clone());
+                Ok(MetaState::Ok(Box::new(m)))
+            }
+            Ok(m) => Ok(MetaState::Corrupt(format!(
+                "{path}: names block {}, not {id}",
+                m.ulid
+            ))),
+            Err(e) => Ok(MetaState::Corrupt(e.to_string())),
+        }
+    }
+
+    async fn read_marker<M: Marker>(
+        &self,
+        id: BlockId,
+        problems: &mut Vec<String>,
+    ) -> Result<Option<M>, StoreError> {
+        let path = marker_path(id, M::FILENAME);
+        let Some(bytes) = self.get_optional(&path).await? else {
+            return Ok(None);
+        };
+        match parse_marker::<M>(&bytes, &path, id) {
+            Ok(m) => Ok(Some(m)),
+            Err(e) => {
+                problems.push(format!("ignoring unreadable marker: {e}"));
+                Ok(None)
+            }
+        }
+    }
+
+    async fn get_optional(&self, path: &str) -> Result<Option<Bytes>, StoreError> {
+        match self.store.get(&ObjectPath::from(path)).await {
+            Ok(r) => r
+                .bytes()
+                .await
+                .map(Some)
+                .map_err(|e| format!("read {path}: {e}")),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(format!("read {path}: {e}")),
+        }
+    }
+
+    /// Uploads `chunks/*` then `index` of the block in `local` (meta.json is put separately).
+    pub async fn upload_files(&self, id: BlockId, local: &Path) -> Result<(), StoreError> {
+        let mut files: Vec<PathBuf> = Vec::new();
+        let chunks = local.join("chunks");
+        let mut entries = tokio::fs::read_dir(&chunks)
+            .await
+            .map_err(|e| format!("{}: {e}", chunks.display()))?;
+        while let Some(e) = entries
+            .next_entry()
+            .await
+            .map_err(|e| format!("{}: {e}", chunks.display()))?
+        {
+            files.push(e.path());
+        }
+        files.sort();
+        files.push(local.join("index"));
+        for file in files {
+            let rel = file
+                .strip_prefix(local)
+                .map_err(|e| e.to_string())?
+                .to_string_lossy()
+                .into_owned();
+            self.upload_file(&format!("{}/{rel}", block_prefix(id)), &file)
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn upload_file(&self, path: &str, file: &Path) -> Result<(), StoreError> {
+        let size = tokio::fs::metadata(file)
+            .await
+            .map_err(|e| format!("{}: {e}", file.display()))?
+            .len();
+        self.mutation_point(path);
+        let target = ObjectPath::from(path);
+        if size <= MULTIPART_THRESHOLD_BYTES {
+            let data = tokio::fs::read(file)
+                .await
+                .map_err(|e| format!("{}: {e}", file.display()))?;
+            self.store
+                .put(&target, PutPayload::from(data))
+                .await
+                .map_err(|e| format!("upload {path}: {e}"))?;
+            return Ok(());
+        }
+        let upload = self
+            .store
+            .put_multipart(&target)
+            .await
+            .map_err(|e| format!("upload {path}: {e}"))?;
+        let mut writer = object_store::WriteMultipart::new_with_chunk_size(upload, PART_BYTES);
+        let mut f = tokio::fs::File::open(file)
+            .await
+            .map_err(|e| format!("{}: {e}", file.display()))?;
+        let mut buf = vec![0u8; PART_BYTES];
+        loop {
+            let n = tokio::io::AsyncReadExt::read(&mut f, &mut buf)
+                .await
+                .map_err(|e| format!("{}: {e}", file.display()))?;
+            if n == 0 {
+                break;
+            }
+            writer
+                .wait_for_capacity(2)
+                .await
+                .map_err(|e| format!("upload {path}: {e}"))?;
+            writer.write(&buf[..n]);
+        }
+        writer
+            .finish()
+            .await
+            .map_err(|e| format!("upload {path}: {e}"))?;
+        Ok(())
+    }
+
+    /// Creates `<id>/meta.json`. If it exists with the same content (a retried request that
+    /// did land), that is success; different content is an error.
+    pub async fn put_meta(&self, meta: &BlockMeta) -> Result<(), StoreError> {
+        let path = meta_path(meta.ulid);
+        let bytes = meta.to_json();
+        match self.create(&path, bytes.clone()).await? {
+            Created::Yes => {
+                self.meta_cache
+                    .lock()
+                    .expect("meta cache lock")
+                    .insert(meta.ulid, meta.clone());
+                Ok(())
+            }
+            Created::AlreadyExisted => match self.get_optional(&path).await? {
+                Some(existing) if existing.as_ref() == bytes.as_slice() => Ok(()),
+                _ => Err(format!(
+                    "{path} already exists with other content; refusing to overwrite"
+                )),
+            },
+        }
+    }
+
+    /// Creates a marker unless one is already there (Thanos never overwrites markers).
+    pub async fn put_marker<M: Marker>(&self, m: &M) -> Result<bool, StoreError> {
+        let path = marker_path(m.block(), M::FILENAME);
+        Ok(matches!(
+            self.create(&path, encode_marker(m)).await?,
+            Created::Yes
+        ))
+    }
+
+    async fn create(&self, path: &str, bytes: Vec<u8>) -> Result<Created, StoreError> {
+        self.mutation_point(path);
+        let opts = object_store::PutOptions::from(PutMode::Create);
+        match self
+            .store
+            .put_opts(&ObjectPath::from(path), PutPayload::from(bytes), opts)
+            .await
+        {
+            Ok(_) => Ok(Created::Yes),
+            Err(object_store::Error::AlreadyExists { .. }) => Ok(Created::AlreadyExisted),
+            Err(e) => Err(format!("create {path}: {e}")),
+        }
+    }
+
+    /// Deletes a block in Thanos' order: meta.json first (the block becomes partial), every
+    /// other object but the deletion mark, then the deletion mark.
+    pub async fn delete_block(&self, id: BlockId) -> Result<(), StoreError> {
+        self.delete_object(&meta_path(id)).await?;
+        self.meta_cache.lock().expect("meta cache lock").remove(&id);
+        let prefix = ObjectPath::from(block_prefix(id));
+        let objects: Vec<object_store::ObjectMeta> = self
+            .store
+            .list(Some(&prefix))
+            .try_collect()
+            .await
+            .map_err(|e| format!("list {prefix}: {e}"))?;
+        let mark = marker_path(id, DELETION_MARK_FILENAME);
+        for o in objects.iter().filter(|o| o.location.as_ref() != mark) {
+            self.delete_object(o.location.as_ref()).await?;
+        }
+        self.delete_object(&mark).await
+    }
+
+    async fn delete_object(&self, path: &str) -> Result<(), StoreError> {
+        self.mutation_point(path);
+        match self.store.delete(&ObjectPath::from(path)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(format!("delete {path}: {e}")),
+        }
+    }
+}
+
+/// Whether a create-only put created the object.
+enum Created {
+    Yes,
+    AlreadyExisted,
+}
+
+/// What the listing showed of one block directory.
+#[derive(Default)]
+struct Listed {
+    meta: bool,
+    deletion_mark: bool,
+    no_compact_mark: bool,
+    newest_modified: i64,
+}
+
+/// Runs `fut` with a deadline; a timeout is an error naming `what`.
+pub async fn with_timeout<T>(
+    timeout: Duration,
+    what: &str,
+    fut: impl std::future::Future<Output = Result<T, StoreError>>,
+) -> Result<T, StoreError> {
+    match tokio::time::timeout(timeout, fut).await {
+        Ok(r) => r,
+        Err(_) => Err(format!("{what}: timed out after {timeout:?}")),
+    }
+}

@@ -1,0 +1,562 @@
+//! The HTTP server: `/metrics`, the Thanos probes `/-/healthy` and `/-/ready`, and the
+//! leader status `/api/v1/leader`, on `--http-address` (Thanos' default `0.0.0.0:10902`).
+//!
+//! Probes answer like Thanos' `pkg/prober` (`200 OK` / `503 NOT OK`) so existing Kubernetes
+//! probes keep working. Readiness means "set up and serving", not "leader": followers must stay
+//! in their Service and must not be restarted for not leading. Who leads is a separate
+//! endpoint and the `compactd_leader` gauge.
+//!
+//! [`HttpState`] is the only thing the rest of compactd touches: the driver flips readiness and
+//! publishes the leader; the handlers only read it. Probe changes also update
+//! `thanos_status{check}` so the metric and the endpoint cannot disagree.
+
+use std::future::Future;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
+
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use serde::Serialize;
+use tokio::net::TcpListener;
+
+use crate::metrics::{Metrics, ProbeCheck, OPENMETRICS_CONTENT_TYPE, PROMETHEUS_TEXT_CONTENT_TYPE};
+
+/// Thanos' default `--http-address`.
+pub const DEFAULT_HTTP_ADDRESS: &str = "0.0.0.0:10902";
+
+/// `Content-Type` of the plain-text responses (Go's `http.Error` uses the same).
+const TEXT_CONTENT_TYPE: &str = "text/plain; charset=utf-8";
+/// `Content-Type` of the JSON responses.
+const JSON_CONTENT_TYPE: &str = "application/json";
+/// Readiness reason until [`HttpState::set_ready`] is first called.
+const NOT_READY_STARTING: &str = "starting";
+/// Readiness reason once the shutdown signal fired.
+const NOT_READY_SHUTTING_DOWN: &str = "shutting down";
+
+/// The endpoint list served at `/`.
+const INDEX: &str = "compactd\n\n\
+    /metrics         Prometheus metrics (OpenMetrics when accepted, else text 0.0.4)\n\
+    /-/healthy       liveness probe: 200 OK once the server runs\n\
+    /-/ready         readiness probe: 200 OK once set up, 503 NOT OK: <reason> before\n\
+    /api/v1/leader   current leader as JSON: {\"leader\", \"epoch\", \"since\"}\n";
+
+/// Errors of [`parse_address`] and [`bind`].
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    /// The address is not `host:port`.
+    #[error("invalid --http-address {address:?}: {reason} (expected host:port, e.g. {DEFAULT_HTTP_ADDRESS})")]
+    InvalidAddress {
+        /// The address as given.
+        address: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// The address is well-formed but could not be bound (in use, not local, no permission).
+    #[error("binding --http-address {address:?}: {source}")]
+    Bind {
+        /// The address as given.
+        address: String,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
+}
+
+/// Who leads, as far as this replica knows; served at `/api/v1/leader`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct LeaderStatus {
+    /// The leader's node name; empty when no leader is known.
+    pub leader: String,
+    /// The leader's epoch (its election key's create revision); 0 when none is known.
+    pub epoch: u64,
+    /// When this replica learnt of the term, RFC3339 UTC; empty when none is known.
+    pub since: String,
+}
+
+impl LeaderStatus {
+    /// Records that `leader` leads under `epoch` since `since` (RFC3339).
+    pub fn set(&mut self, leader: impl Into<String>, epoch: u64, since: impl Into<String>) {
+        self.leader = leader.into();
+        self.epoch = epoch;
+        self.since = since.into();
+    }
+
+    /// Records that no leader is known.
+    pub fn clear(&mut self) {
+        *self = LeaderStatus::default();
+    }
+}
+
+/// State shared between the driver and the HTTP handlers.
+#[derive(Debug)]
+pub struct HttpState {
+    /// Everything `/metrics` exports.
+    pub metrics: Arc<Metrics>,
+    /// `Ok` when ready, else why not.
+    readiness: RwLock<Result<(), String>>,
+    healthy: AtomicBool,
+    leader: RwLock<LeaderStatus>,
+}
+
+impl HttpState {
+    /// A state that is neither healthy nor ready (reason `starting`) and knows no leader.
+    pub fn new(metrics: Arc<Metrics>) -> HttpState {
+        metrics.status.set(ProbeCheck::Ready, false);
+        metrics.status.set(ProbeCheck::Healthy, false);
+        HttpState {
+            metrics,
+            readiness: RwLock::new(Err(NOT_READY_STARTING.to_owned())),
+            healthy: AtomicBool::new(false),
+            leader: RwLock::new(LeaderStatus::default()),
+        }
+    }
+
+    /// Marks compactd ready: `/-/ready` answers 200.
+    pub fn set_ready(&self) {
+        *self
+            .readiness
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = Ok(());
+        self.metrics.status.set(ProbeCheck::Ready, true);
+    }
+
+    /// Marks compactd not ready: `/-/ready` answers 503 with `reason`.
+    pub fn set_not_ready(&self, reason: impl Into<String>) {
+        *self
+            .readiness
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = Err(reason.into());
+        self.metrics.status.set(ProbeCheck::Ready, false);
+    }
+
+    /// `Ok` when ready, else the reason it is not.
+    pub fn readiness(&self) -> Result<(), String> {
+        self.readiness
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Marks compactd healthy: `/-/healthy` answers 200. [`serve`] does this when it starts.
+    pub fn set_healthy(&self) {
+        self.healthy.store(true, Ordering::SeqCst);
+        self.metrics.status.set(ProbeCheck::Healthy, true);
+    }
+
+    /// Marks compactd unhealthy: `/-/healthy` answers 503, so a liveness probe restarts it.
+    pub fn set_not_healthy(&self) {
+        self.healthy.store(false, Ordering::SeqCst);
+        self.metrics.status.set(ProbeCheck::Healthy, false);
+    }
+
+    /// Whether `/-/healthy` answers 200.
+    pub fn is_healthy(&self) -> bool {
+        self.healthy.load(Ordering::SeqCst)
+    }
+
+    /// Publishes the leader (see [`LeaderStatus::set`]).
+    pub fn set_leader(&self, leader: impl Into<String>, epoch: u64, since: impl Into<String>) {
+        self.leader
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .set(leader, epoch, since);
+    }
+
+    /// Publishes that no leader is known.
+    pub fn clear_leader(&self) {
+        self.leader
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+    }
+
+    /// The leader as last published.
+    pub fn leader(&self) -> LeaderStatus {
+        self.leader
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
+/// Parses `host:port` (`[v6]:port` for IPv6; an empty host means all interfaces, as in Go).
+/// Host names are not resolved here; [`bind`] resolves them.
+pub fn parse_address(address: &str) -> Result<(String, u16), HttpError> {
+    let invalid = |reason| HttpError::InvalidAddress {
+        address: address.to_owned(),
+        reason,
+    };
+    let (host, port) = address
+        .rsplit_once(':')
+        .ok_or_else(|| invalid("missing port"))?;
+    let port: u16 = port
+        .parse()
+        .map_err(|_| invalid("port is not a number in 0..=65535"))?;
+    let host = match host.strip_prefix('[') {
+        Some(bracketed) => {
+            let v6 = bracketed
+                .strip_suffix(']')
+                .ok_or_else(|| invalid("unclosed '['"))?;
+            v6.parse::<std::net::Ipv6Addr>()
+                .map_err(|_| invalid("invalid IPv6 address"))?;
+            v6.to_owned()
+        }
+        None if host.contains(':') => return Err(invalid("IPv6 hosts must be in brackets")),
+        None if host.is_empty() => Ipv4Addr::UNSPECIFIED.to_string(),
+        None => host.to_owned(),
+    };
+    Ok((host, port))
+}
+
+/// Parses `address` (see [`parse_address`]) and binds a listener on it.
+pub async fn bind(address: &str) -> Result<TcpListener, HttpError> {
+    let (host, port) = parse_address(address)?;
+    let bound = match host.parse::<IpAddr>() {
+        Ok(ip) => TcpListener::bind(SocketAddr::new(ip, port)).await,
+        Err(_) => TcpListener::bind((host.as_str(), port)).await,
+    };
+    bound.map_err(|source| HttpError::Bind {
+        address: address.to_owned(),
+        source,
+    })
+}
+
+/// The routes, for embedding; [`serve`] runs them.
+pub fn router(state: Arc<HttpState>) -> Router {
+    Router::new()
+        .route("/", get(index))
+        .route("/metrics", get(metrics))
+        .route("/-/healthy", get(healthy))
+        .route("/-/ready", get(ready))
+        .route("/api/v1/leader", get(leader))
+        .fallback(not_found)
+        .with_state(state)
+}
+
+/// Serves the routes on `listener` until `shutdown` completes, then finishes in-flight
+/// requests and returns. Marks the state healthy on start, and not ready as soon as
+/// `shutdown` fires (so load balancers drain first) and unhealthy on return, like Thanos.
+pub async fn serve(
+    listener: TcpListener,
+    state: Arc<HttpState>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    state.set_healthy();
+    let on_shutdown = Arc::clone(&state);
+    let signal = async move {
+        shutdown.await;
+        on_shutdown.set_not_ready(NOT_READY_SHUTTING_DOWN);
+    };
+    let served = axum::serve(listener, router(Arc::clone(&state)))
+        .with_graceful_shutdown(signal)
+        .await;
+    state.set_not_healthy();
+    served
+}
+
+fn text(status: StatusCode, body: impl Into<String>) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, TEXT_CONTENT_TYPE)],
+        body.into(),
+    )
+        .into_response()
+}
+
+async fn index() -> Response {
+    text(StatusCode::OK, INDEX)
+}
+
+async fn not_found() -> Response {
+    text(StatusCode::NOT_FOUND, "404 page not found\n")
+}
+
+/// Whether the client takes OpenMetrics (Prometheus asks for it first in `Accept`).
+fn accepts_openmetrics(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .any(|value| value.contains("application/openmetrics-text"))
+}
+
+async fn metrics(State(state): State<Arc<HttpState>>, headers: HeaderMap) -> Response {
+    let (content_type, body) = if accepts_openmetrics(&headers) {
+        (OPENMETRICS_CONTENT_TYPE, state.metrics.encode())
+    } else {
+        (
+            PROMETHEUS_TEXT_CONTENT_TYPE,
+            state.metrics.encode_prometheus_text(),
+        )
+    };
+    (StatusCode::OK, [(header::CONTENT_TYPE, content_type)], body).into_response()
+}
+
+async fn healthy(State(state): State<Arc<HttpState>>) -> Response {
+    if state.is_healthy() {
+        text(StatusCode::OK, "OK")
+    } else {
+        text(StatusCode::SERVICE_UNAVAILABLE, "NOT OK\n")
+    }
+}
+
+async fn ready(State(state): State<Arc<HttpState>>) -> Response {
+    match state.readiness() {
+        Ok(()) => text(StatusCode::OK, "OK"),
+        Err(reason) => text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("NOT OK: {reason}\n"),
+        ),
+    }
+}
+
+async fn leader(State(state): State<Arc<HttpState>>) -> Response {
+    match serde_json::to_string(&state.leader()) {
+        Ok(body) => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, JSON_CONTENT_TYPE)],
+            body,
+        )
+            .into_response(),
+        Err(error) => text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("encoding leader status: {error}\n"),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::sync::oneshot;
+
+    /// Bound on every network step of a test, so a hang fails instead of blocking CI.
+    const TEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+    /// A parsed HTTP/1.1 response.
+    struct Reply {
+        status: u16,
+        headers: Vec<(String, String)>,
+        body: String,
+    }
+
+    impl Reply {
+        fn header(&self, name: &str) -> Option<&str> {
+            self.headers
+                .iter()
+                .find(|(key, _)| key.eq_ignore_ascii_case(name))
+                .map(|(_, value)| value.as_str())
+        }
+    }
+
+    /// Sends one `GET path` with `extra` header lines over a fresh connection.
+    async fn get(addr: SocketAddr, path: &str, extra: &str) -> Reply {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let request =
+            format!("GET {path} HTTP/1.1\r\nHost: test\r\n{extra}Connection: close\r\n\r\n");
+        stream
+            .write_all(request.as_bytes())
+            .await
+            .expect("write request");
+        let mut raw = String::new();
+        tokio::time::timeout(TEST_TIMEOUT, stream.read_to_string(&mut raw))
+            .await
+            .expect("response in time")
+            .expect("read");
+        parse_reply(&raw)
+    }
+
+    fn parse_reply(raw: &str) -> Reply {
+        let (head, body) = raw.split_once("\r\n\r\n").expect("header/body separator");
+        let mut lines = head.split("\r\n");
+        let status_line = lines.next().expect("status line");
+        let status = status_line
+            .split(' ')
+            .nth(1)
+            .expect("status code")
+            .parse()
+            .expect("numeric status");
+        let headers = lines
+            .map(|line| line.split_once(": ").expect("header line"))
+            .map(|(key, value)| (key.to_owned(), value.to_owned()))
+            .collect();
+        Reply {
+            status,
+            headers,
+            body: body.to_owned(),
+        }
+    }
+
+    /// Starts a server on an ephemeral port; returns its address, state, shutdown trigger and
+    /// task.
+    async fn start() -> (
+        SocketAddr,
+        Arc<HttpState>,
+        oneshot::Sender<()>,
+        tokio::task::JoinHandle<std::io::Result<()>>,
+    ) {
+        let listener = bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("local addr");
+        let state = Arc::new(HttpState::new(Arc::new(Metrics::new("test-bucket"))));
+        let (stop, stopped) = oneshot::channel::<()>();
+        let signal = async move {
+            let _ = stopped.await;
+        };
+        let task = tokio::spawn(serve(listener, Arc::clone(&state), signal));
+        (addr, state, stop, task)
+    }
+
+    #[tokio::test]
+    async fn endpoints_answer_like_thanos_and_shutdown_stops_the_server() {
+        let (addr, state, stop, task) = start().await;
+
+        let healthy = get(addr, "/-/healthy", "").await;
+        assert_eq!(healthy.status, 200);
+        assert_eq!(healthy.body, "OK");
+        assert_eq!(healthy.header("content-type"), Some(TEXT_CONTENT_TYPE));
+
+        let not_ready = get(addr, "/-/ready", "").await;
+        assert_eq!(not_ready.status, 503);
+        assert_eq!(not_ready.body, "NOT OK: starting\n");
+        state.set_ready();
+        let ready = get(addr, "/-/ready", "").await;
+        assert_eq!(ready.status, 200);
+        assert_eq!(ready.body, "OK");
+
+        let index = get(addr, "/", "").await;
+        assert_eq!(index.status, 200);
+        assert!(index.body.contains("/api/v1/leader"));
+        assert_eq!(get(addr, "/nope", "").await.status, 404);
+
+        stop.send(()).expect("server still running");
+        let served = tokio::time::timeout(TEST_TIMEOUT, task)
+            .await
+            .expect("shutdown in time")
+            .expect("join");
+        assert!(served.is_ok());
+        assert!(state.readiness().is_err());
+        assert!(!state.is_healthy());
+        assert!(
+            tokio::net::TcpStream::connect(addr).await.is_err(),
+            "listener closed"
+        );
+    }
+
+    #[tokio::test]
+    async fn metrics_negotiate_openmetrics_and_track_probes() {
+        let (addr, state, stop, task) = start().await;
+
+        let accept =
+            "Accept: application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5\r\n";
+        let open = get(addr, "/metrics", accept).await;
+        assert_eq!(open.status, 200);
+        assert_eq!(open.header("content-type"), Some(OPENMETRICS_CONTENT_TYPE));
+        assert!(open.body.ends_with("# EOF\n"));
+        assert!(open.body.contains("thanos_compact_iterations_total 0\n"));
+        assert!(open
+            .body
+            .contains("thanos_status{check=\"healthy\",component=\"compact\"} 1\n"));
+        assert!(open
+            .body
+            .contains("thanos_status{check=\"ready\",component=\"compact\"} 0\n"));
+
+        let plain = get(addr, "/metrics", "").await;
+        assert_eq!(
+            plain.header("content-type"),
+            Some(PROMETHEUS_TEXT_CONTENT_TYPE)
+        );
+        assert!(!plain.body.contains("# EOF"));
+        assert!(plain
+            .body
+            .contains("# TYPE thanos_compact_iterations_total counter\n"));
+
+        state.set_ready();
+        let after = get(addr, "/metrics", accept).await;
+        assert!(after
+            .body
+            .contains("thanos_status{check=\"ready\",component=\"compact\"} 1\n"));
+
+        stop.send(()).expect("server still running");
+        tokio::time::timeout(TEST_TIMEOUT, task)
+            .await
+            .expect("shutdown in time")
+            .expect("join")
+            .expect("serve");
+    }
+
+    #[tokio::test]
+    async fn leader_endpoint_reports_the_published_leader() {
+        let (addr, state, stop, task) = start().await;
+
+        let none = get(addr, "/api/v1/leader", "").await;
+        assert_eq!(none.status, 200);
+        assert_eq!(none.header("content-type"), Some(JSON_CONTENT_TYPE));
+        assert_eq!(none.body, r#"{"leader":"","epoch":0,"since":""}"#);
+
+        state.set_leader("eu-1/compactd-0", 42, "2025-01-02T03:04:05Z");
+        let some = get(addr, "/api/v1/leader", "").await;
+        assert_eq!(
+            some.body,
+            r#"{"leader":"eu-1/compactd-0","epoch":42,"since":"2025-01-02T03:04:05Z"}"#
+        );
+
+        state.clear_leader();
+        assert_eq!(state.leader(), LeaderStatus::default());
+
+        stop.send(()).expect("server still running");
+        tokio::time::timeout(TEST_TIMEOUT, task)
+            .await
+            .expect("shutdown in time")
+            .expect("join")
+            .expect("serve");
+    }
+
+    #[test]
+    fn addresses_parse_like_go() {
+        assert_eq!(
+            parse_address("0.0.0.0:10902").expect("ipv4"),
+            ("0.0.0.0".to_owned(), 10902)
+        );
+        assert_eq!(
+            parse_address(":10902").expect("empty host"),
+            ("0.0.0.0".to_owned(), 10902)
+        );
+        assert_eq!(
+            parse_address("[::1]:9090").expect("ipv6"),
+            ("::1".to_owned(), 9090)
+        );
+        assert_eq!(
+            parse_address("localhost:1").expect("name"),
+            ("localhost".to_owned(), 1)
+        );
+        for bad in [
+            "10902",
+            "host:",
+            "host:http",
+            "host:70000",
+            "::1:80",
+            "[::1:80",
+            "[nope]:80",
+        ] {
+            let error = parse_address(bad).expect_err(bad).to_string();
+            assert!(
+                error.contains("--http-address") && error.contains(bad),
+                "{error}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn bind_reports_the_address_in_use() {
+        let first = bind("127.0.0.1:0").await.expect("bind");
+        let taken = first.local_addr().expect("local addr").to_string();
+        let error = bind(&taken).await.expect_err("port in use");
+        assert!(matches!(error, HttpError::Bind { .. }));
+        assert!(error.to_string().contains(&taken));
+    }
+}

@@ -1,0 +1,188 @@
+//! `compactd run`: wires the configuration, the bucket, the HTTP server and the driver
+//! together and runs the compactor until it exits (one-shot) or is stopped (`--wait`).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+
+use crate::core::cycle::CycleConfig;
+use crate::core::node::Node;
+use crate::core::plan::compaction_ranges;
+use crate::core::view::ViewConfig;
+use crate::driver::store::StoreExecutor;
+use crate::driver::{DriverConfig, Reporter};
+use crate::http::HttpState;
+use crate::metrics::Metrics;
+
+/// Everything `compactd run` is configured with (parsed flags).
+#[derive(Clone, Debug)]
+pub struct RunConfig {
+    /// `--objstore.config-file`.
+    pub objstore_config_file: Option<PathBuf>,
+    /// `--objstore.config`.
+    pub objstore_config: Option<String>,
+    /// `--data-dir`.
+    pub data_dir: PathBuf,
+    /// `--http-address`.
+    pub http_address: String,
+    /// `--wait`.
+    pub wait: bool,
+    /// `--wait-interval` in ms.
+    pub wait_interval_ms: u64,
+    /// `--consistency-delay` in ms.
+    pub consistency_delay_ms: u64,
+    /// `--delete-delay` in ms.
+    pub delete_delay_ms: u64,
+    /// `--min-time`, Unix ms.
+    pub min_time_ms: i64,
+    /// `--max-time`, Unix ms.
+    pub max_time_ms: i64,
+    /// `--retention.resolution-raw`, `-5m`, `-1h` in ms.
+    pub retention_ms: [u64; 3],
+    /// `--compact.concurrency`.
+    pub concurrency: usize,
+    /// `--compact.enable-vertical-compaction`.
+    pub vertical: bool,
+    /// `--deduplication.replica-label`.
+    pub replica_labels: Vec<String>,
+    /// `--debug.max-compaction-level`.
+    pub max_compaction_level: usize,
+    /// `--compact.block-max-index-size` in bytes.
+    pub block_max_index_size: u64,
+    /// `--downsampling.disable`.
+    pub downsampling_disabled: bool,
+    /// `--objstore.op-timeout` in ms.
+    pub op_timeout_ms: u64,
+    /// Threads per compaction.
+    pub compact_threads: usize,
+}
+
+/// Downsampling needs raw data kept at least this long (Thanos' start-up check).
+const MIN_RAW_RETENTION_WITH_DOWNSAMPLING_MS: u64 = 40 * 3_600_000;
+/// And 5m data at least this long.
+const MIN_5M_RETENTION_WITH_DOWNSAMPLING_MS: u64 = 10 * 24 * 3_600_000;
+
+impl RunConfig {
+    /// Checks combinations Thanos refuses at start-up.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if self.concurrency == 0 {
+            anyhow::bail!("--compact.concurrency must be at least 1");
+        }
+        if self.wait_interval_ms == 0 && self.wait {
+            anyhow::bail!("--wait-interval must be positive");
+        }
+        if self.min_time_ms > self.max_time_ms {
+            anyhow::bail!("--min-time is after --max-time");
+        }
+        if !self.downsampling_disabled {
+            let [raw, five, _] = self.retention_ms;
+            if raw != 0 && raw < MIN_RAW_RETENTION_WITH_DOWNSAMPLING_MS {
+                anyhow::bail!("--retention.resolution-raw must be at least 40h while downsampling is enabled (Thanos' rule)");
+            }
+            if five != 0 && five < MIN_5M_RETENTION_WITH_DOWNSAMPLING_MS {
+                anyhow::bail!("--retention.resolution-5m must be at least 10d while downsampling is enabled (Thanos' rule)");
+            }
+        }
+        compaction_ranges(self.max_compaction_level)
+            .map_err(|e| anyhow::anyhow!("--debug.max-compaction-level: {e}"))?;
+        Ok(())
+    }
+
+    fn cycle_config(&self) -> anyhow::Result<CycleConfig> {
+        Ok(CycleConfig {
+            view: ViewConfig {
+                min_time: self.min_time_ms,
+                max_time: self.max_time_ms,
+                consistency_delay_ms: self.consistency_delay_ms as i64,
+                delete_delay_ms: self.delete_delay_ms as i64,
+                replica_labels: self.replica_labels.clone(),
+            },
+            wait: self.wait,
+            wait_interval_ms: self.wait_interval_ms as i64,
+            concurrency: self.concurrency,
+            ranges: compaction_ranges(self.max_compaction_level)
+                .map_err(|e| anyhow::anyhow!("{e}"))?,
+            vertical: self.vertical || !self.replica_labels.is_empty(),
+            index_size_limit_bytes: Some(self.block_max_index_size),
+            retention_ms: self.retention_ms.map(|r| r as i64),
+        })
+    }
+}
+
+/// Runs the compactor; returns the process exit code.
+pub async fn run(cfg: RunConfig) -> anyhow::Result<i32> {
+    cfg.validate()?;
+    let bucket_cfg = crate::objstore::load(
+        cfg.objstore_config_file.as_deref(),
+        cfg.objstore_config.as_deref(),
+    )?;
+    let bucket = crate::objstore::open(&bucket_cfg)?;
+    tracing::info!(bucket = %crate::objstore::describe(&bucket_cfg), "opened bucket");
+    if !cfg.downsampling_disabled {
+        tracing::warn!("downsampling is not implemented yet in this version; blocks are compacted but not downsampled (pass --downsampling.disable to silence this)");
+    }
+    crate::driver::reset_data_dir(&cfg.data_dir)
+        .with_context(|| format!("--data-dir {}", cfg.data_dir.display()))?;
+    let metrics = Arc::new(Metrics::new(&bucket.name));
+    metrics
+        .compact
+        .delete_delay_seconds
+        .set(cfg.delete_delay_ms as f64 / 1000.0);
+    metrics
+        .compact
+        .consistency_delay_seconds
+        .set(cfg.consistency_delay_ms as f64 / 1000.0);
+    let http = Arc::new(HttpState::new(Arc::clone(&metrics)));
+    let listener = crate::http::bind(&cfg.http_address).await?;
+    tracing::info!(address = %listener.local_addr()?, "serving HTTP");
+    let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(crate::http::serve(
+        listener,
+        Arc::clone(&http),
+        async move {
+            let _ = http_stopped.await;
+        },
+    ));
+    let seed = seed_from_entropy();
+    let node = Node::new(cfg.cycle_config()?, seed);
+    let driver = DriverConfig {
+        store: Arc::new(StoreExecutor::new(Arc::clone(&bucket.store))),
+        data_dir: cfg.data_dir.clone(),
+        compact_threads: cfg.compact_threads,
+        op_timeout: Duration::from_millis(cfg.op_timeout_ms),
+        reporter: Reporter::new(Arc::clone(&metrics)),
+    };
+    http.set_ready();
+    let code = crate::driver::run(node, driver, shutdown_signal()).await;
+    let _ = stop_http.send(());
+    let _ = server.await;
+    Ok(code)
+}
+
+/// Resolves on SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = term => {}
+    }
+    tracing::info!("received a stop signal; exiting");
+}
+
+/// A seed for the node's RNG (block ids); recorded traces replay it.
+fn seed_from_entropy() -> u64 {
+    let mut bytes = [0u8; 8];
+    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
+        let _ = std::io::Read::read_exact(&mut f, &mut bytes);
+    }
+    u64::from_le_bytes(bytes) ^ std::process::id() as u64
+}
