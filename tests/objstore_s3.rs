@@ -54,9 +54,11 @@ async fn read(store: &dyn ObjectStore, path: &Path) -> Bytes {
 
 #[test]
 fn seaweedfs_s3() {
+    let t0 = std::time::Instant::now();
     let Some(server) = Seaweed::start() else {
         return;
     };
+    eprintln!("TIMING start {:?}", t0.elapsed());
     let bucket = open_yaml(&server.objstore_yaml());
     assert_eq!(bucket.kind, BucketKind::S3);
     assert!(bucket.conditional_update);
@@ -64,13 +66,21 @@ fn seaweedfs_s3() {
     let store = bucket.store.as_ref();
     runtime().block_on(async {
         basic_operations(store).await;
+        eprintln!("TIMING basic_operations {:?}", t0.elapsed());
         create_is_exclusive(store).await;
+        eprintln!("TIMING create_is_exclusive {:?}", t0.elapsed());
         update_is_compare_and_swap(store).await;
+        eprintln!("TIMING update_is_compare_and_swap {:?}", t0.elapsed());
         concurrent_creators_one_winner(&bucket.store).await;
+        eprintln!("TIMING concurrent_creators_one_winner {:?}", t0.elapsed());
         concurrent_updaters_one_winner(&bucket.store).await;
+        eprintln!("TIMING concurrent_updaters_one_winner {:?}", t0.elapsed());
         multipart_upload(store).await;
+        eprintln!("TIMING multipart_upload {:?}", t0.elapsed());
         delimiter_listing(store).await;
+        eprintln!("TIMING delimiter_listing {:?}", t0.elapsed());
         prefix_is_applied(&server, store).await;
+        eprintln!("TIMING prefix_is_applied {:?}", t0.elapsed());
     });
     let wrong = open_yaml(
         &server
@@ -79,6 +89,9 @@ fn seaweedfs_s3() {
     );
     let denied = runtime().block_on(wrong.store.put(&Path::from("x"), payload("x")));
     assert!(denied.is_err(), "a wrong secret must be refused");
+    eprintln!("TIMING wrong {:?}", t0.elapsed());
+    drop(server);
+    eprintln!("TIMING drop {:?}", t0.elapsed());
 }
 
 async fn basic_operations(store: &dyn ObjectStore) {

@@ -32,7 +32,7 @@ use crate::tsdb::block_id::BlockId;
 pub use pass::CompactPass;
 
 /// Age after which a partial upload is deleted (Thanos' `PartialUploadThresholdAge`).
-pub const PARTIAL_UPLOAD_THRESHOLD_MS: i64 = 48 * 3_600_000;
+pub const PARTIAL_UPLOAD_THRESHOLD_MS_DEFAULT: i64 = 48 * 3_600_000;
 /// Exit code of a one-shot run that halted.
 pub const EXIT_HALTED: i32 = 2;
 /// Exit code of a one-shot run that failed.
@@ -57,6 +57,8 @@ pub struct CycleConfig {
     pub index_size_limit_bytes: Option<u64>,
     /// Retention per resolution in ms (raw, 5m, 1h); 0 keeps forever.
     pub retention_ms: [i64; 3],
+    /// Partial uploads whose newest object is older than this are deleted.
+    pub partial_upload_threshold_ms: i64,
 }
 
 /// What to do when the sync in flight completes.
@@ -138,7 +140,7 @@ impl Cycle {
             Input::Store(id, result) => self.on_store(now, id, result, out),
             Input::Compacted(job, result) => {
                 if let Phase::Compacting(pass) = &mut self.phase {
-                    pass.on_compacted(job, result, now, out);
+                    pass.on_compacted(job, *result, now, out);
                 }
             }
             Input::Shutdown => {
@@ -419,7 +421,7 @@ impl Cycle {
             .partial
             .iter()
             .filter(|(_, p)| {
-                !p.marked && now.wall.0 - p.newest_modified.0 > PARTIAL_UPLOAD_THRESHOLD_MS
+                !p.marked && now.wall.0 - p.newest_modified.0 > self.cfg.partial_upload_threshold_ms
             })
             .map(|(id, _)| *id)
             .collect()

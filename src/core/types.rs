@@ -75,7 +75,7 @@ pub enum Input {
     /// The result of a store request.
     Store(RequestId, StoreResult),
     /// The result of a compaction job: the new block, `None` when it had no samples.
-    Compacted(JobId, Result<Option<CompactedBlock>, JobError>),
+    Compacted(JobId, Box<Result<Option<CompactedBlock>, JobError>>),
     /// The process was asked to stop (SIGTERM/SIGINT).
     Shutdown,
 }

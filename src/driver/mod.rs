@@ -219,7 +219,7 @@ fn spawn_job(cfg: &DriverConfig, job: CompactJob, tx: mpsc::UnboundedSender<Inpu
             .map(|b| b.as_ref().map(|b| &b.meta))
             .map_err(|e| &e.message);
         reporter.compaction_finished(&job, started.elapsed(), shown);
-        let _ = tx.send(Input::Compacted(id, result));
+        let _ = tx.send(Input::Compacted(id, Box::new(result)));
     });
 }
 

@@ -397,7 +397,7 @@ fn endpoint_url(cfg: &Config, region: &str) -> (String, bool) {
         Lookup::VirtualHosted => true,
         Lookup::Path => false,
         // A dotted bucket name breaks the TLS wildcard certificate of a virtual host.
-        Lookup::Auto => is_amazon(&host) && !(cfg.bucket.contains('.') && !cfg.insecure),
+        Lookup::Auto => is_amazon(&host) && (cfg.insecure || !cfg.bucket.contains('.')),
     };
     if virtual_hosted {
         (format!("{scheme}://{}.{host}", cfg.bucket), true)

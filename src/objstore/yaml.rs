@@ -13,9 +13,8 @@
 
 use std::fmt;
 
-use serde::de::{DeserializeOwned, Error as _};
+use serde::de::{DeserializeOwned, Visitor};
 use serde::{Deserialize, Deserializer};
-use serde_yaml_ng::Value;
 
 /// The whole configuration file; `C` is the provider section (or a raw `Value` when only the
 /// type is wanted).
@@ -76,19 +75,51 @@ impl fmt::Debug for Text {
 
 impl<'de> Deserialize<'de> for Text {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        match Value::deserialize(d)? {
-            Value::Null => Ok(Text(String::new())),
-            Value::Bool(b) => Ok(Text(b.to_string())),
-            Value::Number(n) => Ok(Text(n.to_string())),
-            Value::String(s) => Ok(Text(s)),
-            Value::Sequence(_) => Err(D::Error::custom(
-                "invalid type: sequence, expected a string",
-            )),
-            Value::Mapping(_) => Err(D::Error::custom("invalid type: map, expected a string")),
-            Value::Tagged(_) => Err(D::Error::custom(
-                "invalid type: tagged value, expected a string",
-            )),
-        }
+        d.deserialize_any(ScalarVisitor(|s: String| Ok(Text(s))))
+    }
+}
+
+/// Reads any scalar as text and converts it with `.0`. Conversion errors are raised while
+/// the scalar is being read, so serde_yaml_ng reports them with the field's own path.
+struct ScalarVisitor<F>(F);
+
+impl<'de, T, F: FnOnce(String) -> Result<T, String>> Visitor<'de> for ScalarVisitor<F> {
+    type Value = T;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<T, E> {
+        (self.0)(v.to_string()).map_err(E::custom)
+    }
+
+    fn visit_string<E: serde::de::Error>(self, v: String) -> Result<T, E> {
+        (self.0)(v).map_err(E::custom)
+    }
+
+    fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<T, E> {
+        self.visit_string(v.to_string())
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<T, E> {
+        self.visit_string(v.to_string())
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<T, E> {
+        self.visit_string(v.to_string())
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<T, E> {
+        self.visit_string(v.to_string())
+    }
+
+    fn visit_unit<E: serde::de::Error>(self) -> Result<T, E> {
+        self.visit_string(String::new())
+    }
+
+    fn visit_none<E: serde::de::Error>(self) -> Result<T, E> {
+        self.visit_string(String::new())
     }
 }
 
@@ -143,12 +174,12 @@ impl DurationMs {
 
 impl<'de> Deserialize<'de> for DurationMs {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let text = Text::deserialize(d)?;
-        if text.trimmed().is_empty() {
-            return Ok(DurationMs(0));
-        }
-        crate::duration::parse_duration_ms(text.trimmed())
-            .map(DurationMs)
-            .map_err(D::Error::custom)
+        d.deserialize_any(ScalarVisitor(|s: String| {
+            let s = s.trim();
+            if s.is_empty() {
+                return Ok(DurationMs(0));
+            }
+            crate::duration::parse_duration_ms(s).map(DurationMs)
+        }))
     }
 }

@@ -2,6 +2,7 @@
 //! directories, inspect and verify a block. Each reports errors that name the object and the
 //! problem; the CLI in `main.rs` only parses arguments and prints.
 
+pub mod bucket;
 pub mod compact;
 pub mod generate;
 pub mod inspect;

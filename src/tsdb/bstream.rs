@@ -14,10 +14,11 @@
 //! whole accumulator, 8 bytes, on every write, into a buffer that always has 8 spare bytes past
 //! the stream; the stream is therefore always materialized and [`BitWriter::bytes`] is a slice.
 //!
-//! [`BitReader`] decodes such a stream by loading the 8 bytes around its bit position for each
-//! read (zero-padded at the end of the stream), which yields at least 57 bits at once.
-//! Reads past the end return `None`; the caller turns that into a corruption error that names
-//! the file and offset.
+//! [`BitReader`] decodes such a stream by loading the 8 bytes from its bit position's byte on
+//! for each read, which yields at least 57 bits at once; it keeps a zero-padded copy of the
+//! last bytes of the stream for the loads that would reach past its end. Reads past the end
+//! return `None`; the caller turns that into a corruption error that names the file and
+//! offset.
 
 /// Bytes of the end of the stream that [`BitReader`] keeps zero-padded.
 const TAIL_BYTES: usize = 24;
@@ -35,9 +36,6 @@ pub struct BitWriter {
     /// The stream, then zero bytes: `buf[..self.len()]` is the stream, and every bit after
     /// the last written one is zero.
     buf: Vec<u8>,
-    /// `buf.len()`, or 0 to send the next write through [`Self::make_room`] (after
-    /// [`Self::bytes_mut`], to reload `acc`).
-    room: usize,
     /// Index in `buf` of the byte that receives the next bit.
     byte: usize,
     /// `buf[byte..byte + 8]`, left-aligned: the top `nacc` bits are written, the rest zero.
@@ -58,10 +56,12 @@ impl BitWriter {
     /// A stream that starts with the whole bytes `prefix` (e.g. a chunk header to patch
     /// later), reserving `capacity` bytes.
     pub fn with_prefix(prefix: &[u8], capacity: usize) -> Self {
-        let mut buf = vec![0; capacity.max(prefix.len()) + 8];
-        buf[..prefix.len()].copy_from_slice(prefix);
+        let len = capacity.max(prefix.len()) + 8;
+        // Not `vec![0; len]`: `calloc` is slower for small sizes.
+        let mut buf = Vec::with_capacity(len);
+        buf.extend_from_slice(prefix);
+        buf.resize(len, 0);
         BitWriter {
-            room: buf.len(),
             buf,
             byte: prefix.len(),
             acc: 0,
@@ -91,17 +91,18 @@ impl BitWriter {
             value.checked_shr(nbits).unwrap_or(0) == 0,
             "put: {value:#x} wider than {nbits} bits"
         );
-        if self.byte + 8 > self.room {
-            // By value, so that no pointer to the writer escapes (see `XorEncoder::append`).
-            let (buf, acc) = make_room(std::mem::take(&mut self.buf), self.byte);
-            self.buf = buf;
-            self.acc = acc;
-            self.room = self.buf.len();
-        }
+        let dst = match self
+            .buf
+            .get_mut(self.byte..)
+            .and_then(<[u8]>::first_chunk_mut)
+        {
+            Some(dst) => dst,
+            None => make_room(&mut self.buf, &mut self.acc, self.byte),
+        };
         let nacc = self.nacc + nbits;
         // A shift by 64 (nothing pending, nothing written) shifts by 0, and `value` is 0.
         let acc = self.acc | value.wrapping_shl(64 - nacc);
-        self.buf[self.byte..self.byte + 8].copy_from_slice(&acc.to_be_bytes());
+        *dst = acc.to_be_bytes();
         let whole = nacc & !7;
         self.byte += (whole / 8) as usize;
         self.acc = acc << whole;
@@ -177,10 +178,9 @@ impl BitWriter {
     /// The stream so far, mutable, for patching headers written with [`Self::with_prefix`].
     /// Later writes see the changes, as in Go (but [`Self::overwrite`] is cheaper).
     pub fn bytes_mut(&mut self) -> &mut [u8] {
-        // The next write reloads `acc` from the stream.
-        self.room = 0;
-        let len = self.len();
-        &mut self.buf[..len]
+        // Without spare bytes, the next write goes through `make_room`, which reloads `acc`.
+        self.buf.truncate(self.len());
+        &mut self.buf
     }
 
     /// The stream, consuming the writer.
@@ -191,17 +191,17 @@ impl BitWriter {
     }
 }
 
-/// Grows `buf` to have 8 bytes from `byte` on, and returns it with the writer's accumulator,
-/// reloaded from `buf[byte]`, which [`BitWriter::bytes_mut`] may have changed.
+/// Grows `buf` to have 8 bytes from `byte` on, which it returns, and reloads the writer's
+/// accumulator `acc` from `buf[byte]`, which [`BitWriter::bytes_mut`] may have changed.
 #[cold]
 #[inline(never)]
-fn make_room(mut buf: Vec<u8>, byte: usize) -> (Vec<u8>, u64) {
-    if buf.len() < byte + 8 {
-        let len = (byte + 8).max(buf.len() * 2).max(64);
-        buf.resize(len, 0);
-    }
-    let acc = u64::from(buf[byte]) << 56;
-    (buf, acc)
+fn make_room<'b>(buf: &'b mut Vec<u8>, acc: &mut u64, byte: usize) -> &'b mut [u8; 8] {
+    let len = (byte + 8).max(buf.len() * 2).max(64);
+    buf.resize(len, 0);
+    *acc = u64::from(buf[byte]) << 56;
+    buf[byte..]
+        .first_chunk_mut()
+        .expect("8 bytes after resizing")
 }
 
 /// A reader of MSB-first bit streams over a byte slice.
@@ -249,7 +249,7 @@ impl<'a> BitReader<'a> {
     /// zero. Only the first 57 are guaranteed: after them come zeros when `pos` is not
     /// byte-aligned. `pos` may be past the end.
     #[inline(always)]
-    pub(crate) fn word_at(&self, pos: u64) -> u64 {
+    fn word_at(&self, pos: u64) -> u64 {
         let byte = (pos / 8) as usize;
         let bytes = if byte + 8 <= self.data.len() {
             &self.data[byte..byte + 8]
@@ -261,11 +261,11 @@ impl<'a> BitReader<'a> {
         u64::from_be_bytes(bytes.try_into().expect("8 bytes")) << (pos % 8)
     }
 
-    /// The stream for readers that load `lookahead` (at most [`TAIL_BYTES`]) bytes at a
-    /// time: `(data, tail, tail_start)`, where `tail` holds the bytes of `data` from
-    /// `tail_start` on and then zeros, so that `tail[byte - tail_start..][..lookahead]`
-    /// stands for `data[byte..][..lookahead]` when `byte + lookahead > data.len()` and
-    /// `byte <= data.len()`.
+    /// The stream for decoders that load `lookahead` (at most 24) bytes at a time from the
+    /// byte of their bit position on: `(data, tail, tail_start)`, where `tail` holds the bytes
+    /// of `data` from `tail_start` on and then enough zeros that `tail[byte - tail_start..]`
+    /// has `lookahead` bytes for every `byte` of `data` (or its end) whose
+    /// `data[byte..]` has fewer.
     pub(crate) fn split_tail(&self, lookahead: usize) -> (&'a [u8], &[u8], usize) {
         assert!(lookahead <= TAIL_BYTES, "lookahead of {lookahead} bytes");
         (self.data, &self.tail, self.tail_start)
@@ -408,6 +408,133 @@ mod tests {
         assert_eq!(r.skip_bits(1), None);
     }
 
+    #[test]
+    fn zero_bit_writes_change_nothing() {
+        let mut w = BitWriter::new();
+        w.write_byte(0xab);
+        w.write_bits(u64::MAX, 0);
+        assert_eq!(w.bytes(), &[0xab, 0x00]);
+        w.write_bit(true);
+        w.write_bits(u64::MAX, 0);
+        assert_eq!(w.bytes(), &[0xab, 0x80]);
+    }
+
+    #[test]
+    fn fields_take_the_trailing_byte_of_their_last_one() {
+        let mut w = BitWriter::new();
+        // A 1-bit field then a byte: like `write_bits(1, 1); write_bits(0xff, 8)`.
+        w.write_fields(0x1ff, 9, 8);
+        w.write_fields(0x7f, 7, 7);
+        assert_eq!(w.bytes(), &[0xff, 0xff]);
+        w.write_fields(0x1ff, 16, 8);
+        assert_eq!(w.bytes(), &[0xff, 0xff, 0x01, 0xff, 0x00]);
+    }
+
+    #[test]
+    fn patched_bytes_are_kept_by_later_writes() {
+        let mut w = BitWriter::with_prefix(&[0, 0], 0);
+        w.write_bits(0b101, 3);
+        w.overwrite(0, &[0x12, 0x34]);
+        assert_eq!(w.bytes(), &[0x12, 0x34, 0b1010_0000]);
+        // As in Go, later bits are ORed into the patched partial byte.
+        w.bytes_mut()[2] |= 0b0000_0001;
+        w.write_bits(0b11, 2);
+        assert_eq!(w.bytes(), &[0x12, 0x34, 0b1011_1001]);
+        w.overwrite(2, &[0b1000_0000]);
+        w.write_bits(0xfff, 12);
+        assert_eq!(
+            w.bytes(),
+            &[0x12, 0x34, 0b1000_0111, 0b1111_1111, 0b1000_0000]
+        );
+        assert_eq!(w.len(), 5);
+        assert_eq!(w.clone().into_bytes(), w.bytes());
+    }
+
+    #[test]
+    fn reader_loads_the_end_of_any_stream() {
+        let data: Vec<u8> = (1..=60).collect();
+        for len in 0..data.len() {
+            let mut r = BitReader::new(&data[..len]);
+            for &byte in &data[..len] {
+                assert_eq!(r.peek_bits(56) >> 48, u64::from(byte));
+                assert_eq!(r.read_bits(3), Some(u64::from(byte >> 5)));
+                assert_eq!(r.read_bits(5), Some(u64::from(byte & 0x1f)));
+            }
+            assert_eq!(r.peek_bits(56), 0);
+            assert_eq!(r.read_bit(), None);
+        }
+    }
+
+    /// Prometheus' `bstream`, transcribed: the reference for [`BitWriter`].
+    #[derive(Default)]
+    struct GoStream {
+        stream: Vec<u8>,
+        count: u32,
+    }
+
+    impl GoStream {
+        fn write_bit(&mut self, bit: bool) {
+            if self.count == 0 {
+                self.stream.push(0);
+                self.count = 8;
+            }
+            let last = self.stream.len() - 1;
+            if bit {
+                self.stream[last] |= 1 << (self.count - 1);
+            }
+            self.count -= 1;
+        }
+
+        fn write_byte(&mut self, byte: u8) {
+            if self.count == 0 {
+                self.stream.push(0);
+                self.count = 8;
+            }
+            let last = self.stream.len() - 1;
+            self.stream[last] |= byte >> (8 - self.count);
+            self.stream.push((u16::from(byte) << self.count) as u8);
+        }
+
+        fn write_bits(&mut self, value: u64, nbits: u32) {
+            let mut u = value.checked_shl(64 - nbits).unwrap_or(0);
+            let mut nbits = nbits;
+            while nbits >= 8 {
+                self.write_byte((u >> 56) as u8);
+                u <<= 8;
+                nbits -= 8;
+            }
+            while nbits > 0 {
+                self.write_bit(u >> 63 == 1);
+                u <<= 1;
+                nbits -= 1;
+            }
+        }
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Bits(u64, u32),
+        Bit(bool),
+        Byte(u8),
+        Fields(u64, u32, u32),
+        Overwrite(usize, u8),
+        BytesMut(usize, u8),
+    }
+
+    fn writer_ops() -> impl Strategy<Value = Vec<Op>> {
+        let op = prop_oneof![
+            4 => (any::<u64>(), 0u32..=64).prop_map(|(v, n)| Op::Bits(v, n)),
+            1 => any::<bool>().prop_map(Op::Bit),
+            1 => any::<u8>().prop_map(Op::Byte),
+            2 => (any::<u64>(), 1u32..=WRITE_FIELDS_MAX, any::<u32>()).prop_map(|(v, n, l)| {
+                Op::Fields(v >> (64 - n), n, 1 + l % n)
+            }),
+            1 => (any::<usize>(), any::<u8>()).prop_map(|(i, b)| Op::Overwrite(i, b)),
+            1 => (any::<usize>(), any::<u8>()).prop_map(|(i, b)| Op::BytesMut(i, b)),
+        ];
+        prop::collection::vec(op, 0..150)
+    }
+
     fn ops() -> impl Strategy<Value = Vec<(u64, u32)>> {
         prop::collection::vec(
             (any::<u64>(), 0u32..=64).prop_map(|(v, n)| {
@@ -448,6 +575,50 @@ mod tests {
                 }
             }
             prop_assert_eq!(w.bytes(), go.bytes());
+        }
+
+        #[test]
+        fn writer_matches_go(ops in writer_ops(), prefix in prop::collection::vec(any::<u8>(), 0..4)) {
+            let mut w = if prefix.is_empty() {
+                BitWriter::new()
+            } else {
+                BitWriter::with_prefix(&prefix, prefix.len())
+            };
+            let mut go = GoStream { stream: prefix.clone(), count: 0 };
+            for op in ops {
+                match op {
+                    Op::Bits(v, n) => {
+                        w.write_bits(v, n);
+                        go.write_bits(v, n);
+                    }
+                    Op::Bit(b) => {
+                        w.write_bit(b);
+                        go.write_bit(b);
+                    }
+                    Op::Byte(b) => {
+                        w.write_byte(b);
+                        go.write_byte(b);
+                    }
+                    Op::Fields(v, n, last) => {
+                        w.write_fields(v, n, last);
+                        go.write_bits(v >> last, n - last);
+                        go.write_bits(v, last);
+                    }
+                    Op::Overwrite(i, b) | Op::BytesMut(i, b) if !go.stream.is_empty() => {
+                        let i = i % go.stream.len();
+                        if matches!(op, Op::Overwrite(..)) {
+                            w.overwrite(i, &[b]);
+                        } else {
+                            w.bytes_mut()[i] = b;
+                        }
+                        go.stream[i] = b;
+                    }
+                    Op::Overwrite(..) | Op::BytesMut(..) => {}
+                }
+                prop_assert_eq!(w.bytes(), go.stream.as_slice());
+            }
+            prop_assert_eq!(w.len(), go.stream.len());
+            prop_assert_eq!(w.into_bytes(), go.stream);
         }
     }
 }

@@ -22,9 +22,9 @@ use super::error::TsdbError;
 /// The most samples an XOR chunk can hold: its count is a `u16`.
 pub const SAMPLES_MAX: usize = u16::MAX as usize;
 
-/// Bytes reserved for a new chunk: enough for 120 samples of typical data (Go reserves 128;
-/// capacity does not change the bytes).
-const CHUNK_CAPACITY_BYTES: usize = 256;
+/// Bytes reserved for a new chunk (Go reserves 128; capacity does not change the bytes):
+/// enough for 120 samples of most data, and with the writer's 8 spare bytes, 1 KiB.
+const CHUNK_CAPACITY_BYTES: usize = 1016;
 
 /// Marks "no leading/trailing window yet" in a fresh encoder; no real window satisfies
 /// `leading >= NO_WINDOW`.
@@ -75,22 +75,9 @@ impl XorEncoder {
         let v_bits = v.to_bits();
         let t_delta = t.wrapping_sub(self.t) as u64;
         if self.num >= 2 {
-            self.append_next(t_delta, v_bits);
+            self.append_dod(t_delta.wrapping_sub(self.t_delta) as i64, v_bits);
         } else {
-            // The cold path takes the writer by value: no pointer to the encoder escapes, so
-            // the compiler can keep its fields in registers across a caller's loop.
-            self.stream = write_head(
-                std::mem::take(&mut self.stream),
-                self.num,
-                t,
-                t_delta,
-                v_bits,
-            );
-            if self.num == 0 {
-                self.first_t = t;
-            } else {
-                self.write_value(0, 0, v_bits);
-            }
+            self.append_head(t, t_delta, v_bits);
         }
         self.t = t;
         self.v_bits = v_bits;
@@ -99,17 +86,36 @@ impl XorEncoder {
         self.stream.overwrite(0, &self.num.to_be_bytes());
     }
 
-    /// Sample 2 on: a delta-of-delta with its bucket prefix, then the value.
-    ///
-    /// Go writes the fields one by one; only the width of the last write matters for the
-    /// bytes (see [`super::bstream`]), so they go out in at most two writes, and the choices
-    /// between field layouts, which depend on the data, are made without branches.
+    /// Samples 0 and 1: the timestamp as a varint (`t`) or uvarint (`t_delta`), written byte
+    /// by byte as Go's appender does (byte writes decide the stream's trailing byte, see
+    /// [`super::bstream`]), then the 64 value bits or the value XOR.
+    #[cold]
+    #[inline(never)]
+    fn append_head(&mut self, t: i64, t_delta: u64, v_bits: u64) {
+        let mut v = if self.num == 0 { zigzag(t) } else { t_delta };
+        for _ in 0..MAX_VARINT_LEN64 {
+            if v < 0x80 {
+                self.stream.write_byte(v as u8);
+                break;
+            }
+            self.stream.write_byte((v as u8) | 0x80);
+            v >>= 7;
+        }
+        if self.num == 0 {
+            self.stream.write_bits(v_bits, 64);
+            self.first_t = t;
+        } else {
+            self.append_value(0, 0, v_bits);
+        }
+    }
+
+    /// Sample 2 on: the delta-of-delta `dod` in its bucket, then the value XOR.
     #[inline(always)]
-    fn append_next(&mut self, t_delta: u64, v_bits: u64) {
-        let dod = t_delta.wrapping_sub(self.t_delta) as i64;
+    fn append_dod(&mut self, dod: i64, v_bits: u64) {
         let d = dod as u64;
-        // The dod field, prefix included, and its width.
-        let (dod_field, dod_width) = if fits_bits(dod, 20) {
+        // The field, prefix included, and its width. The buckets are computed as selects, not
+        // branches: regular timestamps with occasional jitter mix 0 and 14-bit dods at random.
+        let (field, width) = if fits_bits(dod, 20) {
             let (field, width) = if fits_bits(dod, 14) {
                 ((0b10 << 14) | (d & 0x3fff), 16)
             } else if fits_bits(dod, 17) {
@@ -127,43 +133,48 @@ impl XorEncoder {
             self.stream.write_bits(d, 64);
             (0, 0)
         };
-        self.write_value(dod_field, dod_width, v_bits);
+        self.append_value(field, width, v_bits);
     }
 
-    /// The XOR of `v_bits` against the previous value (Go's `xorWrite`), after the `width`
-    /// (0..=24) bits of `prefix`.
+    /// The XOR of `v_bits` with the previous value (Go's `xorWrite`), after the `width`
+    /// (0..=24) bits of `field`: `0` when they are equal, else `10` and the significant bits
+    /// in the current window, or `11`, a new window (5 bits of leading zeros, 6 bits of
+    /// significant bits, 64 stored as 0) and the significant bits.
+    ///
+    /// Go writes field by field, but only the width of the last write matters for the bytes
+    /// (see [`super::bstream`]), so everything goes out in one write when it fits 56 bits.
+    /// The three cases follow each other unpredictably in real data, so they are computed as
+    /// selects rather than branches.
     #[inline(always)]
-    fn write_value(&mut self, dod_field: u64, dod_width: u32, v_bits: u64) {
-        // The value: 0 when unchanged, else 10 and the significant bits in the current window,
-        // or 11, the new window (5 bits of leading zeros, 6 of significant bits, 64 stored as
-        // 0) and the significant bits.
+    fn append_value(&mut self, field: u64, width: u32, v_bits: u64) {
         let delta = v_bits ^ self.v_bits;
         // Capped so that it fits the 5-bit field.
         let leading = delta.leading_zeros().min(31);
-        // 64 when unchanged, which keeps the window below.
+        // 64 when the value is unchanged.
         let trailing = delta.trailing_zeros();
         // A fresh encoder's `NO_WINDOW` fails the first test.
         let keep = (leading >= self.leading) & (trailing >= self.trailing);
-        let header = (0b11 << 11)
+        let new_window = (0b11 << 11)
             | (u64::from(leading) << 6)
+            // 64 significant bits do not fit 6 bits and are stored as 0 (0 never occurs).
             | u64::from(64u32.wrapping_sub(leading + trailing) & 0x3f);
-        let (control, control_width) = if keep { (0b10, 2) } else { (header, 13) };
+        let (control, control_width) = if keep { (0b10, 2) } else { (new_window, 13) };
         let (control, control_width) = if delta == 0 {
             (0, 1)
         } else {
             (control, control_width)
         };
-        let new_window = !keep & (delta != 0);
-        self.leading = if new_window { leading } else { self.leading };
-        self.trailing = if new_window { trailing } else { self.trailing };
+        let update = !keep & (delta != 0);
+        self.leading = if update { leading } else { self.leading };
+        self.trailing = if update { trailing } else { self.trailing };
         let significant = if delta == 0 {
             0
         } else {
             64 - self.leading - self.trailing
         };
         let bits = delta >> self.trailing;
-        let prefix = (dod_field << control_width) | control;
-        let prefix_width = dod_width + control_width;
+        let prefix = (field << control_width) | control;
+        let prefix_width = width + control_width;
         // The last write is the significant bits', or the control bit's when there are none.
         if prefix_width + significant <= WRITE_FIELDS_MAX {
             self.stream.write_fields(
@@ -201,28 +212,6 @@ impl XorEncoder {
     pub fn into_bytes(self) -> Vec<u8> {
         self.stream.into_bytes()
     }
-}
-
-/// The start of samples 0 and 1 in `stream` (sample `num`): the timestamp, as a varint or the
-/// uvarint `t_delta`, and for sample 0 the 64 value bits.
-#[cold]
-#[inline(never)]
-fn write_head(mut stream: BitWriter, num: u16, t: i64, t_delta: u64, v_bits: u64) -> BitWriter {
-    let mut v = if num == 0 { zigzag(t) } else { t_delta };
-    // Byte by byte, as Go's appender: byte writes decide the stream's trailing byte (see
-    // [`super::bstream`]).
-    for _ in 0..MAX_VARINT_LEN64 {
-        if v < 0x80 {
-            stream.write_byte(v as u8);
-            break;
-        }
-        stream.write_byte((v as u8) | 0x80);
-        v >>= 7;
-    }
-    if num == 0 {
-        stream.write_bits(v_bits, 64);
-    }
-    stream
 }
 
 /// Whether `dod` is in the `bits`-bit bucket, `-(2^(bits-1)-1) ..= 2^(bits-1)` (Go's
@@ -286,12 +275,16 @@ pub struct XorIter<'a> {
     batch_len: u8,
 }
 
-/// Where [`XorIter`]'s batch loop is in the stream: the bit position and the value window.
+/// The state of [`XorIter`] for samples 2 on, as locals of its batch loop.
 #[derive(Debug, Clone, Copy)]
-struct Cursor {
+struct DecodeState {
+    /// Bit position in the stream, or in the tail (see [`BitReader::split_tail`]).
     pos: u64,
+    t: i64,
+    v_bits: u64,
+    t_delta: u64,
+    /// The value window: trailing zeros and significant bits (1..=64).
     trailing: u32,
-    /// Significant bits, 1..=64.
     significant: u32,
 }
 
@@ -372,22 +365,21 @@ impl<'a> XorIter<'a> {
     /// first one that is truncated or invalid; returns how many.
     fn decode_batch(&mut self) -> usize {
         let want = BATCH.min(usize::from(self.total - self.read));
-        let cursor = Cursor {
+        let s = DecodeState {
             pos: self.reader.bit_position(),
+            t: self.t,
+            v_bits: self.v_bits,
+            t_delta: self.t_delta,
             trailing: self.trailing,
             significant: 64 - self.leading - self.trailing,
         };
-        let (cursor, n) = decode_deltas(&self.reader, &mut self.batch, cursor, want);
-        self.reader.set_position(cursor.pos);
-        self.leading = 64 - cursor.trailing - cursor.significant;
-        self.trailing = cursor.trailing;
-        // Turn the deltas into samples.
-        for sample in &mut self.batch[..n] {
-            self.t_delta = self.t_delta.wrapping_add(sample.0 as u64);
-            self.t = self.t.wrapping_add(self.t_delta as i64);
-            self.v_bits ^= sample.1;
-            *sample = (self.t, self.v_bits);
-        }
+        let (s, n) = decode_batch(&self.reader, &mut self.batch, s, want);
+        self.reader.set_position(s.pos);
+        self.t = s.t;
+        self.v_bits = s.v_bits;
+        self.t_delta = s.t_delta;
+        self.leading = 64 - s.trailing - s.significant;
+        self.trailing = s.trailing;
         self.read += n as u16;
         n
     }
@@ -503,46 +495,47 @@ const LOOKAHEAD_BYTES: usize = 24;
 /// The bytes from the one holding a sample's first bit on.
 type Window = [u8; LOOKAHEAD_BYTES];
 
-/// Decodes the deltas of up to `want` samples from `cursor` on into `out`, as the dod and the
-/// XOR of the value bits with the previous ones, stopping before the first sample that is
-/// truncated or invalid: the new cursor and how many. Only the bit position and the window
-/// depend on the previous sample, which keeps this loop short; a function of its own so that
-/// the compiler knows `out` does not alias `r`.
-fn decode_deltas(
+/// Decodes up to `want` samples from state `s` into `out`, stopping before the first one
+/// that is truncated or invalid: the new state and how many. A function of its own so that
+/// the compiler knows `out` does not alias `r`, and keeps the state in registers.
+fn decode_batch(
     r: &BitReader<'_>,
     out: &mut [(i64, u64); BATCH],
-    mut cursor: Cursor,
+    mut s: DecodeState,
     want: usize,
-) -> (Cursor, usize) {
+) -> (DecodeState, usize) {
     let (data, tail, tail_start) = r.split_tail(LOOKAHEAD_BYTES);
     let want = want.min(BATCH);
     let mut n = 0;
     // While a sample cannot reach the end of `data`, decode from `data` without checks.
     while n < want {
-        let byte = (cursor.pos / 8) as usize;
+        let byte = (s.pos / 8) as usize;
         let Some(window) = data.get(byte..byte + LOOKAHEAD_BYTES) else {
             break;
         };
         let window: &Window = window.try_into().expect("a window");
-        if !decode_one(window, &mut cursor, &mut out[n]) {
-            return (cursor, n);
+        if !decode_one(window, &mut s) {
+            return (s, n);
         }
+        out[n] = (s.t, s.v_bits);
         n += 1;
     }
     // Then from the zero-padded tail, checking for truncation.
     let end = data.len() as u64 * 8;
     while n < want {
-        let byte = (cursor.pos / 8) as usize - tail_start;
+        let byte = (s.pos / 8) as usize - tail_start;
         let window: &Window = tail[byte..byte + LOOKAHEAD_BYTES]
             .try_into()
             .expect("a window");
-        let before = cursor;
-        if !decode_one(window, &mut cursor, &mut out[n]) || cursor.pos > end {
-            return (before, n);
+        let mut next = s;
+        if !decode_one(window, &mut next) || next.pos > end {
+            break;
         }
+        s = next;
+        out[n] = (s.t, s.v_bits);
         n += 1;
     }
-    (cursor, n)
+    (s, n)
 }
 
 /// The 64 bits of `window` from bit `pos` (at most 120) on, MSB first. Only the first 57
@@ -561,14 +554,14 @@ fn load_64(window: &Window, pos: u64) -> u64 {
     (load(window, pos) & !0xffff_ffff) | (load(window, pos + 32) >> 32)
 }
 
-/// Decodes the deltas of one sample from sample 2 on, whose first bit is bit `c.pos % 8` of
-/// `window`, into `out`, and moves `c` past it; false, leaving `c` as it is, when the sample
-/// has an invalid value window, for [`XorIter::read_next`] to report.
+/// Decodes one sample from sample 2 on, whose first bit is bit `s.pos % 8` of `window`,
+/// into `s`; false, leaving `s` as it is, when it has an invalid value window, for
+/// [`XorIter::read_next`] to report.
 #[inline(always)]
-fn decode_one(window: &Window, c: &mut Cursor, out: &mut (i64, u64)) -> bool {
-    let start = c.pos & !7;
+fn decode_one(window: &Window, s: &mut DecodeState) -> bool {
+    let start = s.pos & !7;
     // Bit position in `window`.
-    let mut pos = c.pos % 8;
+    let mut pos = s.pos % 8;
     let word = load(window, pos);
     let (dod, word) = if word >> 63 == 0 {
         pos += 1;
@@ -589,48 +582,40 @@ fn decode_one(window: &Window, c: &mut Cursor, out: &mut (i64, u64)) -> bool {
     };
     // `word` has at least the 33 bits after the dod: enough for the value's header, which is
     // 0 (same value), 10 (window kept) or 11 + 5 bits of leading zeros + 6 bits of
-    // significant bits (64 stored as 0). The three follow each other unpredictably, so they
-    // are told apart without branches.
-    let control = word >> 62;
-    let new_window = control == 0b11;
-    let header_leading = ((word >> 57) & 0x1f) as u32;
-    let header_significant = ((word >> 51) & 0x3f) as u32;
-    if new_window & (header_significant.wrapping_sub(1) >= 64 - header_leading) {
-        // 64 significant bits, or an invalid window.
-        let Some((trailing, significant, bits)) = decode_wide_value(window, pos) else {
-            return false;
-        };
-        c.pos = start + pos + 13 + u64::from(significant);
-        c.trailing = trailing;
-        c.significant = significant;
-        *out = (dod, bits << trailing);
+    // significant bits (64 stored as 0).
+    s.t_delta = s.t_delta.wrapping_add(dod as u64);
+    s.t = s.t.wrapping_add(s.t_delta as i64);
+    if word >> 63 == 0 {
+        s.pos = start + pos + 1;
         return true;
     }
-    let (header_len, trailing, significant) = if new_window {
-        (
-            13,
-            64 - header_leading - header_significant,
-            header_significant,
-        )
+    let pos = if word >> 62 == 0b11 {
+        let leading = ((word >> 57) & 0x1f) as u32;
+        let significant = ((word >> 51) & 0x3f) as u32;
+        if significant.wrapping_sub(1) >= 64 - leading {
+            // 64 significant bits, or an invalid window.
+            let Some((trailing, significant, bits)) = decode_wide_value(window, pos) else {
+                return false;
+            };
+            s.pos = start + pos + 13 + u64::from(significant);
+            s.v_bits ^= bits << trailing;
+            s.trailing = trailing;
+            s.significant = significant;
+            return true;
+        }
+        s.trailing = 64 - leading - significant;
+        s.significant = significant;
+        pos + 13
     } else {
-        (2, c.trailing, c.significant)
+        pos + 2
     };
-    let len = if control >= 0b10 {
-        header_len + significant
+    let bits = if s.significant <= PEEK_BITS_MAX {
+        load(window, pos)
     } else {
-        1
-    };
-    let bits = if significant <= PEEK_BITS_MAX {
-        load(window, pos + u64::from(header_len))
-    } else {
-        load_64(window, pos + u64::from(header_len))
-    } >> (64 - significant);
-    // All ones when the value changed.
-    let mask = ((word as i64) >> 63) as u64;
-    c.pos = start + pos + u64::from(len);
-    c.trailing = trailing;
-    c.significant = significant;
-    *out = (dod, (bits << trailing) & mask);
+        load_64(window, pos)
+    } >> (64 - s.significant);
+    s.pos = start + pos + u64::from(s.significant);
+    s.v_bits ^= bits << s.trailing;
     true
 }
 
@@ -873,6 +858,45 @@ mod tests {
                 prop_assert_eq!(e.time_range(), Some((first.0, last.0)));
             }
             prop_assert_eq!(decode(e.bytes()).expect("decodes"), samples);
+        }
+
+        #[test]
+        fn damaged_chunks_yield_a_prefix_then_one_error(
+            samples in samples(),
+            cut in any::<prop::sample::Index>(),
+            flip in any::<Option<(prop::sample::Index, u8)>>(),
+        ) {
+            let mut e = XorEncoder::new();
+            for &(t, v) in &samples {
+                e.append(t, f64::from_bits(v));
+            }
+            let mut data = e.into_bytes();
+            data.truncate(cut.index(data.len() + 1));
+            if let (Some((i, bit)), false) = (flip, data.is_empty()) {
+                let i = i.index(data.len());
+                // Keep the header: a changed count says nothing about the decoder.
+                if i >= 2 {
+                    data[i] ^= 1 << (bit % 8);
+                }
+            }
+            let mut got = Vec::new();
+            let mut errors = Vec::new();
+            for sample in XorIter::new(&data) {
+                match sample {
+                    Ok((t, v)) => got.push((t, v.to_bits())),
+                    Err(e) => errors.push(e),
+                }
+            }
+            if flip.is_none() {
+                prop_assert_eq!(got.as_slice(), &samples[..got.len()]);
+            }
+            if got.len() < samples.len() {
+                prop_assert_eq!(errors.len(), 1);
+                prop_assert_eq!(usize::from(errors[0].sample), got.len());
+                prop_assert!(errors[0].byte_offset <= data.len().max(2));
+            } else {
+                prop_assert!(errors.is_empty());
+            }
         }
 
         #[test]

@@ -171,7 +171,13 @@ impl Seaweed {
                         while Instant::now() < deadline {
                             let put = bucket.store.put(&probe, PutPayload::from_static(b"ok"));
                             match put.await {
-                                Ok(_) => return bucket.store.delete(&probe).await.map_err(|e| e.to_string()),
+                                Ok(_) => {
+                                    return bucket
+                                        .store
+                                        .delete(&probe)
+                                        .await
+                                        .map_err(|e| e.to_string())
+                                }
                                 Err(e) => last = e.to_string(),
                             }
                             tokio::time::sleep(Duration::from_millis(200)).await;
@@ -251,7 +257,10 @@ fn find_weed() -> Option<PathBuf> {
             })
         });
     if found.is_none() {
-        assert!(!in_ci(), "CI=true and weed not installed: scripts/test.sh installs it");
+        assert!(
+            !in_ci(),
+            "CI=true and weed not installed: scripts/test.sh installs it"
+        );
         eprintln!("SKIPPED: weed (SeaweedFS) not installed: scripts/test.sh installs it");
     }
     found

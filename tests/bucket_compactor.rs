@@ -1,0 +1,353 @@
+//! `compactd run` end to end, on the local filesystem and on a real S3 server (SeaweedFS):
+//! two streams of generated 2h blocks compact to the levels Thanos' planner produces, sources
+//! are marked and deleted after the delete delay, every sample survives (promtool dumps per
+//! stream are equal before and after), and `tools bucket verify` is clean. Also: the process
+//! is stopped before every single object mutation of a run, then run again to completion,
+//! and the bucket must converge each time; and overlapping blocks halt as in Thanos.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use common::*;
+
+/// Streams (external labels) of the generated bucket.
+const STREAMS: [&str; 2] = ["cluster=eu-1", "cluster=us-1"];
+
+fn fs_config(dir: &Path) -> String {
+    format!(
+        "type: FILESYSTEM\nconfig:\n  directory: {}\n",
+        dir.display()
+    )
+}
+
+/// Generates `hours` of 2h blocks for each stream into `dir`.
+fn generate_streams(dir: &Path, series: usize, hours: u32) {
+    for (i, labels) in STREAMS.iter().enumerate() {
+        compactd_ok(&[
+            "tools",
+            "generate",
+            "--out",
+            dir.to_str().unwrap(),
+            "--series",
+            &series.to_string(),
+            "--hours",
+            &hours.to_string(),
+            "--external-labels",
+            labels,
+            "--seed",
+            &(i + 1).to_string(),
+        ]);
+    }
+}
+
+/// The visible block dirs (meta.json present, no deletion mark) of each stream.
+fn blocks_by_stream(dir: &Path) -> BTreeMap<String, Vec<PathBuf>> {
+    let mut out: BTreeMap<String, Vec<PathBuf>> = BTreeMap::new();
+    for b in block_dirs(dir) {
+        if b.join("deletion-mark.json").exists() {
+            continue;
+        }
+        let meta = compactd::tsdb::meta::BlockMeta::read_dir(&b).unwrap();
+        let labels = meta.thanos.unwrap().labels;
+        out.entry(format!("{labels:?}")).or_default().push(b);
+    }
+    out
+}
+
+/// Per stream: our reader's dump of the visible blocks (one sample per timestamp).
+fn dumps(dir: &Path) -> BTreeMap<String, String> {
+    blocks_by_stream(dir)
+        .into_iter()
+        .map(|(k, v)| (k, our_dump(&v)))
+        .collect()
+}
+
+fn run_compactd(config: &str, data: &Path, extra: &[&str], env: &[(&str, String)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_compactd"));
+    cmd.args([
+        "run",
+        "--objstore.config",
+        config,
+        "--data-dir",
+        data.to_str().unwrap(),
+    ])
+    .args([
+        "--http-address",
+        "127.0.0.1:0",
+        "--downsampling.disable",
+        "--delete-delay",
+        "0s",
+    ])
+    .args(extra);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
+}
+
+fn verify_clean(config: &str) {
+    let out = compactd(&["tools", "bucket", "verify", "--objstore.config", config]);
+    assert!(
+        out.status.success(),
+        "verify: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+/// The levels Thanos' planner reaches for 24h of 2h blocks after all passes: two 8h blocks
+/// (level 2) and four 2h blocks, per stream (the newest 8h window is not complete).
+fn assert_thanos_levels(dir: &Path) {
+    for (stream, blocks) in blocks_by_stream(dir) {
+        let mut levels: Vec<(i64, u32)> = blocks
+            .iter()
+            .map(|b| {
+                let m = compactd::tsdb::meta::BlockMeta::read_dir(b).unwrap();
+                ((m.max_time - m.min_time) / 3_600_000, m.compaction.level)
+            })
+            .collect();
+        levels.sort();
+        assert_eq!(
+            levels,
+            vec![(2, 1), (2, 1), (2, 1), (2, 1), (8, 2), (8, 2)],
+            "stream {stream}"
+        );
+    }
+}
+
+#[test]
+fn filesystem_bucket_compacts_like_thanos_and_keeps_every_sample() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bucket = tmp.path().join("bucket");
+    generate_streams(&bucket, 60, 24);
+    let before = dumps(&bucket);
+    assert_eq!(before.len(), 2);
+    let config = fs_config(&bucket);
+    let out = run_compactd(&config, &tmp.path().join("data"), &[], &[]);
+    assert!(
+        out.status.success(),
+        "run failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(dumps(&bucket), before, "samples changed");
+    assert_thanos_levels(&bucket);
+    assert_eq!(
+        block_dirs(&bucket).len(),
+        12,
+        "sources were deleted after the delete delay"
+    );
+    verify_clean(&config);
+    if let Some(promtool) = require_tool("promtool", None) {
+        for blocks in blocks_by_stream(&bucket).values() {
+            for b in blocks {
+                promtool_analyze(&promtool, b);
+            }
+        }
+    }
+}
+
+#[test]
+fn s3_bucket_compacts_like_thanos_and_keeps_every_sample() {
+    let Some(s3) = seaweed::Seaweed::start() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let local = tmp.path().join("generated");
+    generate_streams(&local, 60, 24);
+    let before = dumps(&local);
+    let config = s3.objstore_yaml();
+    upload_dir(&config, &local);
+    let out = run_compactd(&config, &tmp.path().join("data"), &[], &[]);
+    assert!(
+        out.status.success(),
+        "run failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    verify_clean(&config);
+    let back = tmp.path().join("downloaded");
+    download_all(&config, &back);
+    assert_eq!(dumps(&back), before, "samples changed");
+    assert_thanos_levels(&back);
+    assert_eq!(block_dirs(&back).len(), 12);
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn open(config: &str) -> compactd::objstore::Bucket {
+    let cfg = compactd::objstore::parse_config(config, "test").unwrap();
+    compactd::objstore::open(&cfg).unwrap()
+}
+
+/// Uploads every file under `dir` (relative paths become object names).
+fn upload_dir(config: &str, dir: &Path) {
+    use object_store::ObjectStoreExt;
+    let bucket = open(config);
+    let mut files = Vec::new();
+    collect_files(dir, &mut files);
+    runtime().block_on(async {
+        for f in files {
+            let name = f.strip_prefix(dir).unwrap().to_str().unwrap().to_string();
+            let data = std::fs::read(&f).unwrap();
+            bucket
+                .store
+                .put(&object_store::path::Path::from(name), data.into())
+                .await
+                .unwrap();
+        }
+    });
+}
+
+fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            collect_files(&p, out);
+        } else {
+            out.push(p);
+        }
+    }
+}
+
+/// Downloads every object into `dir`.
+fn download_all(config: &str, dir: &Path) {
+    use futures::TryStreamExt;
+    use object_store::ObjectStoreExt;
+    let bucket = open(config);
+    runtime().block_on(async {
+        let objects: Vec<_> = bucket.store.list(None).try_collect().await.unwrap();
+        for o in objects {
+            let target = dir.join(o.location.as_ref());
+            std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+            let bytes = bucket
+                .store
+                .get(&o.location)
+                .await
+                .unwrap()
+                .bytes()
+                .await
+                .unwrap();
+            std::fs::write(target, bytes).unwrap();
+        }
+    });
+}
+
+/// Stops the compactor right before its n-th object mutation, for every n of a full run, on
+/// a fresh copy of the bucket each time; then runs it to completion. Every time, the bucket
+/// must end compacted, with every sample, no overlap and no partial upload left.
+#[test]
+fn crash_before_every_mutation_converges() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pristine = tmp.path().join("pristine");
+    generate_streams(&pristine, 20, 12);
+    let before = dumps(&pristine);
+    let clean_up = ["--debug.partial-upload-threshold", "0s"];
+    let mut crashes = 0;
+    for n in 1.. {
+        let bucket = tmp.path().join(format!("bucket-{n}"));
+        copy_dir(&pristine, &bucket);
+        let config = fs_config(&bucket);
+        let data = tmp.path().join("data");
+        let crashed = run_compactd(
+            &config,
+            &data,
+            &clean_up,
+            &[("COMPACTD_TEST_CRASH_BEFORE_MUTATION", n.to_string())],
+        );
+        let finished = crashed.status.success();
+        if !finished {
+            assert!(
+                String::from_utf8_lossy(&crashed.stderr).contains("aborting before"),
+                "run {n} failed otherwise: {}",
+                String::from_utf8_lossy(&crashed.stderr)
+            );
+            crashes += 1;
+            let out = run_compactd(&config, &data, &clean_up, &[]);
+            assert!(
+                out.status.success(),
+                "recovery after crash {n}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        assert_eq!(dumps(&bucket), before, "samples changed after crash {n}");
+        verify_clean(&config);
+        std::fs::remove_dir_all(&bucket).unwrap();
+        if finished {
+            break;
+        }
+    }
+    eprintln!("crashed before each of {crashes} mutations; the bucket converged every time");
+    assert!(
+        crashes > 20,
+        "a full run should have many mutations, saw {crashes}"
+    );
+}
+
+#[test]
+fn overlapping_blocks_halt_without_vertical_compaction() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bucket = tmp.path().join("bucket");
+    let dir = bucket.to_str().unwrap();
+    compactd_ok(&[
+        "tools",
+        "generate",
+        "--out",
+        dir,
+        "--series",
+        "10",
+        "--hours",
+        "6",
+        "--external-labels",
+        "cluster=eu-1",
+    ]);
+    compactd_ok(&[
+        "tools",
+        "generate",
+        "--out",
+        dir,
+        "--series",
+        "10",
+        "--hours",
+        "2",
+        "--external-labels",
+        "cluster=eu-1",
+        "--start-ms",
+        "1735693200000",
+    ]);
+    let config = fs_config(&bucket);
+    let out = run_compactd(&config, &tmp.path().join("data"), &[], &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "a one-shot run that halts exits 2"
+    );
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        log.contains("critical error detected; halting") && log.contains("overlaps found"),
+        "{log}"
+    );
+    assert!(
+        !block_dirs(&bucket)
+            .iter()
+            .any(|b| b.join("deletion-mark.json").exists()),
+        "nothing marked"
+    );
+    let merged = run_compactd(
+        &config,
+        &tmp.path().join("data"),
+        &["--compact.enable-vertical-compaction"],
+        &[],
+    );
+    assert!(
+        merged.status.success(),
+        "{}",
+        String::from_utf8_lossy(&merged.stderr)
+    );
+    verify_clean(&config);
+}
