@@ -54,6 +54,10 @@ async fn read(store: &dyn ObjectStore, path: &Path) -> Bytes {
 
 #[test]
 fn seaweedfs_s3() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter("object_store=debug")
+        .with_writer(std::io::stderr)
+        .try_init();
     let t0 = std::time::Instant::now();
     let Some(server) = Seaweed::start() else {
         return;

@@ -421,7 +421,9 @@ impl Cycle {
             .partial
             .iter()
             .filter(|(_, p)| {
-                !p.marked && now.wall.0 - p.newest_modified.0 > self.cfg.partial_upload_threshold_ms
+                !p.marked
+                    && !p.corrupt_meta
+                    && now.wall.0 - p.newest_modified.0 > self.cfg.partial_upload_threshold_ms
             })
             .map(|(id, _)| *id)
             .collect()

@@ -50,6 +50,10 @@ pub struct PartialBlock {
     pub newest_modified: Millis,
     /// True when it has a deletion mark (a delete in progress).
     pub marked: bool,
+    /// True when its meta.json exists but cannot be read. Thanos deletes such blocks like
+    /// partial uploads; compactd never does: it reports them every sync and leaves them for
+    /// an operator, since the data may be intact.
+    pub corrupt_meta: bool,
 }
 
 /// The result of the filters.
@@ -129,11 +133,13 @@ fn bump(v: &mut BucketView, state: &str) {
 
 fn partial(v: &mut BucketView, id: BlockId, newest_modified: Millis, marked: bool, state: &str) {
     bump(v, state);
+    let corrupt_meta = state == "corrupted-meta-json";
     v.partial.insert(
         id,
         PartialBlock {
             newest_modified,
             marked,
+            corrupt_meta,
         },
     );
 }

@@ -578,7 +578,10 @@ mod tests {
         }
 
         #[test]
-        fn writer_matches_go(ops in writer_ops(), prefix in prop::collection::vec(any::<u8>(), 0..4)) {
+        fn writer_matches_go(
+            ops in writer_ops(),
+            prefix in prop::collection::vec(any::<u8>(), 0..4),
+        ) {
             let mut w = if prefix.is_empty() {
                 BitWriter::new()
             } else {

@@ -890,7 +890,7 @@ mod tests {
             if flip.is_none() {
                 prop_assert_eq!(got.as_slice(), &samples[..got.len()]);
             }
-            if got.len() < samples.len() {
+            if got.len() < samples.len() || data.len() < 2 {
                 prop_assert_eq!(errors.len(), 1);
                 prop_assert_eq!(usize::from(errors[0].sample), got.len());
                 prop_assert!(errors[0].byte_offset <= data.len().max(2));

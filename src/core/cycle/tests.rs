@@ -1,1 +1,397 @@
+//! The cycle against a tiny model bucket: the test plays the driver, applying each store
+//! request to an in-memory map of blocks and answering compaction jobs with merged metas.
 
+use std::collections::BTreeMap;
+
+use super::*;
+use crate::core::types::{
+    CompactJob, CompactedBlock, JobError, MetaState, SyncResult, SyncedBlock,
+};
+use crate::core::view::ViewConfig;
+use crate::tsdb::meta::{
+    merge_metas, BlockFile, BlockMeta, BlockStats, Compaction, ThanosMeta, META_VERSION,
+};
+
+const HOUR: i64 = 3_600_000;
+const T0: i64 = 1_735_689_600_000;
+
+fn cfg(wait: bool) -> CycleConfig {
+    CycleConfig {
+        view: ViewConfig {
+            min_time: i64::MIN,
+            max_time: i64::MAX,
+            consistency_delay_ms: 30 * 60_000,
+            delete_delay_ms: 0,
+            replica_labels: vec![],
+        },
+        wait,
+        wait_interval_ms: 5 * 60_000,
+        concurrency: 1,
+        ranges: crate::core::plan::compaction_ranges(4).unwrap(),
+        vertical: false,
+        index_size_limit_bytes: None,
+        retention_ms: [0; 3],
+        partial_upload_threshold_ms: PARTIAL_UPLOAD_THRESHOLD_MS_DEFAULT,
+    }
+}
+
+fn block(n: u128, min_h: i64, max_h: i64, cluster: &str) -> BlockMeta {
+    let id = BlockId::from_parts((T0 + max_h * HOUR) as u64, n);
+    BlockMeta {
+        ulid: id,
+        min_time: T0 + min_h * HOUR,
+        max_time: T0 + max_h * HOUR,
+        stats: BlockStats {
+            num_samples: 100,
+            num_series: 1,
+            num_chunks: 1,
+            ..BlockStats::default()
+        },
+        compaction: Compaction {
+            level: 1,
+            sources: vec![id],
+            ..Compaction::default()
+        },
+        version: META_VERSION,
+        thanos: Some(ThanosMeta {
+            labels: [("cluster".to_string(), cluster.to_string())].into(),
+            source: "sidecar".into(),
+            ..ThanosMeta::default()
+        }),
+    }
+}
+
+/// The model bucket and the log of what the cycle did.
+#[derive(Default)]
+struct Model {
+    blocks: BTreeMap<BlockId, SyncedBlock>,
+    log: Vec<String>,
+    fail_next_mutation: bool,
+    compaction_error: Option<JobError>,
+}
+
+impl Model {
+    fn add(&mut self, m: BlockMeta) {
+        self.blocks
+            .insert(m.ulid, synced(MetaState::Ok(Box::new(m))));
+    }
+
+    fn visible(&self) -> Vec<&BlockMeta> {
+        self.blocks
+            .values()
+            .filter(|b| b.deletion_mark.is_none())
+            .filter_map(|b| match &b.meta {
+                MetaState::Ok(m) => Some(&**m),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn apply(&mut self, op: &StoreOp, now: Now) -> StoreResult {
+        if op.is_mutation() && std::mem::take(&mut self.fail_next_mutation) {
+            return StoreResult::Failed("injected 503".into());
+        }
+        self.log.push(op.name().to_string());
+        match op {
+            StoreOp::Sync => {
+                return StoreResult::Synced(SyncResult {
+                    blocks: self.blocks.clone(),
+                })
+            }
+            StoreOp::UploadFiles { .. } => {}
+            StoreOp::PutMeta { meta } => {
+                let mut b = synced(MetaState::Ok(meta.clone()));
+                b.newest_modified = now.wall;
+                self.blocks.insert(meta.ulid, b);
+            }
+            StoreOp::MarkDeletion(m) => {
+                if let Some(b) = self.blocks.get_mut(&m.id) {
+                    b.deletion_mark.get_or_insert(m.clone());
+                }
+            }
+            StoreOp::MarkNoCompact(m) => {
+                if let Some(b) = self.blocks.get_mut(&m.id) {
+                    b.no_compact_mark.get_or_insert(m.clone());
+                }
+            }
+            StoreOp::DeleteBlock(id) => {
+                self.blocks.remove(id);
+            }
+        }
+        StoreResult::Done
+    }
+
+    fn compact(&mut self, job: &CompactJob) -> Result<Option<CompactedBlock>, JobError> {
+        if let Some(e) = self.compaction_error.take() {
+            return Err(e);
+        }
+        let mut meta = merge_metas(job.output, &job.inputs).unwrap();
+        meta.stats.num_samples = job.inputs.iter().map(|m| m.stats.num_samples).sum();
+        let files = vec![
+            BlockFile {
+                rel_path: "chunks/000001".into(),
+                size_bytes: 10,
+                hash: None,
+            },
+            BlockFile {
+                rel_path: "index".into(),
+                size_bytes: 5,
+                hash: None,
+            },
+        ];
+        Ok(Some(CompactedBlock { meta, files }))
+    }
+}
+
+fn synced(meta: MetaState) -> SyncedBlock {
+    SyncedBlock {
+        meta,
+        deletion_mark: None,
+        no_compact_mark: None,
+        marker_problems: vec![],
+        newest_modified: Millis(T0),
+    }
+}
+
+/// Plays the driver until the cycle exits or goes idle; returns the exit code and every
+/// output in order. Each step happens one second after the previous one.
+fn run(cycle: &mut Cycle, model: &mut Model, start: Now) -> (Option<i32>, Vec<Output>) {
+    let mut all = Vec::new();
+    let mut inputs = std::collections::VecDeque::from([Input::Start]);
+    let mut steps = 0;
+    while let Some(input) = inputs.pop_front() {
+        steps += 1;
+        assert!(steps < 10_000, "cycle does not converge");
+        let now = Now {
+            mono: start.mono.plus(steps * 1000),
+            wall: start.wall.plus(steps * 1000),
+        };
+        let mut out = Vec::new();
+        cycle.step(
+            now,
+            input,
+            Some(Permit {
+                epoch: crate::core::types::Epoch(0),
+                valid_until: Millis::MAX,
+            }),
+            &mut out,
+        );
+        for o in &out {
+            match o {
+                Output::Store(r) => {
+                    assert_eq!(
+                        r.op.is_mutation(),
+                        r.permit.is_some(),
+                        "mutations and only mutations carry a permit"
+                    );
+                    inputs.push_back(Input::Store(r.id, model.apply(&r.op, now)));
+                }
+                Output::Compact(job) => {
+                    inputs.push_back(Input::Compacted(job.job, Box::new(model.compact(job))))
+                }
+                Output::Exit(code) => {
+                    all.extend(out.clone());
+                    return (Some(*code), all);
+                }
+                Output::Timer(_) | Output::Event(_) => {}
+            }
+        }
+        all.extend(out);
+    }
+    (None, all)
+}
+
+fn now(h: i64) -> Now {
+    Now {
+        mono: Millis(h * HOUR),
+        wall: Millis(T0 + h * HOUR),
+    }
+}
+
+fn twelve_2h_blocks(model: &mut Model, cluster: &str, salt: u128) {
+    for i in 0..12 {
+        model.add(block(salt + i as u128, 2 * i, 2 * i + 2, cluster));
+    }
+}
+
+#[test]
+fn one_shot_run_compacts_marks_deletes_and_exits() {
+    let mut model = Model::default();
+    twelve_2h_blocks(&mut model, "eu-1", 100);
+    twelve_2h_blocks(&mut model, "us-1", 200);
+    let mut cycle = Cycle::new(cfg(false), 7);
+    let (code, outputs) = run(&mut cycle, &mut model, now(48));
+    assert_eq!(code, Some(0));
+    // Thanos' levels for 24h of 2h blocks: two 8h blocks and four 2h blocks per stream.
+    let mut shapes: Vec<(String, i64)> = model
+        .visible()
+        .iter()
+        .map(|m| {
+            (
+                m.thanos.as_ref().unwrap().labels["cluster"].clone(),
+                (m.max_time - m.min_time) / HOUR,
+            )
+        })
+        .collect();
+    shapes.sort();
+    let want: Vec<(String, i64)> = ["eu-1", "us-1"]
+        .iter()
+        .flat_map(|c| [2, 2, 2, 2, 8, 8].map(|h| (c.to_string(), h)))
+        .collect();
+    assert_eq!(shapes, want);
+    assert_eq!(model.blocks.len(), 12, "sources deleted (delete delay 0)");
+    // Order inside a job: files, meta.json, then the sources' marks.
+    let log = model.log.join(" ");
+    assert!(
+        log.contains(
+            "upload-files put-meta mark-deletion mark-deletion mark-deletion mark-deletion"
+        ),
+        "{log}"
+    );
+    let meta = model
+        .visible()
+        .into_iter()
+        .find(|m| m.compaction.level == 2)
+        .unwrap()
+        .clone();
+    let t = meta.thanos.as_ref().unwrap();
+    assert_eq!(t.source, "compactor");
+    assert_eq!(
+        t.files
+            .iter()
+            .map(|f| f.rel_path.as_str())
+            .collect::<Vec<_>>(),
+        ["chunks/000001", "index", "meta.json"]
+    );
+    assert_eq!(t.segment_files, ["000001"]);
+    let uploaded = crate::timefmt::parse_rfc3339_ms(&t.upload_time).unwrap();
+    assert!(
+        uploaded > T0 + 48 * HOUR && uploaded < T0 + 49 * HOUR,
+        "{}",
+        t.upload_time
+    );
+    assert!(outputs
+        .iter()
+        .any(|o| matches!(o, Output::Event(Event::IterationDone))));
+}
+
+#[test]
+fn the_core_is_deterministic() {
+    let scenario = || {
+        let mut model = Model::default();
+        twelve_2h_blocks(&mut model, "eu-1", 100);
+        let mut cycle = Cycle::new(cfg(false), 42);
+        let (_, outputs) = run(&mut cycle, &mut model, now(48));
+        format!("{outputs:?}")
+    };
+    assert_eq!(scenario(), scenario());
+}
+
+#[test]
+fn store_failures_retry_with_wait_and_exit_1_without() {
+    let mut model = Model::default();
+    twelve_2h_blocks(&mut model, "eu-1", 100);
+    model.fail_next_mutation = true;
+    let (code, _) = run(&mut Cycle::new(cfg(false), 1), &mut model, now(48));
+    assert_eq!(code, Some(EXIT_FAILED));
+    model.fail_next_mutation = true;
+    let mut cycle = Cycle::new(cfg(true), 1);
+    let (code, outputs) = run(&mut cycle, &mut model, now(48));
+    assert_eq!(code, None, "with --wait the cycle waits for the retry");
+    assert!(outputs
+        .iter()
+        .any(|o| matches!(o, Output::Event(Event::Retrying(_)))));
+    assert!(outputs
+        .iter()
+        .any(|o| matches!(o, Output::Timer(t) if *t > now(48).mono.plus(5 * 60_000))));
+}
+
+#[test]
+fn overlaps_halt_and_compaction_errors_halt() {
+    let mut model = Model::default();
+    twelve_2h_blocks(&mut model, "eu-1", 100);
+    model.add(block(999, 1, 3, "eu-1"));
+    let (code, outputs) = run(&mut Cycle::new(cfg(false), 1), &mut model, now(48));
+    assert_eq!(code, Some(EXIT_HALTED));
+    assert!(outputs
+        .iter()
+        .any(|o| matches!(o, Output::Event(Event::Halted(r)) if r.contains("overlaps found"))));
+    assert!(
+        !model.log.iter().any(|op| op != "sync"),
+        "nothing written: {:?}",
+        model.log
+    );
+
+    let mut model = Model::default();
+    twelve_2h_blocks(&mut model, "eu-1", 100);
+    model.compaction_error = Some(JobError {
+        retryable: false,
+        message: "chunk CRC mismatch".into(),
+    });
+    let mut cycle = Cycle::new(cfg(true), 1);
+    let (code, _) = run(&mut cycle, &mut model, now(48));
+    assert_eq!(code, None);
+    assert!(cycle.halted(), "halted, serving HTTP");
+}
+
+#[test]
+fn duplicates_are_collected_and_stale_partials_deleted_but_corrupt_metas_kept() {
+    let mut model = Model::default();
+    let a = block(1, 0, 2, "eu-1");
+    let b = block(2, 2, 4, "eu-1");
+    let mut merged = merge_metas(
+        BlockId::from_parts((T0 + 5 * HOUR) as u64, 3),
+        &[a.clone(), b.clone()],
+    )
+    .unwrap();
+    merged.thanos.as_mut().unwrap().source = "compactor".into();
+    model.add(a.clone());
+    model.add(b.clone());
+    model.add(merged.clone());
+    let partial = BlockId::from_parts(T0 as u64, 77);
+    model.blocks.insert(partial, synced(MetaState::Missing));
+    let corrupt = BlockId::from_parts(T0 as u64, 78);
+    model
+        .blocks
+        .insert(corrupt, synced(MetaState::Corrupt("bad json".into())));
+    let (code, outputs) = run(&mut Cycle::new(cfg(false), 1), &mut model, now(100));
+    assert_eq!(code, Some(0));
+    for id in [a.ulid, b.ulid] {
+        let mark = model.blocks[&id]
+            .deletion_mark
+            .as_ref()
+            .expect("covered sources are marked");
+        assert_eq!(mark.details, "outdated block");
+    }
+    assert!(model.blocks[&merged.ulid].deletion_mark.is_none());
+    assert!(
+        !model.blocks.contains_key(&partial),
+        "a partial upload older than 48h is deleted"
+    );
+    assert!(
+        model.blocks.contains_key(&corrupt),
+        "a block with an unreadable meta.json is never deleted"
+    );
+    assert!(outputs
+        .iter()
+        .any(|o| matches!(o, Output::Event(Event::PartialDeleted(id)) if *id == partial)));
+}
+
+#[test]
+fn retention_marks_old_blocks() {
+    let mut model = Model::default();
+    model.add(block(1, 0, 2, "eu-1"));
+    model.add(block(2, 200, 202, "eu-1"));
+    let mut c = cfg(false);
+    c.retention_ms[0] = 24 * HOUR;
+    c.view.delete_delay_ms = 48 * HOUR;
+    let (code, _) = run(&mut Cycle::new(c, 1), &mut model, now(210));
+    assert_eq!(code, Some(0));
+    let marks: Vec<_> = model
+        .blocks
+        .values()
+        .filter_map(|b| b.deletion_mark.as_ref())
+        .collect();
+    assert_eq!(marks.len(), 1);
+    assert_eq!(marks[0].details, "block exceeding retention of 1d");
+}
