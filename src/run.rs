@@ -151,7 +151,9 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<i32> {
     let seed = seed_from_entropy();
     let node = Node::new(cfg.cycle_config()?, seed);
     let driver = DriverConfig {
-        store: Arc::new(StoreExecutor::new(Arc::clone(&bucket.store))),
+        store: Arc::new(
+            StoreExecutor::new(Arc::clone(&bucket.store)).with_metrics(Arc::clone(&metrics)),
+        ),
         data_dir: cfg.data_dir.clone(),
         compact_threads: cfg.compact_threads,
         op_timeout: Duration::from_millis(cfg.op_timeout_ms),

@@ -351,3 +351,116 @@ fn overlapping_blocks_halt_without_vertical_compaction() {
     );
     verify_clean(&config);
 }
+
+/// Kills the child process if the test ends early.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A plain HTTP/1.1 GET on loopback: (status code, body).
+fn http_get(port: u16, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .to_string();
+    (status, body)
+}
+
+#[test]
+fn wait_mode_serves_thanos_metrics_and_stops_on_sigterm() {
+    use std::io::BufRead;
+    let tmp = tempfile::tempdir().unwrap();
+    let bucket = tmp.path().join("bucket");
+    generate_streams(&bucket, 10, 24);
+    let config = fs_config(&bucket);
+    let child = Command::new(env!("CARGO_BIN_EXE_compactd"))
+        .args([
+            "run",
+            "--wait",
+            "--wait-interval",
+            "1h",
+            "--objstore.config",
+            &config,
+        ])
+        .args([
+            "--data-dir",
+            tmp.path().join("data").to_str().unwrap(),
+            "--http-address",
+            "127.0.0.1:0",
+            "--downsampling.disable",
+        ])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut child = KillOnDrop(child);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stderr = child.0.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if let Some(addr) = line.split("address=").nth(1) {
+                let _ = tx.send(
+                    addr.rsplit(':')
+                        .next()
+                        .unwrap()
+                        .trim()
+                        .parse::<u16>()
+                        .unwrap(),
+                );
+            }
+        }
+    });
+    let port = rx
+        .recv_timeout(std::time::Duration::from_secs(30))
+        .expect("HTTP address logged");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let metrics = loop {
+        let (status, body) = http_get(port, "/metrics");
+        assert_eq!(status, 200);
+        if body.contains("thanos_compact_iterations_total 1") {
+            break body;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no iteration finished:\n{body}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    for want in [
+        "thanos_compact_halted 0",
+        "thanos_blocks_meta_synced{state=\"loaded\"}",
+        "thanos_compact_group_compactions_total{resolution=\"0\"} 4",
+        "thanos_compact_blocks_marked_total{marker=\"deletion-mark.json\",reason=\"\"} 16",
+        "thanos_compact_todo_compactions 0",
+        "thanos_objstore_bucket_operations_total{",
+    ] {
+        assert!(metrics.contains(want), "/metrics lacks {want}:\n{metrics}");
+    }
+    assert_eq!(http_get(port, "/-/ready").0, 200);
+    assert_eq!(http_get(port, "/-/healthy").0, 200);
+    // SAFETY: signalling our own child process.
+    assert_eq!(unsafe { libc::kill(child.0.id() as i32, libc::SIGTERM) }, 0);
+    let status = child.0.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "SIGTERM ends a --wait run cleanly");
+}

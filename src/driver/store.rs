@@ -23,6 +23,7 @@ use crate::bucket::markers::{
     NO_COMPACT_MARK_FILENAME,
 };
 use crate::core::types::{MetaState, Millis, SyncResult, SyncedBlock};
+use crate::metrics::{BucketOp, Metrics, OpOutcome};
 use crate::tsdb::block_id::BlockId;
 use crate::tsdb::meta::{BlockMeta, META_FILENAME};
 
@@ -36,6 +37,7 @@ const PART_BYTES: usize = 16 << 20;
 /// Runs store operations against one bucket.
 pub struct StoreExecutor {
     store: Arc<dyn ObjectStore>,
+    metrics: Option<Arc<Metrics>>,
     /// Objects mutated so far (for the crash test hook).
     mutations: AtomicU64,
     crash_before: Option<u64>,
@@ -54,10 +56,36 @@ impl StoreExecutor {
             .and_then(|v| v.parse().ok());
         StoreExecutor {
             store,
+            metrics: None,
             mutations: AtomicU64::new(0),
             crash_before,
             meta_cache: Default::default(),
         }
+    }
+
+    /// Counts every object operation in `thanos_objstore_bucket_*`.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    /// Records one object operation; a missing or existing object is an expected outcome.
+    fn observe<T>(
+        &self,
+        op: BucketOp,
+        started: std::time::Instant,
+        result: &object_store::Result<T>,
+    ) {
+        let Some(m) = &self.metrics else { return };
+        let outcome = match result {
+            Ok(_) => OpOutcome::Success,
+            Err(
+                object_store::Error::NotFound { .. } | object_store::Error::AlreadyExists { .. },
+            ) => OpOutcome::ExpectedFailure,
+            Err(_) => OpOutcome::Failure,
+        };
+        m.bucket
+            .observe(op, started.elapsed().as_secs_f64(), outcome);
     }
 
     /// The underlying store.
@@ -77,12 +105,7 @@ impl StoreExecutor {
     /// Lists every object and reads metas and markers: one recursive listing (Thanos'
     /// `recursive` discovery), then a GET per uncached meta.json and per marker present.
     pub async fn sync(&self) -> Result<SyncResult, StoreError> {
-        let objects: Vec<object_store::ObjectMeta> = self
-            .store
-            .list(None)
-            .try_collect()
-            .await
-            .map_err(|e| format!("list bucket: {e}"))?;
+        let objects = self.list_all(None).await?;
         let mut listed: BTreeMap<BlockId, Listed> = BTreeMap::new();
         for o in &objects {
             let Some(id) = block_of(o.location.as_ref()) else {
@@ -174,8 +197,22 @@ impl StoreExecutor {
         }
     }
 
+    /// Lists every object under `prefix` (the whole bucket for `None`).
+    async fn list_all(
+        &self,
+        prefix: Option<&ObjectPath>,
+    ) -> Result<Vec<object_store::ObjectMeta>, StoreError> {
+        let started = std::time::Instant::now();
+        let result = self.store.list(prefix).try_collect::<Vec<_>>().await;
+        self.observe(BucketOp::Iter, started, &result);
+        result.map_err(|e| format!("list {}: {e}", prefix.map_or("bucket", |p| p.as_ref())))
+    }
+
     async fn get_optional(&self, path: &str) -> Result<Option<Bytes>, StoreError> {
-        match self.store.get(&ObjectPath::from(path)).await {
+        let started = std::time::Instant::now();
+        let result = self.store.get(&ObjectPath::from(path)).await;
+        self.observe(BucketOp::Get, started, &result);
+        match result {
             Ok(r) => r
                 .bytes()
                 .await
@@ -225,10 +262,10 @@ impl StoreExecutor {
             let data = tokio::fs::read(file)
                 .await
                 .map_err(|e| format!("{}: {e}", file.display()))?;
-            self.store
-                .put(&target, PutPayload::from(data))
-                .await
-                .map_err(|e| format!("upload {path}: {e}"))?;
+            let started = std::time::Instant::now();
+            let result = self.store.put(&target, PutPayload::from(data)).await;
+            self.observe(BucketOp::Upload, started, &result);
+            result.map_err(|e| format!("upload {path}: {e}"))?;
             return Ok(());
         }
         let upload = self
@@ -254,10 +291,10 @@ impl StoreExecutor {
                 .map_err(|e| format!("upload {path}: {e}"))?;
             writer.write(&buf[..n]);
         }
-        writer
-            .finish()
-            .await
-            .map_err(|e| format!("upload {path}: {e}"))?;
+        let started = std::time::Instant::now();
+        let result = writer.finish().await;
+        self.observe(BucketOp::Upload, started, &result);
+        result.map_err(|e| format!("upload {path}: {e}"))?;
         Ok(())
     }
 
@@ -295,11 +332,13 @@ impl StoreExecutor {
     async fn create(&self, path: &str, bytes: Vec<u8>) -> Result<Created, StoreError> {
         self.mutation_point(path);
         let opts = object_store::PutOptions::from(PutMode::Create);
-        match self
+        let started = std::time::Instant::now();
+        let result = self
             .store
             .put_opts(&ObjectPath::from(path), PutPayload::from(bytes), opts)
-            .await
-        {
+            .await;
+        self.observe(BucketOp::Upload, started, &result);
+        match result {
             Ok(_) => Ok(Created::Yes),
             Err(object_store::Error::AlreadyExists { .. }) => Ok(Created::AlreadyExisted),
             Err(e) => Err(format!("create {path}: {e}")),
@@ -312,12 +351,7 @@ impl StoreExecutor {
         self.delete_object(&meta_path(id)).await?;
         self.meta_cache.lock().expect("meta cache lock").remove(&id);
         let prefix = ObjectPath::from(block_prefix(id));
-        let objects: Vec<object_store::ObjectMeta> = self
-            .store
-            .list(Some(&prefix))
-            .try_collect()
-            .await
-            .map_err(|e| format!("list {prefix}: {e}"))?;
+        let objects = self.list_all(Some(&prefix)).await?;
         let mark = marker_path(id, DELETION_MARK_FILENAME);
         for o in objects.iter().filter(|o| o.location.as_ref() != mark) {
             self.delete_object(o.location.as_ref()).await?;
@@ -327,7 +361,10 @@ impl StoreExecutor {
 
     async fn delete_object(&self, path: &str) -> Result<(), StoreError> {
         self.mutation_point(path);
-        match self.store.delete(&ObjectPath::from(path)).await {
+        let started = std::time::Instant::now();
+        let result = self.store.delete(&ObjectPath::from(path)).await;
+        self.observe(BucketOp::Delete, started, &result);
+        match result {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(format!("delete {path}: {e}")),
         }

@@ -1,20 +1,24 @@
 //! `type: AZURE` (Thanos `providers/azure`) on `object_store`'s `MicrosoftAzure`.
 //!
-//! | Thanos field (default)                  | here                                            |
-//! |-----------------------------------------|-------------------------------------------------|
-//! | `storage_account`, `container`          | required                                        |
-//! | `endpoint` (blob.core.windows.net)      | account URL `https://<account>.<endpoint>`      |
-//! | `storage_account_key`                   | shared key                                      |
-//! | `storage_connection_string`             | `AccountName`, `AccountKey`, `SharedAccessSignature`, `BlobEndpoint`, `EndpointSuffix`, `DefaultEndpointsProtocol`, `UseDevelopmentStorage`; other services' endpoints are ignored |
-//! | `az_tenant_id`, `client_id`, `client_secret` | service principal (all three together)     |
-//! | `user_assigned_id`                      | managed identity with that client id            |
-//! | (none of these)                         | Azure's default chain: `AZURE_CLIENT_ID`/`AZURE_TENANT_ID`/`AZURE_CLIENT_SECRET`, workload identity (`AZURE_FEDERATED_TOKEN_FILE`), then managed identity |
-//! | `max_retries`, `pipeline_config.max_tries`, `reader_config.max_retry_requests` | one `object_store` retry budget: the largest of `max_tries - 1` and `max_retry_requests` (`max_retries` fills in both when they are 0, as in Thanos) |
-//! | `pipeline_config.retry_delay`, `max_retry_delay` | initial and maximum backoff             |
-//! | `pipeline_config.try_timeout`           | per-request timeout                             |
-//! | `http_config`                           | see `http.rs`                                   |
-//! | `storage_create_container` (true)       | accepted; compactd never creates the container: it must exist |
-//! | `msi_resource`                          | accepted and ignored (deprecated; Thanos ignores it too) |
+//! Thanos fields (default), and what becomes of them:
+//! - `storage_account`, `container`: required.
+//! - `endpoint` (blob.core.windows.net): the account URL is `https://<account>.<endpoint>`.
+//! - Credentials, in Thanos' order: `storage_connection_string` (`AccountName`, `AccountKey`,
+//!   `SharedAccessSignature`, `BlobEndpoint`, `EndpointSuffix`, `DefaultEndpointsProtocol`,
+//!   `UseDevelopmentStorage`; other services' endpoints are ignored), `storage_account_key`
+//!   (shared key), `az_tenant_id` + `client_id` + `client_secret` (service principal),
+//!   `user_assigned_id` (managed identity). None of them: Azure's default chain
+//!   (`AZURE_CLIENT_ID`/`AZURE_TENANT_ID`/`AZURE_CLIENT_SECRET`, workload identity through
+//!   `AZURE_FEDERATED_TOKEN_FILE`, then managed identity).
+//! - `max_retries`, `pipeline_config.max_tries`, `reader_config.max_retry_requests`: one
+//!   `object_store` retry budget, the larger of `max_tries - 1` and `max_retry_requests`
+//!   (`max_retries` fills in both when they are 0, as in Thanos).
+//! - `pipeline_config.retry_delay`, `max_retry_delay`: initial and maximum backoff;
+//!   `try_timeout`: per-request timeout.
+//! - `http_config`: see `http.rs`.
+//! - `storage_create_container` (true): accepted, but compactd never creates the container:
+//!   it must exist.
+//! - `msi_resource`: accepted and ignored (deprecated; Thanos ignores it too).
 
 use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
 use object_store::RetryConfig;

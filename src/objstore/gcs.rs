@@ -1,15 +1,16 @@
 //! `type: GCS` (Thanos `providers/gcs`) on `object_store`'s `GoogleCloudStorage`.
 //!
-//! | Thanos field                 | here                                                       |
-//! |------------------------------|------------------------------------------------------------|
-//! | `bucket`                     | required                                                   |
-//! | `service_account`            | the service account key JSON, inline                       |
-//! | (no `service_account`)       | Google's default: `GOOGLE_APPLICATION_CREDENTIALS`, gcloud's application default credentials file, then the instance metadata server |
-//! | `chunk_size_bytes` (0)       | [`super::Bucket::part_size_bytes`]; 0 = the Go client's 16 MiB |
-//! | `max_retries`                | `object_store` retry count (when > 0)                      |
-//! | `http_config`                | see `http.rs`                                              |
-//! | `use_grpc: true`             | **rejected** (`object_store` speaks the JSON/XML APIs)     |
-//! | `grpc_conn_pool_size`        | accepted; it only applies with `use_grpc`, as in Thanos    |
+//! Thanos fields (default), and what becomes of them:
+//! - `bucket`: required.
+//! - `service_account`: the service account key JSON, inline. Unset: Google's default
+//!   credentials (`GOOGLE_APPLICATION_CREDENTIALS`, gcloud's application default credentials
+//!   file, then the instance metadata server).
+//! - `chunk_size_bytes` (0): [`super::Bucket::part_size_bytes`]; 0 means the Go client's
+//!   16 MiB.
+//! - `max_retries`: `object_store`'s retry count, when > 0.
+//! - `http_config`: see `http.rs`.
+//! - `use_grpc: true`: **rejected** (`object_store` speaks the JSON/XML APIs).
+//!   `grpc_conn_pool_size` is accepted: it only applies with `use_grpc`, as in Thanos.
 //!
 //! `PutMode::Update` on GCS needs the object's generation (`version`), not only its e_tag.
 

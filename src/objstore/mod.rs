@@ -22,6 +22,7 @@
 //! FILESYSTEM, creates the directory. Nothing here talks to the network: the first request
 //! does. There is no total request timeout (see `http.rs`): the driver bounds every call.
 
+mod aws_auth;
 mod azure;
 mod filesystem;
 mod gcs;

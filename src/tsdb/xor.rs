@@ -250,7 +250,7 @@ impl XorError {
 }
 
 /// Samples that [`XorIter`] decodes at a time, from sample 2 on.
-const BATCH: usize = 16;
+const BATCH: usize = 32;
 
 /// Decodes the samples of an XOR chunk, in order.
 ///
@@ -278,7 +278,7 @@ pub struct XorIter<'a> {
 /// The state of [`XorIter`] for samples 2 on, as locals of its batch loop.
 #[derive(Debug, Clone, Copy)]
 struct DecodeState {
-    /// Bit position in the stream, or in the tail (see [`BitReader::split_tail`]).
+    /// Bit position in the stream.
     pos: u64,
     t: i64,
     v_bits: u64,
@@ -475,8 +475,14 @@ impl Iterator for XorIter<'_> {
     type Item = Result<(i64, f64), XorError>;
 
     /// Yields each sample, or one error and then nothing.
+    #[inline]
     fn next(&mut self) -> Option<Self::Item> {
-        match self.next_sample() {
+        if self.batch_next < self.batch_len {
+            let (t, v_bits) = self.batch[usize::from(self.batch_next)];
+            self.batch_next += 1;
+            return Some(Ok((t, f64::from_bits(v_bits))));
+        }
+        match self.next_sample_slow() {
             Ok(sample) => sample.map(Ok),
             Err(e) => {
                 // Stop after the first error.
@@ -514,11 +520,11 @@ fn decode_batch(
             break;
         };
         let window: &Window = window.try_into().expect("a window");
-        if !decode_one(window, &mut s) {
+        let decoded = decode_some(window, &mut s, &mut out[n..want], u64::MAX);
+        if decoded == 0 {
             return (s, n);
         }
-        out[n] = (s.t, s.v_bits);
-        n += 1;
+        n += decoded;
     }
     // Then from the zero-padded tail, checking for truncation.
     let end = data.len() as u64 * 8;
@@ -528,12 +534,12 @@ fn decode_batch(
             .try_into()
             .expect("a window");
         let mut next = s;
-        if !decode_one(window, &mut next) || next.pos > end {
+        let decoded = decode_some(window, &mut next, &mut out[n..want], end - s.pos);
+        if decoded == 0 || next.pos > end {
             break;
         }
         s = next;
-        out[n] = (s.t, s.v_bits);
-        n += 1;
+        n += decoded;
     }
     (s, n)
 }
@@ -554,15 +560,35 @@ fn load_64(window: &Window, pos: u64) -> u64 {
     (load(window, pos) & !0xffff_ffff) | (load(window, pos + 32) >> 32)
 }
 
-/// Decodes one sample from sample 2 on, whose first bit is bit `s.pos % 8` of `window`,
-/// into `s`; false, leaving `s` as it is, when it has an invalid value window, for
-/// [`XorIter::read_next`] to report.
+/// Decodes the sample from sample 2 on whose first bit is bit `s.pos % 8` of `window` into
+/// `out[0]`, or when it starts a run of regular samples (dod 0) of an unchanged value, `00`
+/// each, as much of the run as fits `out` and `bits_left` bits: all of a constant series
+/// takes one step per 28 samples. Moves `s` past them and returns how many, or 0, leaving `s`
+/// as it is, when the sample has an invalid value window, for [`XorIter::read_next`] to
+/// report.
 #[inline(always)]
-fn decode_one(window: &Window, s: &mut DecodeState) -> bool {
+fn decode_some(
+    window: &Window,
+    s: &mut DecodeState,
+    out: &mut [(i64, u64)],
+    bits_left: u64,
+) -> usize {
     let start = s.pos & !7;
     // Bit position in `window`.
     let mut pos = s.pos % 8;
     let word = load(window, pos);
+    if word >> 62 == 0 {
+        // Only the first 57 bits of `word` are the stream's. A run of 1 may not fit
+        // `bits_left`, which the caller checks.
+        let run = (u64::from(word.leading_zeros().min(56)).min(bits_left) / 2) as usize;
+        let run = run.clamp(1, out.len());
+        s.pos += 2 * run as u64;
+        for sample in &mut out[..run] {
+            s.t = s.t.wrapping_add(s.t_delta as i64);
+            *sample = (s.t, s.v_bits);
+        }
+        return run;
+    }
     let (dod, word) = if word >> 63 == 0 {
         pos += 1;
         (0, word << 1)
@@ -583,45 +609,54 @@ fn decode_one(window: &Window, s: &mut DecodeState) -> bool {
     // `word` has at least the 33 bits after the dod: enough for the value's header, which is
     // 0 (same value), 10 (window kept) or 11 + 5 bits of leading zeros + 6 bits of
     // significant bits (64 stored as 0).
-    s.t_delta = s.t_delta.wrapping_add(dod as u64);
-    s.t = s.t.wrapping_add(s.t_delta as i64);
-    if word >> 63 == 0 {
+    let t_delta = s.t_delta.wrapping_add(dod as u64);
+    let t = s.t.wrapping_add(t_delta as i64);
+    let (pos, trailing, significant) = if word >> 63 == 0 {
+        // Unchanged value.
         s.pos = start + pos + 1;
-        return true;
-    }
-    let pos = if word >> 62 == 0b11 {
+        s.t_delta = t_delta;
+        s.t = t;
+        out[0] = (t, s.v_bits);
+        return 1;
+    } else if word >> 62 == 0b11 {
         let leading = ((word >> 57) & 0x1f) as u32;
         let significant = ((word >> 51) & 0x3f) as u32;
         if significant.wrapping_sub(1) >= 64 - leading {
             // 64 significant bits, or an invalid window.
             let Some((trailing, significant, bits)) = decode_wide_value(window, pos) else {
-                return false;
+                return 0;
             };
             s.pos = start + pos + 13 + u64::from(significant);
+            s.t_delta = t_delta;
+            s.t = t;
             s.v_bits ^= bits << trailing;
             s.trailing = trailing;
             s.significant = significant;
-            return true;
+            out[0] = (t, s.v_bits);
+            return 1;
         }
-        s.trailing = 64 - leading - significant;
-        s.significant = significant;
-        pos + 13
+        (pos + 13, 64 - leading - significant, significant)
     } else {
-        pos + 2
+        (pos + 2, s.trailing, s.significant)
     };
-    let bits = if s.significant <= PEEK_BITS_MAX {
+    let bits = if significant <= PEEK_BITS_MAX {
         load(window, pos)
     } else {
         load_64(window, pos)
-    } >> (64 - s.significant);
-    s.pos = start + pos + u64::from(s.significant);
-    s.v_bits ^= bits << s.trailing;
-    true
+    } >> (64 - significant);
+    s.pos = start + pos + u64::from(significant);
+    s.t_delta = t_delta;
+    s.t = t;
+    s.v_bits ^= bits << trailing;
+    s.trailing = trailing;
+    s.significant = significant;
+    out[0] = (t, s.v_bits);
+    1
 }
 
-/// The value with a new window at bit `pos` of `window` whose significant bits are not
-/// 1..=56 with a valid leading count: its trailing zeros, significant bits (57..=64) and
-/// those bits, or `None` when the window is invalid.
+/// The value with a new window at bit `pos` of `window` whose header has 0 (64) significant
+/// bits or more than 64 bits with the leading zeros: its trailing zeros, significant bits
+/// and those bits, or `None` when the window is invalid.
 #[cold]
 #[inline(never)]
 fn decode_wide_value(window: &Window, pos: u64) -> Option<(u32, u32, u64)> {
@@ -896,6 +931,50 @@ mod tests {
                 prop_assert!(errors[0].byte_offset <= data.len().max(2));
             } else {
                 prop_assert!(errors.is_empty());
+            }
+        }
+
+        #[test]
+        fn regular_runs_round_trip_and_truncate(
+            t0 in any::<i64>(),
+            step in 0i64..100_000,
+            values in prop::collection::vec(
+                prop_oneof![8 => Just(0.0f64), 1 => any::<f64>()],
+                0..300,
+            ),
+            cut in any::<prop::sample::Index>(),
+        ) {
+            // Constant stretches decode as runs of `00` samples.
+            let samples: Vec<(i64, u64)> = values
+                .iter()
+                .scan((t0 / 2, 0.0f64), |(t, v), &change| {
+                    *t = t.wrapping_add(step);
+                    if change != 0.0 {
+                        *v = change;
+                    }
+                    Some((*t, v.to_bits()))
+                })
+                .collect();
+            let floats: Vec<(i64, f64)> =
+                samples.iter().map(|&(t, v)| (t, f64::from_bits(v))).collect();
+            let data = encode(&floats);
+            prop_assert_eq!(decode(&data).expect("decodes"), samples.clone());
+            let cut = cut.index(data.len() + 1);
+            let mut it = XorIter::new(&data[..cut]);
+            let mut got = Vec::new();
+            let err = loop {
+                match it.next_sample() {
+                    Ok(Some((t, v))) => got.push((t, v.to_bits())),
+                    Ok(None) => break None,
+                    Err(e) => break Some(e),
+                }
+            };
+            prop_assert_eq!(got.as_slice(), &samples[..got.len()]);
+            if got.len() < samples.len() || cut < 2 {
+                let err = err.expect("an error");
+                prop_assert_eq!(usize::from(err.sample), got.len());
+            } else {
+                prop_assert!(err.is_none());
             }
         }
 

@@ -146,8 +146,12 @@ impl Seaweed {
     /// volume exist only a little after /healthz answers).
     fn wait_ready(&mut self) -> Result<(), StartError> {
         let deadline = Instant::now() + READY_TIMEOUT;
-        while !healthz(self.ports[0]) {
+        // Checking liveness first: if weed lost a port race, another server may answer.
+        loop {
             self.check_alive()?;
+            if healthz(self.ports[0]) {
+                break;
+            }
             if Instant::now() > deadline {
                 return Err(self.fatal("weed did not answer /healthz in time"));
             }
@@ -157,34 +161,10 @@ impl Seaweed {
         let bucket = objstore::parse_config(&yaml, "seaweed harness")
             .and_then(|c| objstore::open(&c))
             .map_err(|e| StartError::Fatal(format!("harness bucket config: {e}")))?;
-        let probe = ObjectPath::from("harness/ready");
         // A separate thread: the caller may itself be inside a tokio runtime.
         let result = std::thread::scope(|scope| {
             scope
-                .spawn(|| {
-                    let runtime = tokio::runtime::Builder::new_current_thread()
-                        .enable_all()
-                        .build()
-                        .expect("tokio runtime for the readiness probe");
-                    runtime.block_on(async {
-                        let mut last = String::new();
-                        while Instant::now() < deadline {
-                            let put = bucket.store.put(&probe, PutPayload::from_static(b"ok"));
-                            match put.await {
-                                Ok(_) => {
-                                    return bucket
-                                        .store
-                                        .delete(&probe)
-                                        .await
-                                        .map_err(|e| e.to_string())
-                                }
-                                Err(e) => last = e.to_string(),
-                            }
-                            tokio::time::sleep(Duration::from_millis(200)).await;
-                        }
-                        Err(last)
-                    })
-                })
+                .spawn(|| probe_writable(&bucket, deadline))
                 .join()
                 .expect("readiness probe thread")
         });
@@ -197,7 +177,12 @@ impl Seaweed {
             Ok(None) => Ok(()),
             Ok(Some(status)) => {
                 let log = tail(&self.log, 40);
-                if log.contains("address already in use") || log.contains("bind:") {
+                // weed 4.48 checks its ports first ("Port allocation failed: port N ... is
+                // not available"); a listener that loses the race later fails in bind(2).
+                let lost_port = ["Port allocation failed", "address already in use", "bind:"]
+                    .iter()
+                    .any(|needle| log.contains(needle));
+                if lost_port {
                     Err(StartError::PortRace(log))
                 } else {
                     Err(StartError::Fatal(format!(
@@ -240,6 +225,30 @@ enum StartError {
     PortRace(String),
     /// Anything else: the test fails with this message.
     Fatal(String),
+}
+
+/// Writes and deletes one object, retrying until `deadline`; the last error on failure.
+fn probe_writable(bucket: &objstore::Bucket, deadline: Instant) -> Result<(), String> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("tokio runtime for the readiness probe: {e}"))?;
+    let probe = ObjectPath::from("harness/ready");
+    runtime.block_on(async {
+        let mut last = String::from("no attempt");
+        while Instant::now() < deadline {
+            match bucket
+                .store
+                .put(&probe, PutPayload::from_static(b"ok"))
+                .await
+            {
+                Ok(_) => return bucket.store.delete(&probe).await.map_err(|e| e.to_string()),
+                Err(e) => last = e.to_string(),
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        Err(last)
+    })
 }
 
 /// `COMPACTD_WEED`, then `.ci/venv/bin/weed`, then `PATH`.
