@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Quick start: build compactd, generate a local folder of sample 2h blocks, compact them into
-# one block and verify the result. Safe to re-run: it starts from a clean ./demo each time.
+# Quick start: build compactd, generate a local-filesystem bucket of sample 2h blocks, run the
+# compactor on it once as a single instance, and show the bucket before and after.
+# Safe to re-run: it starts from a clean ./demo each time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DEMO=${DEMO:-$PWD/demo}
@@ -21,9 +22,20 @@ cargo build --release --quiet --bin compactd
 BIN=$PWD/target/release/compactd
 
 rm -rf "$DEMO"
-echo "==> generating 12 x 2h sample blocks (1000 series, 15s scrape interval) in $DEMO/blocks"
-"$BIN" tools generate --out "$DEMO/blocks" --series 1000 --hours 24 --external-labels cluster=demo,replica=a
-echo "==> compacting them into one block in $DEMO/compacted"
-"$BIN" tools compact --out "$DEMO/compacted" "$DEMO"/blocks/*
-echo "==> verifying the compacted block"
-"$BIN" tools inspect "$DEMO"/compacted/*
+mkdir -p "$DEMO"
+cat >"$DEMO/bucket.yml" <<YAML
+type: FILESYSTEM
+config:
+  directory: $DEMO/bucket
+YAML
+echo "==> generating a sample bucket: two streams (cluster=eu-1, cluster=us-1) of 12 x 2h blocks, 1000 series each"
+"$BIN" tools generate --out "$DEMO/bucket" --series 1000 --hours 24 --external-labels cluster=eu-1 --seed 1 >/dev/null
+"$BIN" tools generate --out "$DEMO/bucket" --series 1000 --hours 24 --external-labels cluster=us-1 --seed 2 >/dev/null
+echo "==> the bucket before (compactd tools bucket ls)"
+"$BIN" tools bucket ls --objstore.config-file "$DEMO/bucket.yml"
+echo "==> compactd run: one pass as a single instance (no --etcd.url), sources deleted at once (--delete-delay 0s)"
+"$BIN" run --objstore.config-file "$DEMO/bucket.yml" --data-dir "$DEMO/data" --http-address 127.0.0.1:0 \
+  --delete-delay 0s --downsampling.disable
+echo "==> the bucket after"
+"$BIN" tools bucket ls --objstore.config-file "$DEMO/bucket.yml"
+"$BIN" tools bucket verify --objstore.config-file "$DEMO/bucket.yml"
