@@ -464,3 +464,46 @@ fn wait_mode_serves_thanos_metrics_and_stops_on_sigterm() {
     let status = child.0.wait().unwrap();
     assert_eq!(status.code(), Some(0), "SIGTERM ends a --wait run cleanly");
 }
+
+#[test]
+fn corrupt_blocks_halt_or_are_reported_and_never_deleted() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bucket = tmp.path().join("bucket");
+    generate_streams(&bucket, 10, 24);
+    let blocks = block_dirs(&bucket);
+    // A flipped byte in a chunk of the first block: compacting it fails, which halts.
+    let seg = blocks[0].join("chunks/000001");
+    let mut bytes = std::fs::read(&seg).unwrap();
+    bytes[100] ^= 0x01;
+    std::fs::write(&seg, bytes).unwrap();
+    // An unreadable meta.json: reported, never deleted.
+    std::fs::write(blocks[1].join("meta.json"), "{ not json").unwrap();
+    let config = fs_config(&bucket);
+    let out = run_compactd(
+        &config,
+        &tmp.path().join("data"),
+        &["--debug.partial-upload-threshold", "0s"],
+        &[],
+    );
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{log}");
+    assert!(
+        log.contains("critical error detected; halting") && log.contains("CRC"),
+        "{log}"
+    );
+    assert!(
+        log.contains(&format!(
+            "block {}",
+            blocks[1].file_name().unwrap().to_str().unwrap()
+        )),
+        "corrupt meta reported: {log}"
+    );
+    assert!(
+        seg.exists() && !blocks[0].join("deletion-mark.json").exists(),
+        "the corrupt block is kept and unmarked"
+    );
+    assert!(
+        blocks[1].join("meta.json").exists() && blocks[1].join("index").exists(),
+        "the block with a bad meta.json is kept"
+    );
+}
