@@ -155,33 +155,42 @@ async fn download_object(
         .map_err(|e| retryable(format!("{}: {e}", to.display())))
 }
 
-/// `chunks/*` and `index` of a local block with their sizes, sorted by path.
-async fn block_files(dir: &Path) -> Result<Vec<BlockFile>, String> {
+/// The files of a local block to upload: `chunks/*` in order, then `index`, with sizes.
+pub async fn local_block_files(dir: &Path) -> Result<Vec<(PathBuf, u64)>, String> {
     let mut files = Vec::new();
     let chunks = dir.join("chunks");
+    let io = |p: &Path, e: std::io::Error| format!("{}: {e}", p.display());
     let mut entries = tokio::fs::read_dir(&chunks)
         .await
-        .map_err(|e| format!("{}: {e}", chunks.display()))?;
-    while let Some(e) = entries
-        .next_entry()
+        .map_err(|e| io(&chunks, e))?;
+    while let Some(e) = entries.next_entry().await.map_err(|e| io(&chunks, e))? {
+        let size = e.metadata().await.map_err(|err| io(&e.path(), err))?.len();
+        files.push((e.path(), size));
+    }
+    files.sort();
+    let index = dir.join("index");
+    let size = tokio::fs::metadata(&index)
         .await
-        .map_err(|e| format!("{}: {e}", chunks.display()))?
-    {
-        let size = e.metadata().await.map_err(|e| e.to_string())?.len();
-        files.push(BlockFile {
-            rel_path: format!("chunks/{}", e.file_name().to_string_lossy()),
+        .map_err(|e| io(&index, e))?
+        .len();
+    files.push((index, size));
+    Ok(files)
+}
+
+/// `chunks/*` and `index` of a local block as `thanos.files` entries, sorted by path.
+async fn block_files(dir: &Path) -> Result<Vec<BlockFile>, String> {
+    let mut files: Vec<BlockFile> = local_block_files(dir)
+        .await?
+        .into_iter()
+        .map(|(path, size)| BlockFile {
+            rel_path: path.strip_prefix(dir).map_or_else(
+                |_| path.display().to_string(),
+                |r| r.to_string_lossy().into_owned(),
+            ),
             size_bytes: size as i64,
             hash: None,
-        });
-    }
-    let index = tokio::fs::metadata(dir.join("index"))
-        .await
-        .map_err(|e| format!("{}/index: {e}", dir.display()))?;
-    files.push(BlockFile {
-        rel_path: "index".into(),
-        size_bytes: index.len() as i64,
-        hash: None,
-    });
+        })
+        .collect();
     files.sort_by(|a, b| a.rel_path.cmp(&b.rel_path));
     Ok(files)
 }

@@ -7,7 +7,7 @@
 //! object mutation: the crash-safety tests use it to stop the compactor at every step.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -225,21 +225,8 @@ impl StoreExecutor {
 
     /// Uploads `chunks/*` then `index` of the block in `local` (meta.json is put separately).
     pub async fn upload_files(&self, id: BlockId, local: &Path) -> Result<(), StoreError> {
-        let mut files: Vec<PathBuf> = Vec::new();
-        let chunks = local.join("chunks");
-        let mut entries = tokio::fs::read_dir(&chunks)
-            .await
-            .map_err(|e| format!("{}: {e}", chunks.display()))?;
-        while let Some(e) = entries
-            .next_entry()
-            .await
-            .map_err(|e| format!("{}: {e}", chunks.display()))?
-        {
-            files.push(e.path());
-        }
-        files.sort();
-        files.push(local.join("index"));
-        for file in files {
+        let files = super::jobs::local_block_files(local).await?;
+        for (file, _) in files {
             let rel = file
                 .strip_prefix(local)
                 .map_err(|e| e.to_string())?
