@@ -105,6 +105,8 @@ pub struct Cycle {
     phase: Phase,
     view: BucketView,
     next_request: u64,
+    /// Job ids handed out so far (passes draw from it, so ids never repeat).
+    jobs_issued: u64,
     rng: Rng,
 }
 
@@ -118,6 +120,7 @@ impl Cycle {
             },
             view: BucketView::default(),
             next_request: 0,
+            jobs_issued: 0,
             rng: Rng::new(seed),
         }
     }
@@ -317,7 +320,9 @@ impl Cycle {
     fn after_mutations(&mut self, then: AfterMutations, now: Now, out: &mut Vec<Output>) {
         match then {
             AfterMutations::Compaction => {
-                let pass = CompactPass::new(&self.view, &self.cfg, now, &mut self.rng);
+                let pass =
+                    CompactPass::new(&self.view, &self.cfg, now, &mut self.rng, self.jobs_issued);
+                self.jobs_issued = pass.last_job_id();
                 out.push(Output::Event(pass.progress_event(&self.view)));
                 self.phase = Phase::Compacting(Box::new(pass));
             }

@@ -63,7 +63,8 @@ pub struct BucketView {
     pub blocks: BTreeMap<BlockId, BlockMeta>,
     /// Blocks hidden because another block's sources cover theirs.
     pub duplicates: BTreeSet<BlockId>,
-    /// Every readable deletion mark, by block (visible, hidden or partial).
+    /// Readable deletion marks of blocks in the time range (visible or hidden) and of partial
+    /// blocks, by block.
     pub deletion_marks: BTreeMap<BlockId, DeletionMark>,
     /// Blocks with a no-compact mark.
     pub no_compact: BTreeSet<BlockId>,
@@ -81,7 +82,14 @@ pub fn build_view(sync: &SyncResult, now: Now, cfg: &ViewConfig) -> BucketView {
     let mut candidates: Vec<BlockMeta> = Vec::new();
     for (id, b) in &sync.blocks {
         v.problems.extend(b.marker_problems.iter().cloned());
-        if let Some(m) = &b.deletion_mark {
+        // Marks count for blocks this instance owns: in its time range, or partial (a delete
+        // in progress). A block with an unreadable meta.json is never deleted.
+        let owned = match &b.meta {
+            MetaState::Ok(m) => !(m.max_time < cfg.min_time || m.min_time > cfg.max_time),
+            MetaState::Missing => true,
+            MetaState::Corrupt(_) => false,
+        };
+        if let (Some(m), true) = (&b.deletion_mark, owned) {
             v.deletion_marks.insert(*id, m.clone());
         }
         if b.no_compact_mark.is_some() {

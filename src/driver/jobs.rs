@@ -1,6 +1,6 @@
 //! Compaction jobs: download the input blocks into `--data-dir` (a cache: safe to delete at
 //! any time), compact them with the block engine off the async threads, and describe the
-//! result for upload. Layout of the cache, as Thanos': `<data-dir>/compact/<group>/<ULID>/`.
+//! result for upload. Layout of the cache: `<data-dir>/compact/<group>/<job output>/<ULID>/`.
 //!
 //! Each input's local meta.json is replaced by the meta the core planned with (replica labels
 //! removed), so the engine merges the metas of one stream exactly as the core sees them.
@@ -17,9 +17,14 @@ use crate::tsdb::block_id::BlockId;
 use crate::tsdb::compact::{compact_blocks, CompactOptions};
 use crate::tsdb::meta::{BlockFile, BlockMeta, META_FILENAME};
 
-/// The local working directory of a group.
-pub fn group_dir(data_dir: &Path, group: &str) -> PathBuf {
-    data_dir.join("compact").join(group)
+/// The local working directory of one job: `<data-dir>/compact/<group>/<output ULID>/`, holding
+/// its downloaded inputs and its output block. One directory per job, so a job abandoned by
+/// an earlier iteration never shares files with a later one.
+pub fn job_dir(data_dir: &Path, group: &str, output: BlockId) -> PathBuf {
+    data_dir
+        .join("compact")
+        .join(group)
+        .join(output.to_string())
 }
 
 /// Runs a compaction job; returns the new block (`None` if it has no samples).
@@ -29,7 +34,7 @@ pub async fn run_job(
     job: CompactJob,
     opts: CompactOptions,
 ) -> Result<Option<CompactedBlock>, JobError> {
-    let dir = group_dir(&data_dir, &job.group);
+    let dir = job_dir(&data_dir, &job.group, job.output);
     tokio::fs::create_dir_all(&dir)
         .await
         .map_err(|e| retryable(format!("{}: {e}", dir.display())))?;
@@ -63,7 +68,7 @@ pub async fn run_job(
 
 /// The local directory of a job's output block.
 pub fn output_dir(data_dir: &Path, group: &str, id: BlockId) -> PathBuf {
-    group_dir(data_dir, group).join(id.to_string())
+    job_dir(data_dir, group, id).join(id.to_string())
 }
 
 fn retryable(message: String) -> JobError {

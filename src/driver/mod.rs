@@ -10,8 +10,8 @@ pub mod jobs;
 mod report;
 pub mod store;
 
-use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -19,8 +19,10 @@ use tokio::sync::mpsc;
 
 use crate::core::node::Node;
 use crate::core::types::{
-    CompactJob, Input, JobId, Millis, Now, Output, StoreOp, StoreRequest, StoreResult,
+    CompactJob, Event, Input, JobError, JobId, Millis, Now, Output, RequestId, StoreOp,
+    StoreRequest, StoreResult,
 };
+use crate::tsdb::block_id::BlockId;
 use crate::tsdb::compact::CompactOptions;
 pub use report::Reporter;
 use store::StoreExecutor;
@@ -60,6 +62,51 @@ impl Clock {
     }
 }
 
+/// What the driver remembers about work in flight, to check and clean up after it.
+#[derive(Default)]
+struct Books {
+    /// Running compaction jobs: their group and output block.
+    jobs: BTreeMap<JobId, (String, BlockId)>,
+    /// Jobs whose result has not come back yet.
+    running_jobs: usize,
+    /// UploadFiles requests in flight, by request.
+    uploads: BTreeMap<RequestId, BlockId>,
+    /// Blocks whose files this process uploaded; meta.json is refused for any other.
+    uploaded: BTreeSet<BlockId>,
+}
+
+impl Books {
+    /// Notes what an input tells about work in flight.
+    fn on_input(&mut self, input: &Input, data_dir: &Path) {
+        match input {
+            Input::Store(id, result) => {
+                if let Some(block) = self.uploads.remove(id) {
+                    if *result == StoreResult::Done {
+                        self.uploaded.insert(block);
+                    }
+                }
+            }
+            Input::Compacted(job, result) => {
+                self.running_jobs = self.running_jobs.saturating_sub(1);
+                if result.is_err() {
+                    if let Some((group, output)) = self.jobs.remove(job) {
+                        let _ = std::fs::remove_dir_all(jobs::job_dir(data_dir, &group, output));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The local job directory of `block`, if a job of this process made it.
+    fn job_dir_of(&self, data_dir: &Path, block: BlockId) -> Option<PathBuf> {
+        self.jobs
+            .values()
+            .find(|(_, b)| *b == block)
+            .map(|(g, b)| jobs::job_dir(data_dir, g, *b))
+    }
+}
+
 /// Runs `node` until it exits; returns the process exit code. `shutdown` resolves on
 /// SIGTERM/SIGINT.
 pub async fn run(
@@ -73,8 +120,7 @@ pub async fn run(
     let (tx, mut rx) = mpsc::unbounded_channel::<Input>();
     let mut timer: Option<Instant> = None;
     let mut next: Option<Input> = Some(Input::Start);
-    let mut outputs_dirs: BTreeMap<JobId, (String, crate::tsdb::block_id::BlockId)> =
-        BTreeMap::new();
+    let mut books = Books::default();
     tokio::pin!(shutdown);
     let mut shutting_down = false;
     loop {
@@ -90,66 +136,105 @@ pub async fn run(
                 }
             }
         };
+        books.on_input(&input, &cfg.data_dir);
         for output in node.step(clock.now(), input) {
             match output {
-                Output::Store(req) => spawn_store(&cfg, &clock, req, &outputs_dirs, tx.clone()),
+                Output::Store(req) => spawn_store(&cfg, &clock, req, &mut books, tx.clone()),
                 Output::Compact(job) => {
-                    outputs_dirs.insert(job.job, (job.group.clone(), job.output));
+                    books.jobs.insert(job.job, (job.group.clone(), job.output));
+                    books.running_jobs += 1;
                     spawn_job(&cfg, job, tx.clone());
                 }
                 Output::Timer(at) => timer = Some(clock.instant(at)),
-                Output::Event(e) => cfg.reporter.event(&e),
+                Output::Event(e) => {
+                    cfg.reporter.event(&e);
+                    let iteration_over = matches!(e, Event::IterationDone | Event::Retrying(_));
+                    if iteration_over && books.running_jobs == 0 {
+                        // Nothing runs: whatever is left in the cache (failed uploads) is garbage.
+                        if let Err(err) = reset_data_dir(&cfg.data_dir) {
+                            tracing::warn!(error = %err, "could not empty the --data-dir cache");
+                        }
+                        books.jobs.clear();
+                    }
+                }
                 Output::Exit(code) => return code,
             }
         }
     }
 }
 
+/// Spawns `work`, which reports its own result; if it panics, `on_panic` is reported instead,
+/// so the core never waits for a result that cannot come.
+fn spawn_reporting(
+    work: impl std::future::Future<Output = ()> + Send + 'static,
+    tx: mpsc::UnboundedSender<Input>,
+    on_panic: Input,
+) {
+    let handle = tokio::spawn(work);
+    tokio::spawn(async move {
+        if handle.await.is_err() {
+            tracing::error!("a driver task panicked; reporting it as a failure");
+            let _ = tx.send(on_panic);
+        }
+    });
+}
+
 fn spawn_store(
     cfg: &DriverConfig,
     clock: &Clock,
     req: StoreRequest,
-    outputs: &BTreeMap<JobId, (String, crate::tsdb::block_id::BlockId)>,
+    books: &mut Books,
     tx: mpsc::UnboundedSender<Input>,
 ) {
+    let id = req.id;
+    let refuse = |why: String| {
+        let _ = tx.send(Input::Store(id, StoreResult::Failed(why)));
+    };
     if let Some(permit) = req.permit {
         if clock.now().mono > permit.valid_until {
             cfg.reporter.permit_expired(&req.op);
-            let _ = tx.send(Input::Store(
-                req.id,
-                StoreResult::Failed(format!("{}: write permit expired; not sent", req.op.name())),
-            ));
-            return;
+            return refuse(format!("{}: write permit expired; not sent", req.op.name()));
         }
     }
-    let store = Arc::clone(&cfg.store);
-    let timeout = cfg.op_timeout;
     let local = match &req.op {
-        StoreOp::UploadFiles { job, block } => outputs
-            .get(job)
-            .map(|(g, _)| jobs::output_dir(&cfg.data_dir, g, *block)),
-        StoreOp::PutMeta { meta } => outputs
-            .values()
-            .find(|(_, b)| *b == meta.ulid)
-            .map(|(g, b)| jobs::output_dir(&cfg.data_dir, g, *b)),
+        StoreOp::UploadFiles { block, .. } => {
+            books.uploads.insert(req.id, *block);
+            books
+                .job_dir_of(&cfg.data_dir, *block)
+                .map(|d| d.join(block.to_string()))
+        }
+        StoreOp::PutMeta { meta } => {
+            if !books.uploaded.contains(&meta.ulid) {
+                return refuse(format!(
+                    "meta.json of block {} refused: its files were not uploaded by this process",
+                    meta.ulid
+                ));
+            }
+            books.job_dir_of(&cfg.data_dir, meta.ulid)
+        }
         _ => None,
     };
+    let store = Arc::clone(&cfg.store);
+    let timeout = cfg.op_timeout;
     let reporter = cfg.reporter.clone();
-    tokio::spawn(async move {
+    let on_panic = Input::Store(
+        id,
+        StoreResult::Failed(format!("{}: internal error (task panicked)", req.op.name())),
+    );
+    let panic_tx = tx.clone();
+    let work = async move {
         let started = Instant::now();
         let result = execute(&store, &req.op, local.clone(), timeout).await;
         reporter.store_op(&req.op, started.elapsed(), result.as_ref().err());
-        let result = match result {
-            Ok(r) => r,
-            Err(e) => StoreResult::Failed(e),
-        };
-        if matches!(req.op, StoreOp::PutMeta { .. }) && result == StoreResult::Done {
-            if let Some(dir) = local {
-                let _ = tokio::fs::remove_dir_all(dir).await;
-            }
+        let result = result.unwrap_or_else(StoreResult::Failed);
+        if let (StoreOp::PutMeta { .. }, StoreResult::Done, Some(dir)) = (&req.op, &result, &local)
+        {
+            // The block is visible: its local working directory is no longer needed.
+            let _ = tokio::fs::remove_dir_all(dir).await;
         }
         let _ = tx.send(Input::Store(req.id, result));
-    });
+    };
+    spawn_reporting(work, panic_tx, on_panic);
 }
 
 async fn execute(
@@ -160,9 +245,9 @@ async fn execute(
 ) -> Result<StoreResult, String> {
     use store::with_timeout;
     match op {
-        StoreOp::Sync => Ok(StoreResult::Synced(
-            with_timeout(timeout * 10, "sync", store.sync()).await?,
-        )),
+        // No total deadline: a sync lists the whole bucket, which may take long on a large
+        // one; each of its requests has the client's own timeouts.
+        StoreOp::Sync => Ok(StoreResult::Synced(store.sync().await?)),
         StoreOp::UploadFiles { block, .. } => {
             let dir = local.ok_or_else(|| format!("no local copy of block {block} to upload"))?;
             store
@@ -192,8 +277,16 @@ fn spawn_job(cfg: &DriverConfig, job: CompactJob, tx: mpsc::UnboundedSender<Inpu
     let data_dir = cfg.data_dir.clone();
     let threads = cfg.compact_threads;
     let reporter = cfg.reporter.clone();
-    tokio::spawn(async move {
-        let id = job.job;
+    let id = job.job;
+    let on_panic = Input::Compacted(
+        id,
+        Box::new(Err(JobError {
+            retryable: true,
+            message: "internal error (compaction task panicked)".into(),
+        })),
+    );
+    let panic_tx = tx.clone();
+    let work = async move {
         let started = Instant::now();
         reporter.compaction_started(&job);
         let series_written = Arc::new(std::sync::atomic::AtomicU64::new(0));
@@ -220,7 +313,8 @@ fn spawn_job(cfg: &DriverConfig, job: CompactJob, tx: mpsc::UnboundedSender<Inpu
             .map_err(|e| &e.message);
         reporter.compaction_finished(&job, started.elapsed(), shown);
         let _ = tx.send(Input::Compacted(id, Box::new(result)));
-    });
+    };
+    spawn_reporting(work, panic_tx, on_panic);
 }
 
 /// Removes the compaction cache of an earlier process (`--data-dir` is a cache).

@@ -73,7 +73,15 @@ pub struct CompactPass {
 
 impl CompactPass {
     /// Plans the pass over the visible, unmarked blocks of `view`.
-    pub fn new(view: &BucketView, cfg: &CycleConfig, now: Now, rng: &mut Rng) -> Self {
+    /// Job ids start after `first_job`, so they never repeat within a process and a late
+    /// result of an abandoned pass's job cannot be taken for one of this pass's.
+    pub fn new(
+        view: &BucketView,
+        cfg: &CycleConfig,
+        now: Now,
+        rng: &mut Rng,
+        first_job: u64,
+    ) -> Self {
         let candidates = view
             .blocks
             .values()
@@ -91,7 +99,7 @@ impl CompactPass {
             cfg: cfg.clone(),
             progress: false,
             outcome: None,
-            next_job: 0,
+            next_job: first_job,
             ids,
             started_wall_ms: now.wall.0,
         }
@@ -123,6 +131,11 @@ impl CompactPass {
             vertical: self.cfg.vertical,
             index_size_limit_bytes: self.cfg.index_size_limit_bytes,
         }
+    }
+
+    /// The last job id this pass may use (one per group).
+    pub fn last_job_id(&self) -> u64 {
+        self.next_job + self.groups.len() as u64
     }
 
     /// How the pass ended, once it has.
@@ -339,6 +352,14 @@ impl CompactPass {
         if !matches!(job.steps.front(), Some(Step::AwaitCompaction)) {
             return;
         }
+        let output = job.output;
+        let result = result.and_then(|block| match block {
+            Some(b) if b.meta.ulid != output => Err(JobError {
+                retryable: true,
+                message: format!("job result names block {}, expected {output}", b.meta.ulid),
+            }),
+            other => Ok(other),
+        });
         job.steps.pop_front();
         let group = job.key.to_string();
         let resolution = job.key.resolution;

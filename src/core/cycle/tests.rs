@@ -395,3 +395,28 @@ fn retention_marks_old_blocks() {
     assert_eq!(marks.len(), 1);
     assert_eq!(marks[0].details, "block exceeding retention of 1d");
 }
+
+#[test]
+fn job_ids_never_repeat_across_passes() {
+    let mut model = Model::default();
+    twelve_2h_blocks(&mut model, "eu-1", 100);
+    twelve_2h_blocks(&mut model, "us-1", 200);
+    let (_, outputs) = run(&mut Cycle::new(cfg(false), 3), &mut model, now(48));
+    let ids: Vec<_> = outputs
+        .iter()
+        .filter_map(|o| {
+            if let Output::Compact(j) = o {
+                Some(j.job)
+            } else {
+                None
+            }
+        })
+        .collect();
+    let unique: std::collections::BTreeSet<_> = ids.iter().collect();
+    assert!(ids.len() >= 4, "several passes compacted: {ids:?}");
+    assert_eq!(
+        unique.len(),
+        ids.len(),
+        "a late result of an abandoned job must never match a new job: {ids:?}"
+    );
+}
