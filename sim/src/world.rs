@@ -13,9 +13,7 @@ use compactd::core::types::{CompactedBlock, Input, Millis, Now, Output, StoreOp,
 use compactd::core::view::ViewConfig;
 use compactd::rng::Rng;
 use compactd::tsdb::block_id::BlockId;
-use compactd::tsdb::meta::{
-    merge_metas, BlockFile, BlockMeta, BlockStats, Compaction, ThanosMeta, META_VERSION,
-};
+use compactd::tsdb::meta::{merge_metas, BlockFile, BlockMeta, BlockStats, ThanosMeta};
 
 use crate::bucket::Bucket;
 
@@ -77,26 +75,18 @@ fn config(rng: &mut Rng) -> CycleConfig {
 
 fn source_block(id: BlockId, min: i64, stream: u64) -> BlockMeta {
     BlockMeta {
-        ulid: id,
-        min_time: min,
-        max_time: min + 2 * HOUR,
         stats: BlockStats {
             num_samples: 480,
             num_series: 1,
             num_chunks: 4,
             ..BlockStats::default()
         },
-        compaction: Compaction {
-            level: 1,
-            sources: vec![id],
-            ..Compaction::default()
-        },
-        version: META_VERSION,
         thanos: Some(ThanosMeta {
             labels: [("cluster".to_string(), format!("c{stream}"))].into(),
             source: "sidecar".into(),
             ..ThanosMeta::default()
         }),
+        ..BlockMeta::level1(id, min, min + 2 * HOUR)
     }
 }
 

@@ -17,7 +17,7 @@ use crate::tsdb::block_id::BlockId;
 use crate::tsdb::block_writer::BlockWriter;
 use crate::tsdb::chunks::DEFAULT_SEGMENT_SIZE;
 use crate::tsdb::labels::Labels;
-use crate::tsdb::meta::{BlockMeta, BlockStats, Compaction, ThanosMeta, META_VERSION};
+use crate::tsdb::meta::{BlockMeta, ThanosMeta};
 use crate::tsdb::tombstones::Tombstones;
 use crate::tsdb::{Result, TsdbError};
 
@@ -352,21 +352,12 @@ fn write_block(
 
 fn block_meta(opts: &GenerateOptions, id: BlockId, min_time: i64, max_time: i64) -> BlockMeta {
     BlockMeta {
-        ulid: id,
-        min_time,
-        max_time,
-        stats: BlockStats::default(),
-        compaction: Compaction {
-            level: 1,
-            sources: vec![id],
-            ..Compaction::default()
-        },
-        version: META_VERSION,
         thanos: (!opts.external_labels.is_empty()).then(|| ThanosMeta {
             labels: opts.external_labels.clone(),
             source: "sidecar".into(),
             ..ThanosMeta::default()
         }),
+        ..BlockMeta::level1(id, min_time, max_time)
     }
 }
 

@@ -250,6 +250,24 @@ impl BlockMeta {
         super::fsutil::write_atomic(&path, &self.to_json())
     }
 
+    /// The meta of a level-1 block (its own only source) covering `[min_time, max_time)`:
+    /// what a Prometheus head or a sidecar upload carries. Stats start empty.
+    pub fn level1(ulid: BlockId, min_time: i64, max_time: i64) -> Self {
+        BlockMeta {
+            ulid,
+            min_time,
+            max_time,
+            stats: BlockStats::default(),
+            compaction: Compaction {
+                level: 1,
+                sources: vec![ulid],
+                ..Compaction::default()
+            },
+            version: META_VERSION,
+            thanos: None,
+        }
+    }
+
     /// The parents of a block made from `self` alone (its own descriptor).
     pub fn desc(&self) -> BlockDesc {
         BlockDesc {

@@ -8,9 +8,7 @@ use crate::core::types::{
     CompactJob, CompactedBlock, JobError, MetaState, SyncResult, SyncedBlock,
 };
 use crate::core::view::ViewConfig;
-use crate::tsdb::meta::{
-    merge_metas, BlockFile, BlockMeta, BlockStats, Compaction, ThanosMeta, META_VERSION,
-};
+use crate::tsdb::meta::{merge_metas, BlockFile, BlockMeta, BlockStats, ThanosMeta};
 
 const HOUR: i64 = 3_600_000;
 const T0: i64 = 1_735_689_600_000;
@@ -38,26 +36,18 @@ fn cfg(wait: bool) -> CycleConfig {
 fn block(n: u128, min_h: i64, max_h: i64, cluster: &str) -> BlockMeta {
     let id = BlockId::from_parts((T0 + max_h * HOUR) as u64, n);
     BlockMeta {
-        ulid: id,
-        min_time: T0 + min_h * HOUR,
-        max_time: T0 + max_h * HOUR,
         stats: BlockStats {
             num_samples: 100,
             num_series: 1,
             num_chunks: 1,
             ..BlockStats::default()
         },
-        compaction: Compaction {
-            level: 1,
-            sources: vec![id],
-            ..Compaction::default()
-        },
-        version: META_VERSION,
         thanos: Some(ThanosMeta {
             labels: [("cluster".to_string(), cluster.to_string())].into(),
             source: "sidecar".into(),
             ..ThanosMeta::default()
         }),
+        ..BlockMeta::level1(id, T0 + min_h * HOUR, T0 + max_h * HOUR)
     }
 }
 

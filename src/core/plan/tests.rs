@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::group::sort_by_min_time;
 use super::*;
-use crate::tsdb::meta::{BlockFile, Compaction, ThanosMeta};
+use crate::tsdb::meta::{BlockFile, ThanosMeta};
 
 const H: i64 = HOUR_MS;
 
@@ -16,17 +16,8 @@ fn id(n: u64) -> BlockId {
 /// A level-1 block `n` of the unlabelled raw group covering `[min, max)`.
 fn block(n: u64, min: i64, max: i64) -> BlockMeta {
     BlockMeta {
-        ulid: id(n),
-        min_time: min,
-        max_time: max,
-        stats: Default::default(),
-        compaction: Compaction {
-            level: 1,
-            sources: vec![id(n)],
-            ..Compaction::default()
-        },
-        version: 1,
         thanos: Some(ThanosMeta::default()),
+        ..BlockMeta::level1(id(n), min, max)
     }
 }
 

@@ -7,7 +7,6 @@ use super::*;
 use crate::tsdb::block_writer::{BlockWriter, EncodedChunk};
 use crate::tsdb::chunks::ChunkRef;
 use crate::tsdb::labels::Labels;
-use crate::tsdb::meta::{Compaction, META_VERSION};
 use crate::tsdb::tombstones::Interval;
 use crate::tsdb::xor::XorIter;
 
@@ -18,19 +17,7 @@ fn lbl(name: &str, i: u32) -> Labels {
 }
 
 fn block_meta(id: BlockId, min: i64, max: i64) -> BlockMeta {
-    BlockMeta {
-        ulid: id,
-        min_time: min,
-        max_time: max,
-        stats: BlockStats::default(),
-        compaction: Compaction {
-            level: 1,
-            sources: vec![id],
-            ..Compaction::default()
-        },
-        version: META_VERSION,
-        thanos: None,
-    }
+    BlockMeta::level1(id, min, max)
 }
 
 /// Writes a block of float series covering `[min, max)`.

@@ -92,20 +92,9 @@ fn bad_metas_are_rejected_with_the_file_named() {
 }
 
 fn meta(id: u128, min: i64, max: i64, level: u32) -> BlockMeta {
-    let ulid = BlockId::from_parts(1000, id);
-    BlockMeta {
-        ulid,
-        min_time: min,
-        max_time: max,
-        stats: BlockStats::default(),
-        compaction: Compaction {
-            level,
-            sources: vec![ulid],
-            ..Compaction::default()
-        },
-        version: META_VERSION,
-        thanos: None,
-    }
+    let mut m = BlockMeta::level1(BlockId::from_parts(1000, id), min, max);
+    m.compaction.level = level;
+    m
 }
 
 #[test]
