@@ -88,9 +88,39 @@ struct RunArgs {
     /// Do not downsample.
     #[arg(long = "downsampling.disable")]
     downsampling_disable: bool,
-    /// Timeout of each metadata request to the bucket (meta.json, markers, deletes).
-    #[arg(long = "objstore.op-timeout", default_value = "30s", value_parser = duration_ms)]
+    /// Hard timeout of each bucket request that commits (meta.json, markers, deletes, the fence).
+    #[arg(long = "objstore.op-timeout", default_value = "5s", value_parser = duration_ms)]
     op_timeout: u64,
+    /// etcd endpoints (comma-separated or repeated): elect one leader among the replicas. Without it, a single instance.
+    #[arg(long = "etcd.url", value_delimiter = ',')]
+    etcd_urls: Vec<String>,
+    /// Key prefix in etcd [default: /compactd/<bucket name>].
+    #[arg(long = "etcd.prefix")]
+    etcd_prefix: Option<String>,
+    /// TTL of the leader's etcd lease: a dead leader is replaced after about this long.
+    #[arg(long = "etcd.lease-ttl", default_value = "15s", value_parser = duration_ms)]
+    etcd_lease_ttl: u64,
+    /// etcd user name.
+    #[arg(long = "etcd.username", env = "COMPACTD_ETCD_USERNAME")]
+    etcd_username: Option<String>,
+    /// etcd password.
+    #[arg(long = "etcd.password", env = "COMPACTD_ETCD_PASSWORD", hide_env_values = true)]
+    etcd_password: Option<String>,
+    /// CA certificate (PEM) to verify etcd's TLS certificate.
+    #[arg(long = "etcd.ca-file")]
+    etcd_ca_file: Option<PathBuf>,
+    /// Client certificate (PEM) for etcd TLS.
+    #[arg(long = "etcd.cert-file")]
+    etcd_cert_file: Option<PathBuf>,
+    /// Client key (PEM) for etcd TLS.
+    #[arg(long = "etcd.key-file")]
+    etcd_key_file: Option<PathBuf>,
+    /// Wait between fencing the bucket and a new leader's first commit (at least --objstore.op-timeout + 1s).
+    #[arg(long = "leader.takeover-delay", default_value = "10s", value_parser = duration_ms)]
+    takeover_delay: u64,
+    /// This replica's name in etcd, the fence and block stamps [default: the host name].
+    #[arg(long = "node.name")]
+    node_name: Option<String>,
     /// Partial uploads (no meta.json) whose newest object is older than this are deleted.
     #[arg(long = "debug.partial-upload-threshold", default_value = "48h", value_parser = duration_ms, hide = true)]
     partial_upload_threshold: u64,
@@ -118,6 +148,9 @@ enum BucketCommand {
     Ls(BucketArgs),
     /// Check for overlaps, missing files, unreadable metas and partial uploads; non-zero exit if any.
     Verify(BucketArgs),
+    /// Report per epoch who committed which blocks; non-zero exit on an out-of-order commit,
+    /// an epoch with two holders or a malformed stamp.
+    Audit(AuditArgs),
 }
 
 #[derive(Args)]
@@ -128,6 +161,15 @@ struct BucketArgs {
     /// Bucket configuration YAML inline.
     #[arg(long = "objstore.config")]
     objstore_config: Option<String>,
+}
+
+#[derive(Args)]
+struct AuditArgs {
+    #[command(flatten)]
+    bucket: BucketArgs,
+    /// Output format.
+    #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+    output: String,
 }
 
 #[derive(Args)]
@@ -238,6 +280,18 @@ fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         block_max_index_size: a.block_max_index_size,
         downsampling_disabled: a.downsampling_disable,
         op_timeout_ms: a.op_timeout,
+        ha: compactd::run::HaSettings {
+            etcd_urls: a.etcd_urls,
+            etcd_prefix: a.etcd_prefix,
+            lease_ttl_ms: a.etcd_lease_ttl,
+            username: a.etcd_username,
+            password: a.etcd_password,
+            ca_file: a.etcd_ca_file,
+            cert_file: a.etcd_cert_file,
+            key_file: a.etcd_key_file,
+            takeover_delay_ms: a.takeover_delay,
+            node_name: a.node_name,
+        },
         compact_threads: std::thread::available_parallelism().map_or(1, usize::from),
         partial_upload_threshold_ms: a.partial_upload_threshold,
     };
@@ -296,6 +350,7 @@ fn bucket(cmd: BucketCommand) -> anyhow::Result<ExitCode> {
     let (args, verify) = match cmd {
         BucketCommand::Ls(a) => (a, false),
         BucketCommand::Verify(a) => (a, true),
+        BucketCommand::Audit(a) => return audit(a),
     };
     let cfg = compactd::objstore::load(
         args.objstore_config_file.as_deref(),
@@ -320,6 +375,28 @@ fn bucket(cmd: BucketCommand) -> anyhow::Result<ExitCode> {
     }
     println!("{} issues found", issues.len());
     Ok(ExitCode::FAILURE)
+}
+
+fn audit(a: AuditArgs) -> anyhow::Result<ExitCode> {
+    let cfg = compactd::objstore::load(
+        a.bucket.objstore_config_file.as_deref(),
+        a.bucket.objstore_config.as_deref(),
+    )?;
+    let bucket = compactd::objstore::open(&cfg)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let report = runtime.block_on(tools::audit::audit_bucket(&bucket.store))?;
+    if a.output == "json" {
+        print!("{}", report.render_json());
+    } else {
+        print!("{}", report.render_text());
+    }
+    Ok(if report.ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 fn inspect(a: InspectArgs) -> anyhow::Result<ExitCode> {

@@ -8,11 +8,13 @@ use std::time::Duration;
 use anyhow::Context;
 
 use crate::core::cycle::CycleConfig;
+use crate::core::leader::{LeaderConfig, COMMIT_WINDOW_MS_DEFAULT};
 use crate::core::node::Node;
 use crate::core::plan::compaction_ranges;
 use crate::core::view::ViewConfig;
 use crate::driver::store::StoreExecutor;
 use crate::driver::{DriverConfig, Reporter};
+use crate::election::etcd::{EtcdConfig, EtcdCoordinator};
 use crate::http::HttpState;
 use crate::metrics::Metrics;
 
@@ -55,10 +57,37 @@ pub struct RunConfig {
     pub downsampling_disabled: bool,
     /// `--objstore.op-timeout` in ms.
     pub op_timeout_ms: u64,
+    /// Leadership flags.
+    pub ha: HaSettings,
     /// Threads per compaction.
     pub compact_threads: usize,
     /// `--debug.partial-upload-threshold` in ms (Thanos' fixed 48h by default).
     pub partial_upload_threshold_ms: u64,
+}
+
+/// The flags of leadership (`--etcd.*`, `--leader.*`, `--node.name`).
+#[derive(Clone, Debug, Default)]
+pub struct HaSettings {
+    /// `--etcd.url`; empty runs a single instance.
+    pub etcd_urls: Vec<String>,
+    /// `--etcd.prefix`.
+    pub etcd_prefix: Option<String>,
+    /// `--etcd.lease-ttl` in ms.
+    pub lease_ttl_ms: u64,
+    /// `--etcd.username`.
+    pub username: Option<String>,
+    /// `--etcd.password`.
+    pub password: Option<String>,
+    /// `--etcd.ca-file`.
+    pub ca_file: Option<PathBuf>,
+    /// `--etcd.cert-file`.
+    pub cert_file: Option<PathBuf>,
+    /// `--etcd.key-file`.
+    pub key_file: Option<PathBuf>,
+    /// `--leader.takeover-delay` in ms.
+    pub takeover_delay_ms: u64,
+    /// `--node.name`.
+    pub node_name: Option<String>,
 }
 
 /// Downsampling needs raw data kept at least this long (Thanos' start-up check).
@@ -90,6 +119,33 @@ impl RunConfig {
         compaction_ranges(self.max_compaction_level)
             .map_err(|e| anyhow::anyhow!("--debug.max-compaction-level: {e}"))?;
         Ok(())
+    }
+
+    fn leader_config(&self, bucket_name: &str) -> anyhow::Result<LeaderConfig> {
+        let node = match &self.ha.node_name {
+            Some(n) => n.clone(),
+            None => hostname()?,
+        };
+        if node.is_empty() || node.contains(char::is_whitespace) {
+            anyhow::bail!("--node.name {node:?}: must be non-empty, without spaces");
+        }
+        let election = (!self.ha.etcd_urls.is_empty()).then(|| {
+            let prefix = match &self.ha.etcd_prefix {
+                Some(p) => p.trim_end_matches('/').to_string(),
+                None => format!("/compactd/{bucket_name}"),
+            };
+            format!("{prefix}/election")
+        });
+        let cfg = LeaderConfig {
+            node,
+            election,
+            lease_ttl_ms: self.ha.lease_ttl_ms as i64,
+            op_timeout_ms: self.op_timeout_ms as i64,
+            takeover_delay_ms: self.ha.takeover_delay_ms as i64,
+            commit_window_ms: COMMIT_WINDOW_MS_DEFAULT,
+        };
+        cfg.validate().map_err(anyhow::Error::msg)?;
+        Ok(cfg)
     }
 
     fn cycle_config(&self) -> anyhow::Result<CycleConfig> {
@@ -149,21 +205,71 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<i32> {
         },
     ));
     let seed = seed_from_entropy();
-    let node = Node::new(cfg.cycle_config()?, seed);
+    let leader = cfg.leader_config(&bucket.name)?;
+    let coordinator = match &leader.election {
+        Some(election) => {
+            let etcd = connect_etcd(&cfg.ha).await?;
+            tracing::info!(node = %leader.node, election = %election, etcd = %etcd.endpoints(), "leader election through etcd");
+            Some(Arc::new(etcd))
+        }
+        None => {
+            tracing::info!(node = %leader.node, "single instance (no --etcd.url): keeping the bucket fence");
+            None
+        }
+    };
+    if !bucket.conditional_update {
+        tracing::warn!("this bucket has no conditional update (If-Match): the fence CAS compares then overwrites, which is not atomic; safety rests on the lease deadline and the takeover delay (docs/safety.md)");
+    }
+    let coord_timeout = Duration::from_millis((cfg.ha.lease_ttl_ms / 5).max(1_000));
+    let node = Node::new(cfg.cycle_config()?, leader, seed);
     let driver = DriverConfig {
         store: Arc::new(
-            StoreExecutor::new(Arc::clone(&bucket.store)).with_metrics(Arc::clone(&metrics)),
+            StoreExecutor::new(Arc::clone(&bucket.store))
+                .with_metrics(Arc::clone(&metrics))
+                .with_conditional_update(bucket.conditional_update),
         ),
         data_dir: cfg.data_dir.clone(),
         compact_threads: cfg.compact_threads,
         op_timeout: Duration::from_millis(cfg.op_timeout_ms),
+        coordinator,
+        coord_timeout,
         reporter: Reporter::new(Arc::clone(&metrics)),
+        http: Some(Arc::clone(&http)),
     };
     http.set_ready();
     let code = crate::driver::run(node, driver, shutdown_signal()).await;
     let _ = stop_http.send(());
     let _ = server.await;
     Ok(code)
+}
+
+async fn connect_etcd(ha: &HaSettings) -> anyhow::Result<EtcdCoordinator> {
+    let cfg = EtcdConfig {
+        endpoints: ha.etcd_urls.clone(),
+        username: ha.username.clone(),
+        password: ha.password.clone(),
+        ca_file: ha.ca_file.clone(),
+        cert_file: ha.cert_file.clone(),
+        key_file: ha.key_file.clone(),
+        connect_timeout: Duration::from_secs(5),
+    };
+    EtcdCoordinator::connect(&cfg)
+        .await
+        .map_err(|e| anyhow::anyhow!("--etcd.url: {e}"))
+}
+
+/// The host name (the default `--node.name`).
+fn hostname() -> anyhow::Result<String> {
+    if let Ok(h) = std::fs::read_to_string("/proc/sys/kernel/hostname") {
+        let h = h.trim();
+        if !h.is_empty() {
+            return Ok(h.to_string());
+        }
+    }
+    match std::env::var("HOSTNAME") {
+        Ok(h) if !h.is_empty() => Ok(h),
+        _ => anyhow::bail!("cannot determine the host name; pass --node.name"),
+    }
 }
 
 /// Resolves on SIGTERM or SIGINT.

@@ -3,8 +3,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use compactd::core::fence::{FenceRecord, FenceVersion};
 use compactd::core::plan::{group_blocks, overlapping_blocks};
-use compactd::core::types::{MetaState, Millis, StoreOp, SyncResult, SyncedBlock};
+use compactd::core::types::{MetaState, Millis, StoreOp, StoreResult, SyncResult, SyncedBlock};
 use compactd::tsdb::block_id::BlockId;
 use compactd::tsdb::meta::BlockMeta;
 
@@ -15,6 +16,8 @@ pub struct Bucket {
     pub blocks: BTreeMap<BlockId, SyncedBlock>,
     /// Violations seen while mutations were applied.
     pub violations: Vec<String>,
+    /// `compactd/fence.json` and its version.
+    pub fence: Option<(FenceRecord, u64)>,
 }
 
 impl Bucket {
@@ -91,7 +94,28 @@ impl Bucket {
                 }
             }
             StoreOp::DeleteBlock(id) => self.delete(*id, partial_delete),
+            StoreOp::ReadFence | StoreOp::CasFence { .. } => {}
         }
+    }
+
+    /// Reads the fence.
+    pub fn read_fence(&self) -> StoreResult {
+        StoreResult::Fence(self.fence.clone().map(|(r, v)| (r, version(v))))
+    }
+
+    /// Compares-and-swaps the fence (create if `expected` is `None`).
+    pub fn cas_fence(
+        &mut self,
+        record: &FenceRecord,
+        expected: Option<&FenceVersion>,
+    ) -> StoreResult {
+        let current = self.fence.as_ref().map(|(_, v)| version(*v));
+        if current.as_ref() != expected {
+            return StoreResult::FenceConflict;
+        }
+        let next = self.fence.as_ref().map_or(1, |(_, v)| v + 1);
+        self.fence = Some((record.clone(), next));
+        StoreResult::FenceWritten(version(next))
     }
 
     fn delete(&mut self, id: BlockId, partial: bool) {
@@ -153,5 +177,13 @@ impl Bucket {
             }
         }
         out
+    }
+}
+
+/// The ETag of fence version `v`.
+fn version(v: u64) -> FenceVersion {
+    FenceVersion {
+        e_tag: Some(format!("\"{v}\"")),
+        version: None,
     }
 }

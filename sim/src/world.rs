@@ -7,6 +7,7 @@
 use std::collections::{BTreeSet, VecDeque};
 
 use compactd::core::cycle::CycleConfig;
+use compactd::core::leader::{LeaderConfig, COMMIT_WINDOW_MS_DEFAULT};
 use compactd::core::node::Node;
 use compactd::core::plan::compaction_ranges;
 use compactd::core::types::{CompactedBlock, Input, Millis, Now, Output, StoreOp, StoreResult};
@@ -131,7 +132,7 @@ pub fn run_seed(seed: u64, faults: Faults) -> Outcome {
                 crash: 0.0,
             }
         };
-        let mut node = Node::new(cfg.clone(), rng.next_u64());
+        let mut node = Node::new(cfg.clone(), leader_config(), rng.next_u64());
         let exit = run_process(
             &mut node,
             &mut bucket,
@@ -161,6 +162,18 @@ pub fn run_seed(seed: u64, faults: Faults) -> Outcome {
     out.hash = hasher.digest();
     out.sim_ms = now.mono.0;
     out
+}
+
+/// A single instance (no etcd): the same node name in every process.
+fn leader_config() -> LeaderConfig {
+    LeaderConfig {
+        node: "sim-0".into(),
+        election: None,
+        lease_ttl_ms: 15_000,
+        op_timeout_ms: 5_000,
+        takeover_delay_ms: 10_000,
+        commit_window_ms: COMMIT_WINDOW_MS_DEFAULT,
+    }
 }
 
 /// One process: steps the node until it exits (`Some(code)`) or crashes (`None`).
@@ -198,6 +211,10 @@ fn run_process(
                         StoreResult::Failed("injected 503".into())
                     } else if matches!(req.op, StoreOp::Sync) {
                         StoreResult::Synced(bucket.sync())
+                    } else if let StoreOp::CasFence { record, expected } = &req.op {
+                        bucket.cas_fence(record, expected.as_ref())
+                    } else if matches!(req.op, StoreOp::ReadFence) {
+                        bucket.read_fence()
                     } else {
                         bucket.apply(&req.op, now.wall, false);
                         StoreResult::Done
@@ -227,7 +244,7 @@ fn run_process(
                     inputs.push_back(Input::Compacted(job.job, Box::new(result)));
                 }
                 Output::Exit(code) => return Some(code),
-                Output::Timer(_) | Output::Event(_) => {}
+                Output::Timer(_) | Output::Event(_) | Output::Coord(_) => {}
             }
         }
     }

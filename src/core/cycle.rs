@@ -125,6 +125,15 @@ impl Cycle {
         }
     }
 
+    /// Forgets the iteration in progress (and a halt): the next step starts with a fresh
+    /// sync. Request and job ids keep counting, so results of abandoned work are ignored.
+    pub fn restart(&mut self) {
+        self.phase = Phase::Idle {
+            next_at: Millis(i64::MIN),
+        };
+        self.view = BucketView::default();
+    }
+
     /// The view of the last sync.
     pub fn view(&self) -> &BucketView {
         &self.view
@@ -139,7 +148,7 @@ impl Cycle {
     /// keeps its place and resumes on a later step that has one.
     pub fn step(&mut self, now: Now, input: Input, permit: Option<Permit>, out: &mut Vec<Output>) {
         match input {
-            Input::Start | Input::Tick => {}
+            Input::Start | Input::Tick | Input::Coord(..) => {}
             Input::Store(id, result) => self.on_store(now, id, result, out),
             Input::Compacted(job, result) => {
                 if let Phase::Compacting(pass) = &mut self.phase {
@@ -248,9 +257,7 @@ impl Cycle {
                         out.push(Output::Event(Event::SyncFailed(e.clone())));
                         self.fail(now, format!("sync: {e}"), out);
                     }
-                    StoreResult::Done => {
-                        self.fail(now, "sync answered without a result".into(), out)
-                    }
+                    other => self.fail(now, format!("sync answered {other:?}"), out),
                 }
             }
             Phase::Mutating {

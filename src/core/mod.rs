@@ -3,7 +3,10 @@
 //! every I/O result come in as inputs, and the outputs are plain requests for the driver.
 //! The same core runs in production (`driver`) and in the simulation (`sim/`).
 
+pub mod coord;
 pub mod cycle;
+pub mod fence;
+pub mod leader;
 pub mod node;
 pub mod plan;
 pub mod types;

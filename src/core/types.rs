@@ -11,6 +11,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::coord::{CoordId, CoordRequest, CoordResult};
+use super::fence::{FenceRecord, FenceVersion};
 use crate::bucket::markers::{DeletionMark, NoCompactMark};
 use crate::tsdb::block_id::BlockId;
 use crate::tsdb::meta::{BlockFile, BlockMeta};
@@ -76,6 +78,8 @@ pub enum Input {
     Store(RequestId, StoreResult),
     /// The result of a compaction job: the new block, `None` when it had no samples.
     Compacted(JobId, Box<Result<Option<CompactedBlock>, JobError>>),
+    /// The result of a coordinator (etcd) request.
+    Coord(CoordId, CoordResult),
     /// The process was asked to stop (SIGTERM/SIGINT).
     Shutdown,
 }
@@ -87,6 +91,8 @@ pub enum Output {
     Store(StoreRequest),
     /// Run a compaction job and feed back [`Input::Compacted`].
     Compact(CompactJob),
+    /// Perform a coordinator (etcd) request and feed back [`Input::Coord`].
+    Coord(CoordRequest),
     /// Feed [`Input::Tick`] at this monotonic time (replaces any earlier timer).
     Timer(Millis),
     /// Log and count this.
@@ -129,13 +135,26 @@ pub enum StoreOp {
     MarkNoCompact(NoCompactMark),
     /// Commit point: delete a block in Thanos' order (meta.json first, the deletion mark last).
     DeleteBlock(BlockId),
+    /// Read `compactd/fence.json` (read only). Answered by [`StoreResult::Fence`].
+    ReadFence,
+    /// Write `compactd/fence.json` if its version is still `expected` (create it if `None`).
+    /// Answered by [`StoreResult::FenceWritten`] or [`StoreResult::FenceConflict`].
+    CasFence {
+        /// The new record.
+        record: FenceRecord,
+        /// The version read last; `None` creates the object.
+        expected: Option<FenceVersion>,
+    },
 }
 
 impl StoreOp {
     /// The event reporting this operation's success, if it is worth one.
     pub fn completion_event(&self) -> Option<Event> {
         match self {
-            StoreOp::Sync | StoreOp::UploadFiles { .. } => None,
+            StoreOp::Sync
+            | StoreOp::UploadFiles { .. }
+            | StoreOp::ReadFence
+            | StoreOp::CasFence { .. } => None,
             StoreOp::PutMeta { meta } => Some(Event::Uploaded(meta.ulid)),
             StoreOp::MarkDeletion(m) => Some(Event::Marked {
                 block: m.id,
@@ -153,7 +172,19 @@ impl StoreOp {
 
     /// True for operations that change the bucket.
     pub fn is_mutation(&self) -> bool {
-        !matches!(self, StoreOp::Sync)
+        !matches!(self, StoreOp::Sync | StoreOp::ReadFence)
+    }
+
+    /// True for commit points: the mutations a fence CAS must guard (they change what
+    /// readers of the bucket see).
+    pub fn is_commit(&self) -> bool {
+        matches!(
+            self,
+            StoreOp::PutMeta { .. }
+                | StoreOp::MarkDeletion(_)
+                | StoreOp::MarkNoCompact(_)
+                | StoreOp::DeleteBlock(_)
+        )
     }
 
     /// A short name for logs and metrics.
@@ -165,6 +196,8 @@ impl StoreOp {
             StoreOp::MarkDeletion(_) => "mark-deletion",
             StoreOp::MarkNoCompact(_) => "mark-no-compact",
             StoreOp::DeleteBlock(_) => "delete-block",
+            StoreOp::ReadFence => "read-fence",
+            StoreOp::CasFence { .. } => "cas-fence",
         }
     }
 }
@@ -176,6 +209,12 @@ pub enum StoreResult {
     Synced(SyncResult),
     /// A mutation completed (or found its target already in place, for markers).
     Done,
+    /// The fence as read: `None` when it does not exist.
+    Fence(Option<(FenceRecord, FenceVersion)>),
+    /// The fence CAS succeeded; the object now has this version.
+    FenceWritten(FenceVersion),
+    /// The fence CAS lost: the object changed (or appeared) since it was read.
+    FenceConflict,
     /// The request failed; the text says why.
     Failed(String),
 }
@@ -328,4 +367,56 @@ pub enum Event {
     IterationDone,
     /// An iteration ended in an error and will be retried.
     Retrying(String),
+    /// The election chose this node; it fences the bucket next.
+    Elected {
+        /// The term (our election key's create revision).
+        epoch: u64,
+    },
+    /// This node leads and may write: the fence holds its epoch and the takeover delay has
+    /// passed.
+    Leading {
+        /// The term.
+        epoch: u64,
+        /// Since this node saw the previous leader go (ms), when it did.
+        failover_ms: Option<i64>,
+    },
+    /// This node stopped leading (or stopped writing as a single instance).
+    SteppedDown {
+        /// The term it held.
+        epoch: u64,
+        /// Why.
+        reason: String,
+    },
+    /// The leader this node knows of changed (`None`: no leader known).
+    LeaderKnown(Option<LeaderInfo>),
+    /// The fence CAS lost to another writer.
+    FenceConflict {
+        /// Our epoch.
+        epoch: u64,
+        /// What the fence holds now, when it could be read.
+        found: Option<FenceRecord>,
+    },
+    /// The lease was renewed: remaining time of the write permit, in ms.
+    LeaseRenewed {
+        /// Until the permit lapses.
+        permit_remaining_ms: i64,
+    },
+    /// A coordinator request failed (it is retried with backoff).
+    CoordFailed {
+        /// The operation.
+        op: String,
+        /// Why.
+        error: String,
+    },
+}
+
+/// A leader as a node knows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaderInfo {
+    /// Its node name.
+    pub node: String,
+    /// Its epoch.
+    pub epoch: u64,
+    /// When this node learnt of it, Unix ms.
+    pub since_unix_ms: i64,
 }

@@ -17,11 +17,14 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::mpsc;
 
+use crate::core::coord::{CoordRequest, CoordResult};
 use crate::core::node::Node;
 use crate::core::types::{
-    CompactJob, Event, Input, JobError, JobId, Millis, Now, Output, RequestId, StoreOp,
+    CompactJob, Event, Input, JobError, JobId, LeaderInfo, Millis, Now, Output, RequestId, StoreOp,
     StoreRequest, StoreResult,
 };
+use crate::election::etcd::EtcdCoordinator;
+use crate::http::HttpState;
 use crate::tsdb::block_id::BlockId;
 use crate::tsdb::compact::CompactOptions;
 pub use report::Reporter;
@@ -35,10 +38,16 @@ pub struct DriverConfig {
     pub data_dir: PathBuf,
     /// Threads per compaction.
     pub compact_threads: usize,
-    /// Timeout of metadata operations (sync, metas, markers, deletes).
+    /// Timeout of metadata operations (metas, markers, the fence, deletes).
     pub op_timeout: Duration,
+    /// etcd, when leadership is elected; `None` for a single instance.
+    pub coordinator: Option<Arc<EtcdCoordinator>>,
+    /// Timeout of coordinator requests (all but watches).
+    pub coord_timeout: Duration,
     /// Metrics and logs.
     pub reporter: Reporter,
+    /// Where `/api/v1/leader` reads the known leader.
+    pub http: Option<Arc<HttpState>>,
 }
 
 /// The clocks of this process.
@@ -123,6 +132,7 @@ pub async fn run(
     let mut books = Books::default();
     tokio::pin!(shutdown);
     let mut shutting_down = false;
+    let mut published = None;
     loop {
         let input = match next.take() {
             Some(i) => i,
@@ -137,9 +147,14 @@ pub async fn run(
             }
         };
         books.on_input(&input, &cfg.data_dir);
-        for output in node.step(clock.now(), input) {
+        let outputs = node.step(clock.now(), input);
+        if let Some(http) = &cfg.http {
+            publish_leader(http, node.known_leader(), &mut published);
+        }
+        for output in outputs {
             match output {
                 Output::Store(req) => spawn_store(&cfg, &clock, req, &mut books, tx.clone()),
+                Output::Coord(req) => spawn_coord(&cfg, req, tx.clone()),
                 Output::Compact(job) => {
                     books.jobs.insert(job.job, (job.group.clone(), job.output));
                     books.running_jobs += 1;
@@ -160,6 +175,26 @@ pub async fn run(
                 Output::Exit(code) => return code,
             }
         }
+    }
+}
+
+/// Publishes the known leader at `/api/v1/leader` when it changed.
+fn publish_leader(
+    http: &HttpState,
+    known: Option<&LeaderInfo>,
+    published: &mut Option<LeaderInfo>,
+) {
+    if known == published.as_ref() {
+        return;
+    }
+    *published = known.cloned();
+    match known {
+        Some(l) => http.set_leader(
+            l.node.clone(),
+            l.epoch,
+            crate::timefmt::format_rfc3339_ms(l.since_unix_ms),
+        ),
+        None => http.clear_leader(),
     }
 }
 
@@ -190,10 +225,17 @@ fn spawn_store(
     let refuse = |why: String| {
         let _ = tx.send(Input::Store(id, StoreResult::Failed(why)));
     };
+    // The deadline of a mutation: its permit (uploads abort when it lapses).
+    let mut deadline = None;
     if let Some(permit) = req.permit {
-        if clock.now().mono > permit.valid_until {
+        if clock.now().mono >= permit.valid_until {
             cfg.reporter.permit_expired(&req.op);
             return refuse(format!("{}: write permit expired; not sent", req.op.name()));
+        }
+        if permit.valid_until != Millis::MAX {
+            deadline = Some(tokio::time::Instant::from_std(
+                clock.instant(permit.valid_until),
+            ));
         }
     }
     let local = match &req.op {
@@ -224,7 +266,7 @@ fn spawn_store(
     let panic_tx = tx.clone();
     let work = async move {
         let started = Instant::now();
-        let result = execute(&store, &req.op, local.clone(), timeout).await;
+        let result = execute(&store, &req.op, local.clone(), timeout, deadline).await;
         reporter.store_op(&req.op, started.elapsed(), result.as_ref().err());
         let result = result.unwrap_or_else(StoreResult::Failed);
         if let (StoreOp::PutMeta { .. }, StoreResult::Done, Some(dir)) = (&req.op, &result, &local)
@@ -242,18 +284,40 @@ async fn execute(
     op: &StoreOp,
     local: Option<PathBuf>,
     timeout: Duration,
+    deadline: Option<tokio::time::Instant>,
 ) -> Result<StoreResult, String> {
     use store::with_timeout;
     match op {
+        StoreOp::ReadFence => with_timeout(timeout, "read fence", store.read_fence())
+            .await
+            .map(StoreResult::Fence),
+        StoreOp::CasFence { record, expected } => with_timeout(
+            timeout,
+            "write fence",
+            store.cas_fence(record, expected.as_ref()),
+        )
+        .await
+        .map(|o| match o {
+            store::CasOutcome::Written(v) => StoreResult::FenceWritten(v),
+            store::CasOutcome::Conflict => StoreResult::FenceConflict,
+        }),
         // No total deadline: a sync lists the whole bucket, which may take long on a large
         // one; each of its requests has the client's own timeouts.
         StoreOp::Sync => Ok(StoreResult::Synced(store.sync().await?)),
         StoreOp::UploadFiles { block, .. } => {
             let dir = local.ok_or_else(|| format!("no local copy of block {block} to upload"))?;
-            store
-                .upload_files(*block, &dir)
-                .await
-                .map(|()| StoreResult::Done)
+            let upload = store.upload_files(*block, &dir);
+            let result = match deadline {
+                Some(at) => tokio::time::timeout_at(at, upload)
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(format!(
+                            "upload of block {block} aborted: the write permit lapsed"
+                        ))
+                    }),
+                None => upload.await,
+            };
+            result.map(|()| StoreResult::Done)
         }
         StoreOp::PutMeta { meta } => with_timeout(timeout, "put meta.json", store.put_meta(meta))
             .await
@@ -270,6 +334,27 @@ async fn execute(
                 .map(|()| StoreResult::Done)
         }
     }
+}
+
+fn spawn_coord(cfg: &DriverConfig, req: CoordRequest, tx: mpsc::UnboundedSender<Input>) {
+    let Some(coordinator) = cfg.coordinator.clone() else {
+        let _ = tx.send(Input::Coord(
+            req.id,
+            CoordResult::Failed("no coordinator configured".into()),
+        ));
+        return;
+    };
+    let timeout = cfg.coord_timeout;
+    let on_panic = Input::Coord(
+        req.id,
+        CoordResult::Failed(format!("{}: internal error (task panicked)", req.op.name())),
+    );
+    let panic_tx = tx.clone();
+    let work = async move {
+        let result = coordinator.execute(&req.op, timeout).await;
+        let _ = tx.send(Input::Coord(req.id, result));
+    };
+    spawn_reporting(work, panic_tx, on_panic);
 }
 
 fn spawn_job(cfg: &DriverConfig, job: CompactJob, tx: mpsc::UnboundedSender<Input>) {

@@ -129,6 +129,53 @@ impl Reporter {
                 m.compact.retries.inc();
                 tracing::error!(error = %err, "iteration failed; retrying");
             }
+            Event::Elected { epoch } => {
+                tracing::info!(epoch, "elected leader; fencing the bucket")
+            }
+            Event::Leading { epoch, failover_ms } => {
+                m.ha.leader.set(1);
+                m.ha.leader_epoch.set(*epoch as i64);
+                m.ha.leader_transitions.inc();
+                if let Some(ms) = failover_ms {
+                    m.ha.failover_duration.observe(*ms as f64 / 1000.0);
+                }
+                tracing::info!(
+                    epoch,
+                    failover_ms,
+                    "leading: the fence holds our epoch; writing"
+                );
+            }
+            Event::SteppedDown { epoch, reason } => {
+                m.ha.leader.set(0);
+                m.ha.lease_remaining_seconds.set(0.0);
+                m.ha.leader_transitions.inc();
+                tracing::warn!(epoch, reason = %reason, "stopped leading; no more writes");
+            }
+            Event::LeaderKnown(Some(l)) => {
+                m.ha.leader_epoch.set(l.epoch as i64);
+                tracing::info!(leader = %l.node, epoch = l.epoch, "leader changed");
+            }
+            Event::LeaderKnown(None) => tracing::info!("no leader known"),
+            Event::FenceConflict { epoch, found } => {
+                m.ha.fence_conflicts.inc();
+                match found {
+                    Some(f) => {
+                        tracing::warn!(epoch, fence_epoch = f.epoch, fence_holder = %f.holder, "fence conflict")
+                    }
+                    None => {
+                        tracing::warn!(epoch, "fence conflict: the fence changed since it was read")
+                    }
+                }
+            }
+            Event::LeaseRenewed {
+                permit_remaining_ms,
+            } => {
+                m.ha.lease_remaining_seconds
+                    .set(*permit_remaining_ms as f64 / 1000.0);
+            }
+            Event::CoordFailed { op, error } => {
+                tracing::warn!(op = %op, error = %error, "etcd request failed; retrying")
+            }
         }
     }
 

@@ -6,6 +6,8 @@
 //! test hook `COMPACTD_TEST_CRASH_BEFORE_MUTATION=N` aborts the process right before the N-th
 //! object mutation: the crash-safety tests use it to stop the compactor at every step.
 
+mod fence;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -43,7 +45,11 @@ pub struct StoreExecutor {
     crash_before: Option<u64>,
     /// Parsed metas by block id: meta.json is immutable, so it is fetched once.
     meta_cache: std::sync::Mutex<BTreeMap<BlockId, BlockMeta>>,
+    /// The store supports `PutMode::Update` (If-Match): the fence CAS is atomic.
+    conditional_update: bool,
 }
+
+pub use fence::CasOutcome;
 
 /// A failed store operation, as text for the core.
 pub type StoreError = String;
@@ -60,7 +66,15 @@ impl StoreExecutor {
             mutations: AtomicU64::new(0),
             crash_before,
             meta_cache: Default::default(),
+            conditional_update: true,
         }
+    }
+
+    /// Declares whether the store supports conditional update (If-Match); without it the
+    /// fence CAS compares, then overwrites.
+    pub fn with_conditional_update(mut self, supported: bool) -> Self {
+        self.conditional_update = supported;
+        self
     }
 
     /// Counts every object operation in `thanos_objstore_bucket_*`.

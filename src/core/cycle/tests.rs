@@ -107,6 +107,9 @@ impl Model {
             StoreOp::DeleteBlock(id) => {
                 self.blocks.remove(id);
             }
+            StoreOp::ReadFence | StoreOp::CasFence { .. } => {
+                unreachable!("the cycle never touches the fence")
+            }
         }
         StoreResult::Done
     }
@@ -183,7 +186,7 @@ fn run(cycle: &mut Cycle, model: &mut Model, start: Now) -> (Option<i32>, Vec<Ou
                     all.extend(out.clone());
                     return (Some(*code), all);
                 }
-                Output::Timer(_) | Output::Event(_) => {}
+                Output::Timer(_) | Output::Event(_) | Output::Coord(_) => {}
             }
         }
         all.extend(out);
