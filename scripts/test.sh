@@ -23,6 +23,10 @@ apt_install() {
 missing=()
 command -v protoc >/dev/null || missing+=(protobuf-compiler)
 command -v promtool >/dev/null || missing+=(prometheus)
+# etcd 3.4 and etcdctl for the coordinator tests (shared/reference/services.md).
+command -v etcd >/dev/null || missing+=(etcd-server)
+command -v etcdctl >/dev/null || missing+=(etcd-client)
+command -v openssl >/dev/null || missing+=(openssl) # certificates for the etcd TLS test
 if ((${#missing[@]})); then
   log "installing ${missing[*]}"
   apt_install "${missing[@]}"

@@ -8,6 +8,7 @@ pub mod bucket;
 pub mod core;
 pub mod driver;
 pub mod duration;
+pub mod election;
 pub mod flags;
 pub mod http;
 pub mod metrics;

@@ -104,7 +104,11 @@ struct RunArgs {
     #[arg(long = "etcd.username", env = "COMPACTD_ETCD_USERNAME")]
     etcd_username: Option<String>,
     /// etcd password.
-    #[arg(long = "etcd.password", env = "COMPACTD_ETCD_PASSWORD", hide_env_values = true)]
+    #[arg(
+        long = "etcd.password",
+        env = "COMPACTD_ETCD_PASSWORD",
+        hide_env_values = true
+    )]
     etcd_password: Option<String>,
     /// CA certificate (PEM) to verify etcd's TLS certificate.
     #[arg(long = "etcd.ca-file")]
