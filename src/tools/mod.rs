@@ -1,7 +1,8 @@
 //! Offline subcommands under `compactd tools`: generate sample blocks, compact block
-//! directories, inspect and verify a block. Each reports errors that name the object and the
-//! problem; the CLI in `main.rs` only parses arguments and prints.
+//! directories, inspect and verify a block, look at and audit a bucket. Each reports errors
+//! that name the object and the problem; the CLI in `main.rs` only parses arguments and prints.
 
+pub mod audit;
 pub mod bucket;
 pub mod compact;
 pub mod generate;
