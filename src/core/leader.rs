@@ -341,10 +341,12 @@ impl Leader {
             }
         }
         if let CoordResult::Failed(error) = &result {
-            out.push(Output::Event(Event::CoordFailed {
-                op: self.role_op_name().into(),
-                error: error.clone(),
-            }));
+            if self.awaits(id) {
+                out.push(Output::Event(Event::CoordFailed {
+                    op: self.role_op_name().into(),
+                    error: error.clone(),
+                }));
+            }
         }
         match self.role.clone() {
             Role::Granting(Pending { req: Some(r), .. }) if r == id => match result {
@@ -391,6 +393,15 @@ impl Leader {
             _ => {}
         }
         self.drive(now, out);
+    }
+
+    /// True if the current role waits for the answer to `id`.
+    fn awaits(&self, id: CoordId) -> bool {
+        match self.role {
+            Role::Granting(p) | Role::Campaigning(p) | Role::Observing(p) => p.req == Some(id),
+            Role::Waiting(r) | Role::Resigning { req: r, .. } => r == id,
+            _ => false,
+        }
     }
 
     fn role_op_name(&self) -> &'static str {

@@ -152,6 +152,11 @@ impl Etcd {
         all[all.len().saturating_sub(lines)..].join("\n")
     }
 
+    /// etcd's log file (it survives [`Self::stop`] and [`Self::start_again`]).
+    pub fn log_path(&self) -> PathBuf {
+        self.log.clone()
+    }
+
     fn data_dir(&self) -> PathBuf {
         self.dir.path().join("data")
     }
