@@ -1,0 +1,1317 @@
+//! High availability, end to end: three real `compactd run --wait` replicas against a real
+//! etcd (`common::etcd`) on one bucket (the local filesystem, and SeaweedFS for S3). One leader
+//! is elected and compacts once; kill -9 of the leader hands over within TTL + takeover delay;
+//! SIGTERM hands over within a round trip; a leader stopped (SIGSTOP) past its lease, idle or
+//! in the middle of a compaction, writes nothing once it wakes after a newer leader committed;
+//! an etcd outage stops every write before the lease deadline and leadership comes back with
+//! etcd; two single instances refuse to share a bucket (`docs/safety.md`, "At most one
+//! writer").
+//!
+//! Timings are tight so that each test takes seconds: a 3 s lease TTL, a 1 s op timeout and a
+//! 2 s takeover delay. Each replica serves HTTP on a port the kernel picks
+//! (`--http-address 127.0.0.1:0`, read back from its log) and logs to a file in the test's
+//! temp dir; the logs are printed when a test fails (and always with `COMPACTD_HA_LOGS=1`).
+//! Measured times are printed with `eprintln!` (shown with `--nocapture`, and for failed
+//! tests). The bucket oracle of the pause and outage tests is a listing of every file (size,
+//! mtime, and the content of JSON files) taken before and after, and the fence polled every
+//! 5 ms in between.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use common::etcd::Etcd;
+use common::seaweed::Seaweed;
+use common::*;
+use compactd::core::fence::{FenceRecord, FENCE_PATH};
+
+/// `--etcd.lease-ttl`.
+const TTL: Duration = Duration::from_secs(3);
+/// `--leader.takeover-delay`.
+const TAKEOVER: Duration = Duration::from_secs(2);
+/// `--objstore.op-timeout`.
+const OP_TIMEOUT: Duration = Duration::from_secs(1);
+/// The flags above, as passed.
+const TIMING_FLAGS: [&str; 6] = [
+    "--etcd.lease-ttl",
+    "3s",
+    "--objstore.op-timeout",
+    "1s",
+    "--leader.takeover-delay",
+    "2s",
+];
+/// Streams (external labels) of the generated bucket.
+const STREAMS: [&str; 2] = ["cluster=eu-1", "cluster=us-1"];
+/// The limit of waits that are not measured (start-up, a first compaction on a busy machine).
+const SLOW: Duration = Duration::from_secs(60);
+/// The polling interval of the measured waits.
+const POLL: Duration = Duration::from_millis(20);
+
+const LEADING: &str = "leading: the fence holds our epoch; writing";
+const STOPPED: &str = "stopped leading; no more writes";
+const ITERATION_DONE: &str = "compaction iteration done";
+/// Log lines of bucket writes other than the fence.
+const WRITE_LINES: [&str; 4] = [
+    "uploaded block",
+    "marked block",
+    "deleted block marked for deletion",
+    "deleted aborted partial upload",
+];
+
+fn fs_config(dir: &Path) -> String {
+    format!(
+        "type: FILESYSTEM\nconfig:\n  directory: {}\n",
+        dir.display()
+    )
+}
+
+/// Generates `hours` of 2h blocks with `series` series for each of [`STREAMS`] into `dir`.
+fn generate_streams(dir: &Path, series: usize, hours: u32) {
+    for (i, labels) in STREAMS.iter().enumerate() {
+        compactd_ok(&[
+            "tools",
+            "generate",
+            "--out",
+            dir.to_str().unwrap(),
+            "--series",
+            &series.to_string(),
+            "--hours",
+            &hours.to_string(),
+            "--external-labels",
+            labels,
+            "--seed",
+            &(i + 1).to_string(),
+        ]);
+    }
+}
+
+fn secs(d: Duration) -> String {
+    format!("{:.3}s", d.as_secs_f64())
+}
+
+/// Polls `probe` every [`POLL`] until it returns `Some`, or panics naming `what` after
+/// `limit`. Returns the value and how long it took.
+fn wait_for<T>(limit: Duration, what: &str, mut probe: impl FnMut() -> Option<T>) -> (T, Duration) {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = probe() {
+            return (v, start.elapsed());
+        }
+        assert!(
+            start.elapsed() < limit,
+            "timed out after {} waiting for {what}",
+            secs(limit)
+        );
+        std::thread::sleep(POLL);
+    }
+}
+
+/// One `compactd run` process, its stderr (and stdout) in a file; killed on drop.
+struct Replica {
+    name: String,
+    child: Child,
+    log: PathBuf,
+    port: u16,
+    status: Option<ExitStatus>,
+}
+
+impl Replica {
+    /// Spawns `compactd <args>` with its output in `<dir>/<name>.log`; waits until it serves
+    /// HTTP (on the port the kernel picked for `--http-address 127.0.0.1:0`).
+    fn spawn(dir: &Path, name: &str, args: &[String]) -> Replica {
+        let log = dir.join(format!("{name}.log"));
+        let file = std::fs::File::create(&log).expect("replica log file");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_compactd"));
+        cmd.args(args)
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().expect("log file handle"))
+            .stderr(file);
+        use std::os::unix::process::CommandExt;
+        // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec. The
+        // replica dies with the test thread that started it, even without unwinding.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let child = cmd.spawn().expect("spawn compactd");
+        let mut r = Replica {
+            name: name.to_string(),
+            child,
+            log,
+            port: 0,
+            status: None,
+        };
+        let (port, _) = wait_for(SLOW, &format!("{name} to serve HTTP"), || {
+            if let Ok(Some(status)) = r.child.try_wait() {
+                panic!("{name} exited early ({status}):\n{}", r.log_text());
+            }
+            r.log_text()
+                .lines()
+                .find(|l| l.contains("serving HTTP"))
+                .and_then(|l| l.split("address=").nth(1))
+                .and_then(|a| a.split_whitespace().next())
+                .and_then(|a| a.rsplit(':').next())
+                .and_then(|p| p.parse::<u16>().ok())
+        });
+        r.port = port;
+        r
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// How many log lines contain `needle`.
+    fn count(&self, needle: &str) -> usize {
+        self.log_text()
+            .lines()
+            .filter(|l| l.contains(needle))
+            .count()
+    }
+
+    fn alive(&self) -> bool {
+        self.status.is_none()
+    }
+
+    /// Sends `signal` (the process must not have been reaped).
+    fn signal(&self, signal: libc::c_int) {
+        assert!(self.alive(), "{} has exited", self.name);
+        // SAFETY: kill(2) on our own child, which has not been reaped yet.
+        let rc = unsafe { libc::kill(self.child.id() as libc::pid_t, signal) };
+        assert_eq!(rc, 0, "kill({}, {signal})", self.name);
+    }
+
+    /// SIGKILL, and reaps it.
+    fn kill9(&mut self) {
+        self.signal(libc::SIGKILL);
+        self.status = Some(self.child.wait().expect("wait for the killed replica"));
+    }
+
+    /// Waits up to `limit` for the process to exit.
+    fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
+        let start = Instant::now();
+        while self.status.is_none() && start.elapsed() < limit {
+            self.status = self.child.try_wait().expect("try_wait");
+            if self.status.is_none() {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+        self.status
+    }
+
+    /// The value of an unlabelled sample on /metrics, if the replica answers.
+    fn metric(&self, name: &str) -> Option<f64> {
+        let (status, body) = try_http_get(self.port, "/metrics").ok()?;
+        assert_eq!(status, 200, "{} /metrics: {body}", self.name);
+        body.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+    }
+
+    fn is_leader(&self) -> bool {
+        self.metric("compactd_leader") == Some(1.0)
+    }
+
+    /// `/api/v1/leader`: (leader, epoch), if the replica answers.
+    fn leader(&self) -> Option<(String, u64)> {
+        let (status, body) = try_http_get(self.port, "/api/v1/leader").ok()?;
+        assert_eq!(status, 200, "{} /api/v1/leader: {body}", self.name);
+        let v: serde_json::Value = serde_json::from_str(&body)
+            .unwrap_or_else(|e| panic!("{} /api/v1/leader is not JSON ({e}): {body}", self.name));
+        assert!(v["since"].is_string(), "{body}");
+        Some((v["leader"].as_str()?.to_string(), v["epoch"].as_u64()?))
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        if self.status.is_none() {
+            // SAFETY: kill(2) on our own child, not reaped yet; a stopped process must be
+            // continued to die promptly.
+            unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGCONT) };
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// The replicas of one test; prints their logs if the test fails, kills them on drop.
+struct Cluster {
+    replicas: Vec<Replica>,
+    /// etcd's log, printed on failure, when there is an etcd.
+    etcd_log: Option<PathBuf>,
+    /// The test's temp dir when the cluster owns it: deleted after the replicas are killed.
+    dir: Option<tempfile::TempDir>,
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if !std::thread::panicking() && std::env::var_os("COMPACTD_HA_LOGS").is_none() {
+            return;
+        }
+        for r in &self.replicas {
+            let text = r.log_text();
+            let lines: Vec<&str> = text.lines().collect();
+            eprintln!(
+                "----- {} (port {}, {}) last lines -----\n{}",
+                r.name,
+                r.port,
+                r.log.display(),
+                lines[lines.len().saturating_sub(80)..].join("\n")
+            );
+        }
+        if let Some(path) = &self.etcd_log {
+            let text = std::fs::read_to_string(path).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().collect();
+            eprintln!(
+                "----- etcd log tail -----\n{}",
+                lines[lines.len().saturating_sub(40)..].join("\n")
+            );
+        }
+    }
+}
+
+impl Cluster {
+    /// Starts replicas `r1`..`rN` with the HA flags of this suite.
+    fn start(etcd: &Etcd, dir: &Path, config: &str, prefix: &str, n: usize) -> Cluster {
+        let mut c = Cluster {
+            replicas: Vec::new(),
+            etcd_log: Some(etcd.log_path()),
+            dir: None,
+        };
+        for i in 1..=n {
+            let name = format!("r{i}");
+            let mut args = run_args(config, dir, &name);
+            args.extend(
+                [
+                    "--etcd.url",
+                    &etcd.endpoint(),
+                    "--etcd.prefix",
+                    &format!("/compactd/{prefix}"),
+                ]
+                .map(String::from),
+            );
+            c.replicas.push(Replica::spawn(dir, &name, &args));
+        }
+        c
+    }
+
+    fn by_name(&self, name: &str) -> usize {
+        self.replicas
+            .iter()
+            .position(|r| r.name == name)
+            .unwrap_or_else(|| panic!("no replica {name}"))
+    }
+
+    /// The live replicas reporting `compactd_leader 1`.
+    fn leaders(&self) -> Vec<usize> {
+        (0..self.replicas.len())
+            .filter(|&i| self.replicas[i].alive() && self.replicas[i].is_leader())
+            .collect()
+    }
+
+    /// Waits until exactly one live replica reports `compactd_leader 1` and every live
+    /// replica's /api/v1/leader names it with the same epoch; returns (index, epoch).
+    fn agreed_leader(&self, limit: Duration) -> ((usize, u64), Duration) {
+        wait_for(limit, "one leader all replicas agree on", || {
+            let leaders = self.leaders();
+            let [i] = leaders[..] else { return None };
+            let name = &self.replicas[i].name;
+            let views: Vec<(String, u64)> = self
+                .replicas
+                .iter()
+                .filter(|r| r.alive())
+                .map(|r| r.leader())
+                .collect::<Option<_>>()?;
+            let epoch = views[0].1;
+            views
+                .iter()
+                .all(|(n, e)| n == name && *e == epoch && epoch > 0)
+                .then_some((i, epoch))
+        })
+    }
+}
+
+/// Waits until exactly one of the replicas `among` reports `compactd_leader 1`.
+fn sole_leader_among(c: &Cluster, among: &[usize], limit: Duration) -> (usize, Duration) {
+    wait_for(limit, "one leader", || {
+        let l: Vec<usize> = among
+            .iter()
+            .copied()
+            .filter(|&i| c.replicas[i].is_leader())
+            .collect();
+        (l.len() == 1).then(|| l[0])
+    })
+}
+
+/// The epoch of the last log line of `r` that contains `line` (its `epoch=N` field).
+fn logged_epoch(r: &Replica, line: &str) -> u64 {
+    let text = r.log_text();
+    let l = text
+        .lines()
+        .rev()
+        .find(|l| l.contains(line))
+        .unwrap_or_else(|| panic!("{} never logged {line:?}", r.name));
+    l.split_whitespace()
+        .find_map(|f| f.strip_prefix("epoch=")?.parse().ok())
+        .unwrap_or_else(|| panic!("no epoch in {l:?}"))
+}
+
+/// The `compactd run` flags every replica of this suite gets (no election flags).
+fn run_args(config: &str, dir: &Path, name: &str) -> Vec<String> {
+    let mut args: Vec<String> = [
+        "run",
+        "--objstore.config",
+        config,
+        "--data-dir",
+        dir.join(format!("data-{name}")).to_str().unwrap(),
+        "--node.name",
+        name,
+        "--http-address",
+        "127.0.0.1:0",
+        "--wait",
+        "--wait-interval",
+        "1h",
+        "--delete-delay",
+        "0s",
+        "--consistency-delay",
+        "0s",
+        "--downsampling.disable",
+    ]
+    .map(String::from)
+    .to_vec();
+    args.extend(TIMING_FLAGS.map(String::from));
+    args
+}
+
+/// Puts work for a leader into the bucket: a block of a stream of its own (`cluster=extra-n`)
+/// with a deletion mark from a week ago, which the next iteration deletes (a commit). It is
+/// built next to the bucket and renamed into it, so a sync sees all of it or nothing.
+fn add_marked_block(dir: &Path, bucket: &Path, n: u32) -> PathBuf {
+    let staging = dir.join(format!("staging-{n}"));
+    compactd_ok(&[
+        "tools",
+        "generate",
+        "--out",
+        staging.to_str().unwrap(),
+        "--series",
+        "5",
+        "--hours",
+        "2",
+        "--external-labels",
+        &format!("cluster=extra-{n}"),
+        "--seed",
+        &(100 + n).to_string(),
+    ]);
+    let blocks = block_dirs(&staging);
+    assert_eq!(blocks.len(), 1, "one generated block");
+    let id = blocks[0].file_name().unwrap().to_str().unwrap().to_string();
+    let week_ago = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        - 7 * 86_400;
+    std::fs::write(
+        blocks[0].join("deletion-mark.json"),
+        format!(r#"{{"id": "{id}", "deletion_time": {week_ago}, "version": 1}}"#),
+    )
+    .unwrap();
+    let target = bucket.join(&id);
+    std::fs::rename(&blocks[0], &target).expect("move the block into the bucket");
+    target
+}
+
+/// One file of a bucket listing.
+#[derive(Debug, PartialEq, Eq)]
+struct FileState {
+    len: u64,
+    modified: SystemTime,
+    /// The content of JSON files (meta.json, markers, the fence).
+    json: Option<String>,
+}
+
+/// Every file under `dir` (relative path -> size, mtime, JSON content). Files that vanish
+/// while it lists (a staging file renamed into place) are left out.
+fn listing(dir: &Path) -> BTreeMap<String, FileState> {
+    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, FileState>) {
+        let gone = |e: &std::io::Error| e.kind() == std::io::ErrorKind::NotFound;
+        let entries = match std::fs::read_dir(dir) {
+            Err(e) if gone(&e) => return,
+            r => r.expect("read bucket dir"),
+        };
+        for e in entries {
+            let p = e.expect("dir entry").path();
+            let md = match std::fs::metadata(&p) {
+                Err(e) if gone(&e) => continue,
+                r => r.expect("stat"),
+            };
+            if md.is_dir() {
+                walk(root, &p, out);
+                continue;
+            }
+            let rel = p.strip_prefix(root).unwrap().to_str().unwrap().to_string();
+            let json = if rel.ends_with(".json") {
+                match std::fs::read_to_string(&p) {
+                    Err(e) if gone(&e) => continue,
+                    r => Some(r.expect("read JSON file")),
+                }
+            } else {
+                None
+            };
+            out.insert(
+                rel,
+                FileState {
+                    len: md.len(),
+                    modified: md.modified().expect("mtime"),
+                    json,
+                },
+            );
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(dir, dir, &mut out);
+    out
+}
+
+/// [`listing`] without the `compactd/` directory (the fence, renewed by the leader every
+/// TTL/3, and its staging files).
+fn listing_without_fence(dir: &Path) -> BTreeMap<String, FileState> {
+    let mut l = listing(dir);
+    l.retain(|k, _| !k.starts_with("compactd/"));
+    l
+}
+
+/// What differs between two listings, one line per path.
+fn listing_diff(a: &BTreeMap<String, FileState>, b: &BTreeMap<String, FileState>) -> String {
+    let mut keys: Vec<&String> = a.keys().chain(b.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    keys.into_iter()
+        .filter(|k| a.get(*k) != b.get(*k))
+        .map(|k| format!("{k}: {:?} -> {:?}\n", a.get(k), b.get(k)))
+        .collect()
+}
+
+fn read_fence(bucket: &Path) -> FenceRecord {
+    let bytes = std::fs::read(bucket.join(FENCE_PATH)).expect("read the fence");
+    FenceRecord::parse(&bytes).expect("parse the fence")
+}
+
+/// `compactd tools bucket audit --output json`, asserting exit 0 and `"ok": true`.
+fn audit_ok(config: &str) -> serde_json::Value {
+    let out = compactd(&[
+        "tools",
+        "bucket",
+        "audit",
+        "--objstore.config",
+        config,
+        "--output",
+        "json",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "audit failed ({}): {stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_str(&stdout).expect("audit JSON");
+    assert_eq!(v["ok"], serde_json::json!(true), "{stdout}");
+    assert_eq!(v["violations"], serde_json::json!([]), "{stdout}");
+    v
+}
+
+fn verify_ok(config: &str) {
+    let out = compactd(&["tools", "bucket", "verify", "--objstore.config", config]);
+    assert!(
+        out.status.success(),
+        "verify: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The first two lines `etcdctl elect -l <election>` prints (the leader's key and value);
+/// etcdctl keeps observing, so it is killed once it printed them.
+fn etcdctl_observe(mut etcdctl: Command, election: &str) -> (String, String) {
+    let mut child = etcdctl
+        .args(["elect", "-l", election])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("run etcdctl elect -l");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let next = || rx.recv_timeout(Duration::from_secs(10));
+    let lines = (next(), next());
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = reader.join();
+    (
+        lines.0.expect("etcdctl elect -l printed a key"),
+        lines.1.expect("etcdctl elect -l printed a value"),
+    )
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// Uploads every file under `dir` (relative paths become object names).
+fn upload_dir(config: &str, dir: &Path) {
+    use object_store::ObjectStoreExt;
+    fn collect(dir: &Path, out: &mut Vec<PathBuf>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                collect(&p, out);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    let cfg = compactd::objstore::parse_config(config, "test").unwrap();
+    let bucket = compactd::objstore::open(&cfg).unwrap();
+    let mut files = Vec::new();
+    collect(dir, &mut files);
+    runtime().block_on(async {
+        for f in files {
+            let name = f.strip_prefix(dir).unwrap().to_str().unwrap().to_string();
+            let data = std::fs::read(&f).unwrap();
+            bucket
+                .store
+                .put(&object_store::path::Path::from(name), data.into())
+                .await
+                .unwrap();
+        }
+    });
+}
+
+/// Starts three replicas on the bucket of `config`, which holds two streams of 12 2h blocks,
+/// and checks that one leader compacts it, alone, under one epoch: two 8h blocks per stream
+/// (Thanos' planner holds back the newest 8h window), stamped with the leader's epoch and name,
+/// and the eight 2h blocks left as they were.
+fn three_replicas_compact_once(
+    etcd: &Etcd,
+    etcdctl: Command,
+    dir: &Path,
+    config: &str,
+    what: &str,
+) {
+    let prefix = format!("three-replicas-{what}");
+    let started = Instant::now();
+    let c = Cluster::start(etcd, dir, config, &prefix, 3);
+    let ((li, epoch), _) = c.agreed_leader(SLOW);
+    let leader = c.replicas[li].name.clone();
+    eprintln!(
+        "[{what}] {leader} leads (epoch {epoch}); all 3 replicas agree {} after start",
+        secs(started.elapsed())
+    );
+    assert_eq!(
+        c.replicas[li].metric("compactd_leader_epoch"),
+        Some(epoch as f64)
+    );
+
+    let election = format!("/compactd/{prefix}/election");
+    let (key, value) = etcdctl_observe(etcdctl, &election);
+    assert!(
+        key.starts_with(&format!("{election}/")),
+        "etcdctl key {key}"
+    );
+    assert_eq!(value, leader, "etcdctl elect -l names the leader");
+
+    wait_for(SLOW, "the leader's first iteration", || {
+        (c.replicas[li].count(ITERATION_DONE) > 0).then_some(())
+    });
+    eprintln!(
+        "[{what}] {leader} finished its iteration {} after start",
+        secs(started.elapsed())
+    );
+    let ((li2, epoch2), _) = c.agreed_leader(Duration::from_secs(5));
+    assert_eq!((li2, epoch2), (li, epoch), "leadership did not move");
+
+    verify_ok(config);
+    let audit = audit_ok(config);
+    let uploaded = c.replicas[li].count("uploaded block");
+    assert_eq!(uploaded, 4, "two 8h blocks per stream");
+    assert_eq!(audit["unstamped"], 8, "{audit:#}");
+    assert_eq!(
+        audit["epochs"],
+        serde_json::json!([{
+            "epoch": epoch,
+            "holders": [leader],
+            "blocks": uploaded,
+            "first_commit": audit["epochs"][0]["first_commit"],
+            "last_commit": audit["epochs"][0]["last_commit"],
+        }]),
+        "every block compactd wrote carries the leader's epoch and name: {audit:#}"
+    );
+    assert_eq!(audit["fence"]["state"], "present", "{audit:#}");
+    assert_eq!(audit["fence"]["epoch"], epoch, "{audit:#}");
+    assert_eq!(audit["fence"]["holder"], leader.as_str(), "{audit:#}");
+    for r in &c.replicas {
+        if r.name == leader {
+            continue;
+        }
+        for line in ["elected leader", LEADING] {
+            assert_eq!(r.count(line), 0, "follower {} logged {line:?}", r.name);
+        }
+        for line in WRITE_LINES {
+            assert_eq!(r.count(line), 0, "follower {} wrote: {line:?}", r.name);
+        }
+        assert_eq!(r.metric("compactd_leader"), Some(0.0));
+    }
+    eprintln!(
+        "[{what}] {uploaded} blocks uploaded by {leader} alone, epoch {epoch}; audit and verify \
+         clean; total {}",
+        secs(started.elapsed())
+    );
+}
+
+#[test]
+fn three_replicas_elect_one_leader_and_compact_once_filesystem() {
+    let Some(etcd) = Etcd::start() else { return };
+    let Some(etcdctl) = etcd.etcdctl() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let bucket = tmp.path().join("bucket");
+    generate_streams(&bucket, 50, 24);
+    three_replicas_compact_once(&etcd, etcdctl, tmp.path(), &fs_config(&bucket), "fs");
+}
+
+#[test]
+fn three_replicas_elect_one_leader_and_compact_once_s3() {
+    let Some(etcd) = Etcd::start() else { return };
+    let Some(etcdctl) = etcd.etcdctl() else {
+        return;
+    };
+    let Some(s3) = Seaweed::start() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let local = tmp.path().join("generated");
+    generate_streams(&local, 50, 24);
+    let config = s3.objstore_yaml();
+    upload_dir(&config, &local);
+    three_replicas_compact_once(&etcd, etcdctl, tmp.path(), &config, "s3");
+}
+
+/// A started cluster whose leader finished its first iteration (and is idle).
+struct Compacted {
+    /// The test's temp dir (owned by the cluster).
+    dir: PathBuf,
+    bucket: PathBuf,
+    config: String,
+    cluster: Cluster,
+    leader: usize,
+    epoch: u64,
+}
+
+/// Three replicas on a small generated filesystem bucket, once the leader finished its first
+/// iteration.
+fn compacted_cluster(etcd: &Etcd, prefix: &str) -> Compacted {
+    let tmp = tempfile::tempdir().unwrap();
+    let bucket = tmp.path().join("bucket");
+    generate_streams(&bucket, 20, 24);
+    let config = fs_config(&bucket);
+    let dir = tmp.path().to_path_buf();
+    let mut cluster = Cluster::start(etcd, &dir, &config, prefix, 3);
+    cluster.dir = Some(tmp);
+    let ((leader, epoch), took) = cluster.agreed_leader(SLOW);
+    wait_for(SLOW, "the leader's first iteration", || {
+        (cluster.replicas[leader].count(ITERATION_DONE) > 0).then_some(())
+    });
+    eprintln!(
+        "[{prefix}] {} leads (epoch {epoch}, agreed after {}), first iteration done",
+        cluster.replicas[leader].name,
+        secs(took)
+    );
+    Compacted {
+        dir,
+        bucket,
+        config,
+        cluster,
+        leader,
+        epoch,
+    }
+}
+
+#[test]
+fn kill9_of_the_leader_hands_over_within_ttl_plus_takeover_delay() {
+    let Some(etcd) = Etcd::start() else { return };
+    let Compacted {
+        dir,
+        bucket,
+        config,
+        mut cluster,
+        leader,
+        epoch,
+    } = compacted_cluster(&etcd, "kill9");
+    let old = cluster.replicas[leader].name.clone();
+    let marked = add_marked_block(&dir, &bucket, 1);
+
+    let killed = Instant::now();
+    cluster.replicas[leader].kill9();
+    wait_for(SLOW, "the marked block to be deleted", || {
+        (!marked.exists()).then_some(())
+    });
+    let took = killed.elapsed();
+    let limit = TTL + TAKEOVER + Duration::from_secs(2);
+    eprintln!(
+        "[kill9] kill -9 {old}: the next leader committed (deleted the marked block) after {} \
+         (limit {} = TTL + takeover delay + 2s)",
+        secs(took),
+        secs(limit)
+    );
+    assert!(
+        took < limit,
+        "handover took {} (limit {})",
+        secs(took),
+        secs(limit)
+    );
+
+    let ((new, new_epoch), _) = cluster.agreed_leader(Duration::from_secs(10));
+    let new_name = cluster.replicas[new].name.clone();
+    assert_ne!(new_name, old);
+    assert!(
+        new_epoch > epoch,
+        "new epoch {new_epoch} > old epoch {epoch}"
+    );
+    let leading = cluster.replicas[new]
+        .log_text()
+        .lines()
+        .find(|l| l.contains(LEADING))
+        .map(String::from)
+        .expect("the new leader logged leading");
+    assert!(leading.contains(&format!("epoch={new_epoch}")), "{leading}");
+    eprintln!(
+        "[kill9] {new_name} leads with epoch {new_epoch} (was {old}, epoch {epoch}); \
+         killed {} ago",
+        secs(killed.elapsed())
+    );
+    wait_for(SLOW, "the new leader's iteration", || {
+        (cluster.replicas[new].count(ITERATION_DONE) > 0).then_some(())
+    });
+    verify_ok(&config);
+    audit_ok(&config);
+    assert_eq!(read_fence(&bucket).holder, new_name);
+}
+
+#[test]
+fn sigterm_of_the_leader_resigns_and_hands_over_in_under_two_seconds() {
+    let Some(etcd) = Etcd::start() else { return };
+    let Compacted {
+        config,
+        mut cluster,
+        leader,
+        epoch,
+        ..
+    } = compacted_cluster(&etcd, "sigterm");
+    let old = cluster.replicas[leader].name.clone();
+    let others: Vec<usize> = (0..3).filter(|&i| i != leader).collect();
+
+    let sent = Instant::now();
+    cluster.replicas[leader].signal(libc::SIGTERM);
+    let ((seen_by, new_name, new_epoch), _) =
+        wait_for(Duration::from_secs(10), "another leader announced", || {
+            others.iter().find_map(|&i| {
+                let (name, e) = cluster.replicas[i].leader()?;
+                (!name.is_empty() && name != old).then_some((i, name, e))
+            })
+        });
+    let took = sent.elapsed();
+    eprintln!(
+        "[sigterm] SIGTERM {old}: {} reports leader {new_name} (epoch {new_epoch}) after {}",
+        cluster.replicas[seen_by].name,
+        secs(took)
+    );
+    assert!(
+        took < Duration::from_secs(2),
+        "handover took {}",
+        secs(took)
+    );
+    assert!(new_epoch > epoch, "epoch {new_epoch} > {epoch}");
+
+    let status = cluster.replicas[leader].wait_exit(Duration::from_secs(10));
+    let exited = sent.elapsed();
+    eprintln!(
+        "[sigterm] {old} exited {status:?} {} after SIGTERM",
+        secs(exited)
+    );
+    assert_eq!(status.and_then(|s| s.code()), Some(0), "{old} exits 0");
+    assert!(
+        exited < Duration::from_secs(3),
+        "{old} took {}",
+        secs(exited)
+    );
+
+    let new = cluster.by_name(&new_name);
+    let (_, writing) = wait_for(Duration::from_secs(10), "the new leader to write", || {
+        cluster.replicas[new].is_leader().then_some(())
+    });
+    eprintln!(
+        "[sigterm] {new_name} reports compactd_leader 1 after {} more (takeover delay {})",
+        secs(writing),
+        secs(TAKEOVER)
+    );
+    let ((agreed, agreed_epoch), _) = cluster.agreed_leader(Duration::from_secs(10));
+    assert_eq!((agreed, agreed_epoch), (new, new_epoch));
+    wait_for(SLOW, "the new leader's iteration", || {
+        (cluster.replicas[new].count(ITERATION_DONE) > 0).then_some(())
+    });
+    audit_ok(&config);
+}
+
+#[test]
+fn paused_leader_makes_no_write_after_a_newer_leader_committed() {
+    let Some(etcd) = Etcd::start() else { return };
+    let Compacted {
+        dir,
+        bucket,
+        config,
+        cluster,
+        leader,
+        epoch,
+    } = compacted_cluster(&etcd, "pause");
+    let old = cluster.replicas[leader].name.clone();
+
+    // Paused while leading and idle: its fence renewal (every TTL/3) is overdue when it wakes.
+    let paused = Instant::now();
+    cluster.replicas[leader].signal(libc::SIGSTOP);
+    let marked = add_marked_block(&dir, &bucket, 1);
+    wait_for(SLOW, "the marked block to be deleted", || {
+        (!marked.exists()).then_some(())
+    });
+    eprintln!(
+        "[pause] {old} stopped; a new leader committed {} later",
+        secs(paused.elapsed())
+    );
+    let others: Vec<usize> = (0..3).filter(|&i| i != leader).collect();
+    let (new, _) = sole_leader_among(&cluster, &others, Duration::from_secs(10));
+    let new_name = cluster.replicas[new].name.clone();
+    let (_, new_epoch) = cluster.replicas[new].leader().expect("new leader's view");
+    assert!(new_epoch > epoch, "epoch {new_epoch} > {epoch}");
+    // The new leader is idle once its iteration is done; only its fence renewals write then.
+    wait_for(SLOW, "the new leader's iteration", || {
+        (cluster.replicas[new].count(ITERATION_DONE) > 0).then_some(())
+    });
+    wake_stale_leader(&cluster, &bucket, leader, new, new_epoch, &[], "pause");
+    let ((agreed, _), _) = cluster.agreed_leader(Duration::from_secs(10));
+    assert_eq!(agreed, new, "leadership stayed with {new_name}");
+    eprintln!("[pause] total {} since SIGSTOP", secs(paused.elapsed()));
+    audit_ok(&config);
+}
+
+/// The stronger variant: the leader is stopped in the middle of a compaction, so that when it
+/// wakes it holds a compacted block it was about to upload and sources it was about to mark.
+/// By then a newer leader has compacted the same blocks itself; the old one must write nothing.
+#[test]
+fn leader_paused_mid_compaction_uploads_nothing_when_it_wakes() {
+    let Some(etcd) = Etcd::start() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let bucket = tmp.path().join("bucket");
+    // 10h of one stream: one compaction of four 2h blocks into an 8h block, big enough (about
+    // half a second of compaction) for the test to stop the leader in the middle of it.
+    compactd_ok(&[
+        "tools",
+        "generate",
+        "--out",
+        bucket.to_str().unwrap(),
+        "--series",
+        "10000",
+        "--hours",
+        "10",
+        "--external-labels",
+        "cluster=big",
+        "--seed",
+        "7",
+    ]);
+    let config = fs_config(&bucket);
+    let dir = tmp.path().to_path_buf();
+    let mut cluster = Cluster::start(&etcd, &dir, &config, "pause-compaction", 3);
+    cluster.dir = Some(tmp);
+    let (leader, _) = wait_for(SLOW, "a replica to be elected", || {
+        cluster
+            .replicas
+            .iter()
+            .position(|r| r.count("elected leader") > 0)
+    });
+    let old = cluster.replicas[leader].name.clone();
+    let epoch = logged_epoch(&cluster.replicas[leader], "elected leader");
+    // Stop it once its inputs are downloaded (each input's meta.json is written last), that
+    // is when the compaction proper begins: it then wakes holding a block to upload.
+    let (plan, _) = wait_for(SLOW, "the leader's compaction plan", || {
+        let text = cluster.replicas[leader].log_text();
+        let line = text.lines().find(|l| l.contains("compaction plan"))?;
+        let field = |name: &str| {
+            line.split_whitespace()
+                .find_map(|f| f.strip_prefix(name))
+                .map(String::from)
+        };
+        Some((field("group=")?, field("inputs=")?, field("output=")?))
+    });
+    let (group, inputs, output) = plan;
+    let job = dir
+        .join(format!("data-{old}"))
+        .join("compact")
+        .join(&group)
+        .join(&output);
+    let inputs: Vec<PathBuf> = inputs
+        .split(',')
+        .map(|id| job.join(id).join("meta.json"))
+        .collect();
+    let start = Instant::now();
+    while !inputs.iter().all(|m| m.is_file()) {
+        assert!(
+            start.elapsed() < SLOW,
+            "{old} never downloaded its inputs into {}",
+            job.display()
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    cluster.replicas[leader].signal(libc::SIGSTOP);
+    let paused = Instant::now();
+    let at_pause = cluster.replicas[leader].log_text();
+    assert!(
+        !at_pause.contains("compacted blocks") && !at_pause.contains("compaction job failed"),
+        "{old} was stopped only after its compaction ended; the test needs a bigger one"
+    );
+    eprintln!(
+        "[pause-compaction] {old} (epoch {epoch}) stopped while compacting {output}, {} after \
+         its plan was logged",
+        secs(start.elapsed())
+    );
+
+    let others: Vec<usize> = (0..3).filter(|&i| i != leader).collect();
+    let (new, took) = sole_leader_among(&cluster, &others, SLOW);
+    let new_name = cluster.replicas[new].name.clone();
+    let new_epoch = logged_epoch(&cluster.replicas[new], LEADING);
+    assert!(new_epoch > epoch, "epoch {new_epoch} > {epoch}");
+    wait_for(SLOW, "the new leader's iteration", || {
+        (cluster.replicas[new].count(ITERATION_DONE) > 0).then_some(())
+    });
+    assert_eq!(cluster.replicas[new].count("uploaded block"), 1);
+    eprintln!(
+        "[pause-compaction] {new_name} (epoch {new_epoch}) leads {} after the pause and \
+         compacted the same blocks {} after it",
+        secs(took),
+        secs(paused.elapsed())
+    );
+    // The old leader's compaction ends after it wakes: it holds a block it would upload.
+    wake_stale_leader(
+        &cluster,
+        &bucket,
+        leader,
+        new,
+        new_epoch,
+        &["compacted blocks"],
+        "pause-compaction",
+    );
+    let old_log = cluster.replicas[leader].log_text();
+    assert!(
+        old_log.contains(&format!("output={output}")) && old_log.contains("compacted blocks"),
+        "{old} finished compacting {output} after waking up"
+    );
+    verify_ok(&config);
+    let audit = audit_ok(&config);
+    assert_eq!(
+        audit["epochs"].as_array().map(Vec::len),
+        Some(1),
+        "{audit:#}"
+    );
+    assert_eq!(audit["epochs"][0]["epoch"], new_epoch, "{audit:#}");
+    assert_eq!(audit["epochs"][0]["holders"], serde_json::json!([new_name]));
+}
+
+/// Continues the stopped replica `old` once the newer leader `new` (epoch `new_epoch`)
+/// committed and went idle, and watches the bucket for 4 s (and at least 2 s after `old` logged
+/// one of `wait_lines`, when given): only `new` renews the fence (it is polled every 5 ms),
+/// nothing else in the bucket changes, and `old` steps down without logging a write.
+fn wake_stale_leader(
+    c: &Cluster,
+    bucket: &Path,
+    old: usize,
+    new: usize,
+    new_epoch: u64,
+    wait_lines: &[&str],
+    tag: &str,
+) {
+    let (old_r, new_name) = (&c.replicas[old], c.replicas[new].name.clone());
+    let old_name = &old_r.name;
+    let stopped_before = old_r.count(STOPPED);
+    let count_waited = || wait_lines.iter().map(|l| old_r.count(l)).sum::<usize>();
+    let waited_before = count_waited();
+    let writes_before: Vec<usize> = WRITE_LINES.iter().map(|l| old_r.count(l)).collect();
+    let before = listing_without_fence(bucket);
+    let fence_before = read_fence(bucket);
+    assert_eq!(
+        (fence_before.epoch, fence_before.holder.as_str()),
+        (new_epoch, new_name.as_str())
+    );
+
+    let woke = Instant::now();
+    old_r.signal(libc::SIGCONT);
+    let mut foreign = Vec::new();
+    let mut last_seq = fence_before.seq;
+    let mut stopped_after = None;
+    let mut waited_after = wait_lines.is_empty().then_some(Duration::ZERO);
+    let mut until = Duration::from_secs(4);
+    while woke.elapsed() < until {
+        let f = read_fence(bucket);
+        if (f.epoch != new_epoch || f.holder != new_name || f.seq < last_seq)
+            && !foreign.contains(&f)
+        {
+            foreign.push(f.clone());
+        }
+        last_seq = last_seq.max(f.seq);
+        if stopped_after.is_none() && old_r.count(STOPPED) > stopped_before {
+            stopped_after = Some(woke.elapsed());
+        }
+        if waited_after.is_none() && count_waited() > waited_before {
+            waited_after = Some(woke.elapsed());
+            until = until.max(woke.elapsed() + Duration::from_secs(2));
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(
+        foreign.is_empty(),
+        "the fence was written by someone other than {new_name} (epoch {new_epoch}): {foreign:?}"
+    );
+    let stopped_after = stopped_after.expect("the old leader logged that it stopped leading");
+    let waited_after = waited_after
+        .unwrap_or_else(|| panic!("{old_name} did not log any of {wait_lines:?} after waking up"));
+    let after = listing_without_fence(bucket);
+    assert!(
+        before == after,
+        "the bucket changed after {old_name} woke up:\n{}",
+        listing_diff(&before, &after)
+    );
+    let fence_after = read_fence(bucket);
+    assert_eq!(
+        (fence_after.epoch, fence_after.holder.as_str()),
+        (new_epoch, new_name.as_str()),
+        "the fence still names the new leader"
+    );
+    assert!(
+        fence_after.seq > fence_before.seq,
+        "the new leader kept renewing the fence"
+    );
+    assert_eq!(
+        old_r.metric("compactd_leader"),
+        Some(0.0),
+        "{old_name} is no leader"
+    );
+    let writes: Vec<usize> = WRITE_LINES.iter().map(|l| old_r.count(l)).collect();
+    assert_eq!(
+        writes, writes_before,
+        "{old_name} logged no write after waking up"
+    );
+    let expired = old_r.metric("compactd_permit_expired_writes_total");
+    let conflicts = old_r.metric("compactd_fence_conflicts_total");
+    let waited = if wait_lines.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "; logged one of {wait_lines:?} {} after SIGCONT",
+            secs(waited_after)
+        )
+    };
+    eprintln!(
+        "[{tag}] {old_name} stopped leading {} after SIGCONT{waited}; fence renewed only by \
+         {new_name} (seq {} -> {}); bucket otherwise unchanged over {}; {old_name}: \
+         permit_expired_writes {expired:?}, fence_conflicts {conflicts:?}",
+        secs(stopped_after),
+        fence_before.seq,
+        fence_after.seq,
+        secs(until)
+    );
+}
+
+#[test]
+fn etcd_outage_stops_writes_before_the_deadline_and_leadership_recovers() {
+    let Some(mut etcd) = Etcd::start() else {
+        return;
+    };
+    let Compacted {
+        dir,
+        bucket,
+        config,
+        cluster,
+        leader,
+        epoch,
+    } = compacted_cluster(&etcd, "outage");
+    let old = cluster.replicas[leader].name.clone();
+    let stopped_before = cluster.replicas[leader].count(STOPPED);
+    let iterations_before: Vec<usize> = cluster
+        .replicas
+        .iter()
+        .map(|r| r.count(ITERATION_DONE))
+        .collect();
+
+    let down = Instant::now();
+    etcd.stop();
+    // Before its lease could have expired: at most TTL after the last renewal it sent.
+    let (_, step_down) = wait_for(TTL, "the leader to step down", || {
+        (cluster.replicas[leader].count(STOPPED) > stopped_before).then_some(())
+    });
+    eprintln!(
+        "[outage] etcd stopped ({} to stop it); {old} stopped leading {} after",
+        secs(down.elapsed() - step_down),
+        secs(down.elapsed())
+    );
+    // A request sent under the last permit may land up to the op timeout after it lapsed.
+    let quiet_from = (down + TTL + Duration::from_secs(1)).max(down + step_down + OP_TIMEOUT);
+    std::thread::sleep(quiet_from.saturating_duration_since(Instant::now()));
+    for r in &cluster.replicas {
+        assert_eq!(
+            r.metric("compactd_leader"),
+            Some(0.0),
+            "{} still leads {} after etcd stopped",
+            r.name,
+            secs(down.elapsed())
+        );
+    }
+    let fence = std::fs::read(bucket.join(FENCE_PATH)).unwrap();
+    let fence_mtime = std::fs::metadata(bucket.join(FENCE_PATH))
+        .unwrap()
+        .modified()
+        .unwrap();
+    let before = listing(&bucket);
+    std::thread::sleep(Duration::from_secs(2));
+    let after = listing(&bucket);
+    assert!(
+        before == after,
+        "the bucket changed while etcd was down:\n{}",
+        listing_diff(&before, &after)
+    );
+    assert_eq!(std::fs::read(bucket.join(FENCE_PATH)).unwrap(), fence);
+    let fence_age = SystemTime::now()
+        .duration_since(fence_mtime)
+        .unwrap_or_default();
+    eprintln!(
+        "[outage] no write for 2s; fence last written {} before the check ({} after etcd stopped)",
+        secs(fence_age),
+        secs(down.elapsed())
+    );
+
+    // Work for whoever leads next; added while nobody leads, so its first sync sees it.
+    let marked = add_marked_block(&dir, &bucket, 1);
+    let restarted = Instant::now();
+    etcd.start_again();
+    let etcd_up = restarted.elapsed();
+    let (new, took) = wait_for(
+        Duration::from_secs(15),
+        "a leader after etcd restarted",
+        || {
+            let l = cluster.leaders();
+            (l.len() == 1).then(|| l[0])
+        },
+    );
+    eprintln!(
+        "[outage] etcd up again in {}; {} leads {} after that",
+        secs(etcd_up),
+        cluster.replicas[new].name,
+        secs(took)
+    );
+    let (_, deleted) = wait_for(SLOW, "the marked block to be deleted", || {
+        (!marked.exists()).then_some(())
+    });
+    let ((agreed, new_epoch), _) = cluster.agreed_leader(Duration::from_secs(15));
+    assert_eq!(agreed, new);
+    assert!(new_epoch >= epoch, "epoch {new_epoch} >= {epoch}");
+    eprintln!(
+        "[outage] {} (epoch {new_epoch}; before the outage {old}, epoch {epoch}) committed {} \
+         after etcd was up",
+        cluster.replicas[new].name,
+        secs(deleted + took)
+    );
+    wait_for(SLOW, "the recovered leader's iteration", || {
+        (cluster.replicas[new].count(ITERATION_DONE) > iterations_before[new]).then_some(())
+    });
+    audit_ok(&config);
+}
+
+#[test]
+fn two_single_instances_refuse_to_share_a_bucket() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bucket = tmp.path().join("bucket");
+    generate_streams(&bucket, 10, 12);
+    let config = fs_config(&bucket);
+    let mut cluster = Cluster {
+        replicas: vec![Replica::spawn(
+            tmp.path(),
+            "a",
+            &run_args(&config, tmp.path(), "a"),
+        )],
+        etcd_log: None,
+        dir: None,
+    };
+    let (_, took) = wait_for(SLOW, "a to lead", || {
+        (cluster.replicas[0].count(LEADING) > 0).then_some(())
+    });
+    eprintln!("[single] a leads {} after serving HTTP", secs(took));
+
+    let mut one_shot_b = run_args(&config, tmp.path(), "b");
+    one_shot_b.retain(|a| a != "--wait");
+    let one_shot_b: Vec<&str> = one_shot_b.iter().map(String::as_str).collect();
+    let start = Instant::now();
+    let refused = compactd(&one_shot_b);
+    let took = start.elapsed();
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    eprintln!("[single] b refused in {} ({})", secs(took), refused.status);
+    assert_eq!(refused.status.code(), Some(1), "b must refuse:\n{stderr}");
+    assert!(took < Duration::from_secs(5), "b took {}", secs(took));
+    assert!(
+        stderr.contains(FENCE_PATH) && stderr.contains(r#"held by "a""#),
+        "b names the fence and its holder:\n{stderr}"
+    );
+    assert!(
+        !stderr.contains("uploaded block") && !stderr.contains("marked block"),
+        "b wrote nothing:\n{stderr}"
+    );
+    assert_eq!(read_fence(&bucket).holder, "a");
+
+    wait_for(SLOW, "a's iteration", || {
+        (cluster.replicas[0].count(ITERATION_DONE) > 0).then_some(())
+    });
+    let a = &mut cluster.replicas[0];
+    a.signal(libc::SIGTERM);
+    let status = a.wait_exit(Duration::from_secs(10));
+    assert_eq!(
+        status.and_then(|s| s.code()),
+        Some(0),
+        "a exits 0 on SIGTERM"
+    );
+    let released = read_fence(&bucket);
+    assert_eq!(
+        (released.holder.as_str(), released.renewed_unix_ms),
+        ("a", 0),
+        "a released the fence on exit"
+    );
+
+    let out = compactd(&one_shot_b);
+    assert!(
+        out.status.success(),
+        "b runs once a released the fence: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let fence = read_fence(&bucket);
+    assert_eq!((fence.holder.as_str(), fence.renewed_unix_ms), ("b", 0));
+    audit_ok(&config);
+}
