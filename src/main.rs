@@ -119,7 +119,7 @@ struct RunArgs {
     /// Client key (PEM) for etcd TLS.
     #[arg(long = "etcd.key-file")]
     etcd_key_file: Option<PathBuf>,
-    /// Wait between fencing the bucket and a new leader's first commit (at least --objstore.op-timeout + 1s).
+    /// Wait between fencing the bucket and a new leader's first commit (at least twice --objstore.op-timeout).
     #[arg(long = "leader.takeover-delay", default_value = "10s", value_parser = duration_ms)]
     takeover_delay: u64,
     /// This replica's name in etcd, the fence and block stamps [default: the host name].

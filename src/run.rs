@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 
 use crate::core::cycle::CycleConfig;
-use crate::core::leader::{LeaderConfig, COMMIT_WINDOW_MS_DEFAULT};
+use crate::core::leader::LeaderConfig;
 use crate::core::node::Node;
 use crate::core::plan::compaction_ranges;
 use crate::core::view::ViewConfig;
@@ -142,7 +142,7 @@ impl RunConfig {
             lease_ttl_ms: self.ha.lease_ttl_ms as i64,
             op_timeout_ms: self.op_timeout_ms as i64,
             takeover_delay_ms: self.ha.takeover_delay_ms as i64,
-            commit_window_ms: COMMIT_WINDOW_MS_DEFAULT,
+            commit_window_ms: self.op_timeout_ms as i64,
         };
         cfg.validate().map_err(anyhow::Error::msg)?;
         Ok(cfg)

@@ -7,7 +7,7 @@
 use std::collections::{BTreeSet, VecDeque};
 
 use compactd::core::cycle::CycleConfig;
-use compactd::core::leader::{LeaderConfig, COMMIT_WINDOW_MS_DEFAULT};
+use compactd::core::leader::LeaderConfig;
 use compactd::core::node::Node;
 use compactd::core::plan::compaction_ranges;
 use compactd::core::types::{CompactedBlock, Input, Millis, Now, Output, StoreOp, StoreResult};
@@ -172,7 +172,7 @@ fn leader_config() -> LeaderConfig {
         lease_ttl_ms: 15_000,
         op_timeout_ms: 5_000,
         takeover_delay_ms: 10_000,
-        commit_window_ms: COMMIT_WINDOW_MS_DEFAULT,
+        commit_window_ms: 5_000,
     }
 }
 

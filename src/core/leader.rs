@@ -25,8 +25,6 @@ use super::types::{
     StoreResult,
 };
 
-/// Default `--leader.commit-window`: how long after its guarding fence CAS a commit may start.
-pub const COMMIT_WINDOW_MS_DEFAULT: i64 = 1_000;
 /// Assumed bound of the rate difference between our clock and etcd's, in permille.
 pub const MAX_DRIFT_PERMILLE: i64 = 50;
 /// Subtracted from the lease deadline on top of the drift.
@@ -52,7 +50,9 @@ pub struct LeaderConfig {
     pub op_timeout_ms: i64,
     /// `--leader.takeover-delay` in ms.
     pub takeover_delay_ms: i64,
-    /// How long after its fence CAS was sent a commit may still be sent.
+    /// How long after its fence CAS was sent a commit may still be sent. `run` sets it to the
+    /// op timeout: every CAS answer that arrives in time can then be used (a shorter window
+    /// would livelock when the store answers slower than the window).
     pub commit_window_ms: i64,
 }
 
@@ -85,9 +85,10 @@ impl LeaderConfig {
         let needed = self.op_timeout_ms + self.commit_window_ms;
         if self.takeover_delay_ms < needed {
             return Err(format!(
-                "--leader.takeover-delay {}ms must be at least --objstore.op-timeout + the \
-                 commit window ({}ms): a commit the previous leader sent right after its last \
-                 fence CAS must have landed or died before the new leader's first commit",
+                "--leader.takeover-delay {}ms must be at least twice --objstore.op-timeout \
+                 ({}ms): a commit may be sent up to one op timeout after its fence CAS and take \
+                 another to land, and must have landed or died before the new leader's first \
+                 commit",
                 self.takeover_delay_ms, needed
             ));
         }

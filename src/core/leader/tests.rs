@@ -14,8 +14,9 @@ use crate::tsdb::meta::{BlockMeta, ThanosMeta};
 
 const TTL: i64 = 15_000;
 const OP_TIMEOUT: i64 = 5_000;
-const DELAY: i64 = 7_000;
+const DELAY: i64 = 10_000;
 const T0: i64 = 1_700_000_000_000;
+const WINDOW: i64 = OP_TIMEOUT;
 
 fn cfg(elected: bool) -> LeaderConfig {
     LeaderConfig {
@@ -24,7 +25,7 @@ fn cfg(elected: bool) -> LeaderConfig {
         lease_ttl_ms: TTL,
         op_timeout_ms: OP_TIMEOUT,
         takeover_delay_ms: DELAY,
-        commit_window_ms: COMMIT_WINDOW_MS_DEFAULT,
+        commit_window_ms: WINDOW,
     }
 }
 
@@ -130,6 +131,19 @@ fn elect(l: &mut Leader) -> i64 {
     l.on_store(at(50), cas.id, StoreResult::FenceWritten(v1), &mut out);
     assert_eq!(l.leading(), None, "the takeover delay comes first");
     out.clear();
+    // A renewal during the delay keeps the permit alive past it.
+    l.drive(at(3_000), &mut out);
+    let keepalive = only(coord_reqs(&out));
+    assert_eq!(
+        keepalive.op,
+        CoordOp::KeepAlive {
+            lease: LeaseId(0xab)
+        }
+    );
+    out.clear();
+    let kept = CoordResult::KeptAlive { ttl_secs: 15 };
+    l.on_coord(at(3_010), keepalive.id, kept, &mut out);
+    out.clear();
     l.drive(at(50 + DELAY), &mut out);
     assert_eq!(l.leading(), Some(Epoch(7)));
     // The fence is due for its heartbeat renewal (every TTL/3): answer it.
@@ -155,7 +169,7 @@ fn elected_leader_fences_waits_and_guards_each_commit_with_a_cas() {
     let permit = l.permit(at(t)).expect("a permit while leading");
     assert_eq!(
         permit.valid_until,
-        Millis(TTL * 95 / 100 - 500 - OP_TIMEOUT)
+        Millis(3_000 + TTL * 95 / 100 - 500 - OP_TIMEOUT)
     );
     let mut out = vec![];
     let mut meta = BlockMeta::level1(BlockId::from_parts(1, 5), 0, 1);
@@ -183,7 +197,12 @@ fn elected_leader_fences_waits_and_guards_each_commit_with_a_cas() {
     assert_eq!(commit.id, RequestId(1));
     let p = commit.permit.unwrap();
     assert_eq!(p.epoch, Epoch(7));
-    assert_eq!(p.valid_until, Millis(t + 1 + COMMIT_WINDOW_MS_DEFAULT));
+    let lease_permit = permit.valid_until.0;
+    assert_eq!(
+        p.valid_until,
+        Millis((t + 1 + WINDOW).min(lease_permit)),
+        "the earlier of the lease permit and the commit window"
+    );
     let StoreOp::PutMeta { meta } = &commit.op else {
         panic!()
     };
@@ -500,7 +519,7 @@ impl Env {
                 "commit under another epoch than its fence CAS"
             );
             assert!(
-                p.valid_until.0 <= sent + COMMIT_WINDOW_MS_DEFAULT,
+                p.valid_until.0 <= sent + WINDOW,
                 "commit window not applied"
             );
         }
@@ -729,7 +748,7 @@ fn validate_rejects_an_op_timeout_too_long_for_the_lease_and_a_short_takeover_de
     c.op_timeout_ms = 10_000;
     assert!(c.validate().unwrap_err().contains("--objstore.op-timeout"));
     c.op_timeout_ms = OP_TIMEOUT;
-    c.takeover_delay_ms = 2_000;
+    c.takeover_delay_ms = 9_999;
     assert!(c
         .validate()
         .unwrap_err()
