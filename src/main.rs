@@ -303,6 +303,8 @@ fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()?;
     let code = runtime.block_on(compactd::run::run(cfg))?;
+    // A compaction still running on a blocking thread must not hold up the exit.
+    runtime.shutdown_background();
     Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
 }
 

@@ -531,9 +531,13 @@ impl Leader {
         out.push(Output::Event(Event::LeaderKnown(self.known.clone())));
     }
 
+    /// Starts fencing for `epoch`; a fence request still in flight from an earlier term is
+    /// abandoned, so its answer cannot be taken for this term's.
     fn enter_fencing(&mut self, epoch: u64) {
         self.role = Role::Fencing(epoch);
         self.fence_read = false;
+        self.fence_op = None;
+        self.fence_retry_at = None;
     }
 
     fn lease_permit_open(&self, now: Now) -> bool {
@@ -620,6 +624,7 @@ impl Leader {
         let Some((rec, ver)) = found else {
             if matches!(self.role, Role::Leading(_) | Role::Delaying { .. }) {
                 // The fence vanished under us (deleted by hand?): fence again, with the delay.
+                self.lose_write_right(now, "the fence vanished", out);
                 self.role = Role::Fencing(epoch);
             }
             self.fence = None;
@@ -736,6 +741,7 @@ impl Leader {
     }
 
     /// Leaves the roles that may write; the gate is emptied (the cycle is abandoned).
+    /// Also abandons the fence request in flight: its answer belongs to the term that ended.
     fn lose_write_right(&mut self, _now: Now, reason: &str, out: &mut Vec<Output>) {
         if let Role::Leading(epoch) = self.role {
             out.push(Output::Event(Event::SteppedDown {
@@ -744,6 +750,8 @@ impl Leader {
             }));
         }
         self.gate.clear();
+        self.fence_op = None;
+        self.fence_retry_at = None;
         if matches!(
             self.role,
             Role::Leading(_) | Role::Delaying { .. } | Role::Fencing(_)

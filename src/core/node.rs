@@ -8,7 +8,7 @@
 
 use super::cycle::{Cycle, CycleConfig};
 use super::leader::{Leader, LeaderConfig};
-use super::types::{Epoch, Input, LeaderInfo, Millis, Now, Output};
+use super::types::{Epoch, Input, LeaderInfo, Millis, Now, Output, Permit};
 
 /// A compactor node.
 #[derive(Debug)]
@@ -66,7 +66,13 @@ impl Node {
                 .step(now, Input::Tick, self.leader.permit(now), &mut cycle_out);
         }
         self.route_cycle_outputs(now, cycle_out, &mut out);
-        self.follow_term(now, &mut Vec::new());
+        // The leader may have started or ended a term while routing: follow it, and route what
+        // a new term's cycle asks for (its first sync).
+        let mut started = Vec::new();
+        self.follow_term(now, &mut started);
+        if !started.is_empty() {
+            self.route_cycle_outputs(now, started, &mut out);
+        }
         if let Some(at) = self.next_timer(now) {
             out.push(Output::Timer(at));
         }
@@ -112,6 +118,11 @@ impl Node {
         }
         let cycle = self.cycle_timer.filter(|_| self.term.is_some());
         [cycle, self.leader.next_wake()].into_iter().flatten().min()
+    }
+
+    /// The permit this node writes under at `now`, if it leads.
+    pub fn permit(&self, now: Now) -> Option<Permit> {
+        self.leader.permit(now)
     }
 
     /// The cycle, for status reporting.

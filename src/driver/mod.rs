@@ -20,8 +20,8 @@ use tokio::sync::mpsc;
 use crate::core::coord::{CoordRequest, CoordResult};
 use crate::core::node::Node;
 use crate::core::types::{
-    CompactJob, Event, Input, JobError, JobId, LeaderInfo, Millis, Now, Output, RequestId, StoreOp,
-    StoreRequest, StoreResult,
+    CompactJob, Epoch, Event, Input, JobError, JobId, LeaderInfo, Millis, Now, Output, Permit,
+    RequestId, StoreOp, StoreRequest, StoreResult,
 };
 use crate::election::etcd::EtcdCoordinator;
 use crate::http::HttpState;
@@ -51,6 +51,7 @@ pub struct DriverConfig {
 }
 
 /// The clocks of this process.
+#[derive(Clone, Copy)]
 struct Clock {
     start: Instant,
 }
@@ -133,6 +134,9 @@ pub async fn run(
     tokio::pin!(shutdown);
     let mut shutting_down = false;
     let mut published = None;
+    // The node's current write permit, republished after every step: running uploads and
+    // deletes follow it (renewals extend them, a lapse or a new term aborts them).
+    let (permit_tx, permit_rx) = tokio::sync::watch::channel(None);
     loop {
         let input = match next.take() {
             Some(i) => i,
@@ -148,12 +152,16 @@ pub async fn run(
         };
         books.on_input(&input, &cfg.data_dir);
         let outputs = node.step(clock.now(), input);
+        permit_tx.send_replace(node.permit(clock.now()));
         if let Some(http) = &cfg.http {
             publish_leader(http, node.known_leader(), &mut published);
         }
         for output in outputs {
             match output {
-                Output::Store(req) => spawn_store(&cfg, &clock, req, &mut books, tx.clone()),
+                Output::Store(req) => {
+                    let permits = permit_rx.clone();
+                    spawn_store(&cfg, clock, permits, req, &mut books, tx.clone())
+                }
                 Output::Coord(req) => spawn_coord(&cfg, req, tx.clone()),
                 Output::Compact(job) => {
                     books.jobs.insert(job.job, (job.group.clone(), job.output));
@@ -216,7 +224,8 @@ fn spawn_reporting(
 
 fn spawn_store(
     cfg: &DriverConfig,
-    clock: &Clock,
+    clock: Clock,
+    permits: tokio::sync::watch::Receiver<Option<Permit>>,
     req: StoreRequest,
     books: &mut Books,
     tx: mpsc::UnboundedSender<Input>,
@@ -225,17 +234,10 @@ fn spawn_store(
     let refuse = |why: String| {
         let _ = tx.send(Input::Store(id, StoreResult::Failed(why)));
     };
-    // The deadline of a mutation: its permit (uploads abort when it lapses).
-    let mut deadline = None;
     if let Some(permit) = req.permit {
         if clock.now().mono >= permit.valid_until {
             cfg.reporter.permit_expired(&req.op);
             return refuse(format!("{}: write permit expired; not sent", req.op.name()));
-        }
-        if permit.valid_until != Millis::MAX {
-            deadline = Some(tokio::time::Instant::from_std(
-                clock.instant(permit.valid_until),
-            ));
         }
     }
     let local = match &req.op {
@@ -266,7 +268,19 @@ fn spawn_store(
     let panic_tx = tx.clone();
     let work = async move {
         let started = Instant::now();
-        let result = execute(&store, &req.op, local.clone(), timeout, deadline).await;
+        if let Some(permit) = req.permit {
+            // Checked again where the request starts: the task may start late.
+            if clock.now().mono >= permit.valid_until {
+                reporter.permit_expired(&req.op);
+                let why = format!("{}: write permit expired; not sent", req.op.name());
+                let _ = tx.send(Input::Store(req.id, StoreResult::Failed(why)));
+                return;
+            }
+        }
+        let lapse = req
+            .permit
+            .map(|p| Box::pin(permit_lapsed(permits, p.epoch, clock)) as Lapse);
+        let result = execute(&store, &req.op, local.clone(), timeout, lapse).await;
         reporter.store_op(&req.op, started.elapsed(), result.as_ref().err());
         let result = result.unwrap_or_else(StoreResult::Failed);
         if let (StoreOp::PutMeta { .. }, StoreResult::Done, Some(dir)) = (&req.op, &result, &local)
@@ -279,12 +293,59 @@ fn spawn_store(
     spawn_reporting(work, panic_tx, on_panic);
 }
 
+/// Resolves when the permit of a running mutation lapses.
+type Lapse = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
+/// Resolves when this node's write permit for `epoch` lapses. It follows the permit the
+/// driver republishes after every step, so renewals extend it; a new term or no term ends it.
+async fn permit_lapsed(
+    mut permits: tokio::sync::watch::Receiver<Option<Permit>>,
+    epoch: Epoch,
+    clock: Clock,
+) {
+    loop {
+        let current = *permits.borrow_and_update();
+        let Some(p) = current.filter(|p| p.epoch == epoch) else {
+            return;
+        };
+        if clock.now().mono >= p.valid_until {
+            return;
+        }
+        if p.valid_until == Millis::MAX {
+            if permits.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+            continue;
+        }
+        let at = tokio::time::Instant::from_std(clock.instant(p.valid_until));
+        tokio::select! {
+            () = tokio::time::sleep_until(at) => {}
+            changed = permits.changed() => if changed.is_err() { std::future::pending::<()>().await },
+        }
+    }
+}
+
+/// Runs `work` unless `lapse` resolves first (then the error names `what`).
+async fn until_lapse<T>(
+    lapse: Option<Lapse>,
+    what: String,
+    work: impl std::future::Future<Output = Result<T, String>>,
+) -> Result<T, String> {
+    match lapse {
+        None => work.await,
+        Some(lapse) => tokio::select! {
+            r = work => r,
+            () = lapse => Err(format!("{what} aborted: the write permit lapsed")),
+        },
+    }
+}
+
 async fn execute(
     store: &StoreExecutor,
     op: &StoreOp,
     local: Option<PathBuf>,
     timeout: Duration,
-    deadline: Option<tokio::time::Instant>,
+    lapse: Option<Lapse>,
 ) -> Result<StoreResult, String> {
     use store::with_timeout;
     match op {
@@ -307,17 +368,9 @@ async fn execute(
         StoreOp::UploadFiles { block, .. } => {
             let dir = local.ok_or_else(|| format!("no local copy of block {block} to upload"))?;
             let upload = store.upload_files(*block, &dir);
-            let result = match deadline {
-                Some(at) => tokio::time::timeout_at(at, upload)
-                    .await
-                    .unwrap_or_else(|_| {
-                        Err(format!(
-                            "upload of block {block} aborted: the write permit lapsed"
-                        ))
-                    }),
-                None => upload.await,
-            };
-            result.map(|()| StoreResult::Done)
+            until_lapse(lapse, format!("upload of block {block}"), upload)
+                .await
+                .map(|()| StoreResult::Done)
         }
         StoreOp::PutMeta { meta } => with_timeout(timeout, "put meta.json", store.put_meta(meta))
             .await
@@ -329,7 +382,8 @@ async fn execute(
             .await
             .map(|_| StoreResult::Done),
         StoreOp::DeleteBlock(id) => {
-            with_timeout(timeout * 10, "delete block", store.delete_block(*id))
+            let delete = with_timeout(timeout * 10, "delete block", store.delete_block(*id));
+            until_lapse(lapse, format!("delete of block {id}"), delete)
                 .await
                 .map(|()| StoreResult::Done)
         }

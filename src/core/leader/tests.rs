@@ -754,3 +754,66 @@ fn validate_rejects_an_op_timeout_too_long_for_the_lease_and_a_short_takeover_de
         .unwrap_err()
         .contains("--leader.takeover-delay"));
 }
+
+#[test]
+fn a_late_fence_answer_after_shutdown_does_not_cancel_the_resignation() {
+    let mut l = Leader::new(cfg(true));
+    let mut out = vec![];
+    l.start(at(0), &mut out);
+    let grant = only(coord_reqs(&out));
+    out.clear();
+    let granted = CoordResult::Granted {
+        lease: LeaseId(1),
+        ttl_secs: 15,
+    };
+    l.on_coord(at(1), grant.id, granted, &mut out);
+    let campaign = only(coord_reqs(&out));
+    out.clear();
+    l.on_coord(
+        at(2),
+        campaign.id,
+        CoordResult::Campaigned { create_revision: 3 },
+        &mut out,
+    );
+    let observe = only(coord_reqs(&out));
+    out.clear();
+    let keys = vec![ElectionKey {
+        key: "/compactd/b/election/1".into(),
+        create_revision: 3,
+        value: "me".into(),
+    }];
+    l.on_coord(
+        at(3),
+        observe.id,
+        CoordResult::Observed { keys, revision: 3 },
+        &mut out,
+    );
+    let read = only(store_reqs(&out));
+    out.clear();
+    l.finish(at(4), 0, &mut out);
+    let resign = only(coord_reqs(&out));
+    assert!(matches!(resign.op, CoordOp::Resign { .. }));
+    out.clear();
+    let older = FenceRecord {
+        epoch: 5,
+        holder: "other".into(),
+        seq: 9,
+        renewed_unix_ms: T0,
+    };
+    let v = FenceVersion {
+        e_tag: Some("x".into()),
+        version: None,
+    };
+    l.on_store(
+        at(5),
+        read.id,
+        StoreResult::Fence(Some((older, v))),
+        &mut out,
+    );
+    assert!(
+        out.is_empty(),
+        "the answer belongs to an abandoned request: {out:?}"
+    );
+    l.on_coord(at(6), resign.id, CoordResult::Resigned, &mut out);
+    assert_eq!(out, vec![Output::Exit(0)]);
+}
