@@ -16,13 +16,6 @@ use compactd::tsdb::block_id::BlockId;
 /// 2025-06-01T00:00:00Z: the base of the commit times.
 const T0_MS: u64 = 1_748_736_000_000;
 
-fn fs_config(dir: &Path) -> String {
-    format!(
-        "type: FILESYSTEM\nconfig:\n  directory: {}\n",
-        dir.display()
-    )
-}
-
 /// Copies the block `src` to a new block `n` stamped `{epoch, holder}`, whose meta.json was
 /// last modified at `T0_MS + secs` seconds. Returns the new id.
 fn stamped_copy(bucket: &Path, src: &Path, n: u128, epoch: u64, holder: &str, secs: u64) -> String {

@@ -13,36 +13,6 @@ use std::process::{Command, Output};
 
 use common::*;
 
-/// Streams (external labels) of the generated bucket.
-const STREAMS: [&str; 2] = ["cluster=eu-1", "cluster=us-1"];
-
-fn fs_config(dir: &Path) -> String {
-    format!(
-        "type: FILESYSTEM\nconfig:\n  directory: {}\n",
-        dir.display()
-    )
-}
-
-/// Generates `hours` of 2h blocks for each stream into `dir`.
-fn generate_streams(dir: &Path, series: usize, hours: u32) {
-    for (i, labels) in STREAMS.iter().enumerate() {
-        compactd_ok(&[
-            "tools",
-            "generate",
-            "--out",
-            dir.to_str().unwrap(),
-            "--series",
-            &series.to_string(),
-            "--hours",
-            &hours.to_string(),
-            "--external-labels",
-            labels,
-            "--seed",
-            &(i + 1).to_string(),
-        ]);
-    }
-}
-
 /// The visible block dirs (meta.json present, no deletion mark) of each stream.
 fn blocks_by_stream(dir: &Path) -> BTreeMap<String, Vec<PathBuf>> {
     let mut out: BTreeMap<String, Vec<PathBuf>> = BTreeMap::new();

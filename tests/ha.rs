@@ -44,8 +44,6 @@ const TIMING_FLAGS: [&str; 6] = [
     "--leader.takeover-delay",
     "2s",
 ];
-/// Streams (external labels) of the generated bucket.
-const STREAMS: [&str; 2] = ["cluster=eu-1", "cluster=us-1"];
 /// The limit of waits that are not measured (start-up, a first compaction on a busy machine).
 const SLOW: Duration = Duration::from_secs(60);
 /// The polling interval of the measured waits.
@@ -61,33 +59,6 @@ const WRITE_LINES: [&str; 4] = [
     "deleted block marked for deletion",
     "deleted aborted partial upload",
 ];
-
-fn fs_config(dir: &Path) -> String {
-    format!(
-        "type: FILESYSTEM\nconfig:\n  directory: {}\n",
-        dir.display()
-    )
-}
-
-/// Generates `hours` of 2h blocks with `series` series for each of [`STREAMS`] into `dir`.
-fn generate_streams(dir: &Path, series: usize, hours: u32) {
-    for (i, labels) in STREAMS.iter().enumerate() {
-        compactd_ok(&[
-            "tools",
-            "generate",
-            "--out",
-            dir.to_str().unwrap(),
-            "--series",
-            &series.to_string(),
-            "--hours",
-            &hours.to_string(),
-            "--external-labels",
-            labels,
-            "--seed",
-            &(i + 1).to_string(),
-        ]);
-    }
-}
 
 fn secs(d: Duration) -> String {
     format!("{:.3}s", d.as_secs_f64())

@@ -244,3 +244,34 @@ pub fn try_http_get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
 pub fn http_get(port: u16, path: &str) -> (u16, String) {
     try_http_get(port, path).unwrap_or_else(|e| panic!("GET 127.0.0.1:{port}{path}: {e}"))
 }
+
+/// The two streams (external label sets) the bucket tests generate.
+pub const STREAMS: [&str; 2] = ["cluster=eu-1", "cluster=us-1"];
+
+/// A Thanos objstore config of a local-filesystem bucket in `dir`.
+pub fn fs_config(dir: &Path) -> String {
+    format!(
+        "type: FILESYSTEM\nconfig:\n  directory: {}\n",
+        dir.display()
+    )
+}
+
+/// Generates `hours` of 2h blocks with `series` series for each of [`STREAMS`] into `dir`.
+pub fn generate_streams(dir: &Path, series: usize, hours: u32) {
+    for (i, labels) in STREAMS.iter().enumerate() {
+        compactd_ok(&[
+            "tools",
+            "generate",
+            "--out",
+            dir.to_str().unwrap(),
+            "--series",
+            &series.to_string(),
+            "--hours",
+            &hours.to_string(),
+            "--external-labels",
+            labels,
+            "--seed",
+            &(i + 1).to_string(),
+        ]);
+    }
+}
