@@ -72,6 +72,27 @@ fn mark(n: u128) -> StoreRequest {
     }
 }
 
+/// Starts an elected leader and answers its lease grant (`lease`) and its campaign (create
+/// revision `rev`); returns its first Observe request.
+fn campaign(l: &mut Leader, lease: i64, rev: i64) -> CoordRequest {
+    let mut out = vec![];
+    l.start(at(0), &mut out);
+    let grant = only(coord_reqs(&out));
+    out.clear();
+    let granted = CoordResult::Granted {
+        lease: LeaseId(lease),
+        ttl_secs: 15,
+    };
+    l.on_coord(at(1), grant.id, granted, &mut out);
+    let campaign = only(coord_reqs(&out));
+    out.clear();
+    let campaigned = CoordResult::Campaigned {
+        create_revision: rev,
+    };
+    l.on_coord(at(2), campaign.id, campaigned, &mut out);
+    only(coord_reqs(&out))
+}
+
 /// Drives an elected leader to `Leading` at epoch 7 with a fresh fence; returns the time.
 fn elect(l: &mut Leader) -> i64 {
     let mut out = vec![];
@@ -276,26 +297,8 @@ fn a_higher_epoch_in_the_fence_makes_the_leader_resign() {
 #[test]
 fn follower_watches_its_predecessor_and_takes_over_when_it_goes() {
     let mut l = Leader::new(cfg(true));
+    let observe = campaign(&mut l, 2, 12);
     let mut out = vec![];
-    l.start(at(0), &mut out);
-    let grant = only(coord_reqs(&out));
-    out.clear();
-    let granted = CoordResult::Granted {
-        lease: LeaseId(2),
-        ttl_secs: 15,
-    };
-    l.on_coord(at(1), grant.id, granted, &mut out);
-    let campaign = only(coord_reqs(&out));
-    out.clear();
-    l.on_coord(
-        at(2),
-        campaign.id,
-        CoordResult::Campaigned {
-            create_revision: 12,
-        },
-        &mut out,
-    );
-    let observe = only(coord_reqs(&out));
     out.clear();
     let leader = ElectionKey {
         key: "/compactd/b/election/1".into(),
@@ -758,24 +761,8 @@ fn validate_rejects_an_op_timeout_too_long_for_the_lease_and_a_short_takeover_de
 #[test]
 fn a_late_fence_answer_after_shutdown_does_not_cancel_the_resignation() {
     let mut l = Leader::new(cfg(true));
+    let observe = campaign(&mut l, 1, 3);
     let mut out = vec![];
-    l.start(at(0), &mut out);
-    let grant = only(coord_reqs(&out));
-    out.clear();
-    let granted = CoordResult::Granted {
-        lease: LeaseId(1),
-        ttl_secs: 15,
-    };
-    l.on_coord(at(1), grant.id, granted, &mut out);
-    let campaign = only(coord_reqs(&out));
-    out.clear();
-    l.on_coord(
-        at(2),
-        campaign.id,
-        CoordResult::Campaigned { create_revision: 3 },
-        &mut out,
-    );
-    let observe = only(coord_reqs(&out));
     out.clear();
     let keys = vec![ElectionKey {
         key: "/compactd/b/election/1".into(),
