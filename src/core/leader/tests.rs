@@ -299,7 +299,6 @@ fn follower_watches_its_predecessor_and_takes_over_when_it_goes() {
     let mut l = Leader::new(cfg(true));
     let observe = campaign(&mut l, 2, 12);
     let mut out = vec![];
-    out.clear();
     let leader = ElectionKey {
         key: "/compactd/b/election/1".into(),
         create_revision: 5,
@@ -763,7 +762,6 @@ fn a_late_fence_answer_after_shutdown_does_not_cancel_the_resignation() {
     let mut l = Leader::new(cfg(true));
     let observe = campaign(&mut l, 1, 3);
     let mut out = vec![];
-    out.clear();
     let keys = vec![ElectionKey {
         key: "/compactd/b/election/1".into(),
         create_revision: 3,
