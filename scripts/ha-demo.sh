@@ -53,11 +53,12 @@ done
 echo "==> three replicas started (HTTP on 127.0.0.1:10901..10903, logs in $DEMO/replica-*.log)"
 
 leader_of() { curl -fs "http://127.0.0.1:1090$1/api/v1/leader" 2>/dev/null || true; }
-is_leader() { curl -fs "http://127.0.0.1:1090$1/metrics" 2>/dev/null | grep -q '^compactd_leader 1'; }
-current_leader() { for i in "$@"; do is_leader "$i" && { echo "replica-$i"; return; }; done; }
+# grep reads all of curl's output (no -q): an early exit would fail curl under pipefail.
+is_leader() { curl -fs "http://127.0.0.1:1090$1/metrics" 2>/dev/null | grep '^compactd_leader 1' >/dev/null; }
+current_leader() { for i in "$@"; do if is_leader "$i"; then echo "replica-$i"; return; fi; done; }
 
-until [ -n "$(current_leader 1 2 3)" ]; do sleep 0.2; done
-LEADER=$(current_leader 1 2 3)
+LEADER=""
+until [ -n "$LEADER" ]; do sleep 0.2; LEADER=$(current_leader 1 2 3 || true); done
 echo "==> leader: $LEADER"
 for i in 1 2 3; do echo "    replica-$i /api/v1/leader: $(leader_of $i)"; done
 echo "==> etcdctl elect -l /compactd/demo/election (the election as etcd sees it)"
@@ -72,7 +73,8 @@ T0=$(date +%s.%N)
 kill -9 "${PID[$LEADER]}"
 REST=()
 for i in 1 2 3; do [ "replica-$i" = "$LEADER" ] || REST+=("$i"); done
-until NEW=$(current_leader "${REST[@]}") && [ -n "$NEW" ]; do sleep 0.1; done
+NEW=""
+until [ -n "$NEW" ]; do sleep 0.1; NEW=$(current_leader "${REST[@]}" || true); done
 T1=$(date +%s.%N)
 printf '==> %s leads after %s s (lease TTL %s + takeover delay 2s)\n' "$NEW" "$(awk -v a="$T0" -v b="$T1" 'BEGIN { printf "%.1f", b - a }')" "$TTL"
 grep -E "leader changed|elected|leading" "$DEMO/$NEW.log" | tail -4
