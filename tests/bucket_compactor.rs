@@ -150,48 +150,6 @@ fn s3_bucket_compacts_like_thanos_and_keeps_every_sample() {
     assert_eq!(block_dirs(&back).len(), 12);
 }
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
-fn open(config: &str) -> compactd::objstore::Bucket {
-    let cfg = compactd::objstore::parse_config(config, "test").unwrap();
-    compactd::objstore::open(&cfg).unwrap()
-}
-
-/// Uploads every file under `dir` (relative paths become object names).
-fn upload_dir(config: &str, dir: &Path) {
-    use object_store::ObjectStoreExt;
-    let bucket = open(config);
-    let mut files = Vec::new();
-    collect_files(dir, &mut files);
-    runtime().block_on(async {
-        for f in files {
-            let name = f.strip_prefix(dir).unwrap().to_str().unwrap().to_string();
-            let data = std::fs::read(&f).unwrap();
-            bucket
-                .store
-                .put(&object_store::path::Path::from(name), data.into())
-                .await
-                .unwrap();
-        }
-    });
-}
-
-fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            collect_files(&p, out);
-        } else {
-            out.push(p);
-        }
-    }
-}
-
 /// Downloads every object into `dir`.
 fn download_all(config: &str, dir: &Path) {
     use futures::TryStreamExt;

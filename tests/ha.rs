@@ -538,43 +538,6 @@ fn etcdctl_observe(mut etcdctl: Command, election: &str) -> (String, String) {
     )
 }
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
-/// Uploads every file under `dir` (relative paths become object names).
-fn upload_dir(config: &str, dir: &Path) {
-    use object_store::ObjectStoreExt;
-    fn collect(dir: &Path, out: &mut Vec<PathBuf>) {
-        for e in std::fs::read_dir(dir).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                collect(&p, out);
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    let cfg = compactd::objstore::parse_config(config, "test").unwrap();
-    let bucket = compactd::objstore::open(&cfg).unwrap();
-    let mut files = Vec::new();
-    collect(dir, &mut files);
-    runtime().block_on(async {
-        for f in files {
-            let name = f.strip_prefix(dir).unwrap().to_str().unwrap().to_string();
-            let data = std::fs::read(&f).unwrap();
-            bucket
-                .store
-                .put(&object_store::path::Path::from(name), data.into())
-                .await
-                .unwrap();
-        }
-    });
-}
-
 /// Starts three replicas on the bucket of `config`, which holds two streams of 12 2h blocks,
 /// and checks that one leader compacts it, alone, under one epoch: two 8h blocks per stream
 /// (Thanos' planner holds back the newest 8h window), stamped with the leader's epoch and name,

@@ -275,3 +275,48 @@ pub fn generate_streams(dir: &Path, series: usize, hours: u32) {
         ]);
     }
 }
+
+/// A current-thread tokio runtime for the bucket helpers.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// Opens the bucket of an objstore YAML config.
+pub fn open(config: &str) -> compactd::objstore::Bucket {
+    let cfg = compactd::objstore::parse_config(config, "test").unwrap();
+    compactd::objstore::open(&cfg).unwrap()
+}
+
+/// Uploads every file under `dir` (relative paths become object names).
+pub fn upload_dir(config: &str, dir: &Path) {
+    use object_store::ObjectStoreExt;
+    let bucket = open(config);
+    let mut files = Vec::new();
+    collect_files(dir, &mut files);
+    runtime().block_on(async {
+        for f in files {
+            let name = f.strip_prefix(dir).unwrap().to_str().unwrap().to_string();
+            let data = std::fs::read(&f).unwrap();
+            bucket
+                .store
+                .put(&object_store::path::Path::from(name), data.into())
+                .await
+                .unwrap();
+        }
+    });
+}
+
+/// Every file under `dir`, recursively, appended to `out`.
+pub fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            collect_files(&p, out);
+        } else {
+            out.push(p);
+        }
+    }
+}

@@ -36,6 +36,24 @@ fn at(ms: i64) -> Now {
     }
 }
 
+/// A fence version with ETag `e_tag`.
+fn ver(e_tag: &str) -> FenceVersion {
+    FenceVersion {
+        e_tag: Some(e_tag.into()),
+        version: None,
+    }
+}
+
+/// A fence record of another holder, renewed at `T0 + renewed_ms`.
+fn held_by(holder: &str, epoch: u64, seq: u64, renewed_ms: i64) -> FenceRecord {
+    FenceRecord {
+        epoch,
+        holder: holder.into(),
+        seq,
+        renewed_unix_ms: T0 + renewed_ms,
+    }
+}
+
 fn coord_reqs(out: &[Output]) -> Vec<CoordRequest> {
     out.iter()
         .filter_map(|o| match o {
@@ -145,10 +163,7 @@ fn elect(l: &mut Leader) -> i64 {
     };
     assert_eq!((record.epoch, record.seq, expected), (7, 1, &None));
     out.clear();
-    let v1 = FenceVersion {
-        e_tag: Some("1".into()),
-        version: None,
-    };
+    let v1 = ver("1");
     l.on_store(at(50), cas.id, StoreResult::FenceWritten(v1), &mut out);
     assert_eq!(l.leading(), None, "the takeover delay comes first");
     out.clear();
@@ -170,10 +185,7 @@ fn elect(l: &mut Leader) -> i64 {
     // The fence is due for its heartbeat renewal (every TTL/3): answer it.
     let renew = only(store_reqs(&out));
     assert!(matches!(&renew.op, StoreOp::CasFence { record, .. } if record.seq == 2));
-    let v = FenceVersion {
-        e_tag: Some("1b".into()),
-        version: None,
-    };
+    let v = ver("1b");
     l.on_store(
         at(50 + DELAY),
         renew.id,
@@ -209,10 +221,7 @@ fn elected_leader_fences_waits_and_guards_each_commit_with_a_cas() {
     };
     assert_eq!((record.seq, expected.is_some()), (3, true));
     out.clear();
-    let v2 = FenceVersion {
-        e_tag: Some("2".into()),
-        version: None,
-    };
+    let v2 = ver("2");
     l.on_store(at(t + 100), cas.id, StoreResult::FenceWritten(v2), &mut out);
     let commit = only(store_reqs(&out));
     assert_eq!(commit.id, RequestId(1));
@@ -263,16 +272,8 @@ fn a_higher_epoch_in_the_fence_makes_the_leader_resign() {
     let read = only(store_reqs(&out));
     assert_eq!(read.op, StoreOp::ReadFence);
     out.clear();
-    let theirs = FenceRecord {
-        epoch: 9,
-        holder: "other".into(),
-        seq: 1,
-        renewed_unix_ms: T0,
-    };
-    let v = FenceVersion {
-        e_tag: Some("x".into()),
-        version: None,
-    };
+    let theirs = held_by("other", 9, 1, 0);
+    let v = ver("x");
     l.on_store(
         at(t + 3),
         read.id,
@@ -346,16 +347,8 @@ fn single_instance_refuses_a_fence_another_holder_renewed_recently() {
     l.start(at(0), &mut out);
     let read = only(store_reqs(&out));
     out.clear();
-    let theirs = FenceRecord {
-        epoch: 0,
-        holder: "other".into(),
-        seq: 4,
-        renewed_unix_ms: T0 - 3_000,
-    };
-    let v = FenceVersion {
-        e_tag: Some("x".into()),
-        version: None,
-    };
+    let theirs = held_by("other", 0, 4, -3_000);
+    let v = ver("x");
     l.on_store(
         at(1),
         read.id,
@@ -373,16 +366,8 @@ fn single_instance_takes_over_a_stale_fence_and_releases_it_on_exit() {
     l.start(at(0), &mut out);
     let read = only(store_reqs(&out));
     out.clear();
-    let theirs = FenceRecord {
-        epoch: 0,
-        holder: "other".into(),
-        seq: 4,
-        renewed_unix_ms: T0 - TTL - 1,
-    };
-    let v = FenceVersion {
-        e_tag: Some("x".into()),
-        version: None,
-    };
+    let theirs = held_by("other", 0, 4, -TTL - 1);
+    let v = ver("x");
     l.on_store(
         at(1),
         read.id,
@@ -395,10 +380,7 @@ fn single_instance_takes_over_a_stale_fence_and_releases_it_on_exit() {
     };
     assert_eq!((record.holder.as_str(), record.seq), ("me", 5));
     out.clear();
-    let v = FenceVersion {
-        e_tag: Some("y".into()),
-        version: None,
-    };
+    let v = ver("y");
     l.on_store(at(2), cas.id, StoreResult::FenceWritten(v), &mut out);
     assert_eq!(
         l.leading(),
@@ -414,10 +396,7 @@ fn single_instance_takes_over_a_stale_fence_and_releases_it_on_exit() {
     };
     assert_eq!(record.renewed_unix_ms, 0);
     out.clear();
-    let v = FenceVersion {
-        e_tag: Some("z".into()),
-        version: None,
-    };
+    let v = ver("z");
     l.on_store(at(4), release.id, StoreResult::FenceWritten(v), &mut out);
     assert_eq!(out, vec![Output::Exit(0)]);
 }
@@ -779,16 +758,8 @@ fn a_late_fence_answer_after_shutdown_does_not_cancel_the_resignation() {
     let resign = only(coord_reqs(&out));
     assert!(matches!(resign.op, CoordOp::Resign { .. }));
     out.clear();
-    let older = FenceRecord {
-        epoch: 5,
-        holder: "other".into(),
-        seq: 9,
-        renewed_unix_ms: T0,
-    };
-    let v = FenceVersion {
-        e_tag: Some("x".into()),
-        version: None,
-    };
+    let older = held_by("other", 5, 9, 0);
+    let v = ver("x");
     l.on_store(
         at(5),
         read.id,
