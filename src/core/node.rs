@@ -135,3 +135,113 @@ impl Node {
         self.leader.known_leader()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::coord::{CoordOp, CoordResult, ElectionKey, LeaseId};
+    use crate::core::cycle::PARTIAL_UPLOAD_THRESHOLD_MS_DEFAULT;
+    use crate::core::fence::FenceVersion;
+    use crate::core::types::{RequestId, StoreOp, StoreResult};
+    use crate::core::view::ViewConfig;
+
+    fn node() -> Node {
+        let cycle = CycleConfig {
+            view: ViewConfig {
+                min_time: i64::MIN,
+                max_time: i64::MAX,
+                consistency_delay_ms: 0,
+                delete_delay_ms: 0,
+                replica_labels: vec![],
+            },
+            wait: true,
+            wait_interval_ms: 60_000,
+            concurrency: 1,
+            ranges: crate::core::plan::compaction_ranges(4).unwrap(),
+            vertical: false,
+            index_size_limit_bytes: None,
+            retention_ms: [0; 3],
+            partial_upload_threshold_ms: PARTIAL_UPLOAD_THRESHOLD_MS_DEFAULT,
+        };
+        let leader = LeaderConfig {
+            node: "me".into(),
+            election: Some("/e".into()),
+            lease_ttl_ms: 15_000,
+            op_timeout_ms: 1_000,
+            takeover_delay_ms: 2_000,
+            commit_window_ms: 1_000,
+        };
+        Node::new(cycle, leader, 1)
+    }
+
+    fn at(ms: i64) -> Now {
+        Now {
+            mono: Millis(ms),
+            wall: Millis(1_700_000_000_000 + ms),
+        }
+    }
+
+    /// Answers the request in `out` as a healthy etcd and bucket would; returns the next outputs.
+    fn answer(n: &mut Node, t: i64, out: &[Output]) -> Vec<Output> {
+        let input = out
+            .iter()
+            .find_map(|o| match o {
+                Output::Coord(r) => Some(Input::Coord(
+                    r.id,
+                    match &r.op {
+                        CoordOp::Grant { .. } => CoordResult::Granted {
+                            lease: LeaseId(1),
+                            ttl_secs: 15,
+                        },
+                        CoordOp::Campaign { .. } => CoordResult::Campaigned { create_revision: 2 },
+                        CoordOp::Observe { .. } => CoordResult::Observed {
+                            keys: vec![ElectionKey {
+                                key: "/e/1".into(),
+                                create_revision: 2,
+                                value: "me".into(),
+                            }],
+                            revision: 2,
+                        },
+                        op => panic!("unexpected {op:?}"),
+                    },
+                )),
+                Output::Store(r) => Some(Input::Store(
+                    r.id,
+                    match &r.op {
+                        StoreOp::ReadFence => StoreResult::Fence(None),
+                        StoreOp::CasFence { .. } => StoreResult::FenceWritten(FenceVersion {
+                            e_tag: Some("1".into()),
+                            version: None,
+                        }),
+                        op => panic!("unexpected {op:?}"),
+                    },
+                )),
+                _ => None,
+            })
+            .expect("a request to answer");
+        n.step(at(t), input)
+    }
+
+    /// A term that begins while the node handles an unrelated input (here a late answer of
+    /// an earlier term's cycle) still starts its cycle with a sync.
+    #[test]
+    fn a_term_started_by_any_input_begins_with_a_sync() {
+        let mut n = node();
+        let mut out = n.step(at(0), Input::Start);
+        for t in 1..=5 {
+            out = answer(&mut n, t, &out); // grant, campaign, observe, read, CAS
+        }
+        assert!(
+            n.leader.leading().is_none(),
+            "in the takeover delay: {out:?}"
+        );
+        let late = Input::Store(RequestId(99), StoreResult::Done);
+        let out = n.step(at(5 + 2_000), late);
+        assert!(n.leader.leading().is_some());
+        assert!(
+            out.iter()
+                .any(|o| matches!(o, Output::Store(r) if r.op == StoreOp::Sync)),
+            "the new term's first sync is missing: {out:?}"
+        );
+    }
+}

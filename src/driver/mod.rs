@@ -466,3 +466,46 @@ pub fn reset_data_dir(data_dir: &std::path::Path) -> std::io::Result<()> {
     }
     std::fs::create_dir_all(&compact)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A running upload follows the node's current permit: a renewal published before the
+    /// first permit ends keeps it going; a lapse of the renewed permit ends it; a new term
+    /// ends it at once.
+    #[test]
+    fn permit_lapse_follows_renewals_and_terms() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let clock = Clock {
+                start: Instant::now(),
+            };
+            let permit = |epoch: u64, until_ms: i64| {
+                Some(Permit {
+                    epoch: Epoch(epoch),
+                    valid_until: clock.now().mono.plus(until_ms),
+                })
+            };
+            let (tx, rx) = tokio::sync::watch::channel(permit(7, 300));
+            let started = Instant::now();
+            let lapse = tokio::spawn(permit_lapsed(rx.clone(), Epoch(7), clock));
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            tx.send_replace(permit(7, 600)); // renewed: now ends ~700 ms after the start
+            let waited = lapse.await.map(|()| started.elapsed()).unwrap();
+            assert!(
+                waited >= Duration::from_millis(650),
+                "lapsed after {waited:?}"
+            );
+            assert!(waited < Duration::from_secs(5), "lapsed after {waited:?}");
+
+            let lapse = tokio::spawn(permit_lapsed(rx, Epoch(7), clock));
+            tx.send_replace(permit(8, 60_000)); // a new term: epoch 7's writes stop
+            let ended = tokio::time::timeout(Duration::from_secs(5), lapse).await;
+            assert!(ended.is_ok(), "a new term must end epoch 7's writes");
+        });
+    }
+}

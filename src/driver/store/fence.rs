@@ -80,3 +80,73 @@ impl StoreExecutor {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use object_store::local::LocalFileSystem;
+
+    use super::*;
+
+    fn record(seq: u64) -> FenceRecord {
+        FenceRecord {
+            epoch: 0,
+            holder: "a".into(),
+            seq,
+            renewed_unix_ms: 1,
+        }
+    }
+
+    /// The fallback of stores without If-Match still refuses a stale version and a second
+    /// create; what it cannot do is make the compare and the write one step.
+    #[test]
+    fn compare_then_overwrite_fallback_detects_stale_versions() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalFileSystem::new_with_prefix(dir.path()).unwrap();
+        let exec = StoreExecutor::new(Arc::new(store)).with_conditional_update(false);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            assert!(exec.read_fence().await.unwrap().is_none());
+            let CasOutcome::Written(v1) = exec.cas_fence(&record(1), None).await.unwrap() else {
+                panic!("the first create must succeed")
+            };
+            assert!(matches!(
+                exec.cas_fence(&record(1), None).await.unwrap(),
+                CasOutcome::Conflict
+            ));
+            let CasOutcome::Written(v2) = exec.cas_fence(&record(2), Some(&v1)).await.unwrap()
+            else {
+                panic!("a CAS on the current version must succeed")
+            };
+            assert_ne!(v1, v2);
+            assert!(matches!(
+                exec.cas_fence(&record(3), Some(&v1)).await.unwrap(),
+                CasOutcome::Conflict
+            ));
+            let (read, version) = exec.read_fence().await.unwrap().unwrap();
+            assert_eq!((read, version), (record(2), v2));
+        });
+    }
+
+    #[test]
+    fn an_unreadable_fence_is_an_error_naming_the_object() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("compactd")).unwrap();
+        std::fs::write(dir.path().join(FENCE_PATH), b"{\"epoch\": ").unwrap();
+        let store = LocalFileSystem::new_with_prefix(dir.path()).unwrap();
+        let exec = StoreExecutor::new(Arc::new(store));
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let err = rt.block_on(exec.read_fence()).unwrap_err();
+        assert!(
+            err.starts_with("compactd/fence.json: invalid fence record"),
+            "{err}"
+        );
+    }
+}
