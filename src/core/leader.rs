@@ -742,7 +742,7 @@ impl Leader {
 
     /// Leaves the roles that may write; the gate is emptied (the cycle is abandoned).
     /// Also abandons the fence request in flight: its answer belongs to the term that ended.
-    fn lose_write_right(&mut self, _now: Now, reason: &str, out: &mut Vec<Output>) {
+    fn lose_write_right(&mut self, now: Now, reason: &str, out: &mut Vec<Output>) {
         if let Role::Leading(epoch) = self.role {
             out.push(Output::Event(Event::SteppedDown {
                 epoch,
@@ -756,7 +756,7 @@ impl Leader {
             self.role,
             Role::Leading(_) | Role::Delaying { .. } | Role::Fencing(_)
         ) {
-            self.role = Role::Observing(Pending::now(_now));
+            self.role = Role::Observing(Pending::now(now));
         }
     }
 
