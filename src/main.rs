@@ -131,6 +131,9 @@ struct RunArgs {
     /// Log level: error, warn, info, debug.
     #[arg(long = "log.level", default_value = "info")]
     log_level: String,
+    /// Record every step of the core to this file (JSON Lines), for `compactd-sim replay`.
+    #[arg(long = "trace.record")]
+    trace_record: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -298,6 +301,7 @@ fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         },
         compact_threads: std::thread::available_parallelism().map_or(1, usize::from),
         partial_upload_threshold_ms: a.partial_upload_threshold,
+        trace_record: a.trace_record,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

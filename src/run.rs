@@ -8,12 +8,13 @@ use std::time::Duration;
 use anyhow::Context;
 
 use crate::core::cycle::CycleConfig;
-use crate::core::leader::LeaderConfig;
+use crate::core::leader::{LeaderConfig, Safety};
 use crate::core::node::Node;
 use crate::core::plan::compaction_ranges;
+use crate::core::trace::TraceHeader;
 use crate::core::view::ViewConfig;
 use crate::driver::store::StoreExecutor;
-use crate::driver::{DriverConfig, Reporter};
+use crate::driver::{DriverConfig, Recorder, Reporter};
 use crate::election::etcd::{EtcdConfig, EtcdCoordinator};
 use crate::http::HttpState;
 use crate::metrics::Metrics;
@@ -63,6 +64,8 @@ pub struct RunConfig {
     pub compact_threads: usize,
     /// `--debug.partial-upload-threshold` in ms (Thanos' fixed 48h by default).
     pub partial_upload_threshold_ms: u64,
+    /// `--trace.record`: the file to record every step of the node to.
+    pub trace_record: Option<PathBuf>,
 }
 
 /// The flags of leadership (`--etcd.*`, `--leader.*`, `--node.name`).
@@ -143,6 +146,7 @@ impl RunConfig {
             op_timeout_ms: self.op_timeout_ms as i64,
             takeover_delay_ms: self.ha.takeover_delay_ms as i64,
             commit_window_ms: self.op_timeout_ms as i64,
+            safety: Safety::ALL,
         };
         cfg.validate().map_err(anyhow::Error::msg)?;
         Ok(cfg)
@@ -206,6 +210,15 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<i32> {
     ));
     let seed = seed_from_entropy();
     let leader = cfg.leader_config(&bucket.name)?;
+    let cycle = cfg.cycle_config()?;
+    let trace = match &cfg.trace_record {
+        Some(path) => {
+            let recorder = Recorder::create(path, &TraceHeader::new(&cycle, &leader, seed))?;
+            tracing::info!(file = %path.display(), "recording every step of the node (--trace.record)");
+            Some(recorder)
+        }
+        None => None,
+    };
     let coordinator = match &leader.election {
         Some(election) => {
             let etcd = connect_etcd(&cfg.ha).await?;
@@ -221,7 +234,7 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<i32> {
         tracing::warn!("this bucket has no conditional update (If-Match): the fence CAS compares then overwrites, which is not atomic; safety rests on the lease deadline and the takeover delay (docs/safety.md)");
     }
     let coord_timeout = Duration::from_millis((cfg.ha.lease_ttl_ms / 5).max(1_000));
-    let node = Node::new(cfg.cycle_config()?, leader, seed);
+    let node = Node::new(cycle, leader, seed);
     let driver = DriverConfig {
         store: Arc::new(
             StoreExecutor::new(Arc::clone(&bucket.store))
@@ -235,6 +248,7 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<i32> {
         coord_timeout,
         reporter: Reporter::new(Arc::clone(&metrics)),
         http: Some(Arc::clone(&http)),
+        trace,
     };
     http.set_ready();
     let code = crate::driver::run(node, driver, shutdown_signal()).await;

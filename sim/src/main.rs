@@ -1,70 +1,214 @@
-//! `compactd-sim run [--seeds N] [--start-seed S] [--crash P] [--fail P]`: runs one simulated
-//! world per seed and prints a summary; exits non-zero when any invariant broke, printing the
-//! seeds to replay.
+//! `compactd-sim`: runs simulated worlds (`run`), re-runs a recorded one or a production
+//! trace (`replay`), lists the scenarios (`scenarios`). See docs/simulation.md.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc;
 
-use compactd_sim::world::{run_seed, Faults};
+use clap::{Parser, Subcommand};
+
+use compactd_sim::bug::Bug;
+use compactd_sim::scenario::Scenario;
+use compactd_sim::summary::{cpu_seconds, Summary};
+use compactd_sim::trace::SimTrace;
+use compactd_sim::world::{run_world, Outcome};
+
+/// compactd's deterministic simulation.
+#[derive(Parser)]
+#[command(name = "compactd-sim", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run one simulated world per seed and print the summary table. Exits 1 on any
+    /// violation, or with --bug when none was found.
+    Run {
+        /// How many seeds.
+        #[arg(long, default_value_t = 100)]
+        seeds: u64,
+        /// The first seed.
+        #[arg(long, default_value_t = 1)]
+        start_seed: u64,
+        /// A scenario name, or `all` (seed s runs scenario s mod the number of scenarios).
+        #[arg(long, default_value = "all")]
+        scenario: String,
+        /// Switch one safety mechanism off; the run stops at the first world that shows a
+        /// violation and fails if none does.
+        #[arg(long)]
+        bug: Option<String>,
+        /// Write a trace of every world with a violation here.
+        #[arg(long)]
+        trace_dir: Option<PathBuf>,
+        /// Worlds run in parallel (default: the number of CPUs).
+        #[arg(long)]
+        jobs: Option<usize>,
+    },
+    /// Re-run a recorded world (a `--trace-dir` file) or a production trace
+    /// (`compactd run --trace.record`) and check its event-log hash.
+    Replay {
+        /// The trace file.
+        trace: PathBuf,
+        /// Print the event timeline.
+        #[arg(long)]
+        verbose: bool,
+    },
+    /// List the scenarios.
+    Scenarios,
+}
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.first().map(String::as_str) != Some("run") {
-        eprintln!("usage: compactd-sim run [--seeds N] [--start-seed S] [--crash P] [--fail P]");
-        return ExitCode::from(2);
-    }
-    let flag = |name: &str, default: f64| -> Result<f64, String> {
-        match args.iter().position(|a| a == name) {
-            None => Ok(default),
-            Some(i) => args
-                .get(i + 1)
-                .and_then(|v| v.parse().ok())
-                .ok_or_else(|| format!("{name} needs a number")),
-        }
-    };
-    let parsed = (|| {
-        Ok::<_, String>((
-            flag("--seeds", 100.0)? as u64,
-            flag("--start-seed", 1.0)? as u64,
-            flag("--crash", 0.02)?,
-            flag("--fail", 0.03)?,
-        ))
-    })();
-    let (seeds, start, crash, fail) = match parsed {
-        Ok(v) => v,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let started = std::time::Instant::now();
-    let (mut crashes, mut failures, mut steps, mut sim_ms, mut bad) =
-        (0u64, 0u64, 0u64, 0i64, Vec::new());
-    for seed in start..start + seeds {
-        let o = run_seed(seed, Faults { fail, crash });
-        crashes += u64::from(o.crashes);
-        failures += u64::from(o.failures);
-        steps += o.steps;
-        sim_ms += o.sim_ms;
-        if !o.violations.is_empty() {
-            eprintln!(
-                "seed {seed}: {} violations, first: {}",
-                o.violations.len(),
-                o.violations[0]
-            );
-            bad.push(seed);
+    match Cli::parse().command {
+        Command::Run {
+            seeds,
+            start_seed,
+            scenario,
+            bug,
+            trace_dir,
+            jobs,
+        } => match run(seeds, start_seed, &scenario, bug.as_deref(), trace_dir, jobs) {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(2)
+            }
+        },
+        Command::Replay { trace, verbose } => match replay(&trace, verbose) {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(2)
+            }
+        },
+        Command::Scenarios => {
+            for s in Scenario::ALL {
+                println!("{:<17} {}", s.name(), s.about());
+            }
+            ExitCode::SUCCESS
         }
     }
-    let cpu_h = started.elapsed().as_secs_f64() / 3600.0;
-    println!("seeds {seeds} (from {start}), steps {steps}, crashes {crashes}, failed mutations {failures}");
-    println!(
-        "simulated hours {:.1}, simulated hours per CPU-hour {:.0}",
-        sim_ms as f64 / 3.6e6,
-        sim_ms as f64 / 3.6e6 / cpu_h.max(1e-9)
-    );
-    println!("violations: {} seeds {bad:?}", bad.len());
-    if bad.is_empty() {
-        ExitCode::SUCCESS
+}
+
+fn run(
+    seeds: u64,
+    start: u64,
+    scenario: &str,
+    bug: Option<&str>,
+    trace_dir: Option<PathBuf>,
+    jobs: Option<usize>,
+) -> Result<ExitCode, String> {
+    let only = match scenario {
+        "all" => None,
+        name => Some(Scenario::parse(name)?),
+    };
+    let bug: Option<Bug> = bug.map(str::parse).transpose()?;
+    let jobs = jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from))
+        .max(1);
+    let pick = |seed: u64| only.unwrap_or(Scenario::ALL[(seed % Scenario::ALL.len() as u64) as usize]);
+    let next = AtomicU64::new(start);
+    let stop = AtomicBool::new(false);
+    let (tx, rx) = mpsc::channel::<Outcome>();
+    let mut outcomes: Vec<Outcome> = Vec::new();
+    std::thread::scope(|scope| {
+        for _ in 0..jobs {
+            let tx = tx.clone();
+            let (next, stop) = (&next, &stop);
+            scope.spawn(move || loop {
+                if stop.load(Ordering::SeqCst) {
+                    return;
+                }
+                let seed = next.fetch_add(1, Ordering::SeqCst);
+                if seed >= start + seeds {
+                    return;
+                }
+                let o = run_world(seed, pick(seed), bug, false);
+                if bug.is_some() && !o.violations.is_empty() {
+                    stop.store(true, Ordering::SeqCst);
+                }
+                if tx.send(o).is_err() {
+                    return;
+                }
+            });
+        }
+        drop(tx);
+        for o in rx {
+            outcomes.push(o);
+        }
+    });
+    outcomes.sort_by_key(|o| o.seed);
+    let mut summary = Summary::default();
+    for o in &outcomes {
+        summary.add(o);
+        if o.violations.is_empty() {
+            continue;
+        }
+        println!(
+            "seed {} ({}{}): {} violations, hash {:016x}",
+            o.seed,
+            o.scenario.name(),
+            bug.map_or(String::new(), |b| format!(", --bug {b}")),
+            o.counts.values().sum::<usize>(),
+            o.hash
+        );
+        for v in &o.violations {
+            println!("  {v}");
+        }
+        if let Some(dir) = &trace_dir {
+            let path = SimTrace::of(o).write(dir)?;
+            println!("  trace: {} (compactd-sim replay {})", path.display(), path.display());
+        }
+    }
+    print!("{}", summary.render(cpu_seconds()));
+    let failing = summary.failing();
+    match bug {
+        None if failing.is_empty() => {
+            println!("no violations in {} worlds", summary.seeds());
+            Ok(ExitCode::SUCCESS)
+        }
+        None => {
+            println!("{} worlds with violations", failing.len());
+            Ok(ExitCode::FAILURE)
+        }
+        Some(b) => match failing.iter().map(|(_, seed)| *seed).min() {
+            Some(seed) => {
+                println!(
+                    "--bug {b}: caught after {} seeds (seed {seed}, {})",
+                    seed - start + 1,
+                    pick(seed).name()
+                );
+                Ok(ExitCode::SUCCESS)
+            }
+            None => {
+                println!("--bug {b}: NOT caught in {} seeds", summary.seeds());
+                Ok(ExitCode::FAILURE)
+            }
+        },
+    }
+}
+
+fn replay(path: &std::path::Path, verbose: bool) -> Result<ExitCode, String> {
+    let trace = SimTrace::read(path)?;
+    let (scenario, bug) = trace.world()?;
+    let o = run_world(trace.seed, scenario, bug, verbose);
+    if verbose {
+        for line in &o.log {
+            println!("{line}");
+        }
+    }
+    for v in &o.violations {
+        println!("violation: {v}");
+    }
+    let hash = format!("{:016x}", o.hash);
+    println!("event-log hash {hash} ({} events), recorded {}", o.events, trace.hash);
+    if hash == trace.hash {
+        println!("replay matches the recording");
+        Ok(ExitCode::SUCCESS)
     } else {
-        ExitCode::FAILURE
+        println!("replay DIFFERS from the recording (another build, or nondeterminism)");
+        Ok(ExitCode::FAILURE)
     }
 }

@@ -1,252 +1,616 @@
-//! One simulated world per seed: a random bucket of one to three streams of 2h blocks (with
-//! gaps), the production core run as a sequence of processes. Each store mutation may fail
-//! (the core retries in a new iteration) or crash the process before it lands (a new process
-//! starts from the bucket as it is, a crash during a delete leaves the block half deleted).
-//! After the faults, two fault-free processes run, then the bucket is checked.
+//! One simulated world per (seed, scenario, bug): turmoil hosts for etcd, the object store
+//! and 3–5 compactor nodes in 2–3 clusters (or single instances), a bucket of real generated
+//! blocks, the scenario's faults applied and healed between turmoil steps, then a wait for a
+//! leader and a finished compaction, and the end-of-world checks.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet};
+use std::rc::Rc;
+use std::time::{Duration, UNIX_EPOCH};
 
+use compactd::core::coord::{CoordOp, LeaseId};
 use compactd::core::cycle::CycleConfig;
-use compactd::core::leader::LeaderConfig;
-use compactd::core::node::Node;
-use compactd::core::plan::compaction_ranges;
-use compactd::core::types::{CompactedBlock, Input, Millis, Now, Output, StoreOp, StoreResult};
+use compactd::core::leader::{LeaderConfig, Safety};
+use compactd::core::plan::{compaction_ranges, group_blocks, plan, Plan as GroupPlan, PlanInput};
 use compactd::core::view::ViewConfig;
 use compactd::rng::Rng;
 use compactd::tsdb::block_id::BlockId;
-use compactd::tsdb::meta::{merge_metas, BlockFile, BlockMeta, BlockStats, ThanosMeta};
 
-use crate::bucket::Bucket;
+use crate::blocks::{generate_stream, read_samples, Samples, SourceBlock, BLOCK_MS};
+use crate::bug::Bug;
+use crate::checker::{visible_blocks, Checker, Invariant, Violation};
+use crate::clock::Clock;
+use crate::etcd::{Answer, EtcdModel};
+use crate::log::EventLog;
+use crate::net::{Mailbox, ETCD, STORE};
+use crate::scenario::{Fault, Mode, Peer, Scenario, Target, Way};
+use crate::shared::{NodeState, Shared, Stats, StoreFaults, Timing, World, WALL0};
+use crate::store::{Origin, PutMode, StoreModel};
 
-const HOUR: i64 = 3_600_000;
-const T0: i64 = 1_735_689_600_000;
-/// Steps one process may take before the world gives up on it.
-const STEPS_PER_PROCESS_MAX: u64 = 100_000;
-/// Processes (crash + restart) one world may go through.
-const PROCESSES_MAX: u32 = 200;
-
-/// Fault probabilities.
-#[derive(Clone, Copy, Debug)]
-pub struct Faults {
-    /// A mutation fails with an error.
-    pub fail: f64,
-    /// The process dies right before a mutation.
-    pub crash: f64,
-}
+/// The turmoil tick: network delivery granularity (timers inside a host are exact).
+const TICK_MS: u64 = 10;
+/// A leader must exist this long after the faults heal.
+const LEADER_BOUND_MS: i64 = 60_000;
+/// Compaction must finish this long after the faults heal.
+const FINISH_BOUND_MS: i64 = 20 * 60_000;
+/// The bucket must stay finished this long before the world ends (in-flight work lands).
+const SETTLE_MS: i64 = 20_000;
+/// The election's etcd prefix.
+const ELECTION: &str = "/compactd/sim/election";
+/// Cluster names.
+const CLUSTERS: [&str; 3] = ["eu-1", "eu-2", "us-1"];
 
 /// What one world did and found.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Outcome {
     /// The seed.
     pub seed: u64,
-    /// Processes that crashed.
-    pub crashes: u32,
-    /// Mutations that failed.
-    pub failures: u32,
-    /// Steps of the core.
-    pub steps: u64,
+    /// The scenario.
+    pub scenario: Scenario,
+    /// The mechanism switched off.
+    pub bug: Option<Bug>,
+    /// The event-log hash (same seed, scenario, bug and build: same hash).
+    pub hash: u64,
+    /// Events logged.
+    pub events: u64,
     /// Simulated milliseconds.
     pub sim_ms: i64,
-    /// Hash of every output of the core, in order (same seed, same hash).
-    pub hash: u64,
-    /// Broken invariants.
-    pub violations: Vec<String>,
+    /// Compactor nodes.
+    pub nodes: usize,
+    /// The first violations of each invariant.
+    pub violations: Vec<Violation>,
+    /// Violations per invariant.
+    pub counts: BTreeMap<Invariant, usize>,
+    /// What the world counted.
+    pub stats: Stats,
+    /// The event timeline, when kept.
+    pub log: Vec<String>,
 }
 
-fn config(rng: &mut Rng) -> CycleConfig {
+/// A fault's undoing, due at a world time.
+#[derive(Clone, Debug)]
+enum Heal {
+    Restart(String),
+    Repair { node: String, peer: &'static str, way: Way },
+    Release { node: String, peer: &'static str },
+    Undelay { node: String },
+    Resume(String),
+    EtcdStart,
+    StoreCalm,
+}
+
+/// The world under construction and while it runs.
+struct Run {
+    world: World,
+    rng: Rng,
+    names: Vec<String>,
+    latency_max_ms: u64,
+    heals: Vec<(i64, Heal)>,
+    /// The node whose loss started the failover being timed.
+    lost: Option<String>,
+    etcd: bool,
+}
+
+/// Runs one world; `keep_log` keeps the event timeline.
+pub fn run_world(seed: u64, scenario: Scenario, bug: Option<Bug>, keep_log: bool) -> Outcome {
+    let scratch = tempfile::tempdir().expect("scratch directory");
+    let mut rng = Rng::new(seed ^ ((scenario as u64 + 1) << 56));
+    let elected = 3 + rng.below(3) as usize;
+    let plan = scenario.plan(&mut rng, elected);
+    let (names, clusters) = topology(&mut rng, plan.mode, elected);
+    let (sources, expected) = seed_blocks(&mut rng, scratch.path());
+    let timing = Timing {
+        op_timeout_ms: 5_000,
+        coord_timeout_ms: 3_000,
+        send_delay_max_ms: 300,
+        compact_max_ms: 3_000,
+    };
+    let mut store = StoreModel::default();
+    for b in &sources {
+        for (rel, bytes) in &b.files {
+            let from = Origin {
+                node: "seed",
+                epoch: 0,
+                at_ms: b.meta.max_time,
+            };
+            let path = format!("{}/{rel}", b.meta.ulid);
+            store
+                .put(from, &path, bytes.clone(), PutMode::Overwrite, Default::default())
+                .expect("seed the bucket");
+        }
+    }
+    let mut checker = Checker::new(plan.strict);
+    checker.skip_existing(&store);
+    let cycle = cycle_config(&mut rng);
+    let mut nodes = BTreeMap::new();
+    for (i, name) in names.iter().enumerate() {
+        let clock = clock(&mut rng, plan.skew);
+        let leader = leader_config(name, plan.mode, bug);
+        nodes.insert(
+            name.clone(),
+            NodeState {
+                cluster: clusters[i].clone(),
+                clock,
+                start_ms: plan.starts_ms.get(i).copied().unwrap_or(0),
+                paused_until_ms: 0,
+                starts: 0,
+                exited: None,
+                leading: None,
+                cycle: cycle.clone(),
+                leader,
+            },
+        );
+    }
+    let shared = Shared {
+        timing,
+        bug,
+        etcd: EtcdModel::new(rng.next_u64()),
+        etcd_starts: 0,
+        store,
+        store_faults: StoreFaults::default(),
+        rng: Rng::new(rng.next_u64()),
+        mailbox: Mailbox::default(),
+        nodes,
+        log: EventLog::new(keep_log),
+        checker,
+        stats: Stats::default(),
+        scratch: scratch.path().join("work"),
+    };
+    let world: World = Rc::new(RefCell::new(shared));
+    let latency_max_ms = 2 + rng.below(50);
+    let mut sim = turmoil::Builder::new()
+        .rng_seed(rng.next_u64())
+        .epoch(UNIX_EPOCH + Duration::from_millis(WALL0 as u64))
+        .tick_duration(Duration::from_millis(TICK_MS))
+        .simulation_duration(Duration::from_secs(30 * 24 * 3600))
+        .min_message_latency(Duration::from_millis(1))
+        .max_message_latency(Duration::from_millis(latency_max_ms))
+        .udp_capacity(4096)
+        .build();
+    let etcd = plan.mode == Mode::Elected;
+    if etcd {
+        let w = world.clone();
+        sim.host(ETCD, move || crate::etcd_host::run(w.clone()));
+    }
+    let w = world.clone();
+    sim.host(STORE, move || crate::store_host::run(w.clone()));
+    for name in &names {
+        let (w, n) = (world.clone(), name.clone());
+        sim.host(name.as_str(), move || crate::node_host::run(w.clone(), n.clone()));
+    }
+    let mut run = Run {
+        world: world.clone(),
+        rng,
+        names,
+        latency_max_ms,
+        heals: Vec::new(),
+        lost: None,
+        etcd,
+    };
+    let mut faults = plan.faults.into_iter().peekable();
+    let heal_at = plan.heal_at_ms;
+    let (mut healed, mut leader_ok, mut done_since) = (false, !etcd, None::<i64>);
+    let mut now = 0;
+    loop {
+        if let Err(e) = sim.step() {
+            let text = format!("the simulation stopped: {e}");
+            world.borrow_mut().checker.violate(Invariant::Liveness, now, text);
+            break;
+        }
+        now = sim.elapsed().as_millis() as i64;
+        while let Some((_, f)) = faults.next_if(|(t, _)| *t <= now && now < heal_at) {
+            run.apply(&mut sim, f, now);
+        }
+        if !healed && now >= heal_at {
+            healed = true;
+            let all: Vec<Heal> = run.heals.drain(..).map(|(_, h)| h).collect();
+            for h in all {
+                run.heal(&mut sim, h, now);
+            }
+            world.borrow_mut().log(now, "world", "every fault healed");
+        } else {
+            let due: Vec<Heal> = run.due_heals(now);
+            for h in due {
+                run.heal(&mut sim, h, now);
+            }
+        }
+        if !healed || now % 1_000 != 0 {
+            continue;
+        }
+        let w = world.borrow();
+        if !leader_ok {
+            leader_ok = w.nodes.values().any(|n| n.leading.is_some());
+            if !leader_ok && now > heal_at + LEADER_BOUND_MS {
+                drop(w);
+                let text = format!(
+                    "no leader {}s after the faults healed",
+                    LEADER_BOUND_MS / 1000
+                );
+                world.borrow_mut().checker.violate(Invariant::Liveness, now, text);
+                leader_ok = true;
+                continue;
+            }
+        }
+        if bucket_done(&w.store, &cycle) {
+            let since = *done_since.get_or_insert(now);
+            if now - since >= SETTLE_MS {
+                break;
+            }
+        } else {
+            done_since = None;
+        }
+        if now > heal_at + FINISH_BOUND_MS {
+            drop(w);
+            let text = format!(
+                "compaction not finished {} min after the faults healed",
+                FINISH_BOUND_MS / 60_000
+            );
+            world.borrow_mut().checker.violate(Invariant::Liveness, now, text);
+            break;
+        }
+    }
+    drop(sim);
+    let mut w = world.borrow_mut();
+    let ids: BTreeSet<BlockId> = sources.iter().map(|b| b.meta.ulid).collect();
+    let Shared { checker, store, .. } = &mut *w;
+    checker.finish(store, &ids, &expected, &scratch.path().join("final"), now);
+    Outcome {
+        seed,
+        scenario,
+        bug,
+        hash: w.log.hash(),
+        events: w.log.events(),
+        sim_ms: now,
+        nodes: w.nodes.len(),
+        violations: w.checker.violations().to_vec(),
+        counts: w.checker.counts().clone(),
+        stats: w.stats.clone(),
+        log: w.log.lines().to_vec(),
+    }
+}
+
+/// Node names and their clusters.
+fn topology(rng: &mut Rng, mode: Mode, elected: usize) -> (Vec<String>, Vec<String>) {
+    match mode {
+        Mode::Single { count } => (
+            (0..count).map(|i| format!("single-{}", letter(i))).collect(),
+            vec![CLUSTERS[0].to_string(); count],
+        ),
+        Mode::Elected => {
+            let clusters = 2 + rng.below(2) as usize;
+            (0..elected)
+                .map(|i| {
+                    let c = CLUSTERS[i % clusters];
+                    (format!("{c}-{}", letter(i / clusters)), c.to_string())
+                })
+                .unzip()
+        }
+    }
+}
+
+fn letter(i: usize) -> char {
+    (b'a' + i as u8) as char
+}
+
+/// The source blocks: 1–3 streams of 2h blocks with gaps, and every sample they hold.
+fn seed_blocks(rng: &mut Rng, scratch: &std::path::Path) -> (Vec<SourceBlock>, Samples) {
+    let mut blocks = Vec::new();
+    let start = (WALL0 - 40 * 24 * 3_600_000) / BLOCK_MS * BLOCK_MS;
+    for stream in 0..1 + rng.below(3) {
+        let count = 4 + rng.below(11) as usize;
+        let generated = generate_stream(
+            &scratch.join("sources"),
+            &format!("c{stream}"),
+            start + BLOCK_MS * rng.below(6) as i64,
+            count,
+            rng.next_u64(),
+        )
+        .expect("generate source blocks");
+        let keep: Vec<SourceBlock> = generated
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| *i < 2 || !rng.chance(0.15))
+            .map(|(_, b)| b)
+            .collect();
+        blocks.extend(keep);
+    }
+    let files: Vec<_> = blocks.iter().map(|b| (b.meta.ulid, b.files.clone())).collect();
+    let expected = read_samples(&scratch.join("expected"), &files).expect("read source samples");
+    let _ = std::fs::remove_dir_all(scratch.join("sources"));
+    (blocks, expected)
+}
+
+fn cycle_config(rng: &mut Rng) -> CycleConfig {
     CycleConfig {
         view: ViewConfig {
             min_time: i64::MIN,
             max_time: i64::MAX,
             consistency_delay_ms: 0,
-            delete_delay_ms: 0,
+            delete_delay_ms: rng.below(120_000) as i64,
             replica_labels: vec![],
         },
-        wait: false,
-        wait_interval_ms: 300_000,
-        concurrency: 1 + rng.below(3) as usize,
-        ranges: compaction_ranges(4).expect("level 4 exists"),
+        wait: true,
+        wait_interval_ms: 10_000 + rng.below(50_000) as i64,
+        concurrency: 1 + rng.below(2) as usize,
+        ranges: compaction_ranges(3).expect("level 3 exists"),
         vertical: false,
         index_size_limit_bytes: None,
         retention_ms: [0; 3],
-        // Partial uploads are cleaned at once, so every crash leftover must be gone at the end.
-        partial_upload_threshold_ms: 0,
+        partial_upload_threshold_ms: 120_000,
     }
 }
 
-fn source_block(id: BlockId, min: i64, stream: u64) -> BlockMeta {
-    BlockMeta {
-        stats: BlockStats {
-            num_samples: 480,
-            num_series: 1,
-            num_chunks: 4,
-            ..BlockStats::default()
-        },
-        thanos: Some(ThanosMeta {
-            labels: [("cluster".to_string(), format!("c{stream}"))].into(),
-            source: "sidecar".into(),
-            ..ThanosMeta::default()
-        }),
-        ..BlockMeta::level1(id, min, min + 2 * HOUR)
-    }
-}
-
-fn random_bucket(rng: &mut Rng) -> (Bucket, BTreeSet<BlockId>) {
-    let mut bucket = Bucket::default();
-    let mut sources = BTreeSet::new();
-    for stream in 0..1 + rng.below(3) {
-        for i in 0..2 + rng.below(40) as i64 {
-            if rng.chance(0.1) {
-                continue;
-            }
-            let min = T0 + 2 * HOUR * i;
-            let id = BlockId::from_parts((min + 2 * HOUR) as u64, rng.ulid_bits());
-            bucket.add(source_block(id, min, stream), Millis(min + 2 * HOUR));
-            sources.insert(id);
-        }
-    }
-    (bucket, sources)
-}
-
-/// Runs the world of `seed`.
-pub fn run_seed(seed: u64, faults: Faults) -> Outcome {
-    let mut rng = Rng::new(seed);
-    let (mut bucket, sources) = random_bucket(&mut rng);
-    let cfg = config(&mut rng);
-    let mut out = Outcome {
-        seed,
-        ..Outcome::default()
+/// A node's clocks: arbitrary monotonic offsets; with skew, rates up to 4% off and wall
+/// offsets up to a minute.
+fn clock(rng: &mut Rng, skew: bool) -> Clock {
+    let (rate, wall_jitter) = if skew {
+        (0.96 + rng.next_f64() * 0.08, rng.below(120_000) as i64 - 60_000)
+    } else {
+        (1.0, rng.below(1_000) as i64 - 500)
     };
-    let mut hasher = xxhash_rust::xxh64::Xxh64::new(seed);
-    let mut now = Now {
-        mono: Millis(0),
-        wall: Millis(T0 + 90 * 24 * HOUR),
-    };
-    let mut clean_runs = 0;
-    for _ in 0..PROCESSES_MAX {
-        let faulty = if clean_runs == 0 {
-            faults
-        } else {
-            Faults {
-                fail: 0.0,
-                crash: 0.0,
-            }
-        };
-        let mut node = Node::new(cfg.clone(), leader_config(), rng.next_u64());
-        let exit = run_process(
-            &mut node,
-            &mut bucket,
-            &mut rng,
-            faulty,
-            &mut now,
-            &mut out,
-            &mut hasher,
-        );
-        match exit {
-            Some(0) if faulty.crash == 0.0 && faulty.fail == 0.0 => {
-                clean_runs += 1;
-                if clean_runs == 2 {
-                    break;
-                }
-            }
-            Some(0) => clean_runs += 1,
-            Some(2) => out.violations.push("compaction halted".into()),
-            _ => {}
-        }
+    Clock {
+        mono_offset_ms: rng.below(1 << 40) as i64,
+        wall_offset_ms: WALL0 + wall_jitter,
+        rate,
     }
-    if clean_runs < 2 {
-        out.violations
-            .push(format!("did not converge within {PROCESSES_MAX} processes"));
-    }
-    out.violations.extend(bucket.check_final(&sources));
-    out.hash = hasher.digest();
-    out.sim_ms = now.mono.0;
-    out
 }
 
-/// A single instance (no etcd): the same node name in every process.
-fn leader_config() -> LeaderConfig {
+fn leader_config(name: &str, mode: Mode, bug: Option<Bug>) -> LeaderConfig {
     LeaderConfig {
-        node: "sim-0".into(),
-        election: None,
+        node: name.to_string(),
+        election: (mode == Mode::Elected).then(|| ELECTION.to_string()),
         lease_ttl_ms: 15_000,
         op_timeout_ms: 5_000,
-        takeover_delay_ms: 10_000,
+        takeover_delay_ms: if bug == Some(Bug::NoTakeoverDelay) { 0 } else { 10_000 },
         commit_window_ms: 5_000,
+        safety: Safety {
+            lease_deadline: bug != Some(Bug::NoDeadline),
+            fence: bug != Some(Bug::NoFence),
+        },
     }
 }
 
-/// One process: steps the node until it exits (`Some(code)`) or crashes (`None`).
-fn run_process(
-    node: &mut Node,
-    bucket: &mut Bucket,
-    rng: &mut Rng,
-    faults: Faults,
-    now: &mut Now,
-    out: &mut Outcome,
-    hasher: &mut xxhash_rust::xxh64::Xxh64,
-) -> Option<i32> {
-    let mut inputs = VecDeque::from([Input::Start]);
-    for _ in 0..STEPS_PER_PROCESS_MAX {
-        let input = inputs.pop_front()?;
-        *now = Now {
-            mono: now.mono.plus(1000),
-            wall: now.wall.plus(1000),
+/// True when nothing is left to do: no partial or marked block, and the planner has no work
+/// in any group.
+fn bucket_done(store: &StoreModel, cycle: &CycleConfig) -> bool {
+    let visible = visible_blocks(store);
+    let dirs: BTreeSet<BlockId> = store
+        .list("")
+        .into_iter()
+        .filter_map(|(p, _)| compactd::bucket::layout::block_of(p))
+        .collect();
+    if dirs.len() != visible.len() || visible.values().any(|(_, marked)| *marked) {
+        return false;
+    }
+    let no_compact = BTreeSet::new();
+    let groups = group_blocks(visible.values().map(|(m, _)| m));
+    let done = groups.into_iter().all(|(_, blocks)| {
+        let input = PlanInput {
+            blocks: &blocks,
+            no_compact: &no_compact,
+            ranges: &cycle.ranges,
+            vertical: cycle.vertical,
+            index_size_limit_bytes: cycle.index_size_limit_bytes,
         };
-        out.steps += 1;
-        for o in node.step(*now, input) {
-            hasher.update(format!("{o:?}").as_bytes());
-            match o {
-                Output::Store(req) => {
-                    if req.op.is_mutation() && rng.chance(faults.crash) {
-                        out.crashes += 1;
-                        let partial = matches!(req.op, StoreOp::DeleteBlock(_)) && rng.chance(0.5);
-                        if partial {
-                            bucket.apply(&req.op, now.wall, true);
-                        }
-                        return None;
+        plan(&input) == GroupPlan::Nothing
+    });
+    done
+}
+
+fn peer_name(peer: Peer) -> &'static str {
+    match peer {
+        Peer::Etcd => ETCD,
+        Peer::Store => STORE,
+    }
+}
+
+impl Run {
+    fn due_heals(&mut self, now: i64) -> Vec<Heal> {
+        let (due, rest): (Vec<_>, Vec<_>) = self.heals.drain(..).partition(|(t, _)| *t <= now);
+        self.heals = rest;
+        due.into_iter().map(|(_, h)| h).collect()
+    }
+
+    fn log(&self, now: i64, what: &str) {
+        self.world.borrow_mut().log(now, "world", what);
+    }
+
+    /// The node a target names now, if it is running.
+    fn resolve(&mut self, sim: &mut turmoil::Sim<'_>, target: Target) -> Option<String> {
+        let name = match target {
+            Target::Leader => match self.world.borrow().leader() {
+                Some(l) => l.to_string(),
+                None => self.names[self.rng.below(self.names.len() as u64) as usize].clone(),
+            },
+            Target::Node(i) => self.names[i % self.names.len()].clone(),
+        };
+        let exited = self.world.borrow().nodes[&name].exited.is_some();
+        (!exited && sim.is_host_running(name.as_str())).then_some(name)
+    }
+
+    /// The nodes of `node`'s cluster.
+    fn cluster_of(&self, node: &str) -> Vec<String> {
+        let w = self.world.borrow();
+        let cluster = &w.nodes[node].cluster;
+        w.nodes
+            .iter()
+            .filter(|(_, n)| &n.cluster == cluster)
+            .map(|(name, _)| name.clone())
+            .collect()
+    }
+
+    /// Starts timing a failover if `node` leads now.
+    fn leader_lost(&mut self, node: &str, now: i64) {
+        let mut w = self.world.borrow_mut();
+        if w.nodes[node].leading.is_some() && w.stats.leader_lost_at.is_none() {
+            w.stats.leader_lost_at = Some(now);
+            self.lost = Some(node.to_string());
+        }
+    }
+
+    fn apply(&mut self, sim: &mut turmoil::Sim<'_>, fault: Fault, now: i64) {
+        match fault {
+            Fault::Crash { target, ms } => {
+                let Some(node) = self.resolve(sim, target) else {
+                    return;
+                };
+                self.leader_lost(&node, now);
+                sim.crash(node.as_str());
+                self.world.borrow_mut().nodes.get_mut(&node).expect("node").leading = None;
+                self.log(now, &format!("crash {node} for {ms}ms"));
+                self.heals.push((now + ms, Heal::Restart(node)));
+            }
+            Fault::Pause { target, ms } => {
+                let Some(node) = self.resolve(sim, target) else {
+                    return;
+                };
+                if ms > 15_000 {
+                    self.leader_lost(&node, now);
+                }
+                self.world.borrow_mut().nodes.get_mut(&node).expect("node").paused_until_ms = now + ms;
+                self.log(now, &format!("pause {node} for {ms}ms"));
+                self.heals.push((now + ms, Heal::Resume(node)));
+            }
+            Fault::Partition { target, peer, way, ms } => {
+                if peer == Peer::Etcd && !self.etcd {
+                    return;
+                }
+                let Some(node) = self.resolve(sim, target) else {
+                    return;
+                };
+                if peer == Peer::Etcd && ms > 15_000 && way != Way::In {
+                    self.leader_lost(&node, now);
+                }
+                let p = peer_name(peer);
+                for n in self.cluster_of(&node) {
+                    match way {
+                        Way::Both => sim.partition(n.as_str(), p),
+                        Way::Out => sim.partition_oneway(n.as_str(), p),
+                        Way::In => sim.partition_oneway(p, n.as_str()),
                     }
-                    let result = if req.op.is_mutation() && rng.chance(faults.fail) {
-                        out.failures += 1;
-                        StoreResult::Failed("injected 503".into())
-                    } else if matches!(req.op, StoreOp::Sync) {
-                        StoreResult::Synced(bucket.sync())
-                    } else if let StoreOp::CasFence { record, expected } = &req.op {
-                        bucket.cas_fence(record, expected.as_ref())
-                    } else if matches!(req.op, StoreOp::ReadFence) {
-                        bucket.read_fence()
-                    } else {
-                        bucket.apply(&req.op, now.wall, false);
-                        StoreResult::Done
-                    };
-                    inputs.push_back(Input::Store(req.id, result));
+                    self.heals.push((now + ms, Heal::Repair { node: n, peer: p, way }));
                 }
-                Output::Compact(job) => {
-                    let meta = merge_metas(job.output, &job.inputs).map(|mut m| {
-                        m.stats.num_samples = job.inputs.iter().map(|i| i.stats.num_samples).sum();
-                        m
-                    });
-                    let result = meta
-                        .map(|meta| {
-                            Some(CompactedBlock {
-                                meta,
-                                files: vec![BlockFile {
-                                    rel_path: "index".into(),
-                                    size_bytes: 1,
-                                    hash: None,
-                                }],
-                            })
-                        })
-                        .map_err(|e| compactd::core::types::JobError {
-                            retryable: false,
-                            message: e.to_string(),
-                        });
-                    inputs.push_back(Input::Compacted(job.job, Box::new(result)));
+                self.log(now, &format!("cut the cluster of {node} from {p} ({way:?}) for {ms}ms"));
+            }
+            Fault::Hold { target, peer, ms } => {
+                if peer == Peer::Etcd && !self.etcd {
+                    return;
                 }
-                Output::Exit(code) => return Some(code),
-                Output::Timer(_) | Output::Event(_) | Output::Coord(_) => {}
+                let Some(node) = self.resolve(sim, target) else {
+                    return;
+                };
+                let p = peer_name(peer);
+                for n in self.cluster_of(&node) {
+                    sim.hold(n.as_str(), p);
+                    self.heals.push((now + ms, Heal::Release { node: n, peer: p }));
+                }
+                self.log(now, &format!("hold the links of {node}'s cluster to {p} for {ms}ms"));
+            }
+            Fault::Delay { target, max_ms, ms } => {
+                let Some(node) = self.resolve(sim, target) else {
+                    return;
+                };
+                for n in self.cluster_of(&node) {
+                    let max = Duration::from_millis(max_ms as u64);
+                    sim.set_link_max_message_latency(n.as_str(), STORE, max);
+                    if self.etcd {
+                        sim.set_link_max_message_latency(n.as_str(), ETCD, max);
+                    }
+                    self.heals.push((now + ms, Heal::Undelay { node: n }));
+                }
+                self.log(now, &format!("delay {node}'s cluster up to {max_ms}ms for {ms}ms"));
+            }
+            Fault::WallJump { target, by_ms } => {
+                let Some(node) = self.resolve(sim, target) else {
+                    return;
+                };
+                let mut w = self.world.borrow_mut();
+                w.nodes.get_mut(&node).expect("node").clock.wall_offset_ms += by_ms;
+                w.log(now, "world", &format!("{node}'s wall clock jumps {by_ms}ms"));
+            }
+            Fault::EtcdRestart { ms } => {
+                if !self.etcd || !sim.is_host_running(ETCD) {
+                    return;
+                }
+                self.world.borrow_mut().etcd.advance(now);
+                sim.crash(ETCD);
+                self.log(now, &format!("etcd down for {ms}ms"));
+                self.heals.push((now + ms, Heal::EtcdStart));
+            }
+            Fault::StoreErrors { unavailable, timeout, ms } => {
+                self.world.borrow_mut().store_faults = StoreFaults { unavailable, timeout };
+                self.log(now, &format!("store errors: {unavailable:.3} refused, {timeout:.3} replies lost"));
+                self.heals.push((now + ms, Heal::StoreCalm));
+            }
+            Fault::RevokeLease { ms } => {
+                let Some(node) = self.world.borrow().leader().map(str::to_string) else {
+                    return;
+                };
+                self.leader_lost(&node, now);
+                for n in self.cluster_of(&node) {
+                    sim.partition(n.as_str(), ETCD);
+                    self.heals.push((now + ms, Heal::Repair { node: n, peer: ETCD, way: Way::Both }));
+                }
+                let mut w = self.world.borrow_mut();
+                let prefix = format!("{ELECTION}/");
+                let keys = match w.etcd.execute(now, &CoordOp::Observe { prefix }) {
+                    Answer::Now(compactd::core::coord::CoordResult::Observed { keys, .. }) => keys,
+                    _ => Vec::new(),
+                };
+                for k in keys.iter().filter(|k| k.value == node) {
+                    let hex = k.key.rsplit('/').next().unwrap_or_default();
+                    if let Ok(lease) = i64::from_str_radix(hex, 16) {
+                        let op = CoordOp::Resign { key: None, lease: LeaseId(lease) };
+                        w.etcd.execute(now, &op);
+                    }
+                }
+                w.log(now, "world", &format!("revoke {node}'s lease and cut its cluster from etcd for {ms}ms"));
             }
         }
     }
-    None
+
+    fn heal(&mut self, sim: &mut turmoil::Sim<'_>, heal: Heal, now: i64) {
+        match heal {
+            Heal::Restart(node) => {
+                let exited = self.world.borrow().nodes[&node].exited.is_some();
+                if !exited && !sim.is_host_running(node.as_str()) {
+                    self.log(now, &format!("restart {node}"));
+                    sim.bounce(node.as_str());
+                }
+            }
+            Heal::Repair { node, peer, way } => match way {
+                Way::Both => sim.repair(node.as_str(), peer),
+                Way::Out => sim.repair_oneway(node.as_str(), peer),
+                Way::In => sim.repair_oneway(peer, node.as_str()),
+            },
+            Heal::Release { node, peer } => sim.release(node.as_str(), peer),
+            Heal::Undelay { node } => {
+                let max = Duration::from_millis(self.latency_max_ms);
+                sim.set_link_max_message_latency(node.as_str(), STORE, max);
+                if self.etcd {
+                    sim.set_link_max_message_latency(node.as_str(), ETCD, max);
+                }
+            }
+            Heal::Resume(node) => {
+                let mut w = self.world.borrow_mut();
+                let n = w.nodes.get_mut(&node).expect("node");
+                n.paused_until_ms = n.paused_until_ms.min(now);
+            }
+            Heal::EtcdStart => {
+                if !sim.is_host_running(ETCD) {
+                    self.log(now, "etcd starts again");
+                    sim.bounce(ETCD);
+                }
+            }
+            Heal::StoreCalm => self.world.borrow_mut().store_faults = StoreFaults::default(),
+        }
+        if let Some(node) = self.lost.clone() {
+            let mut w = self.world.borrow_mut();
+            if w.nodes[&node].leading.is_some() && w.stats.leader_lost_at.is_some() {
+                // The leader it was timed for never stepped down: no failover happened.
+                w.stats.leader_lost_at = None;
+                self.lost = None;
+            }
+        }
+    }
 }

@@ -22,6 +22,8 @@ mod pass;
 
 use std::collections::VecDeque;
 
+use serde::{Deserialize, Serialize};
+
 use super::types::{
     Event, Input, Millis, Now, Output, Permit, RequestId, StoreOp, StoreRequest, StoreResult,
 };
@@ -39,7 +41,7 @@ pub const EXIT_HALTED: i32 = 2;
 pub const EXIT_FAILED: i32 = 1;
 
 /// The settings of the compaction cycle.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CycleConfig {
     /// The sync filters.
     pub view: ViewConfig,

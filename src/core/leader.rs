@@ -17,6 +17,7 @@
 //! that CAS was sent.
 
 use std::collections::VecDeque;
+use serde::{Deserialize, Serialize};
 
 use super::coord::{CoordId, CoordOp, CoordRequest, CoordResult, ElectionKey, LeaseId};
 use super::fence::{FenceRecord, FenceVersion};
@@ -38,7 +39,7 @@ const RETRY_MAX_MS: i64 = 5_000;
 const REQUEST_ID_BASE: u64 = 1 << 62;
 
 /// The settings of leadership.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LeaderConfig {
     /// `--node.name`: the holder name in etcd, the fence and block stamps.
     pub node: String,
@@ -54,6 +55,27 @@ pub struct LeaderConfig {
     /// op timeout: every CAS answer that arrives in time can then be used (a shorter window
     /// would livelock when the store answers slower than the window).
     pub commit_window_ms: i64,
+    /// The safety mechanisms in force; production runs with [`Safety::ALL`].
+    pub safety: Safety,
+}
+
+/// Which of the leader's safety mechanisms are on. Production always runs with
+/// [`Safety::ALL`]; the simulation (`compactd-sim --bug`) switches one off to show that its
+/// checker catches the violation that follows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Safety {
+    /// Stop writing at the local lease deadline (layer 2 of `docs/safety.md`).
+    pub lease_deadline: bool,
+    /// Fence the bucket before writing and before every commit (layer 3).
+    pub fence: bool,
+}
+
+impl Safety {
+    /// Every mechanism on.
+    pub const ALL: Safety = Safety {
+        lease_deadline: true,
+        fence: true,
+    };
 }
 
 impl LeaderConfig {
@@ -115,9 +137,12 @@ struct Lease {
 }
 
 impl Lease {
-    fn permit_until(&self, op_timeout_ms: i64) -> Millis {
+    fn permit_until(&self, cfg: &LeaderConfig) -> Millis {
+        if !cfg.safety.lease_deadline {
+            return Millis::MAX;
+        }
         self.acked_sent_at
-            .plus(deadline_span(self.ttl_ms) - op_timeout_ms)
+            .plus(deadline_span(self.ttl_ms) - cfg.op_timeout_ms)
     }
 }
 
@@ -253,7 +278,7 @@ impl Leader {
         };
         let valid_until = match &self.cfg.election {
             None => Millis::MAX,
-            Some(_) => self.lease.as_ref()?.permit_until(self.cfg.op_timeout_ms),
+            Some(_) => self.lease.as_ref()?.permit_until(&self.cfg),
         };
         (now.mono < valid_until).then_some(Permit {
             epoch: Epoch(epoch),
@@ -543,7 +568,7 @@ impl Leader {
     fn lease_permit_open(&self, now: Now) -> bool {
         self.lease
             .as_ref()
-            .is_some_and(|l| now.mono < l.permit_until(self.cfg.op_timeout_ms))
+            .is_some_and(|l| now.mono < l.permit_until(&self.cfg))
     }
 
     /// Feeds the result of one of the leader's store requests (see [`Leader::owns`]).
@@ -689,17 +714,7 @@ impl Leader {
         self.fence = Some((record, version));
         self.next_renew_at = now.mono.plus(self.cfg.lease_ttl_ms / 3);
         match self.role {
-            Role::Fencing(epoch) => {
-                self.role = if self.cfg.election.is_some() {
-                    Role::Delaying {
-                        epoch,
-                        until: now.mono.plus(self.cfg.takeover_delay_ms),
-                    }
-                } else {
-                    self.become_leader(now, epoch, out);
-                    Role::Leading(epoch)
-                };
-            }
+            Role::Fencing(epoch) => self.fenced(now, epoch, out),
             Role::Leading(epoch) if guards_commit => {
                 let Some(permit) = self.permit(now) else {
                     return;
@@ -716,6 +731,40 @@ impl Leader {
                         epoch: Epoch(epoch),
                         valid_until,
                     });
+                    if let StoreOp::PutMeta { meta } = &mut req.op {
+                        stamp_writer(meta, epoch, &self.cfg.node);
+                    }
+                    out.push(Output::Store(req));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The bucket is fenced for `epoch`: wait out the takeover delay (elected) or lead.
+    fn fenced(&mut self, now: Now, epoch: u64, out: &mut Vec<Output>) {
+        self.role = if self.cfg.election.is_some() {
+            Role::Delaying {
+                epoch,
+                until: now.mono.plus(self.cfg.takeover_delay_ms),
+            }
+        } else {
+            self.become_leader(now, epoch, out);
+            Role::Leading(epoch)
+        };
+    }
+
+    /// With the fence switched off ([`Safety::fence`]): take the bucket without fencing it
+    /// and release commits as soon as they arrive.
+    fn skip_fence(&mut self, now: Now, out: &mut Vec<Output>) {
+        match self.role {
+            Role::Fencing(epoch) => self.fenced(now, epoch, out),
+            Role::Leading(epoch) => {
+                while let Some(permit) = self.permit(now) {
+                    let Some(mut req) = self.gate.pop_front() else {
+                        break;
+                    };
+                    req.permit = Some(permit);
                     if let StoreOp::PutMeta { meta } = &mut req.op {
                         stamp_writer(meta, epoch, &self.cfg.node);
                     }
@@ -808,9 +857,9 @@ impl Leader {
                 valid_until: Millis::MAX,
             },
             Some(_) => match &self.lease {
-                Some(l) if now.mono < l.permit_until(self.cfg.op_timeout_ms) => Permit {
+                Some(l) if now.mono < l.permit_until(&self.cfg) => Permit {
                     epoch: Epoch(record.epoch),
-                    valid_until: l.permit_until(self.cfg.op_timeout_ms),
+                    valid_until: l.permit_until(&self.cfg),
                 },
                 _ => return,
             },
@@ -890,6 +939,9 @@ impl Leader {
     }
 
     fn drive_fence(&mut self, now: Now, out: &mut Vec<Output>) {
+        if !self.cfg.safety.fence {
+            return self.skip_fence(now, out);
+        }
         if self.fence_op.is_some() {
             return;
         }
@@ -960,7 +1012,7 @@ impl Leader {
                 self.role,
                 Role::Leading(_) | Role::Delaying { .. } | Role::Fencing(_)
             ) {
-                at.push(l.permit_until(self.cfg.op_timeout_ms));
+                at.push(l.permit_until(&self.cfg));
             }
         }
         match self.role {
@@ -968,7 +1020,10 @@ impl Leader {
             | Role::Campaigning(Pending { req: None, at: t })
             | Role::Observing(Pending { req: None, at: t }) => at.push(t),
             Role::Delaying { until, .. } => at.push(until),
-            Role::Leading(_) if self.fence_op.is_none() => at.push(self.next_renew_at),
+            // A pending retry replaces the renewal: drive_fence waits for it.
+            Role::Leading(_) if self.fence_op.is_none() && self.fence_retry_at.is_none() => {
+                at.push(self.next_renew_at)
+            }
             _ => {}
         }
         if let Some(t) = self.fence_retry_at {

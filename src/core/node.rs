@@ -170,6 +170,7 @@ mod tests {
             op_timeout_ms: 1_000,
             takeover_delay_ms: 2_000,
             commit_window_ms: 1_000,
+            safety: crate::core::leader::Safety::ALL,
         };
         Node::new(cycle, leader, 1)
     }

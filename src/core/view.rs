@@ -16,6 +16,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use serde::{Deserialize, Serialize};
+
 use super::types::{MetaState, Millis, Now, SyncResult};
 use crate::bucket::markers::DeletionMark;
 use crate::timefmt::parse_rfc3339_ms;
@@ -29,7 +31,7 @@ const TRUSTED_SOURCES: [&str; 3] = ["compactor", "compactor.repair", "bucket.rep
 const DEDUPED_VALUE: &str = "deduped";
 
 /// The filters' settings.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ViewConfig {
     /// Blocks ending before this (Unix ms) are excluded.
     pub min_time: i64,

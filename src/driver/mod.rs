@@ -7,6 +7,7 @@
 //! places that do I/O, read clocks or spawn tasks.
 
 pub mod jobs;
+mod record;
 mod report;
 pub mod store;
 
@@ -27,6 +28,7 @@ use crate::election::etcd::EtcdCoordinator;
 use crate::http::HttpState;
 use crate::tsdb::block_id::BlockId;
 use crate::tsdb::compact::CompactOptions;
+pub use record::Recorder;
 pub use report::Reporter;
 use store::StoreExecutor;
 
@@ -48,6 +50,8 @@ pub struct DriverConfig {
     pub reporter: Reporter,
     /// Where `/api/v1/leader` reads the known leader.
     pub http: Option<Arc<HttpState>>,
+    /// `--trace.record`: where every step of the node is recorded.
+    pub trace: Option<Recorder>,
 }
 
 /// The clocks of this process.
@@ -121,7 +125,7 @@ impl Books {
 /// SIGTERM/SIGINT.
 pub async fn run(
     mut node: Node,
-    cfg: DriverConfig,
+    mut cfg: DriverConfig,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> i32 {
     let clock = Clock {
@@ -131,6 +135,7 @@ pub async fn run(
     let mut timer: Option<Instant> = None;
     let mut next: Option<Input> = Some(Input::Start);
     let mut books = Books::default();
+    let mut recorder = cfg.trace.take();
     tokio::pin!(shutdown);
     let mut shutting_down = false;
     let mut published = None;
@@ -151,7 +156,7 @@ pub async fn run(
             }
         };
         books.on_input(&input, &cfg.data_dir);
-        let outputs = node.step(clock.now(), input);
+        let outputs = record::step(&mut node, clock.now(), input, &mut recorder);
         permit_tx.send_replace(node.permit(clock.now()));
         if let Some(http) = &cfg.http {
             publish_leader(http, node.known_leader(), &mut published);

@@ -26,6 +26,7 @@ fn cfg(elected: bool) -> LeaderConfig {
         op_timeout_ms: OP_TIMEOUT,
         takeover_delay_ms: DELAY,
         commit_window_ms: WINDOW,
+        safety: Safety::ALL,
     }
 }
 

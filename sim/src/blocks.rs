@@ -1,0 +1,209 @@
+//! Real blocks for the simulated bucket: sources written by compactd's generator, compaction
+//! jobs run by the production block engine in a scratch directory, and the samples of a set
+//! of blocks read back with compactd's reader (the end-of-world check that nothing was lost).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use compactd::core::types::{CompactJob, CompactedBlock, JobError};
+use compactd::tools::generate::{generate, GenerateOptions};
+use compactd::tsdb::block::BlockReader;
+use compactd::tsdb::block_id::BlockId;
+use compactd::tsdb::chunks::{ChunkRef, ENCODING_XOR};
+use compactd::tsdb::compact::{compact_blocks, CompactOptions};
+use compactd::tsdb::labels::Labels;
+use compactd::tsdb::meta::{BlockFile, BlockMeta};
+use compactd::tsdb::xor::XorIter;
+
+use crate::net::Files;
+
+/// Two hours, the length of a source block.
+pub const BLOCK_MS: i64 = 2 * 3_600_000;
+
+/// Every float sample per series, one per timestamp.
+pub type Samples = BTreeMap<Labels, BTreeMap<i64, u64>>;
+
+/// One generated source block: its meta and files (meta.json included).
+#[derive(Clone, Debug)]
+pub struct SourceBlock {
+    /// Its meta.
+    pub meta: BlockMeta,
+    /// Its files.
+    pub files: Files,
+}
+
+/// Generates one stream of `blocks` consecutive 2h blocks from `start_ms` with external label
+/// `cluster=<stream>` into `dir`, and reads them back.
+pub fn generate_stream(
+    dir: &Path,
+    stream: &str,
+    start_ms: i64,
+    blocks: usize,
+    seed: u64,
+) -> Result<Vec<SourceBlock>, String> {
+    let out = dir.join(stream);
+    let opts = GenerateOptions {
+        out: out.clone(),
+        series: 3,
+        hours: 2.0 * blocks as f64,
+        block_duration_ms: BLOCK_MS,
+        start_ms,
+        scrape_interval_ms: 300_000,
+        external_labels: [("cluster".to_string(), stream.to_string())].into(),
+        seed,
+    };
+    let generated = generate(&opts).map_err(|e| format!("generate {stream}: {e}"))?;
+    generated
+        .into_iter()
+        .map(|b| {
+            Ok(SourceBlock {
+                files: read_files(&b.dir)?,
+                meta: b.meta,
+            })
+        })
+        .collect()
+}
+
+/// Every file under `dir` as `(relative path, content)`, in path order.
+pub fn read_files(dir: &Path) -> Result<Files, String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let entries = std::fs::read_dir(&d).map_err(|e| format!("{}: {e}", d.display()))?;
+        for e in entries {
+            let path = e.map_err(|e| format!("{}: {e}", d.display()))?.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+                let rel = path.strip_prefix(dir).expect("under dir");
+                out.push((rel.to_string_lossy().into_owned(), bytes));
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Writes `files` under `dir`.
+pub fn write_files(dir: &Path, files: &Files) -> Result<(), String> {
+    for (rel, bytes) in files {
+        let path = dir.join(rel);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
+        }
+        std::fs::write(&path, bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// Runs `job` with the production block engine in `scratch` on the downloaded `inputs` (each
+/// block's `index` and `chunks/*`); returns the new block and the files to upload.
+pub fn run_job(
+    scratch: &Path,
+    job: &CompactJob,
+    inputs: &[(BlockId, Files)],
+) -> Result<Option<(CompactedBlock, Files)>, JobError> {
+    let dir = scratch.join(job.output.to_string());
+    let result = compact_in(&dir, job, inputs);
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+fn compact_in(
+    dir: &Path,
+    job: &CompactJob,
+    inputs: &[(BlockId, Files)],
+) -> Result<Option<(CompactedBlock, Files)>, JobError> {
+    let retryable = |message: String| JobError {
+        retryable: true,
+        message,
+    };
+    let mut dirs: Vec<PathBuf> = Vec::new();
+    for meta in &job.inputs {
+        let files = inputs
+            .iter()
+            .find(|(id, _)| *id == meta.ulid)
+            .map(|(_, f)| f)
+            .ok_or_else(|| retryable(format!("block {} was not downloaded", meta.ulid)))?;
+        let local = dir.join("in").join(meta.ulid.to_string());
+        write_files(&local, files).map_err(retryable)?;
+        meta.write_dir(&local).map_err(|e| retryable(e.to_string()))?;
+        dirs.push(local);
+    }
+    let out = dir.join("out");
+    std::fs::create_dir_all(&out).map_err(|e| retryable(format!("{}: {e}", out.display())))?;
+    let opts = CompactOptions {
+        threads: 1,
+        ..CompactOptions::default()
+    };
+    let compacted = compact_blocks(&dirs, &out, job.output, &opts).map_err(|e| JobError {
+        retryable: false,
+        message: e.to_string(),
+    })?;
+    let Some(compacted) = compacted else {
+        return Ok(None);
+    };
+    // As the production driver: `chunks/*` and `index` are uploaded and listed in the meta.
+    let upload: Files = read_files(&compacted.dir)
+        .map_err(retryable)?
+        .into_iter()
+        .filter(|(rel, _)| rel == "index" || rel.starts_with("chunks/"))
+        .collect();
+    let listed = upload
+        .iter()
+        .map(|(rel, bytes)| BlockFile {
+            rel_path: rel.clone(),
+            size_bytes: bytes.len() as i64,
+            hash: None,
+        })
+        .collect();
+    Ok(Some((
+        CompactedBlock {
+            meta: compacted.meta,
+            files: listed,
+        },
+        upload,
+    )))
+}
+
+/// The samples of `blocks` (each as its files, meta.json included), merged per series with
+/// one sample per timestamp; values as bits so they compare exactly.
+pub fn read_samples(scratch: &Path, blocks: &[(BlockId, Files)]) -> Result<Samples, String> {
+    let mut out = Samples::new();
+    let (mut refs, mut chunks) = (Vec::new(), Vec::new());
+    for (id, files) in blocks {
+        let dir = scratch.join(id.to_string());
+        write_files(&dir, files)?;
+        let mut b = BlockReader::open(&dir).map_err(|e| format!("block {id}: {e}"))?;
+        let postings = b.index.all_postings().map_err(|e| format!("block {id}: {e}"))?;
+        for series in postings {
+            b.index
+                .series(series, &mut refs, &mut chunks)
+                .map_err(|e| format!("block {id}: {e}"))?;
+            let labels = b
+                .index
+                .series_labels(&refs)
+                .map_err(|e| format!("block {id}: {e}"))?;
+            let samples = out.entry(labels).or_default();
+            for c in &chunks {
+                let (enc, data) = b
+                    .chunks
+                    .chunk(ChunkRef(c.chunk_ref))
+                    .map_err(|e| format!("block {id}: {e}"))?;
+                if enc != ENCODING_XOR {
+                    return Err(format!("block {id}: chunk encoding {enc} is not XOR"));
+                }
+                let mut it = XorIter::new(data);
+                while let Some((t, v)) = it.next_sample().map_err(|e| format!("block {id}: {e}"))? {
+                    if t >= b.meta.min_time && t < b.meta.max_time {
+                        samples.entry(t).or_insert(v.to_bits());
+                    }
+                }
+            }
+        }
+        drop(b);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    Ok(out)
+}

@@ -1,0 +1,368 @@
+//! A compactor node: the production core ([`Node`]) driven by a simulation driver that does
+//! what `compactd::driver` does — sends store and etcd requests (with timeouts), refuses a
+//! mutation whose permit expired before it could be sent, runs compaction jobs with the real
+//! block engine — over turmoil's network, on the node's own (skewed) clock. A paused process
+//! does nothing while its requests stay in flight; a crash drops everything it held.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use compactd::core::coord::{CoordId, CoordOp, CoordResult};
+use compactd::core::node::Node;
+use compactd::core::types::{
+    CompactJob, CompactedBlock, Event, Input, JobError, JobId, Millis, Output, RequestId,
+    StoreOp, StoreRequest, StoreResult,
+};
+use compactd::tsdb::block_id::BlockId;
+use turmoil::net::UdpSocket;
+
+use crate::blocks::run_job;
+use crate::bug::Bug;
+use crate::clock::Clock;
+use crate::net::{bind_addr, decode, encode, Files, Message, ETCD, PORT, STORE};
+use crate::shared::{sim_ms, Shared, World};
+use crate::store_host::target;
+
+/// Runs node `name`'s process until it exits.
+pub async fn run(world: World, name: String) -> turmoil::Result {
+    let first = world.borrow().nodes[&name].starts == 0;
+    let start_ms = world.borrow().nodes[&name].start_ms;
+    if first && start_ms > sim_ms() {
+        tokio::time::sleep(Duration::from_millis((start_ms - sim_ms()) as u64)).await;
+    }
+    let socket = UdpSocket::bind(bind_addr()).await?;
+    let mut d = Driver::start(&world, &name);
+    let mut buf = [0u8; 16];
+    loop {
+        loop {
+            let until = world.borrow().nodes[&name].paused_until_ms;
+            let now = sim_ms();
+            if until <= now {
+                break;
+            }
+            // In slices, so an early resume (the faults heal) is seen.
+            let slice = (until - now).min(1_000);
+            tokio::time::sleep(Duration::from_millis(slice as u64)).await;
+        }
+        let outbox = {
+            let mut w = world.borrow_mut();
+            d.work(&mut w, sim_ms())
+        };
+        for (to, n) in outbox {
+            socket.send_to(&encode(n), (to, PORT)).await?;
+        }
+        if d.exited {
+            return Ok(());
+        }
+        let wait = d.next_wake().map_or(Duration::from_secs(3600), |at| {
+            Duration::from_millis((at - sim_ms()).max(0) as u64)
+        });
+        tokio::select! {
+            biased;
+            r = socket.recv_from(&mut buf) => {
+                let (len, _) = r?;
+                if let Some(n) = decode(&buf[..len]) {
+                    d.arrived.push_back(n);
+                }
+            }
+            _ = tokio::time::sleep(wait) => {}
+        }
+    }
+}
+
+/// A store request waiting to be sent.
+struct Queued {
+    req: StoreRequest,
+    files: Files,
+}
+
+/// The simulation driver of one process.
+struct Driver {
+    name: String,
+    node: Node,
+    clock: Clock,
+    bug: Option<Bug>,
+    inputs: VecDeque<Input>,
+    /// Message numbers received, not yet looked at (a paused process reads them later).
+    arrived: VecDeque<u64>,
+    timer: Option<Millis>,
+    /// Store requests by the world time they are sent at (then by order of issue).
+    queued: BTreeMap<(i64, u64), Queued>,
+    issued: u64,
+    store_deadlines: BTreeMap<RequestId, i64>,
+    coord_deadlines: BTreeMap<CoordId, i64>,
+    downloads: BTreeMap<JobId, (CompactJob, i64)>,
+    /// Jobs computing, by the world time they finish.
+    computing: BTreeMap<(i64, JobId), Result<Option<CompactedBlock>, JobError>>,
+    /// Files of compacted blocks, for their upload.
+    outputs: BTreeMap<BlockId, Files>,
+    scratch: PathBuf,
+    exited: bool,
+}
+
+impl Driver {
+    fn start(world: &World, name: &str) -> Driver {
+        let mut w = world.borrow_mut();
+        let now = sim_ms();
+        let bug = w.bug;
+        let node_state = w.nodes.get_mut(name).expect("node exists");
+        node_state.starts += 1;
+        node_state.leading = None;
+        let seed = w.rng.next_u64();
+        let n = &w.nodes[name];
+        let node = Node::new(n.cycle.clone(), n.leader.clone(), seed);
+        let (clock, starts) = (n.clock, n.starts);
+        let scratch = w.scratch.join(format!("{name}-{starts}"));
+        w.log(now, name, &format!("process started (#{starts})"));
+        Driver {
+            name: name.to_string(),
+            node,
+            clock,
+            bug,
+            inputs: VecDeque::from([Input::Start]),
+            arrived: VecDeque::new(),
+            timer: None,
+            queued: BTreeMap::new(),
+            issued: 0,
+            store_deadlines: BTreeMap::new(),
+            coord_deadlines: BTreeMap::new(),
+            downloads: BTreeMap::new(),
+            computing: BTreeMap::new(),
+            outputs: BTreeMap::new(),
+            scratch,
+            exited: false,
+        }
+    }
+
+    /// Does everything due at world time `now`; returns the datagrams to send.
+    fn work(&mut self, w: &mut Shared, now: i64) -> Vec<(&'static str, u64)> {
+        // Wall-clock jumps change the node's clock while it runs.
+        self.clock = w.nodes[&self.name].clock;
+        let mut outbox = Vec::new();
+        while let Some(n) = self.arrived.pop_front() {
+            self.receive(w, n, now);
+        }
+        self.expire(w, now);
+        let due: Vec<(i64, u64)> = self.queued.range(..(now + 1, 0)).map(|(k, _)| *k).collect();
+        for key in due {
+            let q = self.queued.remove(&key).expect("due");
+            self.send_store(w, q, now, &mut outbox);
+        }
+        if self.timer.is_some_and(|t| self.clock.now(now).mono >= t) {
+            self.timer = None;
+            self.inputs.push_back(Input::Tick);
+        }
+        while let Some(input) = self.inputs.pop_front() {
+            if self.exited {
+                break;
+            }
+            let outputs = self.node.step(self.clock.now(now), input);
+            for o in outputs {
+                self.output(w, o, now, &mut outbox);
+            }
+        }
+        outbox
+    }
+
+    /// The next world time something is due.
+    fn next_wake(&self) -> Option<i64> {
+        let timer = self.timer.map(|t| self.clock.sim_at(t));
+        let queued = self.queued.keys().next().map(|k| k.0);
+        let store = self.store_deadlines.values().min().copied();
+        let coord = self.coord_deadlines.values().min().copied();
+        let download = self.downloads.values().map(|(_, d)| *d).min();
+        let job = self.computing.keys().next().map(|k| k.0);
+        [timer, queued, store, coord, download, job]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    fn receive(&mut self, w: &mut Shared, n: u64, now: i64) {
+        let Some(msg) = w.mailbox.take(n) else {
+            return;
+        };
+        match msg {
+            Message::StoreReply(id, result) => {
+                if self.store_deadlines.remove(&id).is_some() {
+                    self.inputs.push_back(Input::Store(id, result));
+                }
+            }
+            Message::CoordReply(id, result) => {
+                if self.coord_deadlines.remove(&id).is_some() {
+                    self.inputs.push_back(Input::Coord(id, result));
+                }
+            }
+            Message::DownloadReply(job, result) => {
+                let Some((job, _)) = self.downloads.remove(&job) else {
+                    return;
+                };
+                let result = result
+                    .map_err(|message| JobError {
+                        retryable: true,
+                        message,
+                    })
+                    .and_then(|inputs| run_job(&self.scratch, &job, &inputs));
+                let result = result.map(|done| {
+                    done.map(|(block, files)| {
+                        self.outputs.insert(block.meta.ulid, files);
+                        block
+                    })
+                });
+                w.stats.compactions += 1;
+                let took = 500 + w.rng.below(w.timing.compact_max_ms as u64) as i64;
+                self.computing.insert((now + took, job.job), result);
+            }
+            other => w.log(now, &self.name, &format!("unexpected message {other:?}")),
+        }
+    }
+
+    /// Timeouts and finished jobs.
+    fn expire(&mut self, w: &mut Shared, now: i64) {
+        let late: Vec<RequestId> = self
+            .store_deadlines
+            .iter()
+            .filter(|(_, d)| **d <= now)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in late {
+            self.store_deadlines.remove(&id);
+            let text = "timed out after --objstore.op-timeout".to_string();
+            self.inputs.push_back(Input::Store(id, StoreResult::Failed(text)));
+        }
+        let late: Vec<CoordId> = self
+            .coord_deadlines
+            .iter()
+            .filter(|(_, d)| **d <= now)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in late {
+            self.coord_deadlines.remove(&id);
+            let text = "etcd request timed out".to_string();
+            self.inputs.push_back(Input::Coord(id, CoordResult::Failed(text)));
+        }
+        let late: Vec<JobId> = self
+            .downloads
+            .iter()
+            .filter(|(_, (_, d))| *d <= now)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in late {
+            self.downloads.remove(&id);
+            let err = JobError {
+                retryable: true,
+                message: "download timed out".into(),
+            };
+            self.inputs.push_back(Input::Compacted(id, Box::new(Err(err))));
+        }
+        let done: Vec<(i64, JobId)> = self.computing.range(..(now + 1, JobId(0))).map(|(k, _)| *k).collect();
+        for key in done {
+            let result = self.computing.remove(&key).expect("done");
+            self.inputs.push_back(Input::Compacted(key.1, Box::new(result)));
+        }
+        let _ = w;
+    }
+
+    fn output(&mut self, w: &mut Shared, o: Output, now: i64, outbox: &mut Vec<(&'static str, u64)>) {
+        match o {
+            Output::Store(req) => {
+                let files = match &req.op {
+                    StoreOp::UploadFiles { block, .. } => {
+                        self.outputs.get(block).cloned().unwrap_or_default()
+                    }
+                    _ => Vec::new(),
+                };
+                if let StoreOp::PutMeta { meta } = &req.op {
+                    self.outputs.remove(&meta.ulid);
+                }
+                let delay = w.rng.below(w.timing.send_delay_max_ms as u64 + 1) as i64;
+                self.issued += 1;
+                self.queued
+                    .insert((now + delay, self.issued), Queued { req, files });
+            }
+            Output::Coord(req) => {
+                let mut timeout = w.timing.coord_timeout_ms;
+                if let CoordOp::WaitDelete { max_wait_ms, .. } = &req.op {
+                    timeout += max_wait_ms;
+                }
+                self.coord_deadlines
+                    .insert(req.id, now + self.clock.sim_span(timeout));
+                let what = format!("coord#{} {}", req.id.0, req.op.name());
+                w.log(now, &self.name, &what);
+                let n = w.mailbox.post(Message::Coord {
+                    from: self.name.clone(),
+                    req,
+                });
+                outbox.push((ETCD, n));
+            }
+            Output::Compact(job) => {
+                let what = format!("compact job#{} {} blocks -> {}", job.job.0, job.inputs.len(), job.output);
+                w.log(now, &self.name, &what);
+                let deadline = now + self.clock.sim_span(3 * w.timing.op_timeout_ms);
+                let n = w.mailbox.post(Message::Download {
+                    from: self.name.clone(),
+                    job: job.job,
+                    blocks: job.inputs.iter().map(|m| m.ulid).collect(),
+                    sent_ms: now,
+                });
+                self.downloads.insert(job.job, (job, deadline));
+                outbox.push((STORE, n));
+            }
+            Output::Timer(t) => self.timer = Some(t),
+            Output::Event(e) => self.event(w, e, now),
+            Output::Exit(code) => {
+                self.exited = true;
+                let state = w.nodes.get_mut(&self.name).expect("node");
+                state.exited = Some(code);
+                state.leading = None;
+                w.log(now, &self.name, &format!("exit {code}"));
+            }
+        }
+    }
+
+    /// Sends a queued store request, unless its permit expired while it waited.
+    fn send_store(&mut self, w: &mut Shared, q: Queued, now: i64, outbox: &mut Vec<(&'static str, u64)>) {
+        let mono = self.clock.now(now).mono;
+        let lapsed = q.req.op.is_mutation()
+            && q.req.permit.is_none_or(|p| mono >= p.valid_until);
+        if lapsed && self.bug != Some(Bug::NoPermitCheck) {
+            w.stats.permit_refusals += 1;
+            let what = format!("store#{} {} refused: permit expired", q.req.id.0, q.req.op.name());
+            w.log(now, &self.name, &what);
+            let text = "refused: the write permit expired before the request started".into();
+            self.inputs
+                .push_back(Input::Store(q.req.id, StoreResult::Failed(text)));
+            return;
+        }
+        let what = format!("store#{} {} {}", q.req.id.0, q.req.op.name(), target(&q.req.op));
+        w.log(now, &self.name, &what);
+        self.store_deadlines
+            .insert(q.req.id, now + self.clock.sim_span(w.timing.op_timeout_ms));
+        let n = w.mailbox.post(Message::Store {
+            from: self.name.clone(),
+            req: q.req,
+            files: q.files,
+            sent_ms: now,
+        });
+        outbox.push((STORE, n));
+    }
+
+    fn event(&mut self, w: &mut Shared, e: Event, now: i64) {
+        match &e {
+            Event::Leading { epoch, .. } => {
+                w.nodes.get_mut(&self.name).expect("node").leading = Some(*epoch);
+                w.stats.terms += 1;
+                if let Some(lost) = w.stats.leader_lost_at.take() {
+                    w.stats.failovers.push(now - lost);
+                }
+            }
+            Event::SteppedDown { .. } => {
+                w.nodes.get_mut(&self.name).expect("node").leading = None;
+            }
+            Event::Progress { .. } | Event::Planned { .. } | Event::LeaseRenewed { .. } => return,
+            _ => {}
+        }
+        w.log(now, &self.name, &format!("{e:?}"));
+    }
+}
