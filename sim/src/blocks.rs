@@ -128,7 +128,8 @@ fn compact_in(
             .ok_or_else(|| retryable(format!("block {} was not downloaded", meta.ulid)))?;
         let local = dir.join("in").join(meta.ulid.to_string());
         write_files(&local, files).map_err(retryable)?;
-        meta.write_dir(&local).map_err(|e| retryable(e.to_string()))?;
+        meta.write_dir(&local)
+            .map_err(|e| retryable(e.to_string()))?;
         dirs.push(local);
     }
     let out = dir.join("out");
@@ -176,7 +177,10 @@ pub fn read_samples(scratch: &Path, blocks: &[(BlockId, Files)]) -> Result<Sampl
         let dir = scratch.join(id.to_string());
         write_files(&dir, files)?;
         let mut b = BlockReader::open(&dir).map_err(|e| format!("block {id}: {e}"))?;
-        let postings = b.index.all_postings().map_err(|e| format!("block {id}: {e}"))?;
+        let postings = b
+            .index
+            .all_postings()
+            .map_err(|e| format!("block {id}: {e}"))?;
         for series in postings {
             b.index
                 .series(series, &mut refs, &mut chunks)

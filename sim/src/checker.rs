@@ -24,6 +24,9 @@ use crate::net::Files;
 use crate::shared::WALL0;
 use crate::store::{StoreModel, WriteRecord};
 
+/// The writer name of source-block uploads (a Prometheus sidecar, not a compactor).
+pub const SIDECAR: &str = "sidecar";
+
 /// Violations kept per invariant (the first ones tell the story).
 const KEPT_PER_INVARIANT: usize = 5;
 
@@ -213,7 +216,7 @@ impl Checker {
     pub fn after(&mut self, store: &StoreModel) {
         let new: Vec<WriteRecord> = store.writes()[self.processed..].to_vec();
         self.processed = store.writes().len();
-        for w in new.iter().filter(|w| w.applied()) {
+        for w in new.iter().filter(|w| w.applied() && w.node != SIDECAR) {
             let writer = (w.epoch, w.node.clone());
             if self.strict {
                 if let Some(p) = self.all.note(&writer) {
@@ -255,7 +258,10 @@ impl Checker {
             self.violate(
                 Invariant::BucketHealth,
                 at_ms,
-                format!("meta.json of {id} written while {} missing", missing.join(", ")),
+                format!(
+                    "meta.json of {id} written while {} missing",
+                    missing.join(", ")
+                ),
             );
         }
     }
@@ -314,7 +320,10 @@ impl Checker {
                 );
             }
         }
-        let files: Vec<(BlockId, Files)> = live.iter().map(|m| (m.ulid, block_files(store, m.ulid))).collect();
+        let files: Vec<(BlockId, Files)> = live
+            .iter()
+            .map(|m| (m.ulid, block_files(store, m.ulid)))
+            .collect();
         match read_samples(scratch, &files) {
             Ok(found) if &found == expected => {}
             Ok(found) => {
@@ -369,7 +378,9 @@ pub fn visible_blocks(store: &StoreModel) -> BTreeMap<BlockId, (BlockMeta, bool)
         .into_iter()
         .filter_map(|id| {
             let meta = parse_meta(store, id)?;
-            let marked = store.get(&marker_path(id, DELETION_MARK_FILENAME)).is_some();
+            let marked = store
+                .get(&marker_path(id, DELETION_MARK_FILENAME))
+                .is_some();
             Some((id, (meta, marked)))
         })
         .collect()

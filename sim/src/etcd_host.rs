@@ -23,7 +23,11 @@ pub async fn run(world: World) -> turmoil::Result {
         if w.etcd_starts > 1 {
             let now = sim_ms();
             w.etcd.restart(now);
-            w.log(now, "etcd", "started again: leases refreshed, watches broken");
+            w.log(
+                now,
+                "etcd",
+                "started again: leases refreshed, watches broken",
+            );
         }
     }
     let mut watches: BTreeMap<WatchId, (SocketAddr, CoordId)> = BTreeMap::new();

@@ -69,7 +69,14 @@ fn main() -> ExitCode {
             bug,
             trace_dir,
             jobs,
-        } => match run(seeds, start_seed, &scenario, bug.as_deref(), trace_dir, jobs) {
+        } => match run(
+            seeds,
+            start_seed,
+            &scenario,
+            bug.as_deref(),
+            trace_dir,
+            jobs,
+        ) {
             Ok(code) => code,
             Err(e) => {
                 eprintln!("error: {e}");
@@ -108,7 +115,8 @@ fn run(
     let jobs = jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from))
         .max(1);
-    let pick = |seed: u64| only.unwrap_or(Scenario::ALL[(seed % Scenario::ALL.len() as u64) as usize]);
+    let pick =
+        |seed: u64| only.unwrap_or(Scenario::ALL[(seed % Scenario::ALL.len() as u64) as usize]);
     let next = AtomicU64::new(start);
     let stop = AtomicBool::new(false);
     let (tx, rx) = mpsc::channel::<Outcome>();
@@ -159,7 +167,11 @@ fn run(
         }
         if let Some(dir) = &trace_dir {
             let path = SimTrace::of(o).write(dir)?;
-            println!("  trace: {} (compactd-sim replay {})", path.display(), path.display());
+            println!(
+                "  trace: {} (compactd-sim replay {})",
+                path.display(),
+                path.display()
+            );
         }
     }
     print!("{}", summary.render(cpu_seconds()));
@@ -203,7 +215,10 @@ fn replay(path: &std::path::Path, verbose: bool) -> Result<ExitCode, String> {
         println!("violation: {v}");
     }
     let hash = format!("{:016x}", o.hash);
-    println!("event-log hash {hash} ({} events), recorded {}", o.events, trace.hash);
+    println!(
+        "event-log hash {hash} ({} events), recorded {}",
+        o.events, trace.hash
+    );
     if hash == trace.hash {
         println!("replay matches the recording");
         Ok(ExitCode::SUCCESS)

@@ -11,8 +11,8 @@ use std::time::Duration;
 use compactd::core::coord::{CoordId, CoordOp, CoordResult};
 use compactd::core::node::Node;
 use compactd::core::types::{
-    CompactJob, CompactedBlock, Event, Input, JobError, JobId, Millis, Output, RequestId,
-    StoreOp, StoreRequest, StoreResult,
+    CompactJob, CompactedBlock, Event, Input, JobError, JobId, Millis, Output, RequestId, StoreOp,
+    StoreRequest, StoreResult,
 };
 use compactd::tsdb::block_id::BlockId;
 use turmoil::net::UdpSocket;
@@ -47,7 +47,10 @@ pub async fn run(world: World, name: String) -> turmoil::Result {
         }
         let outbox = {
             let mut w = world.borrow_mut();
-            d.work(&mut w, sim_ms())
+            let outbox = d.work(&mut w, sim_ms());
+            let unsent = d.queued.values().filter(|q| q.req.op.is_mutation()).count();
+            w.nodes.get_mut(&name).expect("node").unsent_mutations = unsent;
+            outbox
         };
         for (to, n) in outbox {
             socket.send_to(&encode(n), (to, PORT)).await?;
@@ -229,7 +232,8 @@ impl Driver {
         for id in late {
             self.store_deadlines.remove(&id);
             let text = "timed out after --objstore.op-timeout".to_string();
-            self.inputs.push_back(Input::Store(id, StoreResult::Failed(text)));
+            self.inputs
+                .push_back(Input::Store(id, StoreResult::Failed(text)));
         }
         let late: Vec<CoordId> = self
             .coord_deadlines
@@ -240,7 +244,8 @@ impl Driver {
         for id in late {
             self.coord_deadlines.remove(&id);
             let text = "etcd request timed out".to_string();
-            self.inputs.push_back(Input::Coord(id, CoordResult::Failed(text)));
+            self.inputs
+                .push_back(Input::Coord(id, CoordResult::Failed(text)));
         }
         let late: Vec<JobId> = self
             .downloads
@@ -254,17 +259,29 @@ impl Driver {
                 retryable: true,
                 message: "download timed out".into(),
             };
-            self.inputs.push_back(Input::Compacted(id, Box::new(Err(err))));
+            self.inputs
+                .push_back(Input::Compacted(id, Box::new(Err(err))));
         }
-        let done: Vec<(i64, JobId)> = self.computing.range(..(now + 1, JobId(0))).map(|(k, _)| *k).collect();
+        let done: Vec<(i64, JobId)> = self
+            .computing
+            .range(..(now + 1, JobId(0)))
+            .map(|(k, _)| *k)
+            .collect();
         for key in done {
             let result = self.computing.remove(&key).expect("done");
-            self.inputs.push_back(Input::Compacted(key.1, Box::new(result)));
+            self.inputs
+                .push_back(Input::Compacted(key.1, Box::new(result)));
         }
         let _ = w;
     }
 
-    fn output(&mut self, w: &mut Shared, o: Output, now: i64, outbox: &mut Vec<(&'static str, u64)>) {
+    fn output(
+        &mut self,
+        w: &mut Shared,
+        o: Output,
+        now: i64,
+        outbox: &mut Vec<(&'static str, u64)>,
+    ) {
         match o {
             Output::Store(req) => {
                 let files = match &req.op {
@@ -297,7 +314,12 @@ impl Driver {
                 outbox.push((ETCD, n));
             }
             Output::Compact(job) => {
-                let what = format!("compact job#{} {} blocks -> {}", job.job.0, job.inputs.len(), job.output);
+                let what = format!(
+                    "compact job#{} {} blocks -> {}",
+                    job.job.0,
+                    job.inputs.len(),
+                    job.output
+                );
                 w.log(now, &self.name, &what);
                 let deadline = now + self.clock.sim_span(3 * w.timing.op_timeout_ms);
                 let n = w.mailbox.post(Message::Download {
@@ -322,20 +344,37 @@ impl Driver {
     }
 
     /// Sends a queued store request, unless its permit expired while it waited.
-    fn send_store(&mut self, w: &mut Shared, q: Queued, now: i64, outbox: &mut Vec<(&'static str, u64)>) {
+    fn send_store(
+        &mut self,
+        w: &mut Shared,
+        q: Queued,
+        now: i64,
+        outbox: &mut Vec<(&'static str, u64)>,
+    ) {
         let mono = self.clock.now(now).mono;
-        let lapsed = q.req.op.is_mutation()
-            && q.req.permit.is_none_or(|p| mono >= p.valid_until);
+        let lapsed = q.req.op.is_mutation() && q.req.permit.is_none_or(|p| mono >= p.valid_until);
         if lapsed && self.bug != Some(Bug::NoPermitCheck) {
             w.stats.permit_refusals += 1;
-            let what = format!("store#{} {} refused: permit expired", q.req.id.0, q.req.op.name());
+            let what = format!(
+                "store#{} {} refused: permit expired",
+                q.req.id.0,
+                q.req.op.name()
+            );
             w.log(now, &self.name, &what);
             let text = "refused: the write permit expired before the request started".into();
             self.inputs
                 .push_back(Input::Store(q.req.id, StoreResult::Failed(text)));
             return;
         }
-        let what = format!("store#{} {} {}", q.req.id.0, q.req.op.name(), target(&q.req.op));
+        if q.req.op.is_commit() {
+            w.nodes.get_mut(&self.name).expect("node").commits_sent += 1;
+        }
+        let what = format!(
+            "store#{} {} {}",
+            q.req.id.0,
+            q.req.op.name(),
+            target(&q.req.op)
+        );
         w.log(now, &self.name, &what);
         self.store_deadlines
             .insert(q.req.id, now + self.clock.sim_span(w.timing.op_timeout_ms));
@@ -353,10 +392,14 @@ impl Driver {
             Event::Leading { epoch, .. } => {
                 w.nodes.get_mut(&self.name).expect("node").leading = Some(*epoch);
                 w.stats.terms += 1;
-                if let Some(lost) = w.stats.leader_lost_at.take() {
-                    w.stats.failovers.push(now - lost);
+                if let Some((at, old)) = w.stats.leader_lost_at {
+                    if *epoch > old {
+                        w.stats.leader_lost_at = None;
+                        w.stats.failovers.push(now - at);
+                    }
                 }
             }
+            Event::Elected { epoch } => w.stats.max_elected = w.stats.max_elected.max(*epoch),
             Event::SteppedDown { .. } => {
                 w.nodes.get_mut(&self.name).expect("node").leading = None;
             }

@@ -44,7 +44,9 @@ pub enum Fault {
         /// Down time.
         ms: i64,
     },
-    /// The process is stopped (SIGSTOP) for `ms`; its requests stay in flight.
+    /// The process is stopped (SIGSTOP) for `ms`; its requests stay in flight. Aimed at the
+    /// leader, it is armed at its time and strikes when the leader's driver holds mutations
+    /// it has not sent yet.
     Pause {
         /// Whom.
         target: Target,
@@ -72,12 +74,12 @@ pub enum Fault {
         /// How long.
         ms: i64,
     },
-    /// Messages between the target's cluster and both peers take up to `max_ms`.
+    /// Messages between the target's cluster and both peers take `latency_ms` each way.
     Delay {
         /// Whose cluster.
         target: Target,
-        /// The bound.
-        max_ms: i64,
+        /// The one-way latency.
+        latency_ms: i64,
         /// How long.
         ms: i64,
     },
@@ -103,11 +105,15 @@ pub enum Fault {
         ms: i64,
     },
     /// An operator revokes the leader's etcd lease (`etcdctl lease revoke`) while the
-    /// leader's cluster is cut from etcd for `ms`: a new leader is elected at once while
-    /// the old one still holds a valid permit.
+    /// leader is cut from etcd for `ms`: a new leader is elected at once while
+    /// the old one still holds a valid permit. Armed at its time, it strikes when the
+    /// leader next sends a commit (which is then in flight).
     RevokeLease {
-        /// How long the old leader stays cut off.
+        /// How long the old leader stays cut off from etcd.
         ms: i64,
+        /// How long its link to the store holds its messages (the commit in flight lands
+        /// when it releases, within one op timeout of being sent).
+        hold_ms: i64,
     },
 }
 
@@ -139,6 +145,8 @@ pub struct Plan {
     pub strict: bool,
     /// Start times of the nodes (world ms).
     pub starts_ms: Vec<i64>,
+    /// Keep the leader busy: more streams and more blocks arriving during the fault phase.
+    pub busy: bool,
 }
 
 /// The scenarios.
@@ -166,7 +174,7 @@ pub enum Scenario {
     StoreErrors,
     /// Links hold their messages for up to a minute, then deliver them at once.
     HoldRelease,
-    /// Message delays up to 4 s on a cluster's links.
+    /// Message delays of 0.1–2 s each way on a cluster's links.
     MessageDelay,
     /// An operator revokes the leader's lease while it is cut from etcd.
     LeaseRevoked,
@@ -235,8 +243,8 @@ impl Scenario {
             Scenario::EtcdRestart => "etcd restarts once or twice (down 1-30s): leases refreshed, watches broken",
             Scenario::StoreErrors => "the store refuses 5-20% of requests and loses 2-10% of replies of applied writes",
             Scenario::HoldRelease => "a cluster's links to etcd or the store hold messages up to 60s, then deliver them",
-            Scenario::MessageDelay => "a cluster's messages take up to 4s for a while",
-            Scenario::LeaseRevoked => "an operator revokes the leader's lease while it is cut from etcd (commit order only)",
+            Scenario::MessageDelay => "a cluster's messages take 0.1-2s each way for a while",
+            Scenario::LeaseRevoked => "an operator revokes the leader's lease mid-commit while it is cut from etcd (commit order only)",
             Scenario::DoubleSingle => "two single instances (no etcd) started by mistake 0-20s apart",
             Scenario::SingleCrash => "one single instance killed at random moments, with store errors",
             Scenario::Chaos => "a random mix of every elected-mode fault",
@@ -260,6 +268,7 @@ impl Scenario {
             heal_at_ms: 60_000 + rng.below(240_000) as i64,
             strict: true,
             starts_ms: (0..nodes).map(|_| rng.below(5_000) as i64).collect(),
+            busy: false,
         };
         let span = p.heal_at_ms;
         let at = |rng: &mut Rng| 10_000 + rng.below((span - 10_000) as u64) as i64;
@@ -270,7 +279,13 @@ impl Scenario {
                 for _ in 0..1 + rng.below(3) {
                     let ms = 5_000 + rng.below(55_000) as i64;
                     let t = at(rng);
-                    p.faults.push((t, Fault::Crash { target: Target::Leader, ms }));
+                    p.faults.push((
+                        t,
+                        Fault::Crash {
+                            target: Target::Leader,
+                            ms,
+                        },
+                    ));
                 }
             }
             Scenario::CrashAny => {
@@ -285,31 +300,69 @@ impl Scenario {
                 for _ in 0..1 + rng.below(2) {
                     let ms = 5_000 + rng.below(85_000) as i64;
                     let t = at(rng);
-                    p.faults.push((t, Fault::Partition { target: Target::Leader, peer: Peer::Etcd, way: Way::Both, ms }));
+                    p.faults.push((
+                        t,
+                        Fault::Partition {
+                            target: Target::Leader,
+                            peer: Peer::Etcd,
+                            way: Way::Both,
+                            ms,
+                        },
+                    ));
                 }
             }
             Scenario::OnewayPartition => {
                 for _ in 0..1 + rng.below(3) {
                     let ms = 5_000 + rng.below(60_000) as i64;
-                    let peer = if rng.chance(0.5) { Peer::Etcd } else { Peer::Store };
+                    let peer = if rng.chance(0.5) {
+                        Peer::Etcd
+                    } else {
+                        Peer::Store
+                    };
                     let way = if rng.chance(0.5) { Way::Out } else { Way::In };
-                    let target = if rng.chance(0.7) { Target::Leader } else { some_node(rng) };
+                    let target = if rng.chance(0.7) {
+                        Target::Leader
+                    } else {
+                        some_node(rng)
+                    };
                     let t = at(rng);
-                    p.faults.push((t, Fault::Partition { target, peer, way, ms }));
+                    p.faults.push((
+                        t,
+                        Fault::Partition {
+                            target,
+                            peer,
+                            way,
+                            ms,
+                        },
+                    ));
                 }
             }
             Scenario::StorePartition => {
                 for _ in 0..1 + rng.below(2) {
                     let ms = 5_000 + rng.below(85_000) as i64;
                     let t = at(rng);
-                    p.faults.push((t, Fault::Partition { target: Target::Leader, peer: Peer::Store, way: Way::Both, ms }));
+                    p.faults.push((
+                        t,
+                        Fault::Partition {
+                            target: Target::Leader,
+                            peer: Peer::Store,
+                            way: Way::Both,
+                            ms,
+                        },
+                    ));
                 }
             }
             Scenario::Pause => {
                 for _ in 0..1 + rng.below(2) {
                     let ms = 15_000 + rng.below(45_000) as i64;
                     let t = at(rng);
-                    p.faults.push((t, Fault::Pause { target: Target::Leader, ms }));
+                    p.faults.push((
+                        t,
+                        Fault::Pause {
+                            target: Target::Leader,
+                            ms,
+                        },
+                    ));
                 }
             }
             Scenario::ClockSkew => {
@@ -324,9 +377,15 @@ impl Scenario {
                     let t = at(rng);
                     let ms = 5_000 + rng.below(40_000) as i64;
                     let f = if rng.chance(0.5) {
-                        Fault::Crash { target: Target::Leader, ms }
+                        Fault::Crash {
+                            target: Target::Leader,
+                            ms,
+                        }
                     } else {
-                        Fault::Pause { target: Target::Leader, ms: ms + 10_000 }
+                        Fault::Pause {
+                            target: Target::Leader,
+                            ms: ms + 10_000,
+                        }
                     };
                     p.faults.push((t, f));
                 }
@@ -341,13 +400,28 @@ impl Scenario {
             Scenario::StoreErrors => {
                 let unavailable = 0.05 + rng.next_f64() * 0.15;
                 let timeout = 0.02 + rng.next_f64() * 0.08;
-                p.faults.push((0, Fault::StoreErrors { unavailable, timeout, ms: span }));
+                p.faults.push((
+                    0,
+                    Fault::StoreErrors {
+                        unavailable,
+                        timeout,
+                        ms: span,
+                    },
+                ));
             }
             Scenario::HoldRelease => {
                 for _ in 0..1 + rng.below(3) {
                     let ms = 1_000 + rng.below(59_000) as i64;
-                    let peer = if rng.chance(0.5) { Peer::Etcd } else { Peer::Store };
-                    let target = if rng.chance(0.7) { Target::Leader } else { some_node(rng) };
+                    let peer = if rng.chance(0.5) {
+                        Peer::Etcd
+                    } else {
+                        Peer::Store
+                    };
+                    let target = if rng.chance(0.7) {
+                        Target::Leader
+                    } else {
+                        some_node(rng)
+                    };
                     let t = at(rng);
                     p.faults.push((t, Fault::Hold { target, peer, ms }));
                 }
@@ -355,25 +429,40 @@ impl Scenario {
             Scenario::MessageDelay => {
                 for _ in 0..1 + rng.below(3) {
                     let ms = 10_000 + rng.below(80_000) as i64;
-                    let max_ms = 500 + rng.below(3_500) as i64;
-                    let target = if rng.chance(0.7) { Target::Leader } else { some_node(rng) };
+                    let latency_ms = 100 + rng.below(1_900) as i64;
+                    let target = if rng.chance(0.7) {
+                        Target::Leader
+                    } else {
+                        some_node(rng)
+                    };
                     let t = at(rng);
-                    p.faults.push((t, Fault::Delay { target, max_ms, ms }));
+                    p.faults.push((
+                        t,
+                        Fault::Delay {
+                            target,
+                            latency_ms,
+                            ms,
+                        },
+                    ));
                 }
             }
             Scenario::LeaseRevoked => {
                 p.strict = false;
-                for _ in 0..1 + rng.below(2) {
+                p.busy = true;
+                for _ in 0..2 + rng.below(2) {
                     let t = at(rng);
                     let ms = 10_000 + rng.below(30_000) as i64;
-                    let max_ms = 500 + rng.below(3_500) as i64;
-                    p.faults.push((t, Fault::Delay { target: Target::Leader, max_ms, ms }));
-                    p.faults.push((t, Fault::RevokeLease { ms }));
+                    let hold_ms = 1_000 + rng.below(3_900) as i64;
+                    p.faults.push((t, Fault::RevokeLease { ms, hold_ms }));
                 }
             }
             Scenario::DoubleSingle => {
                 p.mode = Mode::Single { count: 2 };
-                let apart = if rng.chance(0.3) { 0 } else { rng.below(20_000) as i64 };
+                let apart = if rng.chance(0.3) {
+                    0
+                } else {
+                    rng.below(20_000) as i64
+                };
                 p.starts_ms = vec![0, apart];
                 p.heal_at_ms = 30_000;
             }
@@ -382,11 +471,24 @@ impl Scenario {
                 p.starts_ms = vec![0];
                 let unavailable = rng.next_f64() * 0.05;
                 let timeout = rng.next_f64() * 0.03;
-                p.faults.push((0, Fault::StoreErrors { unavailable, timeout, ms: span }));
+                p.faults.push((
+                    0,
+                    Fault::StoreErrors {
+                        unavailable,
+                        timeout,
+                        ms: span,
+                    },
+                ));
                 for _ in 0..2 + rng.below(8) {
                     let ms = 100 + rng.below(20_000) as i64;
                     let t = at(rng);
-                    p.faults.push((t, Fault::Crash { target: Target::Node(0), ms }));
+                    p.faults.push((
+                        t,
+                        Fault::Crash {
+                            target: Target::Node(0),
+                            ms,
+                        },
+                    ));
                 }
             }
             Scenario::Chaos => {

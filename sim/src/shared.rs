@@ -55,6 +55,10 @@ pub struct NodeState {
     pub starts: u32,
     /// Its process exited with this code (it is not restarted).
     pub exited: Option<i32>,
+    /// Commit points its drivers sent (meta.json, marks, deletes), over all its processes.
+    pub commits_sent: u64,
+    /// Mutations its driver holds, issued by the core but not yet sent.
+    pub unsent_mutations: usize,
     /// The epoch it leads, if it does.
     pub leading: Option<u64>,
     /// Its compaction settings.
@@ -77,8 +81,10 @@ pub struct StoreFaults {
 pub struct Stats {
     /// Failover durations (ms): from a fault that took the leader out to the next leader.
     pub failovers: Vec<i64>,
-    /// When the leader was taken out, if no leader followed yet.
-    pub leader_lost_at: Option<i64>,
+    /// When the leader was taken out and the epoch it led, if no newer leader followed yet.
+    pub leader_lost_at: Option<(i64, u64)>,
+    /// The highest epoch any node was elected for.
+    pub max_elected: u64,
     /// Requests that reached the store too late and were dropped.
     pub late_requests: u64,
     /// Mutations the drivers refused because their permit had expired.

@@ -81,7 +81,11 @@ fn serve(w: &mut Shared, n: u64, now: i64) -> Option<Message> {
                 "{} {} from {from} (epoch {epoch}): {}",
                 req.op.name(),
                 target(&req.op),
-                if lost_reply { "reply lost".to_string() } else { summary(&result) }
+                if lost_reply {
+                    "reply lost".to_string()
+                } else {
+                    summary(&result)
+                }
             );
             w.log(now, "store", &what);
             (!lost_reply).then_some(Message::StoreReply(req.id, result))

@@ -65,7 +65,16 @@ impl Summary {
         let _ = writeln!(
             s,
             "{:<17} {:>6} {:>8} {:>13} {:>12} {:>13} {:>9} {:>10} {:>7} {:>7}",
-            "scenario", "seeds", "sim h", inv[0], inv[1], inv[2], inv[3], "failovers", "p50 s", "p99 s"
+            "scenario",
+            "seeds",
+            "sim h",
+            inv[0],
+            inv[1],
+            inv[2],
+            inv[3],
+            "failovers",
+            "p50 s",
+            "p99 s"
         );
         let mut total = Row::default();
         for (scenario, r) in &self.rows {

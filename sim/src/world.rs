@@ -15,10 +15,11 @@ use compactd::core::plan::{compaction_ranges, group_blocks, plan, Plan as GroupP
 use compactd::core::view::ViewConfig;
 use compactd::rng::Rng;
 use compactd::tsdb::block_id::BlockId;
+use compactd::tsdb::meta::META_FILENAME;
 
 use crate::blocks::{generate_stream, read_samples, Samples, SourceBlock, BLOCK_MS};
 use crate::bug::Bug;
-use crate::checker::{visible_blocks, Checker, Invariant, Violation};
+use crate::checker::{visible_blocks, Checker, Invariant, Violation, SIDECAR};
 use crate::clock::Clock;
 use crate::etcd::{Answer, EtcdModel};
 use crate::log::EventLog;
@@ -28,13 +29,15 @@ use crate::shared::{NodeState, Shared, Stats, StoreFaults, Timing, World, WALL0}
 use crate::store::{Origin, PutMode, StoreModel};
 
 /// The turmoil tick: network delivery granularity (timers inside a host are exact).
-const TICK_MS: u64 = 10;
+const TICK_MS: u64 = 25;
 /// A leader must exist this long after the faults heal.
 const LEADER_BOUND_MS: i64 = 60_000;
 /// Compaction must finish this long after the faults heal.
 const FINISH_BOUND_MS: i64 = 20 * 60_000;
 /// The bucket must stay finished this long before the world ends (in-flight work lands).
 const SETTLE_MS: i64 = 20_000;
+/// An armed fault strikes after this long even if its moment did not come.
+const ARMED_MAX_MS: i64 = 60_000;
 /// The election's etcd prefix.
 const ELECTION: &str = "/compactd/sim/election";
 /// Cluster names.
@@ -71,9 +74,18 @@ pub struct Outcome {
 #[derive(Clone, Debug)]
 enum Heal {
     Restart(String),
-    Repair { node: String, peer: &'static str, way: Way },
-    Release { node: String, peer: &'static str },
-    Undelay { node: String },
+    Repair {
+        node: String,
+        peer: &'static str,
+        way: Way,
+    },
+    Release {
+        node: String,
+        peer: &'static str,
+    },
+    Undelay {
+        node: String,
+    },
     Resume(String),
     EtcdStart,
     StoreCalm,
@@ -89,16 +101,27 @@ struct Run {
     /// The node whose loss started the failover being timed.
     lost: Option<String>,
     etcd: bool,
+    /// Faults waiting for their moment, with the time they were armed.
+    armed: Vec<(i64, Fault)>,
+    /// Commits sent per node when last looked at.
+    commits_seen: BTreeMap<String, u64>,
 }
 
 /// Runs one world; `keep_log` keeps the event timeline.
 pub fn run_world(seed: u64, scenario: Scenario, bug: Option<Bug>, keep_log: bool) -> Outcome {
-    let scratch = tempfile::tempdir().expect("scratch directory");
+    // The block engine syncs its files: a memory file system keeps that cheap.
+    let shm = std::path::Path::new("/dev/shm");
+    let scratch = if shm.is_dir() {
+        tempfile::tempdir_in(shm)
+    } else {
+        tempfile::tempdir()
+    }
+    .expect("scratch directory");
     let mut rng = Rng::new(seed ^ ((scenario as u64 + 1) << 56));
     let elected = 3 + rng.below(3) as usize;
     let plan = scenario.plan(&mut rng, elected);
     let (names, clusters) = topology(&mut rng, plan.mode, elected);
-    let (sources, expected) = seed_blocks(&mut rng, scratch.path());
+    let (sources, expected) = seed_blocks(&mut rng, scratch.path(), plan.heal_at_ms, plan.busy);
     let timing = Timing {
         op_timeout_ms: 5_000,
         coord_timeout_ms: 3_000,
@@ -106,17 +129,12 @@ pub fn run_world(seed: u64, scenario: Scenario, bug: Option<Bug>, keep_log: bool
         compact_max_ms: 3_000,
     };
     let mut store = StoreModel::default();
-    for b in &sources {
-        for (rel, bytes) in &b.files {
-            let from = Origin {
-                node: "seed",
-                epoch: 0,
-                at_ms: b.meta.max_time,
-            };
-            let path = format!("{}/{rel}", b.meta.ulid);
-            store
-                .put(from, &path, bytes.clone(), PutMode::Overwrite, Default::default())
-                .expect("seed the bucket");
+    let mut uploads = std::collections::VecDeque::new();
+    for (at, b) in &sources {
+        if *at == 0 {
+            upload_source(&mut store, b, 0);
+        } else {
+            uploads.push_back((*at, b.clone()));
         }
     }
     let mut checker = Checker::new(plan.strict);
@@ -132,6 +150,8 @@ pub fn run_world(seed: u64, scenario: Scenario, bug: Option<Bug>, keep_log: bool
                 cluster: clusters[i].clone(),
                 clock,
                 start_ms: plan.starts_ms.get(i).copied().unwrap_or(0),
+                commits_sent: 0,
+                unsent_mutations: 0,
                 paused_until_ms: 0,
                 starts: 0,
                 exited: None,
@@ -176,7 +196,9 @@ pub fn run_world(seed: u64, scenario: Scenario, bug: Option<Bug>, keep_log: bool
     sim.host(STORE, move || crate::store_host::run(w.clone()));
     for name in &names {
         let (w, n) = (world.clone(), name.clone());
-        sim.host(name.as_str(), move || crate::node_host::run(w.clone(), n.clone()));
+        sim.host(name.as_str(), move || {
+            crate::node_host::run(w.clone(), n.clone())
+        });
     }
     let mut run = Run {
         world: world.clone(),
@@ -186,6 +208,8 @@ pub fn run_world(seed: u64, scenario: Scenario, bug: Option<Bug>, keep_log: bool
         heals: Vec::new(),
         lost: None,
         etcd,
+        armed: Vec::new(),
+        commits_seen: BTreeMap::new(),
     };
     let mut faults = plan.faults.into_iter().peekable();
     let heal_at = plan.heal_at_ms;
@@ -194,12 +218,42 @@ pub fn run_world(seed: u64, scenario: Scenario, bug: Option<Bug>, keep_log: bool
     loop {
         if let Err(e) = sim.step() {
             let text = format!("the simulation stopped: {e}");
-            world.borrow_mut().checker.violate(Invariant::Liveness, now, text);
+            world
+                .borrow_mut()
+                .checker
+                .violate(Invariant::Liveness, now, text);
             break;
         }
         now = sim.elapsed().as_millis() as i64;
+        while let Some((_, b)) = uploads.pop_front_if(|(at, _)| *at <= now) {
+            let mut w = world.borrow_mut();
+            upload_source(&mut w.store, &b, now);
+            w.log(now, SIDECAR, &format!("uploads block {}", b.meta.ulid));
+        }
         while let Some((_, f)) = faults.next_if(|(t, _)| *t <= now && now < heal_at) {
-            run.apply(&mut sim, f, now);
+            match f {
+                // Armed: these strike at the leader's worst moment (see `Run::strikes`).
+                Fault::RevokeLease { .. }
+                | Fault::Pause {
+                    target: Target::Leader,
+                    ..
+                } => {
+                    run.commits_seen.clear();
+                    run.armed.push((now, f));
+                }
+                f => run.apply(&mut sim, f, now),
+            }
+        }
+        let armed = std::mem::take(&mut run.armed);
+        for (since, f) in armed {
+            if now >= heal_at {
+                continue;
+            }
+            if run.strikes(&f, now - since) {
+                run.apply(&mut sim, f, now);
+            } else {
+                run.armed.push((since, f));
+            }
         }
         if !healed && now >= heal_at {
             healed = true;
@@ -226,7 +280,10 @@ pub fn run_world(seed: u64, scenario: Scenario, bug: Option<Bug>, keep_log: bool
                     "no leader {}s after the faults healed",
                     LEADER_BOUND_MS / 1000
                 );
-                world.borrow_mut().checker.violate(Invariant::Liveness, now, text);
+                world
+                    .borrow_mut()
+                    .checker
+                    .violate(Invariant::Liveness, now, text);
                 leader_ok = true;
                 continue;
             }
@@ -245,13 +302,16 @@ pub fn run_world(seed: u64, scenario: Scenario, bug: Option<Bug>, keep_log: bool
                 "compaction not finished {} min after the faults healed",
                 FINISH_BOUND_MS / 60_000
             );
-            world.borrow_mut().checker.violate(Invariant::Liveness, now, text);
+            world
+                .borrow_mut()
+                .checker
+                .violate(Invariant::Liveness, now, text);
             break;
         }
     }
     drop(sim);
     let mut w = world.borrow_mut();
-    let ids: BTreeSet<BlockId> = sources.iter().map(|b| b.meta.ulid).collect();
+    let ids: BTreeSet<BlockId> = sources.iter().map(|(_, b)| b.meta.ulid).collect();
     let Shared { checker, store, .. } = &mut *w;
     checker.finish(store, &ids, &expected, &scratch.path().join("final"), now);
     Outcome {
@@ -273,7 +333,9 @@ pub fn run_world(seed: u64, scenario: Scenario, bug: Option<Bug>, keep_log: bool
 fn topology(rng: &mut Rng, mode: Mode, elected: usize) -> (Vec<String>, Vec<String>) {
     match mode {
         Mode::Single { count } => (
-            (0..count).map(|i| format!("single-{}", letter(i))).collect(),
+            (0..count)
+                .map(|i| format!("single-{}", letter(i)))
+                .collect(),
             vec![CLUSTERS[0].to_string(); count],
         ),
         Mode::Elected => {
@@ -292,32 +354,70 @@ fn letter(i: usize) -> char {
     (b'a' + i as u8) as char
 }
 
-/// The source blocks: 1–3 streams of 2h blocks with gaps, and every sample they hold.
-fn seed_blocks(rng: &mut Rng, scratch: &std::path::Path) -> (Vec<SourceBlock>, Samples) {
+/// The source blocks: 1–3 streams of 2h blocks with gaps, each with the world time a sidecar
+/// uploads it (0: in the bucket from the start; later ones arrive during the fault phase, so
+/// there is compaction work while faults strike), and every sample they hold.
+fn seed_blocks(
+    rng: &mut Rng,
+    scratch: &std::path::Path,
+    upload_until_ms: i64,
+    busy: bool,
+) -> (Vec<(i64, SourceBlock)>, Samples) {
     let mut blocks = Vec::new();
     let start = (WALL0 - 40 * 24 * 3_600_000) / BLOCK_MS * BLOCK_MS;
-    for stream in 0..1 + rng.below(3) {
-        let count = 4 + rng.below(11) as usize;
+    let streams = if busy { 3 } else { 1 + rng.below(3) };
+    for stream in 0..streams {
+        let initial = 3 + rng.below(8) as usize;
+        let later = if busy { 8 + rng.below(9) } else { rng.below(9) } as usize;
         let generated = generate_stream(
             &scratch.join("sources"),
             &format!("c{stream}"),
             start + BLOCK_MS * rng.below(6) as i64,
-            count,
+            initial + later,
             rng.next_u64(),
         )
         .expect("generate source blocks");
-        let keep: Vec<SourceBlock> = generated
-            .into_iter()
-            .enumerate()
-            .filter(|(i, _)| *i < 2 || !rng.chance(0.15))
-            .map(|(_, b)| b)
+        let mut times: Vec<i64> = (0..later)
+            .map(|_| 5_000 + rng.below((upload_until_ms - 10_000).max(1) as u64) as i64)
             .collect();
-        blocks.extend(keep);
+        times.sort_unstable();
+        let at = std::iter::repeat_n(0, initial).chain(times);
+        for (i, (b, at)) in generated.into_iter().zip(at).enumerate() {
+            if i < 2 || !rng.chance(0.15) {
+                blocks.push((at, b));
+            }
+        }
     }
-    let files: Vec<_> = blocks.iter().map(|b| (b.meta.ulid, b.files.clone())).collect();
+    blocks.sort_by_key(|(at, b)| (*at, b.meta.ulid));
+    let files: Vec<_> = blocks
+        .iter()
+        .map(|(_, b)| (b.meta.ulid, b.files.clone()))
+        .collect();
     let expected = read_samples(&scratch.join("expected"), &files).expect("read source samples");
     let _ = std::fs::remove_dir_all(scratch.join("sources"));
     (blocks, expected)
+}
+
+/// A sidecar uploads block `b` at world time `now`, in the shipper's order (meta.json last).
+fn upload_source(store: &mut StoreModel, b: &SourceBlock, now: i64) {
+    let from = Origin {
+        node: SIDECAR,
+        epoch: 0,
+        at_ms: WALL0 + now,
+    };
+    let (meta, rest): (Vec<_>, Vec<_>) = b.files.iter().partition(|(rel, _)| rel == META_FILENAME);
+    for (rel, bytes) in rest.into_iter().chain(meta) {
+        let path = format!("{}/{rel}", b.meta.ulid);
+        store
+            .put(
+                from,
+                &path,
+                bytes.clone(),
+                PutMode::Overwrite,
+                Default::default(),
+            )
+            .expect("a sidecar upload");
+    }
 }
 
 fn cycle_config(rng: &mut Rng) -> CycleConfig {
@@ -344,7 +444,10 @@ fn cycle_config(rng: &mut Rng) -> CycleConfig {
 /// offsets up to a minute.
 fn clock(rng: &mut Rng, skew: bool) -> Clock {
     let (rate, wall_jitter) = if skew {
-        (0.96 + rng.next_f64() * 0.08, rng.below(120_000) as i64 - 60_000)
+        (
+            0.96 + rng.next_f64() * 0.08,
+            rng.below(120_000) as i64 - 60_000,
+        )
     } else {
         (1.0, rng.below(1_000) as i64 - 500)
     };
@@ -361,7 +464,11 @@ fn leader_config(name: &str, mode: Mode, bug: Option<Bug>) -> LeaderConfig {
         election: (mode == Mode::Elected).then(|| ELECTION.to_string()),
         lease_ttl_ms: 15_000,
         op_timeout_ms: 5_000,
-        takeover_delay_ms: if bug == Some(Bug::NoTakeoverDelay) { 0 } else { 10_000 },
+        takeover_delay_ms: if bug == Some(Bug::NoTakeoverDelay) {
+            0
+        } else {
+            10_000
+        },
         commit_window_ms: 5_000,
         safety: Safety {
             lease_deadline: bug != Some(Bug::NoDeadline),
@@ -384,7 +491,7 @@ fn bucket_done(store: &StoreModel, cycle: &CycleConfig) -> bool {
     }
     let no_compact = BTreeSet::new();
     let groups = group_blocks(visible.values().map(|(m, _)| m));
-    let done = groups.into_iter().all(|(_, blocks)| {
+    for (_, blocks) in groups {
         let input = PlanInput {
             blocks: &blocks,
             no_compact: &no_compact,
@@ -392,9 +499,11 @@ fn bucket_done(store: &StoreModel, cycle: &CycleConfig) -> bool {
             vertical: cycle.vertical,
             index_size_limit_bytes: cycle.index_size_limit_bytes,
         };
-        plan(&input) == GroupPlan::Nothing
-    });
-    done
+        if plan(&input) != GroupPlan::Nothing {
+            return false;
+        }
+    }
+    true
 }
 
 fn peer_name(peer: Peer) -> &'static str {
@@ -409,6 +518,38 @@ impl Run {
         let (due, rest): (Vec<_>, Vec<_>) = self.heals.drain(..).partition(|(t, _)| *t <= now);
         self.heals = rest;
         due.into_iter().map(|(_, h)| h).collect()
+    }
+
+    /// Whether an armed fault strikes now, `waited` ms after it was armed: a lease revoke
+    /// when the leader has just sent a commit (it is in flight), a pause of the leader when
+    /// its driver holds mutations not yet sent; either after a minute regardless.
+    fn strikes(&mut self, fault: &Fault, waited: i64) -> bool {
+        if waited > ARMED_MAX_MS {
+            return true;
+        }
+        match fault {
+            Fault::RevokeLease { .. } => self.leader_committing(),
+            Fault::Pause { .. } => {
+                let w = self.world.borrow();
+                w.leader().is_some_and(|l| w.nodes[l].unsent_mutations > 0)
+            }
+            _ => true,
+        }
+    }
+
+    /// True when the leader sent a commit since the last look (it is in flight now).
+    fn leader_committing(&mut self) -> bool {
+        let w = self.world.borrow();
+        let Some(leader) = w.leader() else {
+            return false;
+        };
+        let sent = w.nodes[leader].commits_sent;
+        let fresh = self
+            .commits_seen
+            .get(leader)
+            .is_some_and(|seen| sent > *seen);
+        self.commits_seen.insert(leader.to_string(), sent);
+        fresh
     }
 
     fn log(&self, now: i64, what: &str) {
@@ -442,8 +583,8 @@ impl Run {
     /// Starts timing a failover if `node` leads now.
     fn leader_lost(&mut self, node: &str, now: i64) {
         let mut w = self.world.borrow_mut();
-        if w.nodes[node].leading.is_some() && w.stats.leader_lost_at.is_none() {
-            w.stats.leader_lost_at = Some(now);
+        if let (Some(epoch), None) = (w.nodes[node].leading, w.stats.leader_lost_at) {
+            w.stats.leader_lost_at = Some((now, epoch));
             self.lost = Some(node.to_string());
         }
     }
@@ -456,7 +597,12 @@ impl Run {
                 };
                 self.leader_lost(&node, now);
                 sim.crash(node.as_str());
-                self.world.borrow_mut().nodes.get_mut(&node).expect("node").leading = None;
+                self.world
+                    .borrow_mut()
+                    .nodes
+                    .get_mut(&node)
+                    .expect("node")
+                    .leading = None;
                 self.log(now, &format!("crash {node} for {ms}ms"));
                 self.heals.push((now + ms, Heal::Restart(node)));
             }
@@ -467,11 +613,21 @@ impl Run {
                 if ms > 15_000 {
                     self.leader_lost(&node, now);
                 }
-                self.world.borrow_mut().nodes.get_mut(&node).expect("node").paused_until_ms = now + ms;
+                self.world
+                    .borrow_mut()
+                    .nodes
+                    .get_mut(&node)
+                    .expect("node")
+                    .paused_until_ms = now + ms;
                 self.log(now, &format!("pause {node} for {ms}ms"));
                 self.heals.push((now + ms, Heal::Resume(node)));
             }
-            Fault::Partition { target, peer, way, ms } => {
+            Fault::Partition {
+                target,
+                peer,
+                way,
+                ms,
+            } => {
                 if peer == Peer::Etcd && !self.etcd {
                     return;
                 }
@@ -488,9 +644,19 @@ impl Run {
                         Way::Out => sim.partition_oneway(n.as_str(), p),
                         Way::In => sim.partition_oneway(p, n.as_str()),
                     }
-                    self.heals.push((now + ms, Heal::Repair { node: n, peer: p, way }));
+                    self.heals.push((
+                        now + ms,
+                        Heal::Repair {
+                            node: n,
+                            peer: p,
+                            way,
+                        },
+                    ));
                 }
-                self.log(now, &format!("cut the cluster of {node} from {p} ({way:?}) for {ms}ms"));
+                self.log(
+                    now,
+                    &format!("cut the cluster of {node} from {p} ({way:?}) for {ms}ms"),
+                );
             }
             Fault::Hold { target, peer, ms } => {
                 if peer == Peer::Etcd && !self.etcd {
@@ -502,23 +668,34 @@ impl Run {
                 let p = peer_name(peer);
                 for n in self.cluster_of(&node) {
                     sim.hold(n.as_str(), p);
-                    self.heals.push((now + ms, Heal::Release { node: n, peer: p }));
+                    self.heals
+                        .push((now + ms, Heal::Release { node: n, peer: p }));
                 }
-                self.log(now, &format!("hold the links of {node}'s cluster to {p} for {ms}ms"));
+                self.log(
+                    now,
+                    &format!("hold the links of {node}'s cluster to {p} for {ms}ms"),
+                );
             }
-            Fault::Delay { target, max_ms, ms } => {
+            Fault::Delay {
+                target,
+                latency_ms,
+                ms,
+            } => {
                 let Some(node) = self.resolve(sim, target) else {
                     return;
                 };
+                let latency = Duration::from_millis(latency_ms as u64);
                 for n in self.cluster_of(&node) {
-                    let max = Duration::from_millis(max_ms as u64);
-                    sim.set_link_max_message_latency(n.as_str(), STORE, max);
+                    sim.set_link_latency(n.as_str(), STORE, latency);
                     if self.etcd {
-                        sim.set_link_max_message_latency(n.as_str(), ETCD, max);
+                        sim.set_link_latency(n.as_str(), ETCD, latency);
                     }
                     self.heals.push((now + ms, Heal::Undelay { node: n }));
                 }
-                self.log(now, &format!("delay {node}'s cluster up to {max_ms}ms for {ms}ms"));
+                self.log(
+                    now,
+                    &format!("{node}'s cluster: {latency_ms}ms latency for {ms}ms"),
+                );
             }
             Fault::WallJump { target, by_ms } => {
                 let Some(node) = self.resolve(sim, target) else {
@@ -526,7 +703,11 @@ impl Run {
                 };
                 let mut w = self.world.borrow_mut();
                 w.nodes.get_mut(&node).expect("node").clock.wall_offset_ms += by_ms;
-                w.log(now, "world", &format!("{node}'s wall clock jumps {by_ms}ms"));
+                w.log(
+                    now,
+                    "world",
+                    &format!("{node}'s wall clock jumps {by_ms}ms"),
+                );
             }
             Fault::EtcdRestart { ms } => {
                 if !self.etcd || !sim.is_host_running(ETCD) {
@@ -537,20 +718,39 @@ impl Run {
                 self.log(now, &format!("etcd down for {ms}ms"));
                 self.heals.push((now + ms, Heal::EtcdStart));
             }
-            Fault::StoreErrors { unavailable, timeout, ms } => {
-                self.world.borrow_mut().store_faults = StoreFaults { unavailable, timeout };
-                self.log(now, &format!("store errors: {unavailable:.3} refused, {timeout:.3} replies lost"));
+            Fault::StoreErrors {
+                unavailable,
+                timeout,
+                ms,
+            } => {
+                self.world.borrow_mut().store_faults = StoreFaults {
+                    unavailable,
+                    timeout,
+                };
+                self.log(
+                    now,
+                    &format!("store errors: {unavailable:.3} refused, {timeout:.3} replies lost"),
+                );
                 self.heals.push((now + ms, Heal::StoreCalm));
             }
-            Fault::RevokeLease { ms } => {
+            Fault::RevokeLease { ms, hold_ms } => {
                 let Some(node) = self.world.borrow().leader().map(str::to_string) else {
                     return;
                 };
                 self.leader_lost(&node, now);
-                for n in self.cluster_of(&node) {
-                    sim.partition(n.as_str(), ETCD);
-                    self.heals.push((now + ms, Heal::Repair { node: n, peer: ETCD, way: Way::Both }));
-                }
+                sim.partition(node.as_str(), ETCD);
+                let heal = Heal::Repair {
+                    node: node.clone(),
+                    peer: ETCD,
+                    way: Way::Both,
+                };
+                self.heals.push((now + ms, heal));
+                sim.hold(node.as_str(), STORE);
+                let heal = Heal::Release {
+                    node: node.clone(),
+                    peer: STORE,
+                };
+                self.heals.push((now + hold_ms, heal));
                 let mut w = self.world.borrow_mut();
                 let prefix = format!("{ELECTION}/");
                 let keys = match w.etcd.execute(now, &CoordOp::Observe { prefix }) {
@@ -560,11 +760,14 @@ impl Run {
                 for k in keys.iter().filter(|k| k.value == node) {
                     let hex = k.key.rsplit('/').next().unwrap_or_default();
                     if let Ok(lease) = i64::from_str_radix(hex, 16) {
-                        let op = CoordOp::Resign { key: None, lease: LeaseId(lease) };
+                        let op = CoordOp::Resign {
+                            key: None,
+                            lease: LeaseId(lease),
+                        };
                         w.etcd.execute(now, &op);
                     }
                 }
-                w.log(now, "world", &format!("revoke {node}'s lease and cut its cluster from etcd for {ms}ms"));
+                w.log(now, "world", &format!("revoke {node}'s lease, cut it from etcd for {ms}ms, hold its store link {hold_ms}ms"));
             }
         }
     }
@@ -585,10 +788,14 @@ impl Run {
             },
             Heal::Release { node, peer } => sim.release(node.as_str(), peer),
             Heal::Undelay { node } => {
-                let max = Duration::from_millis(self.latency_max_ms);
-                sim.set_link_max_message_latency(node.as_str(), STORE, max);
-                if self.etcd {
-                    sim.set_link_max_message_latency(node.as_str(), ETCD, max);
+                let (min, max) = (
+                    Duration::from_millis(1),
+                    Duration::from_millis(self.latency_max_ms),
+                );
+                let peers: &[&str] = if self.etcd { &[STORE, ETCD] } else { &[STORE] };
+                for p in peers {
+                    sim.set_link_latency(node.as_str(), *p, min);
+                    sim.set_link_max_message_latency(node.as_str(), *p, max);
                 }
             }
             Heal::Resume(node) => {
@@ -606,8 +813,11 @@ impl Run {
         }
         if let Some(node) = self.lost.clone() {
             let mut w = self.world.borrow_mut();
-            if w.nodes[&node].leading.is_some() && w.stats.leader_lost_at.is_some() {
-                // The leader it was timed for never stepped down: no failover happened.
+            let still = w.nodes[&node].leading;
+            let superseded = w.stats.max_elected > still.unwrap_or(0);
+            if still.is_some() && !superseded && w.stats.leader_lost_at.is_some() {
+                // The leader it was timed for kept its term and nobody was elected: no
+                // failover happened.
                 w.stats.leader_lost_at = None;
                 self.lost = None;
             }
