@@ -67,4 +67,15 @@ cargo test --workspace --lib --bins --tests "$@" 2>&1 | tee "$out" || status=$?
 passed=$(grep -oE '^test result: [a-zA-Z]+\. [0-9]+ passed' "$out" | awk '{s+=$4} END {print s+0}')
 failed=$(grep -oE '[0-9]+ failed;' "$out" | awk '{s+=$1} END {print s+0}')
 echo "tests: $passed passed, $failed failed"
-exit "$status"
+[ "$status" -eq 0 ] || exit "$status"
+
+# The simulation suite (docs/simulation.md): 500 seeded worlds across every scenario must show
+# no violation, and every --bug mutation must be caught within its stated number of seeds.
+log "simulation: 500 seeds, every scenario"
+cargo build -q -p compactd-sim --bin compactd-sim
+SIM=target/debug/compactd-sim
+$SIM run --seeds 500 --trace-dir target/sim-traces
+for bug in no-deadline no-fence no-takeover-delay no-permit-check; do
+  log "simulation: --bug $bug must be caught within 100 seeds"
+  $SIM run --seeds 100 --bug "$bug" | tail -1
+done

@@ -16,8 +16,8 @@
 //! until a fence CAS (`seq + 1`) succeeds, and must be sent within the *commit window* after
 //! that CAS was sent.
 
-use std::collections::VecDeque;
 use serde::{Deserialize, Serialize};
+use std::collections::VecDeque;
 
 use super::coord::{CoordId, CoordOp, CoordRequest, CoordResult, ElectionKey, LeaseId};
 use super::fence::{FenceRecord, FenceVersion};

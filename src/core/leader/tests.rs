@@ -774,3 +774,35 @@ fn a_late_fence_answer_after_shutdown_does_not_cancel_the_resignation() {
     l.on_coord(at(6), resign.id, CoordResult::Resigned, &mut out);
     assert_eq!(out, vec![Output::Exit(0)]);
 }
+
+#[test]
+fn a_failed_renewal_waits_for_its_retry_instead_of_waking_at_once() {
+    // Found by the simulation: with the renewal due and a retry pending, the next wake-up
+    // was the (past) renewal time, so the driver spun until the retry time.
+    let mut l = Leader::new(cfg(false));
+    let mut out = vec![];
+    l.start(at(0), &mut out);
+    let read = only(store_reqs(&out));
+    out.clear();
+    l.on_store(at(1), read.id, StoreResult::Fence(None), &mut out);
+    let cas = only(store_reqs(&out));
+    out.clear();
+    l.on_store(at(2), cas.id, StoreResult::FenceWritten(ver("a")), &mut out);
+    assert_eq!(l.leading(), Some(Epoch(0)));
+    out.clear();
+    let due = 2 + TTL / 3;
+    l.drive(at(due), &mut out);
+    let renewal = only(store_reqs(&out));
+    assert!(matches!(renewal.op, StoreOp::CasFence { .. }));
+    out.clear();
+    let failed = StoreResult::Failed("503".into());
+    l.on_store(at(due + 10), renewal.id, failed, &mut out);
+    let wake = l.next_wake().expect("a retry is scheduled");
+    assert!(wake > at(due + 10).mono, "wakes at {wake:?}, in the past");
+    out.clear();
+    l.drive(at(wake.0), &mut out);
+    assert!(
+        matches!(only(store_reqs(&out)).op, StoreOp::ReadFence),
+        "the retry reads the fence again"
+    );
+}
