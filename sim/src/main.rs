@@ -12,6 +12,7 @@ use compactd_sim::bug::Bug;
 use compactd_sim::scenario::Scenario;
 use compactd_sim::summary::{cpu_seconds, Summary};
 use compactd_sim::trace::SimTrace;
+use compactd_sim::trace_replay::{is_production_trace, replay_production};
 use compactd_sim::world::{run_world, Outcome};
 
 /// compactd's deterministic simulation.
@@ -203,6 +204,17 @@ fn run(
 }
 
 fn replay(path: &std::path::Path, verbose: bool) -> Result<ExitCode, String> {
+    if is_production_trace(path) {
+        let mut stdout = std::io::stdout();
+        let report = replay_production(path, verbose, &mut stdout)?;
+        println!("{report}");
+        let matches = report.first_divergence.is_none();
+        return Ok(if matches {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        });
+    }
     let trace = SimTrace::read(path)?;
     let (scenario, bug) = trace.world()?;
     let o = run_world(trace.seed, scenario, bug, verbose);

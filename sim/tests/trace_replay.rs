@@ -240,3 +240,15 @@ fn malformed_traces_fail_naming_the_file_and_line() {
     );
     assert!(!is_production_trace(&dir().join("absent.jsonl")));
 }
+
+#[test]
+fn the_cli_replays_a_production_trace() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_compactd-sim"))
+        .arg("replay")
+        .arg(recorded())
+        .output()
+        .expect("run compactd-sim");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.contains("equals the recording's"), "{stdout}");
+}
