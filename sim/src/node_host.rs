@@ -146,7 +146,7 @@ impl Driver {
         while let Some(n) = self.arrived.pop_front() {
             self.receive(w, n, now);
         }
-        self.expire(w, now);
+        self.expire(now);
         let due: Vec<(i64, u64)> = self.queued.range(..(now + 1, 0)).map(|(k, _)| *k).collect();
         for key in due {
             let q = self.queued.remove(&key).expect("due");
@@ -222,39 +222,18 @@ impl Driver {
     }
 
     /// Timeouts and finished jobs.
-    fn expire(&mut self, w: &mut Shared, now: i64) {
-        let late: Vec<RequestId> = self
-            .store_deadlines
-            .iter()
-            .filter(|(_, d)| **d <= now)
-            .map(|(id, _)| *id)
-            .collect();
-        for id in late {
-            self.store_deadlines.remove(&id);
+    fn expire(&mut self, now: i64) {
+        for id in take_due(&mut self.store_deadlines, now, |d| *d) {
             let text = "timed out after --objstore.op-timeout".to_string();
             self.inputs
                 .push_back(Input::Store(id, StoreResult::Failed(text)));
         }
-        let late: Vec<CoordId> = self
-            .coord_deadlines
-            .iter()
-            .filter(|(_, d)| **d <= now)
-            .map(|(id, _)| *id)
-            .collect();
-        for id in late {
-            self.coord_deadlines.remove(&id);
+        for id in take_due(&mut self.coord_deadlines, now, |d| *d) {
             let text = "etcd request timed out".to_string();
             self.inputs
                 .push_back(Input::Coord(id, CoordResult::Failed(text)));
         }
-        let late: Vec<JobId> = self
-            .downloads
-            .iter()
-            .filter(|(_, (_, d))| *d <= now)
-            .map(|(id, _)| *id)
-            .collect();
-        for id in late {
-            self.downloads.remove(&id);
+        for id in take_due(&mut self.downloads, now, |(_, d)| *d) {
             let err = JobError {
                 retryable: true,
                 message: "download timed out".into(),
@@ -272,7 +251,6 @@ impl Driver {
             self.inputs
                 .push_back(Input::Compacted(key.1, Box::new(result)));
         }
-        let _ = w;
     }
 
     fn output(
@@ -408,4 +386,22 @@ impl Driver {
         }
         w.log(now, &self.name, &format!("{e:?}"));
     }
+}
+
+/// Removes and returns, in key order, the entries whose deadline (`deadline` of the value) is
+/// at or before `now`.
+fn take_due<K: Copy + Ord, V>(
+    map: &mut BTreeMap<K, V>,
+    now: i64,
+    deadline: impl Fn(&V) -> i64,
+) -> Vec<K> {
+    let due: Vec<K> = map
+        .iter()
+        .filter(|(_, v)| deadline(v) <= now)
+        .map(|(k, _)| *k)
+        .collect();
+    for k in &due {
+        map.remove(k);
+    }
+    due
 }

@@ -270,191 +270,129 @@ impl Scenario {
             starts_ms: (0..nodes).map(|_| rng.below(5_000) as i64).collect(),
             busy: false,
         };
-        let span = p.heal_at_ms;
-        let at = |rng: &mut Rng| 10_000 + rng.below((span - 10_000) as u64) as i64;
-        let some_node = |rng: &mut Rng| Target::Node(rng.below(nodes as u64) as usize);
+        let d = Draw {
+            heal_at_ms: p.heal_at_ms,
+            nodes,
+        };
+        let f = &mut p.faults;
         match self {
             Scenario::Calm => {}
-            Scenario::LeaderCrash => {
-                for _ in 0..1 + rng.below(3) {
-                    let ms = 5_000 + rng.below(55_000) as i64;
-                    let t = at(rng);
-                    p.faults.push((
-                        t,
-                        Fault::Crash {
-                            target: Target::Leader,
-                            ms,
-                        },
-                    ));
-                }
-            }
-            Scenario::CrashAny => {
-                for _ in 0..2 + rng.below(6) {
-                    let ms = 1_000 + rng.below(40_000) as i64;
-                    let t = at(rng);
-                    let target = some_node(rng);
-                    p.faults.push((t, Fault::Crash { target, ms }));
-                }
-            }
-            Scenario::EtcdPartition => {
-                for _ in 0..1 + rng.below(2) {
-                    let ms = 5_000 + rng.below(85_000) as i64;
-                    let t = at(rng);
-                    p.faults.push((
-                        t,
-                        Fault::Partition {
-                            target: Target::Leader,
-                            peer: Peer::Etcd,
-                            way: Way::Both,
-                            ms,
-                        },
-                    ));
-                }
-            }
-            Scenario::OnewayPartition => {
-                for _ in 0..1 + rng.below(3) {
-                    let ms = 5_000 + rng.below(60_000) as i64;
-                    let peer = if rng.chance(0.5) {
-                        Peer::Etcd
-                    } else {
-                        Peer::Store
-                    };
-                    let way = if rng.chance(0.5) { Way::Out } else { Way::In };
-                    let target = if rng.chance(0.7) {
-                        Target::Leader
-                    } else {
-                        some_node(rng)
-                    };
-                    let t = at(rng);
-                    p.faults.push((
-                        t,
-                        Fault::Partition {
-                            target,
-                            peer,
-                            way,
-                            ms,
-                        },
-                    ));
-                }
-            }
-            Scenario::StorePartition => {
-                for _ in 0..1 + rng.below(2) {
-                    let ms = 5_000 + rng.below(85_000) as i64;
-                    let t = at(rng);
-                    p.faults.push((
-                        t,
-                        Fault::Partition {
-                            target: Target::Leader,
-                            peer: Peer::Store,
-                            way: Way::Both,
-                            ms,
-                        },
-                    ));
-                }
-            }
-            Scenario::Pause => {
-                for _ in 0..1 + rng.below(2) {
-                    let ms = 15_000 + rng.below(45_000) as i64;
-                    let t = at(rng);
-                    p.faults.push((
-                        t,
-                        Fault::Pause {
-                            target: Target::Leader,
-                            ms,
-                        },
-                    ));
-                }
-            }
+            Scenario::LeaderCrash => d.repeat(rng, 1, 3, f, |rng| {
+                let ms = span(rng, 5_000, 55_000);
+                (
+                    d.at(rng),
+                    Fault::Crash {
+                        target: Target::Leader,
+                        ms,
+                    },
+                )
+            }),
+            Scenario::CrashAny => d.repeat(rng, 2, 6, f, |rng| {
+                let ms = span(rng, 1_000, 40_000);
+                let t = d.at(rng);
+                (
+                    t,
+                    Fault::Crash {
+                        target: d.some_node(rng),
+                        ms,
+                    },
+                )
+            }),
+            Scenario::EtcdPartition => d.repeat(rng, 1, 2, f, |rng| {
+                let ms = span(rng, 5_000, 85_000);
+                (d.at(rng), cut(Target::Leader, Peer::Etcd, Way::Both, ms))
+            }),
+            Scenario::OnewayPartition => d.repeat(rng, 1, 3, f, |rng| {
+                let ms = span(rng, 5_000, 60_000);
+                let peer = peer(rng);
+                let way = if rng.chance(0.5) { Way::Out } else { Way::In };
+                let target = d.mostly_leader(rng);
+                (d.at(rng), cut(target, peer, way, ms))
+            }),
+            Scenario::StorePartition => d.repeat(rng, 1, 2, f, |rng| {
+                let ms = span(rng, 5_000, 85_000);
+                (d.at(rng), cut(Target::Leader, Peer::Store, Way::Both, ms))
+            }),
+            Scenario::Pause => d.repeat(rng, 1, 2, f, |rng| {
+                let ms = span(rng, 15_000, 45_000);
+                (
+                    d.at(rng),
+                    Fault::Pause {
+                        target: Target::Leader,
+                        ms,
+                    },
+                )
+            }),
             Scenario::ClockSkew => {
                 p.skew = true;
-                for _ in 0..1 + rng.below(3) {
-                    let t = at(rng);
-                    let target = some_node(rng);
+                d.repeat(rng, 1, 3, f, |rng| {
+                    let t = d.at(rng);
+                    let target = d.some_node(rng);
                     let by_ms = rng.below(1_200_000) as i64 - 600_000;
-                    p.faults.push((t, Fault::WallJump { target, by_ms }));
-                }
-                for _ in 0..1 + rng.below(2) {
-                    let t = at(rng);
-                    let ms = 5_000 + rng.below(40_000) as i64;
-                    let f = if rng.chance(0.5) {
-                        Fault::Crash {
-                            target: Target::Leader,
-                            ms,
-                        }
+                    (t, Fault::WallJump { target, by_ms })
+                });
+                d.repeat(rng, 1, 2, f, |rng| {
+                    let t = d.at(rng);
+                    let ms = span(rng, 5_000, 40_000);
+                    let target = Target::Leader;
+                    if rng.chance(0.5) {
+                        (t, Fault::Crash { target, ms })
                     } else {
-                        Fault::Pause {
-                            target: Target::Leader,
-                            ms: ms + 10_000,
-                        }
-                    };
-                    p.faults.push((t, f));
-                }
+                        (
+                            t,
+                            Fault::Pause {
+                                target,
+                                ms: ms + 10_000,
+                            },
+                        )
+                    }
+                });
             }
-            Scenario::EtcdRestart => {
-                for _ in 0..1 + rng.below(2) {
-                    let ms = 1_000 + rng.below(29_000) as i64;
-                    let t = at(rng);
-                    p.faults.push((t, Fault::EtcdRestart { ms }));
-                }
-            }
+            Scenario::EtcdRestart => d.repeat(rng, 1, 2, f, |rng| {
+                let ms = span(rng, 1_000, 29_000);
+                (d.at(rng), Fault::EtcdRestart { ms })
+            }),
             Scenario::StoreErrors => {
                 let unavailable = 0.05 + rng.next_f64() * 0.15;
                 let timeout = 0.02 + rng.next_f64() * 0.08;
-                p.faults.push((
+                let ms = p.heal_at_ms;
+                f.push((
                     0,
                     Fault::StoreErrors {
                         unavailable,
                         timeout,
-                        ms: span,
+                        ms,
                     },
                 ));
             }
-            Scenario::HoldRelease => {
-                for _ in 0..1 + rng.below(3) {
-                    let ms = 1_000 + rng.below(59_000) as i64;
-                    let peer = if rng.chance(0.5) {
-                        Peer::Etcd
-                    } else {
-                        Peer::Store
-                    };
-                    let target = if rng.chance(0.7) {
-                        Target::Leader
-                    } else {
-                        some_node(rng)
-                    };
-                    let t = at(rng);
-                    p.faults.push((t, Fault::Hold { target, peer, ms }));
-                }
-            }
-            Scenario::MessageDelay => {
-                for _ in 0..1 + rng.below(3) {
-                    let ms = 10_000 + rng.below(80_000) as i64;
-                    let latency_ms = 100 + rng.below(1_900) as i64;
-                    let target = if rng.chance(0.7) {
-                        Target::Leader
-                    } else {
-                        some_node(rng)
-                    };
-                    let t = at(rng);
-                    p.faults.push((
-                        t,
-                        Fault::Delay {
-                            target,
-                            latency_ms,
-                            ms,
-                        },
-                    ));
-                }
-            }
+            Scenario::HoldRelease => d.repeat(rng, 1, 3, f, |rng| {
+                let ms = span(rng, 1_000, 59_000);
+                let peer = peer(rng);
+                let target = d.mostly_leader(rng);
+                (d.at(rng), Fault::Hold { target, peer, ms })
+            }),
+            Scenario::MessageDelay => d.repeat(rng, 1, 3, f, |rng| {
+                let ms = span(rng, 10_000, 80_000);
+                let latency_ms = span(rng, 100, 1_900);
+                let target = d.mostly_leader(rng);
+                (
+                    d.at(rng),
+                    Fault::Delay {
+                        target,
+                        latency_ms,
+                        ms,
+                    },
+                )
+            }),
             Scenario::LeaseRevoked => {
                 p.strict = false;
                 p.busy = true;
-                for _ in 0..2 + rng.below(2) {
-                    let t = at(rng);
-                    let ms = 10_000 + rng.below(30_000) as i64;
-                    let hold_ms = 1_000 + rng.below(3_900) as i64;
-                    p.faults.push((t, Fault::RevokeLease { ms, hold_ms }));
-                }
+                d.repeat(rng, 2, 2, f, |rng| {
+                    let t = d.at(rng);
+                    let ms = span(rng, 10_000, 30_000);
+                    let hold_ms = span(rng, 1_000, 3_900);
+                    (t, Fault::RevokeLease { ms, hold_ms })
+                });
             }
             Scenario::DoubleSingle => {
                 p.mode = Mode::Single { count: 2 };
@@ -471,25 +409,25 @@ impl Scenario {
                 p.starts_ms = vec![0];
                 let unavailable = rng.next_f64() * 0.05;
                 let timeout = rng.next_f64() * 0.03;
-                p.faults.push((
+                let ms = p.heal_at_ms;
+                f.push((
                     0,
                     Fault::StoreErrors {
                         unavailable,
                         timeout,
-                        ms: span,
+                        ms,
                     },
                 ));
-                for _ in 0..2 + rng.below(8) {
-                    let ms = 100 + rng.below(20_000) as i64;
-                    let t = at(rng);
-                    p.faults.push((
-                        t,
+                d.repeat(rng, 2, 8, f, |rng| {
+                    let ms = span(rng, 100, 20_000);
+                    (
+                        d.at(rng),
                         Fault::Crash {
                             target: Target::Node(0),
                             ms,
                         },
-                    ));
-                }
+                    )
+                });
             }
             Scenario::Chaos => {
                 p.skew = rng.chance(0.5);
@@ -508,12 +446,77 @@ impl Scenario {
                 for _ in 0..2 + rng.below(3) {
                     let s = kinds[rng.below(kinds.len() as u64) as usize];
                     let mut sub = s.plan(rng, nodes);
-                    sub.faults.retain(|(t, _)| *t < span);
-                    p.faults.extend(sub.faults);
+                    sub.faults.retain(|(t, _)| *t < p.heal_at_ms);
+                    f.extend(sub.faults);
                 }
             }
         }
         p.faults.sort_by_key(|(t, _)| *t);
         p
+    }
+}
+
+/// The draws every scenario shares.
+struct Draw {
+    heal_at_ms: i64,
+    nodes: usize,
+}
+
+impl Draw {
+    /// A time in the fault phase, after the first 10 s.
+    fn at(&self, rng: &mut Rng) -> i64 {
+        10_000 + rng.below((self.heal_at_ms - 10_000) as u64) as i64
+    }
+
+    /// Any node.
+    fn some_node(&self, rng: &mut Rng) -> Target {
+        Target::Node(rng.below(self.nodes as u64) as usize)
+    }
+
+    /// The leader, 70% of the time; else any node.
+    fn mostly_leader(&self, rng: &mut Rng) -> Target {
+        if rng.chance(0.7) {
+            Target::Leader
+        } else {
+            self.some_node(rng)
+        }
+    }
+
+    /// `min + below(extra)` faults, each drawn by `make`.
+    fn repeat(
+        &self,
+        rng: &mut Rng,
+        min: u64,
+        extra: u64,
+        faults: &mut Vec<(i64, Fault)>,
+        mut make: impl FnMut(&mut Rng) -> (i64, Fault),
+    ) {
+        for _ in 0..min + rng.below(extra) {
+            faults.push(make(rng));
+        }
+    }
+}
+
+/// A duration of `min` plus up to `extra` ms.
+fn span(rng: &mut Rng, min: i64, extra: i64) -> i64 {
+    min + rng.below(extra as u64) as i64
+}
+
+/// Etcd or the store, evenly.
+fn peer(rng: &mut Rng) -> Peer {
+    if rng.chance(0.5) {
+        Peer::Etcd
+    } else {
+        Peer::Store
+    }
+}
+
+/// A cut of the target's cluster from `peer`.
+fn cut(target: Target, peer: Peer, way: Way, ms: i64) -> Fault {
+    Fault::Partition {
+        target,
+        peer,
+        way,
+        ms,
     }
 }
