@@ -477,8 +477,8 @@ fn leader_config(name: &str, mode: Mode, bug: Option<Bug>) -> LeaderConfig {
     }
 }
 
-/// True when nothing is left to do: no partial or marked block, and the planner has no work
-/// in any group.
+/// True when nothing is left to do: no partial, marked or covered block, and the planner has
+/// no work in any group.
 fn bucket_done(store: &StoreModel, cycle: &CycleConfig) -> bool {
     let visible = visible_blocks(store);
     let dirs: BTreeSet<BlockId> = store
@@ -487,6 +487,20 @@ fn bucket_done(store: &StoreModel, cycle: &CycleConfig) -> bool {
         .filter_map(|(p, _)| compactd::bucket::layout::block_of(p))
         .collect();
     if dirs.len() != visible.len() || visible.values().any(|(_, marked)| *marked) {
+        return false;
+    }
+    // A block whose sources another block holds is garbage the compactor has yet to collect
+    // (the planner alone would call the overlap "nothing to do").
+    let covered = visible.values().any(|(a, _)| {
+        visible.values().any(|(b, _)| {
+            a.ulid != b.ulid
+                && a.compaction
+                    .sources
+                    .iter()
+                    .all(|s| b.compaction.sources.contains(s))
+        })
+    });
+    if covered {
         return false;
     }
     let no_compact = BTreeSet::new();
