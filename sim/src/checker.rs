@@ -14,7 +14,8 @@ use std::path::Path;
 
 use compactd::bucket::layout::{block_of, index_path, marker_path, meta_path};
 use compactd::bucket::markers::DELETION_MARK_FILENAME;
-use compactd::core::plan::{group_blocks, overlapping_blocks};
+use compactd::core::cycle::CycleConfig;
+use compactd::core::plan::{group_blocks, overlapping_blocks, plan, Plan, PlanInput};
 use compactd::core::types::StoreOp;
 use compactd::tsdb::block_id::BlockId;
 use compactd::tsdb::meta::{BlockMeta, META_FILENAME};
@@ -396,4 +397,47 @@ pub fn block_files(store: &StoreModel, id: BlockId) -> Files {
             (rel, o.bytes.clone())
         })
         .collect()
+}
+
+/// True when nothing is left to do: no partial, marked or covered block, and the planner has
+/// no work in any group.
+pub fn finished(store: &StoreModel, cycle: &CycleConfig) -> bool {
+    let visible = visible_blocks(store);
+    let dirs: BTreeSet<BlockId> = store
+        .list("")
+        .into_iter()
+        .filter_map(|(p, _)| block_of(p))
+        .collect();
+    if dirs.len() != visible.len() || visible.values().any(|(_, marked)| *marked) {
+        return false;
+    }
+    // A block whose sources another block holds is garbage the compactor has yet to collect
+    // (the planner alone would call the overlap "nothing to do").
+    let covered = visible.values().any(|(a, _)| {
+        visible.values().any(|(b, _)| {
+            a.ulid != b.ulid
+                && a.compaction
+                    .sources
+                    .iter()
+                    .all(|s| b.compaction.sources.contains(s))
+        })
+    });
+    if covered {
+        return false;
+    }
+    let no_compact = BTreeSet::new();
+    let groups = group_blocks(visible.values().map(|(m, _)| m));
+    for (_, blocks) in groups {
+        let input = PlanInput {
+            blocks: &blocks,
+            no_compact: &no_compact,
+            ranges: &cycle.ranges,
+            vertical: cycle.vertical,
+            index_size_limit_bytes: cycle.index_size_limit_bytes,
+        };
+        if plan(&input) != Plan::Nothing {
+            return false;
+        }
+    }
+    true
 }

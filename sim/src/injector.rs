@@ -1,0 +1,440 @@
+//! Applies a scenario's faults to a running world between turmoil steps, and heals them:
+//! crashes and restarts, pauses, cuts and holds of links, latency, wall-clock jumps, etcd
+//! restarts, store errors, lease revocations. Some faults are armed and strike at the
+//! leader's worst moment.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use compactd::core::coord::{CoordOp, CoordResult, LeaseId};
+use compactd::rng::Rng;
+
+use crate::etcd::Answer;
+use crate::net::{ETCD, STORE};
+use crate::scenario::{Fault, Peer, Target, Way};
+use crate::setup::ELECTION;
+use crate::shared::{StoreFaults, World};
+
+/// An armed fault strikes after this long even if its moment did not come.
+const ARMED_MAX_MS: i64 = 60_000;
+/// A fault's undoing, due at a world time.
+#[derive(Clone, Debug)]
+enum Heal {
+    Restart(String),
+    Repair {
+        node: String,
+        peer: &'static str,
+        way: Way,
+    },
+    Release {
+        node: String,
+        peer: &'static str,
+    },
+    Undelay {
+        node: String,
+    },
+    Resume(String),
+    EtcdStart,
+    StoreCalm,
+}
+
+/// Injects and heals the faults of one world.
+pub struct Injector {
+    world: World,
+    rng: Rng,
+    names: Vec<String>,
+    latency_max_ms: u64,
+    heals: Vec<(i64, Heal)>,
+    /// The node whose loss started the failover being timed.
+    lost: Option<String>,
+    etcd: bool,
+    /// Faults waiting for their moment, with the time they were armed.
+    armed: Vec<(i64, Fault)>,
+    /// Commits sent per node when last looked at.
+    commits_seen: BTreeMap<String, u64>,
+}
+
+fn peer_name(peer: Peer) -> &'static str {
+    match peer {
+        Peer::Etcd => ETCD,
+        Peer::Store => STORE,
+    }
+}
+
+impl Injector {
+    /// An injector for `world`'s nodes `names`; `latency_max_ms` is the world's normal
+    /// latency bound, `etcd` whether the world has an etcd.
+    pub fn new(
+        world: World,
+        rng: Rng,
+        names: Vec<String>,
+        latency_max_ms: u64,
+        etcd: bool,
+    ) -> Injector {
+        Injector {
+            world,
+            rng,
+            names,
+            latency_max_ms,
+            heals: Vec::new(),
+            lost: None,
+            etcd,
+            armed: Vec::new(),
+            commits_seen: BTreeMap::new(),
+        }
+    }
+
+    /// Injects `fault` now, or arms it (a lease revoke, a pause of the leader).
+    pub fn inject(&mut self, sim: &mut turmoil::Sim<'_>, fault: Fault, now: i64) {
+        match fault {
+            Fault::RevokeLease { .. }
+            | Fault::Pause {
+                target: Target::Leader,
+                ..
+            } => {
+                self.commits_seen.clear();
+                self.armed.push((now, fault));
+            }
+            f => self.apply(sim, f, now),
+        }
+    }
+
+    /// Applies the armed faults whose moment came; drops them once the faults heal.
+    pub fn strike_armed(&mut self, sim: &mut turmoil::Sim<'_>, now: i64, heal_at: i64) {
+        for (since, f) in std::mem::take(&mut self.armed) {
+            if now >= heal_at {
+                continue;
+            }
+            if self.strikes(&f, now - since) {
+                self.apply(sim, f, now);
+            } else {
+                self.armed.push((since, f));
+            }
+        }
+    }
+
+    /// Heals every fault now (the end of the fault phase).
+    pub fn heal_all(&mut self, sim: &mut turmoil::Sim<'_>, now: i64) {
+        for (_, h) in std::mem::take(&mut self.heals) {
+            self.heal(sim, h, now);
+        }
+        self.log(now, "every fault healed");
+    }
+
+    /// Heals the faults whose time came.
+    pub fn heal_due(&mut self, sim: &mut turmoil::Sim<'_>, now: i64) {
+        for h in self.due_heals(now) {
+            self.heal(sim, h, now);
+        }
+    }
+
+    fn due_heals(&mut self, now: i64) -> Vec<Heal> {
+        let (due, rest): (Vec<_>, Vec<_>) = self.heals.drain(..).partition(|(t, _)| *t <= now);
+        self.heals = rest;
+        due.into_iter().map(|(_, h)| h).collect()
+    }
+
+    /// Whether an armed fault strikes now, `waited` ms after it was armed: a lease revoke
+    /// when the leader has just sent a commit (it is in flight), a pause of the leader when
+    /// its driver holds mutations not yet sent; either after a minute regardless.
+    fn strikes(&mut self, fault: &Fault, waited: i64) -> bool {
+        if waited > ARMED_MAX_MS {
+            return true;
+        }
+        match fault {
+            Fault::RevokeLease { .. } => self.leader_committing(),
+            Fault::Pause { .. } => {
+                let w = self.world.borrow();
+                w.leader().is_some_and(|l| w.nodes[l].unsent_mutations > 0)
+            }
+            _ => true,
+        }
+    }
+
+    /// True when the leader sent a commit since the last look (it is in flight now).
+    fn leader_committing(&mut self) -> bool {
+        let w = self.world.borrow();
+        let Some(leader) = w.leader() else {
+            return false;
+        };
+        let sent = w.nodes[leader].commits_sent;
+        let fresh = self
+            .commits_seen
+            .get(leader)
+            .is_some_and(|seen| sent > *seen);
+        self.commits_seen.insert(leader.to_string(), sent);
+        fresh
+    }
+
+    fn log(&self, now: i64, what: &str) {
+        self.world.borrow_mut().log(now, "world", what);
+    }
+
+    /// The node a target names now, if it is running.
+    fn resolve(&mut self, sim: &mut turmoil::Sim<'_>, target: Target) -> Option<String> {
+        let name = match target {
+            Target::Leader => match self.world.borrow().leader() {
+                Some(l) => l.to_string(),
+                None => self.names[self.rng.below(self.names.len() as u64) as usize].clone(),
+            },
+            Target::Node(i) => self.names[i % self.names.len()].clone(),
+        };
+        let exited = self.world.borrow().nodes[&name].exited.is_some();
+        (!exited && sim.is_host_running(name.as_str())).then_some(name)
+    }
+
+    /// The nodes of `node`'s cluster.
+    fn cluster_of(&self, node: &str) -> Vec<String> {
+        let w = self.world.borrow();
+        let cluster = &w.nodes[node].cluster;
+        w.nodes
+            .iter()
+            .filter(|(_, n)| &n.cluster == cluster)
+            .map(|(name, _)| name.clone())
+            .collect()
+    }
+
+    /// Starts timing a failover if `node` leads now.
+    fn leader_lost(&mut self, node: &str, now: i64) {
+        let mut w = self.world.borrow_mut();
+        if let (Some(epoch), None) = (w.nodes[node].leading, w.stats.leader_lost_at) {
+            w.stats.leader_lost_at = Some((now, epoch));
+            self.lost = Some(node.to_string());
+        }
+    }
+
+    fn apply(&mut self, sim: &mut turmoil::Sim<'_>, fault: Fault, now: i64) {
+        match fault {
+            Fault::Crash { target, ms } => {
+                let Some(node) = self.resolve(sim, target) else {
+                    return;
+                };
+                self.leader_lost(&node, now);
+                sim.crash(node.as_str());
+                self.world
+                    .borrow_mut()
+                    .nodes
+                    .get_mut(&node)
+                    .expect("node")
+                    .leading = None;
+                self.log(now, &format!("crash {node} for {ms}ms"));
+                self.heals.push((now + ms, Heal::Restart(node)));
+            }
+            Fault::Pause { target, ms } => {
+                let Some(node) = self.resolve(sim, target) else {
+                    return;
+                };
+                if ms > 15_000 {
+                    self.leader_lost(&node, now);
+                }
+                self.world
+                    .borrow_mut()
+                    .nodes
+                    .get_mut(&node)
+                    .expect("node")
+                    .paused_until_ms = now + ms;
+                self.log(now, &format!("pause {node} for {ms}ms"));
+                self.heals.push((now + ms, Heal::Resume(node)));
+            }
+            Fault::Partition {
+                target,
+                peer,
+                way,
+                ms,
+            } => {
+                if peer == Peer::Etcd && !self.etcd {
+                    return;
+                }
+                let Some(node) = self.resolve(sim, target) else {
+                    return;
+                };
+                if peer == Peer::Etcd && ms > 15_000 && way != Way::In {
+                    self.leader_lost(&node, now);
+                }
+                let p = peer_name(peer);
+                for n in self.cluster_of(&node) {
+                    match way {
+                        Way::Both => sim.partition(n.as_str(), p),
+                        Way::Out => sim.partition_oneway(n.as_str(), p),
+                        Way::In => sim.partition_oneway(p, n.as_str()),
+                    }
+                    self.heals.push((
+                        now + ms,
+                        Heal::Repair {
+                            node: n,
+                            peer: p,
+                            way,
+                        },
+                    ));
+                }
+                self.log(
+                    now,
+                    &format!("cut the cluster of {node} from {p} ({way:?}) for {ms}ms"),
+                );
+            }
+            Fault::Hold { target, peer, ms } => {
+                if peer == Peer::Etcd && !self.etcd {
+                    return;
+                }
+                let Some(node) = self.resolve(sim, target) else {
+                    return;
+                };
+                let p = peer_name(peer);
+                for n in self.cluster_of(&node) {
+                    sim.hold(n.as_str(), p);
+                    self.heals
+                        .push((now + ms, Heal::Release { node: n, peer: p }));
+                }
+                self.log(
+                    now,
+                    &format!("hold the links of {node}'s cluster to {p} for {ms}ms"),
+                );
+            }
+            Fault::Delay {
+                target,
+                latency_ms,
+                ms,
+            } => {
+                let Some(node) = self.resolve(sim, target) else {
+                    return;
+                };
+                let latency = Duration::from_millis(latency_ms as u64);
+                for n in self.cluster_of(&node) {
+                    sim.set_link_latency(n.as_str(), STORE, latency);
+                    if self.etcd {
+                        sim.set_link_latency(n.as_str(), ETCD, latency);
+                    }
+                    self.heals.push((now + ms, Heal::Undelay { node: n }));
+                }
+                self.log(
+                    now,
+                    &format!("{node}'s cluster: {latency_ms}ms latency for {ms}ms"),
+                );
+            }
+            Fault::WallJump { target, by_ms } => {
+                let Some(node) = self.resolve(sim, target) else {
+                    return;
+                };
+                let mut w = self.world.borrow_mut();
+                w.nodes.get_mut(&node).expect("node").clock.wall_offset_ms += by_ms;
+                w.log(
+                    now,
+                    "world",
+                    &format!("{node}'s wall clock jumps {by_ms}ms"),
+                );
+            }
+            Fault::EtcdRestart { ms } => {
+                if !self.etcd || !sim.is_host_running(ETCD) {
+                    return;
+                }
+                self.world.borrow_mut().etcd.advance(now);
+                sim.crash(ETCD);
+                self.log(now, &format!("etcd down for {ms}ms"));
+                self.heals.push((now + ms, Heal::EtcdStart));
+            }
+            Fault::StoreErrors {
+                unavailable,
+                timeout,
+                ms,
+            } => {
+                self.world.borrow_mut().store_faults = StoreFaults {
+                    unavailable,
+                    timeout,
+                };
+                self.log(
+                    now,
+                    &format!("store errors: {unavailable:.3} refused, {timeout:.3} replies lost"),
+                );
+                self.heals.push((now + ms, Heal::StoreCalm));
+            }
+            Fault::RevokeLease { ms, hold_ms } => {
+                let Some(node) = self.world.borrow().leader().map(str::to_string) else {
+                    return;
+                };
+                self.leader_lost(&node, now);
+                sim.partition(node.as_str(), ETCD);
+                let heal = Heal::Repair {
+                    node: node.clone(),
+                    peer: ETCD,
+                    way: Way::Both,
+                };
+                self.heals.push((now + ms, heal));
+                sim.hold(node.as_str(), STORE);
+                let heal = Heal::Release {
+                    node: node.clone(),
+                    peer: STORE,
+                };
+                self.heals.push((now + hold_ms, heal));
+                let mut w = self.world.borrow_mut();
+                let prefix = format!("{ELECTION}/");
+                let keys = match w.etcd.execute(now, &CoordOp::Observe { prefix }) {
+                    Answer::Now(CoordResult::Observed { keys, .. }) => keys,
+                    _ => Vec::new(),
+                };
+                for k in keys.iter().filter(|k| k.value == node) {
+                    let hex = k.key.rsplit('/').next().unwrap_or_default();
+                    if let Ok(lease) = i64::from_str_radix(hex, 16) {
+                        let op = CoordOp::Resign {
+                            key: None,
+                            lease: LeaseId(lease),
+                        };
+                        w.etcd.execute(now, &op);
+                    }
+                }
+                w.log(now, "world", &format!("revoke {node}'s lease, cut it from etcd for {ms}ms, hold its store link {hold_ms}ms"));
+            }
+        }
+    }
+
+    fn heal(&mut self, sim: &mut turmoil::Sim<'_>, heal: Heal, now: i64) {
+        match heal {
+            Heal::Restart(node) => {
+                let exited = self.world.borrow().nodes[&node].exited.is_some();
+                if !exited && !sim.is_host_running(node.as_str()) {
+                    self.log(now, &format!("restart {node}"));
+                    sim.bounce(node.as_str());
+                }
+            }
+            Heal::Repair { node, peer, way } => match way {
+                Way::Both => sim.repair(node.as_str(), peer),
+                Way::Out => sim.repair_oneway(node.as_str(), peer),
+                Way::In => sim.repair_oneway(peer, node.as_str()),
+            },
+            Heal::Release { node, peer } => sim.release(node.as_str(), peer),
+            Heal::Undelay { node } => {
+                let (min, max) = (
+                    Duration::from_millis(1),
+                    Duration::from_millis(self.latency_max_ms),
+                );
+                let peers: &[&str] = if self.etcd { &[STORE, ETCD] } else { &[STORE] };
+                for p in peers {
+                    sim.set_link_latency(node.as_str(), *p, min);
+                    sim.set_link_max_message_latency(node.as_str(), *p, max);
+                }
+            }
+            Heal::Resume(node) => {
+                let mut w = self.world.borrow_mut();
+                let n = w.nodes.get_mut(&node).expect("node");
+                n.paused_until_ms = n.paused_until_ms.min(now);
+            }
+            Heal::EtcdStart => {
+                if !sim.is_host_running(ETCD) {
+                    self.log(now, "etcd starts again");
+                    sim.bounce(ETCD);
+                }
+            }
+            Heal::StoreCalm => self.world.borrow_mut().store_faults = StoreFaults::default(),
+        }
+        if let Some(node) = self.lost.clone() {
+            let mut w = self.world.borrow_mut();
+            let still = w.nodes[&node].leading;
+            let superseded = w.stats.max_elected > still.unwrap_or(0);
+            if still.is_some() && !superseded && w.stats.leader_lost_at.is_some() {
+                // The leader it was timed for kept its term and nobody was elected: no
+                // failover happened.
+                w.stats.leader_lost_at = None;
+                self.lost = None;
+            }
+        }
+    }
+}

@@ -1,0 +1,170 @@
+//! What a world is made of before it runs: node names and clusters, the source blocks and
+//! their sidecar uploads, the nodes' settings and clocks.
+
+use compactd::core::cycle::CycleConfig;
+use compactd::core::leader::{LeaderConfig, Safety};
+use compactd::core::plan::compaction_ranges;
+use compactd::core::view::ViewConfig;
+use compactd::rng::Rng;
+use compactd::tsdb::meta::META_FILENAME;
+
+use crate::blocks::{generate_stream, read_samples, Samples, SourceBlock, BLOCK_MS};
+use crate::bug::Bug;
+use crate::checker::SIDECAR;
+use crate::clock::Clock;
+use crate::scenario::Mode;
+use crate::shared::WALL0;
+use crate::store::{Origin, PutMode, StoreModel};
+
+/// The election's etcd prefix.
+pub const ELECTION: &str = "/compactd/sim/election";
+/// Cluster names.
+const CLUSTERS: [&str; 3] = ["eu-1", "eu-2", "us-1"];
+
+/// Node names and their clusters.
+pub fn topology(rng: &mut Rng, mode: Mode, elected: usize) -> (Vec<String>, Vec<String>) {
+    match mode {
+        Mode::Single { count } => (
+            (0..count)
+                .map(|i| format!("single-{}", letter(i)))
+                .collect(),
+            vec![CLUSTERS[0].to_string(); count],
+        ),
+        Mode::Elected => {
+            let clusters = 2 + rng.below(2) as usize;
+            (0..elected)
+                .map(|i| {
+                    let c = CLUSTERS[i % clusters];
+                    (format!("{c}-{}", letter(i / clusters)), c.to_string())
+                })
+                .unzip()
+        }
+    }
+}
+
+fn letter(i: usize) -> char {
+    (b'a' + i as u8) as char
+}
+
+/// The source blocks: 1–3 streams of 2h blocks with gaps, each with the world time a sidecar
+/// uploads it (0: in the bucket from the start; later ones arrive during the fault phase, so
+/// there is compaction work while faults strike), and every sample they hold.
+pub fn seed_blocks(
+    rng: &mut Rng,
+    scratch: &std::path::Path,
+    upload_until_ms: i64,
+    busy: bool,
+) -> (Vec<(i64, SourceBlock)>, Samples) {
+    let mut blocks = Vec::new();
+    let start = (WALL0 - 40 * 24 * 3_600_000) / BLOCK_MS * BLOCK_MS;
+    let streams = if busy { 3 } else { 1 + rng.below(3) };
+    for stream in 0..streams {
+        let initial = 3 + rng.below(8) as usize;
+        let later = if busy { 8 + rng.below(9) } else { rng.below(9) } as usize;
+        let generated = generate_stream(
+            &scratch.join("sources"),
+            &format!("c{stream}"),
+            start + BLOCK_MS * rng.below(6) as i64,
+            initial + later,
+            rng.next_u64(),
+        )
+        .expect("generate source blocks");
+        let mut times: Vec<i64> = (0..later)
+            .map(|_| 5_000 + rng.below((upload_until_ms - 10_000).max(1) as u64) as i64)
+            .collect();
+        times.sort_unstable();
+        let at = std::iter::repeat_n(0, initial).chain(times);
+        for (i, (b, at)) in generated.into_iter().zip(at).enumerate() {
+            if i < 2 || !rng.chance(0.15) {
+                blocks.push((at, b));
+            }
+        }
+    }
+    blocks.sort_by_key(|(at, b)| (*at, b.meta.ulid));
+    let files: Vec<_> = blocks
+        .iter()
+        .map(|(_, b)| (b.meta.ulid, b.files.clone()))
+        .collect();
+    let expected = read_samples(&scratch.join("expected"), &files).expect("read source samples");
+    let _ = std::fs::remove_dir_all(scratch.join("sources"));
+    (blocks, expected)
+}
+
+/// A sidecar uploads block `b` at world time `now`, in the shipper's order (meta.json last).
+pub fn upload_source(store: &mut StoreModel, b: &SourceBlock, now: i64) {
+    let from = Origin {
+        node: SIDECAR,
+        epoch: 0,
+        at_ms: WALL0 + now,
+    };
+    let (meta, rest): (Vec<_>, Vec<_>) = b.files.iter().partition(|(rel, _)| rel == META_FILENAME);
+    for (rel, bytes) in rest.into_iter().chain(meta) {
+        let path = format!("{}/{rel}", b.meta.ulid);
+        store
+            .put(
+                from,
+                &path,
+                bytes.clone(),
+                PutMode::Overwrite,
+                Default::default(),
+            )
+            .expect("a sidecar upload");
+    }
+}
+
+pub fn cycle_config(rng: &mut Rng) -> CycleConfig {
+    CycleConfig {
+        view: ViewConfig {
+            min_time: i64::MIN,
+            max_time: i64::MAX,
+            consistency_delay_ms: 0,
+            delete_delay_ms: rng.below(120_000) as i64,
+            replica_labels: vec![],
+        },
+        wait: true,
+        wait_interval_ms: 10_000 + rng.below(50_000) as i64,
+        concurrency: 1 + rng.below(2) as usize,
+        ranges: compaction_ranges(3).expect("level 3 exists"),
+        vertical: false,
+        index_size_limit_bytes: None,
+        retention_ms: [0; 3],
+        partial_upload_threshold_ms: 120_000,
+    }
+}
+
+/// A node's clocks: arbitrary monotonic offsets; with skew, rates up to 4% off and wall
+/// offsets up to a minute.
+pub fn clock(rng: &mut Rng, skew: bool) -> Clock {
+    let (rate, wall_jitter) = if skew {
+        (
+            0.96 + rng.next_f64() * 0.08,
+            rng.below(120_000) as i64 - 60_000,
+        )
+    } else {
+        (1.0, rng.below(1_000) as i64 - 500)
+    };
+    Clock {
+        mono_offset_ms: rng.below(1 << 40) as i64,
+        wall_offset_ms: WALL0 + wall_jitter,
+        rate,
+    }
+}
+
+pub fn leader_config(name: &str, mode: Mode, bug: Option<Bug>) -> LeaderConfig {
+    LeaderConfig {
+        node: name.to_string(),
+        election: (mode == Mode::Elected).then(|| ELECTION.to_string()),
+        lease_ttl_ms: 15_000,
+        op_timeout_ms: 5_000,
+        takeover_delay_ms: if bug == Some(Bug::NoTakeoverDelay) {
+            0
+        } else {
+            10_000
+        },
+        commit_window_ms: 5_000,
+        safety: Safety {
+            lease_deadline: bug != Some(Bug::NoDeadline),
+            fence: bug != Some(Bug::NoFence),
+        },
+    }
+}
