@@ -14,6 +14,7 @@ use compactd::tsdb::compact::{compact_blocks, CompactOptions};
 use compactd::tsdb::labels::Labels;
 use compactd::tsdb::meta::{BlockFile, BlockMeta};
 use compactd::tsdb::xor::XorIter;
+use compactd::tsdb::TsdbError;
 
 use crate::net::Files;
 
@@ -98,7 +99,8 @@ pub fn write_files(dir: &Path, files: &Files) -> Result<(), String> {
 }
 
 /// Runs `job` with the production block engine in `scratch` on the downloaded `inputs` (each
-/// block's `index` and `chunks/*`); returns the new block and the files to upload.
+/// block's `index` and `chunks/*`); returns the new block and the files to upload. Error
+/// messages name `<scratch>` instead of the directory.
 pub fn run_job(
     scratch: &Path,
     job: &CompactJob,
@@ -107,7 +109,13 @@ pub fn run_job(
     let dir = scratch.join(job.output.to_string());
     let result = compact_in(&dir, job, inputs);
     let _ = std::fs::remove_dir_all(&dir);
-    result
+    // The scratch path is random: keep it out of the messages (they reach the event log).
+    result.map_err(|mut e| {
+        e.message = e
+            .message
+            .replace(&scratch.display().to_string(), "<scratch>");
+        e
+    })
 }
 
 fn compact_in(
@@ -138,8 +146,9 @@ fn compact_in(
         threads: 1,
         ..CompactOptions::default()
     };
+    // As the production driver: local I/O errors are retried, anything else halts.
     let compacted = compact_blocks(&dirs, &out, job.output, &opts).map_err(|e| JobError {
-        retryable: false,
+        retryable: matches!(e, TsdbError::Io { .. }),
         message: e.to_string(),
     })?;
     let Some(compacted) = compacted else {

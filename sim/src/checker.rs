@@ -23,7 +23,7 @@ use compactd::tsdb::meta::{BlockMeta, META_FILENAME};
 use crate::blocks::{read_samples, Samples};
 use crate::net::Files;
 use crate::shared::WALL0;
-use crate::store::{StoreModel, WriteRecord};
+use crate::store::{StoreModel, WriteOutcome, WriteRecord};
 
 /// The writer name of source-block uploads (a Prometheus sidecar, not a compactor).
 pub const SIDECAR: &str = "sidecar";
@@ -135,6 +135,10 @@ pub struct Checker {
     commits: WriterOrder,
     counts: BTreeMap<Invariant, usize>,
     violations: Vec<Violation>,
+    /// A block delete under way that would leave its sources in no visible block.
+    uncovered_delete: Option<(BlockId, i64)>,
+    /// Elected mode: the node that wrote under each epoch.
+    epoch_holders: BTreeMap<u64, String>,
 }
 
 fn is_commit(op: &str) -> bool {
@@ -154,6 +158,8 @@ impl Checker {
             commits: WriterOrder::default(),
             counts: BTreeMap::new(),
             violations: Vec::new(),
+            uncovered_delete: None,
+            epoch_holders: BTreeMap::new(),
         }
     }
 
@@ -186,7 +192,8 @@ impl Checker {
     }
 
     /// Checks `op` before the store performs it: a block delete must leave its samples in
-    /// another visible block.
+    /// another visible block (reported by [`Self::after`] if the delete then removes the
+    /// block's meta.json).
     pub fn before(&mut self, store: &StoreModel, op: &StoreOp, at_ms: i64) {
         let StoreOp::DeleteBlock(id) = op else {
             return;
@@ -205,11 +212,7 @@ impl Checker {
                     .all(|s| other.compaction.sources.contains(s))
         });
         if !covered {
-            self.violate(
-                Invariant::BucketHealth,
-                at_ms,
-                format!("block {id} deleted while no other visible block holds its sources"),
-            );
+            self.uncovered_delete = Some((*id, at_ms));
         }
     }
 
@@ -217,8 +220,33 @@ impl Checker {
     pub fn after(&mut self, store: &StoreModel) {
         let new: Vec<WriteRecord> = store.writes()[self.processed..].to_vec();
         self.processed = store.writes().len();
+        if let Some((id, at_ms)) = self.uncovered_delete.take() {
+            let meta = meta_path(id);
+            if new
+                .iter()
+                .any(|w| w.path == meta && w.outcome == WriteOutcome::Deleted)
+            {
+                let text =
+                    format!("block {id} deleted while no other visible block holds its sources");
+                self.violate(Invariant::BucketHealth, at_ms, text);
+            }
+        }
         for w in new.iter().filter(|w| w.applied() && w.node != SIDECAR) {
             let writer = (w.epoch, w.node.clone());
+            if w.epoch > 0 {
+                // An elected epoch belongs to one node, whatever the order of its writes.
+                let holder = self
+                    .epoch_holders
+                    .entry(w.epoch)
+                    .or_insert_with(|| w.node.clone());
+                if *holder != w.node {
+                    let text = format!(
+                        "epoch {} written by {} and by {}: {} {}",
+                        w.epoch, holder, w.node, w.op, w.path
+                    );
+                    self.violate(Invariant::SingleWriter, w.at_ms - WALL0, text);
+                }
+            }
             if self.strict {
                 if let Some(p) = self.all.note(&writer) {
                     let text = format!("{p}: {} {} {}", w.op, method(w), w.path);

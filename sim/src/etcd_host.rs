@@ -14,6 +14,9 @@ use crate::etcd::{Answer, WatchId};
 use crate::net::{bind_addr, decode, encode, Message};
 use crate::shared::{sim_ms, World};
 
+/// The longest the host sleeps without looking at the model.
+const WAKE_MS: i64 = 250;
+
 /// Runs the etcd host.
 pub async fn run(world: World) -> turmoil::Result {
     let socket = UdpSocket::bind(bind_addr()).await?;
@@ -30,13 +33,14 @@ pub async fn run(world: World) -> turmoil::Result {
             );
         }
     }
-    let mut watches: BTreeMap<WatchId, (SocketAddr, CoordId)> = BTreeMap::new();
+    let mut watches: BTreeMap<WatchId, (SocketAddr, u32, CoordId)> = BTreeMap::new();
     let mut buf = [0u8; 16];
     loop {
         let next = world.borrow().etcd.next_event_at();
-        let wait = next.map_or(Duration::from_secs(3600), |at| {
-            Duration::from_millis((at - sim_ms()).max(0) as u64)
-        });
+        // At most WAKE_MS: the world may change the model between steps (a lease revoked by
+        // an operator), and the waiters must hear of it.
+        let wait = next.map_or(WAKE_MS, |at| (at - sim_ms()).clamp(0, WAKE_MS));
+        let wait = Duration::from_millis(wait as u64);
         let mut replies: Vec<(SocketAddr, u64)> = Vec::new();
         tokio::select! {
             biased;
@@ -45,15 +49,15 @@ pub async fn run(world: World) -> turmoil::Result {
                 if let Some(n) = decode(&buf[..len]) {
                     let mut w = world.borrow_mut();
                     let now = sim_ms();
-                    if let Some(Message::Coord { from: node, req }) = w.mailbox.take(n) {
+                    if let Some(Message::Coord { from: node, process, req }) = w.mailbox.take(n) {
                         match w.etcd.execute(now, &req.op) {
                             Answer::Now(result) => {
                                 let what = format!("{} for {node}: {result:?}", req.op.name());
                                 w.log(now, "etcd", &what);
-                                replies.push((from, w.mailbox.post(Message::CoordReply(req.id, result))));
+                                replies.push((from, w.mailbox.post(Message::CoordReply(process, req.id, result))));
                             }
                             Answer::Pending(watch) => {
-                                watches.insert(watch, (from, req.id));
+                                watches.insert(watch, (from, process, req.id));
                             }
                         }
                     }
@@ -65,9 +69,9 @@ pub async fn run(world: World) -> turmoil::Result {
             let mut w = world.borrow_mut();
             let now = sim_ms();
             for (watch, result) in w.etcd.poll_watches(now) {
-                if let Some((to, id)) = watches.remove(&watch) {
+                if let Some((to, process, id)) = watches.remove(&watch) {
                     w.log(now, "etcd", &format!("wait-delete answered: {result:?}"));
-                    replies.push((to, w.mailbox.post(Message::CoordReply(id, result))));
+                    replies.push((to, w.mailbox.post(Message::CoordReply(process, id, result))));
                 }
             }
         }

@@ -204,6 +204,8 @@ impl Injector {
     }
 
     fn apply(&mut self, sim: &mut turmoil::Sim<'_>, fault: Fault, now: i64) {
+        // Logged even when it finds no target (a line saying what it did follows if it does).
+        self.log(now, &format!("fault {fault:?}"));
         match fault {
             Fault::Crash { target, ms } => {
                 let Some(node) = self.resolve(sim, target) else {
@@ -211,12 +213,14 @@ impl Injector {
                 };
                 self.leader_lost(&node, now);
                 sim.crash(node.as_str());
-                self.world
-                    .borrow_mut()
-                    .nodes
-                    .get_mut(&node)
-                    .expect("node")
-                    .leading = None;
+                {
+                    // The process is gone: nothing of it leads, is paused or waits to be sent.
+                    let mut w = self.world.borrow_mut();
+                    let n = w.nodes.get_mut(&node).expect("node");
+                    n.leading = None;
+                    n.paused_until_ms = 0;
+                    n.unsent_mutations = 0;
+                }
                 self.log(now, &format!("crash {node} for {ms}ms"));
                 self.heals.push((now + ms, Heal::Restart(node)));
             }
@@ -227,12 +231,11 @@ impl Injector {
                 if ms > 15_000 {
                     self.leader_lost(&node, now);
                 }
-                self.world
-                    .borrow_mut()
-                    .nodes
-                    .get_mut(&node)
-                    .expect("node")
-                    .paused_until_ms = now + ms;
+                {
+                    let mut w = self.world.borrow_mut();
+                    let n = w.nodes.get_mut(&node).expect("node");
+                    n.paused_until_ms = n.paused_until_ms.max(now + ms);
+                }
                 self.log(now, &format!("pause {node} for {ms}ms"));
                 self.heals.push((now + ms, Heal::Resume(node)));
             }
@@ -387,11 +390,11 @@ impl Injector {
     }
 
     fn heal(&mut self, sim: &mut turmoil::Sim<'_>, heal: Heal, now: i64) {
+        self.log(now, &format!("heal {heal:?}"));
         match heal {
             Heal::Restart(node) => {
                 let exited = self.world.borrow().nodes[&node].exited.is_some();
                 if !exited && !sim.is_host_running(node.as_str()) {
-                    self.log(now, &format!("restart {node}"));
                     sim.bounce(node.as_str());
                 }
             }
@@ -419,7 +422,6 @@ impl Injector {
             }
             Heal::EtcdStart => {
                 if !sim.is_host_running(ETCD) {
-                    self.log(now, "etcd starts again");
                     sim.bounce(ETCD);
                 }
             }

@@ -27,6 +27,8 @@ pub enum Message {
     Store {
         /// The sending node.
         from: String,
+        /// The sending process (its start count): replies to an earlier process are dropped.
+        process: u32,
         /// The core's request.
         req: StoreRequest,
         /// The files of an `UploadFiles`.
@@ -38,6 +40,8 @@ pub enum Message {
     Download {
         /// The sending node.
         from: String,
+        /// The sending process.
+        process: u32,
         /// The job.
         job: JobId,
         /// The blocks to fetch.
@@ -45,19 +49,21 @@ pub enum Message {
         /// World time it was sent.
         sent_ms: i64,
     },
-    /// The store answers a [`Message::Store`].
-    StoreReply(RequestId, StoreResult),
-    /// The store answers a [`Message::Download`].
-    DownloadReply(JobId, Result<Vec<(BlockId, Files)>, String>),
+    /// The store answers a [`Message::Store`] of process `.0`.
+    StoreReply(u32, RequestId, StoreResult),
+    /// The store answers a [`Message::Download`] of process `.0`.
+    DownloadReply(u32, JobId, Result<Vec<(BlockId, Files)>, String>),
     /// A node asks etcd.
     Coord {
         /// The sending node.
         from: String,
+        /// The sending process.
+        process: u32,
         /// The core's request.
         req: CoordRequest,
     },
-    /// etcd answers.
-    CoordReply(CoordId, CoordResult),
+    /// etcd answers a [`Message::Coord`] of process `.0`.
+    CoordReply(u32, CoordId, CoordResult),
 }
 
 /// Messages in flight by number.

@@ -83,6 +83,8 @@ struct Queued {
 /// The simulation driver of one process.
 struct Driver {
     name: String,
+    /// This process's start count (replies to earlier processes are dropped).
+    process: u32,
     node: Node,
     clock: Clock,
     bug: Option<Bug>,
@@ -120,6 +122,7 @@ impl Driver {
         w.log(now, name, &format!("process started (#{starts})"));
         Driver {
             name: name.to_string(),
+            process: starts,
             node,
             clock,
             bug,
@@ -187,17 +190,25 @@ impl Driver {
             return;
         };
         match msg {
-            Message::StoreReply(id, result) => {
+            Message::StoreReply(p, ..)
+            | Message::CoordReply(p, ..)
+            | Message::DownloadReply(p, ..)
+                if p != self.process =>
+            {
+                // A reply to this node's previous process (it crashed since): dropped, as the
+                // connection it was sent on is gone.
+            }
+            Message::StoreReply(_, id, result) => {
                 if self.store_deadlines.remove(&id).is_some() {
                     self.inputs.push_back(Input::Store(id, result));
                 }
             }
-            Message::CoordReply(id, result) => {
+            Message::CoordReply(_, id, result) => {
                 if self.coord_deadlines.remove(&id).is_some() {
                     self.inputs.push_back(Input::Coord(id, result));
                 }
             }
-            Message::DownloadReply(job, result) => {
+            Message::DownloadReply(_, job, result) => {
                 let Some((job, _)) = self.downloads.remove(&job) else {
                     return;
                 };
@@ -287,6 +298,7 @@ impl Driver {
                 w.log(now, &self.name, &what);
                 let n = w.mailbox.post(Message::Coord {
                     from: self.name.clone(),
+                    process: self.process,
                     req,
                 });
                 outbox.push((ETCD, n));
@@ -302,6 +314,7 @@ impl Driver {
                 let deadline = now + self.clock.sim_span(3 * w.timing.op_timeout_ms);
                 let n = w.mailbox.post(Message::Download {
                     from: self.name.clone(),
+                    process: self.process,
                     job: job.job,
                     blocks: job.inputs.iter().map(|m| m.ulid).collect(),
                     sent_ms: now,
@@ -358,6 +371,7 @@ impl Driver {
             .insert(q.req.id, now + self.clock.sim_span(w.timing.op_timeout_ms));
         let n = w.mailbox.post(Message::Store {
             from: self.name.clone(),
+            process: self.process,
             req: q.req,
             files: q.files,
             sent_ms: now,

@@ -36,6 +36,7 @@ fn serve(w: &mut Shared, n: u64, now: i64) -> Option<Message> {
     match w.mailbox.take(n)? {
         Message::Store {
             from,
+            process,
             req,
             files,
             sent_ms,
@@ -88,10 +89,11 @@ fn serve(w: &mut Shared, n: u64, now: i64) -> Option<Message> {
                 }
             );
             w.log(now, "store", &what);
-            (!lost_reply).then_some(Message::StoreReply(req.id, result))
+            (!lost_reply).then_some(Message::StoreReply(process, req.id, result))
         }
         Message::Download {
             from,
+            process,
             job,
             blocks,
             sent_ms,
@@ -111,7 +113,7 @@ fn serve(w: &mut Shared, n: u64, now: i64) -> Option<Message> {
                 result.as_ref().map_or_else(|e| e.clone(), |_| "ok".into())
             );
             w.log(now, "store", &what);
-            Some(Message::DownloadReply(job, result))
+            Some(Message::DownloadReply(process, job, result))
         }
         other => {
             w.log(now, "store", &format!("unexpected message {other:?}"));
