@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use compactd::bucket::layout::is_block_data;
 use compactd::core::types::{CompactJob, CompactedBlock, JobError};
 use compactd::tools::generate::{generate, GenerateOptions};
 use compactd::tsdb::block::BlockReader;
@@ -158,7 +159,7 @@ fn compact_in(
     let upload: Files = read_files(&compacted.dir)
         .map_err(retryable)?
         .into_iter()
-        .filter(|(rel, _)| rel == "index" || rel.starts_with("chunks/"))
+        .filter(|(rel, _)| is_block_data(rel))
         .collect();
     let listed = upload
         .iter()

@@ -431,12 +431,7 @@ pub fn block_files(store: &StoreModel, id: BlockId) -> Files {
 /// no work in any group.
 pub fn finished(store: &StoreModel, cycle: &CycleConfig) -> bool {
     let visible = visible_blocks(store);
-    let dirs: BTreeSet<BlockId> = store
-        .list("")
-        .into_iter()
-        .filter_map(|(p, _)| block_of(p))
-        .collect();
-    if dirs.len() != visible.len() || visible.values().any(|(_, marked)| *marked) {
+    if block_dirs(store).len() != visible.len() || visible.values().any(|(_, marked)| *marked) {
         return false;
     }
     // A block whose sources another block holds is garbage the compactor has yet to collect

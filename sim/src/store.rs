@@ -28,15 +28,14 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::Path;
 
-use compactd::bucket::layout::{block_of, block_prefix, marker_path, meta_path};
+use compactd::bucket::layout::{block_prefix, listed_blocks, marker_path, meta_path};
 use compactd::bucket::markers::{
     encode_marker, parse_marker, DeletionMark, Marker, NoCompactMark, DELETION_MARK_FILENAME,
-    NO_COMPACT_MARK_FILENAME,
 };
 use compactd::core::fence::{FenceRecord, FenceVersion, FENCE_PATH};
 use compactd::core::types::{MetaState, Millis, StoreOp, StoreResult, SyncResult, SyncedBlock};
 use compactd::tsdb::block_id::BlockId;
-use compactd::tsdb::meta::{BlockMeta, META_FILENAME};
+use compactd::tsdb::meta::BlockMeta;
 
 /// One stored object.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -374,15 +373,6 @@ struct Exec<'m, 'o, F> {
     faults: F,
 }
 
-/// What the listing showed of one block directory (as in production).
-#[derive(Default)]
-struct Listed {
-    meta: bool,
-    deletion_mark: bool,
-    no_compact_mark: bool,
-    newest_modified: i64,
-}
-
 impl<F: FnMut(&Request<'_>) -> Fault> Exec<'_, '_, F> {
     fn fault(&mut self, method: Method, path: &str) -> Fault {
         (self.faults)(&Request { method, path })
@@ -428,20 +418,8 @@ impl<F: FnMut(&Request<'_>) -> Fault> Exec<'_, '_, F> {
     /// `StoreExecutor::sync`: one listing of the bucket, then meta.json and the markers of
     /// every block directory (sequentially, in block order).
     fn sync(&mut self) -> Result<SyncResult, String> {
-        let mut listed: BTreeMap<BlockId, Listed> = BTreeMap::new();
-        for (path, modified) in self.list("")? {
-            let Some(id) = block_of(&path) else {
-                continue;
-            };
-            let entry = listed.entry(id).or_default();
-            entry.newest_modified = entry.newest_modified.max(modified);
-            match path.rsplit('/').next() {
-                Some(META_FILENAME) => entry.meta = true,
-                Some(DELETION_MARK_FILENAME) => entry.deletion_mark = true,
-                Some(NO_COMPACT_MARK_FILENAME) => entry.no_compact_mark = true,
-                _ => {}
-            }
-        }
+        let objects = self.list("")?;
+        let listed = listed_blocks(objects.iter().map(|(p, m)| (p.as_str(), *m)));
         let mut blocks = BTreeMap::new();
         for (id, l) in listed {
             let meta = if l.meta {

@@ -3,6 +3,7 @@
 //! was sent is dropped unserved: that is assumption (b) of `docs/safety.md` (the client gave
 //! up and closed the connection), which every scenario keeps.
 
+use compactd::bucket::layout::is_block_data;
 use compactd::core::types::StoreOp;
 use compactd::tsdb::block_id::BlockId;
 use turmoil::net::UdpSocket;
@@ -142,7 +143,7 @@ fn download(w: &Shared, blocks: &[BlockId]) -> Result<Vec<(BlockId, Files)>, Str
         .map(|id| {
             let files: Files = block_files(&w.store, *id)
                 .into_iter()
-                .filter(|(rel, _)| rel == "index" || rel.starts_with("chunks/"))
+                .filter(|(rel, _)| is_block_data(rel))
                 .collect();
             if files.iter().any(|(rel, _)| rel == "index") {
                 Ok((*id, files))

@@ -2,7 +2,11 @@
 //! `<ULID>/chunks/NNNNNN` and the markers beside them. Top-level names that are not ULIDs
 //! (`debug/`, `compactd/`) are not blocks.
 
+use std::collections::BTreeMap;
+
+use crate::bucket::markers::{DELETION_MARK_FILENAME, NO_COMPACT_MARK_FILENAME};
 use crate::tsdb::block_id::BlockId;
+use crate::tsdb::meta::META_FILENAME;
 
 /// The block's meta object, uploaded last and deleted first: a block is visible iff it exists.
 pub fn meta_path(id: BlockId) -> String {
@@ -39,6 +43,47 @@ pub fn block_of(path: &str) -> Option<BlockId> {
     }
 }
 
+/// True for a block's data objects, by path inside the block: `index` and `chunks/*` (what a
+/// compaction downloads and uploads; meta.json and markers are written on their own).
+pub fn is_block_data(rel: &str) -> bool {
+    rel == "index" || rel.starts_with("chunks/")
+}
+
+/// What a listing shows of one block directory.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ListedBlock {
+    /// `meta.json` is there.
+    pub meta: bool,
+    /// A deletion mark is there.
+    pub deletion_mark: bool,
+    /// A no-compact mark is there.
+    pub no_compact_mark: bool,
+    /// The newest last-modified time of its objects, Unix ms.
+    pub newest_modified: i64,
+}
+
+/// Groups a bucket listing of `(path, last modified Unix ms)` by block directory; objects
+/// outside block directories are left out.
+pub fn listed_blocks<'a>(
+    objects: impl IntoIterator<Item = (&'a str, i64)>,
+) -> BTreeMap<BlockId, ListedBlock> {
+    let mut listed: BTreeMap<BlockId, ListedBlock> = BTreeMap::new();
+    for (path, modified) in objects {
+        let Some(id) = block_of(path) else {
+            continue;
+        };
+        let entry = listed.entry(id).or_default();
+        entry.newest_modified = entry.newest_modified.max(modified);
+        match path.rsplit('/').next() {
+            Some(META_FILENAME) => entry.meta = true,
+            Some(DELETION_MARK_FILENAME) => entry.deletion_mark = true,
+            Some(NO_COMPACT_MARK_FILENAME) => entry.no_compact_mark = true,
+            _ => {}
+        }
+    }
+    listed
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -51,5 +96,43 @@ mod tests {
         assert_eq!(block_of(&index_path(id)), Some(id));
         assert_eq!(block_of("compactd/fence.json"), None);
         assert_eq!(block_of("debug/metas/x.json"), None);
+    }
+
+    #[test]
+    fn block_data_is_the_index_and_the_chunks() {
+        assert!(is_block_data("index"));
+        assert!(is_block_data("chunks/000001"));
+        for other in ["meta.json", "tombstones", "deletion-mark.json", "index.tmp", "chunksx"] {
+            assert!(!is_block_data(other), "{other}");
+        }
+    }
+
+    #[test]
+    fn a_listing_groups_by_block_with_markers_and_the_newest_time() {
+        let (a, b) = (BlockId::from_parts(1, 1), BlockId::from_parts(2, 2));
+        let paths = [
+            (format!("{a}/chunks/000001"), 10),
+            (format!("{a}/index"), 30),
+            (format!("{a}/meta.json"), 20),
+            (format!("{a}/deletion-mark.json"), 25),
+            (format!("{b}/no-compact-mark.json"), 5),
+            ("compactd/fence.json".to_string(), 99),
+        ];
+        let listed = listed_blocks(paths.iter().map(|(p, t)| (p.as_str(), *t)));
+        assert_eq!(listed.len(), 2, "objects outside block directories are left out");
+        let la = ListedBlock {
+            meta: true,
+            deletion_mark: true,
+            no_compact_mark: false,
+            newest_modified: 30,
+        };
+        assert_eq!(listed[&a], la);
+        let lb = ListedBlock {
+            meta: false,
+            deletion_mark: false,
+            no_compact_mark: true,
+            newest_modified: 5,
+        };
+        assert_eq!(listed[&b], lb, "a block without meta.json is listed (partial)");
     }
 }

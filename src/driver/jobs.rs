@@ -12,6 +12,7 @@ use futures::TryStreamExt;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt};
 
+use crate::bucket::layout::is_block_data;
 use crate::core::types::{CompactJob, CompactedBlock, JobError};
 use crate::tsdb::block_id::BlockId;
 use crate::tsdb::compact::{compact_blocks, CompactOptions};
@@ -108,7 +109,7 @@ async fn download_block(
                 .strip_prefix(&format!("{prefix}/"))
                 .unwrap_or_default()
                 .to_string();
-            if !(rel == "index" || rel.starts_with("chunks/")) {
+            if !is_block_data(&rel) {
                 continue;
             }
             download_object(store, &o.location, &local.join(&rel)).await?;

@@ -19,15 +19,14 @@ use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutPayload};
 
-use crate::bucket::layout::{block_of, block_prefix, marker_path, meta_path};
+use crate::bucket::layout::{block_prefix, listed_blocks, marker_path, meta_path, ListedBlock};
 use crate::bucket::markers::{
     encode_marker, parse_marker, DeletionMark, Marker, NoCompactMark, DELETION_MARK_FILENAME,
-    NO_COMPACT_MARK_FILENAME,
 };
 use crate::core::types::{MetaState, Millis, SyncResult, SyncedBlock};
 use crate::metrics::{BucketOp, Metrics, OpOutcome};
 use crate::tsdb::block_id::BlockId;
-use crate::tsdb::meta::{BlockMeta, META_FILENAME};
+use crate::tsdb::meta::BlockMeta;
 
 /// Objects fetched at once during a sync (Thanos `--block-meta-fetch-concurrency`).
 pub const META_FETCH_CONCURRENCY: usize = 32;
@@ -120,21 +119,11 @@ impl StoreExecutor {
     /// `recursive` discovery), then a GET per uncached meta.json and per marker present.
     pub async fn sync(&self) -> Result<SyncResult, StoreError> {
         let objects = self.list_all(None).await?;
-        let mut listed: BTreeMap<BlockId, Listed> = BTreeMap::new();
-        for o in &objects {
-            let Some(id) = block_of(o.location.as_ref()) else {
-                continue;
-            };
-            let entry = listed.entry(id).or_default();
-            let modified = o.last_modified.timestamp_millis();
-            entry.newest_modified = entry.newest_modified.max(modified);
-            match o.location.filename() {
-                Some(META_FILENAME) => entry.meta = true,
-                Some(DELETION_MARK_FILENAME) => entry.deletion_mark = true,
-                Some(NO_COMPACT_MARK_FILENAME) => entry.no_compact_mark = true,
-                _ => {}
-            }
-        }
+        let listed = listed_blocks(
+            objects
+                .iter()
+                .map(|o| (o.location.as_ref(), o.last_modified.timestamp_millis())),
+        );
         let blocks = futures::stream::iter(listed)
             .map(|(id, l)| async move { self.sync_block(id, l).await.map(|b| (id, b)) })
             .buffer_unordered(META_FETCH_CONCURRENCY)
@@ -143,7 +132,7 @@ impl StoreExecutor {
         Ok(SyncResult { blocks })
     }
 
-    async fn sync_block(&self, id: BlockId, l: Listed) -> Result<SyncedBlock, StoreError> {
+    async fn sync_block(&self, id: BlockId, l: ListedBlock) -> Result<SyncedBlock, StoreError> {
         let meta = if l.meta {
             self.read_meta(id).await?
         } else {
@@ -376,15 +365,6 @@ impl StoreExecutor {
 enum Created {
     Yes,
     AlreadyExisted,
-}
-
-/// What the listing showed of one block directory.
-#[derive(Default)]
-struct Listed {
-    meta: bool,
-    deletion_mark: bool,
-    no_compact_mark: bool,
-    newest_modified: i64,
 }
 
 /// Runs `fut` with a deadline; a timeout is an error naming `what`.
