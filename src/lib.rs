@@ -17,4 +17,5 @@ pub mod rng;
 pub mod run;
 pub mod timefmt;
 pub mod tools;
+pub mod trace;
 pub mod tsdb;

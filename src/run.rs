@@ -11,13 +11,13 @@ use crate::core::cycle::CycleConfig;
 use crate::core::leader::{LeaderConfig, Safety};
 use crate::core::node::Node;
 use crate::core::plan::compaction_ranges;
-use crate::core::trace::TraceHeader;
 use crate::core::view::ViewConfig;
 use crate::driver::store::StoreExecutor;
 use crate::driver::{DriverConfig, Recorder, Reporter};
 use crate::election::etcd::{EtcdConfig, EtcdCoordinator};
 use crate::http::HttpState;
 use crate::metrics::Metrics;
+use crate::trace::TraceHeader;
 
 /// Everything `compactd run` is configured with (parsed flags).
 #[derive(Clone, Debug)]

@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use compactd::core::node::Node;
-use compactd::core::trace::{StepHasher, TraceError, TraceHeader, TraceReader, FORMAT};
 use compactd::core::types::{Input, Output as NodeOutput, StoreResult};
+use compactd::trace::{StepHasher, TraceError, TraceHeader, TraceReader, FORMAT};
 
 fn run_args<'a>(config: &'a str, data: &'a Path, trace: &'a Path) -> Vec<&'a str> {
     vec![

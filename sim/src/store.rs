@@ -584,6 +584,7 @@ impl<F: FnMut(&Request<'_>) -> Fault> Exec<'_, '_, F> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use compactd::bucket::markers::NO_COMPACT_MARK_FILENAME;
     use compactd::core::types::JobId;
 
     const A: Origin<'static> = Origin {

@@ -1,5 +1,5 @@
 //! Offline replay of a production trace (`compactd run --trace.record`, format
-//! `compactd-trace/1`, see `compactd::core::trace`): the node is rebuilt from the header,
+//! `compactd-trace/1`, see `compactd::trace`): the node is rebuilt from the header,
 //! fed every recorded `(now, input)` in order, and the hash of its outputs is compared with
 //! the recorded one after every step. The replay stops at the first step whose hash differs.
 
@@ -11,8 +11,8 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
 
 use compactd::core::node::Node;
-use compactd::core::trace::{header_format, StepHasher, TraceError, TraceReader, VERSION};
 use compactd::core::types::Millis;
+use compactd::trace::{header_format, StepHasher, TraceError, TraceReader, VERSION};
 
 /// What a replay found.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -102,7 +102,13 @@ mod tests {
     fn block_data_is_the_index_and_the_chunks() {
         assert!(is_block_data("index"));
         assert!(is_block_data("chunks/000001"));
-        for other in ["meta.json", "tombstones", "deletion-mark.json", "index.tmp", "chunksx"] {
+        for other in [
+            "meta.json",
+            "tombstones",
+            "deletion-mark.json",
+            "index.tmp",
+            "chunksx",
+        ] {
             assert!(!is_block_data(other), "{other}");
         }
     }
@@ -119,7 +125,11 @@ mod tests {
             ("compactd/fence.json".to_string(), 99),
         ];
         let listed = listed_blocks(paths.iter().map(|(p, t)| (p.as_str(), *t)));
-        assert_eq!(listed.len(), 2, "objects outside block directories are left out");
+        assert_eq!(
+            listed.len(),
+            2,
+            "objects outside block directories are left out"
+        );
         let la = ListedBlock {
             meta: true,
             deletion_mark: true,
@@ -133,6 +143,9 @@ mod tests {
             no_compact_mark: true,
             newest_modified: 5,
         };
-        assert_eq!(listed[&b], lb, "a block without meta.json is listed (partial)");
+        assert_eq!(
+            listed[&b], lb,
+            "a block without meta.json is listed (partial)"
+        );
     }
 }

@@ -9,6 +9,5 @@ pub mod fence;
 pub mod leader;
 pub mod node;
 pub mod plan;
-pub mod trace;
 pub mod types;
 pub mod view;

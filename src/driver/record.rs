@@ -1,4 +1,4 @@
-//! `--trace.record`: writes every step of the node to a trace file (`core::trace`).
+//! `--trace.record`: writes every step of the node to a trace file (`crate::trace`).
 //!
 //! The file is created (truncated) and its header written at start-up, so an unwritable path
 //! stops `compactd run` before it does anything. A write error later is logged once and ends
@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 
 use crate::core::node::Node;
-use crate::core::trace::{TraceHeader, TraceWriter};
 use crate::core::types::{Input, Now, Output};
+use crate::trace::{TraceHeader, TraceWriter};
 
 /// A trace being recorded to a file.
 pub struct Recorder {

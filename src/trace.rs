@@ -13,19 +13,20 @@
 //! output of every step so far. The outputs themselves are not recorded; a replay recomputes
 //! them and compares the hashes step by step.
 //!
-//! Like the rest of the core this module opens no file: the writer and the reader work on the
-//! `Write`/`BufRead` they are given.
+//! It lives beside the core, not in it (the core does no I/O): the driver records through
+//! [`TraceWriter`], and the replay reads with [`TraceReader`], each on the `Write`/`BufRead`
+//! it is given.
 //!
-//! [`Node::new`]: super::node::Node::new
+//! [`Node::new`]: crate::core::node::Node::new
 
 use std::io::{BufRead, Write};
 
 use serde::{Deserialize, Serialize};
 use xxhash_rust::xxh64::Xxh64;
 
-use super::cycle::CycleConfig;
-use super::leader::LeaderConfig;
-use super::types::{Input, Now, Output};
+use crate::core::cycle::CycleConfig;
+use crate::core::leader::LeaderConfig;
+use crate::core::types::{Input, Now, Output};
 
 /// The format name in the header of every trace this build writes and reads.
 pub const FORMAT: &str = "compactd-trace/1";
