@@ -279,24 +279,12 @@ impl Scenario {
             Scenario::Calm => {}
             Scenario::LeaderCrash => d.repeat(rng, 1, 3, f, |rng| {
                 let ms = span(rng, 5_000, 55_000);
-                (
-                    d.at(rng),
-                    Fault::Crash {
-                        target: Target::Leader,
-                        ms,
-                    },
-                )
+                (d.at(rng), crash(Target::Leader, ms))
             }),
             Scenario::CrashAny => d.repeat(rng, 2, 6, f, |rng| {
                 let ms = span(rng, 1_000, 40_000);
                 let t = d.at(rng);
-                (
-                    t,
-                    Fault::Crash {
-                        target: d.some_node(rng),
-                        ms,
-                    },
-                )
+                (t, crash(d.some_node(rng), ms))
             }),
             Scenario::EtcdPartition => d.repeat(rng, 1, 2, f, |rng| {
                 let ms = span(rng, 5_000, 85_000);
@@ -315,13 +303,7 @@ impl Scenario {
             }),
             Scenario::Pause => d.repeat(rng, 1, 2, f, |rng| {
                 let ms = span(rng, 15_000, 45_000);
-                (
-                    d.at(rng),
-                    Fault::Pause {
-                        target: Target::Leader,
-                        ms,
-                    },
-                )
+                (d.at(rng), pause(Target::Leader, ms))
             }),
             Scenario::ClockSkew => {
                 p.skew = true;
@@ -334,17 +316,10 @@ impl Scenario {
                 d.repeat(rng, 1, 2, f, |rng| {
                     let t = d.at(rng);
                     let ms = span(rng, 5_000, 40_000);
-                    let target = Target::Leader;
                     if rng.chance(0.5) {
-                        (t, Fault::Crash { target, ms })
+                        (t, crash(Target::Leader, ms))
                     } else {
-                        (
-                            t,
-                            Fault::Pause {
-                                target,
-                                ms: ms + 10_000,
-                            },
-                        )
+                        (t, pause(Target::Leader, ms + 10_000))
                     }
                 });
             }
@@ -420,13 +395,7 @@ impl Scenario {
                 ));
                 d.repeat(rng, 2, 8, f, |rng| {
                     let ms = span(rng, 100, 20_000);
-                    (
-                        d.at(rng),
-                        Fault::Crash {
-                            target: Target::Node(0),
-                            ms,
-                        },
-                    )
+                    (d.at(rng), crash(Target::Node(0), ms))
                 });
             }
             Scenario::Chaos => {
@@ -519,4 +488,14 @@ fn cut(target: Target, peer: Peer, way: Way, ms: i64) -> Fault {
         way,
         ms,
     }
+}
+
+/// A kill -9 of the target, restarted after `ms`.
+fn crash(target: Target, ms: i64) -> Fault {
+    Fault::Crash { target, ms }
+}
+
+/// A pause of the target for `ms`.
+fn pause(target: Target, ms: i64) -> Fault {
+    Fault::Pause { target, ms }
 }
