@@ -464,3 +464,6 @@ pub fn finished(store: &StoreModel, cycle: &CycleConfig) -> bool {
     }
     true
 }
+
+#[cfg(test)]
+mod tests;
