@@ -9,7 +9,7 @@ use clap::{Args, Parser, Subcommand};
 use compactd::duration::parse_duration_ms;
 use compactd::tools;
 use compactd::tsdb::chunks::DEFAULT_SEGMENT_SIZE;
-use compactd::tsdb::compact::CompactOptions;
+use compactd::tsdb::compact::{CompactOptions, DedupFunc};
 
 /// A highly available compactor for Prometheus/Thanos block buckets.
 #[derive(Parser)]
@@ -79,6 +79,9 @@ struct RunArgs {
     /// Label removed before grouping, so replicas' blocks merge (repeatable); enables vertical compaction.
     #[arg(long = "deduplication.replica-label")]
     replica_labels: Vec<String>,
+    /// How overlapping samples merge: "" keeps one sample per timestamp; "penalty" is Thanos' replica deduplication (needs a replica label).
+    #[arg(long = "deduplication.func", default_value = "", value_parser = DedupFunc::parse)]
+    dedup_func: DedupFunc,
     /// Highest compaction level (0..4 = 1h, 2h, 8h, 2d, 14d).
     #[arg(long = "debug.max-compaction-level", default_value_t = 4, hide = true)]
     max_compaction_level: usize,
@@ -215,6 +218,9 @@ struct CompactArgs {
     /// Maximum size of a chunk segment file, in bytes.
     #[arg(long, default_value_t = DEFAULT_SEGMENT_SIZE, hide = true)]
     segment_size: u64,
+    /// How overlapping samples merge: "" (one sample per timestamp) or "penalty" (Thanos' replica deduplication).
+    #[arg(long = "deduplication.func", default_value = "", value_parser = DedupFunc::parse)]
+    dedup_func: DedupFunc,
     /// The block directories to compact.
     #[arg(required = true)]
     blocks: Vec<PathBuf>,
@@ -283,6 +289,7 @@ fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         concurrency: a.concurrency,
         vertical: a.vertical,
         replica_labels: a.replica_labels,
+        dedup: a.dedup_func,
         max_compaction_level: a.max_compaction_level,
         block_max_index_size: a.block_max_index_size,
         downsampling_disabled: a.downsampling_disable,
@@ -349,6 +356,7 @@ fn generate(a: GenerateArgs) -> anyhow::Result<ExitCode> {
 fn compact(a: CompactArgs) -> anyhow::Result<ExitCode> {
     let opts = CompactOptions {
         segment_size: a.segment_size,
+        dedup: a.dedup_func,
         ..CompactOptions::default()
     };
     let report = tools::compact::run(&a.blocks, &a.out, &opts)?;

@@ -17,6 +17,7 @@ use crate::driver::{DriverConfig, Recorder, Reporter};
 use crate::election::etcd::{EtcdConfig, EtcdCoordinator};
 use crate::http::HttpState;
 use crate::metrics::Metrics;
+use crate::tsdb::compact::DedupFunc;
 use crate::trace::TraceHeader;
 
 /// Everything `compactd run` is configured with (parsed flags).
@@ -50,6 +51,8 @@ pub struct RunConfig {
     pub vertical: bool,
     /// `--deduplication.replica-label`.
     pub replica_labels: Vec<String>,
+    /// `--deduplication.func`.
+    pub dedup: DedupFunc,
     /// `--debug.max-compaction-level`.
     pub max_compaction_level: usize,
     /// `--compact.block-max-index-size` in bytes.
@@ -109,6 +112,9 @@ impl RunConfig {
         }
         if self.min_time_ms > self.max_time_ms {
             anyhow::bail!("--min-time is after --max-time");
+        }
+        if self.dedup == DedupFunc::Penalty && self.replica_labels.is_empty() {
+            anyhow::bail!("--deduplication.func=penalty needs at least one --deduplication.replica-label (Thanos' rule): it deduplicates replicas");
         }
         if !self.downsampling_disabled {
             let [raw, five, _] = self.retention_ms;
@@ -243,6 +249,7 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<i32> {
         ),
         data_dir: cfg.data_dir.clone(),
         compact_threads: cfg.compact_threads,
+        dedup: cfg.dedup,
         op_timeout: Duration::from_millis(cfg.op_timeout_ms),
         coordinator,
         coord_timeout,

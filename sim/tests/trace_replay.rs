@@ -58,6 +58,7 @@ fn recorded() -> &'static Path {
             concurrency: 1,
             vertical: false,
             replica_labels: vec![],
+            dedup: compactd::tsdb::compact::DedupFunc::Chain,
             max_compaction_level: 4,
             block_max_index_size: 64 << 30,
             downsampling_disabled: true,

@@ -27,7 +27,7 @@ use crate::core::types::{
 use crate::election::etcd::EtcdCoordinator;
 use crate::http::HttpState;
 use crate::tsdb::block_id::BlockId;
-use crate::tsdb::compact::CompactOptions;
+use crate::tsdb::compact::{CompactOptions, DedupFunc};
 pub use record::Recorder;
 pub use report::Reporter;
 use store::StoreExecutor;
@@ -40,6 +40,8 @@ pub struct DriverConfig {
     pub data_dir: PathBuf,
     /// Threads per compaction.
     pub compact_threads: usize,
+    /// `--deduplication.func`.
+    pub dedup: DedupFunc,
     /// Timeout of metadata operations (metas, markers, the fence, deletes).
     pub op_timeout: Duration,
     /// etcd, when leadership is elected; `None` for a single instance.
@@ -420,6 +422,7 @@ fn spawn_job(cfg: &DriverConfig, job: CompactJob, tx: mpsc::UnboundedSender<Inpu
     let store = Arc::clone(cfg.store.store());
     let data_dir = cfg.data_dir.clone();
     let threads = cfg.compact_threads;
+    let dedup = cfg.dedup;
     let reporter = cfg.reporter.clone();
     let id = job.job;
     let on_panic = Input::Compacted(
@@ -437,6 +440,7 @@ fn spawn_job(cfg: &DriverConfig, job: CompactJob, tx: mpsc::UnboundedSender<Inpu
         let opts = CompactOptions {
             threads,
             series_written: Some(Arc::clone(&series_written)),
+            dedup,
             ..CompactOptions::default()
         };
         let work = jobs::run_job(store, data_dir, job.clone(), opts);

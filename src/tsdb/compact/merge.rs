@@ -1,13 +1,15 @@
 //! Merging the source chunks of one series across inputs, as Prometheus' compacting chunk
 //! merger does: chunks sorted by (min time, max time); a chunk that overlaps no other is kept
 //! byte for byte; an exact duplicate of another chunk is dropped; a run of overlapping float
-//! chunks is decoded, merged with one sample per timestamp (the earliest input wins a tie) and
-//! re-encoded in chunks of [`SAMPLES_PER_CHUNK`](super::SAMPLES_PER_CHUNK) samples.
+//! chunks is decoded, merged by the [`DedupFunc`] (one sample per timestamp, the earliest input
+//! winning a tie, or Thanos' penalty deduplication) and re-encoded in chunks of
+//! [`SAMPLES_PER_CHUNK`](super::SAMPLES_PER_CHUNK) samples.
 //! Overlapping chunks of any other encoding (native histograms) are an error naming the series
 //! and the blocks, never silent loss.
 
 use super::super::chunks::{ChunkRef, ENCODING_XOR};
 use super::super::xor::{XorEncoder, XorIter};
+use super::dedup::{merge_runs, DedupFunc};
 use super::series::SourceChunk;
 use super::SAMPLES_PER_CHUNK;
 
@@ -37,6 +39,7 @@ pub(super) enum MergeFailure {
 /// chunk bytes are appended to `arena`. `samples` is a reusable buffer.
 pub(super) fn merge_series_chunks(
     sources: &mut [SourceChunk],
+    dedup: DedupFunc,
     arena: &mut Vec<u8>,
     samples: &mut Vec<(i64, f64)>,
     out: &mut Vec<SourceChunk>,
@@ -54,7 +57,7 @@ pub(super) fn merge_series_chunks(
         if group.len() == 1 {
             out.push(group[0].clone());
         } else {
-            merge_overlapping(&group, arena, samples, out)?;
+            merge_overlapping(&group, dedup, arena, samples, out)?;
         }
         start = end;
     }
@@ -80,6 +83,7 @@ fn unique_chunks(group: &[SourceChunk], arena: &[u8]) -> Vec<SourceChunk> {
 
 fn merge_overlapping(
     group: &[SourceChunk],
+    dedup: DedupFunc,
     arena: &mut Vec<u8>,
     samples: &mut Vec<(i64, f64)>,
     out: &mut Vec<SourceChunk>,
@@ -93,28 +97,17 @@ fn merge_overlapping(
             inputs,
         });
     }
-    samples.clear();
+    // Chunk order (min time, max time, input) for the penalty fold; input order for the
+    // chain merge, whose first run wins a tie.
     let mut order: Vec<&SourceChunk> = group.iter().collect();
-    order.sort_by_key(|c| c.input);
-    for c in order {
-        let mut it = XorIter::new(&arena[c.data.clone()]);
-        loop {
-            match it.next_sample() {
-                Ok(Some(s)) => samples.push(s),
-                Ok(None) => break,
-                Err(e) => {
-                    return Err(MergeFailure::Undecodable {
-                        input: c.input,
-                        origin: c.origin,
-                        what: e.to_string(),
-                    })
-                }
-            }
-        }
+    if dedup == DedupFunc::Chain {
+        order.sort_by_key(|c| c.input);
     }
-    // Stable: of samples sharing a timestamp, the one from the earliest input comes first.
-    samples.sort_by_key(|s| s.0);
-    samples.dedup_by_key(|s| s.0);
+    let runs = order
+        .into_iter()
+        .map(|c| decode_float_chunk(c, arena))
+        .collect::<Result<Vec<_>, _>>()?;
+    merge_runs(dedup, &runs, samples);
     let input = group[0].input;
     for part in samples.chunks(SAMPLES_PER_CHUNK) {
         let mut enc = XorEncoder::new();
@@ -133,4 +126,23 @@ fn merge_overlapping(
         });
     }
     Ok(())
+}
+
+/// The samples of an XOR chunk.
+fn decode_float_chunk(c: &SourceChunk, arena: &[u8]) -> Result<Vec<(i64, f64)>, MergeFailure> {
+    let mut it = XorIter::new(&arena[c.data.clone()]);
+    let mut run = Vec::with_capacity(usize::from(it.num_samples()));
+    loop {
+        match it.next_sample() {
+            Ok(Some(s)) => run.push(s),
+            Ok(None) => return Ok(run),
+            Err(e) => {
+                return Err(MergeFailure::Undecodable {
+                    input: c.input,
+                    origin: c.origin,
+                    what: e.to_string(),
+                })
+            }
+        }
+    }
 }

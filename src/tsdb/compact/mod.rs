@@ -11,6 +11,7 @@
 //! without samples writes nothing and returns `None` (Prometheus then marks the inputs
 //! deletable; callers decide).
 
+pub mod dedup;
 mod merge;
 mod pipeline;
 mod series;
@@ -28,6 +29,7 @@ use super::index::{ChunkMeta, IndexWriter};
 use super::labels::Labels;
 use super::meta::{merge_metas, BlockMeta, BlockStats};
 use super::tombstones::Tombstones;
+pub use dedup::DedupFunc;
 use merge::MergeFailure;
 use pipeline::FailedSeries;
 use series::{Input, SourceChunk};
@@ -44,6 +46,8 @@ pub struct CompactOptions {
     pub threads: usize,
     /// Incremented for every series written, for progress reports.
     pub series_written: Option<std::sync::Arc<std::sync::atomic::AtomicU64>>,
+    /// How overlapping chunks are merged (`--deduplication.func`).
+    pub dedup: DedupFunc,
 }
 
 impl Default for CompactOptions {
@@ -52,6 +56,7 @@ impl Default for CompactOptions {
             segment_size: DEFAULT_SEGMENT_SIZE,
             threads: std::thread::available_parallelism().map_or(1, usize::from),
             series_written: None,
+            dedup: DedupFunc::Chain,
         }
     }
 }
@@ -120,6 +125,7 @@ fn write_series(
     pipeline::run(
         inputs,
         opts.threads,
+        opts.dedup,
         |batch| {
             let mut index = index_cell.borrow_mut();
             for s in &batch.series {

@@ -19,6 +19,7 @@ use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
 
 use super::super::error::Result;
+use super::dedup::DedupFunc;
 use super::merge::{merge_series_chunks, MergeFailure};
 use super::series::{Input, SourceChunk};
 
@@ -81,6 +82,7 @@ pub(super) struct FailedSeries {
 pub(super) fn run(
     inputs: Vec<Input>,
     mergers: usize,
+    dedup: DedupFunc,
     mut write: impl FnMut(&Batch) -> Result<()>,
     failed: impl FnOnce(FailedSeries) -> super::super::error::TsdbError,
 ) -> Result<()> {
@@ -93,7 +95,7 @@ pub(super) fn run(
         let merge_queue = Arc::new(Mutex::new(merge_queue));
         for _ in 0..mergers.max(1) {
             let (queue, out) = (Arc::clone(&merge_queue), to_write.clone());
-            scope.spawn(move || merge_batches(&queue, &out));
+            scope.spawn(move || merge_batches(&queue, dedup, &out));
         }
         drop(to_write);
         let written = write_in_order(&write_queue, &mut write, &to_recycle);
@@ -160,13 +162,14 @@ fn lowest_series(inputs: &[Input]) -> Option<Vec<(u32, u32)>> {
 /// Stage 2: merges the source chunks of each series of each batch.
 fn merge_batches(
     queue: &Mutex<Receiver<Batch>>,
+    dedup: DedupFunc,
     out: &SyncSender<std::result::Result<Batch, FailedSeries>>,
 ) {
     let mut samples = Vec::new();
     loop {
         let next = queue.lock().expect("merge queue lock").recv();
         let Ok(mut batch) = next else { return };
-        let result = merge_batch(&mut batch, &mut samples).map(|()| batch);
+        let result = merge_batch(&mut batch, dedup, &mut samples).map(|()| batch);
         if out.send(result).is_err() {
             return;
         }
@@ -175,6 +178,7 @@ fn merge_batches(
 
 fn merge_batch(
     batch: &mut Batch,
+    dedup: DedupFunc,
     samples: &mut Vec<(i64, f64)>,
 ) -> std::result::Result<(), FailedSeries> {
     let Batch {
@@ -187,7 +191,7 @@ fn merge_batch(
     } = batch;
     for s in series.iter_mut() {
         let start = merged.len();
-        merge_series_chunks(&mut sources[s.sources.clone()], arena, samples, merged).map_err(
+        merge_series_chunks(&mut sources[s.sources.clone()], dedup, arena, samples, merged).map_err(
             |failure| FailedSeries {
                 labels: labels[s.labels.clone()].to_vec(),
                 failure,
