@@ -17,8 +17,8 @@ use crate::driver::{DriverConfig, Recorder, Reporter};
 use crate::election::etcd::{EtcdConfig, EtcdCoordinator};
 use crate::http::HttpState;
 use crate::metrics::Metrics;
-use crate::tsdb::compact::DedupFunc;
 use crate::trace::TraceHeader;
+use crate::tsdb::compact::DedupFunc;
 
 /// Everything `compactd run` is configured with (parsed flags).
 #[derive(Clone, Debug)]

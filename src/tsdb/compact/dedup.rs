@@ -186,7 +186,10 @@ mod tests {
         // is not — but a's 4 s sample comes first and moves lastT on.
         let out = merged(
             DedupFunc::Penalty,
-            &[series(&[0, 4_000, 20_000], 1.0), series(&[3_000, 6_000], 2.0)],
+            &[
+                series(&[0, 4_000, 20_000], 1.0),
+                series(&[3_000, 6_000], 2.0),
+            ],
         );
         // lastT=0: a at 0 taken, penB=5000. Next: a seeks to 1 -> 4000; b seeks to 5001 ->
         // 6000. a (4000) taken, penB = 2*(4000-0) = 8000. Next: a -> 20000; b seeks 12001 ->

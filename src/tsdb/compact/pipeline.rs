@@ -191,12 +191,17 @@ fn merge_batch(
     } = batch;
     for s in series.iter_mut() {
         let start = merged.len();
-        merge_series_chunks(&mut sources[s.sources.clone()], dedup, arena, samples, merged).map_err(
-            |failure| FailedSeries {
-                labels: labels[s.labels.clone()].to_vec(),
-                failure,
-            },
-        )?;
+        merge_series_chunks(
+            &mut sources[s.sources.clone()],
+            dedup,
+            arena,
+            samples,
+            merged,
+        )
+        .map_err(|failure| FailedSeries {
+            labels: labels[s.labels.clone()].to_vec(),
+            failure,
+        })?;
         s.merged = start..merged.len();
     }
     Ok(())
