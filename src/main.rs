@@ -91,6 +91,9 @@ struct RunArgs {
     /// Do not downsample.
     #[arg(long = "downsampling.disable")]
     downsampling_disable: bool,
+    /// Blocks downsampled in parallel.
+    #[arg(long = "downsample.concurrency", default_value_t = 1)]
+    downsample_concurrency: usize,
     /// Hard timeout of each bucket request that commits (meta.json, markers, deletes, the fence).
     #[arg(long = "objstore.op-timeout", default_value = "5s", value_parser = duration_ms)]
     op_timeout: u64,
@@ -293,6 +296,7 @@ fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         max_compaction_level: a.max_compaction_level,
         block_max_index_size: a.block_max_index_size,
         downsampling_disabled: a.downsampling_disable,
+        downsample_concurrency: a.downsample_concurrency,
         op_timeout_ms: a.op_timeout,
         ha: compactd::run::HaSettings {
             etcd_urls: a.etcd_urls,

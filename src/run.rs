@@ -59,6 +59,8 @@ pub struct RunConfig {
     pub block_max_index_size: u64,
     /// `--downsampling.disable`.
     pub downsampling_disabled: bool,
+    /// `--downsample.concurrency`.
+    pub downsample_concurrency: usize,
     /// `--objstore.op-timeout` in ms.
     pub op_timeout_ms: u64,
     /// Leadership flags.
@@ -106,6 +108,9 @@ impl RunConfig {
     pub fn validate(&self) -> anyhow::Result<()> {
         if self.concurrency == 0 {
             anyhow::bail!("--compact.concurrency must be at least 1");
+        }
+        if self.downsample_concurrency == 0 {
+            anyhow::bail!("--downsample.concurrency must be at least 1");
         }
         if self.wait_interval_ms == 0 && self.wait {
             anyhow::bail!("--wait-interval must be positive");
@@ -176,6 +181,8 @@ impl RunConfig {
             index_size_limit_bytes: Some(self.block_max_index_size),
             retention_ms: self.retention_ms.map(|r| r as i64),
             partial_upload_threshold_ms: self.partial_upload_threshold_ms as i64,
+            downsampling: !self.downsampling_disabled,
+            downsample_concurrency: self.downsample_concurrency,
         })
     }
 }
@@ -189,9 +196,6 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<i32> {
     )?;
     let bucket = crate::objstore::open(&bucket_cfg)?;
     tracing::info!(bucket = %crate::objstore::describe(&bucket_cfg), "opened bucket");
-    if !cfg.downsampling_disabled {
-        tracing::warn!("downsampling is not implemented yet in this version; blocks are compacted but not downsampled (pass --downsampling.disable to silence this)");
-    }
     crate::driver::reset_data_dir(&cfg.data_dir)
         .with_context(|| format!("--data-dir {}", cfg.data_dir.display()))?;
     let metrics = Arc::new(Metrics::new(&bucket.name));

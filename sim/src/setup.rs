@@ -129,6 +129,8 @@ pub fn cycle_config(rng: &mut Rng) -> CycleConfig {
         index_size_limit_bytes: None,
         retention_ms: [0; 3],
         partial_upload_threshold_ms: 120_000,
+        downsampling: false,
+        downsample_concurrency: 1,
     }
 }
 

@@ -30,7 +30,8 @@ use std::path::Path;
 
 use compactd::bucket::layout::{block_prefix, listed_blocks, marker_path, meta_path};
 use compactd::bucket::markers::{
-    encode_marker, parse_marker, DeletionMark, Marker, NoCompactMark, DELETION_MARK_FILENAME,
+    encode_marker, parse_marker, DeletionMark, Marker, NoCompactMark, NoDownsampleMark,
+    DELETION_MARK_FILENAME,
 };
 use compactd::core::fence::{FenceRecord, FenceVersion, FENCE_PATH};
 use compactd::core::types::{MetaState, Millis, StoreOp, StoreResult, SyncResult, SyncedBlock};
@@ -438,10 +439,16 @@ impl<F: FnMut(&Request<'_>) -> Fault> Exec<'_, '_, F> {
             } else {
                 None
             };
+            let no_downsample_mark = if l.no_downsample_mark {
+                self.read_marker::<NoDownsampleMark>(id, &mut problems)?
+            } else {
+                None
+            };
             let block = SyncedBlock {
                 meta,
                 deletion_mark,
                 no_compact_mark,
+                no_downsample_mark,
                 marker_problems: problems,
                 newest_modified: Millis(l.newest_modified),
             };

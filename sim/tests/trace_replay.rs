@@ -62,6 +62,7 @@ fn recorded() -> &'static Path {
             max_compaction_level: 4,
             block_max_index_size: 64 << 30,
             downsampling_disabled: true,
+            downsample_concurrency: 1,
             op_timeout_ms: 5_000,
             ha: HaSettings {
                 lease_ttl_ms: 15_000,

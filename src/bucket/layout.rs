@@ -4,7 +4,9 @@
 
 use std::collections::BTreeMap;
 
-use crate::bucket::markers::{DELETION_MARK_FILENAME, NO_COMPACT_MARK_FILENAME};
+use crate::bucket::markers::{
+    DELETION_MARK_FILENAME, NO_COMPACT_MARK_FILENAME, NO_DOWNSAMPLE_MARK_FILENAME,
+};
 use crate::tsdb::block_id::BlockId;
 use crate::tsdb::meta::META_FILENAME;
 
@@ -58,6 +60,8 @@ pub struct ListedBlock {
     pub deletion_mark: bool,
     /// A no-compact mark is there.
     pub no_compact_mark: bool,
+    /// A no-downsample mark is there.
+    pub no_downsample_mark: bool,
     /// The newest last-modified time of its objects, Unix ms.
     pub newest_modified: i64,
 }
@@ -78,6 +82,7 @@ pub fn listed_blocks<'a>(
             Some(META_FILENAME) => entry.meta = true,
             Some(DELETION_MARK_FILENAME) => entry.deletion_mark = true,
             Some(NO_COMPACT_MARK_FILENAME) => entry.no_compact_mark = true,
+            Some(NO_DOWNSAMPLE_MARK_FILENAME) => entry.no_downsample_mark = true,
             _ => {}
         }
     }
@@ -122,6 +127,7 @@ mod tests {
             (format!("{a}/meta.json"), 20),
             (format!("{a}/deletion-mark.json"), 25),
             (format!("{b}/no-compact-mark.json"), 5),
+            (format!("{b}/no-downsample-mark.json"), 4),
             ("compactd/fence.json".to_string(), 99),
         ];
         let listed = listed_blocks(paths.iter().map(|(p, t)| (p.as_str(), *t)));
@@ -134,6 +140,7 @@ mod tests {
             meta: true,
             deletion_mark: true,
             no_compact_mark: false,
+            no_downsample_mark: false,
             newest_modified: 30,
         };
         assert_eq!(listed[&a], la);
@@ -141,6 +148,7 @@ mod tests {
             meta: false,
             deletion_mark: false,
             no_compact_mark: true,
+            no_downsample_mark: true,
             newest_modified: 5,
         };
         assert_eq!(

@@ -4,8 +4,13 @@
 //! sync ─► delete marked blocks past --delete-delay ─► mark duplicates "outdated block" (GC)
 //!   ─► compaction pass (one plan per group, --compact.concurrency groups at a time:
 //!        compact ─► upload chunks+index ─► meta.json ─► deletion marks on the sources)
-//!   ─► progress? back to sync : sync ─► retention marks ─► partial-upload clean-up ─► done
+//!   ─► progress? back to sync
+//!   ─► [downsampling: sync ─► raw→5m pass ─► sync ─► 5m→1h pass]
+//!   ─► sync ─► retention marks ─► partial-upload clean-up ─► done
 //! ```
+//!
+//! A downsampling pass ([`downsample`]) runs jobs like the compaction pass (downsample ─►
+//! upload ─► meta.json), without deletion marks: retention removes the sources.
 //!
 //! Naming: a *phase* is where the iteration is; a *pass* is the compaction phase's state (its
 //! groups and running jobs, see [`pass`]); *mutations* are the store requests that change the
@@ -18,6 +23,7 @@
 //! interval with `--wait`, exit 1 without. Overlapping blocks without vertical compaction and
 //! compaction errors *halt*: nothing more is done, HTTP keeps serving (exit 2 without `--wait`).
 
+pub mod downsample;
 mod pass;
 
 use std::collections::VecDeque;
@@ -31,6 +37,7 @@ use super::view::{build_view, resolution, BucketView, ViewConfig};
 use crate::bucket::markers::{DeletionMark, DETAILS_OUTDATED, MARKER_VERSION};
 use crate::rng::Rng;
 use crate::tsdb::block_id::BlockId;
+pub use downsample::DownsamplePass;
 pub use pass::CompactPass;
 
 /// Age after which a partial upload is deleted (Thanos' `PartialUploadThresholdAge`).
@@ -61,6 +68,16 @@ pub struct CycleConfig {
     pub retention_ms: [i64; 3],
     /// Partial uploads whose newest object is older than this are deleted.
     pub partial_upload_threshold_ms: i64,
+    /// Downsample after compacting (not `--downsampling.disable`).
+    #[serde(default)]
+    pub downsampling: bool,
+    /// `--downsample.concurrency`.
+    #[serde(default = "one")]
+    pub downsample_concurrency: usize,
+}
+
+fn one() -> usize {
+    1
 }
 
 /// What to do when the sync in flight completes.
@@ -68,6 +85,8 @@ pub struct CycleConfig {
 enum AfterSync {
     /// Delete, collect garbage, then compact.
     Compaction,
+    /// Run downsampling pass 1 or 2.
+    Downsampling(u8),
     /// Apply retention, then clean partial uploads.
     Retention,
 }
@@ -94,6 +113,8 @@ enum Phase {
     },
     /// The compaction pass.
     Compacting(Box<CompactPass>),
+    /// Downsampling pass 1 (raw to 5m and on) or 2 (the new 5m blocks to 1h).
+    Downsampling(Box<DownsamplePass>, u8),
     /// Stopped for good.
     Halted,
     /// Exited (one-shot mode or shutdown).
@@ -152,11 +173,11 @@ impl Cycle {
         match input {
             Input::Start | Input::Tick | Input::Coord(..) => {}
             Input::Store(id, result) => self.on_store(now, id, result, out),
-            Input::Compacted(job, result) => {
-                if let Phase::Compacting(pass) = &mut self.phase {
-                    pass.on_compacted(job, *result, now, out);
-                }
-            }
+            Input::Compacted(job, result) => match &mut self.phase {
+                Phase::Compacting(pass) => pass.on_compacted(job, *result, now, out),
+                Phase::Downsampling(pass, _) => pass.on_done(job, *result, now, out),
+                _ => {}
+            },
             Input::Shutdown => {
                 self.phase = Phase::Exited;
                 out.push(Output::Exit(0));
@@ -236,6 +257,33 @@ impl Cycle {
                         Some(pass::Outcome::Done { progress }) => {
                             let then = if progress {
                                 AfterSync::Compaction
+                            } else if self.cfg.downsampling {
+                                AfterSync::Downsampling(1)
+                            } else {
+                                AfterSync::Retention
+                            };
+                            self.start_sync(then, out);
+                            return;
+                        }
+                    }
+                }
+                Phase::Downsampling(pass, number) => {
+                    let Some(permit) = permit else { return };
+                    let number = *number;
+                    pass.drive(permit, &mut self.next_request, out);
+                    match pass.outcome() {
+                        None => return,
+                        Some(pass::Outcome::Halt(reason)) => {
+                            self.halt(reason, out);
+                            return;
+                        }
+                        Some(pass::Outcome::Failed(error)) => {
+                            self.fail(now, error, out);
+                            return;
+                        }
+                        Some(pass::Outcome::Done { .. }) => {
+                            let then = if number == 1 {
+                                AfterSync::Downsampling(2)
                             } else {
                                 AfterSync::Retention
                             };
@@ -284,6 +332,7 @@ impl Cycle {
                 }
             }
             Phase::Compacting(pass) => pass.on_store(id, result, out),
+            Phase::Downsampling(pass, _) => pass.on_store(id, result, out),
             // A result for a request of an abandoned phase (after a failure or halt): ignored.
             _ => {}
         }
@@ -314,6 +363,18 @@ impl Cycle {
                     in_flight: None,
                     then: AfterMutations::Compaction,
                 };
+            }
+            AfterSync::Downsampling(number) => {
+                let pass = DownsamplePass::new(
+                    &self.view,
+                    self.cfg.downsample_concurrency,
+                    now,
+                    &mut self.rng,
+                    self.jobs_issued,
+                );
+                self.jobs_issued = pass.last_job_id();
+                out.push(Output::Event(pass.start_event(&self.view)));
+                self.phase = Phase::Downsampling(Box::new(pass), number);
             }
             AfterSync::Retention => {
                 let queue = self.retention_marks(now).into_iter().collect();

@@ -162,6 +162,8 @@ mod tests {
             index_size_limit_bytes: None,
             retention_ms: [0; 3],
             partial_upload_threshold_ms: PARTIAL_UPLOAD_THRESHOLD_MS_DEFAULT,
+            downsampling: false,
+            downsample_concurrency: 1,
         };
         let leader = LeaderConfig {
             node: "me".into(),

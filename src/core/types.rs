@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::coord::{CoordId, CoordRequest, CoordResult};
 use super::fence::{FenceRecord, FenceVersion};
-use crate::bucket::markers::{DeletionMark, NoCompactMark};
+use crate::bucket::markers::{DeletionMark, NoCompactMark, NoDownsampleMark};
 use crate::tsdb::block_id::BlockId;
 use crate::tsdb::meta::{BlockFile, BlockMeta};
 
@@ -235,6 +235,9 @@ pub struct SyncedBlock {
     pub deletion_mark: Option<DeletionMark>,
     /// Its no-compact mark, if present and readable.
     pub no_compact_mark: Option<NoCompactMark>,
+    /// Its no-downsample mark, if present and readable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub no_downsample_mark: Option<NoDownsampleMark>,
     /// Problems with its markers (unreadable JSON, wrong version): reported, then ignored as
     /// Thanos does.
     pub marker_problems: Vec<String>,
@@ -253,17 +256,21 @@ pub enum MetaState {
     Corrupt(String),
 }
 
-/// A compaction job for the driver: download `inputs`, compact them into `output`.
+/// A job for the driver: download `inputs`, compact them into `output` — or, with
+/// `downsample_to`, downsample the single input to that resolution.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CompactJob {
     /// Matches the result.
     pub job: JobId,
     /// The group (Thanos key `<resolution>@<hash>`), for logs and the local cache dir.
     pub group: String,
-    /// The blocks to compact, in order.
+    /// The blocks to compact, in order (one block to downsample).
     pub inputs: Vec<BlockMeta>,
     /// The new block's id.
     pub output: BlockId,
+    /// Downsample to this resolution (ms) instead of compacting.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub downsample_to: Option<i64>,
 }
 
 /// Why a compaction job failed.
@@ -329,6 +336,23 @@ pub enum Event {
         resolution: i64,
         /// Why.
         error: String,
+    },
+    /// A downsampling pass starts: `todo` blocks to downsample; `resolutions` are those of
+    /// every block it considered (their metric series start at 0, as in Thanos).
+    DownsamplePass {
+        /// Source resolutions of the considered blocks.
+        resolutions: Vec<i64>,
+        /// Blocks to downsample in this pass.
+        todo: u64,
+    },
+    /// A downsampling job finished or failed.
+    Downsampled {
+        /// The source block.
+        block: BlockId,
+        /// Its resolution (metric label).
+        resolution: i64,
+        /// The new block (`None` when the source held no samples), or why it failed.
+        result: Result<Option<BlockId>, String>,
     },
     /// A block's meta.json was committed: the block is visible.
     Uploaded(BlockId),

@@ -10,7 +10,7 @@
 //! 4. replica labels are removed (`--deduplication.replica-label`);
 //! 5. deduplication: per resolution, a block whose sources are a subset of a kept block's is a
 //!    *duplicate* (hidden; garbage collection marks it for deletion);
-//! 6. no-compact marks are gathered.
+//! 6. no-compact and no-downsample marks are gathered.
 //!
 //! Pure: the same sync result, time and configuration give the same view.
 
@@ -70,6 +70,8 @@ pub struct BucketView {
     pub deletion_marks: BTreeMap<BlockId, DeletionMark>,
     /// Blocks with a no-compact mark.
     pub no_compact: BTreeSet<BlockId>,
+    /// Blocks with a no-downsample mark.
+    pub no_downsample: BTreeSet<BlockId>,
     /// Partial blocks.
     pub partial: BTreeMap<BlockId, PartialBlock>,
     /// `thanos_blocks_meta_synced` counts per state.
@@ -96,6 +98,9 @@ pub fn build_view(sync: &SyncResult, now: Now, cfg: &ViewConfig) -> BucketView {
         }
         if b.no_compact_mark.is_some() {
             v.no_compact.insert(*id);
+        }
+        if b.no_downsample_mark.is_some() {
+            v.no_downsample.insert(*id);
         }
         let meta = match &b.meta {
             MetaState::Ok(m) => m,
@@ -134,6 +139,16 @@ pub fn build_view(sync: &SyncResult, now: Now, cfg: &ViewConfig) -> BucketView {
         .filter(|id| v.no_compact.contains(id))
         .count() as u64;
     v.states.insert("marked-for-no-compact".into(), marked);
+    // Thanos counts this state only when it sees a mark.
+    let no_downsample = v
+        .blocks
+        .keys()
+        .filter(|id| v.no_downsample.contains(id))
+        .count() as u64;
+    if no_downsample > 0 {
+        v.states
+            .insert("marked-for-no-downsample".into(), no_downsample);
+    }
     v
 }
 

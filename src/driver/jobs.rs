@@ -28,7 +28,8 @@ pub fn job_dir(data_dir: &Path, group: &str, output: BlockId) -> PathBuf {
         .join(output.to_string())
 }
 
-/// Runs a compaction job; returns the new block (`None` if it has no samples).
+/// Runs a compaction or downsampling job; returns the new block (`None` if it has no
+/// samples).
 pub async fn run_job(
     store: Arc<dyn ObjectStore>,
     data_dir: PathBuf,
@@ -46,10 +47,18 @@ pub async fn run_job(
     let output = job.output;
     let out_dir = dir.clone();
     let input_dirs = inputs.clone();
-    let result =
-        tokio::task::spawn_blocking(move || compact_blocks(&input_dirs, &out_dir, output, &opts))
-            .await
-            .map_err(|e| halting(format!("compaction task: {e}")))?;
+    let downsample_to = job.downsample_to;
+    let result = tokio::task::spawn_blocking(move || match downsample_to {
+        Some(resolution) => match input_dirs.first() {
+            Some(_input) => Err(crate::tsdb::TsdbError::Unsupported(format!("downsampling to {resolution} ms: the downsampling engine is not part of this build yet"))),
+            None => Err(crate::tsdb::TsdbError::Unsupported(
+                "a downsampling job needs one input block".into(),
+            )),
+        },
+        None => compact_blocks(&input_dirs, &out_dir, output, &opts),
+    })
+    .await
+    .map_err(|e| halting(format!("compaction task: {e}")))?;
     let compacted = result.map_err(|e| match e {
         crate::tsdb::TsdbError::Io { .. } => retryable(e.to_string()),
         other => halting(other.to_string()),

@@ -459,7 +459,11 @@ fn spawn_job(cfg: &DriverConfig, job: CompactJob, tx: mpsc::UnboundedSender<Inpu
             .as_ref()
             .map(|b| b.as_ref().map(|b| &b.meta))
             .map_err(|e| &e.message);
-        reporter.compaction_finished(&job, started.elapsed(), shown);
+        if job.downsample_to.is_some() {
+            reporter.downsample_finished(&job, started.elapsed(), shown);
+        } else {
+            reporter.compaction_finished(&job, started.elapsed(), shown);
+        }
         let _ = tx.send(Input::Compacted(id, Box::new(result)));
     };
     spawn_reporting(work, panic_tx, on_panic);

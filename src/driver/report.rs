@@ -86,6 +86,32 @@ impl Reporter {
                 m.groups.for_resolution(*resolution).failures.inc();
                 tracing::error!(group = %group, error = %error, "compaction failed");
             }
+            Event::DownsamplePass { resolutions, todo } => {
+                for r in resolutions {
+                    m.downsample.init_resolution(*r);
+                }
+                m.progress.todo_downsample_blocks.set(*todo as i64);
+                tracing::info!(blocks = todo, "start of downsampling pass");
+            }
+            Event::Downsampled {
+                block,
+                resolution,
+                result,
+            } => {
+                let labels = crate::metrics::ResolutionLabels {
+                    resolution: *resolution,
+                };
+                match result {
+                    Ok(_) => {
+                        m.downsample.downsamples.get_or_create(&labels).inc();
+                        m.progress.todo_downsample_blocks.dec();
+                    }
+                    Err(e) => {
+                        m.downsample.failures.get_or_create(&labels).inc();
+                        tracing::error!(block = %block, error = %e, "downsampling failed");
+                    }
+                }
+            }
             Event::Uploaded(id) => tracing::info!(block = %id, "uploaded block"),
             Event::Marked {
                 block,
@@ -218,9 +244,42 @@ impl Reporter {
         }
     }
 
+    /// A downsampling job ended.
+    pub fn downsample_finished(
+        &self,
+        job: &CompactJob,
+        took: Duration,
+        result: Result<Option<&BlockMeta>, &String>,
+    ) {
+        let Some(input) = job.inputs.first() else {
+            return;
+        };
+        let resolution = crate::core::view::resolution(input);
+        self.metrics
+            .downsample
+            .duration
+            .get_or_create(&crate::metrics::ResolutionLabels { resolution })
+            .observe(took.as_secs_f64());
+        match result {
+            Ok(Some(meta)) => {
+                tracing::info!(block = %input.ulid, resolution = job.downsample_to, output = %meta.ulid, samples = meta.stats.num_samples, series = meta.stats.num_series, seconds = took.as_secs_f64(), "downsampled block")
+            }
+            Ok(None) => {
+                tracing::info!(block = %input.ulid, seconds = took.as_secs_f64(), "downsampling produced no samples")
+            }
+            Err(e) => {
+                tracing::error!(block = %input.ulid, error = %e, "downsampling job failed")
+            }
+        }
+    }
+
     /// A compaction job started.
     pub fn compaction_started(&self, job: &CompactJob) {
         let samples: u64 = job.inputs.iter().map(|m| m.stats.num_samples).sum();
+        if let Some(resolution) = job.downsample_to {
+            tracing::info!(group = %job.group, input_samples = samples, resolution, output = %job.output, "downsampling");
+            return;
+        }
         tracing::info!(group = %job.group, inputs = job.inputs.len(), input_samples = samples, output = %job.output, "compacting");
     }
 

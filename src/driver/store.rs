@@ -21,7 +21,8 @@ use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutPayload};
 
 use crate::bucket::layout::{block_prefix, listed_blocks, marker_path, meta_path, ListedBlock};
 use crate::bucket::markers::{
-    encode_marker, parse_marker, DeletionMark, Marker, NoCompactMark, DELETION_MARK_FILENAME,
+    encode_marker, parse_marker, DeletionMark, Marker, NoCompactMark, NoDownsampleMark,
+    DELETION_MARK_FILENAME,
 };
 use crate::core::types::{MetaState, Millis, SyncResult, SyncedBlock};
 use crate::metrics::{BucketOp, Metrics, OpOutcome};
@@ -149,10 +150,17 @@ impl StoreExecutor {
         } else {
             None
         };
+        let no_downsample_mark = if l.no_downsample_mark {
+            self.read_marker::<NoDownsampleMark>(id, &mut problems)
+                .await?
+        } else {
+            None
+        };
         Ok(SyncedBlock {
             meta,
             deletion_mark,
             no_compact_mark,
+            no_downsample_mark,
             marker_problems: problems,
             newest_modified: Millis(l.newest_modified),
         })

@@ -21,6 +21,8 @@ fn header() -> TraceHeader {
         index_size_limit_bytes: Some(64 << 30),
         retention_ms: [0, 1, 2],
         partial_upload_threshold_ms: PARTIAL_UPLOAD_THRESHOLD_MS_DEFAULT,
+        downsampling: false,
+        downsample_concurrency: 1,
     };
     let leader = LeaderConfig {
         node: "node-a".into(),

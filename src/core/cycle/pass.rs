@@ -298,6 +298,7 @@ impl CompactPass {
                     group: job.key.to_string(),
                     inputs: job.inputs.clone(),
                     output: job.output,
+                    downsample_to: None,
                 }));
             }
             Some(Step::Mutate(_)) => {

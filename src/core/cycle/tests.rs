@@ -30,6 +30,8 @@ fn cfg(wait: bool) -> CycleConfig {
         index_size_limit_bytes: None,
         retention_ms: [0; 3],
         partial_upload_threshold_ms: PARTIAL_UPLOAD_THRESHOLD_MS_DEFAULT,
+        downsampling: false,
+        downsample_concurrency: 1,
     }
 }
 
@@ -118,7 +120,14 @@ impl Model {
         if let Some(e) = self.compaction_error.take() {
             return Err(e);
         }
-        let mut meta = merge_metas(job.output, &job.inputs).unwrap();
+        let mut meta = match job.downsample_to {
+            // The engine keeps range, compaction and labels; the cycle sets the resolution.
+            Some(_) => BlockMeta {
+                ulid: job.output,
+                ..job.inputs[0].clone()
+            },
+            None => merge_metas(job.output, &job.inputs).unwrap(),
+        };
         meta.stats.num_samples = job.inputs.iter().map(|m| m.stats.num_samples).sum();
         let files = vec![
             BlockFile {
@@ -141,6 +150,7 @@ fn synced(meta: MetaState) -> SyncedBlock {
         meta,
         deletion_mark: None,
         no_compact_mark: None,
+        no_downsample_mark: None,
         marker_problems: vec![],
         newest_modified: Millis(T0),
     }
@@ -412,4 +422,127 @@ fn job_ids_never_repeat_across_passes() {
         ids.len(),
         "a late result of an abandoned job must never match a new job: {ids:?}"
     );
+}
+
+// --- downsampling ----------------------------------------------------------------------------
+
+fn downsampled(model: &Model, resolution: i64) -> Vec<BlockMeta> {
+    model
+        .visible()
+        .into_iter()
+        .filter(|m| m.thanos.as_ref().unwrap().downsample.resolution == resolution)
+        .cloned()
+        .collect()
+}
+
+fn with_resolution(mut m: BlockMeta, resolution: i64) -> BlockMeta {
+    m.thanos.as_mut().unwrap().downsample.resolution = resolution;
+    m
+}
+
+// After compaction: raw blocks of 40h+ go to 5m, 5m blocks of 10d+ to 1h, in one pass; blocks
+// whose sources a coarser block covers already are skipped; the second pass finds the new 5m
+// block too short for 1h. Sources are not marked.
+#[test]
+fn downsampling_follows_compaction_and_skips_covered_sources() {
+    let mut model = Model::default();
+    let raw = block(1, 0, 48, "eu-1");
+    let covered = block(2, 48, 96, "eu-1");
+    let covered_5m = with_resolution(block(3, 48, 96, "eu-1"), 300_000);
+    let mut covered_5m = covered_5m;
+    covered_5m.compaction.sources = covered.compaction.sources.clone();
+    let long_5m = with_resolution(block(4, 96, 96 + 14 * 24, "eu-1"), 300_000);
+    for m in [&raw, &covered, &covered_5m, &long_5m] {
+        model.add(m.clone());
+    }
+    let mut cfg = cfg(false);
+    cfg.downsampling = true;
+    let mut cycle = Cycle::new(cfg, 7);
+    let (code, outputs) = run(&mut cycle, &mut model, now(24 * 30));
+    assert_eq!(code, Some(0));
+
+    let new_5m: Vec<BlockMeta> = downsampled(&model, 300_000)
+        .into_iter()
+        .filter(|m| m.compaction.sources == raw.compaction.sources)
+        .collect();
+    assert_eq!(new_5m.len(), 1, "the raw block was downsampled once");
+    let t = new_5m[0].thanos.as_ref().unwrap();
+    assert_eq!(t.source, "compactor");
+    assert_eq!(t.labels, raw.thanos.as_ref().unwrap().labels);
+    assert_eq!(
+        (new_5m[0].min_time, new_5m[0].max_time),
+        (raw.min_time, raw.max_time)
+    );
+    let hourly = downsampled(&model, 3_600_000);
+    assert_eq!(hourly.len(), 1);
+    assert_eq!(hourly[0].compaction.sources, long_5m.compaction.sources);
+    assert!(
+        model.blocks.values().all(|b| b.deletion_mark.is_none()),
+        "downsampling marks nothing"
+    );
+    let passes: Vec<u64> = outputs
+        .iter()
+        .filter_map(|o| match o {
+            Output::Event(Event::DownsamplePass { todo, .. }) => Some(*todo),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(passes, vec![2, 0], "two passes: two jobs, then none");
+    let log = model.log.join(" ");
+    assert!(
+        log.contains("sync upload-files put-meta upload-files put-meta sync sync"),
+        "{log}"
+    );
+}
+
+#[test]
+fn no_downsample_marks_and_disabled_downsampling_leave_blocks_alone() {
+    let mut model = Model::default();
+    let raw = block(1, 0, 48, "eu-1");
+    model.add(raw.clone());
+    model.blocks.get_mut(&raw.ulid).unwrap().no_downsample_mark =
+        Some(crate::bucket::markers::NoDownsampleMark {
+            id: raw.ulid,
+            version: 1,
+            details: String::new(),
+            no_downsample_time: 0,
+            reason: "manual".into(),
+        });
+    model.add(block(2, 0, 48, "us-1"));
+    let mut on = cfg(false);
+    on.downsampling = true;
+    let (code, _) = run(&mut Cycle::new(on, 7), &mut model, now(24 * 30));
+    assert_eq!(code, Some(0));
+    let made = downsampled(&model, 300_000);
+    assert_eq!(made.len(), 1, "only the unmarked block");
+    assert_eq!(made[0].thanos.as_ref().unwrap().labels["cluster"], "us-1");
+
+    let mut model = Model::default();
+    model.add(block(2, 0, 48, "us-1"));
+    let (code, _) = run(&mut Cycle::new(cfg(false), 7), &mut model, now(24 * 30));
+    assert_eq!(code, Some(0));
+    assert!(downsampled(&model, 300_000).is_empty());
+}
+
+// A downsampling error on bad input halts (exit 2 one-shot); a retryable one ends the
+// iteration (exit 1) — nothing is uploaded either way.
+#[test]
+fn downsampling_errors_halt_or_retry() {
+    for (retryable, want) in [(false, EXIT_HALTED), (true, EXIT_FAILED)] {
+        let mut model = Model::default();
+        model.add(block(1, 0, 48, "eu-1"));
+        model.compaction_error = Some(JobError {
+            retryable,
+            message: "chunk 12 of series {a=\"b\"}: bad checksum".into(),
+        });
+        let mut on = cfg(false);
+        on.downsampling = true;
+        let (code, outputs) = run(&mut Cycle::new(on, 7), &mut model, now(24 * 30));
+        assert_eq!(code, Some(want));
+        assert!(!model.log.iter().any(|l| l == "put-meta"));
+        assert!(outputs.iter().any(|o| matches!(
+            o,
+            Output::Event(Event::Downsampled { result: Err(e), .. }) if e.contains("bad checksum")
+        )));
+    }
 }

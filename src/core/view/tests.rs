@@ -47,6 +47,7 @@ fn synced(meta: MetaState) -> SyncedBlock {
         meta,
         deletion_mark: None,
         no_compact_mark: None,
+        no_downsample_mark: None,
         marker_problems: vec![],
         newest_modified: Millis(T0),
     }
