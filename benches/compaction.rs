@@ -9,6 +9,11 @@
 //! medians and the ratios against the targets (2x faster non-overlapping, 3x vertical, at
 //! most half the peak RSS).
 //!
+//! A last case compares downsampling with compaction on one raw 48h block (the span Thanos
+//! downsamples): `compactd tools compact` (a copy of the block) and `compactd tools downsample
+//! --resolution 5m`, each as a child process; it prints raw samples per second for both and
+//! the ratio downsample/compaction.
+//!
 //! Environment: `COMPACTD_GOCOMPACT` (default /tmp/gocompact-build/gocompact),
 //! `BENCH_SERIES` (default 10000), `BENCH_RUNS` (default 5).
 
@@ -17,6 +22,8 @@ use std::process::{Command, Stdio};
 use std::time::Instant;
 
 const START_MS: i64 = 1_735_689_600_000;
+/// 2024-12-31T00:00Z, a multiple of 48h.
+const DOWNSAMPLE_START_MS: i64 = 1_735_603_200_000;
 
 struct Measure {
     seconds: f64,
@@ -68,6 +75,19 @@ fn generate(bin: &str, out: &Path, series: usize, hours: u32, start_ms: i64) {
             &hours.to_string(),
         ])
         .args(["--start-ms", &start_ms.to_string(), "--out"])
+        .arg(out)
+        .stdout(Stdio::null())
+        .status()
+        .expect("generate");
+    assert!(st.success(), "generate failed");
+}
+
+/// One raw block of 48h: the start is a multiple of 48h, so the block is not cut.
+fn generate_48h(bin: &str, out: &Path, series: usize) {
+    let st = Command::new(bin)
+        .args(["tools", "generate", "--series", &series.to_string()])
+        .args(["--hours", "48", "--block-duration", "48h"])
+        .args(["--start-ms", &DOWNSAMPLE_START_MS.to_string(), "--out"])
         .arg(out)
         .stdout(Stdio::null())
         .status()
@@ -204,4 +224,71 @@ fn main() {
         println!("{:<16} {} input blocks", case.name, case.inputs.len());
         bench_case(case, bin, &go, &data, runs);
     }
+    let raw48 = data.join("downsample-48h");
+    if !raw48.is_dir() {
+        eprintln!("generating the 48h block in {}", raw48.display());
+        generate_48h(bin, &raw48, series);
+    }
+    bench_downsample(bin, &blocks(&raw48), &data, runs);
+}
+
+/// Times `tools compact` and `tools downsample --resolution 5m` on the same raw block and
+/// prints raw samples per second for both.
+fn bench_downsample(bin: &str, inputs: &[PathBuf], scratch: &Path, runs: usize) {
+    let [block] = inputs else {
+        panic!("expected one 48h block, found {}", inputs.len());
+    };
+    let samples = compactd::tsdb::meta::BlockMeta::read_dir(block)
+        .expect("meta of the 48h block")
+        .stats
+        .num_samples as f64;
+    let out = scratch.join("out");
+    let (mut compaction, mut downsample) = (Vec::new(), Vec::new());
+    for run in 0..=runs {
+        for tool in ["compact", "downsample"] {
+            let _ = std::fs::remove_dir_all(&out);
+            let mut c = Command::new(bin);
+            c.args(["tools", tool]);
+            if tool == "downsample" {
+                c.args(["--resolution", "5m"]);
+            }
+            c.arg("--out").arg(&out).arg(block);
+            let m = run_measured(&mut c);
+            if run > 0 {
+                if tool == "compact" {
+                    compaction.push(m.seconds)
+                } else {
+                    downsample.push(m.seconds)
+                }
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(&out);
+    let (t_compact, t_down) = (median(compaction), median(downsample));
+    println!(
+        "downsampling: one raw 48h block, {samples} samples, median of {runs} runs after a warm-up"
+    );
+    println!(
+        "{:<16} {:>10} {:>12} {:>14}",
+        "case", "tool", "wall (s)", "M samples/s"
+    );
+    println!(
+        "{:<16} {:>10} {:>12.3} {:>14.1}",
+        "compact 48h",
+        "compactd",
+        t_compact,
+        samples / t_compact / 1e6
+    );
+    println!(
+        "{:<16} {:>10} {:>12.3} {:>14.1}",
+        "downsample 5m",
+        "compactd",
+        t_down,
+        samples / t_down / 1e6
+    );
+    println!(
+        "{:<16} downsample/compaction throughput {:.2}x",
+        "",
+        t_compact / t_down
+    );
 }

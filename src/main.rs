@@ -148,6 +148,8 @@ enum ToolsCommand {
     Generate(GenerateArgs),
     /// Compact block directories into one new block.
     Compact(CompactArgs),
+    /// Downsample a block directory to 5m (from raw) or 1h (from 5m), as Thanos does.
+    Downsample(DownsampleArgs),
     /// Print a block's meta and contents and verify every checksum; non-zero exit on damage.
     Inspect(InspectArgs),
     /// Look at a bucket (any Thanos objstore config).
@@ -211,6 +213,10 @@ struct GenerateArgs {
     /// Seed of every random choice (same seed, same blocks).
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Also write native histogram series per instance (integer counter histograms and float
+    /// gauge histograms); the float series stay the same.
+    #[arg(long)]
+    histograms: bool,
 }
 
 #[derive(Args)]
@@ -227,6 +233,18 @@ struct CompactArgs {
     /// The block directories to compact.
     #[arg(required = true)]
     blocks: Vec<PathBuf>,
+}
+
+#[derive(Args)]
+struct DownsampleArgs {
+    /// Target resolution, 5m or 1h; it must be coarser than the block's (Thanos: raw to 5m, 5m to 1h).
+    #[arg(long, value_parser = tools::downsample::parse_resolution)]
+    resolution: i64,
+    /// Directory to write the new block into.
+    #[arg(long)]
+    out: PathBuf,
+    /// The block directory to downsample.
+    block: PathBuf,
 }
 
 #[derive(Args)]
@@ -249,6 +267,7 @@ fn main() -> ExitCode {
         Command::Run(a) => run(*a),
         Command::Tools(ToolsCommand::Generate(a)) => generate(a),
         Command::Tools(ToolsCommand::Compact(a)) => compact(a),
+        Command::Tools(ToolsCommand::Downsample(a)) => downsample(a),
         Command::Tools(ToolsCommand::Inspect(a)) => inspect(a),
         Command::Tools(ToolsCommand::Bucket(c)) => bucket(c),
     };
@@ -335,7 +354,10 @@ fn generate(a: GenerateArgs) -> anyhow::Result<ExitCode> {
             .map_err(anyhow::Error::msg)?,
         seed: a.seed,
     };
-    let blocks = tools::generate::generate(&opts)?;
+    let extras = tools::generate::GenerateExtras {
+        histograms: a.histograms,
+    };
+    let blocks = tools::generate::generate_with(&opts, &extras)?;
     for b in &blocks {
         let s = &b.meta.stats;
         println!(
@@ -365,6 +387,12 @@ fn compact(a: CompactArgs) -> anyhow::Result<ExitCode> {
     };
     let report = tools::compact::run(&a.blocks, &a.out, &opts)?;
     print!("{}", tools::compact::render(&report, a.blocks.len()));
+    Ok(ExitCode::SUCCESS)
+}
+
+fn downsample(a: DownsampleArgs) -> anyhow::Result<ExitCode> {
+    let report = tools::downsample::run(&a.block, &a.out, a.resolution)?;
+    print!("{}", tools::downsample::render(&report));
     Ok(ExitCode::SUCCESS)
 }
 

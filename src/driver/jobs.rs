@@ -16,6 +16,7 @@ use crate::bucket::layout::is_block_data;
 use crate::core::types::{CompactJob, CompactedBlock, JobError};
 use crate::tsdb::block_id::BlockId;
 use crate::tsdb::compact::{compact_blocks, CompactOptions};
+use crate::tsdb::downsample::downsample_block;
 use crate::tsdb::meta::{BlockFile, BlockMeta, META_FILENAME};
 
 /// The local working directory of one job: `<data-dir>/compact/<group>/<output ULID>/`, holding
@@ -50,7 +51,7 @@ pub async fn run_job(
     let downsample_to = job.downsample_to;
     let result = tokio::task::spawn_blocking(move || match downsample_to {
         Some(resolution) => match input_dirs.first() {
-            Some(_input) => Err(crate::tsdb::TsdbError::Unsupported(format!("downsampling to {resolution} ms: the downsampling engine is not part of this build yet"))),
+            Some(input) => downsample_block(input, &out_dir, output, resolution),
             None => Err(crate::tsdb::TsdbError::Unsupported(
                 "a downsampling job needs one input block".into(),
             )),

@@ -8,6 +8,10 @@
 //! `--scrape-interval` at a per-instance offset, with a few milliseconds of jitter now and then,
 //! as real scrapes do. Blocks are cut on `--block-duration` boundaries aligned to the Unix
 //! epoch; with external labels each block also gets a Thanos section (`source: sidecar`).
+//! With `--histograms` ([`GenerateExtras`]), every instance also gets native histogram series
+//! (module `histograms`); the float series stay exactly as without it.
+
+mod histograms;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -16,6 +20,7 @@ use crate::rng::Rng;
 use crate::tsdb::block_id::BlockId;
 use crate::tsdb::block_writer::BlockWriter;
 use crate::tsdb::chunks::DEFAULT_SEGMENT_SIZE;
+use crate::tsdb::histogram::{CutHeaders, SampleValue};
 use crate::tsdb::labels::Labels;
 use crate::tsdb::meta::{BlockMeta, ThanosMeta};
 use crate::tsdb::tombstones::Tombstones;
@@ -41,6 +46,17 @@ pub struct GenerateOptions {
     /// Seed of every random choice.
     pub seed: u64,
 }
+
+/// What to generate beyond [`GenerateOptions`] (kept apart so that its users need not change).
+#[derive(Clone, Debug, Default)]
+pub struct GenerateExtras {
+    /// Add native histogram series (`--histograms`, module `histograms`).
+    pub histograms: bool,
+}
+
+/// Seed constant mixed into block ids when histograms are generated, so that blocks with and
+/// without them never share an id.
+const HISTOGRAM_ID_SALT: u64 = 0x6869_7374;
 
 #[derive(Clone, Copy)]
 enum Kind {
@@ -155,25 +171,42 @@ pub struct GeneratedBlock {
 
 /// Writes the sample blocks; returns them in time order.
 pub fn generate(opts: &GenerateOptions) -> Result<Vec<GeneratedBlock>> {
+    generate_with(opts, &GenerateExtras::default())
+}
+
+/// [`generate`] with the series of `extras` added.
+pub fn generate_with(
+    opts: &GenerateOptions,
+    extras: &GenerateExtras,
+) -> Result<Vec<GeneratedBlock>> {
     validate(opts)?;
     let mut series = build_series(opts);
     series.sort_by(|a, b| a.labels.cmp(&b.labels));
-    let symbols: BTreeSet<&str> = series
-        .iter()
-        .flat_map(|s| {
-            s.labels
-                .iter()
-                .flat_map(|l| [l.name.as_str(), l.value.as_str()])
-        })
+    let mut hist = if extras.histograms {
+        histograms::build(&instances(&series), opts.seed, opts.scrape_interval_ms)
+    } else {
+        Vec::new()
+    };
+    hist.sort_by(|a, b| a.labels.cmp(&b.labels));
+    let labels = series.iter().map(|s| &s.labels);
+    let symbols: BTreeSet<&str> = labels
+        .chain(hist.iter().map(|h| &h.labels))
+        .flat_map(|l| l.iter().flat_map(|l| [l.name.as_str(), l.value.as_str()]))
         .collect();
     let symbols: Vec<String> = symbols.into_iter().map(str::to_string).collect();
     let end_ms = opts.start_ms + (opts.hours * 3_600_000.0) as i64;
     let bd = opts.block_duration_ms;
     // Block ids depend on every option that changes the data, so two different generations
     // into one directory never collide, and the same generation is reproducible.
+    let salt = if extras.histograms {
+        HISTOGRAM_ID_SALT
+    } else {
+        0
+    };
     let mut ids = Rng::new(
         opts.seed
             ^ 0x5eed_b10c
+            ^ salt
             ^ (opts.start_ms as u64).rotate_left(17)
             ^ (opts.series as u64).rotate_left(41)
             ^ (opts.scrape_interval_ms as u64).rotate_left(7),
@@ -182,11 +215,37 @@ pub fn generate(opts: &GenerateOptions) -> Result<Vec<GeneratedBlock>> {
     let mut window = opts.start_ms.div_euclid(bd) * bd;
     while window < end_ms {
         let id = BlockId::from_parts((window + bd).max(0) as u64, ids.ulid_bits());
-        let block = write_block(opts, id, &symbols, &mut series, window, end_ms)?;
+        let mut all = AllSeries {
+            floats: &mut series,
+            histograms: &mut hist,
+        };
+        let block = write_block(opts, id, &symbols, &mut all, window, end_ms)?;
         out.extend(block);
         window += bd;
     }
     Ok(out)
+}
+
+/// The `(instance, job)` pairs of `series`, sorted.
+fn instances(series: &[SeriesState]) -> Vec<(String, String)> {
+    let mut seen = BTreeSet::new();
+    let mut out = Vec::new();
+    for s in series {
+        let (Some(instance), Some(job)) = (s.labels.get("instance"), s.labels.get("job")) else {
+            continue;
+        };
+        if seen.insert(instance.to_string()) {
+            out.push((instance.to_string(), job.to_string()));
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The float and histogram series of a generation, each sorted by labels.
+struct AllSeries<'a> {
+    floats: &'a mut [SeriesState],
+    histograms: &'a mut [histograms::HistogramSeries],
 }
 
 fn validate(opts: &GenerateOptions) -> Result<()> {
@@ -303,13 +362,11 @@ fn write_block(
     opts: &GenerateOptions,
     id: BlockId,
     symbols: &[String],
-    series: &mut [SeriesState],
+    all: &mut AllSeries<'_>,
     window: i64,
     end_ms: i64,
 ) -> Result<Option<GeneratedBlock>> {
     let window_end = window + opts.block_duration_ms;
-    let step = opts.scrape_interval_ms;
-    let jitter = step >= 1000;
     let mut w = BlockWriter::create(
         &opts.out,
         id,
@@ -317,30 +374,28 @@ fn write_block(
         DEFAULT_SEGMENT_SIZE,
     )?;
     let mut samples = Vec::new();
+    let mut hist_samples = Vec::new();
     let mut any = false;
-    for s in series.iter_mut() {
-        samples.clear();
-        let base = opts.start_ms + s.offset_ms;
-        let mut k = if window > base {
-            (window - base + step - 1) / step
-        } else {
-            0
+    // Both lists are sorted; the index wants all series in label order.
+    let (mut f, mut h) = (0, 0);
+    while f < all.floats.len() || h < all.histograms.len() {
+        let float_first = match (all.floats.get(f), all.histograms.get(h)) {
+            (Some(x), Some(y)) => x.labels < y.labels,
+            (x, _) => x.is_some(),
         };
-        loop {
-            let mut t = base + k * step;
-            if t >= window_end || t >= end_ms {
-                break;
-            }
-            if jitter && s.rng.chance(0.1) {
-                t += s.rng.below(5) as i64 - 2;
-            }
-            let v = next_value(s, step as f64 / 1000.0);
-            samples.push((t.clamp(window, window_end - 1), v));
-            k += 1;
+        if float_first {
+            let s = &mut all.floats[f];
+            float_samples(opts, s, window, end_ms, &mut samples);
+            any |= !samples.is_empty();
+            w.add_float_series(&s.labels, &samples)?;
+            f += 1;
+        } else {
+            let s = &mut all.histograms[h];
+            histogram_samples(opts, s, window, end_ms, &mut hist_samples);
+            any |= !hist_samples.is_empty();
+            w.add_histogram_series(&s.labels, &hist_samples, CutHeaders::Head)?;
+            h += 1;
         }
-        samples.dedup_by_key(|x| x.0);
-        any |= !samples.is_empty();
-        w.add_float_series(&s.labels, &samples)?;
     }
     if !any {
         return Ok(None);
@@ -348,6 +403,75 @@ fn write_block(
     let meta = block_meta(opts, id, window, window_end);
     let (dir, meta) = w.finish(meta, &Tombstones::default())?;
     Ok(Some(GeneratedBlock { dir, meta }))
+}
+
+/// The scrape times of a series scraped at `offset_ms` that fall into the block at `window`:
+/// `(first scrape index, block end)`.
+fn first_scrape(opts: &GenerateOptions, offset_ms: i64, window: i64) -> (i64, i64) {
+    let base = opts.start_ms + offset_ms;
+    let step = opts.scrape_interval_ms;
+    let k = if window > base {
+        (window - base + step - 1) / step
+    } else {
+        0
+    };
+    (k, window + opts.block_duration_ms)
+}
+
+/// The float samples of `s` in the block at `window` (into `samples`).
+fn float_samples(
+    opts: &GenerateOptions,
+    s: &mut SeriesState,
+    window: i64,
+    end_ms: i64,
+    samples: &mut Vec<(i64, f64)>,
+) {
+    samples.clear();
+    let step = opts.scrape_interval_ms;
+    let jitter = step >= 1000;
+    let base = opts.start_ms + s.offset_ms;
+    let (mut k, window_end) = first_scrape(opts, s.offset_ms, window);
+    loop {
+        let mut t = base + k * step;
+        if t >= window_end || t >= end_ms {
+            break;
+        }
+        if jitter && s.rng.chance(0.1) {
+            t += s.rng.below(5) as i64 - 2;
+        }
+        let v = next_value(s, step as f64 / 1000.0);
+        samples.push((t.clamp(window, window_end - 1), v));
+        k += 1;
+    }
+    samples.dedup_by_key(|x| x.0);
+}
+
+/// The histogram samples of `s` in the block at `window` (into `samples`), scraped as the
+/// float series are.
+fn histogram_samples(
+    opts: &GenerateOptions,
+    s: &mut histograms::HistogramSeries,
+    window: i64,
+    end_ms: i64,
+    samples: &mut Vec<(i64, SampleValue)>,
+) {
+    samples.clear();
+    let step = opts.scrape_interval_ms;
+    let base = opts.start_ms + s.offset_ms;
+    let (mut k, window_end) = first_scrape(opts, s.offset_ms, window);
+    loop {
+        let t = base + k * step;
+        if t >= window_end || t >= end_ms {
+            break;
+        }
+        let jitter = s.jitter_ms(step);
+        samples.push((
+            (t + jitter).clamp(window, window_end - 1),
+            s.next_value(step as f64 / 1000.0),
+        ));
+        k += 1;
+    }
+    samples.dedup_by_key(|x| x.0);
 }
 
 fn block_meta(opts: &GenerateOptions, id: BlockId, min_time: i64, max_time: i64) -> BlockMeta {

@@ -8,7 +8,8 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use crate::tsdb::block::BlockReader;
-use crate::tsdb::chunks::{ChunkRef, ENCODING_XOR};
+use crate::tsdb::chunks::{ChunkRef, ENCODING_AGGR, ENCODING_XOR};
+use crate::tsdb::downsample::aggr::AggrChunk;
 use crate::tsdb::index::ChunkMeta;
 use crate::tsdb::labels::Labels;
 use crate::tsdb::meta::BlockStats;
@@ -82,6 +83,16 @@ fn check_chunk(block: &mut BlockReader, labels: &Labels, c: &ChunkMeta, ins: &mu
         }
     };
     *ins.chunks_by_encoding.entry(encoding).or_default() += 1;
+    if encoding == ENCODING_AGGR {
+        // A downsampled block: its samples are the windows of the count aggregate.
+        match AggrChunk::parse(data) {
+            Ok(aggr) => ins.counted.num_samples += aggr.num_samples(),
+            Err(e) => ins
+                .problems
+                .push(format!("series {labels}: chunk {:#x}: {e}", c.chunk_ref)),
+        }
+        return;
+    }
     let n = u64::from(crate::tsdb::xor::num_samples(data).unwrap_or(0));
     ins.counted.num_samples += n;
     if encoding != ENCODING_XOR {

@@ -1,10 +1,12 @@
 //! Offline subcommands under `compactd tools`: generate sample blocks, compact block
-//! directories, inspect and verify a block, look at and audit a bucket. Each reports errors
-//! that name the object and the problem; the CLI in `main.rs` only parses arguments and prints.
+//! directories, downsample a block, inspect and verify a block, look at and audit a bucket.
+//! Each reports errors that name the object and the problem; the CLI in `main.rs` only parses
+//! arguments and prints.
 
 pub mod audit;
 pub mod bucket;
 pub mod compact;
+pub mod downsample;
 pub mod generate;
 pub mod inspect;
 

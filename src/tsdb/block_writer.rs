@@ -8,6 +8,7 @@ use super::block::{PendingBlock, CHUNKS_DIRNAME, INDEX_FILENAME};
 use super::block_id::BlockId;
 use super::chunks::{ChunkRef, SegmentWriter, ENCODING_XOR};
 use super::error::{Result, TsdbError};
+use super::histogram::{CutHeaders, SampleValue, SeriesEncoder};
 use super::index::{ChunkMeta, IndexWriter};
 use super::labels::Labels;
 use super::meta::{BlockMeta, BlockStats};
@@ -78,6 +79,37 @@ impl BlockWriter {
                     encoding: ENCODING_XOR,
                     data: enc.into_bytes(),
                 }
+            })
+            .collect();
+        self.add_series(labels, &chunks)
+    }
+
+    /// Adds a series of samples of any type (sorted by time), usually native histograms,
+    /// encoded as [`SeriesEncoder`] does: a new chunk on a change of sample type, after 120
+    /// samples, and where the histogram appender starts one (counter resets, layout changes);
+    /// `cut_headers` picks the counter-reset header of chunks cut at 120 samples. A series
+    /// without samples is skipped; a histogram whose buckets do not match its spans is an
+    /// error.
+    pub fn add_histogram_series(
+        &mut self,
+        labels: &Labels,
+        samples: &[(i64, SampleValue)],
+        cut_headers: CutHeaders,
+    ) -> Result<()> {
+        let mut encoder = SeriesEncoder::new(cut_headers);
+        for (t, v) in samples {
+            encoder.append(*t, v).map_err(|e| {
+                TsdbError::usage(self.pending.dir(), format!("series {labels}: {e}"))
+            })?;
+        }
+        let chunks: Vec<EncodedChunk> = encoder
+            .finish()
+            .into_iter()
+            .map(|c| EncodedChunk {
+                min_time: c.min_time,
+                max_time: c.max_time,
+                encoding: c.encoding,
+                data: c.data,
             })
             .collect();
         self.add_series(labels, &chunks)

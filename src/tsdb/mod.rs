@@ -2,9 +2,9 @@
 //! N blocks into one.
 //!
 //! A block is a directory `<ULID>/` holding `meta.json` ([`meta`]), `index` ([`index`]),
-//! `chunks/000001…` ([`chunks`], whose float chunks are [`xor`] encoded) and `tombstones`
-//! ([`tombstones`]). [`block`] opens and writes whole block directories; [`compact`] merges
-//! blocks by streaming their series in label order.
+//! `chunks/000001…` ([`chunks`], whose float chunks are [`xor`] encoded and native histogram
+//! chunks [`histogram`] encoded) and `tombstones` ([`tombstones`]). [`block`] opens and writes
+//! whole block directories; [`compact`] merges blocks by streaming their series in label order.
 //!
 //! This module never depends on `core`: the core uses only its plain data types.
 
@@ -14,9 +14,11 @@ pub mod block_writer;
 pub mod bstream;
 pub mod chunks;
 pub mod compact;
+pub mod downsample;
 pub mod encoding;
 pub mod error;
 pub mod fsutil;
+pub mod histogram;
 pub mod index;
 pub mod labels;
 pub mod meta;

@@ -351,6 +351,7 @@ fn downsampled_meta(block: &CompactedBlock, input: &BlockMeta, target: i64, now:
             .as_ref()
             .map(|t| t.index_stats.clone())
             .unwrap_or_default(),
+        rewrites: source.rewrites,
         extensions: source.extensions,
         upload_time: format_rfc3339_ms(now.wall.0),
         ..ThanosMeta::default()

@@ -4,10 +4,16 @@
 //! chunks is decoded, merged by the [`DedupFunc`] (one sample per timestamp, the earliest input
 //! winning a tie, or Thanos' penalty deduplication) and re-encoded in chunks of
 //! [`SAMPLES_PER_CHUNK`](super::SAMPLES_PER_CHUNK) samples.
-//! Overlapping chunks of any other encoding (native histograms) are an error naming the series
-//! and the blocks, never silent loss.
+//! A run that holds native histogram chunks (encodings 2 and 3) is decoded and merged the same
+//! way, then re-encoded by [`SeriesEncoder`] as Prometheus' `seriesToChunkEncoder` does: a new
+//! chunk when the sample type changes, after 120 samples, or where the histogram appender
+//! starts one (counter resets, layout changes), recoding chunks when buckets appear.
+//! Overlapping chunks of any other encoding (Thanos aggregates, XOR2, start-timestamp
+//! histograms, unknown encodings) are an error naming the series and the blocks, never silent
+//! loss.
 
-use super::super::chunks::{ChunkRef, ENCODING_XOR};
+use super::super::chunks::{ChunkRef, ENCODING_FLOAT_HISTOGRAM, ENCODING_HISTOGRAM, ENCODING_XOR};
+use super::super::histogram::{decode_chunk, CutHeaders, SampleValue, SeriesEncoder};
 use super::super::xor::{XorEncoder, XorIter};
 use super::dedup::{merge_runs, DedupFunc};
 use super::series::SourceChunk;
@@ -17,14 +23,16 @@ use super::SAMPLES_PER_CHUNK;
 /// the writer turns it into an error naming the series and the blocks.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum MergeFailure {
-    /// Overlapping chunks of an encoding that cannot be merged (native histograms).
+    /// Overlapping chunks of an encoding that cannot be merged (Thanos aggregates, XOR2,
+    /// start-timestamp histograms, unknown encodings).
     Unmergeable {
         /// The encodings of the overlapping chunks.
         encodings: Vec<u8>,
         /// The inputs they came from.
         inputs: Vec<usize>,
     },
-    /// An overlapping XOR chunk did not decode.
+    /// An overlapping chunk did not decode (or, never expected, its merged samples did not
+    /// re-encode: then `origin` is `None`).
     Undecodable {
         /// The input it came from.
         input: usize,
@@ -88,7 +96,7 @@ fn merge_overlapping(
     samples: &mut Vec<(i64, f64)>,
     out: &mut Vec<SourceChunk>,
 ) -> Result<(), MergeFailure> {
-    if group.iter().any(|c| c.encoding != ENCODING_XOR) {
+    if group.iter().any(|c| !is_mergeable(c.encoding)) {
         let mut inputs: Vec<usize> = group.iter().map(|c| c.input).collect();
         inputs.sort_unstable();
         inputs.dedup();
@@ -97,13 +105,10 @@ fn merge_overlapping(
             inputs,
         });
     }
-    // Chunk order (min time, max time, input) for the penalty fold; input order for the
-    // chain merge, whose first run wins a tie.
-    let mut order: Vec<&SourceChunk> = group.iter().collect();
-    if dedup == DedupFunc::Chain {
-        order.sort_by_key(|c| c.input);
+    if group.iter().any(|c| c.encoding != ENCODING_XOR) {
+        return merge_with_histograms(group, dedup, arena, out);
     }
-    let runs = order
+    let runs = merge_order(group, dedup)
         .into_iter()
         .map(|c| decode_float_chunk(c, arena))
         .collect::<Result<Vec<_>, _>>()?;
@@ -126,6 +131,85 @@ fn merge_overlapping(
         });
     }
     Ok(())
+}
+
+/// True for the encodings whose samples can be decoded and merged.
+fn is_mergeable(encoding: u8) -> bool {
+    matches!(
+        encoding,
+        ENCODING_XOR | ENCODING_HISTOGRAM | ENCODING_FLOAT_HISTOGRAM
+    )
+}
+
+/// The chunks in the order the dedup function takes them: chunk order (min time, max time,
+/// input) for the penalty fold; input order for the chain merge, whose first run wins a tie.
+fn merge_order(group: &[SourceChunk], dedup: DedupFunc) -> Vec<&SourceChunk> {
+    let mut order: Vec<&SourceChunk> = group.iter().collect();
+    if dedup == DedupFunc::Chain {
+        order.sort_by_key(|c| c.input);
+    }
+    order
+}
+
+/// A run with native histogram chunks (and maybe XOR chunks): decoded, merged like floats,
+/// re-encoded with the histogram appenders' rules.
+fn merge_with_histograms(
+    group: &[SourceChunk],
+    dedup: DedupFunc,
+    arena: &mut Vec<u8>,
+    out: &mut Vec<SourceChunk>,
+) -> Result<(), MergeFailure> {
+    let runs = merge_order(group, dedup)
+        .into_iter()
+        .map(|c| decode_any_chunk(c, arena))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut samples = Vec::new();
+    merge_runs(dedup, &runs, &mut samples);
+    // Samples of one merged series change type only where the series did; the encoder cuts
+    // there, and no previous appender is consulted for headers, as in Prometheus' compactor.
+    let input = group[0].input;
+    let mut encoder = SeriesEncoder::new(CutHeaders::Compaction);
+    for (t, v) in &samples {
+        encoder
+            .append(*t, v)
+            .map_err(|e| MergeFailure::Undecodable {
+                input,
+                origin: None,
+                what: e.to_string(),
+            })?;
+    }
+    for chunk in encoder.finish() {
+        let start = arena.len();
+        arena.extend_from_slice(&chunk.data);
+        out.push(SourceChunk {
+            min_time: chunk.min_time,
+            max_time: chunk.max_time,
+            encoding: chunk.encoding,
+            data: start..arena.len(),
+            input,
+            origin: None,
+        });
+    }
+    Ok(())
+}
+
+/// The samples of an XOR or native histogram chunk.
+fn decode_any_chunk(
+    c: &SourceChunk,
+    arena: &[u8],
+) -> Result<Vec<(i64, SampleValue)>, MergeFailure> {
+    if c.encoding == ENCODING_XOR {
+        let floats = decode_float_chunk(c, arena)?;
+        return Ok(floats
+            .into_iter()
+            .map(|(t, v)| (t, SampleValue::Float(v)))
+            .collect());
+    }
+    decode_chunk(c.encoding, &arena[c.data.clone()]).map_err(|e| MergeFailure::Undecodable {
+        input: c.input,
+        origin: c.origin,
+        what: e.to_string(),
+    })
 }
 
 /// The samples of an XOR chunk.

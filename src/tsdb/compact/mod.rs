@@ -204,7 +204,7 @@ fn failure_error(
             let ids: Vec<String> = inputs.iter().map(|&i| blocks[i].0.to_string()).collect();
             let encs: Vec<String> = encodings.iter().map(u8::to_string).collect();
             TsdbError::Unsupported(format!(
-                "series {series} has overlapping chunks of encodings [{}] in blocks [{}]; only float (XOR) chunks can be merged, native histogram merging is not supported yet",
+                "series {series} has overlapping chunks of encodings [{}] in blocks [{}]; float and native histogram chunks can be merged, downsampled (aggregate) chunks cannot",
                 encs.join(", "),
                 ids.join(", ")
             ))
