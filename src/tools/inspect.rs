@@ -1,15 +1,18 @@
 //! `compactd tools inspect`: prints a block's meta and contents and verifies it end to end:
-//! every index and chunk CRC, every XOR chunk decodes to the sample count and time range the
-//! index states, series are strictly ordered, chunks lie inside the block's range, and the
-//! counts match `meta.json`. Problems are collected (up to a bound) rather than stopping at
+//! every index and chunk CRC, every XOR and native histogram chunk decodes to the sample count
+//! and time range the index states, AggrChunks parse, series are strictly ordered, chunks lie
+//! inside the block's range, and the counts match `meta.json`. Problems are collected (up to a bound) rather than stopping at
 //! the first, so one run lists what is wrong with a damaged block.
 
 use std::fmt::Write as _;
 use std::path::Path;
 
 use crate::tsdb::block::BlockReader;
-use crate::tsdb::chunks::{ChunkRef, ENCODING_AGGR, ENCODING_XOR};
+use crate::tsdb::chunks::{
+    ChunkRef, ENCODING_AGGR, ENCODING_FLOAT_HISTOGRAM, ENCODING_HISTOGRAM, ENCODING_XOR,
+};
 use crate::tsdb::downsample::aggr::AggrChunk;
+use crate::tsdb::histogram::decode_chunk;
 use crate::tsdb::index::ChunkMeta;
 use crate::tsdb::labels::Labels;
 use crate::tsdb::meta::BlockStats;
@@ -95,12 +98,18 @@ fn check_chunk(block: &mut BlockReader, labels: &Labels, c: &ChunkMeta, ins: &mu
     }
     let n = u64::from(crate::tsdb::xor::num_samples(data).unwrap_or(0));
     ins.counted.num_samples += n;
-    if encoding != ENCODING_XOR {
-        ins.counted.num_histogram_samples += n;
-        return;
-    }
-    ins.counted.num_float_samples += n;
-    if let Err(what) = check_xor(data, c) {
+    let checked = match encoding {
+        ENCODING_XOR => {
+            ins.counted.num_float_samples += n;
+            check_xor(data, c)
+        }
+        ENCODING_HISTOGRAM | ENCODING_FLOAT_HISTOGRAM => {
+            ins.counted.num_histogram_samples += n;
+            check_histogram(encoding, data, c)
+        }
+        other => Err(format!("unknown chunk encoding {other}")),
+    };
+    if let Err(what) = checked {
         ins.problems
             .push(format!("series {labels}: chunk {:#x}: {what}", c.chunk_ref));
     }
@@ -109,8 +118,24 @@ fn check_chunk(block: &mut BlockReader, labels: &Labels, c: &ChunkMeta, ins: &mu
 /// Decodes an XOR chunk and checks it against its index entry.
 fn check_xor(data: &[u8], c: &ChunkMeta) -> std::result::Result<(), String> {
     let mut it = XorIter::new(data);
-    let (mut first, mut last, mut count) = (None, None::<i64>, 0u32);
+    let mut times = Vec::new();
     while let Some((t, _)) = it.next_sample().map_err(|e| e.to_string())? {
+        times.push(t);
+    }
+    check_times(&times, c)
+}
+
+/// Decodes a native histogram chunk and checks it against its index entry.
+fn check_histogram(encoding: u8, data: &[u8], c: &ChunkMeta) -> std::result::Result<(), String> {
+    let samples = decode_chunk(encoding, data).map_err(|e| e.to_string())?;
+    let times: Vec<i64> = samples.iter().map(|s| s.0).collect();
+    check_times(&times, c)
+}
+
+/// Checks a chunk's sample times: increasing, at least one, spanning the index entry's range.
+fn check_times(times: &[i64], c: &ChunkMeta) -> std::result::Result<(), String> {
+    let (mut first, mut last, mut count) = (None, None::<i64>, 0u32);
+    for &t in times {
         if last.is_some_and(|l| t <= l) {
             return Err(format!("timestamp {t} does not increase"));
         }
