@@ -244,56 +244,45 @@ impl Cycle {
                 Phase::Compacting(pass) => {
                     let Some(permit) = permit else { return };
                     pass.drive(permit, &mut self.next_request, out);
-                    match pass.outcome() {
-                        None => return,
-                        Some(pass::Outcome::Halt(reason)) => {
-                            self.halt(reason, out);
-                            return;
-                        }
-                        Some(pass::Outcome::Failed(error)) => {
-                            self.fail(now, error, out);
-                            return;
-                        }
-                        Some(pass::Outcome::Done { progress }) => {
-                            let then = if progress {
-                                AfterSync::Compaction
-                            } else if self.cfg.downsampling {
-                                AfterSync::Downsampling(1)
-                            } else {
-                                AfterSync::Retention
-                            };
-                            self.start_sync(then, out);
-                            return;
-                        }
-                    }
+                    let outcome = pass.outcome();
+                    let next = match outcome {
+                        Some(pass::Outcome::Done { progress: true }) => AfterSync::Compaction,
+                        _ if self.cfg.downsampling => AfterSync::Downsampling(1),
+                        _ => AfterSync::Retention,
+                    };
+                    self.end_pass(outcome, next, now, out);
+                    return;
                 }
                 Phase::Downsampling(pass, number) => {
                     let Some(permit) = permit else { return };
-                    let number = *number;
+                    let next = if *number == 1 {
+                        AfterSync::Downsampling(2)
+                    } else {
+                        AfterSync::Retention
+                    };
                     pass.drive(permit, &mut self.next_request, out);
-                    match pass.outcome() {
-                        None => return,
-                        Some(pass::Outcome::Halt(reason)) => {
-                            self.halt(reason, out);
-                            return;
-                        }
-                        Some(pass::Outcome::Failed(error)) => {
-                            self.fail(now, error, out);
-                            return;
-                        }
-                        Some(pass::Outcome::Done { .. }) => {
-                            let then = if number == 1 {
-                                AfterSync::Downsampling(2)
-                            } else {
-                                AfterSync::Retention
-                            };
-                            self.start_sync(then, out);
-                            return;
-                        }
-                    }
+                    let outcome = pass.outcome();
+                    self.end_pass(outcome, next, now, out);
+                    return;
                 }
                 Phase::Syncing { .. } | Phase::Halted | Phase::Exited => return,
             }
+        }
+    }
+
+    /// After a pass moved: halt, fail, or sync and go on with `next` once it is done.
+    fn end_pass(
+        &mut self,
+        outcome: Option<pass::Outcome>,
+        next: AfterSync,
+        now: Now,
+        out: &mut Vec<Output>,
+    ) {
+        match outcome {
+            None => {}
+            Some(pass::Outcome::Halt(reason)) => self.halt(reason, out),
+            Some(pass::Outcome::Failed(error)) => self.fail(now, error, out),
+            Some(pass::Outcome::Done { .. }) => self.start_sync(next, out),
         }
     }
 

@@ -16,11 +16,11 @@ use super::super::types::{
     StoreRequest, StoreResult,
 };
 use super::super::view::{resolution, BucketView};
-use super::pass::Outcome;
+use super::pass::{expect_output, mutation_result, uploaded_files, Outcome};
 use crate::rng::Rng;
 use crate::timefmt::format_rfc3339_ms;
 use crate::tsdb::block_id::BlockId;
-use crate::tsdb::meta::{BlockFile, BlockMeta, ThanosMeta, META_FILENAME, SOURCE_COMPACTOR};
+use crate::tsdb::meta::{BlockMeta, ThanosMeta, SOURCE_COMPACTOR};
 
 /// Raw resolution.
 pub const RESOLUTION_RAW_MS: i64 = 0;
@@ -250,17 +250,10 @@ impl DownsamplePass {
             return;
         };
         let (_, op) = job.in_flight.take().expect("matched above");
-        match result {
-            StoreResult::Failed(e) => {
-                out.push(Output::Event(Event::MutationFailed {
-                    op: op.name().into(),
-                    error: e.clone(),
-                }));
-                let failure = format!("downsampling block {}: {}: {e}", job.input.ulid, op.name());
-                job.steps.clear();
-                self.outcome.get_or_insert(Outcome::Failed(failure));
-            }
-            _ => out.extend(op.completion_event().map(Output::Event)),
+        let context = format!("downsampling block {}", job.input.ulid);
+        if let Some(failure) = mutation_result(&op, result, &context, out) {
+            job.steps.clear();
+            self.outcome.get_or_insert(Outcome::Failed(failure));
         }
     }
 
@@ -280,13 +273,7 @@ impl DownsamplePass {
         }
         job.steps.pop_front();
         let output = job.output;
-        let result = result.and_then(|block| match block {
-            Some(b) if b.meta.ulid != output => Err(JobError {
-                retryable: true,
-                message: format!("job result names block {}, expected {output}", b.meta.ulid),
-            }),
-            other => Ok(other),
-        });
+        let result = expect_output(result, output);
         let source = job.input.ulid;
         out.push(Output::Event(Event::Downsampled {
             block: source,
@@ -328,17 +315,7 @@ impl DownsamplePass {
 /// the uploaded files and the upload time.
 fn downsampled_meta(block: &CompactedBlock, input: &BlockMeta, target: i64, now: Now) -> BlockMeta {
     let mut meta = block.meta.clone();
-    let mut files = block.files.clone();
-    files.push(BlockFile {
-        rel_path: META_FILENAME.to_string(),
-        size_bytes: 0,
-        hash: None,
-    });
-    files.sort_by(|a, b| a.rel_path.cmp(&b.rel_path));
-    let segment_files = files
-        .iter()
-        .filter_map(|f| f.rel_path.strip_prefix("chunks/").map(str::to_string))
-        .collect();
+    let (files, segment_files) = uploaded_files(block);
     let source = input.thanos.clone().unwrap_or_default();
     meta.thanos = Some(ThanosMeta {
         labels: source.labels,

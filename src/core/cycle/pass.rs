@@ -326,16 +326,8 @@ impl CompactPass {
             return;
         };
         let (_, op) = job.in_flight.take().expect("matched above");
-        match result {
-            StoreResult::Failed(e) => {
-                out.push(Output::Event(Event::MutationFailed {
-                    op: op.name().into(),
-                    error: e.clone(),
-                }));
-                let failure = format!("group {}: {}: {e}", job.key, op.name());
-                self.outcome.get_or_insert(Outcome::Failed(failure));
-            }
-            _ => out.extend(op.completion_event().map(Output::Event)),
+        if let Some(failure) = mutation_result(&op, result, &format!("group {}", job.key), out) {
+            self.outcome.get_or_insert(Outcome::Failed(failure));
         }
     }
 
@@ -353,14 +345,7 @@ impl CompactPass {
         if !matches!(job.steps.front(), Some(Step::AwaitCompaction)) {
             return;
         }
-        let output = job.output;
-        let result = result.and_then(|block| match block {
-            Some(b) if b.meta.ulid != output => Err(JobError {
-                retryable: true,
-                message: format!("job result names block {}, expected {output}", b.meta.ulid),
-            }),
-            other => Ok(other),
-        });
+        let result = expect_output(result, job.output);
         job.steps.pop_front();
         let group = job.key.to_string();
         let resolution = job.key.resolution;
@@ -417,17 +402,7 @@ impl CompactPass {
 pub fn final_meta(block: &CompactedBlock, key: &GroupKey, now: Now) -> BlockMeta {
     let mut meta = block.meta.clone();
     let extensions = meta.thanos.as_ref().and_then(|t| t.extensions.clone());
-    let mut files = block.files.clone();
-    files.push(BlockFile {
-        rel_path: crate::tsdb::meta::META_FILENAME.to_string(),
-        size_bytes: 0,
-        hash: None,
-    });
-    files.sort_by(|a, b| a.rel_path.cmp(&b.rel_path));
-    let segment_files = files
-        .iter()
-        .filter_map(|f| f.rel_path.strip_prefix("chunks/").map(str::to_string))
-        .collect();
+    let (files, segment_files) = uploaded_files(block);
     meta.thanos = Some(ThanosMeta {
         labels: key.labels.clone(),
         downsample: crate::tsdb::meta::Downsample {
@@ -441,6 +416,60 @@ pub fn final_meta(block: &CompactedBlock, key: &GroupKey, now: Now) -> BlockMeta
         ..ThanosMeta::default()
     });
     meta
+}
+
+/// `thanos.files` (with meta.json, sorted by path) and `thanos.segment_files` of a block
+/// about to be uploaded.
+pub(super) fn uploaded_files(block: &CompactedBlock) -> (Vec<BlockFile>, Vec<String>) {
+    let mut files = block.files.clone();
+    files.push(BlockFile {
+        rel_path: crate::tsdb::meta::META_FILENAME.to_string(),
+        size_bytes: 0,
+        hash: None,
+    });
+    files.sort_by(|a, b| a.rel_path.cmp(&b.rel_path));
+    let segment_files = files
+        .iter()
+        .filter_map(|f| f.rel_path.strip_prefix("chunks/").map(str::to_string))
+        .collect();
+    (files, segment_files)
+}
+
+/// A job's result, refused when it names another block than the job was to write.
+pub(super) fn expect_output(
+    result: Result<Option<CompactedBlock>, JobError>,
+    output: BlockId,
+) -> Result<Option<CompactedBlock>, JobError> {
+    result.and_then(|block| match block {
+        Some(b) if b.meta.ulid != output => Err(JobError {
+            retryable: true,
+            message: format!("job result names block {}, expected {output}", b.meta.ulid),
+        }),
+        other => Ok(other),
+    })
+}
+
+/// Reports the result of a job's mutation; returns the failure (prefixed by `context`) that
+/// ends the pass, if it failed.
+pub(super) fn mutation_result(
+    op: &StoreOp,
+    result: StoreResult,
+    context: &str,
+    out: &mut Vec<Output>,
+) -> Option<String> {
+    match result {
+        StoreResult::Failed(e) => {
+            out.push(Output::Event(Event::MutationFailed {
+                op: op.name().into(),
+                error: e.clone(),
+            }));
+            Some(format!("{context}: {}: {e}", op.name()))
+        }
+        _ => {
+            out.extend(op.completion_event().map(Output::Event));
+            None
+        }
+    }
 }
 
 fn join(ids: &[BlockId]) -> String {
