@@ -315,3 +315,69 @@ impl Reporter {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tsdb::block_id::BlockId;
+
+    fn has(exposition: &str, line: &str) -> bool {
+        exposition.lines().any(|l| l == line)
+    }
+
+    // A downsampling pass starts every source resolution's series at 0 and sets the to-do
+    // gauge; each success counts and takes one off the gauge, each failure counts apart.
+    #[test]
+    fn downsampling_events_drive_thanos_downsample_metrics() {
+        let metrics = Arc::new(Metrics::new("test"));
+        let r = Reporter::new(Arc::clone(&metrics));
+        r.event(&Event::DownsamplePass {
+            resolutions: vec![0, 300_000],
+            todo: 3,
+        });
+        let e = metrics.encode();
+        assert!(
+            has(&e, r#"thanos_compact_downsample_total{resolution="0"} 0"#),
+            "{e}"
+        );
+        assert!(
+            has(
+                &e,
+                r#"thanos_compact_downsample_failures_total{resolution="300000"} 0"#
+            ),
+            "{e}"
+        );
+        assert!(has(&e, "thanos_compact_todo_downsample_blocks 3"), "{e}");
+        let block = BlockId::from_parts(1, 1);
+        r.event(&Event::Downsampled {
+            block,
+            resolution: 0,
+            result: Ok(Some(BlockId::from_parts(1, 2))),
+        });
+        r.event(&Event::Downsampled {
+            block,
+            resolution: 300_000,
+            result: Err("bad chunk".into()),
+        });
+        let e = metrics.encode();
+        assert!(
+            has(&e, r#"thanos_compact_downsample_total{resolution="0"} 1"#),
+            "{e}"
+        );
+        assert!(
+            has(
+                &e,
+                r#"thanos_compact_downsample_total{resolution="300000"} 0"#
+            ),
+            "{e}"
+        );
+        assert!(
+            has(
+                &e,
+                r#"thanos_compact_downsample_failures_total{resolution="300000"} 1"#
+            ),
+            "{e}"
+        );
+        assert!(has(&e, "thanos_compact_todo_downsample_blocks 2"), "{e}");
+    }
+}
