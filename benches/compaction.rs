@@ -19,50 +19,14 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::Instant;
+
+mod support;
+
+use support::{env_or, median, run_measured, Measure};
 
 const START_MS: i64 = 1_735_689_600_000;
 /// 2024-12-31T00:00Z, a multiple of 48h.
 const DOWNSAMPLE_START_MS: i64 = 1_735_603_200_000;
-
-struct Measure {
-    seconds: f64,
-    peak_rss_kb: i64,
-}
-
-fn env_or<T: std::str::FromStr>(key: &str, default: T) -> T {
-    std::env::var(key)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-#[allow(clippy::zombie_processes)] // The child is reaped by wait4, which also gives its rusage.
-fn run_measured(cmd: &mut Command) -> Measure {
-    // SAFETY: sync(2) has no preconditions.
-    unsafe { libc::sync() };
-    let started = Instant::now();
-    let child = cmd
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn");
-    let mut status = 0;
-    // SAFETY: an all-zero rusage is a valid value to be overwritten by wait4.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: waits for our own child; `status` and `usage` are valid for writes.
-    let pid = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
-    let seconds = started.elapsed().as_secs_f64();
-    assert_eq!(pid, child.id() as i32, "wait4");
-    assert!(
-        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
-        "{cmd:?} failed"
-    );
-    Measure {
-        seconds,
-        peak_rss_kb: usage.ru_maxrss,
-    }
-}
 
 fn generate(bin: &str, out: &Path, series: usize, hours: u32, start_ms: i64) {
     let st = Command::new(bin)
@@ -105,11 +69,6 @@ fn blocks(dir: &Path) -> Vec<PathBuf> {
     v
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
 struct Case {
     name: &'static str,
     inputs: Vec<PathBuf>,
@@ -134,7 +93,7 @@ fn bench_case(case: &Case, bin: &str, go: &Path, scratch: &Path, runs: usize) ->
                     .args(&case.inputs);
                 c
             };
-            let m = run_measured(&mut cmd);
+            let (m, _) = run_measured(&mut cmd);
             if run > 0 {
                 if tool == "go" {
                     theirs.push(m)
@@ -253,7 +212,7 @@ fn bench_downsample(bin: &str, inputs: &[PathBuf], scratch: &Path, runs: usize) 
                 c.args(["--resolution", "5m"]);
             }
             c.arg("--out").arg(&out).arg(block);
-            let m = run_measured(&mut c);
+            let (m, _) = run_measured(&mut c);
             if run > 0 {
                 if tool == "compact" {
                     compaction.push(m.seconds)

@@ -166,6 +166,8 @@ enum BucketCommand {
     /// Report per epoch who committed which blocks; non-zero exit on an out-of-order commit,
     /// an epoch with two holders or a malformed stamp.
     Audit(AuditArgs),
+    /// Sync the bucket and print what `run` would compact next, without writing; with timings.
+    Plan(PlanArgs),
 }
 
 #[derive(Args)]
@@ -176,6 +178,33 @@ struct BucketArgs {
     /// Bucket configuration YAML inline.
     #[arg(long = "objstore.config")]
     objstore_config: Option<String>,
+}
+
+#[derive(Args)]
+struct PlanArgs {
+    #[command(flatten)]
+    bucket: BucketArgs,
+    /// As `run`: blocks uploaded less than this long ago are left alone.
+    #[arg(long = "consistency-delay", default_value = "30m", value_parser = duration_ms)]
+    consistency_delay: u64,
+    /// As `run`: blocks marked for deletion longer than half of this ago are hidden.
+    #[arg(long = "delete-delay", default_value = "48h", value_parser = duration_ms)]
+    delete_delay: u64,
+    /// As `run`: merge overlapping blocks instead of halting on them.
+    #[arg(long = "compact.enable-vertical-compaction")]
+    vertical: bool,
+    /// As `run`: label removed before grouping (repeatable); enables vertical compaction.
+    #[arg(long = "deduplication.replica-label")]
+    replica_labels: Vec<String>,
+    /// As `run`: highest compaction level (0..4 = 1h, 2h, 8h, 2d, 14d).
+    #[arg(long = "debug.max-compaction-level", default_value_t = 4)]
+    max_compaction_level: usize,
+    /// As `run`: plans whose index would pass 85% of this get their largest block no-compact-marked.
+    #[arg(long = "compact.block-max-index-size", default_value = "64GB", value_parser = bytes)]
+    block_max_index_size: u64,
+    /// Print every group, also those with nothing to do.
+    #[arg(long)]
+    all: bool,
 }
 
 #[derive(Args)]
@@ -396,12 +425,10 @@ fn downsample(a: DownsampleArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn bucket(cmd: BucketCommand) -> anyhow::Result<ExitCode> {
-    let (args, verify) = match cmd {
-        BucketCommand::Ls(a) => (a, false),
-        BucketCommand::Verify(a) => (a, true),
-        BucketCommand::Audit(a) => return audit(a),
-    };
+/// Opens the bucket the flags name, with a runtime to drive it.
+fn open_bucket(
+    args: &BucketArgs,
+) -> anyhow::Result<(compactd::objstore::Bucket, tokio::runtime::Runtime)> {
     let cfg = compactd::objstore::load(
         args.objstore_config_file.as_deref(),
         args.objstore_config.as_deref(),
@@ -410,6 +437,17 @@ fn bucket(cmd: BucketCommand) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    Ok((bucket, runtime))
+}
+
+fn bucket(cmd: BucketCommand) -> anyhow::Result<ExitCode> {
+    let (args, verify) = match cmd {
+        BucketCommand::Ls(a) => (a, false),
+        BucketCommand::Verify(a) => (a, true),
+        BucketCommand::Audit(a) => return audit(a),
+        BucketCommand::Plan(a) => return plan(a),
+    };
+    let (bucket, runtime) = open_bucket(&args)?;
     if !verify {
         let sync = runtime.block_on(tools::bucket::sync(&bucket.store))?;
         print!("{}", tools::bucket::render_ls(&sync));
@@ -427,15 +465,23 @@ fn bucket(cmd: BucketCommand) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::FAILURE)
 }
 
+fn plan(a: PlanArgs) -> anyhow::Result<ExitCode> {
+    let (bucket, runtime) = open_bucket(&a.bucket)?;
+    let settings = tools::plan::PlanSettings {
+        replica_labels: a.replica_labels,
+        vertical: a.vertical,
+        consistency_delay_ms: a.consistency_delay as i64,
+        delete_delay_ms: a.delete_delay as i64,
+        max_compaction_level: a.max_compaction_level,
+        block_max_index_size: a.block_max_index_size,
+    };
+    let report = runtime.block_on(tools::plan::plan_bucket(&bucket.store, &settings))?;
+    print!("{}", tools::plan::render(&report, a.all));
+    Ok(ExitCode::SUCCESS)
+}
+
 fn audit(a: AuditArgs) -> anyhow::Result<ExitCode> {
-    let cfg = compactd::objstore::load(
-        a.bucket.objstore_config_file.as_deref(),
-        a.bucket.objstore_config.as_deref(),
-    )?;
-    let bucket = compactd::objstore::open(&cfg)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let (bucket, runtime) = open_bucket(&a.bucket)?;
     let report = runtime.block_on(tools::audit::audit_bucket(&bucket.store))?;
     if a.output == "json" {
         print!("{}", report.render_json());

@@ -1,5 +1,5 @@
 //! Offline subcommands under `compactd tools`: generate sample blocks, compact block
-//! directories, downsample a block, inspect and verify a block, look at and audit a bucket.
+//! directories, downsample a block, inspect and verify a block, look at, plan and audit a bucket.
 //! Each reports errors that name the object and the problem; the CLI in `main.rs` only parses
 //! arguments and prints.
 
@@ -9,6 +9,7 @@ pub mod compact;
 pub mod downsample;
 pub mod generate;
 pub mod inspect;
+pub mod plan;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 

@@ -17,6 +17,7 @@
 //! without unwinding, weed gets SIGKILL from the kernel (`PR_SET_PDEATHSIG`, armed from a
 //! spawner thread that lives as long as the process).
 
+use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -32,14 +33,14 @@ use object_store::{ObjectStoreExt, PutPayload};
 
 use super::in_ci;
 
-/// HTTP listeners weed mini opens: s3, master, volume, filer, admin (in port order).
-const HTTP_PORTS: u16 = 5;
+/// HTTP listeners weed mini opens: s3, master, volume, filer, admin, metrics (in port order).
+const HTTP_PORTS: u16 = 6;
 /// weed's gRPC port for an HTTP port.
 const GRPC_OFFSET: u16 = 10_000;
 /// Lowest HTTP port used.
 const PORT_MIN: u16 = 10_000;
-/// Number of five-port slots: keeps gRPC ports (HTTP + 10000) below 32768.
-const PORT_SLOTS: u32 = 2_500;
+/// Number of six-port slots: keeps gRPC ports (HTTP + 10000) below 32768.
+const PORT_SLOTS: u32 = 2_000;
 /// Port slots probed per start attempt before giving up.
 const PROBES_MAX: u32 = 200;
 /// Start attempts (a lost port race makes weed exit; we then try other ports).
@@ -109,6 +110,27 @@ impl Seaweed {
     /// [`Self::objstore_yaml`] with a `prefix:`.
     pub fn objstore_yaml_with_prefix(&self, prefix: &str) -> String {
         format!("{}prefix: {prefix}\n", self.objstore_yaml())
+    }
+
+    /// `SeaweedFS_s3_request_total` summed over buckets and status codes, by request type
+    /// (`LIST`, `GET`, `PUT`, ...): the S3 requests the server has answered so far.
+    pub fn s3_requests(&self) -> BTreeMap<String, u64> {
+        let text =
+            metrics_text(self.ports[5]).unwrap_or_else(|e| panic!("scraping weed's /metrics: {e}"));
+        let mut out = BTreeMap::new();
+        for line in text.lines() {
+            let Some(rest) = line.strip_prefix("SeaweedFS_s3_request_total{") else {
+                continue;
+            };
+            let (labels, value) = rest.split_once("} ").expect("a sample line");
+            let kind = labels
+                .split(',')
+                .find_map(|l| l.strip_prefix("type=\"").map(|t| t.trim_end_matches('"')))
+                .expect("a type label");
+            let n: f64 = value.trim().parse().expect("a counter value");
+            *out.entry(kind.to_string()).or_insert(0) += n as u64;
+        }
+        out
     }
 
     /// The last `lines` lines of weed's log.
@@ -275,7 +297,7 @@ fn find_weed() -> Option<PathBuf> {
     found
 }
 
-/// Five consecutive HTTP ports whose gRPC twins are free too.
+/// Six consecutive HTTP ports whose gRPC twins are free too.
 fn free_ports() -> Option<Vec<u16>> {
     if NEXT_SLOT.load(Ordering::Relaxed) == u32::MAX {
         let seed = std::process::id().wrapping_mul(2_654_435_761) % PORT_SLOTS;
@@ -329,6 +351,7 @@ fn spawn_weed(
             format!("-admin.port={}", ports[4]),
             format!("-filer.localSocket={d}/filer.sock"),
             format!("-s3.localSocket={d}/s3.sock"),
+            format!("-metricsPort={}", ports[5]),
             "-webdav=false".into(),
             "-s3.port.iceberg=0".into(),
             "-s3.port.lance=0".into(),
@@ -388,6 +411,27 @@ fn healthz(port: u16) -> bool {
     }
     let mut head = [0u8; 12];
     stream.read_exact(&mut head).is_ok() && head.starts_with(b"HTTP/1.") && &head[9..12] == b"200"
+}
+
+/// weed's /metrics page, asked for over HTTP/1.0 so that the body comes unchunked.
+fn metrics_text(port: u16) -> std::io::Result<String> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    write!(
+        stream,
+        "GET /metrics HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n\r\n"
+    )?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text)?;
+    match text.split_once("\r\n\r\n") {
+        Some((head, body)) if head.starts_with("HTTP/1.") && head[9..].starts_with("200") => {
+            Ok(body.to_string())
+        }
+        _ => Err(std::io::Error::other(format!(
+            "unexpected answer: {}",
+            text.lines().next().unwrap_or("")
+        ))),
+    }
 }
 
 /// weed's gRPC servers keep unix sockets at /tmp/seaweedfs-*-<port>.sock whatever TMPDIR is;
