@@ -224,6 +224,54 @@ fn crash_before_every_mutation_converges() {
     );
 }
 
+/// `tools bucket plan` names, per stream, the blocks the next compaction merges; `run` then
+/// merges exactly those (they are the sources of one of its level-2 blocks).
+#[test]
+fn bucket_plan_names_the_blocks_run_compacts_first() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bucket = tmp.path().join("bucket");
+    generate_streams(&bucket, 5, 12);
+    let config = fs_config(&bucket);
+    let out = compactd_ok(&["tools", "bucket", "plan", "--objstore.config", &config]);
+    let planned: Vec<Vec<String>> = out
+        .lines()
+        .filter_map(|l| l.split_once(": compact 4 blocks: "))
+        .map(|(_, ids)| ids.split(' ').map(str::to_string).collect())
+        .collect();
+    assert_eq!(planned.len(), STREAMS.len(), "{out}");
+    assert!(
+        out.contains("sync: 12 block directories in ")
+            && out.contains("plan: 12 visible blocks in 2 groups, 2 with a compaction to run"),
+        "{out}"
+    );
+    let before = block_dirs(&bucket);
+    let run = run_compactd(&config, &tmp.path().join("data"), &[], &[]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let mut merged: Vec<Vec<String>> = block_dirs(&bucket)
+        .iter()
+        .filter(|b| !before.contains(b))
+        .map(|b| {
+            let meta = compactd::tsdb::meta::BlockMeta::read_dir(b).unwrap();
+            meta.compaction
+                .sources
+                .iter()
+                .map(|s| s.to_string())
+                .collect()
+        })
+        .collect();
+    merged.sort();
+    for ids in &planned {
+        assert!(
+            merged.contains(ids),
+            "planned {ids:?}, run merged {merged:?}"
+        );
+    }
+}
+
 #[test]
 fn overlapping_blocks_halt_without_vertical_compaction() {
     let tmp = tempfile::tempdir().unwrap();
@@ -256,6 +304,11 @@ fn overlapping_blocks_halt_without_vertical_compaction() {
         "1735693200000",
     ]);
     let config = fs_config(&bucket);
+    let plan = compactd_ok(&["tools", "bucket", "plan", "--objstore.config", &config]);
+    assert!(
+        plan.contains("HALT: overlapping blocks, vertical compaction off"),
+        "{plan}"
+    );
     let out = run_compactd(&config, &tmp.path().join("data"), &[], &[]);
     assert_eq!(
         out.status.code(),
