@@ -1,5 +1,6 @@
 //! Downsampling through the CLI: `tools generate` writes a raw 48h block (counters with
-//! resets, gauges), `tools downsample` makes a 5m block of it and a 1h block of that. Every
+//! resets, gauges, and with `--histograms` native histograms, checked at the end of this
+//! file), `tools downsample` makes a 5m block of it and a 1h block of that. Every
 //! aggregate of every chunk is read back with our reader and compared with values computed
 //! here from the raw samples, with plain loops:
 //!
@@ -26,9 +27,12 @@ use std::process::Command;
 
 use common::*;
 use compactd::tsdb::block::BlockReader;
-use compactd::tsdb::chunks::{ChunkRef, ENCODING_AGGR, ENCODING_XOR};
+use compactd::tsdb::chunks::{
+    ChunkRef, ENCODING_AGGR, ENCODING_FLOAT_HISTOGRAM, ENCODING_HISTOGRAM, ENCODING_XOR,
+};
 use compactd::tsdb::downsample::aggr::{Aggr, AggrChunk};
 use compactd::tsdb::downsample::count_samples_in_block;
+use compactd::tsdb::histogram::{decode_chunk, CounterResetHint, FloatHistogram, SampleValue};
 use compactd::tsdb::labels::Labels;
 use compactd::tsdb::meta::BlockMeta;
 use compactd::tsdb::xor::XorIter;
@@ -442,4 +446,354 @@ fn cli_refuses_a_resolution_that_is_not_coarser() {
         raw.to_str().expect("utf-8"),
     ]);
     assert!(!bad.status.success(), "only 5m and 1h");
+}
+
+// Native histograms: `tools generate --histograms` adds integer counter histograms (with
+// resets, new buckets and schema changes) and float gauge histograms. Checked per output
+// window, with plain computations on bucket maps (bucket indices brought to the output's
+// schema): count is the number of raw histograms of the window, sum their sum, and the
+// counter the window's last raw histogram plus what the resets before it (in the chunk's
+// stretch) had reached, resets found as Thanos finds them (only where a chunk starts, when a
+// count goes down, a populated bucket shrinks or vanishes, or the schema is finer than the
+// batch's lowest). At 1h the inputs are the 5m counters, accumulated the same way.
+
+/// A histogram as plain numbers: count, sum, zero count and bucket counts by (negative side,
+/// index at some schema), empty buckets left out.
+#[derive(Clone, Debug, Default)]
+struct Plain {
+    count: f64,
+    sum: f64,
+    zero: f64,
+    buckets: BTreeMap<(bool, i32), f64>,
+}
+
+impl Plain {
+    /// `h` with its buckets merged into `schema` (at most its own).
+    fn of(h: &FloatHistogram, schema: i32) -> Plain {
+        assert!(h.schema >= schema, "schema {} below {schema}", h.schema);
+        let shift = h.schema - schema;
+        let mut p = Plain {
+            count: h.count,
+            sum: h.sum,
+            zero: h.zero_count,
+            buckets: BTreeMap::new(),
+        };
+        for (negative, spans, counts) in [
+            (false, &h.positive_spans, &h.positive_buckets),
+            (true, &h.negative_spans, &h.negative_buckets),
+        ] {
+            let mut idx = 0i32;
+            let mut k = 0;
+            for s in spans.iter() {
+                idx += s.offset;
+                for _ in 0..s.length {
+                    let key = ((idx - 1) >> shift) + 1;
+                    *p.buckets.entry((negative, key)).or_default() += counts[k];
+                    k += 1;
+                    idx += 1;
+                }
+            }
+        }
+        p.buckets.retain(|_, v| *v != 0.0);
+        p
+    }
+
+    fn add(&mut self, other: &Plain, sign: f64) {
+        self.count += sign * other.count;
+        self.sum += sign * other.sum;
+        self.zero += sign * other.zero;
+        for (k, v) in &other.buckets {
+            *self.buckets.entry(*k).or_default() += sign * v;
+        }
+    }
+
+    /// A count, the zero count or a populated bucket went down since `previous`.
+    fn dropped_since(&self, previous: &Plain) -> bool {
+        self.count < previous.count
+            || self.zero < previous.zero
+            || previous
+                .buckets
+                .iter()
+                .any(|(k, v)| self.buckets.get(k).copied().unwrap_or(0.0) < *v)
+    }
+
+    fn close_to(&self, other: &Plain) -> bool {
+        let keys: std::collections::BTreeSet<_> =
+            self.buckets.keys().chain(other.buckets.keys()).collect();
+        close(self.count, other.count, false)
+            && close(self.sum, other.sum, false)
+            && close(self.zero, other.zero, false)
+            && keys.into_iter().all(|k| {
+                close(
+                    self.buckets.get(k).copied().unwrap_or(0.0),
+                    other.buckets.get(k).copied().unwrap_or(0.0),
+                    false,
+                )
+            })
+    }
+}
+
+/// A histogram sample with the hint it was read with.
+type HSample = (i64, FloatHistogram);
+
+/// The native histogram series of a raw block, as Thanos reads them: staleness markers
+/// dropped, integer histograms converted.
+fn read_raw_histograms(dir: &Path) -> BTreeMap<Labels, Vec<HSample>> {
+    let mut b = BlockReader::open(dir).expect("open block");
+    let (mut refs, mut metas) = (Vec::new(), Vec::new());
+    let mut out = BTreeMap::new();
+    for id in b.index.all_postings().expect("postings") {
+        b.index.series(id, &mut refs, &mut metas).expect("series");
+        let labels = b.index.series_labels(&refs).expect("labels");
+        let mut samples = Vec::new();
+        for m in &metas {
+            let (enc, data) = b.chunks.chunk(ChunkRef(m.chunk_ref)).expect("chunk");
+            if enc != ENCODING_HISTOGRAM && enc != ENCODING_FLOAT_HISTOGRAM {
+                continue;
+            }
+            for (t, v) in decode_chunk(enc, data).expect("histogram chunk decodes") {
+                let h = match v {
+                    SampleValue::Histogram(h) => h.to_float(),
+                    SampleValue::FloatHistogram(h) => h,
+                    SampleValue::Float(_) => unreachable!("histogram chunk"),
+                };
+                if !h.is_stale() {
+                    samples.push((t, h));
+                }
+            }
+        }
+        if !samples.is_empty() {
+            out.insert(labels, samples);
+        }
+    }
+    out
+}
+
+/// One histogram aggregate chunk: count, sum and counter samples.
+struct HistChunk {
+    max_time: i64,
+    count: Vec<(i64, f64)>,
+    sum: Vec<HSample>,
+    counter: Vec<HSample>,
+}
+
+fn read_histogram_aggregates(dir: &Path) -> BTreeMap<Labels, Vec<HistChunk>> {
+    let mut b = BlockReader::open(dir).expect("open block");
+    let (mut refs, mut metas) = (Vec::new(), Vec::new());
+    let mut out = BTreeMap::new();
+    for id in b.index.all_postings().expect("postings") {
+        b.index.series(id, &mut refs, &mut metas).expect("series");
+        let labels = b.index.series_labels(&refs).expect("labels");
+        let mut chunks = Vec::new();
+        for m in &metas {
+            let (enc, data) = b.chunks.chunk(ChunkRef(m.chunk_ref)).expect("chunk");
+            assert_eq!(enc, ENCODING_AGGR);
+            let parsed = AggrChunk::parse(data).expect("aggr chunk parses");
+            if !parsed.is_histogram() {
+                continue;
+            }
+            assert!(parsed.get(Aggr::Min).is_none() && parsed.get(Aggr::Max).is_none());
+            let histograms = |a: Aggr| -> Vec<HSample> {
+                let sub = parsed.get(a).expect("sum and counter present");
+                assert_eq!(sub.encoding, ENCODING_FLOAT_HISTOGRAM);
+                decode_chunk(sub.encoding, sub.data)
+                    .expect("aggregate decodes")
+                    .into_iter()
+                    .map(|(t, v)| match v {
+                        SampleValue::FloatHistogram(h) => (t, h),
+                        _ => unreachable!("float histogram chunk"),
+                    })
+                    .collect()
+            };
+            let mut count = Vec::new();
+            let mut it = XorIter::new(parsed.get(Aggr::Count).expect("count").data);
+            while let Some(s) = it.next_sample().expect("count decodes") {
+                count.push(s);
+            }
+            chunks.push(HistChunk {
+                max_time: m.max_time,
+                count,
+                sum: histograms(Aggr::Sum),
+                counter: histograms(Aggr::Counter),
+            });
+        }
+        if !chunks.is_empty() {
+            out.insert(labels, chunks);
+        }
+    }
+    out
+}
+
+/// Thanos' running counter over `samples` (one batch) at `schema`: the first, then each
+/// increase, or the whole histogram after a reset; the total after every sample.
+fn running_counter(samples: &[&HSample], schema: i32) -> Vec<Plain> {
+    let mut out: Vec<Plain> = Vec::new();
+    let mut previous: Option<Plain> = None;
+    for (_, h) in samples {
+        let p = Plain::of(h, schema);
+        let total = match (&previous, out.last()) {
+            (Some(prev), Some(total)) => {
+                let gauge = h.counter_reset_hint == CounterResetHint::Gauge;
+                let reset = !gauge
+                    && h.counter_reset_hint == CounterResetHint::Unknown
+                    && (h.schema > schema || p.dropped_since(prev));
+                let mut total = total.clone();
+                if reset {
+                    total.add(&p, 1.0);
+                } else {
+                    total.add(&p, 1.0);
+                    total.add(prev, -1.0);
+                }
+                total
+            }
+            _ => p.clone(),
+        };
+        out.push(total);
+        previous = Some(p);
+    }
+    out
+}
+
+/// Checks the chunks of one series: each window's count and sum against the `inputs` grouped
+/// by window (`window_of` maps an input to the output stamp's window), and the counter
+/// against [`running_counter`] over `counter_inputs`, the samples the counter aggregates.
+fn check_histogram_windows(
+    name: &str,
+    chunks: &[HistChunk],
+    inputs: &[HSample],
+    counter_inputs: &[HSample],
+    resolution: i64,
+) -> usize {
+    let mut from_t = i64::MIN;
+    let mut windows = 0;
+    for (k, c) in chunks.iter().enumerate() {
+        let in_chunk = |t: i64| t > from_t && t <= c.max_time;
+        let ctx = |what: String| format!("{name}: chunk {k} at {resolution} ms: {what}");
+        assert_eq!(c.count.len(), c.sum.len(), "{}", ctx("windows".into()));
+        assert_eq!(c.count.len(), c.counter.len(), "{}", ctx("windows".into()));
+        let schema = c.sum[0].1.schema;
+        let counter_schema = c.counter[0].1.schema;
+        let counters: Vec<&HSample> = counter_inputs.iter().filter(|s| in_chunk(s.0)).collect();
+        let running = running_counter(&counters, counter_schema);
+        for (i, &(stamp, count)) in c.count.iter().enumerate() {
+            let window = stamp / resolution;
+            let group: Vec<&HSample> = inputs
+                .iter()
+                .filter(|s| in_chunk(s.0) && s.0 / resolution == window)
+                .collect();
+            assert_eq!(
+                count,
+                group.len() as f64,
+                "{}",
+                ctx(format!("count of {stamp}"))
+            );
+            let mut sum = Plain::default();
+            for (_, h) in &group {
+                sum.add(&Plain::of(h, schema), 1.0);
+            }
+            assert!(
+                Plain::of(&c.sum[i].1, schema).close_to(&sum),
+                "{}",
+                ctx(format!("sum of {stamp}: {:?} vs {sum:?}", c.sum[i].1))
+            );
+            let last = counters
+                .iter()
+                .rposition(|s| s.0 / resolution == window)
+                .expect("the window has counter inputs");
+            assert!(
+                Plain::of(&c.counter[i].1, counter_schema).close_to(&running[last]),
+                "{}",
+                ctx(format!("counter of {stamp}"))
+            );
+            windows += 1;
+        }
+        from_t = c.max_time;
+    }
+    windows
+}
+
+#[test]
+fn native_histograms_downsample_to_5m_and_1h() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let raw_dir = tmp.path().join("raw");
+    compactd_ok(&[
+        "tools",
+        "generate",
+        "--out",
+        raw_dir.to_str().expect("utf-8"),
+        "--series",
+        "12",
+        "--hours",
+        "48",
+        "--block-duration",
+        "48h",
+        "--start-ms",
+        &START_MS.to_string(),
+        "--histograms",
+        "--seed",
+        "11",
+    ]);
+    let raw_blocks = block_dirs(&raw_dir);
+    assert_eq!(raw_blocks.len(), 1, "one 48h block");
+    let raw_meta = BlockMeta::read_dir(&raw_blocks[0]).expect("raw meta");
+    assert!(raw_meta.max_time - raw_meta.min_time >= 40 * H1);
+    let raw = read_raw_histograms(&raw_blocks[0]);
+    assert!(raw.len() >= 2, "counter and gauge histogram series");
+    let hints = raw.values().flatten().map(|s| s.1.counter_reset_hint);
+    assert!(hints.clone().any(|h| h == CounterResetHint::Gauge));
+    assert!(hints.clone().any(|h| h != CounterResetHint::Gauge));
+    let schemas: std::collections::BTreeSet<i32> =
+        raw.values().flatten().map(|s| s.1.schema).collect();
+    assert!(schemas.len() >= 3, "schema changes: {schemas:?}");
+    assert!(
+        raw.values()
+            .any(|s| s.windows(2).any(|w| w[1].1.count < w[0].1.count)),
+        "the counter histograms reset"
+    );
+
+    let five = downsample(&raw_blocks[0], &tmp.path().join("5m"), "5m");
+    let got5 = read_histogram_aggregates(&five);
+    assert_eq!(
+        got5.keys().collect::<Vec<_>>(),
+        raw.keys().collect::<Vec<_>>()
+    );
+    let mut windows = 0;
+    for (labels, chunks) in &got5 {
+        let samples = &raw[labels];
+        windows += check_histogram_windows(&labels.to_string(), chunks, samples, samples, M5);
+    }
+    assert!(windows > 500, "{windows} windows");
+
+    let hour = downsample(&five, &tmp.path().join("1h"), "1h");
+    let got1 = read_histogram_aggregates(&hour);
+    assert_eq!(
+        got1.keys().collect::<Vec<_>>(),
+        got5.keys().collect::<Vec<_>>()
+    );
+    for (labels, chunks) in &got1 {
+        // Each raw sample moved to its 5m window's stamp: what the 1h windows group; the
+        // counter accumulates the 5m counters.
+        let five_chunks = &got5[labels];
+        let mut moved = Vec::new();
+        let mut it = raw[labels].iter().peekable();
+        for c in five_chunks {
+            for &(stamp, _) in &c.count {
+                while let Some(s) = it.next_if(|s| s.0 <= stamp) {
+                    moved.push((stamp, s.1.clone()));
+                }
+            }
+        }
+        assert_eq!(
+            moved.len(),
+            raw[labels].len(),
+            "every raw sample in a 5m window"
+        );
+        let counters: Vec<HSample> = five_chunks.iter().flat_map(|c| c.counter.clone()).collect();
+        check_histogram_windows(&labels.to_string(), chunks, &moved, &counters, H1);
+    }
+    assert_eq!(
+        count_samples_in_block(&hour).expect("count"),
+        count_samples_in_block(&five).expect("count"),
+        "the 1h counts add up to the 5m counts"
+    );
 }

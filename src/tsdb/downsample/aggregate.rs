@@ -165,7 +165,7 @@ fn downsample_counter(
 }
 
 /// Appends the samples of one aggregate of `input` to `buf`, read as Thanos reads a chunk.
-fn expand_sub(
+pub(super) fn expand_sub(
     input: &AggrInput<'_>,
     aggr: Aggr,
     sub: SubChunk<'_>,

@@ -98,8 +98,8 @@ pub fn target_chunk_count(
     usize::try_from(expected / (TARGET_SAMPLES_PER_CHUNK + 1) + 1).unwrap_or(usize::MAX)
 }
 
-/// What the window loop needs from an aggregator: a float one now, a native histogram one
-/// later.
+/// What the window loop needs from an aggregator: the float one here, the native histogram
+/// one in [`super::histogram`].
 pub trait WindowAggregator {
     /// The samples it aggregates.
     type Sample;
@@ -174,13 +174,14 @@ impl WindowAggregator for FloatAggregator {
 
 /// Thanos' `downsampleBatch`: walks `data` (in order, non-negative timestamps), starting a
 /// window at every sample past the current window's stamp, and calls `emit(stamp, aggr)` for
-/// each finished window. A stamp is the window end, capped at the last sample's timestamp.
+/// each finished window (`emit` may change the aggregator's state, as Thanos' histogram
+/// chunk builder does). A stamp is the window end, capped at the last sample's timestamp.
 /// Returns the last stamp, `None` for empty `data`; stops at the first error of `emit`.
 pub fn aggregate_windows<A: WindowAggregator, E>(
     data: &[A::Sample],
     resolution_ms: i64,
     aggr: &mut A,
-    mut emit: impl FnMut(i64, &A) -> Result<(), E>,
+    mut emit: impl FnMut(i64, &mut A) -> Result<(), E>,
 ) -> Result<Option<i64>, E> {
     let Some(last) = data.last() else {
         return Ok(None);

@@ -15,26 +15,25 @@
 //! [`count_samples_in_block`] reads a downsampled block back for checks.
 //! Like Thanos, the input's tombstones and time range are not applied.
 //!
-//! # Native histograms (not yet)
+//! # Native histograms
 //!
-//! A series with native histogram chunks (or histogram aggregate chunks) fails with an error
-//! naming the block and the series. The histogram variant (count: XOR; sum and counter: float
-//! histogram chunks; min and max absent) plugs in at three places, in its own module:
-//! - [`series`]'s raw path, where a histogram chunk is met: cut the float run there (Thanos'
-//!   `cutNewChunk`), read the histogram run, and downsample it to histogram aggregate chunks;
-//! - [`series`]'s aggregate path, where a run of histogram aggregate chunks is met
-//!   ([`aggr::AggrChunk::is_histogram`]): the histogram `downsampleAggr`;
-//! - the same path's stray plain histogram chunks, now refused, downsampled to 5m first.
-//!
-//! The window loop ([`batch::aggregate_windows`]) is generic over a
-//! [`batch::WindowAggregator`], so the histogram aggregator only implements that trait;
-//! [`aggr`] already splits and encodes histogram sub-chunks.
+//! Histogram series are downsampled as Thanos does it, into aggregate chunks with count
+//! (XOR), sum and counter (float histogram chunks) and no min or max: [`histogram`] reads
+//! the samples and aggregates windows (the window loop [`batch::aggregate_windows`] is
+//! generic over [`batch::WindowAggregator`]); [`histogram_raw`] and [`histogram_aggr`] are
+//! the raw and aggregate paths, [`histogram_builder`] builds their chunks. [`series`] cuts a
+//! raw series into float and histogram runs, splits aggregate chunks into runs by kind, and
+//! downsamples stray plain histogram chunks to 5m like float ones.
 
 pub mod aggr;
 pub mod aggregate;
 pub mod batch;
 pub mod builder;
 pub mod counter;
+pub mod histogram;
+pub mod histogram_aggr;
+pub mod histogram_builder;
+pub mod histogram_raw;
 pub mod raw;
 mod readback;
 pub mod series;
@@ -84,13 +83,15 @@ pub enum DownsampleError {
         /// The two ranges.
         what: String,
     },
-    /// The series has native histogram data, which is not downsampled yet.
-    #[error("chunk {chunk} holds native histograms (encoding {encoding}); downsampling native histograms is not supported yet")]
-    Histogram {
-        /// Position of the chunk in the series.
+    /// Native histograms of the series cannot be combined (custom bucket bounds that differ
+    /// or mix with exponential ones, or a layout whose spans do not fit its buckets), where
+    /// Thanos panics.
+    #[error("chunk {chunk}: cannot aggregate its native histograms: {what}")]
+    HistogramArith {
+        /// Position in the series of the chunk of the histogram that failed.
         chunk: usize,
-        /// Its encoding byte (`0xFF` for a histogram aggregate chunk).
-        encoding: u8,
+        /// What failed.
+        what: String,
     },
     /// A chunk encoding that cannot appear at this resolution.
     #[error(

@@ -1,4 +1,5 @@
-//! Raw float samples to aggregate chunks (Thanos' `DownsampleRaw` for floats).
+//! Raw float samples to aggregate chunks (Thanos' `DownsampleRaw` for floats; the batches
+//! are shared with native histograms, see [`for_each_raw_batch`]).
 //!
 //! The series' samples (read with [`super::batch::expand_xor`], chunk by chunk) are cut into
 //! batches, one output chunk each:
@@ -50,25 +51,46 @@ pub fn downsample_raw_in(
     chunks: usize,
 ) -> Result<Vec<AggrOutput>, DownsampleError> {
     super::check_resolutions(0, resolution_ms)?;
-    let batch_size = samples.len() / chunks.max(1) + 1;
     let mut out = Vec::new();
-    let mut batch = Vec::with_capacity(batch_size);
+    let mut batch = Vec::new();
+    for_each_raw_batch(
+        samples,
+        |s| s.t,
+        resolution_ms,
+        chunks,
+        |part| -> Result<(), DownsampleError> {
+            batch.clear();
+            batch.extend(part.iter().filter(|s| !s.v.is_nan()));
+            if !batch.is_empty() {
+                out.extend(downsample_batch(&batch, resolution_ms)?);
+            }
+            Ok(())
+        },
+    )?;
+    Ok(out)
+}
+
+/// Cuts `samples` (in time order) into the batches of Thanos' `downsampleRawLoop` aiming at
+/// `chunks` chunks (steps 1 and 2 above) and calls `each` on every batch, NaNs still in.
+pub fn for_each_raw_batch<S, E>(
+    samples: &[S],
+    time: impl Fn(&S) -> i64,
+    resolution_ms: i64,
+    chunks: usize,
+    mut each: impl FnMut(&[S]) -> Result<(), E>,
+) -> Result<(), E> {
+    let batch_size = samples.len() / chunks.max(1) + 1;
     let mut rest = samples;
     while !rest.is_empty() {
         let mut end = batch_size.min(rest.len());
-        let window_end = current_window(rest[end - 1].t, resolution_ms);
-        while end < rest.len() && rest[end].t <= window_end {
+        let window_end = current_window(time(&rest[end - 1]), resolution_ms);
+        while end < rest.len() && time(&rest[end]) <= window_end {
             end += 1;
         }
-        batch.clear();
-        batch.extend(rest[..end].iter().filter(|s| !s.v.is_nan()));
+        each(&rest[..end])?;
         rest = &rest[end..];
-        if batch.is_empty() {
-            continue;
-        }
-        out.extend(downsample_batch(&batch, resolution_ms)?);
     }
-    Ok(out)
+    Ok(())
 }
 
 /// One output chunk from a non-empty batch of raw samples without NaNs.

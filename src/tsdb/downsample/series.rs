@@ -2,18 +2,19 @@
 //! treats each series:
 //!
 //! - chunks whose index time ranges overlap are refused;
-//! - a raw block (resolution 0): every XOR chunk is read (staleness markers and samples going
-//!   back in time dropped, per chunk) and the whole series goes through [`downsample_raw`];
+//! - a raw block (resolution 0): every chunk is read (staleness markers and samples going
+//!   back in time dropped, per chunk); the series is cut into runs of float (XOR) chunks and
+//!   of native histogram chunks (encodings 2 and 3 alike; Thanos' `cutNewChunk`), and each
+//!   run goes through [`downsample_raw`] or [`downsample_histogram_raw`];
 //! - a downsampled block: aggregate chunks are taken as they are; a plain chunk that Thanos
 //!   once wrote into a downsampled block by mistake is skipped when empty, otherwise
-//!   downsampled to 5m from its raw samples first; then runs of consecutive chunks of the same
-//!   kind (float or native histogram) go through [`downsample_aggr`].
+//!   downsampled to 5m from its raw samples first (float or histogram); then runs of
+//!   consecutive chunks of the same kind ([`AggrChunk::is_histogram`]) go through
+//!   [`downsample_aggr`] or [`downsample_histogram_aggr`].
 //!
-//! Native histograms: the raw path would cut the series into runs of float and histogram
-//! chunks (Thanos' `cutNewChunk`), and the aggregate path already splits runs by
-//! [`AggrChunk::is_histogram`]. Every place a histogram run would be downsampled returns
-//! [`DownsampleError::Histogram`] for now; see the module documentation of
-//! [`super`] for where the histogram variant plugs in.
+//! Histogram chunks with start timestamps (encodings 5 and 6) are refused as Thanos refuses
+//! them ([`DownsampleError::Encoding`]), except that an empty one in a downsampled block is
+//! skipped like any empty plain chunk.
 
 use std::ops::Range;
 
@@ -24,6 +25,9 @@ use super::aggr::AggrChunk;
 use super::aggregate::{downsample_aggr, AggrInput};
 use super::batch::{expand_xor, Sample};
 use super::builder::AggrOutput;
+use super::histogram::{expand_histogram_chunk, HistogramSample};
+use super::histogram_aggr::downsample_histogram_aggr;
+use super::histogram_raw::downsample_histogram_raw;
 use super::raw::downsample_raw;
 use super::DownsampleError;
 
@@ -48,6 +52,7 @@ pub struct InputChunk {
 #[derive(Default)]
 pub struct Scratch {
     samples: Vec<Sample>,
+    histograms: Vec<HistogramSample>,
     buf: Vec<Sample>,
     fixed: Vec<AggrOutput>,
 }
@@ -110,25 +115,44 @@ fn raw_series(
     to_resolution_ms: i64,
     scratch: &mut Scratch,
 ) -> Result<Vec<AggrOutput>, DownsampleError> {
-    let samples = &mut scratch.samples;
+    let Scratch {
+        samples,
+        histograms,
+        ..
+    } = scratch;
     samples.clear();
+    histograms.clear();
+    let mut out = Vec::new();
+    let mut flush = |in_histograms: bool,
+                     samples: &mut Vec<Sample>,
+                     histograms: &mut Vec<HistogramSample>|
+     -> Result<(), DownsampleError> {
+        if in_histograms {
+            out.extend(downsample_histogram_raw(histograms, to_resolution_ms)?);
+            histograms.clear();
+        } else {
+            out.extend(downsample_raw(samples, to_resolution_ms)?);
+            samples.clear();
+        }
+        Ok(())
+    };
+    // The kind of the current run: Thanos starts with that of the first chunk.
+    let mut in_histograms = chunks
+        .first()
+        .is_some_and(|c| is_plain_histogram(c.encoding));
     for (i, c) in chunks.iter().enumerate() {
+        let data = &arena[c.data.clone()];
+        if is_plain_histogram(c.encoding) != in_histograms {
+            flush(in_histograms, samples, histograms)?;
+            in_histograms = !in_histograms;
+        }
         match c.encoding {
-            ENCODING_XOR => expand_xor(&arena[c.data.clone()], samples).map_err(|e| {
-                DownsampleError::Corrupt {
-                    chunk: i,
-                    offset: e.byte_offset,
-                    what: e.to_string(),
-                }
+            ENCODING_XOR => expand_xor(data, samples).map_err(|e| DownsampleError::Corrupt {
+                chunk: i,
+                offset: e.byte_offset,
+                what: e.to_string(),
             })?,
-            // Plug-in point: cut the float run here (`downsample_raw` of the samples so far),
-            // then read the histogram run and downsample it with the histogram variant.
-            e if is_histogram_encoding(e) => {
-                return Err(DownsampleError::Histogram {
-                    chunk: i,
-                    encoding: e,
-                })
-            }
+            e if is_plain_histogram(e) => expand_histogram_chunk(e, data, i, 0, histograms)?,
             e => {
                 return Err(DownsampleError::Encoding {
                     chunk: i,
@@ -137,7 +161,13 @@ fn raw_series(
             }
         }
     }
-    downsample_raw(samples, to_resolution_ms)
+    flush(in_histograms, samples, histograms)?;
+    Ok(out)
+}
+
+/// The histogram chunk encodings Thanos reads (2 and 3).
+fn is_plain_histogram(encoding: u8) -> bool {
+    matches!(encoding, ENCODING_HISTOGRAM | ENCODING_FLOAT_HISTOGRAM)
 }
 
 fn aggregated_series(
@@ -149,26 +179,28 @@ fn aggregated_series(
 ) -> Result<Vec<AggrOutput>, DownsampleError> {
     let Scratch {
         samples,
+        histograms,
         buf,
         fixed,
     } = scratch;
-    let plan = fix_plain_chunks(chunks, arena, samples, fixed)?;
+    let plan = fix_plain_chunks(chunks, arena, samples, histograms, fixed)?;
     let inputs = aggregate_inputs(chunks, arena, &plan, fixed)?;
     let mut out = Vec::new();
     for run in inputs.chunk_by(|a, b| a.chunk.is_histogram() == b.chunk.is_histogram()) {
         if run[0].chunk.is_histogram() {
-            // Plug-in point: the histogram variant of `downsample_aggr`.
-            return Err(DownsampleError::Histogram {
-                chunk: run[0].source,
-                encoding: ENCODING_AGGR,
-            });
+            out.extend(downsample_histogram_aggr(
+                run,
+                from_resolution_ms,
+                to_resolution_ms,
+            )?);
+        } else {
+            out.extend(downsample_aggr(
+                run,
+                from_resolution_ms,
+                to_resolution_ms,
+                buf,
+            )?);
         }
-        out.extend(downsample_aggr(
-            run,
-            from_resolution_ms,
-            to_resolution_ms,
-            buf,
-        )?);
     }
     Ok(out)
 }
@@ -183,6 +215,7 @@ fn fix_plain_chunks(
     chunks: &[InputChunk],
     arena: &[u8],
     samples: &mut Vec<Sample>,
+    histograms: &mut Vec<HistogramSample>,
     fixed: &mut Vec<AggrOutput>,
 ) -> Result<Plan, DownsampleError> {
     fixed.clear();
@@ -202,21 +235,20 @@ fn fix_plain_chunks(
         if plain_num_samples(c.encoding, data) == 0 {
             continue; // Thanos skips empty plain chunks (thanos#5272) with a warning.
         }
-        if c.encoding != ENCODING_XOR {
-            // Plug-in point: the histogram variant downsamples these to 5m too.
-            return Err(DownsampleError::Histogram {
-                chunk: i,
-                encoding: c.encoding,
-            });
-        }
-        samples.clear();
-        expand_xor(data, samples).map_err(|e| DownsampleError::Corrupt {
-            chunk: i,
-            offset: e.byte_offset,
-            what: e.to_string(),
-        })?;
         let start = fixed.len();
-        fixed.extend(downsample_raw(samples, FIX_RESOLUTION_MS)?);
+        if c.encoding == ENCODING_XOR {
+            samples.clear();
+            expand_xor(data, samples).map_err(|e| DownsampleError::Corrupt {
+                chunk: i,
+                offset: e.byte_offset,
+                what: e.to_string(),
+            })?;
+            fixed.extend(downsample_raw(samples, FIX_RESOLUTION_MS)?);
+        } else {
+            histograms.clear();
+            expand_histogram_chunk(c.encoding, data, i, 0, histograms)?;
+            fixed.extend(downsample_histogram_raw(histograms, FIX_RESOLUTION_MS)?);
+        }
         plan.push((i, Some(start..fixed.len())));
     }
     Ok(plan)

@@ -1,11 +1,15 @@
-//! Unit tests of downsampling, in five files: `format` (the AggrChunk bytes and its
+//! Unit tests of downsampling, in seven files: `format` (the AggrChunk bytes and its
 //! decoder), `thanos` and `thanos_counter` (the expectations of Thanos' own tests, which this
-//! implementation must reproduce value for value), `semantics` (windows, chunk counts,
-//! counters, empty and broken series, each checked against a plain computation in the test)
-//! and `block` (whole blocks: meta, errors, atomicity). This file holds their shared helpers.
+//! implementation must reproduce value for value), `histogram_thanos` (the same for native
+//! histograms) and `histogram_golden` (histogram chunks byte for byte against Thanos' code),
+//! `semantics` (windows, chunk counts, counters, empty and broken series, each checked
+//! against a plain computation in the test) and `block` (whole blocks: meta, errors,
+//! atomicity). This file holds their shared helpers.
 
 mod block;
 mod format;
+mod histogram_golden;
+mod histogram_thanos;
 mod semantics;
 mod thanos;
 mod thanos_counter;

@@ -100,6 +100,42 @@ impl FloatChunk {
         t: i64,
         h: &FloatHistogram,
     ) -> Appended<Self> {
+        self.append_cow(prev, t, &mut Cow::Borrowed(h))
+    }
+
+    /// [`Self::append`], leaving in `h` the histogram as appended: Go widens the caller's
+    /// histogram in place to the chunk's layout when it lacks some of its buckets, and Thanos'
+    /// downsampling keeps aggregating into that widened histogram.
+    pub fn append_widening(
+        &mut self,
+        prev: Option<&FloatChunk>,
+        t: i64,
+        h: &mut FloatHistogram,
+    ) -> Appended<Self> {
+        let mut cow = Cow::Borrowed(&*h);
+        let appended = self.append_cow(prev, t, &mut cow);
+        if let Cow::Owned(widened) = cow {
+            *h = widened;
+        }
+        appended
+    }
+
+    /// The number of samples in the chunk.
+    pub fn num_samples(&self) -> u16 {
+        self.num
+    }
+
+    /// The chunk's bytes, header included (3 zero bytes while empty).
+    pub fn bytes(&self) -> &[u8] {
+        self.stream.bytes()
+    }
+
+    fn append_cow(
+        &mut self,
+        prev: Option<&FloatChunk>,
+        t: i64,
+        h: &mut Cow<'_, FloatHistogram>,
+    ) -> Appended<Self> {
         debug_assert!(usize::from(self.num) < usize::from(u16::MAX), "chunk full");
         if self.num == 0 {
             self.append_raw(t, h);
@@ -125,7 +161,6 @@ impl FloatChunk {
             };
             return Appended::NewChunk(Self::started_with(header, t, h));
         };
-        let mut h = Cow::Borrowed(h);
         if expansion.has_backward() {
             let h = h.to_mut();
             if expansion.has_forward() {
@@ -137,22 +172,21 @@ impl FloatChunk {
             }
             widen(h, &expansion.backward);
         }
-        self.append_widened(t, &h, &expansion.forward);
+        self.append_widened(t, h, &expansion.forward);
         Appended::InPlace
     }
 
     /// A gauge histogram: the layouts are unioned, never a reason for a new chunk.
-    fn append_gauge(&mut self, t: i64, h: &FloatHistogram) -> Appended<Self> {
+    fn append_gauge(&mut self, t: i64, h: &mut Cow<'_, FloatHistogram>) -> Appended<Self> {
         let Some((expansion, merged)) = self.appendable_gauge(h) else {
             return Appended::NewChunk(Self::started_with(CounterResetHeader::Gauge, t, h));
         };
-        let mut h = Cow::Borrowed(h);
         if expansion.has_backward() {
             let h = h.to_mut();
             [h.positive_spans, h.negative_spans] = merged;
             widen(h, &expansion.backward);
         }
-        self.append_widened(t, &h, &expansion.forward);
+        self.append_widened(t, h, &expansion.forward);
         Appended::InPlace
     }
 

@@ -25,7 +25,13 @@
 //!   the counter-reset header set accordingly, gauge histograms in gauge chunks. (Prometheus
 //!   2.42's compactor appends without these checks; its chunk format is the same.)
 //! - [`spans`]: comparing and widening bucket layouts, which recoding needs.
+//! - [`arith`]: adding, subtracting, re-scaling and comparing float histograms as
+//!   Prometheus does (downsampling needs them), with the bucket bounds of [`bounds`].
+//! - [`FloatChunk`]: the float histogram appender itself, for writers that build one chunk
+//!   at a time.
 
+pub mod arith;
+pub mod bounds;
 pub mod decode;
 pub mod encode;
 pub mod error;
@@ -43,6 +49,8 @@ mod tests;
 pub use decode::{chunk_header, decode_chunk, FloatHistogramIter, HistogramIter};
 pub use encode::{CutHeaders, SeriesEncoder, SAMPLES_PER_CHUNK};
 pub use error::HistogramError;
+pub use float_chunk::FloatChunk;
+pub use int_chunk::Appended;
 pub use model::{CounterResetHint, FloatHistogram, Histogram, SampleValue, Span};
 
 /// Integer histogram chunks with start timestamps (Prometheus 3.14; not supported).

@@ -1,7 +1,8 @@
 //! Tests of the histogram codec against chunks written by Prometheus 2.42's appenders
 //! (`testdata/*.json`, made by `testdata/gen_golden.go`, loaded by [`golden`]) and of the
 //! rules where current Prometheus differs from 2.42; [`damaged`] has the decoder on damaged
-//! input and random series.
+//! input and random series; [`arith`] the float histogram arithmetic against Prometheus'
+//! own cases.
 
 use std::collections::BTreeMap;
 
@@ -11,6 +12,7 @@ use super::*;
 use crate::tsdb::chunks::{ENCODING_FLOAT_HISTOGRAM, ENCODING_HISTOGRAM, ENCODING_XOR};
 use crate::tsdb::xor::XorIter;
 use model::STALE_NAN_BITS;
+mod arith;
 mod damaged;
 mod golden;
 

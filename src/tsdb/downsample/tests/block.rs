@@ -270,7 +270,7 @@ fn corrupt_chunk_names_block_series_file_and_offset() {
 }
 
 #[test]
-fn histogram_series_is_refused_by_name() {
+fn corrupt_histogram_chunk_names_series_and_file() {
     let tmp = tempfile::tempdir().expect("tmp");
     let chunk = EncodedChunk {
         min_time: START,
@@ -281,13 +281,16 @@ fn histogram_series_is_refused_by_name() {
     let (input, _) = raw_block(&tmp.path().join("raw"), Some(vec![chunk]));
     let err = downsample_block(&input, &tmp.path().join("out"), id(2), RESOLUTION_5M_MS)
         .expect_err("histogram");
-    let text = err.to_string();
-    assert!(text.contains(&id(1).to_string()), "{text}");
+    let TsdbError::Corrupt { file, what, .. } = &err else {
+        panic!("{err}")
+    };
+    assert!(file.ends_with("chunks/000001"), "{err}");
+    assert!(what.contains(&id(1).to_string()), "{err}");
     assert!(
-        text.contains(r#"{__name__="requests_total", job="b"}"#),
-        "{text}"
+        what.contains(r#"{__name__="requests_total", job="b"}"#),
+        "{err}"
     );
-    assert!(text.contains("native histograms"), "{text}");
+    assert!(what.contains("histogram chunk"), "{err}");
 }
 
 #[test]

@@ -286,33 +286,34 @@ fn one_chunk(encoding: u8, data: Vec<u8>) -> (Vec<InputChunk>, Vec<u8>) {
 }
 
 #[test]
-fn histograms_and_unknown_encodings_are_refused_by_chunk() {
+fn broken_histograms_and_unknown_encodings_are_refused_by_chunk() {
     let go = |(c, a): (Vec<InputChunk>, Vec<u8>), from| {
         downsample_series(&c, &a, from, 3_600_000, &mut Scratch::default())
     };
+    let corrupt_at = |err: DownsampleError| match err {
+        DownsampleError::Corrupt { chunk, .. } => chunk,
+        other => panic!("{other:?}"),
+    };
+    // Two samples announced, none there.
     let hist = vec![0x00, 0x02, 0x40, 0x00];
     let err = go(one_chunk(ENCODING_HISTOGRAM, hist.clone()), 0).expect_err("histogram");
-    assert_eq!(
-        err,
-        DownsampleError::Histogram {
-            chunk: 0,
-            encoding: ENCODING_HISTOGRAM
-        }
-    );
+    assert_eq!(corrupt_at(err), 0);
     let err = go(one_chunk(ENCODING_FLOAT_HISTOGRAM, hist), M5)
         .expect_err("plain histogram in a 5m block");
-    assert_eq!(
-        err,
-        DownsampleError::Histogram {
-            chunk: 0,
-            encoding: ENCODING_FLOAT_HISTOGRAM
-        }
-    );
+    assert_eq!(corrupt_at(err), 0);
     // An empty plain chunk in a downsampled block is skipped whatever its encoding.
     assert!(go(one_chunk(ENCODING_HISTOGRAM, vec![0, 0, 0]), M5)
         .expect("skipped")
         .is_empty());
-    // A histogram aggregate chunk: its counter is float-histogram encoded.
+    // Start-timestamp histogram chunks are refused, as Thanos refuses them.
+    assert_eq!(
+        go(one_chunk(6, vec![0, 1, 0]), 0).expect_err("encoding 6"),
+        DownsampleError::Encoding {
+            chunk: 0,
+            encoding: 6
+        }
+    );
+    // A histogram aggregate chunk whose counter announces a histogram it does not hold.
     let mut data = Vec::new();
     let (count, fh) = (xor(&[(299_999, 2.0)]), vec![0x00, 0x01, 0x00]);
     super::super::aggr::encode_aggr_chunk(
@@ -326,13 +327,13 @@ fn histograms_and_unknown_encodings_are_refused_by_chunk() {
         &mut data,
     );
     let err = go(one_chunk(ENCODING_AGGR, data), M5).expect_err("histogram aggregate");
-    assert_eq!(
-        err,
-        DownsampleError::Histogram {
-            chunk: 0,
-            encoding: ENCODING_AGGR
-        }
-    );
+    let DownsampleError::Corrupt { chunk, offset, .. } = err else {
+        panic!("{err:?}")
+    };
+    assert_eq!(chunk, 0);
+    // The counter's data starts after the count (1 + 1 + len) and sum (1 + 1 + 3), the two
+    // absent aggregates (2 bytes) and its length and encoding bytes.
+    assert!(offset >= 2 + count.len() + 5 + 2 + 2, "{offset}");
     let (_, _, aggr) = aggr_chunk([&[(1, 1.0)], &[], &[], &[], &[]]);
     assert_eq!(
         go(one_chunk(ENCODING_AGGR, aggr), 0).expect_err("aggregate in a raw block"),
