@@ -96,8 +96,9 @@ fn halting(message: String) -> JobError {
     }
 }
 
-/// Downloads `<id>/` into `<dir>/<id>/` unless a complete copy is there (meta.json is written
-/// last, so its presence means complete), then writes the planned meta over the local one.
+/// Downloads `<id>/` into `<dir>/<id>/` (with a `chunks/` dir, empty for an empty block) unless
+/// a complete copy is there (meta.json is written last, so its presence means complete), then
+/// writes the planned meta over the local one.
 async fn download_block(
     store: &Arc<dyn ObjectStore>,
     dir: &Path,
@@ -124,6 +125,12 @@ async fn download_block(
             }
             download_object(store, &o.location, &local.join(&rel)).await?;
         }
+        // An empty block has no chunk segment, and a bucket has no empty directories: create
+        // `chunks/` as Thanos' `block.Download` does, or the block cannot be opened.
+        let chunks = local.join("chunks");
+        tokio::fs::create_dir_all(&chunks)
+            .await
+            .map_err(|e| retryable(format!("{}: {e}", chunks.display())))?;
     }
     let local_meta = local.clone();
     let meta = meta.clone();

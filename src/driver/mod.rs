@@ -384,10 +384,10 @@ async fn execute(
             .map(|()| StoreResult::Done),
         StoreOp::MarkDeletion(m) => with_timeout(timeout, "deletion mark", store.put_marker(m))
             .await
-            .map(|_| StoreResult::Done),
+            .map(|created| marked(created, m)),
         StoreOp::MarkNoCompact(m) => with_timeout(timeout, "no-compact mark", store.put_marker(m))
             .await
-            .map(|_| StoreResult::Done),
+            .map(|created| marked(created, m)),
         StoreOp::DeleteBlock(id) => {
             let delete = with_timeout(timeout * 10, "delete block", store.delete_block(*id));
             until_lapse(lapse, format!("delete of block {id}"), delete)
@@ -395,6 +395,19 @@ async fn execute(
                 .map(|()| StoreResult::Done)
         }
     }
+}
+
+/// The result of a marker write; warns, as Thanos does, when the marker was already there
+/// (it is left as it is: one that cannot be read keeps the block from being deleted).
+fn marked<M: crate::bucket::markers::Marker>(created: bool, m: &M) -> StoreResult {
+    if !created {
+        tracing::warn!(
+            block = %m.block(),
+            marker = M::FILENAME,
+            "requested to mark, but the marker already exists; left as it is; investigate"
+        );
+    }
+    StoreResult::Done
 }
 
 fn spawn_coord(cfg: &DriverConfig, req: CoordRequest, tx: mpsc::UnboundedSender<Input>) {

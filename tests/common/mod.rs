@@ -320,3 +320,51 @@ pub fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) {
         }
     }
 }
+
+/// Downloads every object of the bucket into `dir` (object names become relative paths).
+pub fn download_bucket(config: &str, dir: &Path) {
+    use futures::TryStreamExt;
+    use object_store::ObjectStoreExt;
+    let bucket = open(config);
+    runtime().block_on(async {
+        let objects: Vec<_> = bucket.store.list(None).try_collect().await.unwrap();
+        for o in objects {
+            let target = dir.join(o.location.as_ref());
+            std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+            let bytes = bucket
+                .store
+                .get(&o.location)
+                .await
+                .unwrap()
+                .bytes()
+                .await
+                .unwrap();
+            std::fs::write(target, bytes).unwrap();
+        }
+    });
+}
+
+/// A small deterministic PRNG (xorshift64*) for seeded test schedules.
+pub struct XorShift(u64);
+
+impl XorShift {
+    /// A generator from `seed` (0 is replaced, xorshift needs a non-zero state).
+    pub fn new(seed: u64) -> Self {
+        XorShift(seed.max(1))
+    }
+
+    /// The next pseudo-random number.
+    pub fn next_u64(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// A number in `0..n` (`n` > 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n
+    }
+}
