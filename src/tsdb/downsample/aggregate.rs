@@ -42,6 +42,20 @@ pub fn downsample_aggr(
     out_resolution_ms: i64,
     buf: &mut Vec<Sample>,
 ) -> Result<Vec<AggrOutput>, DownsampleError> {
+    match aggr_target_chunks(inputs, in_resolution_ms, out_resolution_ms)? {
+        Some(chunks) => downsample_aggr_in(inputs, out_resolution_ms, chunks, buf),
+        None => Ok(Vec::new()),
+    }
+}
+
+/// How many output chunks downsampling `inputs` (aggregate chunks of resolution
+/// `in_resolution_ms`, which must be positive) to `out_resolution_ms` aims at, as Thanos'
+/// `downsampleAggr` sizes them; `None` for no input.
+pub(super) fn aggr_target_chunks(
+    inputs: &[AggrInput<'_>],
+    in_resolution_ms: i64,
+    out_resolution_ms: i64,
+) -> Result<Option<usize>, DownsampleError> {
     super::check_resolutions(in_resolution_ms, out_resolution_ms)?;
     if in_resolution_ms == 0 {
         return Err(DownsampleError::Resolution {
@@ -50,17 +64,16 @@ pub fn downsample_aggr(
         });
     }
     let (Some(first), Some(last)) = (inputs.first(), inputs.last()) else {
-        return Ok(Vec::new());
+        return Ok(None);
     };
     let samples: u64 = inputs.iter().map(|c| c.chunk.num_samples()).sum();
-    let chunks = target_chunk_count(
+    Ok(Some(target_chunk_count(
         first.min_time,
         last.max_time,
         in_resolution_ms,
         out_resolution_ms,
         usize::try_from(samples).unwrap_or(usize::MAX),
-    );
-    downsample_aggr_in(inputs, out_resolution_ms, chunks, buf)
+    )))
 }
 
 /// [`downsample_aggr`] aiming at `chunks` output chunks (Thanos' `downsampleAggrLoop`).

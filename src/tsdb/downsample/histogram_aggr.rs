@@ -16,8 +16,8 @@
 //! start at 0 for it (as for float aggregates; `docs/operations.md` lists the differences).
 
 use super::aggr::Aggr;
-use super::aggregate::{expand_sub, AggrInput};
-use super::batch::{aggregate_windows, target_chunk_count, FloatAggregator, Sample};
+use super::aggregate::{aggr_target_chunks, expand_sub, AggrInput};
+use super::batch::{aggregate_windows, FloatAggregator, Sample};
 use super::builder::AggrOutput;
 use super::histogram::{expand_histogram_chunk, min_schema, HistogramAggregator, HistogramSample};
 use super::histogram_builder::HistogramChunkBuilder;
@@ -30,24 +30,9 @@ pub fn downsample_histogram_aggr(
     in_resolution_ms: i64,
     out_resolution_ms: i64,
 ) -> Result<Vec<AggrOutput>, DownsampleError> {
-    super::check_resolutions(in_resolution_ms, out_resolution_ms)?;
-    if in_resolution_ms == 0 {
-        return Err(DownsampleError::Resolution {
-            from: in_resolution_ms,
-            to: out_resolution_ms,
-        });
-    }
-    let (Some(first), Some(last)) = (inputs.first(), inputs.last()) else {
+    let Some(chunks) = aggr_target_chunks(inputs, in_resolution_ms, out_resolution_ms)? else {
         return Ok(Vec::new());
     };
-    let samples: u64 = inputs.iter().map(|c| c.chunk.num_samples()).sum();
-    let chunks = target_chunk_count(
-        first.min_time,
-        last.max_time,
-        in_resolution_ms,
-        out_resolution_ms,
-        usize::try_from(samples).unwrap_or(usize::MAX),
-    );
     // As for floats: `inputs / chunks` chunks per batch, at least 1.
     let batch_size = (inputs.len() / chunks.max(1)).max(1);
     inputs

@@ -10,11 +10,11 @@
 use std::borrow::Cow;
 
 use super::aggr::Aggr;
-use super::batch::{aggregate_windows, target_chunk_count};
+use super::batch::aggregate_windows;
 use super::builder::AggrOutput;
 use super::histogram::{min_schema, HistogramAggregator, HistogramSample};
 use super::histogram_builder::HistogramChunkBuilder;
-use super::raw::{for_each_raw_batch, ASSUMED_RAW_RESOLUTION_MS};
+use super::raw::{for_each_raw_batch, raw_target_chunks};
 use super::DownsampleError;
 use crate::tsdb::histogram::CounterResetHint;
 
@@ -25,17 +25,9 @@ pub fn downsample_histogram_raw(
     samples: &[HistogramSample],
     resolution_ms: i64,
 ) -> Result<Vec<AggrOutput>, DownsampleError> {
-    super::check_resolutions(0, resolution_ms)?;
-    let (Some(first), Some(last)) = (samples.first(), samples.last()) else {
+    let Some(chunks) = raw_target_chunks(samples, |s| s.t, resolution_ms)? else {
         return Ok(Vec::new());
     };
-    let chunks = target_chunk_count(
-        first.t,
-        last.t,
-        ASSUMED_RAW_RESOLUTION_MS,
-        resolution_ms,
-        samples.len(),
-    );
     let mut out = Vec::new();
     for_each_raw_batch(
         samples,

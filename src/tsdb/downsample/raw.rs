@@ -30,18 +30,30 @@ pub fn downsample_raw(
     samples: &[Sample],
     resolution_ms: i64,
 ) -> Result<Vec<AggrOutput>, DownsampleError> {
+    match raw_target_chunks(samples, |s| s.t, resolution_ms)? {
+        Some(chunks) => downsample_raw_in(samples, resolution_ms, chunks),
+        None => Ok(Vec::new()),
+    }
+}
+
+/// How many output chunks downsampling raw `samples` (in time order, `t` their timestamp) to
+/// `resolution_ms` aims at, as Thanos' `downsampleRaw` sizes them; `None` for no samples.
+pub(super) fn raw_target_chunks<S>(
+    samples: &[S],
+    t: impl Fn(&S) -> i64,
+    resolution_ms: i64,
+) -> Result<Option<usize>, DownsampleError> {
     super::check_resolutions(0, resolution_ms)?;
     let (Some(first), Some(last)) = (samples.first(), samples.last()) else {
-        return Ok(Vec::new());
+        return Ok(None);
     };
-    let chunks = target_chunk_count(
-        first.t,
-        last.t,
+    Ok(Some(target_chunk_count(
+        t(first),
+        t(last),
         ASSUMED_RAW_RESOLUTION_MS,
         resolution_ms,
         samples.len(),
-    );
-    downsample_raw_in(samples, resolution_ms, chunks)
+    )))
 }
 
 /// [`downsample_raw`] aiming at `chunks` output chunks (Thanos' `downsampleRawLoop`).
