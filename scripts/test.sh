@@ -79,3 +79,8 @@ for bug in no-deadline no-fence no-takeover-delay no-permit-check; do
   log "simulation: --bug $bug must be caught within 100 seeds"
   $SIM run --seeds 100 --bug "$bug" | tail -1
 done
+
+# Fuzzing (fuzz/README.md): every cargo-fuzz target runs for a short fixed time on seeds cut
+# from generated blocks and must find nothing (no panic, hang or oversized allocation).
+log "fuzzing: every target for 15 s"
+scripts/fuzz.sh 15

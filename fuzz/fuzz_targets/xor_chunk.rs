@@ -20,7 +20,10 @@ fuzz_target!(|data: &[u8]| {
     }
     let mut back = XorIter::new(enc.bytes());
     for &(t, v) in &samples {
-        let (t2, v2) = back.next_sample().expect("re-encoded chunk decodes").expect("same count");
+        let (t2, v2) = back
+            .next_sample()
+            .expect("re-encoded chunk decodes")
+            .expect("same count");
         assert_eq!((t, v.to_bits()), (t2, v2.to_bits()));
     }
 });

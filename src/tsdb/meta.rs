@@ -300,12 +300,13 @@ pub fn merge_metas(id: BlockId, parents: &[BlockMeta]) -> Result<BlockMeta> {
         max_time: parents.iter().map(|p| p.max_time).max().expect("non-empty"),
         stats: BlockStats::default(),
         compaction: Compaction {
+            // Saturating: a parent's level comes from a meta.json in the bucket.
             level: parents
                 .iter()
                 .map(|p| p.compaction.level)
                 .max()
                 .expect("non-empty")
-                + 1,
+                .saturating_add(1),
             sources,
             parents: parents.iter().map(BlockMeta::desc).collect(),
             hints: merge_hints(parents),

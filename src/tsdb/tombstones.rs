@@ -48,17 +48,7 @@ impl Tombstones {
     pub fn add(&mut self, series_ref: u64, iv: Interval) {
         let list = self.by_series.entry(series_ref).or_default();
         list.push(iv);
-        list.sort();
-        let mut merged: Vec<Interval> = Vec::with_capacity(list.len());
-        for iv in list.drain(..) {
-            match merged.last_mut() {
-                Some(last) if iv.min_time <= last.max_time.saturating_add(1) => {
-                    last.max_time = last.max_time.max(iv.max_time);
-                }
-                _ => merged.push(iv),
-            }
-        }
-        *list = merged;
+        merge_intervals(list);
     }
 
     /// The deleted intervals of a series (empty when none).
@@ -124,7 +114,9 @@ impl Tombstones {
             ));
         }
         let mut d = Decbuf::new(entries, HEADER_LEN as u64, path);
-        let mut out = Tombstones::default();
+        // Collected first and merged once per series: merging on every entry, as `add` does,
+        // would take quadratic time on a file with many intervals for one series.
+        let mut by_series: BTreeMap<u64, Vec<Interval>> = BTreeMap::new();
         while d.remaining() > 0 {
             let series_ref = d.uvarint("series ref")?;
             let min_time = d.varint("interval mint")?;
@@ -132,9 +124,13 @@ impl Tombstones {
             if max_time < min_time {
                 return Err(d.corrupt(format!("interval [{min_time}, {max_time}] is reversed")));
             }
-            out.add(series_ref, Interval { min_time, max_time });
+            by_series
+                .entry(series_ref)
+                .or_default()
+                .push(Interval { min_time, max_time });
         }
-        Ok(out)
+        by_series.values_mut().for_each(merge_intervals);
+        Ok(Tombstones { by_series })
     }
 
     /// Encodes the file, entries sorted by series ref then time.
@@ -157,6 +153,21 @@ impl Tombstones {
     pub fn write_dir(&self, dir: &Path) -> Result<()> {
         fsutil::write_atomic(&dir.join(TOMBSTONES_FILENAME), &self.encode())
     }
+}
+
+/// Sorts `list` and merges its overlapping or adjacent intervals.
+fn merge_intervals(list: &mut Vec<Interval>) {
+    list.sort_unstable();
+    let mut merged: Vec<Interval> = Vec::with_capacity(list.len());
+    for iv in list.drain(..) {
+        match merged.last_mut() {
+            Some(last) if iv.min_time <= last.max_time.saturating_add(1) => {
+                last.max_time = last.max_time.max(iv.max_time);
+            }
+            _ => merged.push(iv),
+        }
+    }
+    *list = merged;
 }
 
 #[cfg(test)]
@@ -238,5 +249,34 @@ mod tests {
         assert!(err.to_string().contains("bad magic"));
         let err = Tombstones::decode(&[1, 2], Path::new("x")).unwrap_err();
         assert!(err.to_string().contains("too short"));
+    }
+    /// Regression (hardening audit): decoding merged the list of a series on every entry,
+    /// quadratic in the intervals of one series; many unsorted, overlapping intervals of one
+    /// series now decode in one merge, to what adding them one by one gives.
+    #[test]
+    fn many_intervals_of_one_series_decode_merged() {
+        let mut e = Encbuf::new();
+        e.put_be32(TOMBSTONES_MAGIC);
+        e.put_u8(TOMBSTONES_VERSION);
+        // Descending starts 10 apart: [m, m + 4] for even i, [m, m + 9] for odd i, so each odd
+        // interval touches the even one before it and the pair merges to [m, m + 14].
+        let mut expected = Vec::new();
+        for i in 0..20_000i64 {
+            let min_time = (20_000 - i) * 10;
+            e.put_uvarint(7);
+            e.put_varint(min_time);
+            e.put_varint(min_time + 4 + 5 * (i % 2));
+            if i % 2 == 1 {
+                expected.push(Interval {
+                    min_time,
+                    max_time: min_time + 14,
+                });
+            }
+        }
+        e.put_crc_since(HEADER_LEN);
+        let t = Tombstones::decode(&e.buf, Path::new("t")).unwrap();
+        expected.reverse();
+        assert_eq!(t.get(7), expected.as_slice());
+        assert_eq!(t.num_intervals(), 10_000);
     }
 }

@@ -3,8 +3,11 @@
 //!
 //! The iterators never panic: every read is bounds-checked and reports the byte offset of the
 //! failure, and counts read from the data (spans, buckets, custom bounds) are checked against
-//! the bits left before anything is allocated. Like Prometheus, they read exactly the number of
-//! samples the header announces and ignore bytes after them.
+//! the bits left before anything is allocated. Every sample they return owns a copy of the
+//! chunk's layout, which costs no bits per sample, so the values they return in total (spans,
+//! custom bounds, buckets) are bounded by the chunk's size (see `values_budget`). Like
+//! Prometheus, they read exactly the number of samples the header announces and ignore bytes
+//! after them.
 //!
 //! Counter-reset hints follow current Prometheus (`counterResetHint`): every sample of a gauge
 //! chunk is [`CounterResetHint::Gauge`]; in other chunks the first sample is
@@ -33,6 +36,22 @@ pub fn chunk_header(data: &[u8]) -> Option<(u16, CounterResetHeader)> {
         CounterResetHeader::from_flags(header[2]),
     ))
 }
+
+/// The most values (spans, custom bounds and buckets, summed over samples) the iterators
+/// return for a chunk of `data_len` bytes: `VALUES_PER_BYTE` per byte, at least `VALUES_MIN`.
+/// Real chunks stay far below it: each sample's buckets take at least one bit
+/// each, and their layouts hold about as many spans and bounds as buckets.
+fn values_budget(data_len: usize) -> u64 {
+    (data_len as u64)
+        .saturating_mul(VALUES_PER_BYTE)
+        .max(VALUES_MIN)
+}
+
+/// Values per byte of chunk data in `values_budget`.
+const VALUES_PER_BYTE: u64 = 64;
+
+/// The least `values_budget` of any chunk.
+const VALUES_MIN: u64 = 1 << 20;
 
 /// Decodes every sample of a histogram chunk of `encoding` (2 or 3). Encodings 5 and 6 (with
 /// start timestamps) and every other encoding are refused with
@@ -67,6 +86,8 @@ struct Cursor<'a> {
     read: u16,
     failed: bool,
     layout: Layout,
+    /// What is left of `values_budget`.
+    budget: u64,
 }
 
 impl<'a> Cursor<'a> {
@@ -78,6 +99,36 @@ impl<'a> Cursor<'a> {
             read: 0,
             failed: false,
             layout: Layout::default(),
+            budget: values_budget(data.len()),
+        }
+    }
+
+    /// The length of the chunk data, header included.
+    fn data_len(&self) -> usize {
+        let bits = self.reader.bit_position() + self.reader.bits_left();
+        HEADER_BYTES + (bits / 8) as usize
+    }
+
+    /// Charges the sample about to be returned, with `buckets` buckets, to the budget.
+    fn charge(&mut self, buckets: usize) -> Result<(), HistogramError> {
+        let layout = &self.layout;
+        let values = layout.positive_spans.len()
+            + layout.negative_spans.len()
+            + layout.custom_values.len()
+            + buckets;
+        match self.budget.checked_sub(values as u64) {
+            Some(left) => {
+                self.budget = left;
+                Ok(())
+            }
+            None => {
+                let what = format!(
+                    "the samples decoded so far and this one hold more than {} spans, bounds \
+                     and buckets, too many for a chunk of this size",
+                    values_budget(self.data_len())
+                );
+                Err(self.error(what))
+            }
         }
     }
 
@@ -210,6 +261,11 @@ impl<'a> HistogramIter<'a> {
         } else {
             self.read_next()?;
         }
+        if self.sum.bits != STALE_NAN_BITS {
+            // A staleness marker holds no layout and no buckets.
+            self.cursor
+                .charge(self.positive.len() + self.negative.len())?;
+        }
         self.cursor.read += 1;
         Ok(Some((self.t, self.histogram())))
     }
@@ -339,6 +395,11 @@ impl<'a> FloatHistogramIter<'a> {
         } else {
             self.read_next()?;
         }
+        if self.sum.bits != STALE_NAN_BITS {
+            // A staleness marker holds no layout and no buckets.
+            self.cursor
+                .charge(self.positive.len() + self.negative.len())?;
+        }
         self.cursor.read += 1;
         Ok(Some((self.t, self.histogram())))
     }
@@ -409,5 +470,52 @@ impl Iterator for FloatHistogramIter<'_> {
     /// Yields each sample, or one error and then nothing.
     fn next(&mut self) -> Option<Self::Item> {
         self.next_sample().transpose()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::layout::write_layout;
+    use super::super::model::Span;
+    use super::super::varbit::{put_varbit_int, put_varbit_uint};
+    use super::*;
+    use crate::tsdb::bstream::BitWriter;
+
+    /// A chunk of `encoding` announcing 65535 samples whose layout has 100 000 empty spans:
+    /// the first sample with zero counts, then four zero bits per sample (nothing changes).
+    fn repeated_layout_chunk(encoding: u8) -> Vec<u8> {
+        let mut w = BitWriter::with_prefix(&[0xff, 0xff, 0], 0);
+        write_layout(&mut w, 0, 0.0, &vec![Span::new(0, 0); 100_000], &[], &[]);
+        put_varbit_int(&mut w, 1_000);
+        if encoding == ENCODING_HISTOGRAM {
+            put_varbit_uint(&mut w, 0);
+            put_varbit_uint(&mut w, 0);
+            w.write_bits(0, 64);
+        } else {
+            for _ in 0..3 {
+                w.write_bits(0, 64);
+            }
+        }
+        for _ in 0..65_534 / 2 + 1 {
+            w.write_byte(0);
+        }
+        w.into_bytes()
+    }
+
+    /// Regression (fuzz hardening audit): every sample returned a copy of the layout, which
+    /// costs its chunk nothing per sample, so a 58 KB chunk decoded into 65535 copies of 100 000
+    /// spans (52 GB). The decoders now stop at a budget proportional to the chunk's size.
+    #[test]
+    fn a_layout_repeated_by_cheap_samples_is_refused_within_the_budget() {
+        for encoding in [ENCODING_HISTOGRAM, ENCODING_FLOAT_HISTOGRAM] {
+            let data = repeated_layout_chunk(encoding);
+            let err = decode_chunk(encoding, &data).unwrap_err();
+            let HistogramError::Corrupt { sample, what, .. } = &err else {
+                panic!("{err}");
+            };
+            assert!(what.contains("too many for a chunk of this size"), "{err}");
+            let budget = values_budget(data.len());
+            assert_eq!(u64::from(*sample), budget / 100_000, "{err}");
+        }
     }
 }

@@ -122,6 +122,18 @@ fn merge_follows_prometheus() {
     );
 }
 
+/// Regression (hardening audit; the meta_json fuzz target merges what it parses): a parent
+/// at level `u32::MAX`, which a meta.json may hold, overflowed the merged level.
+#[test]
+fn merge_saturates_the_level() {
+    let m = merge_metas(
+        BlockId::from_parts(2000, 5),
+        &[meta(1, 0, 100, u32::MAX), meta(2, 100, 200, 1)],
+    )
+    .unwrap();
+    assert_eq!(m.compaction.level, u32::MAX);
+}
+
 #[test]
 fn merge_refuses_different_streams_and_keeps_common_extensions() {
     let mut a = meta(1, 0, 10, 1);
