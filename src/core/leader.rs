@@ -384,7 +384,8 @@ impl Leader {
                         ttl_ms: ttl_secs.saturating_mul(1000),
                         acked_sent_at: sent_at,
                     });
-                    self.next_keepalive_at = sent_at.plus(keepalive_interval(ttl_secs * 1000));
+                    self.next_keepalive_at =
+                        sent_at.plus(keepalive_interval(ttl_secs.saturating_mul(1000)));
                     self.role = Role::Campaigning(Pending::now(now));
                 }
                 _ => self.role = Role::Granting(self.backoff(now)),
