@@ -173,6 +173,7 @@ pub fn summary(result: &compactd::core::types::StoreResult) -> String {
     match result {
         StoreResult::Synced(s) => format!("synced {} blocks", s.blocks.len()),
         StoreResult::Done => "done".into(),
+        StoreResult::MarkerExisted => "marker already there".into(),
         StoreResult::Fence(None) => "no fence".into(),
         StoreResult::Fence(Some((r, _))) => {
             format!("fence epoch {} holder {} seq {}", r.epoch, r.holder, r.seq)

@@ -316,7 +316,7 @@ impl Cycle {
                         StoreOp::DeleteBlock(block) if partial_cleanup => {
                             out.push(Output::Event(Event::PartialDeleted(block)));
                         }
-                        op => out.extend(op.completion_event().map(Output::Event)),
+                        op => out.extend(op.completion_event(&result).map(Output::Event)),
                     },
                 }
             }

@@ -148,8 +148,12 @@ pub enum StoreOp {
 }
 
 impl StoreOp {
-    /// The event reporting this operation's success, if it is worth one.
-    pub fn completion_event(&self) -> Option<Event> {
+    /// The event reporting this operation's success (answered by `result`), if it is worth
+    /// one: a marker found already in place is not a new mark.
+    pub fn completion_event(&self, result: &StoreResult) -> Option<Event> {
+        if *result == StoreResult::MarkerExisted {
+            return None;
+        }
         match self {
             StoreOp::Sync
             | StoreOp::UploadFiles { .. }
@@ -207,8 +211,11 @@ impl StoreOp {
 pub enum StoreResult {
     /// A completed sync.
     Synced(SyncResult),
-    /// A mutation completed (or found its target already in place, for markers).
+    /// A mutation completed.
     Done,
+    /// A marker was not written because one was already there; it is left as it is (Thanos'
+    /// `MarkForDeletion` does the same, without counting a new mark).
+    MarkerExisted,
     /// The fence as read: `None` when it does not exist.
     Fence(Option<(FenceRecord, FenceVersion)>),
     /// The fence CAS succeeded; the object now has this version.

@@ -400,14 +400,15 @@ async fn execute(
 /// The result of a marker write; warns, as Thanos does, when the marker was already there
 /// (it is left as it is: one that cannot be read keeps the block from being deleted).
 fn marked<M: crate::bucket::markers::Marker>(created: bool, m: &M) -> StoreResult {
-    if !created {
-        tracing::warn!(
-            block = %m.block(),
-            marker = M::FILENAME,
-            "requested to mark, but the marker already exists; left as it is; investigate"
-        );
+    if created {
+        return StoreResult::Done;
     }
-    StoreResult::Done
+    tracing::warn!(
+        block = %m.block(),
+        marker = M::FILENAME,
+        "requested to mark, but the marker already exists; left as it is; investigate"
+    );
+    StoreResult::MarkerExisted
 }
 
 fn spawn_coord(cfg: &DriverConfig, req: CoordRequest, tx: mpsc::UnboundedSender<Input>) {

@@ -48,6 +48,7 @@ fn store_result(result: &StoreResult) -> String {
     match result {
         StoreResult::Synced(sync) => format!("synced {} blocks", sync.blocks.len()),
         StoreResult::Done => "done".into(),
+        StoreResult::MarkerExisted => "marker already there".into(),
         StoreResult::Fence(None) => "fence absent".into(),
         StoreResult::Fence(Some((record, _))) => format!(
             "fence epoch {} holder {} seq {}",

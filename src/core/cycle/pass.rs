@@ -466,7 +466,7 @@ pub(super) fn mutation_result(
             Some(format!("{context}: {}: {e}", op.name()))
         }
         _ => {
-            out.extend(op.completion_event().map(Output::Event));
+            out.extend(op.completion_event(&result).map(Output::Event));
             None
         }
     }

@@ -60,6 +60,8 @@ struct Model {
     log: Vec<String>,
     fail_next_mutation: bool,
     compaction_error: Option<JobError>,
+    /// Answer every marker write with [`StoreResult::MarkerExisted`] (the mark is in place).
+    markers_already_there: bool,
 }
 
 impl Model {
@@ -112,6 +114,10 @@ impl Model {
             StoreOp::ReadFence | StoreOp::CasFence { .. } => {
                 unreachable!("the cycle never touches the fence")
             }
+        }
+        let marker = matches!(op, StoreOp::MarkDeletion(_) | StoreOp::MarkNoCompact(_));
+        if marker && self.markers_already_there {
+            return StoreResult::MarkerExisted;
         }
         StoreResult::Done
     }
@@ -276,6 +282,39 @@ fn one_shot_run_compacts_marks_deletes_and_exits() {
     assert!(outputs
         .iter()
         .any(|o| matches!(o, Output::Event(Event::IterationDone))));
+}
+
+/// A marker found in place counts as marked for the cycle, which goes on the same way, but it
+/// is not reported as a new mark (no `Marked` event, so no `thanos_compact_blocks_marked_total`).
+#[test]
+fn markers_found_in_place_are_not_new_marks() {
+    let mut model = Model {
+        markers_already_there: true,
+        ..Model::default()
+    };
+    twelve_2h_blocks(&mut model, "eu-1", 100);
+    let mut cycle = Cycle::new(cfg(false), 7);
+    let (code, outputs) = run(&mut cycle, &mut model, now(48));
+    assert_eq!(code, Some(0));
+    let mut spans: Vec<i64> = model
+        .visible()
+        .iter()
+        .map(|m| (m.max_time - m.min_time) / HOUR)
+        .collect();
+    spans.sort();
+    assert_eq!(spans, [2, 2, 2, 2, 8, 8], "compacted as usual");
+    let events = |f: fn(&Event) -> bool| {
+        outputs
+            .iter()
+            .filter(|o| matches!(o, Output::Event(e) if f(e)))
+            .count()
+    };
+    assert_eq!(events(|e| matches!(e, Event::Marked { .. })), 0);
+    assert_eq!(
+        events(|e| matches!(e, Event::Deleted(_))),
+        8,
+        "sources deleted"
+    );
 }
 
 #[test]
