@@ -144,33 +144,10 @@ fn s3_bucket_compacts_like_thanos_and_keeps_every_sample() {
     );
     verify_clean(&config);
     let back = tmp.path().join("downloaded");
-    download_all(&config, &back);
+    download_bucket(&config, &back);
     assert_eq!(dumps(&back), before, "samples changed");
     assert_thanos_levels(&back);
     assert_eq!(block_dirs(&back).len(), 12);
-}
-
-/// Downloads every object into `dir`.
-fn download_all(config: &str, dir: &Path) {
-    use futures::TryStreamExt;
-    use object_store::ObjectStoreExt;
-    let bucket = open(config);
-    runtime().block_on(async {
-        let objects: Vec<_> = bucket.store.list(None).try_collect().await.unwrap();
-        for o in objects {
-            let target = dir.join(o.location.as_ref());
-            std::fs::create_dir_all(target.parent().unwrap()).unwrap();
-            let bytes = bucket
-                .store
-                .get(&o.location)
-                .await
-                .unwrap()
-                .bytes()
-                .await
-                .unwrap();
-            std::fs::write(target, bytes).unwrap();
-        }
-    });
 }
 
 /// Stops the compactor right before its n-th object mutation, for every n of a full run, on
@@ -338,16 +315,6 @@ fn overlapping_blocks_halt_without_vertical_compaction() {
         String::from_utf8_lossy(&merged.stderr)
     );
     verify_clean(&config);
-}
-
-/// Kills the child process if the test ends early.
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 #[test]

@@ -541,16 +541,6 @@ fn run_once(config: &str, data: &Path) -> Output {
         .unwrap()
 }
 
-/// Kills the child process if the test ends early.
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// Runs one iteration in `--wait` mode and returns `/metrics` once it is over, and the log.
 fn run_for_metrics(config: &str, data: &Path) -> (String, String) {
     use std::io::BufRead;

@@ -20,6 +20,7 @@ use crate::core::types::{Millis, Now};
 use crate::core::view::{build_view, ViewConfig};
 use crate::driver::store::StoreExecutor;
 use crate::tsdb::block_id::BlockId;
+use crate::tsdb::labels::Labels;
 
 /// The run flags that change the plan.
 #[derive(Clone, Debug)]
@@ -43,7 +44,7 @@ pub struct PlanSettings {
 pub struct GroupPlan {
     /// Thanos' group key, `<resolution>@<labels hash>`.
     pub key: String,
-    /// The group's external labels, `{a="b",...}`.
+    /// The group's external labels as Prometheus prints them, `{a="b", ...}`.
     pub labels: String,
     /// Visible blocks in the group.
     pub blocks: usize,
@@ -115,7 +116,7 @@ pub async fn plan_bucket(
             });
             GroupPlan {
                 key: key.to_string(),
-                labels: render_labels(&key.labels),
+                labels: Labels::from_pairs(key.labels.clone()).to_string(),
                 blocks: blocks.len(),
                 marks: planned.marks.iter().map(|m| m.block).collect(),
                 compact: planned.compact,
@@ -132,11 +133,6 @@ pub async fn plan_bucket(
         sync_seconds,
         plan_seconds,
     })
-}
-
-fn render_labels(labels: &std::collections::BTreeMap<String, String>) -> String {
-    let inner: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
-    format!("{{{}}}", inner.join(","))
 }
 
 /// One line per group with work (or `--all` groups), then the summary lines.

@@ -321,6 +321,16 @@ pub fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
+/// Kills the child process if the test ends early.
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Downloads every object of the bucket into `dir` (object names become relative paths).
 pub fn download_bucket(config: &str, dir: &Path) {
     use futures::TryStreamExt;
