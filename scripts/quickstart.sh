@@ -6,16 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 DEMO=${DEMO:-$PWD/demo}
 
-if ! command -v cc >/dev/null; then
-  sudo_=""; [ "$(id -u)" = 0 ] || sudo_=sudo
-  $sudo_ apt-get update -qq && $sudo_ apt-get install -y -qq build-essential
-fi
-if ! command -v cargo >/dev/null; then
-  echo "==> installing the Rust toolchain (rustup)"
-  curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal
-  # shellcheck disable=SC1091
-  . "$HOME/.cargo/env"
-fi
+# A C toolchain, protoc with the protobuf includes, the Rust toolchain: whatever is missing.
+scripts/deps.sh build
+case ":$PATH:" in *":$HOME/.cargo/bin:"*) ;; *) export PATH="$HOME/.cargo/bin:$PATH" ;; esac
 
 echo "==> building compactd (release)"
 cargo build --release --quiet --bin compactd

@@ -15,15 +15,19 @@ pub enum Bug {
     NoTakeoverDelay,
     /// The driver sends a mutation whose permit has expired.
     NoPermitCheck,
+    /// A node keeps renewing its lease while it hears no acknowledgement (etcd keeps its key
+    /// alive as long as the renewals reach it): no failover under one-way cuts.
+    KeepRenewing,
 }
 
 impl Bug {
     /// Every mutation.
-    pub const ALL: [Bug; 4] = [
+    pub const ALL: [Bug; 5] = [
         Bug::NoDeadline,
         Bug::NoFence,
         Bug::NoTakeoverDelay,
         Bug::NoPermitCheck,
+        Bug::KeepRenewing,
     ];
 
     /// The `--bug` name.
@@ -33,6 +37,7 @@ impl Bug {
             Bug::NoFence => "no-fence",
             Bug::NoTakeoverDelay => "no-takeover-delay",
             Bug::NoPermitCheck => "no-permit-check",
+            Bug::KeepRenewing => "keep-renewing",
         }
     }
 }

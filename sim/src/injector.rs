@@ -13,7 +13,7 @@ use crate::etcd::Answer;
 use crate::net::{ETCD, STORE};
 use crate::scenario::{Fault, Peer, Target, Way};
 use crate::setup::ELECTION;
-use crate::shared::{StoreFaults, World};
+use crate::shared::{LostLeader, StoreFaults, World};
 
 /// An armed fault strikes after this long even if its moment did not come.
 const ARMED_MAX_MS: i64 = 60_000;
@@ -194,24 +194,52 @@ impl Injector {
             .collect()
     }
 
-    /// Starts timing a failover if `node` leads now.
-    fn leader_lost(&mut self, node: &str, now: i64) {
+    /// Starts timing a failover if `node` leads now; `hit` are the nodes the fault strikes.
+    /// The failover bound is judged when no other fault is in force and a node outside `hit`
+    /// runs, unpaused, and can take over.
+    fn leader_lost(&mut self, sim: &mut turmoil::Sim<'_>, node: &str, hit: &[String], now: i64) {
+        let others_fit = {
+            let w = self.world.borrow();
+            w.nodes.iter().any(|(name, n)| {
+                !hit.contains(name)
+                    && n.exited.is_none()
+                    && n.paused_until_ms <= now
+                    && sim.is_host_running(name.as_str())
+            })
+        };
+        let judged = others_fit && self.heals.is_empty() && self.armed.is_empty();
         let mut w = self.world.borrow_mut();
-        if let (Some(epoch), None) = (w.nodes[node].leading, w.stats.leader_lost_at) {
-            w.stats.leader_lost_at = Some((now, epoch));
+        if let (Some(epoch), None) = (w.nodes[node].leading, &w.stats.leader_lost) {
+            w.stats.leader_lost = Some(LostLeader {
+                at_ms: now,
+                epoch,
+                node: node.to_string(),
+                judged,
+            });
             self.lost = Some(node.to_string());
+        }
+    }
+
+    /// Another fault strikes: the failover being timed (if any) is no longer judged.
+    fn unjudge(&mut self) {
+        if let Some(lost) = self.world.borrow_mut().stats.leader_lost.as_mut() {
+            lost.judged = false;
         }
     }
 
     fn apply(&mut self, sim: &mut turmoil::Sim<'_>, fault: Fault, now: i64) {
         // Logged even when it finds no target (a line saying what it did follows if it does).
         self.log(now, &format!("fault {fault:?}"));
+        // A wall-clock jump does not touch the election (monotonic clocks only).
+        if !matches!(fault, Fault::WallJump { .. }) {
+            self.unjudge();
+        }
         match fault {
             Fault::Crash { target, ms } => {
                 let Some(node) = self.resolve(sim, target) else {
                     return;
                 };
-                self.leader_lost(&node, now);
+                self.leader_lost(sim, &node, std::slice::from_ref(&node), now);
                 sim.crash(node.as_str());
                 {
                     // The process is gone: nothing of it leads, is paused or waits to be sent.
@@ -229,7 +257,7 @@ impl Injector {
                     return;
                 };
                 if ms > 15_000 {
-                    self.leader_lost(&node, now);
+                    self.leader_lost(sim, &node, std::slice::from_ref(&node), now);
                 }
                 {
                     let mut w = self.world.borrow_mut();
@@ -251,11 +279,12 @@ impl Injector {
                 let Some(node) = self.resolve(sim, target) else {
                     return;
                 };
-                if peer == Peer::Etcd && ms > 15_000 && way != Way::In {
-                    self.leader_lost(&node, now);
+                let cluster = self.cluster_of(&node);
+                if peer == Peer::Etcd && ms > 15_000 {
+                    self.leader_lost(sim, &node, &cluster, now);
                 }
                 let p = peer_name(peer);
-                for n in self.cluster_of(&node) {
+                for n in cluster {
                     match way {
                         Way::Both => sim.partition(n.as_str(), p),
                         Way::Out => sim.partition_oneway(n.as_str(), p),
@@ -282,8 +311,12 @@ impl Injector {
                 let Some(node) = self.resolve(sim, target) else {
                     return;
                 };
+                let cluster = self.cluster_of(&node);
+                if peer == Peer::Etcd && ms > 15_000 {
+                    self.leader_lost(sim, &node, &cluster, now);
+                }
                 let p = peer_name(peer);
-                for n in self.cluster_of(&node) {
+                for n in cluster {
                     sim.hold(n.as_str(), p);
                     self.heals
                         .push((now + ms, Heal::Release { node: n, peer: p }));
@@ -354,7 +387,7 @@ impl Injector {
                 let Some(node) = self.world.borrow().leader().map(str::to_string) else {
                     return;
                 };
-                self.leader_lost(&node, now);
+                self.leader_lost(sim, &node, std::slice::from_ref(&node), now);
                 sim.partition(node.as_str(), ETCD);
                 let heal = Heal::Repair {
                     node: node.clone(),
@@ -431,10 +464,10 @@ impl Injector {
             let mut w = self.world.borrow_mut();
             let still = w.nodes[&node].leading;
             let superseded = w.stats.max_elected > still.unwrap_or(0);
-            if still.is_some() && !superseded && w.stats.leader_lost_at.is_some() {
+            if still.is_some() && !superseded && w.stats.leader_lost.is_some() {
                 // The leader it was timed for kept its term and nobody was elected: no
                 // failover happened.
-                w.stats.leader_lost_at = None;
+                w.stats.leader_lost = None;
                 self.lost = None;
             }
         }

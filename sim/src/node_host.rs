@@ -384,10 +384,12 @@ impl Driver {
             Event::Leading { epoch, .. } => {
                 w.nodes.get_mut(&self.name).expect("node").leading = Some(*epoch);
                 w.stats.terms += 1;
-                if let Some((at, old)) = w.stats.leader_lost_at {
-                    if *epoch > old {
-                        w.stats.leader_lost_at = None;
-                        w.stats.failovers.push(now - at);
+                // A node leads again (a newer epoch, or the old leader back in its term
+                // once the fault healed): the failover ends.
+                if let Some(lost) = w.stats.leader_lost.take_if(|l| *epoch >= l.epoch) {
+                    w.stats.failovers.push(now - lost.at_ms);
+                    if lost.judged {
+                        w.stats.bounded_failovers.push(now - lost.at_ms);
                     }
                 }
             }

@@ -167,6 +167,7 @@ pub fn leader_config(name: &str, mode: Mode, bug: Option<Bug>) -> LeaderConfig {
         safety: Safety {
             lease_deadline: bug != Some(Bug::NoDeadline),
             fence: bug != Some(Bug::NoFence),
+            abandon_unheard_lease: bug != Some(Bug::KeepRenewing),
         },
     }
 }

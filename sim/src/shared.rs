@@ -79,10 +79,13 @@ pub struct StoreFaults {
 /// What the world counts.
 #[derive(Clone, Debug, Default)]
 pub struct Stats {
-    /// Failover durations (ms): from a fault that took the leader out to the next leader.
+    /// Failover durations (ms): from a fault that took the leader out until a node leads
+    /// again.
     pub failovers: Vec<i64>,
-    /// When the leader was taken out and the epoch it led, if no newer leader followed yet.
-    pub leader_lost_at: Option<(i64, u64)>,
+    /// Those of them the failover bound applied to (see [`LostLeader::judged`]).
+    pub bounded_failovers: Vec<i64>,
+    /// The leader taken out by a fault, while no node leads again yet.
+    pub leader_lost: Option<LostLeader>,
     /// The highest epoch any node was elected for.
     pub max_elected: u64,
     /// Requests that reached the store too late and were dropped.
@@ -95,6 +98,22 @@ pub struct Stats {
     pub store_faults: u64,
     /// Leadership terms begun.
     pub terms: u64,
+}
+
+/// A leader taken out by a fault (killed, paused, or cut from etcd in either direction):
+/// the failover being timed, until a node leads again.
+#[derive(Clone, Debug)]
+pub struct LostLeader {
+    /// When (world ms).
+    pub at_ms: i64,
+    /// The epoch it led.
+    pub epoch: u64,
+    /// Who.
+    pub node: String,
+    /// True while the failover bound applies: the fault left another node able to take
+    /// over (running, unpaused, reaching etcd and the store), and no other fault struck
+    /// since.
+    pub judged: bool,
 }
 
 /// Everything one world's hosts share.

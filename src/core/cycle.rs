@@ -26,14 +26,14 @@
 pub mod downsample;
 mod pass;
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
 use super::types::{
     Event, Input, Millis, Now, Output, Permit, RequestId, StoreOp, StoreRequest, StoreResult,
 };
-use super::view::{build_view, resolution, BucketView, ViewConfig};
+use super::view::{build_view, mark_age_ms, resolution, BucketView, ViewConfig};
 use crate::bucket::markers::{DeletionMark, DETAILS_OUTDATED, MARKER_VERSION};
 use crate::rng::Rng;
 use crate::tsdb::block_id::BlockId;
@@ -131,6 +131,9 @@ pub struct Cycle {
     /// Job ids handed out so far (passes draw from it, so ids never repeat).
     jobs_issued: u64,
     rng: Rng,
+    /// When this process first saw each deletion mark in the bucket (see
+    /// [`super::view::mark_age_ms`]); kept across iterations and leadership terms.
+    marks_seen: BTreeMap<BlockId, Millis>,
 }
 
 impl Cycle {
@@ -145,6 +148,7 @@ impl Cycle {
             next_request: 0,
             jobs_issued: 0,
             rng: Rng::new(seed),
+            marks_seen: BTreeMap::new(),
         }
     }
 
@@ -334,7 +338,8 @@ impl Cycle {
         then: AfterSync,
         out: &mut Vec<Output>,
     ) {
-        self.view = build_view(sync, now, &self.cfg.view);
+        self.note_marks_seen(now, sync);
+        self.view = build_view(sync, now, &self.cfg.view, &self.marks_seen);
         out.push(Output::Event(Event::Synced {
             states: self.view.states.clone(),
             problems: self.view.problems.clone(),
@@ -434,13 +439,29 @@ impl Cycle {
         }
     }
 
-    /// Blocks (visible, hidden or partial) whose deletion mark is older than the delete delay.
+    /// Remembers when each deletion mark of `sync` was first seen; forgets marks gone.
+    fn note_marks_seen(&mut self, now: Now, sync: &super::types::SyncResult) {
+        let marked: BTreeSet<BlockId> = sync
+            .blocks
+            .iter()
+            .filter(|(_, b)| b.deletion_mark.is_some())
+            .map(|(id, _)| *id)
+            .collect();
+        self.marks_seen.retain(|id, _| marked.contains(id));
+        for id in marked {
+            self.marks_seen.entry(id).or_insert(now.mono);
+        }
+    }
+
+    /// Blocks (visible, hidden or partial) whose deletion mark is older than the delete delay
+    /// (by [`super::view::mark_age_ms`]).
     fn deletable_blocks(&self, now: Now) -> Vec<BlockId> {
         self.view
             .deletion_marks
             .values()
             .filter(|m| {
-                now.wall.0 - m.deletion_time.saturating_mul(1000) > self.cfg.view.delete_delay_ms
+                let seen = self.marks_seen.get(&m.id).copied();
+                mark_age_ms(m, seen, now) > self.cfg.view.delete_delay_ms
             })
             .map(|m| m.id)
             .collect()

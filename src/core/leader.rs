@@ -68,6 +68,18 @@ pub struct Safety {
     pub lease_deadline: bool,
     /// Fence the bucket before writing and before every commit (layer 3).
     pub fence: bool,
+    /// Stop renewing a lease once no renewal sent within the last TTL was acknowledged, and
+    /// revoke it before campaigning anew (liveness: etcd then expires our election key,
+    /// `docs/safety.md`, "Failover"). Off, a node that can reach etcd but not hear it keeps
+    /// its key alive and nobody else can be elected. It rests on the lease deadline (the
+    /// node stopped writing before it gives the lease up), so it acts only with
+    /// [`Safety::lease_deadline`] on: without it the node writes until told otherwise.
+    #[serde(default = "on")]
+    pub abandon_unheard_lease: bool,
+}
+
+fn on() -> bool {
+    true
 }
 
 impl Safety {
@@ -75,6 +87,7 @@ impl Safety {
     pub const ALL: Safety = Safety {
         lease_deadline: true,
         fence: true,
+        abandon_unheard_lease: true,
     };
 }
 
@@ -134,6 +147,9 @@ struct Lease {
     ttl_ms: i64,
     /// When the last acknowledged grant or keepalive was sent.
     acked_sent_at: Millis,
+    /// When the last grant or keepalive was sent, acknowledged or not: etcd may have
+    /// renewed the lease then.
+    renewal_sent_at: Millis,
 }
 
 impl Lease {
@@ -143,6 +159,20 @@ impl Lease {
         }
         self.acked_sent_at
             .plus(deadline_span(self.ttl_ms) - cfg.op_timeout_ms)
+    }
+
+    /// When the lease counts as unheard: no renewal sent within the last TTL before this
+    /// was acknowledged. Later than [`Lease::permit_until`], so no write runs then.
+    fn unheard_at(&self) -> Millis {
+        self.acked_sent_at.plus(self.ttl_ms)
+    }
+
+    /// By when etcd has surely let the lease expire if no renewal is sent any more: one TTL
+    /// (at the largest clock-rate difference) after the last renewal, plus that renewal's
+    /// way to etcd (at most a TTL, since a request is abandoned after a fifth of one).
+    fn expired_by(&self) -> Millis {
+        self.renewal_sent_at
+            .plus(2 * self.ttl_ms + self.ttl_ms * MAX_DRIFT_PERMILLE / 1000)
     }
 }
 
@@ -180,8 +210,16 @@ enum Role {
     Delaying { epoch: u64, until: Millis },
     /// Writing.
     Leading(u64),
-    /// Resigning; then exit with the code, or campaign again.
-    Resigning { req: CoordId, exit: Option<i32> },
+    /// Resigning before exiting with the code.
+    Resigning { req: CoordId, code: i32 },
+    /// Deleting our election key and revoking our lease (retried until it succeeds or the
+    /// lease has surely expired, `until`), then campaigning anew with a new lease.
+    Revoking {
+        pending: Pending,
+        lease: LeaseId,
+        key: Option<(String, i64)>,
+        until: Millis,
+    },
     /// Single instance: releasing the fence before exiting.
     Releasing(i32),
     /// Exited.
@@ -313,7 +351,7 @@ impl Leader {
     pub fn finish(&mut self, now: Now, code: i32, out: &mut Vec<Output>) {
         if matches!(
             self.role,
-            Role::Resigning { exit: Some(_), .. } | Role::Releasing(_) | Role::Exited
+            Role::Resigning { .. } | Role::Releasing(_) | Role::Exited
         ) {
             return;
         }
@@ -325,10 +363,7 @@ impl Leader {
                     lease: lease.id,
                 };
                 let req = self.coord(op, out);
-                self.role = Role::Resigning {
-                    req,
-                    exit: Some(code),
-                };
+                self.role = Role::Resigning { req, code };
                 self.lease = None;
             }
             (None, _) if self.fence_ours() && self.fence_op.is_none() => {
@@ -383,6 +418,7 @@ impl Leader {
                         id: lease,
                         ttl_ms: ttl_secs.saturating_mul(1000),
                         acked_sent_at: sent_at,
+                        renewal_sent_at: sent_at,
                     });
                     self.next_keepalive_at =
                         sent_at.plus(keepalive_interval(ttl_secs.saturating_mul(1000)));
@@ -412,9 +448,25 @@ impl Leader {
                 }
                 _ => self.role = Role::Observing(self.backoff(now)),
             },
-            Role::Resigning { req, exit } if req == id => match exit {
-                Some(code) => self.exit(code, out),
-                None => self.role = Role::Granting(Pending::now(now)),
+            Role::Resigning { req, code } if req == id => self.exit(code, out),
+            Role::Revoking {
+                pending: Pending { req: Some(r), .. },
+                lease,
+                key,
+                until,
+            } if r == id => match result {
+                CoordResult::Failed(_) => {
+                    self.role = Role::Revoking {
+                        pending: self.backoff(now),
+                        lease,
+                        key,
+                        until,
+                    };
+                }
+                _ => {
+                    self.backoff_ms = RETRY_MIN_MS;
+                    self.role = Role::Granting(Pending::now(now));
+                }
             },
             // A result for a request of an abandoned role: ignored.
             _ => {}
@@ -427,6 +479,7 @@ impl Leader {
         match self.role {
             Role::Granting(p) | Role::Campaigning(p) | Role::Observing(p) => p.req == Some(id),
             Role::Waiting(r) | Role::Resigning { req: r, .. } => r == id,
+            Role::Revoking { pending, .. } => pending.req == Some(id),
             _ => false,
         }
     }
@@ -438,6 +491,7 @@ impl Leader {
             Role::Observing(_) => "observe",
             Role::Waiting(_) => "wait-delete",
             Role::Resigning { .. } => "resign",
+            Role::Revoking { .. } => "revoke",
             _ => "coordinator",
         }
     }
@@ -546,8 +600,12 @@ impl Leader {
         if seen == known {
             return;
         }
-        if known.is_some() {
-            self.leader_gone_at.get_or_insert(now.mono);
+        match &seen {
+            // Another node leads: whatever departure we timed was replaced by it.
+            Some((node, _)) if *node != self.cfg.node => self.leader_gone_at = None,
+            // The leader we knew went (no leader now, or we are next): time from here.
+            _ if known.is_some() => self.leader_gone_at = Some(now.mono),
+            _ => {}
         }
         self.known = seen.map(|(node, epoch)| LeaderInfo {
             node,
@@ -812,18 +870,43 @@ impl Leader {
 
     fn resign_and_recampaign(&mut self, now: Now, reason: &str, out: &mut Vec<Output>) {
         self.lose_write_right(now, reason, out);
-        match self.lease.take() {
-            Some(lease) => {
-                let op = CoordOp::Resign {
-                    key: self.key.take(),
-                    lease: lease.id,
-                };
-                let req = self.coord(op, out);
-                self.keepalive = None;
-                self.role = Role::Resigning { req, exit: None };
-            }
-            None => self.role = Role::Granting(Pending::now(now)),
-        }
+        self.revoke_and_recampaign(now);
+    }
+
+    /// Gives up our lease and key: no more renewals; delete the key and revoke the lease
+    /// (retried until it succeeds or the lease has surely expired), then campaign anew.
+    fn revoke_and_recampaign(&mut self, now: Now) {
+        self.keepalive = None;
+        let key = self.key.take();
+        self.role = match self.lease.take() {
+            Some(lease) => Role::Revoking {
+                pending: Pending::now(now),
+                lease: lease.id,
+                key,
+                until: lease.expired_by(),
+            },
+            None => Role::Granting(Pending::now(now)),
+        };
+    }
+
+    /// True when a lease no renewal of which was heard for a TTL is given up (see
+    /// [`Safety::abandon_unheard_lease`]).
+    fn abandons_unheard_lease(&self) -> bool {
+        self.cfg.safety.abandon_unheard_lease && self.cfg.safety.lease_deadline
+    }
+
+    /// No renewal sent within the last TTL was acknowledged: etcd may be hearing our
+    /// keepalives while we do not hear its answers, which would keep our key alive (and
+    /// everyone else from being elected) for as long as that lasts. Stop renewing, so that
+    /// etcd expires the lease within about a TTL, and revoke it once etcd answers.
+    fn abandon_unheard_lease(&mut self, now: Now, out: &mut Vec<Output>) {
+        let Some(lease) = &self.lease else {
+            return;
+        };
+        let unheard_ms = now.mono.0 - lease.acked_sent_at.0;
+        self.lose_write_right(now, "no lease renewal was acknowledged for a TTL", out);
+        out.push(Output::Event(Event::LeaseAbandoned { unheard_ms }));
+        self.revoke_and_recampaign(now);
     }
 
     fn coord(&mut self, op: CoordOp, out: &mut Vec<Output>) -> CoordId {
@@ -899,10 +982,15 @@ impl Leader {
             self.lose_write_right(now, "the lease deadline passed without a renewal", out);
         }
         if let Some(lease) = &self.lease {
-            if self.keepalive.is_none() && now.mono >= self.next_keepalive_at {
+            if self.abandons_unheard_lease() && now.mono >= lease.unheard_at() {
+                self.abandon_unheard_lease(now, out);
+            } else if self.keepalive.is_none() && now.mono >= self.next_keepalive_at {
                 let op = CoordOp::KeepAlive { lease: lease.id };
                 let id = self.coord(op, out);
                 self.keepalive = Some((id, now.mono));
+                if let Some(lease) = self.lease.as_mut() {
+                    lease.renewal_sent_at = now.mono;
+                }
             }
         }
         match self.role.clone() {
@@ -933,6 +1021,29 @@ impl Leader {
             Role::Delaying { epoch, until } if now.mono >= until => {
                 self.become_leader(now, epoch, out);
                 self.role = Role::Leading(epoch);
+            }
+            Role::Revoking {
+                pending: Pending { req: None, at },
+                lease,
+                key,
+                until,
+            } if now.mono >= at => {
+                if now.mono >= until {
+                    // etcd has let the lease expire by now: nothing left to revoke.
+                    self.role = Role::Granting(Pending::now(now));
+                    return self.drive(now, out);
+                }
+                let op = CoordOp::Resign {
+                    key: key.clone(),
+                    lease,
+                };
+                let req = self.coord(op, out);
+                self.role = Role::Revoking {
+                    pending: Pending { req: Some(req), at },
+                    lease,
+                    key,
+                    until,
+                };
             }
             _ => {}
         }
@@ -1008,6 +1119,11 @@ impl Leader {
         if self.lease.is_some() && self.keepalive.is_none() {
             at.push(self.next_keepalive_at);
         }
+        if let Some(l) = self.lease.as_ref() {
+            if self.abandons_unheard_lease() {
+                at.push(l.unheard_at());
+            }
+        }
         if let Some(l) = &self.lease {
             if matches!(
                 self.role,
@@ -1019,7 +1135,11 @@ impl Leader {
         match self.role {
             Role::Granting(Pending { req: None, at: t })
             | Role::Campaigning(Pending { req: None, at: t })
-            | Role::Observing(Pending { req: None, at: t }) => at.push(t),
+            | Role::Observing(Pending { req: None, at: t })
+            | Role::Revoking {
+                pending: Pending { req: None, at: t },
+                ..
+            } => at.push(t),
             Role::Delaying { until, .. } => at.push(until),
             // A pending retry replaces the renewal: drive_fence waits for it.
             Role::Leading(_) if self.fence_op.is_none() && self.fence_retry_at.is_none() => {

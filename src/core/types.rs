@@ -432,6 +432,13 @@ pub enum Event {
         /// Until the permit lapses.
         permit_remaining_ms: i64,
     },
+    /// No lease renewal sent within the last TTL was acknowledged: this node stopped
+    /// renewing the lease (etcd expires it) and revokes it once etcd answers, then campaigns
+    /// anew.
+    LeaseAbandoned {
+        /// Since the last acknowledged renewal was sent.
+        unheard_ms: i64,
+    },
     /// A coordinator request failed (it is retried with backoff).
     CoordFailed {
         /// The operation.

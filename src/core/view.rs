@@ -6,7 +6,8 @@
 //! 2. consistency delay: blocks younger than `--consistency-delay` (by `upload_time`, else
 //!    ULID time) are hidden unless a compactor or repair wrote them;
 //! 3. deletion marks older than `--delete-delay`/2 hide their block; newer ones stay visible so
-//!    that deduplication still sees the sources of a fresh compaction;
+//!    that deduplication still sees the sources of a fresh compaction (a mark's age:
+//!    [`mark_age_ms`]);
 //! 4. replica labels are removed (`--deduplication.replica-label`);
 //! 5. deduplication: per resolution, a block whose sources are a subset of a kept block's is a
 //!    *duplicate* (hidden; garbage collection marks it for deletion);
@@ -80,8 +81,25 @@ pub struct BucketView {
     pub problems: Vec<String>,
 }
 
-/// Applies the filters to a sync result.
-pub fn build_view(sync: &SyncResult, now: Now, cfg: &ViewConfig) -> BucketView {
+/// How old a deletion mark counts as, in ms: the larger of its age by its own time (the
+/// writer's wall clock) and the time since this process first saw it (`first_seen`, on its
+/// own monotonic clock). A writer whose clock ran ahead stamps marks in the future; by
+/// their time alone they would wait out the delete delay plus the writer's error (Thanos
+/// waits that long), by the second measure they wait the delay at most once seen.
+pub fn mark_age_ms(mark: &DeletionMark, first_seen: Option<Millis>, now: Now) -> i64 {
+    let by_stamp = now.wall.0 - mark.deletion_time.saturating_mul(1000);
+    let by_sight = first_seen.map_or(i64::MIN, |seen| now.mono.0 - seen.0);
+    by_stamp.max(by_sight)
+}
+
+/// Applies the filters to a sync result; `marks_seen` holds when this process first saw each
+/// deletion mark (see [`mark_age_ms`]).
+pub fn build_view(
+    sync: &SyncResult,
+    now: Now,
+    cfg: &ViewConfig,
+    marks_seen: &BTreeMap<BlockId, Millis>,
+) -> BucketView {
     let mut v = BucketView::default();
     let mut candidates: Vec<BlockMeta> = Vec::new();
     for (id, b) in &sync.blocks {
@@ -126,7 +144,11 @@ pub fn build_view(sync: &SyncResult, now: Now, cfg: &ViewConfig) -> BucketView {
                 continue;
             }
         };
-        if let Some(state) = hidden_state(meta, b.deletion_mark.as_ref(), now, cfg) {
+        let mark_age = b
+            .deletion_mark
+            .as_ref()
+            .map(|m| mark_age_ms(m, marks_seen.get(id).copied(), now));
+        if let Some(state) = hidden_state(meta, mark_age, now, cfg) {
             bump(&mut v, state);
             continue;
         }
@@ -172,7 +194,7 @@ fn partial(v: &mut BucketView, id: BlockId, newest_modified: Millis, marked: boo
 /// The fetcher state hiding a block, if one does (filters 1–3).
 fn hidden_state(
     meta: &BlockMeta,
-    mark: Option<&DeletionMark>,
+    mark_age_ms: Option<i64>,
     now: Now,
     cfg: &ViewConfig,
 ) -> Option<&'static str> {
@@ -186,10 +208,8 @@ fn hidden_state(
     if !trusted && now.wall.0 - created_ms(meta) < cfg.consistency_delay_ms {
         return Some("too-fresh");
     }
-    if let Some(m) = mark {
-        if now.wall.0 - m.deletion_time.saturating_mul(1000) > cfg.delete_delay_ms / 2 {
-            return Some("marked-for-deletion");
-        }
+    if mark_age_ms.is_some_and(|age| age > cfg.delete_delay_ms / 2) {
+        return Some("marked-for-deletion");
     }
     None
 }

@@ -199,6 +199,14 @@ impl Reporter {
                 m.ha.lease_remaining_seconds
                     .set(*permit_remaining_ms as f64 / 1000.0);
             }
+            Event::LeaseAbandoned { unheard_ms } => {
+                m.ha.lease_remaining_seconds.set(0.0);
+                tracing::warn!(
+                    unheard_ms,
+                    "no lease renewal acknowledged for a TTL: renewals stopped so that etcd \
+                     expires our key; revoking the lease once etcd answers, then campaigning anew"
+                );
+            }
             Event::CoordFailed { op, error } => {
                 tracing::warn!(op = %op, error = %error, "etcd request failed; retrying")
             }

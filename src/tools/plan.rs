@@ -102,7 +102,8 @@ pub async fn plan_bucket(
         delete_delay_ms: settings.delete_delay_ms,
         replica_labels: settings.replica_labels.clone(),
     };
-    let view = build_view(&sync, now, &view_cfg);
+    // One look at the bucket: every mark is first seen now, so its own time decides.
+    let view = build_view(&sync, now, &view_cfg, &std::collections::BTreeMap::new());
     let vertical = settings.vertical || !settings.replica_labels.is_empty();
     let groups = group_blocks(view.blocks.values())
         .into_iter()

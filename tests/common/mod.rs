@@ -1,11 +1,14 @@
 //! Shared support for the integration tests: finding external tools (failing loudly under
 //! CI=true when one is missing), running the `compactd` binary and promtool, and dumping
 //! blocks in promtool's text format with our own reader. `etcd` and `seaweed` run real
-//! servers (etcd, an S3 store) on loopback.
+//! servers (etcd, an S3 store) on loopback; `replicas` runs `compactd run` replicas for the HA
+//! tests; `proxy` is a TCP proxy whose forwarding can be cut one way or both ways.
 
 #![allow(dead_code)] // Each test binary uses a different part of this module.
 
 pub mod etcd;
+pub mod proxy;
+pub mod replicas;
 pub mod seaweed;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -217,6 +217,14 @@ fn now(h: i64) -> Now {
     }
 }
 
+/// `h` hours and `ms` milliseconds into the test's time.
+fn now_plus(h: i64, ms: i64) -> Now {
+    Now {
+        mono: now(h).mono.plus(ms),
+        wall: now(h).wall.plus(ms),
+    }
+}
+
 fn twelve_2h_blocks(model: &mut Model, cluster: &str, salt: u128) {
     for i in 0..12 {
         model.add(block(salt + i as u128, 2 * i, 2 * i + 2, cluster));
@@ -584,4 +592,44 @@ fn downsampling_errors_halt_or_retry() {
             Output::Event(Event::Downsampled { result: Err(e), .. }) if e.contains("bad checksum")
         )));
     }
+}
+
+#[test]
+fn a_deletion_mark_from_the_future_waits_the_delete_delay_once_seen_not_its_writers_skew() {
+    // A writer whose wall clock ran a day ahead stamped this mark. Thanos would wait for its
+    // time plus the delete delay; compactd waits the delay since it first saw the mark.
+    let mut model = Model::default();
+    let marked = block(1, 0, 2, "eu-1");
+    let id = marked.ulid;
+    model.add(marked);
+    model.blocks.get_mut(&id).unwrap().deletion_mark = Some(DeletionMark {
+        id,
+        version: MARKER_VERSION,
+        details: String::new(),
+        deletion_time: (T0 + 34 * HOUR) / 1000,
+    });
+    let mut c = cfg(false);
+    c.view.delete_delay_ms = HOUR;
+    let mut cycle = Cycle::new(c, 1);
+    let (code, _) = run(&mut cycle, &mut model, now(10));
+    assert_eq!(code, Some(0));
+    assert!(model.blocks.contains_key(&id), "first seen just now: kept");
+    cycle.restart();
+    let (_, outputs) = run(&mut cycle, &mut model, now_plus(10, 1_800_000));
+    assert!(
+        model.blocks.contains_key(&id),
+        "seen for half an hour: kept"
+    );
+    assert!(!outputs
+        .iter()
+        .any(|o| matches!(o, Output::Event(Event::Deleted(_)))));
+    cycle.restart();
+    let (_, outputs) = run(&mut cycle, &mut model, now_plus(11, 60_000));
+    assert!(
+        !model.blocks.contains_key(&id),
+        "seen for over the delete delay: deleted although its time is a day ahead"
+    );
+    assert!(outputs
+        .iter()
+        .any(|o| matches!(o, Output::Event(Event::Deleted(d)) if *d == id)));
 }

@@ -806,3 +806,201 @@ fn a_failed_renewal_waits_for_its_retry_instead_of_waking_at_once() {
         "the retry reads the fence again"
     );
 }
+
+/// Steps `l` every 100 ms from `from` to `to`, answering each keepalive with `keepalive`
+/// (and nothing else); returns every output and the times keepalives were sent.
+fn run_keepalives(
+    l: &mut Leader,
+    from: i64,
+    to: i64,
+    keepalive: impl Fn() -> CoordResult,
+) -> (Vec<Output>, Vec<i64>) {
+    let (mut all, mut sent) = (vec![], vec![]);
+    let mut t = from;
+    while t <= to {
+        let mut out = vec![];
+        l.drive(at(t), &mut out);
+        for r in coord_reqs(&out) {
+            if matches!(r.op, CoordOp::KeepAlive { .. }) {
+                sent.push(t);
+                l.on_coord(at(t + 50), r.id, keepalive(), &mut out);
+            }
+        }
+        all.extend(out);
+        t += 100;
+    }
+    (all, sent)
+}
+
+/// Fails the keepalive in flight, if any, at `t` (its answer was lost).
+fn lose_keepalive_in_flight(l: &mut Leader, t: i64) {
+    if let Some((id, _)) = l.keepalive {
+        let lost = CoordResult::Failed("timed out".into());
+        l.on_coord(at(t), id, lost, &mut vec![]);
+    }
+}
+
+#[test]
+fn a_leader_that_hears_no_renewal_for_a_ttl_stops_renewing_and_revokes_before_campaigning() {
+    let mut l = Leader::new(cfg(true));
+    let t = elect(&mut l);
+    // The last acknowledged keepalive was sent at 3 000 (in `elect`); from here on etcd
+    // hears every keepalive, but its answers are lost (the driver's timeout fails them).
+    let lost = || CoordResult::Failed("timed out".into());
+    lose_keepalive_in_flight(&mut l, t);
+    let (out, sent) = run_keepalives(&mut l, t, 40_000, lost);
+    let unheard_at = 3_000 + TTL;
+    assert!(!sent.is_empty());
+    assert!(
+        sent.iter().all(|s| *s < unheard_at),
+        "no keepalive once the last acknowledged one was sent a TTL ago: {sent:?}"
+    );
+    let stepped_down = out
+        .iter()
+        .position(|o| matches!(o, Output::Event(Event::SteppedDown { .. })))
+        .expect("stopped writing at the lease deadline");
+    let abandoned = out
+        .iter()
+        .position(|o| matches!(o, Output::Event(Event::LeaseAbandoned { .. })))
+        .expect("gave up the lease");
+    assert!(
+        stepped_down < abandoned,
+        "the deadline comes first: {out:?}"
+    );
+    let unheard = out.iter().find_map(|o| match o {
+        Output::Event(Event::LeaseAbandoned { unheard_ms }) => Some(*unheard_ms),
+        _ => None,
+    });
+    assert!(
+        unheard.is_some_and(|ms| (TTL..TTL + 100).contains(&ms)),
+        "{unheard:?}"
+    );
+    // It revokes its lease and deletes its key before it campaigns again, retrying while
+    // etcd does not answer.
+    let after: Vec<CoordRequest> = coord_reqs(&out[abandoned..]);
+    assert!(
+        after
+            .iter()
+            .all(|r| matches!(r.op, CoordOp::Resign { .. } | CoordOp::Observe { .. })),
+        "no keepalive, grant or campaign: {after:?}"
+    );
+    let resigns: Vec<CoordRequest> = after
+        .into_iter()
+        .filter(|r| matches!(r.op, CoordOp::Resign { .. }))
+        .collect();
+    let resign = resigns.first().expect("a revoke").clone();
+    assert_eq!(
+        resign.op,
+        CoordOp::Resign {
+            key: Some(("/compactd/b/election/ab".into(), 7)),
+            lease: LeaseId(0xab)
+        }
+    );
+    assert!(resigns.iter().all(|r| r.op == resign.op), "{resigns:?}");
+    let mut out = vec![];
+    l.on_coord(at(40_100), resign.id, lost(), &mut out);
+    assert!(
+        coord_reqs(&out).is_empty(),
+        "a failed revoke waits its backoff"
+    );
+    l.drive(at(41_000), &mut out);
+    let again = only(coord_reqs(&out));
+    assert_eq!(again.op, resign.op);
+    out.clear();
+    l.on_coord(at(41_050), again.id, CoordResult::Resigned, &mut out);
+    let grant = only(coord_reqs(&out));
+    assert!(matches!(grant.op, CoordOp::Grant { .. }), "{grant:?}");
+    assert!(l.permit(at(41_050)).is_none());
+}
+
+#[test]
+fn a_revoke_that_never_gets_through_gives_way_to_a_new_campaign_once_the_lease_expired() {
+    let mut l = Leader::new(cfg(true));
+    let t = elect(&mut l);
+    let lost = || CoordResult::Failed("timed out".into());
+    lose_keepalive_in_flight(&mut l, t);
+    let (mut at_ms, mut last, mut revokes) = (t, 0, 0);
+    let mut grant = None;
+    while grant.is_none() {
+        at_ms += 100;
+        assert!(at_ms < 4 * TTL, "no new campaign");
+        let mut out = vec![];
+        l.drive(at(at_ms), &mut out);
+        for r in coord_reqs(&out) {
+            match r.op {
+                CoordOp::KeepAlive { .. } => last = at_ms,
+                CoordOp::Resign { .. } => revokes += 1,
+                CoordOp::Grant { .. } => grant = Some(at_ms),
+                CoordOp::Observe { .. } => {}
+                _ => panic!("{r:?}"),
+            }
+            l.on_coord(at(at_ms + 50), r.id, lost(), &mut vec![]);
+        }
+    }
+    assert!(revokes > 1, "the revoke is retried");
+    let granted = grant.unwrap();
+    assert!(
+        granted >= last + 2 * TTL,
+        "campaigns anew only once etcd has surely let the lease expire: {granted} vs {last}"
+    );
+}
+
+#[test]
+fn failover_is_timed_from_the_departure_of_the_leader_replaced() {
+    let mut l = Leader::new(cfg(true));
+    let observe = campaign(&mut l, 2, 12);
+    let key = |lease: &str, rev: i64, node: &str| ElectionKey {
+        key: format!("/compactd/b/election/{lease}"),
+        create_revision: rev,
+        value: node.into(),
+    };
+    let mine = key("2", 12, "me");
+    let ok = || CoordResult::KeptAlive { ttl_secs: 15 };
+    // Leader a; it goes at 10 s and b takes over; b goes at 40 s and we are next.
+    let mut out = vec![];
+    let keys = vec![key("a", 5, "a"), mine.clone()];
+    l.on_coord(at(3), observe.id, observed(keys, 12), &mut out);
+    let wait = only(coord_reqs(&out));
+    let (_, _) = run_keepalives(&mut l, 100, 10_000, ok);
+    let mut out = vec![];
+    l.on_coord(at(10_000), wait.id, CoordResult::Deleted, &mut out);
+    let observe = only(coord_reqs(&out));
+    out.clear();
+    let keys = vec![key("b", 8, "b"), mine.clone()];
+    l.on_coord(at(10_010), observe.id, observed(keys, 13), &mut out);
+    assert_eq!(l.known_leader().unwrap().node, "b");
+    let wait = only(coord_reqs(&out));
+    let (_, _) = run_keepalives(&mut l, 10_100, 40_000, ok);
+    let mut out = vec![];
+    l.on_coord(at(40_000), wait.id, CoordResult::Deleted, &mut out);
+    let observe = only(coord_reqs(&out));
+    out.clear();
+    l.on_coord(at(40_010), observe.id, observed(vec![mine], 14), &mut out);
+    let read = only(store_reqs(&out));
+    out.clear();
+    l.on_store(at(40_020), read.id, StoreResult::Fence(None), &mut out);
+    let cas = only(store_reqs(&out));
+    out.clear();
+    l.on_store(
+        at(40_030),
+        cas.id,
+        StoreResult::FenceWritten(ver("1")),
+        &mut out,
+    );
+    let (out, _) = run_keepalives(&mut l, 40_100, 40_100 + DELAY, ok);
+    assert_eq!(l.leading(), Some(Epoch(12)));
+    let failover = out.iter().find_map(|o| match o {
+        Output::Event(Event::Leading { failover_ms, .. }) => Some(*failover_ms),
+        _ => None,
+    });
+    assert_eq!(
+        failover,
+        Some(Some(50_100 - 40_010)),
+        "from b's departure (seen at 40.01 s), not a's"
+    );
+}
+
+/// An Observe answer.
+fn observed(keys: Vec<ElectionKey>, revision: i64) -> CoordResult {
+    CoordResult::Observed { keys, revision }
+}

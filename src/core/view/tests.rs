@@ -76,7 +76,7 @@ fn partial_blocks_and_states() {
         (id(2), synced(MetaState::Missing)),
         (id(3), synced(MetaState::Corrupt("bad json".into()))),
     ]);
-    let v = build_view(&s, now(10), &cfg());
+    let v = build_view(&s, now(10), &cfg(), &BTreeMap::new());
     assert_eq!(v.blocks.keys().copied().collect::<Vec<_>>(), vec![id(1)]);
     assert_eq!(v.partial.len(), 2);
     assert_eq!(v.states["no-meta-json"], 1);
@@ -102,7 +102,7 @@ fn consistency_delay_spares_compactor_blocks() {
         mono: Millis(0),
         wall: Millis(T0 + 10 * 60_000),
     };
-    let v = build_view(&s, early, &cfg());
+    let v = build_view(&s, early, &cfg(), &BTreeMap::new());
     assert_eq!(v.blocks.keys().copied().collect::<Vec<_>>(), vec![id(2)]);
     assert_eq!(v.states["too-fresh"], 1);
 }
@@ -113,10 +113,17 @@ fn upload_time_overrides_ulid_time() {
     m.thanos.as_mut().unwrap().upload_time = crate::timefmt::format_rfc3339_ms(T0 + 5 * HOUR);
     let s = sync_of(vec![(id(1), synced(MetaState::Ok(Box::new(m))))]);
     assert!(
-        build_view(&s, now(5), &cfg()).blocks.is_empty(),
+        build_view(&s, now(5), &cfg(), &BTreeMap::new())
+            .blocks
+            .is_empty(),
         "uploaded just now"
     );
-    assert_eq!(build_view(&s, now(6), &cfg()).blocks.len(), 1);
+    assert_eq!(
+        build_view(&s, now(6), &cfg(), &BTreeMap::new())
+            .blocks
+            .len(),
+        1
+    );
 }
 
 #[test]
@@ -130,11 +137,13 @@ fn deletion_marks_hide_after_half_the_delete_delay() {
     });
     let s = sync_of(vec![(id(1), b)]);
     assert_eq!(
-        build_view(&s, now(20), &cfg()).blocks.len(),
+        build_view(&s, now(20), &cfg(), &BTreeMap::new())
+            .blocks
+            .len(),
         1,
         "marked 19h ago: still visible"
     );
-    let v = build_view(&s, now(30), &cfg());
+    let v = build_view(&s, now(30), &cfg(), &BTreeMap::new());
     assert!(v.blocks.is_empty(), "marked 29h ago: hidden");
     assert_eq!(v.states["marked-for-deletion"], 1);
     assert!(v.deletion_marks.contains_key(&id(1)));
@@ -165,7 +174,7 @@ fn compacted_block_hides_its_sources_per_resolution() {
             synced(MetaState::Ok(Box::new(meta(5, &[], "sidecar", &[])))),
         ),
     ]);
-    let v = build_view(&s, now(10), &cfg());
+    let v = build_view(&s, now(10), &cfg(), &BTreeMap::new());
     assert_eq!(
         v.blocks.keys().copied().collect::<Vec<_>>(),
         vec![id(3), id(5)]
@@ -198,7 +207,7 @@ fn replica_labels_are_removed_before_grouping() {
             )))),
         ),
     ]);
-    let v = build_view(&s, now(10), &c);
+    let v = build_view(&s, now(10), &c, &BTreeMap::new());
     let labels = |n| v.blocks[&id(n)].thanos.as_ref().unwrap().labels.clone();
     assert_eq!(
         labels(1).into_iter().collect::<Vec<_>>(),
@@ -216,7 +225,7 @@ fn time_partition_and_determinism() {
         id(1),
         synced(MetaState::Ok(Box::new(meta(1, &[1], "sidecar", &[])))),
     )]);
-    let v = build_view(&s, now(10), &c);
+    let v = build_view(&s, now(10), &c, &BTreeMap::new());
     assert_eq!(v.states["time-excluded"], 1);
-    assert_eq!(build_view(&s, now(10), &c), v);
+    assert_eq!(build_view(&s, now(10), &c, &BTreeMap::new()), v);
 }

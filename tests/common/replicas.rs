@@ -1,0 +1,444 @@
+//! `compactd run` replicas for the HA tests (`tests/ha.rs`, `tests/ha_oneway.rs`): each a
+//! child process with its log in a file, its HTTP port read back from that log, probes of
+//! /metrics and /api/v1/leader, and the flags and bucket helpers these tests share.
+//!
+//! Timings are tight so that each test takes seconds: a 3 s lease TTL, a 1 s op timeout and a
+//! 2 s takeover delay. A [`Cluster`] prints its replicas' log tails (and etcd's) when the test
+//! fails, and always with `COMPACTD_HA_LOGS=1`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use compactd::core::fence::{FenceRecord, FENCE_PATH};
+
+use super::etcd::Etcd;
+use super::{block_dirs, compactd, compactd_ok, try_http_get};
+
+/// `--etcd.lease-ttl`.
+pub const TTL: Duration = Duration::from_secs(3);
+/// `--leader.takeover-delay`.
+pub const TAKEOVER: Duration = Duration::from_secs(2);
+/// `--objstore.op-timeout`.
+pub const OP_TIMEOUT: Duration = Duration::from_secs(1);
+/// The flags above, as passed.
+pub const TIMING_FLAGS: [&str; 6] = [
+    "--etcd.lease-ttl",
+    "3s",
+    "--objstore.op-timeout",
+    "1s",
+    "--leader.takeover-delay",
+    "2s",
+];
+/// The limit of waits that are not measured (start-up, a first compaction on a busy machine).
+pub const SLOW: Duration = Duration::from_secs(60);
+/// The polling interval of the measured waits.
+pub const POLL: Duration = Duration::from_millis(20);
+
+/// Logged when a replica starts writing as the leader (after its fence CAS and the takeover
+/// delay); carries `epoch=N`.
+pub const LEADING: &str = "leading: the fence holds our epoch; writing";
+/// Logged when a leader loses the right to write.
+pub const STOPPED: &str = "stopped leading; no more writes";
+/// Logged at the end of each compaction iteration.
+pub const ITERATION_DONE: &str = "compaction iteration done";
+/// Log lines of bucket writes other than the fence.
+pub const WRITE_LINES: [&str; 4] = [
+    "uploaded block",
+    "marked block",
+    "deleted block marked for deletion",
+    "deleted aborted partial upload",
+];
+
+/// A duration as seconds with millisecond precision, for the measured times the tests print.
+pub fn secs(d: Duration) -> String {
+    format!("{:.3}s", d.as_secs_f64())
+}
+
+/// Polls `probe` every [`POLL`] until it returns `Some`, or panics naming `what` after
+/// `limit`. Returns the value and how long it took.
+pub fn wait_for<T>(
+    limit: Duration,
+    what: &str,
+    mut probe: impl FnMut() -> Option<T>,
+) -> (T, Duration) {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = probe() {
+            return (v, start.elapsed());
+        }
+        assert!(
+            start.elapsed() < limit,
+            "timed out after {} waiting for {what}",
+            secs(limit)
+        );
+        std::thread::sleep(POLL);
+    }
+}
+
+/// One `compactd run` process, its stderr (and stdout) in a file; killed on drop.
+pub struct Replica {
+    /// Its `--node.name`.
+    pub name: String,
+    child: Child,
+    /// Its log file (stdout and stderr).
+    pub log: PathBuf,
+    /// The port it serves HTTP on.
+    pub port: u16,
+    /// Its exit status, once reaped.
+    status: Option<ExitStatus>,
+}
+
+impl Replica {
+    /// Spawns `compactd <args>` with its output in `<dir>/<name>.log`; waits until it serves
+    /// HTTP (on the port the kernel picked for `--http-address 127.0.0.1:0`).
+    pub fn spawn(dir: &Path, name: &str, args: &[String]) -> Replica {
+        let log = dir.join(format!("{name}.log"));
+        let file = std::fs::File::create(&log).expect("replica log file");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_compactd"));
+        cmd.args(args)
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().expect("log file handle"))
+            .stderr(file);
+        use std::os::unix::process::CommandExt;
+        // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec. The
+        // replica dies with the test thread that started it, even without unwinding.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let child = cmd.spawn().expect("spawn compactd");
+        let mut r = Replica {
+            name: name.to_string(),
+            child,
+            log,
+            port: 0,
+            status: None,
+        };
+        let (port, _) = wait_for(SLOW, &format!("{name} to serve HTTP"), || {
+            if let Ok(Some(status)) = r.child.try_wait() {
+                panic!("{name} exited early ({status}):\n{}", r.log_text());
+            }
+            r.log_text()
+                .lines()
+                .find(|l| l.contains("serving HTTP"))
+                .and_then(|l| l.split("address=").nth(1))
+                .and_then(|a| a.split_whitespace().next())
+                .and_then(|a| a.rsplit(':').next())
+                .and_then(|p| p.parse::<u16>().ok())
+        });
+        r.port = port;
+        r
+    }
+
+    /// The whole log so far (empty if it cannot be read).
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// How many log lines contain `needle`.
+    pub fn count(&self, needle: &str) -> usize {
+        self.log_text()
+            .lines()
+            .filter(|l| l.contains(needle))
+            .count()
+    }
+
+    /// False once the test reaped the process ([`Self::kill9`], [`Self::wait_exit`]).
+    pub fn alive(&self) -> bool {
+        self.status.is_none()
+    }
+
+    /// Sends `signal` (the process must not have been reaped).
+    pub fn signal(&self, signal: libc::c_int) {
+        assert!(self.alive(), "{} has exited", self.name);
+        // SAFETY: kill(2) on our own child, which has not been reaped yet.
+        let rc = unsafe { libc::kill(self.child.id() as libc::pid_t, signal) };
+        assert_eq!(rc, 0, "kill({}, {signal})", self.name);
+    }
+
+    /// SIGKILL, and reaps it.
+    pub fn kill9(&mut self) {
+        self.signal(libc::SIGKILL);
+        self.status = Some(self.child.wait().expect("wait for the killed replica"));
+    }
+
+    /// The exit status if the process has exited (it is reaped then), `None` while it runs.
+    pub fn try_exit(&mut self) -> Option<ExitStatus> {
+        if self.status.is_none() {
+            self.status = self.child.try_wait().expect("try_wait");
+        }
+        self.status
+    }
+
+    /// Waits up to `limit` for the process to exit.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
+        let start = Instant::now();
+        while self.status.is_none() && start.elapsed() < limit {
+            self.status = self.child.try_wait().expect("try_wait");
+            if self.status.is_none() {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+        self.status
+    }
+
+    /// The value of an unlabelled sample on /metrics, if the replica answers.
+    pub fn metric(&self, name: &str) -> Option<f64> {
+        let (status, body) = try_http_get(self.port, "/metrics").ok()?;
+        assert_eq!(status, 200, "{} /metrics: {body}", self.name);
+        body.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+    }
+
+    /// True when it reports `compactd_leader 1` on /metrics.
+    pub fn is_leader(&self) -> bool {
+        self.metric("compactd_leader") == Some(1.0)
+    }
+
+    /// `/api/v1/leader`: (leader, epoch), if the replica answers.
+    pub fn leader(&self) -> Option<(String, u64)> {
+        let (status, body) = try_http_get(self.port, "/api/v1/leader").ok()?;
+        assert_eq!(status, 200, "{} /api/v1/leader: {body}", self.name);
+        let v: serde_json::Value = serde_json::from_str(&body)
+            .unwrap_or_else(|e| panic!("{} /api/v1/leader is not JSON ({e}): {body}", self.name));
+        assert!(v["since"].is_string(), "{body}");
+        Some((v["leader"].as_str()?.to_string(), v["epoch"].as_u64()?))
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        if self.status.is_none() {
+            // SAFETY: kill(2) on our own child, not reaped yet; a stopped process must be
+            // continued to die promptly.
+            unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGCONT) };
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// The replicas of one test; prints their logs if the test fails, kills them on drop.
+pub struct Cluster {
+    /// The replicas, in start order.
+    pub replicas: Vec<Replica>,
+    /// etcd's log, printed on failure, when there is an etcd.
+    pub etcd_log: Option<PathBuf>,
+    /// The test's temp dir when the cluster owns it: deleted after the replicas are killed.
+    pub dir: Option<tempfile::TempDir>,
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if !std::thread::panicking() && std::env::var_os("COMPACTD_HA_LOGS").is_none() {
+            return;
+        }
+        for r in &self.replicas {
+            let text = r.log_text();
+            let lines: Vec<&str> = text.lines().collect();
+            eprintln!(
+                "----- {} (port {}, {}) last lines -----\n{}",
+                r.name,
+                r.port,
+                r.log.display(),
+                lines[lines.len().saturating_sub(80)..].join("\n")
+            );
+        }
+        if let Some(path) = &self.etcd_log {
+            let text = std::fs::read_to_string(path).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().collect();
+            eprintln!(
+                "----- etcd log tail -----\n{}",
+                lines[lines.len().saturating_sub(40)..].join("\n")
+            );
+        }
+    }
+}
+
+impl Cluster {
+    /// Starts replicas `r1`..`rN` with the HA flags of this suite.
+    pub fn start(etcd: &Etcd, dir: &Path, config: &str, prefix: &str, n: usize) -> Cluster {
+        let mut c = Cluster {
+            replicas: Vec::new(),
+            etcd_log: Some(etcd.log_path()),
+            dir: None,
+        };
+        for i in 1..=n {
+            c.spawn(&format!("r{i}"), &etcd.endpoint(), dir, config, prefix);
+        }
+        c
+    }
+
+    /// Starts one more replica `name` with the HA flags of this suite, electing through the
+    /// etcd at `etcd_url` under `/compactd/<prefix>`.
+    pub fn spawn(&mut self, name: &str, etcd_url: &str, dir: &Path, config: &str, prefix: &str) {
+        let mut args = run_args(config, dir, name);
+        args.extend(
+            [
+                "--etcd.url",
+                etcd_url,
+                "--etcd.prefix",
+                &format!("/compactd/{prefix}"),
+            ]
+            .map(String::from),
+        );
+        self.replicas.push(Replica::spawn(dir, name, &args));
+    }
+
+    /// The index of the replica called `name`.
+    pub fn by_name(&self, name: &str) -> usize {
+        self.replicas
+            .iter()
+            .position(|r| r.name == name)
+            .unwrap_or_else(|| panic!("no replica {name}"))
+    }
+
+    /// The live replicas reporting `compactd_leader 1`.
+    pub fn leaders(&self) -> Vec<usize> {
+        (0..self.replicas.len())
+            .filter(|&i| self.replicas[i].alive() && self.replicas[i].is_leader())
+            .collect()
+    }
+
+    /// Waits until exactly one live replica reports `compactd_leader 1` and every live
+    /// replica's /api/v1/leader names it with the same epoch; returns (index, epoch).
+    pub fn agreed_leader(&self, limit: Duration) -> ((usize, u64), Duration) {
+        wait_for(limit, "one leader all replicas agree on", || {
+            let leaders = self.leaders();
+            let [i] = leaders[..] else { return None };
+            let name = &self.replicas[i].name;
+            let views: Vec<(String, u64)> = self
+                .replicas
+                .iter()
+                .filter(|r| r.alive())
+                .map(|r| r.leader())
+                .collect::<Option<_>>()?;
+            let epoch = views[0].1;
+            views
+                .iter()
+                .all(|(n, e)| n == name && *e == epoch && epoch > 0)
+                .then_some((i, epoch))
+        })
+    }
+}
+
+/// The epoch of the last log line of `r` that contains `line` (its `epoch=N` field).
+pub fn logged_epoch(r: &Replica, line: &str) -> u64 {
+    let text = r.log_text();
+    let l = text
+        .lines()
+        .rev()
+        .find(|l| l.contains(line))
+        .unwrap_or_else(|| panic!("{} never logged {line:?}", r.name));
+    l.split_whitespace()
+        .find_map(|f| f.strip_prefix("epoch=")?.parse().ok())
+        .unwrap_or_else(|| panic!("no epoch in {l:?}"))
+}
+
+/// The `compactd run` flags every replica of this suite gets (no election flags).
+pub fn run_args(config: &str, dir: &Path, name: &str) -> Vec<String> {
+    let mut args: Vec<String> = [
+        "run",
+        "--objstore.config",
+        config,
+        "--data-dir",
+        dir.join(format!("data-{name}")).to_str().unwrap(),
+        "--node.name",
+        name,
+        "--http-address",
+        "127.0.0.1:0",
+        "--wait",
+        "--wait-interval",
+        "1h",
+        "--delete-delay",
+        "0s",
+        "--consistency-delay",
+        "0s",
+        "--downsampling.disable",
+    ]
+    .map(String::from)
+    .to_vec();
+    args.extend(TIMING_FLAGS.map(String::from));
+    args
+}
+
+/// Puts work for a leader into the bucket: a block of a stream of its own (`cluster=extra-n`)
+/// with a deletion mark from a week ago, which the next iteration deletes (a commit). It is
+/// built next to the bucket and renamed into it, so a sync sees all of it or nothing.
+pub fn add_marked_block(dir: &Path, bucket: &Path, n: u32) -> PathBuf {
+    let staging = dir.join(format!("staging-{n}"));
+    compactd_ok(&[
+        "tools",
+        "generate",
+        "--out",
+        staging.to_str().unwrap(),
+        "--series",
+        "5",
+        "--hours",
+        "2",
+        "--external-labels",
+        &format!("cluster=extra-{n}"),
+        "--seed",
+        &(100 + n).to_string(),
+    ]);
+    let blocks = block_dirs(&staging);
+    assert_eq!(blocks.len(), 1, "one generated block");
+    let id = blocks[0].file_name().unwrap().to_str().unwrap().to_string();
+    let week_ago = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        - 7 * 86_400;
+    std::fs::write(
+        blocks[0].join("deletion-mark.json"),
+        format!(r#"{{"id": "{id}", "deletion_time": {week_ago}, "version": 1}}"#),
+    )
+    .unwrap();
+    let target = bucket.join(&id);
+    std::fs::rename(&blocks[0], &target).expect("move the block into the bucket");
+    target
+}
+
+/// The fence record of a filesystem bucket.
+pub fn read_fence(bucket: &Path) -> FenceRecord {
+    let bytes = std::fs::read(bucket.join(FENCE_PATH)).expect("read the fence");
+    FenceRecord::parse(&bytes).expect("parse the fence")
+}
+
+/// `compactd tools bucket audit --output json`, asserting exit 0 and `"ok": true`.
+pub fn audit_ok(config: &str) -> serde_json::Value {
+    let out = compactd(&[
+        "tools",
+        "bucket",
+        "audit",
+        "--objstore.config",
+        config,
+        "--output",
+        "json",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "audit failed ({}): {stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_str(&stdout).expect("audit JSON");
+    assert_eq!(v["ok"], serde_json::json!(true), "{stdout}");
+    assert_eq!(v["violations"], serde_json::json!([]), "{stdout}");
+    v
+}
+
+/// `compactd tools bucket verify`, asserting exit 0.
+pub fn verify_ok(config: &str) {
+    let out = compactd(&["tools", "bucket", "verify", "--objstore.config", config]);
+    assert!(
+        out.status.success(),
+        "verify: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
