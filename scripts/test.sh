@@ -45,7 +45,13 @@ log "cargo test"
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 status=0
+# Tests append the figures they measure here (tests/common report_figure).
+rm -f target/tmp/figures.txt
 cargo test --workspace --lib --bins --tests "$@" 2>&1 | tee "$out" || status=$?
+if [ -s target/tmp/figures.txt ]; then
+  log "measured by the tests"
+  cat target/tmp/figures.txt
+fi
 passed=$(grep -oE '^test result: [a-zA-Z]+\. [0-9]+ passed' "$out" | awk '{s+=$4} END {print s+0}')
 failed=$(grep -oE '[0-9]+ failed;' "$out" | awk '{s+=$1} END {print s+0}')
 echo "tests: $passed passed, $failed failed"

@@ -21,7 +21,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Compact a bucket, as `thanos compact` does (one pass, or forever with --wait).
+    /// Compact a bucket, as `thanos compact` does (one pass, or forever with --wait); also
+    /// called `compact`, Thanos' name.
+    #[command(visible_alias = "compact")]
     Run(Box<RunArgs>),
     /// Offline tools that work on local block directories.
     #[command(subcommand)]
@@ -76,8 +78,8 @@ struct RunArgs {
     /// Merge overlapping blocks instead of halting on them.
     #[arg(long = "compact.enable-vertical-compaction", hide = true)]
     vertical: bool,
-    /// Label removed before grouping, so replicas' blocks merge (repeatable); enables vertical compaction.
-    #[arg(long = "deduplication.replica-label")]
+    /// Label removed before grouping, so replicas' blocks merge (repeatable, or comma-separated as in Thanos); enables vertical compaction.
+    #[arg(long = "deduplication.replica-label", value_delimiter = ',')]
     replica_labels: Vec<String>,
     /// How overlapping samples merge: "" keeps one sample per timestamp; "penalty" is Thanos' replica deduplication (needs a replica label).
     #[arg(long = "deduplication.func", default_value = "", value_parser = DedupFunc::parse)]
@@ -193,8 +195,8 @@ struct PlanArgs {
     /// As `run`: merge overlapping blocks instead of halting on them.
     #[arg(long = "compact.enable-vertical-compaction")]
     vertical: bool,
-    /// As `run`: label removed before grouping (repeatable); enables vertical compaction.
-    #[arg(long = "deduplication.replica-label")]
+    /// As `run`: label removed before grouping (repeatable or comma-separated); enables vertical compaction.
+    #[arg(long = "deduplication.replica-label", value_delimiter = ',')]
     replica_labels: Vec<String>,
     /// As `run`: highest compaction level (0..4 = 1h, 2h, 8h, 2d, 14d).
     #[arg(long = "debug.max-compaction-level", default_value_t = 4)]

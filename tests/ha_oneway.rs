@@ -302,11 +302,12 @@ fn one_way_cut(mode: Mode, tag: &str) {
             seen.leading,
         );
     };
-    eprintln!(
-        "[{tag}] failover after one-way etcd cut: {:.2}s (bound {}s)",
+    report_figure(&format!(
+        "ha_oneway [{tag}] failover after one-way etcd cut: {:.2}s to the new leader's first \
+         commit (bound {}s)",
         committed.as_secs_f64(),
         bound.as_secs()
-    );
+    ));
     assert!(
         committed <= bound,
         "[{tag}] the new leader's first commit came {} after the cut (bound {})",

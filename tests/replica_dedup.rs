@@ -110,19 +110,29 @@ fn dump_of(per_series: &[Vec<(i64, f64)>]) -> String {
     lines.into_values().collect()
 }
 
-/// Runs `compactd run` once on a bucket of the two replicas' blocks; returns the one visible
-/// block left.
+/// Runs `compactd run` once on a bucket of the two replicas' blocks, removing the replica
+/// label `replica`; returns the one visible block left.
 fn compact_replicas(tmp: &Path, extra: &[&str]) -> std::path::PathBuf {
+    compact_replicas_with(tmp, "run", "--deduplication.replica-label=replica", extra)
+}
+
+/// [`compact_replicas`] with the subcommand and the replica-label flag as given.
+fn compact_replicas_with(
+    tmp: &Path,
+    subcommand: &str,
+    replica_label_flag: &str,
+    extra: &[&str],
+) -> std::path::PathBuf {
     let bucket = tmp.join("bucket");
     std::fs::create_dir_all(&bucket).unwrap();
     write_replica(&bucket, 'a', 1);
     write_replica(&bucket, 'b', 2);
     let out = Command::new(env!("CARGO_BIN_EXE_compactd"))
-        .args(["run", "--objstore.config", &fs_config(&bucket)])
+        .args([subcommand, "--objstore.config", &fs_config(&bucket)])
         .args(["--data-dir", tmp.join("data").to_str().unwrap()])
         .args(["--http-address", "127.0.0.1:0", "--downsampling.disable"])
         .args(["--delete-delay", "0s", "--consistency-delay", "0s"])
-        .args(["--deduplication.replica-label", "replica"])
+        .arg(replica_label_flag)
         .args(extra)
         .output()
         .unwrap();
@@ -153,7 +163,10 @@ fn replicas_merge_into_every_timestamp_by_default() {
         return;
     };
     let tmp = tempfile::tempdir().unwrap();
-    let block = compact_replicas(tmp.path(), &[]);
+    // Thanos' command name and its comma-separated list: the blocks carry `replica`, so
+    // they merge only if the list is split.
+    let labels = "--deduplication.replica-label=prometheus_replica,replica";
+    let block = compact_replicas_with(tmp.path(), "compact", labels, &[]);
     promtool_analyze(&promtool, &block);
     let want: Vec<Vec<(i64, f64)>> = (0..2)
         .map(|i| {

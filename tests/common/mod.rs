@@ -381,3 +381,18 @@ impl XorShift {
         self.next_u64() % n
     }
 }
+
+/// Prints a measured figure and appends it to `target/tmp/figures.txt`, which
+/// `scripts/test.sh` prints after the tests (cargo hides a passing test's output).
+pub fn report_figure(line: &str) {
+    use std::io::Write as _;
+    eprintln!("{line}");
+    let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join("figures.txt");
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+    {
+        let _ = writeln!(f, "{line}");
+    }
+}
