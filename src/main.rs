@@ -4,12 +4,14 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 
 use compactd::duration::parse_duration_ms;
 use compactd::tools;
 use compactd::tsdb::chunks::DEFAULT_SEGMENT_SIZE;
 use compactd::tsdb::compact::{CompactOptions, DedupFunc};
+
+mod cli;
 
 /// A highly available compactor for Prometheus/Thanos block buckets.
 #[derive(Parser)]
@@ -17,6 +19,12 @@ use compactd::tsdb::compact::{CompactOptions, DedupFunc};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Log level: error, warn, info, debug (before or after the subcommand, as in Thanos).
+    #[arg(long = "log.level", default_value = "info", global = true)]
+    log_level: String,
+    /// Log format: logfmt or json (Thanos' formats).
+    #[arg(long = "log.format", default_value = "logfmt", global = true, value_parser = compactd::logging::LogFormat::parse)]
+    log_format: compactd::logging::LogFormat,
 }
 
 #[derive(Subcommand)]
@@ -46,11 +54,14 @@ struct RunArgs {
     #[arg(long = "http-address", default_value = compactd::http::DEFAULT_HTTP_ADDRESS)]
     http_address: String,
     /// Keep running, compacting every --wait-interval; without it, one pass then exit.
-    #[arg(short = 'w', long = "wait")]
+    #[arg(short = 'w', long = "wait", num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false", action = clap::ArgAction::Set)]
     wait: bool,
     /// Time between two iterations with --wait.
     #[arg(long = "wait-interval", default_value = "5m", value_parser = duration_ms)]
     wait_interval: u64,
+    /// With --wait, how often the thanos_compact_todo_* backlog gauges are recomputed (after a bucket sync); 0s disables them.
+    #[arg(long = "compact.progress-interval", default_value = "5m", value_parser = duration_ms)]
+    progress_interval: u64,
     /// Blocks uploaded less than this long ago are left alone (except compactor outputs).
     #[arg(long = "consistency-delay", default_value = "30m", value_parser = duration_ms)]
     consistency_delay: u64,
@@ -76,11 +87,13 @@ struct RunArgs {
     #[arg(long = "compact.concurrency", default_value_t = 1)]
     concurrency: usize,
     /// Merge overlapping blocks instead of halting on them.
-    #[arg(long = "compact.enable-vertical-compaction", hide = true)]
+    #[arg(long = "compact.enable-vertical-compaction", hide = true, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false", action = clap::ArgAction::Set)]
     vertical: bool,
     /// Label removed before grouping, so replicas' blocks merge (repeatable, or comma-separated as in Thanos); enables vertical compaction.
     #[arg(long = "deduplication.replica-label", value_delimiter = ',')]
     replica_labels: Vec<String>,
+    #[command(flatten)]
+    selector: SelectorArgs,
     /// How overlapping samples merge: "" keeps one sample per timestamp; "penalty" is Thanos' replica deduplication (needs a replica label).
     #[arg(long = "deduplication.func", default_value = "", value_parser = DedupFunc::parse)]
     dedup_func: DedupFunc,
@@ -91,7 +104,7 @@ struct RunArgs {
     #[arg(long = "compact.block-max-index-size", default_value = "64GB", value_parser = bytes, hide = true)]
     block_max_index_size: u64,
     /// Do not downsample.
-    #[arg(long = "downsampling.disable")]
+    #[arg(long = "downsampling.disable", num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false", action = clap::ArgAction::Set)]
     downsampling_disable: bool,
     /// Blocks downsampled in parallel.
     #[arg(long = "downsample.concurrency", default_value_t = 1)]
@@ -136,12 +149,12 @@ struct RunArgs {
     /// Partial uploads (no meta.json) whose newest object is older than this are deleted.
     #[arg(long = "debug.partial-upload-threshold", default_value = "48h", value_parser = duration_ms, hide = true)]
     partial_upload_threshold: u64,
-    /// Log level: error, warn, info, debug.
-    #[arg(long = "log.level", default_value = "info")]
-    log_level: String,
     /// Record every step of the core to this file (JSON Lines), for `compactd-sim replay`.
     #[arg(long = "trace.record")]
     trace_record: Option<PathBuf>,
+    /// Thanos' other flags.
+    #[command(flatten)]
+    thanos: cli::thanos::ThanosCompat,
 }
 
 #[derive(Subcommand)]
@@ -182,6 +195,27 @@ struct BucketArgs {
     objstore_config: Option<String>,
 }
 
+/// Thanos' block selection flags (`run` and `tools bucket plan`).
+#[derive(Args)]
+struct SelectorArgs {
+    /// Relabel config YAML (keep, drop, hashmod) over each block's external labels and __block_id: blocks it drops are left to other instances (Thanos' sharding).
+    #[arg(long = "selector.relabel-config-file")]
+    file: Option<PathBuf>,
+    /// The relabel config inline (alternative to --selector.relabel-config-file; not both).
+    #[arg(long = "selector.relabel-config", allow_hyphen_values = true)]
+    inline: Option<String>,
+}
+
+impl SelectorArgs {
+    fn load(&self) -> anyhow::Result<Vec<compactd::relabel::RelabelConfig>> {
+        let rules = compactd::relabel::selector::load_selector(
+            self.file.as_deref(),
+            self.inline.as_deref(),
+        )?;
+        Ok(rules)
+    }
+}
+
 #[derive(Args)]
 struct PlanArgs {
     #[command(flatten)]
@@ -198,6 +232,8 @@ struct PlanArgs {
     /// As `run`: label removed before grouping (repeatable or comma-separated); enables vertical compaction.
     #[arg(long = "deduplication.replica-label", value_delimiter = ',')]
     replica_labels: Vec<String>,
+    #[command(flatten)]
+    selector: SelectorArgs,
     /// As `run`: highest compaction level (0..4 = 1h, 2h, 8h, 2d, 14d).
     #[arg(long = "debug.max-compaction-level", default_value_t = 4)]
     max_compaction_level: usize,
@@ -293,9 +329,11 @@ fn bytes(s: &str) -> Result<u64, String> {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let bools = cli::thanos::bool_flags(&Cli::command());
+    let cli = Cli::parse_from(cli::thanos::kingpin_args(std::env::args_os(), &bools));
+    let logging = (cli.log_level, cli.log_format);
     let result = match cli.command {
-        Command::Run(a) => run(*a),
+        Command::Run(a) => run(*a, logging),
         Command::Tools(ToolsCommand::Generate(a)) => generate(a),
         Command::Tools(ToolsCommand::Compact(a)) => compact(a),
         Command::Tools(ToolsCommand::Downsample(a)) => downsample(a),
@@ -311,15 +349,15 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
-    let filter = tracing_subscriber::EnvFilter::try_new(&a.log_level)
-        .map_err(|e| anyhow::anyhow!("--log.level {:?}: {e}", a.log_level))?;
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+fn run(
+    a: RunArgs,
+    (log_level, log_format): (String, compactd::logging::LogFormat),
+) -> anyhow::Result<ExitCode> {
+    a.thanos.check().map_err(anyhow::Error::msg)?;
+    compactd::logging::init(&log_level, log_format).map_err(anyhow::Error::msg)?;
+    for warning in a.thanos.warnings() {
+        tracing::warn!("{warning}");
+    }
     let now_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64);
@@ -334,6 +372,7 @@ fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         http_address: a.http_address,
         wait: a.wait,
         wait_interval_ms: a.wait_interval,
+        progress_interval_ms: a.progress_interval,
         consistency_delay_ms: a.consistency_delay,
         delete_delay_ms: a.delete_delay,
         min_time_ms: time("min-time", &a.min_time)?,
@@ -342,6 +381,8 @@ fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         concurrency: a.concurrency,
         vertical: a.vertical,
         replica_labels: a.replica_labels,
+        selector_relabel_config_file: a.selector.file,
+        selector_relabel_config: a.selector.inline,
         dedup: a.dedup_func,
         max_compaction_level: a.max_compaction_level,
         block_max_index_size: a.block_max_index_size,
@@ -363,6 +404,14 @@ fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         compact_threads: std::thread::available_parallelism().map_or(1, usize::from),
         partial_upload_threshold_ms: a.partial_upload_threshold,
         trace_record: a.trace_record,
+        transfers: compactd::driver::store::Transfers {
+            meta_fetch: a.thanos.block_meta_fetch_concurrency,
+            blocks_fetch: a.thanos.blocks_fetch_concurrency,
+            block_files: a.thanos.block_files_concurrency,
+        },
+        http_grace_period_ms: a.thanos.http_grace_period,
+        hash_func: a.thanos.hash_func,
+        halt_on_error: a.thanos.halt_on_error,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -468,8 +517,10 @@ fn bucket(cmd: BucketCommand) -> anyhow::Result<ExitCode> {
 }
 
 fn plan(a: PlanArgs) -> anyhow::Result<ExitCode> {
+    let selector_relabel = a.selector.load()?;
     let (bucket, runtime) = open_bucket(&a.bucket)?;
     let settings = tools::plan::PlanSettings {
+        selector_relabel,
         replica_labels: a.replica_labels,
         vertical: a.vertical,
         consistency_delay_ms: a.consistency_delay as i64,

@@ -17,6 +17,8 @@ use crate::driver::{DriverConfig, Recorder, Reporter};
 use crate::election::etcd::{EtcdConfig, EtcdCoordinator};
 use crate::http::HttpState;
 use crate::metrics::Metrics;
+use crate::relabel::selector::load_selector;
+use crate::relabel::RelabelConfig;
 use crate::trace::TraceHeader;
 use crate::tsdb::compact::DedupFunc;
 
@@ -35,6 +37,8 @@ pub struct RunConfig {
     pub wait: bool,
     /// `--wait-interval` in ms.
     pub wait_interval_ms: u64,
+    /// `--compact.progress-interval` in ms (0 disables the backlog gauges).
+    pub progress_interval_ms: u64,
     /// `--consistency-delay` in ms.
     pub consistency_delay_ms: u64,
     /// `--delete-delay` in ms.
@@ -51,6 +55,10 @@ pub struct RunConfig {
     pub vertical: bool,
     /// `--deduplication.replica-label`.
     pub replica_labels: Vec<String>,
+    /// `--selector.relabel-config-file`.
+    pub selector_relabel_config_file: Option<PathBuf>,
+    /// `--selector.relabel-config`.
+    pub selector_relabel_config: Option<String>,
     /// `--deduplication.func`.
     pub dedup: DedupFunc,
     /// `--debug.max-compaction-level`.
@@ -71,6 +79,16 @@ pub struct RunConfig {
     pub partial_upload_threshold_ms: u64,
     /// `--trace.record`: the file to record every step of the node to.
     pub trace_record: Option<PathBuf>,
+    /// `--block-meta-fetch-concurrency`, `--compact.blocks-fetch-concurrency`,
+    /// `--block-files-concurrency`.
+    pub transfers: crate::driver::store::Transfers,
+    /// `--http-grace-period`: how long in-flight HTTP requests may finish after a shutdown
+    /// signal.
+    pub http_grace_period_ms: u64,
+    /// `--hash-func`: hashes of the files of new blocks in their meta.json.
+    pub hash_func: crate::driver::jobs::HashFunc,
+    /// `--debug.halt-on-error`: stay up halted (true) or exit (false) on a halting error.
+    pub halt_on_error: bool,
 }
 
 /// The flags of leadership (`--etcd.*`, `--leader.*`, `--node.name`).
@@ -163,7 +181,16 @@ impl RunConfig {
         Ok(cfg)
     }
 
-    fn cycle_config(&self) -> anyhow::Result<CycleConfig> {
+    /// The rules of `--selector.relabel-config[-file]` (none: every block); the error names
+    /// the flag, the file, the rule and the field.
+    pub fn selector_relabel(&self) -> anyhow::Result<Vec<RelabelConfig>> {
+        Ok(load_selector(
+            self.selector_relabel_config_file.as_deref(),
+            self.selector_relabel_config.as_deref(),
+        )?)
+    }
+
+    fn cycle_config(&self, selector_relabel: Vec<RelabelConfig>) -> anyhow::Result<CycleConfig> {
         Ok(CycleConfig {
             view: ViewConfig {
                 min_time: self.min_time_ms,
@@ -171,6 +198,7 @@ impl RunConfig {
                 consistency_delay_ms: self.consistency_delay_ms as i64,
                 delete_delay_ms: self.delete_delay_ms as i64,
                 replica_labels: self.replica_labels.clone(),
+                selector_relabel,
             },
             wait: self.wait,
             wait_interval_ms: self.wait_interval_ms as i64,
@@ -183,6 +211,8 @@ impl RunConfig {
             partial_upload_threshold_ms: self.partial_upload_threshold_ms as i64,
             downsampling: !self.downsampling_disabled,
             downsample_concurrency: self.downsample_concurrency,
+            progress_interval_ms: i64::try_from(self.progress_interval_ms).unwrap_or(i64::MAX),
+            halt_on_error: self.halt_on_error,
         })
     }
 }
@@ -190,6 +220,14 @@ impl RunConfig {
 /// Runs the compactor; returns the process exit code.
 pub async fn run(cfg: RunConfig) -> anyhow::Result<i32> {
     cfg.validate()?;
+    // A bad selector stops compactd here, before anything touches the bucket.
+    let selector_relabel = cfg.selector_relabel()?;
+    if !selector_relabel.is_empty() {
+        tracing::info!(
+            rules = selector_relabel.len(),
+            "acting only on the blocks --selector.relabel-config selects"
+        );
+    }
     let bucket_cfg = crate::objstore::load(
         cfg.objstore_config_file.as_deref(),
         cfg.objstore_config.as_deref(),
@@ -220,7 +258,7 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<i32> {
     ));
     let seed = seed_from_entropy();
     let leader = cfg.leader_config(&bucket.name)?;
-    let cycle = cfg.cycle_config()?;
+    let cycle = cfg.cycle_config(selector_relabel)?;
     let trace = match &cfg.trace_record {
         Some(path) => {
             let recorder = Recorder::create(path, &TraceHeader::new(&cycle, &leader, seed))?;
@@ -249,7 +287,8 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<i32> {
         store: Arc::new(
             StoreExecutor::new(Arc::clone(&bucket.store))
                 .with_metrics(Arc::clone(&metrics))
-                .with_conditional_update(bucket.conditional_update),
+                .with_conditional_update(bucket.conditional_update)
+                .with_transfers(cfg.transfers),
         ),
         data_dir: cfg.data_dir.clone(),
         compact_threads: cfg.compact_threads,
@@ -260,11 +299,18 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<i32> {
         reporter: Reporter::new(Arc::clone(&metrics)),
         http: Some(Arc::clone(&http)),
         trace,
+        hash_func: cfg.hash_func,
     };
     http.set_ready();
     let code = crate::driver::run(node, driver, shutdown_signal()).await;
     let _ = stop_http.send(());
-    let _ = server.await;
+    let grace = Duration::from_millis(cfg.http_grace_period_ms);
+    if tokio::time::timeout(grace, server).await.is_err() {
+        tracing::warn!(
+            grace = ?grace,
+            "HTTP requests still open after --http-grace-period; closing them"
+        );
+    }
     Ok(code)
 }
 

@@ -379,12 +379,15 @@ fn wait_mode_serves_thanos_metrics_and_stops_on_sigterm() {
         );
         std::thread::sleep(std::time::Duration::from_millis(100));
     };
+    // The backlog gauges are those of the first sync (the default 5m progress interval has
+    // not passed since): per stream the 8h runs [0,8) and [8,16) of 4 blocks each.
     for want in [
         "thanos_compact_halted 0",
         "thanos_blocks_meta_synced{state=\"loaded\"}",
         "thanos_compact_group_compactions_total{resolution=\"0\"} 4",
         "thanos_compact_blocks_marked_total{marker=\"deletion-mark.json\",reason=\"\"} 16",
-        "thanos_compact_todo_compactions 0",
+        "thanos_compact_todo_compactions 4\n",
+        "thanos_compact_todo_compaction_blocks 16\n",
         "thanos_objstore_bucket_operations_total{",
     ] {
         assert!(metrics.contains(want), "/metrics lacks {want}:\n{metrics}");

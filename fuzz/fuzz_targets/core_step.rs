@@ -130,6 +130,7 @@ impl Harness {
                 } else {
                     vec![]
                 },
+                selector_relabel: vec![],
             },
             wait: true,
             wait_interval_ms: 300_000,
@@ -141,6 +142,9 @@ impl Harness {
             partial_upload_threshold_ms: PARTIAL_UPLOAD_THRESHOLD_MS_DEFAULT,
             downsampling: flags & 2 != 0,
             downsample_concurrency: 1,
+            // Every sync a minute apart or more runs the backlog calculators.
+            progress_interval_ms: 60_000,
+            halt_on_error: true,
         };
         let leader = LeaderConfig {
             node: "me".into(),

@@ -120,6 +120,7 @@ pub fn cycle_config(rng: &mut Rng) -> CycleConfig {
             consistency_delay_ms: 0,
             delete_delay_ms: rng.below(120_000) as i64,
             replica_labels: vec![],
+            selector_relabel: vec![],
         },
         wait: true,
         wait_interval_ms: 10_000 + rng.below(50_000) as i64,
@@ -131,6 +132,10 @@ pub fn cycle_config(rng: &mut Rng) -> CycleConfig {
         partial_upload_threshold_ms: 120_000,
         downsampling: false,
         downsample_concurrency: 1,
+        // The sim ignores the backlog gauges; computing them runs their code on every bucket
+        // state the faults produce.
+        progress_interval_ms: 30_000,
+        halt_on_error: true,
     }
 }
 

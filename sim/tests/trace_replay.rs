@@ -50,6 +50,7 @@ fn recorded() -> &'static Path {
             http_address: "127.0.0.1:0".into(),
             wait: false,
             wait_interval_ms: 300_000,
+            progress_interval_ms: 300_000,
             consistency_delay_ms: 0,
             delete_delay_ms: 0,
             min_time_ms: i64::MIN,
@@ -58,6 +59,8 @@ fn recorded() -> &'static Path {
             concurrency: 1,
             vertical: false,
             replica_labels: vec![],
+            selector_relabel_config_file: None,
+            selector_relabel_config: None,
             dedup: compactd::tsdb::compact::DedupFunc::Chain,
             max_compaction_level: 4,
             block_max_index_size: 64 << 30,
@@ -73,6 +76,10 @@ fn recorded() -> &'static Path {
             compact_threads: 1,
             partial_upload_threshold_ms: 48 * HOUR as u64,
             trace_record: Some(trace.clone()),
+            transfers: Default::default(),
+            http_grace_period_ms: 120_000,
+            hash_func: Default::default(),
+            halt_on_error: true,
         };
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()

@@ -9,6 +9,13 @@
 //!   ─► sync ─► retention marks ─► partial-upload clean-up ─► done
 //! ```
 //!
+//! With `--wait`, the sync that ends at least `--compact.progress-interval` after the last
+//! calculation (the first sync, then about every interval) is followed by Thanos' progress
+//! calculators ([`super::progress`]), reported as [`Event::Progress`]. Thanos runs them on a
+//! timer of their own with a sync of their own; here they reuse the iteration's syncs, so
+//! between iterations, and while a pass runs or compaction is halted, the gauges keep their
+//! last values.
+//!
 //! A downsampling pass ([`downsample`]) runs jobs like the compaction pass (downsample ─►
 //! upload ─► meta.json), without deletion marks: retention removes the sources.
 //!
@@ -30,6 +37,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
+use super::progress;
 use super::types::{
     Event, Input, Millis, Now, Output, Permit, RequestId, StoreOp, StoreRequest, StoreResult,
 };
@@ -74,10 +82,23 @@ pub struct CycleConfig {
     /// `--downsample.concurrency`.
     #[serde(default = "one")]
     pub downsample_concurrency: usize,
+    /// `--compact.progress-interval` in ms: the least time between two calculations of the
+    /// backlog gauges, which only run with `--wait`; 0 disables them.
+    #[serde(default)]
+    pub progress_interval_ms: i64,
+    /// `--debug.halt-on-error` (Thanos' hidden default: true): with `--wait`, stay up halted
+    /// on an error that needs an operator; false exits instead (code 2), so that a restart
+    /// policy retries, as Thanos returns the error.
+    #[serde(default = "yes")]
+    pub halt_on_error: bool,
 }
 
 fn one() -> usize {
     1
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// What to do when the sync in flight completes.
@@ -134,6 +155,8 @@ pub struct Cycle {
     /// When this process first saw each deletion mark in the bucket (see
     /// [`super::view::mark_age_ms`]); kept across iterations and leadership terms.
     marks_seen: BTreeMap<BlockId, Millis>,
+    /// The backlog gauges are due again after a sync that ends at or after this.
+    progress_next_at: Millis,
 }
 
 impl Cycle {
@@ -149,6 +172,7 @@ impl Cycle {
             jobs_issued: 0,
             rng: Rng::new(seed),
             marks_seen: BTreeMap::new(),
+            progress_next_at: Millis(i64::MIN),
         }
     }
 
@@ -344,6 +368,7 @@ impl Cycle {
             states: self.view.states.clone(),
             problems: self.view.problems.clone(),
         }));
+        self.progress(now, out);
         match then {
             AfterSync::Compaction => {
                 let mut queue: VecDeque<StoreOp> = self
@@ -387,7 +412,6 @@ impl Cycle {
                 let pass =
                     CompactPass::new(&self.view, &self.cfg, now, &mut self.rng, self.jobs_issued);
                 self.jobs_issued = pass.last_job_id();
-                out.push(Output::Event(pass.progress_event(&self.view)));
                 self.phase = Phase::Compacting(Box::new(pass));
             }
             AfterMutations::Partials => {
@@ -431,12 +455,35 @@ impl Cycle {
 
     fn halt(&mut self, reason: String, out: &mut Vec<Output>) {
         out.push(Output::Event(Event::Halted(reason)));
-        if self.cfg.wait {
+        if self.cfg.wait && self.cfg.halt_on_error {
             self.phase = Phase::Halted;
         } else {
             self.phase = Phase::Exited;
             out.push(Output::Exit(EXIT_HALTED));
         }
+    }
+
+    /// The backlog gauges over the view just synced, when due: only with `--wait` (Thanos
+    /// registers its calculators only then) and a positive `--compact.progress-interval`.
+    fn progress(&mut self, now: Now, out: &mut Vec<Output>) {
+        let interval_ms = self.cfg.progress_interval_ms;
+        if !self.cfg.wait || interval_ms <= 0 || now.mono < self.progress_next_at {
+            return;
+        }
+        self.progress_next_at = now.mono.plus(interval_ms);
+        let backlog = progress::backlog(&progress::ProgressInput {
+            view: &self.view,
+            ranges: &self.cfg.ranges,
+            retention_ms: self.cfg.retention_ms,
+            downsampling: self.cfg.downsampling,
+            now_wall: now.wall,
+        });
+        out.push(Output::Event(Event::Progress {
+            todo_compactions: backlog.compaction.runs,
+            todo_compaction_blocks: backlog.compaction.blocks,
+            todo_downsample_blocks: backlog.downsample_blocks,
+            todo_deletion_blocks: backlog.deletion_blocks,
+        }));
     }
 
     /// Remembers when each deletion mark of `sync` was first seen; forgets marks gone.

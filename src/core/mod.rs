@@ -9,5 +9,6 @@ pub mod fence;
 pub mod leader;
 pub mod node;
 pub mod plan;
+pub mod progress;
 pub mod types;
 pub mod view;

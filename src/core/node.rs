@@ -153,6 +153,7 @@ mod tests {
                 consistency_delay_ms: 0,
                 delete_delay_ms: 0,
                 replica_labels: vec![],
+                selector_relabel: vec![],
             },
             wait: true,
             wait_interval_ms: 60_000,
@@ -164,6 +165,8 @@ mod tests {
             partial_upload_threshold_ms: PARTIAL_UPLOAD_THRESHOLD_MS_DEFAULT,
             downsampling: false,
             downsample_concurrency: 1,
+            progress_interval_ms: 0,
+            halt_on_error: true,
         };
         let leader = LeaderConfig {
             node: "me".into(),

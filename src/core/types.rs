@@ -383,13 +383,19 @@ pub enum Event {
         /// Why.
         error: String,
     },
-    /// Progress gauges from the last sync.
+    /// The backlog gauges, as Thanos' progress calculators compute them over the view of the
+    /// last sync (see [`crate::core::progress`]); every `--compact.progress-interval` with
+    /// `--wait`.
     Progress {
-        /// Groups with a plan ready.
+        /// `thanos_compact_todo_compactions`: compaction runs until the planner finds
+        /// nothing, synthetic rounds included.
         todo_compactions: u64,
-        /// Blocks in those plans.
+        /// `thanos_compact_todo_compaction_blocks`: blocks in those runs.
         todo_compaction_blocks: u64,
-        /// Blocks marked for deletion, not yet deleted.
+        /// `thanos_compact_todo_downsample_blocks`: blocks to downsample; `None` when not
+        /// computed (downsampling off, or a block of an unknown resolution).
+        todo_downsample_blocks: Option<u64>,
+        /// `thanos_compact_todo_deletion_blocks`: blocks past their resolution's retention.
         todo_deletion_blocks: u64,
     },
     /// Compaction stopped for good (overlaps, bad input); HTTP keeps serving.

@@ -3,15 +3,19 @@
 //!
 //! 0. fetch: no meta.json or an unreadable one makes a *partial* block;
 //! 1. time partition (`--min-time`/`--max-time`);
-//! 2. consistency delay: blocks younger than `--consistency-delay` (by `upload_time`, else
+//! 2. label selection (`--selector.relabel-config`, [`selected`]): the relabel rules over a
+//!    block's external labels without the replica labels, plus `__block_id`; a block they
+//!    drop is *label-excluded*: not compacted, downsampled, retained, collected or deleted
+//!    here (another shard owns it);
+//! 3. consistency delay: blocks younger than `--consistency-delay` (by `upload_time`, else
 //!    ULID time) are hidden unless a compactor or repair wrote them;
-//! 3. deletion marks older than `--delete-delay`/2 hide their block; newer ones stay visible so
+//! 4. deletion marks older than `--delete-delay`/2 hide their block; newer ones stay visible so
 //!    that deduplication still sees the sources of a fresh compaction (a mark's age:
 //!    [`mark_age_ms`]);
-//! 4. replica labels are removed (`--deduplication.replica-label`);
-//! 5. deduplication: per resolution, a block whose sources are a subset of a kept block's is a
+//! 5. replica labels are removed (`--deduplication.replica-label`);
+//! 6. deduplication: per resolution, a block whose sources are a subset of a kept block's is a
 //!    *duplicate* (hidden; garbage collection marks it for deletion);
-//! 6. no-compact and no-downsample marks are gathered.
+//! 7. no-compact and no-downsample marks are gathered.
 //!
 //! Pure: the same sync result, time and configuration give the same view.
 
@@ -19,8 +23,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use super::types::{MetaState, Millis, Now, SyncResult};
+use super::types::{MetaState, Millis, Now, SyncResult, SyncedBlock};
 use crate::bucket::markers::DeletionMark;
+use crate::relabel::selector::BLOCK_ID_LABEL;
+use crate::relabel::RelabelConfig;
 use crate::timefmt::parse_rfc3339_ms;
 use crate::tsdb::block_id::BlockId;
 use crate::tsdb::meta::BlockMeta;
@@ -44,6 +50,10 @@ pub struct ViewConfig {
     pub delete_delay_ms: i64,
     /// `--deduplication.replica-label` values.
     pub replica_labels: Vec<String>,
+    /// `--selector.relabel-config`: which blocks this instance acts on (empty: all). Absent
+    /// from traces recorded before it existed, and left out when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub selector_relabel: Vec<RelabelConfig>,
 }
 
 /// A partial block: listed objects without a readable meta.json.
@@ -104,22 +114,7 @@ pub fn build_view(
     let mut candidates: Vec<BlockMeta> = Vec::new();
     for (id, b) in &sync.blocks {
         v.problems.extend(b.marker_problems.iter().cloned());
-        // Marks count for blocks this instance owns: in its time range, or partial (a delete
-        // in progress). A block with an unreadable meta.json is never deleted.
-        let owned = match &b.meta {
-            MetaState::Ok(m) => !(m.max_time < cfg.min_time || m.min_time > cfg.max_time),
-            MetaState::Missing => true,
-            MetaState::Corrupt(_) => false,
-        };
-        if let (Some(m), true) = (&b.deletion_mark, owned) {
-            v.deletion_marks.insert(*id, m.clone());
-        }
-        if b.no_compact_mark.is_some() {
-            v.no_compact.insert(*id);
-        }
-        if b.no_downsample_mark.is_some() {
-            v.no_downsample.insert(*id);
-        }
+        gather_marks(&mut v, *id, b, cfg);
         let meta = match &b.meta {
             MetaState::Ok(m) => m,
             MetaState::Missing => {
@@ -155,6 +150,32 @@ pub fn build_view(
         candidates.push(strip_replica_labels(meta, &cfg.replica_labels, &mut v));
     }
     deduplicate(candidates, &mut v);
+    count_marked(&mut v);
+    v
+}
+
+/// Gathers a block's marks. Deletion marks count for blocks this instance owns: in its time
+/// range and selected, or partial (a delete in progress). A block with an unreadable
+/// meta.json is never deleted.
+fn gather_marks(v: &mut BucketView, id: BlockId, b: &SyncedBlock, cfg: &ViewConfig) {
+    let owned = match &b.meta {
+        MetaState::Ok(m) => in_time_range(m, cfg) && selected(m, cfg),
+        MetaState::Missing => true,
+        MetaState::Corrupt(_) => false,
+    };
+    if let (Some(m), true) = (&b.deletion_mark, owned) {
+        v.deletion_marks.insert(id, m.clone());
+    }
+    if b.no_compact_mark.is_some() {
+        v.no_compact.insert(id);
+    }
+    if b.no_downsample_mark.is_some() {
+        v.no_downsample.insert(id);
+    }
+}
+
+/// Filter 7's counts: visible blocks with a no-compact (always counted) or no-downsample mark.
+fn count_marked(v: &mut BucketView) {
     let marked = v
         .blocks
         .keys()
@@ -171,7 +192,6 @@ pub fn build_view(
         v.states
             .insert("marked-for-no-downsample".into(), no_downsample);
     }
-    v
 }
 
 fn bump(v: &mut BucketView, state: &str) {
@@ -191,15 +211,18 @@ fn partial(v: &mut BucketView, id: BlockId, newest_modified: Millis, marked: boo
     );
 }
 
-/// The fetcher state hiding a block, if one does (filters 1–3).
+/// The fetcher state hiding a block, if one does (filters 1–4).
 fn hidden_state(
     meta: &BlockMeta,
     mark_age_ms: Option<i64>,
     now: Now,
     cfg: &ViewConfig,
 ) -> Option<&'static str> {
-    if meta.max_time < cfg.min_time || meta.min_time > cfg.max_time {
+    if !in_time_range(meta, cfg) {
         return Some("time-excluded");
+    }
+    if !selected(meta, cfg) {
+        return Some("label-excluded");
     }
     let trusted = meta
         .thanos
@@ -212,6 +235,32 @@ fn hidden_state(
         return Some("marked-for-deletion");
     }
     None
+}
+
+/// Filter 1: the block overlaps `--min-time`..`--max-time` (Thanos' `TimePartitionMetaFilter`).
+fn in_time_range(meta: &BlockMeta, cfg: &ViewConfig) -> bool {
+    !(meta.max_time < cfg.min_time || meta.min_time > cfg.max_time)
+}
+
+/// Filter 2 (Thanos' `LabelShardedMetaFilter`): whether `--selector.relabel-config` keeps
+/// the block. The rules see its external labels without the replica labels, so that the
+/// replicas of one stream land in one shard (Thanos' fix, thanos#8853), plus `__block_id`
+/// (set first: an external label of that name wins, as in Thanos). A dropped or emptied
+/// label set excludes the block.
+pub fn selected(meta: &BlockMeta, cfg: &ViewConfig) -> bool {
+    if cfg.selector_relabel.is_empty() {
+        return true;
+    }
+    let mut labels = BTreeMap::new();
+    labels.insert(BLOCK_ID_LABEL.to_string(), meta.ulid.to_string());
+    if let Some(thanos) = &meta.thanos {
+        let external = thanos
+            .labels
+            .iter()
+            .filter(|(name, _)| !cfg.replica_labels.contains(name));
+        labels.extend(external.map(|(name, value)| (name.clone(), value.clone())));
+    }
+    crate::relabel::process(&labels, &cfg.selector_relabel).is_some_and(|l| !l.is_empty())
 }
 
 /// When the block appeared in the bucket: `thanos.upload_time` if set, else its ULID time.
@@ -244,7 +293,7 @@ fn strip_replica_labels(
     meta
 }
 
-/// Filter 5: per resolution, most sources first (then lowest id), drop blocks whose sources
+/// Filter 6: per resolution, most sources first (then lowest id), drop blocks whose sources
 /// a kept block already covers.
 fn deduplicate(mut candidates: Vec<BlockMeta>, v: &mut BucketView) {
     candidates.sort_by(|a, b| {

@@ -8,10 +8,11 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt};
 
+use super::store::Transfers;
 use crate::bucket::layout::is_block_data;
 use crate::core::types::{CompactJob, CompactedBlock, JobError};
 use crate::tsdb::block_id::BlockId;
@@ -36,15 +37,23 @@ pub async fn run_job(
     data_dir: PathBuf,
     job: CompactJob,
     opts: CompactOptions,
+    transfers: Transfers,
+    hash: HashFunc,
 ) -> Result<Option<CompactedBlock>, JobError> {
     let dir = job_dir(&data_dir, &job.group, job.output);
     tokio::fs::create_dir_all(&dir)
         .await
         .map_err(|e| retryable(format!("{}: {e}", dir.display())))?;
-    let mut inputs = Vec::with_capacity(job.inputs.len());
-    for meta in &job.inputs {
-        inputs.push(download_block(&store, &dir, meta).await?);
-    }
+    // `--compact.blocks-fetch-concurrency` inputs at once, kept in plan order.
+    // Owned per download: borrowed futures here would not be `Send` for every lifetime.
+    let inputs: Vec<PathBuf> = futures::stream::iter(job.inputs.clone())
+        .map(|meta| {
+            let (store, dir) = (Arc::clone(&store), dir.clone());
+            async move { download_block(&store, &dir, &meta, transfers.block_files).await }
+        })
+        .buffered(transfers.blocks_fetch.max(1))
+        .try_collect()
+        .await?;
     let output = job.output;
     let out_dir = dir.clone();
     let input_dirs = inputs.clone();
@@ -70,7 +79,7 @@ pub async fn run_job(
     let Some(compacted) = compacted else {
         return Ok(None);
     };
-    let files = block_files(&compacted.dir).await.map_err(retryable)?;
+    let files = block_files(&compacted.dir, hash).await.map_err(retryable)?;
     Ok(Some(CompactedBlock {
         meta: compacted.meta,
         files,
@@ -103,6 +112,7 @@ async fn download_block(
     store: &Arc<dyn ObjectStore>,
     dir: &Path,
     meta: &BlockMeta,
+    files_at_once: usize,
 ) -> Result<PathBuf, JobError> {
     let local = dir.join(meta.ulid.to_string());
     if !local.join(META_FILENAME).is_file() {
@@ -113,18 +123,27 @@ async fn download_block(
             .try_collect()
             .await
             .map_err(|e| retryable(format!("list {prefix}: {e}")))?;
-        for o in objects {
-            let rel = o
-                .location
-                .as_ref()
-                .strip_prefix(&format!("{prefix}/"))
-                .unwrap_or_default()
-                .to_string();
-            if !is_block_data(&rel) {
-                continue;
-            }
-            download_object(store, &o.location, &local.join(&rel)).await?;
-        }
+        let wanted: Vec<(ObjectPath, PathBuf)> = objects
+            .into_iter()
+            .filter_map(|o| {
+                let rel = o
+                    .location
+                    .as_ref()
+                    .strip_prefix(&format!("{prefix}/"))
+                    .unwrap_or_default()
+                    .to_string();
+                is_block_data(&rel).then(|| (o.location.clone(), local.join(&rel)))
+            })
+            .collect();
+        // `--block-files-concurrency` files at once.
+        futures::stream::iter(wanted)
+            .map(|(from, to)| {
+                let store = Arc::clone(store);
+                async move { download_object(&store, &from, &to).await }
+            })
+            .buffer_unordered(files_at_once.max(1))
+            .try_collect::<Vec<()>>()
+            .await?;
         // An empty block has no chunk segment, and a bucket has no empty directories: create
         // `chunks/` as Thanos' `block.Download` does, or the block cannot be opened.
         let chunks = local.join("chunks");
@@ -200,20 +219,69 @@ pub async fn local_block_files(dir: &Path) -> Result<Vec<(PathBuf, u64)>, String
     Ok(files)
 }
 
-/// `chunks/*` and `index` of a local block as `thanos.files` entries, sorted by path.
-async fn block_files(dir: &Path) -> Result<Vec<BlockFile>, String> {
-    let mut files: Vec<BlockFile> = local_block_files(dir)
-        .await?
-        .into_iter()
-        .map(|(path, size)| BlockFile {
+/// `--hash-func`: the hash of each file Thanos records in `thanos.files` (`hashFunc`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum HashFunc {
+    /// No hashes (Thanos' default, `""`).
+    #[default]
+    None,
+    /// `SHA256`: `{"hashFunc": "SHA256", "value": "<hex>"}` per file.
+    Sha256,
+}
+
+impl HashFunc {
+    /// Parses a `--hash-func` value: `""` or `SHA256`, as Thanos.
+    pub fn parse(s: &str) -> Result<HashFunc, String> {
+        match s {
+            "" => Ok(HashFunc::None),
+            "SHA256" => Ok(HashFunc::Sha256),
+            other => Err(format!("{other:?}: must be \"\" or SHA256")),
+        }
+    }
+}
+
+/// `chunks/*` and `index` of a local block as `thanos.files` entries, sorted by path, each
+/// with its hash when `hash` asks for one.
+async fn block_files(dir: &Path, hash: HashFunc) -> Result<Vec<BlockFile>, String> {
+    let mut files = Vec::new();
+    for (path, size) in local_block_files(dir).await? {
+        let hash = match hash {
+            HashFunc::None => None,
+            HashFunc::Sha256 => {
+                let file = path.clone();
+                let hex = tokio::task::spawn_blocking(move || sha256_file(&file))
+                    .await
+                    .map_err(|e| format!("hash task: {e}"))?
+                    .map_err(|e| format!("{}: {e}", path.display()))?;
+                Some(serde_json::json!({ "hashFunc": "SHA256", "value": hex }))
+            }
+        };
+        files.push(BlockFile {
             rel_path: path.strip_prefix(dir).map_or_else(
                 |_| path.display().to_string(),
                 |r| r.to_string_lossy().into_owned(),
             ),
             size_bytes: size as i64,
-            hash: None,
-        })
-        .collect();
+            hash,
+        });
+    }
     files.sort_by(|a, b| a.rel_path.cmp(&b.rel_path));
     Ok(files)
+}
+
+/// The SHA-256 of a file's bytes, in lowercase hex (Go's `hex.EncodeToString`).
+fn sha256_file(path: &Path) -> std::io::Result<String> {
+    use std::io::Read as _;
+    let mut file = std::fs::File::open(path)?;
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        ctx.update(&buf[..n]);
+    }
+    let digest = ctx.finish();
+    Ok(digest.as_ref().iter().map(|b| format!("{b:02x}")).collect())
 }

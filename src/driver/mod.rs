@@ -54,6 +54,8 @@ pub struct DriverConfig {
     pub http: Option<Arc<HttpState>>,
     /// `--trace.record`: where every step of the node is recorded.
     pub trace: Option<Recorder>,
+    /// `--hash-func`: hashes of the files of new blocks in their meta.json.
+    pub hash_func: jobs::HashFunc,
 }
 
 /// The clocks of this process.
@@ -434,6 +436,8 @@ fn spawn_coord(cfg: &DriverConfig, req: CoordRequest, tx: mpsc::UnboundedSender<
 
 fn spawn_job(cfg: &DriverConfig, job: CompactJob, tx: mpsc::UnboundedSender<Input>) {
     let store = Arc::clone(cfg.store.store());
+    let transfers = cfg.store.transfers();
+    let hash = cfg.hash_func;
     let data_dir = cfg.data_dir.clone();
     let threads = cfg.compact_threads;
     let dedup = cfg.dedup;
@@ -457,7 +461,7 @@ fn spawn_job(cfg: &DriverConfig, job: CompactJob, tx: mpsc::UnboundedSender<Inpu
             dedup,
             ..CompactOptions::default()
         };
-        let work = jobs::run_job(store, data_dir, job.clone(), opts);
+        let work = jobs::run_job(store, data_dir, job.clone(), opts, transfers, hash);
         tokio::pin!(work);
         let mut ticker = tokio::time::interval_at(
             tokio::time::Instant::now() + report::PROGRESS_LOG_INTERVAL,

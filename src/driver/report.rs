@@ -90,7 +90,8 @@ impl Reporter {
                 for r in resolutions {
                     m.downsample.init_resolution(*r);
                 }
-                m.progress.todo_downsample_blocks.set(*todo as i64);
+                // `thanos_compact_todo_downsample_blocks` is the progress calculator's alone
+                // (Event::Progress), as in Thanos.
                 tracing::info!(blocks = todo, "start of downsampling pass");
             }
             Event::Downsampled {
@@ -104,7 +105,6 @@ impl Reporter {
                 match result {
                     Ok(_) => {
                         m.downsample.downsamples.get_or_create(&labels).inc();
-                        m.progress.todo_downsample_blocks.dec();
                     }
                     Err(e) => {
                         m.downsample.failures.get_or_create(&labels).inc();
@@ -133,15 +133,26 @@ impl Reporter {
             Event::Progress {
                 todo_compactions,
                 todo_compaction_blocks,
+                todo_downsample_blocks,
                 todo_deletion_blocks,
             } => {
                 m.progress.todo_compactions.set(*todo_compactions as i64);
                 m.progress
                     .todo_compaction_blocks
                     .set(*todo_compaction_blocks as i64);
+                if let Some(blocks) = todo_downsample_blocks {
+                    m.progress.todo_downsample_blocks.set(*blocks as i64);
+                }
                 m.progress
                     .todo_deletion_blocks
                     .set(*todo_deletion_blocks as i64);
+                tracing::debug!(
+                    compactions = todo_compactions,
+                    compaction_blocks = todo_compaction_blocks,
+                    downsample_blocks = ?todo_downsample_blocks,
+                    deletion_blocks = todo_deletion_blocks,
+                    "backlog calculated"
+                );
             }
             Event::Halted(reason) => {
                 m.compact.halted.set(1);
@@ -333,8 +344,9 @@ mod tests {
         exposition.lines().any(|l| l == line)
     }
 
-    // A downsampling pass starts every source resolution's series at 0 and sets the to-do
-    // gauge; each success counts and takes one off the gauge, each failure counts apart.
+    // A downsampling pass starts every source resolution's series at 0; each success counts,
+    // each failure counts apart. Neither touches the to-do gauge: in Thanos only the progress
+    // calculator sets it.
     #[test]
     fn downsampling_events_drive_thanos_downsample_metrics() {
         let metrics = Arc::new(Metrics::new("test"));
@@ -355,7 +367,7 @@ mod tests {
             ),
             "{e}"
         );
-        assert!(has(&e, "thanos_compact_todo_downsample_blocks 3"), "{e}");
+        assert!(has(&e, "thanos_compact_todo_downsample_blocks 0"), "{e}");
         let block = BlockId::from_parts(1, 1);
         r.event(&Event::Downsampled {
             block,
@@ -386,6 +398,44 @@ mod tests {
             ),
             "{e}"
         );
-        assert!(has(&e, "thanos_compact_todo_downsample_blocks 2"), "{e}");
+        assert!(has(&e, "thanos_compact_todo_downsample_blocks 0"), "{e}");
+    }
+
+    // A calculation sets the four gauges; one that could not count the downsampling backlog
+    // (downsampling off) leaves that gauge as it was.
+    #[test]
+    fn progress_events_set_the_todo_gauges() {
+        let metrics = Arc::new(Metrics::new("test"));
+        let r = Reporter::new(Arc::clone(&metrics));
+        r.event(&Event::Progress {
+            todo_compactions: 13,
+            todo_compaction_blocks: 54,
+            todo_downsample_blocks: Some(2),
+            todo_deletion_blocks: 24,
+        });
+        let e = metrics.encode();
+        for line in [
+            "thanos_compact_todo_compactions 13",
+            "thanos_compact_todo_compaction_blocks 54",
+            "thanos_compact_todo_downsample_blocks 2",
+            "thanos_compact_todo_deletion_blocks 24",
+        ] {
+            assert!(has(&e, line), "{line}: {e}");
+        }
+        r.event(&Event::Progress {
+            todo_compactions: 0,
+            todo_compaction_blocks: 0,
+            todo_downsample_blocks: None,
+            todo_deletion_blocks: 1,
+        });
+        let e = metrics.encode();
+        for line in [
+            "thanos_compact_todo_compactions 0",
+            "thanos_compact_todo_compaction_blocks 0",
+            "thanos_compact_todo_downsample_blocks 2",
+            "thanos_compact_todo_deletion_blocks 1",
+        ] {
+            assert!(has(&e, line), "{line}: {e}");
+        }
     }
 }

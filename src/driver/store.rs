@@ -29,8 +29,30 @@ use crate::metrics::{BucketOp, Metrics, OpOutcome};
 use crate::tsdb::block_id::BlockId;
 use crate::tsdb::meta::BlockMeta;
 
-/// Objects fetched at once during a sync (Thanos `--block-meta-fetch-concurrency`).
+/// Objects fetched at once during a sync (Thanos' `--block-meta-fetch-concurrency` default).
 pub const META_FETCH_CONCURRENCY: usize = 32;
+
+/// How many transfers run at once (Thanos' flags of the same meaning).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Transfers {
+    /// `--block-meta-fetch-concurrency`: metas and markers fetched at once during a sync.
+    pub meta_fetch: usize,
+    /// `--compact.blocks-fetch-concurrency`: input blocks of a job downloaded at once.
+    pub blocks_fetch: usize,
+    /// `--block-files-concurrency`: files of one block downloaded or uploaded at once.
+    pub block_files: usize,
+}
+
+impl Default for Transfers {
+    /// Thanos' defaults: 32, 1 and 1.
+    fn default() -> Transfers {
+        Transfers {
+            meta_fetch: META_FETCH_CONCURRENCY,
+            blocks_fetch: 1,
+            block_files: 1,
+        }
+    }
+}
 /// Files above this size are uploaded in parts.
 const MULTIPART_THRESHOLD_BYTES: u64 = 64 << 20;
 /// Part size of multipart uploads.
@@ -47,6 +69,8 @@ pub struct StoreExecutor {
     meta_cache: std::sync::Mutex<BTreeMap<BlockId, BlockMeta>>,
     /// The store supports `PutMode::Update` (If-Match): the fence CAS is atomic.
     conditional_update: bool,
+    /// Transfers at once.
+    transfers: Transfers,
 }
 
 pub use fence::CasOutcome;
@@ -67,7 +91,23 @@ impl StoreExecutor {
             crash_before,
             meta_cache: Default::default(),
             conditional_update: true,
+            transfers: Transfers::default(),
         }
+    }
+
+    /// Sets how many transfers run at once (each at least 1).
+    pub fn with_transfers(mut self, transfers: Transfers) -> Self {
+        self.transfers = Transfers {
+            meta_fetch: transfers.meta_fetch.max(1),
+            blocks_fetch: transfers.blocks_fetch.max(1),
+            block_files: transfers.block_files.max(1),
+        };
+        self
+    }
+
+    /// How many transfers run at once.
+    pub fn transfers(&self) -> Transfers {
+        self.transfers
     }
 
     /// Declares whether the store supports conditional update (If-Match); without it the
@@ -127,7 +167,7 @@ impl StoreExecutor {
         );
         let blocks = futures::stream::iter(listed)
             .map(|(id, l)| async move { self.sync_block(id, l).await.map(|b| (id, b)) })
-            .buffer_unordered(META_FETCH_CONCURRENCY)
+            .buffer_unordered(self.transfers.meta_fetch)
             .try_collect::<BTreeMap<_, _>>()
             .await?;
         Ok(SyncResult { blocks })
@@ -234,17 +274,30 @@ impl StoreExecutor {
         }
     }
 
-    /// Uploads `chunks/*` then `index` of the block in `local` (meta.json is put separately).
+    /// Uploads `chunks/*` (`--block-files-concurrency` at once), then `index`, of the block in
+    /// `local` (meta.json is put separately, last).
     pub async fn upload_files(&self, id: BlockId, local: &Path) -> Result<(), StoreError> {
         let files = super::jobs::local_block_files(local).await?;
+        let mut paths = Vec::with_capacity(files.len());
         for (file, _) in files {
             let rel = file
                 .strip_prefix(local)
                 .map_err(|e| e.to_string())?
                 .to_string_lossy()
                 .into_owned();
-            self.upload_file(&format!("{}/{rel}", block_prefix(id)), &file)
-                .await?;
+            paths.push((format!("{}/{rel}", block_prefix(id)), file));
+        }
+        // The index goes up after every chunk segment it points into.
+        let (index, chunks): (Vec<_>, Vec<_>) = paths
+            .into_iter()
+            .partition(|(_, f)| !f.starts_with(local.join("chunks")));
+        futures::stream::iter(chunks)
+            .map(|(path, file)| async move { self.upload_file(&path, &file).await })
+            .buffer_unordered(self.transfers.block_files)
+            .try_collect::<Vec<()>>()
+            .await?;
+        for (path, file) in index {
+            self.upload_file(&path, &file).await?;
         }
         Ok(())
     }

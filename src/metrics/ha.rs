@@ -1,5 +1,6 @@
 //! compactd's own metrics: leadership and the write-safety mechanisms (`compactd_*`), the
-//! Thanos probe status gauge (`thanos_status`) and the build info.
+//! Thanos probe status gauge (`thanos_status`) and the build info (`compactd_build_info`,
+//! `thanos_build_info`).
 //!
 //! The `compactd_*` metrics let operators see the safety protocol work: which replica leads
 //! under which epoch, how close its lease is to lapsing, and how often the fence or the permit
@@ -11,7 +12,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
-use super::labels::{BuildLabels, ProbeCheck, StatusLabels};
+use super::labels::{BuildLabels, ProbeCheck, StatusLabels, ThanosBuildLabels};
 use super::{register, FloatGauge};
 
 /// Buckets of `compactd_failover_duration_seconds`: failovers take from about one keepalive
@@ -138,7 +139,9 @@ impl StatusMetrics {
     }
 }
 
-/// Registers `compactd_build_info{version}` at 1.
+/// Registers `compactd_build_info{version}` and, for dashboards of `thanos compact`,
+/// `thanos_build_info` with the labels of Go's version collector
+/// ([`ThanosBuildLabels::of_this_build`]), both at 1.
 pub fn register_build_info(registry: &mut Registry, version: &'static str) {
     let family = register(
         registry,
@@ -147,4 +150,13 @@ pub fn register_build_info(registry: &mut Registry, version: &'static str) {
         Family::<BuildLabels, Gauge>::default(),
     );
     family.get_or_create(&BuildLabels { version }).set(1);
+    let thanos = register(
+        registry,
+        "thanos_build_info",
+        "A metric with a constant '1' value labeled by version, revision, branch, goversion from which thanos was built, and the goos and goarch for the build.",
+        Family::<ThanosBuildLabels, Gauge>::default(),
+    );
+    thanos
+        .get_or_create(&ThanosBuildLabels::of_this_build())
+        .set(1);
 }

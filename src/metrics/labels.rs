@@ -188,3 +188,72 @@ pub struct BuildLabels {
     /// The crate version.
     pub version: &'static str,
 }
+
+/// Labels of `thanos_build_info`: the label names of Go's version collector
+/// (`client_golang/prometheus/collectors/version`, which Thanos registers as
+/// `NewCollector("thanos")`), in the order Go sorts them, with what is true of compactd's
+/// build. See [`ThanosBuildLabels::of_this_build`].
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ThanosBuildLabels {
+    /// The branch built, from `COMPACTD_BRANCH` at build time, else `unknown`.
+    pub branch: &'static str,
+    /// The target architecture in Go's spelling (`amd64`, `arm64`, ...; Rust's name for
+    /// those Go has no name for).
+    pub goarch: &'static str,
+    /// The target operating system in Go's spelling (`linux`, `darwin`, ...).
+    pub goos: &'static str,
+    /// The Rust compiler that built compactd (it has no Go version), from
+    /// `COMPACTD_RUSTC_VERSION` at build time, else `unknown`.
+    pub goversion: &'static str,
+    /// The commit built, from `COMPACTD_REVISION` at build time, else `unknown` (what Go's
+    /// collector says without VCS information).
+    pub revision: &'static str,
+    /// `debug_assertions` in a build with debug assertions (a debug profile), else empty: the
+    /// nearest thing to Go's build tags.
+    pub tags: &'static str,
+    /// The crate version, as in `compactd_build_info`.
+    pub version: &'static str,
+}
+
+impl ThanosBuildLabels {
+    /// The labels of the running binary.
+    pub fn of_this_build() -> ThanosBuildLabels {
+        ThanosBuildLabels {
+            branch: option_env!("COMPACTD_BRANCH").unwrap_or(UNKNOWN),
+            goarch: go_arch(std::env::consts::ARCH),
+            goos: go_os(std::env::consts::OS),
+            goversion: option_env!("COMPACTD_RUSTC_VERSION").unwrap_or(UNKNOWN),
+            revision: option_env!("COMPACTD_REVISION").unwrap_or(UNKNOWN),
+            tags: if cfg!(debug_assertions) {
+                "debug_assertions"
+            } else {
+                ""
+            },
+            version: env!("CARGO_PKG_VERSION"),
+        }
+    }
+}
+
+/// The value of a build label nobody set, as Go's version collector writes it.
+const UNKNOWN: &str = "unknown";
+
+/// `GOARCH` of a Rust `target_arch` (`std::env::consts::ARCH`).
+fn go_arch(rust_arch: &'static str) -> &'static str {
+    match rust_arch {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "x86" => "386",
+        "powerpc64" if cfg!(target_endian = "little") => "ppc64le",
+        "powerpc64" => "ppc64",
+        "loongarch64" => "loong64",
+        other => other,
+    }
+}
+
+/// `GOOS` of a Rust `target_os` (`std::env::consts::OS`).
+fn go_os(rust_os: &'static str) -> &'static str {
+    match rust_os {
+        "macos" => "darwin",
+        other => other,
+    }
+}

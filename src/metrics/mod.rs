@@ -5,6 +5,9 @@
 //! label names, label values, histogram buckets and the series Thanos pre-creates at 0 are
 //! copied from Thanos (`cmd/thanos/compact.go`, `pkg/compact`, `pkg/block/fetcher.go`,
 //! `thanos-io/objstore`). compactd's own high-availability metrics are prefixed `compactd_`.
+//! The `process_*` families and `thanos_build_info` are those every Go binary of Thanos
+//! exports (`cmd/thanos/main.go`), so the standard resource panels work too; `process_*` is
+//! read from `/proc` at each scrape ([`ProcessCollector`]).
 //!
 //! [`Metrics`] owns the [`Registry`] and one typed handle per metric, grouped by the Thanos
 //! source that defines them. Handles are cheap `Arc` clones, so callers may copy the ones they
@@ -21,6 +24,7 @@ mod compact;
 mod fetcher;
 mod ha;
 mod labels;
+mod process;
 #[cfg(test)]
 mod tests;
 
@@ -46,9 +50,11 @@ pub use fetcher::{
 pub use ha::{HaMetrics, StatusMetrics, FAILOVER_BUCKETS_SECONDS};
 pub use labels::{
     BucketOp, BucketOpLabels, BuildLabels, MarkedLabels, Marker, ModifiedLabels, ProbeCheck,
-    ResolutionLabels, StateLabels, StatusLabels, REASON_DOWNSAMPLE_VERTICAL_COMPACTION,
-    REASON_INDEX_SIZE_EXCEEDING, REASON_MANUAL, REASON_OUT_OF_ORDER_CHUNKS,
+    ResolutionLabels, StateLabels, StatusLabels, ThanosBuildLabels,
+    REASON_DOWNSAMPLE_VERTICAL_COMPACTION, REASON_INDEX_SIZE_EXCEEDING, REASON_MANUAL,
+    REASON_OUT_OF_ORDER_CHUNKS,
 };
+pub use process::{ProcessCollector, ProcessSample};
 
 /// `Content-Type` of [`Metrics::encode`] (OpenMetrics 1.0.0, which Prometheus prefers).
 pub const OPENMETRICS_CONTENT_TYPE: &str =
@@ -119,6 +125,7 @@ impl Metrics {
         let status = StatusMetrics::register(&mut registry);
         let ha = HaMetrics::register(&mut registry);
         ha::register_build_info(&mut registry, env!("CARGO_PKG_VERSION"));
+        registry.register_collector(Box::new(ProcessCollector));
         let bucket_label = (Cow::Borrowed("bucket"), Cow::Owned(bucket.to_owned()));
         let bucket = BucketMetrics::register(registry.sub_registry_with_label(bucket_label));
         Metrics {

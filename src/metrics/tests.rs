@@ -414,3 +414,65 @@ fn probe_status_and_ha_gauges_are_settable() {
     assert_line(&exposition, "thanos_compact_halted 1");
     assert_line(&exposition, "thanos_delete_delay_seconds 172800.0");
 }
+
+#[test]
+fn thanos_build_info_has_the_go_version_collector_labels() {
+    let exposition = Metrics::new("bkt").encode();
+    let labels = ThanosBuildLabels::of_this_build();
+    assert_eq!(labels.version, env!("CARGO_PKG_VERSION"));
+    #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+    assert_eq!((labels.goos, labels.goarch), ("linux", "amd64"));
+    let line = exposition
+        .lines()
+        .find(|line| line.starts_with("thanos_build_info{"))
+        .expect("thanos_build_info exported");
+    let names: Vec<&str> = line
+        .split(['{', ','])
+        .skip(1)
+        .filter_map(|pair| pair.split_once('=').map(|(name, _)| name))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "branch",
+            "goarch",
+            "goos",
+            "goversion",
+            "revision",
+            "tags",
+            "version"
+        ],
+        "Go's label names, sorted as Go sorts them"
+    );
+    assert!(line.ends_with("} 1"), "{line}");
+    assert_eq!(types(&exposition).get("thanos_build_info"), Some(&"gauge"));
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn process_families_have_client_golang_names_and_types() {
+    let metrics = Metrics::new("bkt");
+    let open = metrics.encode();
+    let types = types(&open);
+    for (name, kind) in [
+        ("process_cpu_seconds", "counter"),
+        ("process_resident_memory_bytes", "gauge"),
+        ("process_virtual_memory_bytes", "gauge"),
+        ("process_virtual_memory_max_bytes", "gauge"),
+        ("process_open_fds", "gauge"),
+        ("process_max_fds", "gauge"),
+        ("process_start_time_seconds", "gauge"),
+    ] {
+        assert_eq!(types.get(name), Some(&kind), "type of {name}");
+    }
+    assert_line(
+        &open,
+        "# HELP process_cpu_seconds Total user and system CPU time spent in seconds.",
+    );
+    assert!(open
+        .lines()
+        .any(|l| l.starts_with("process_cpu_seconds_total ")));
+    let text = metrics.encode_prometheus_text();
+    assert!(has_line(&text, "# TYPE process_cpu_seconds_total counter"));
+    assert!(!text.contains(".."), "doubled period");
+}

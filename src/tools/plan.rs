@@ -19,6 +19,7 @@ use crate::core::plan::{
 use crate::core::types::{Millis, Now};
 use crate::core::view::{build_view, ViewConfig};
 use crate::driver::store::StoreExecutor;
+use crate::relabel::RelabelConfig;
 use crate::tsdb::block_id::BlockId;
 use crate::tsdb::labels::Labels;
 
@@ -37,6 +38,8 @@ pub struct PlanSettings {
     pub max_compaction_level: usize,
     /// `--compact.block-max-index-size` in bytes.
     pub block_max_index_size: u64,
+    /// `--selector.relabel-config[-file]`: the blocks `run` would act on (empty: all).
+    pub selector_relabel: Vec<RelabelConfig>,
 }
 
 /// What one group would do next.
@@ -101,6 +104,7 @@ pub async fn plan_bucket(
         consistency_delay_ms: settings.consistency_delay_ms,
         delete_delay_ms: settings.delete_delay_ms,
         replica_labels: settings.replica_labels.clone(),
+        selector_relabel: settings.selector_relabel.clone(),
     };
     // One look at the bucket: every mark is first seen now, so its own time decides.
     let view = build_view(&sync, now, &view_cfg, &std::collections::BTreeMap::new());

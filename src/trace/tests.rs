@@ -12,6 +12,7 @@ fn header() -> TraceHeader {
             consistency_delay_ms: 1_800_000,
             delete_delay_ms: 0,
             replica_labels: vec!["replica".into()],
+            selector_relabel: vec![],
         },
         wait: true,
         wait_interval_ms: 300_000,
@@ -23,6 +24,8 @@ fn header() -> TraceHeader {
         partial_upload_threshold_ms: PARTIAL_UPLOAD_THRESHOLD_MS_DEFAULT,
         downsampling: false,
         downsample_concurrency: 1,
+        progress_interval_ms: 300_000,
+        halt_on_error: true,
     };
     let leader = LeaderConfig {
         node: "node-a".into(),
@@ -184,5 +187,30 @@ fn malformed_lines_are_named_by_file_and_line() {
     assert_eq!(
         read(b"").err().unwrap().to_string(),
         "t.jsonl:1: empty file: no trace header"
+    );
+}
+
+#[test]
+fn selector_rules_are_recorded_and_older_headers_read_without_them() {
+    let mut with_selector = header();
+    with_selector.cycle.view.selector_relabel = crate::relabel::selector::parse_selector(
+        "- {source_labels: [cluster], target_label: s, modulus: 2, action: hashmod}\n- {source_labels: [s], regex: 0, action: keep}",
+    )
+    .unwrap();
+    let json = serde_json::to_string(&with_selector).unwrap();
+    assert!(
+        json.contains(r#""selector_relabel":[{"source_labels":["cluster"]"#),
+        "{json}"
+    );
+    assert_eq!(
+        serde_json::from_str::<TraceHeader>(&json).unwrap(),
+        with_selector
+    );
+    // No selector: the field is left out, as in traces recorded before it existed.
+    let json = serde_json::to_string(&header()).unwrap();
+    assert!(!json.contains("selector_relabel"));
+    assert_eq!(
+        serde_json::from_str::<TraceHeader>(&json).unwrap(),
+        header()
     );
 }

@@ -105,24 +105,6 @@ impl CompactPass {
         }
     }
 
-    /// `thanos_compact_todo_*` as planned right now.
-    pub fn progress_event(&self, view: &BucketView) -> Event {
-        let (mut todo, mut blocks) = (0, 0);
-        for (_, metas) in &self.groups {
-            let refs: Vec<&BlockMeta> = metas.iter().collect();
-            let planned = plan_with_marks(&self.plan_input(&refs));
-            if !planned.compact.is_empty() {
-                todo += 1;
-                blocks += planned.compact.len() as u64;
-            }
-        }
-        Event::Progress {
-            todo_compactions: todo,
-            todo_compaction_blocks: blocks,
-            todo_deletion_blocks: view.deletion_marks.len() as u64,
-        }
-    }
-
     fn plan_input<'a>(&'a self, blocks: &'a [&'a BlockMeta]) -> PlanInput<'a> {
         PlanInput {
             blocks,

@@ -21,6 +21,7 @@ fn cfg(wait: bool) -> CycleConfig {
             consistency_delay_ms: 30 * 60_000,
             delete_delay_ms: 0,
             replica_labels: vec![],
+            selector_relabel: vec![],
         },
         wait,
         wait_interval_ms: 5 * 60_000,
@@ -32,6 +33,8 @@ fn cfg(wait: bool) -> CycleConfig {
         partial_upload_threshold_ms: PARTIAL_UPLOAD_THRESHOLD_MS_DEFAULT,
         downsampling: false,
         downsample_concurrency: 1,
+        progress_interval_ms: 0,
+        halt_on_error: true,
     }
 }
 
@@ -337,6 +340,72 @@ fn the_core_is_deterministic() {
     assert_eq!(scenario(), scenario());
 }
 
+/// The backlog gauges of every [`Event::Progress`], in order: (runs, blocks, downsample,
+/// deletion).
+fn progress_events(outputs: &[Output]) -> Vec<(u64, u64, Option<u64>, u64)> {
+    outputs
+        .iter()
+        .filter_map(|o| match o {
+            Output::Event(Event::Progress {
+                todo_compactions,
+                todo_compaction_blocks,
+                todo_downsample_blocks,
+                todo_deletion_blocks,
+            }) => Some((
+                *todo_compactions,
+                *todo_compaction_blocks,
+                *todo_downsample_blocks,
+                *todo_deletion_blocks,
+            )),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn backlog_gauges_follow_syncs_every_progress_interval_and_only_with_wait() {
+    // Per stream 12 x 2h blocks: Thanos' calculator counts the 8h runs [0,8) and [8,16) of 4
+    // blocks; [16,24) waits for its newest block. Two streams: 4 runs, 16 blocks.
+    let bucket = || {
+        let mut model = Model::default();
+        twelve_2h_blocks(&mut model, "eu-1", 100);
+        twelve_2h_blocks(&mut model, "us-1", 200);
+        model
+    };
+    let with = |wait: bool, progress_interval_ms: i64| CycleConfig {
+        progress_interval_ms,
+        ..cfg(wait)
+    };
+    let initial = (4, 16, None, 0);
+    // One-shot: never (Thanos runs its calculators only with --wait); 0 disables them.
+    for c in [with(false, 1), with(true, 0)] {
+        let (_, outputs) = run(&mut Cycle::new(c, 1), &mut bucket(), now(48));
+        assert_eq!(progress_events(&outputs), vec![]);
+    }
+    // A millisecond (steps are a second apart): after every sync. The first pass leaves one
+    // 8h run per stream ([8,16)), the second none; the retention sync sees none either.
+    let (_, outputs) = run(&mut Cycle::new(with(true, 1), 1), &mut bucket(), now(48));
+    let syncs = outputs
+        .iter()
+        .filter(|o| matches!(o, Output::Store(r) if r.op == StoreOp::Sync))
+        .count();
+    let zero = (0, 0, None, 0);
+    assert_eq!(
+        progress_events(&outputs),
+        vec![initial, (2, 8, None, 0), zero, zero]
+    );
+    assert_eq!(syncs, 4);
+    // An hour: after the first sync, not in the iteration ten minutes later, again after
+    // the one two hours later.
+    let (mut cycle, mut model) = (Cycle::new(with(true, HOUR), 1), bucket());
+    let (_, first) = run(&mut cycle, &mut model, now(48));
+    let (_, soon) = run(&mut cycle, &mut model, now_plus(48, 10 * 60_000));
+    let (_, later) = run(&mut cycle, &mut model, now(50));
+    assert_eq!(progress_events(&first), vec![initial]);
+    assert_eq!(progress_events(&soon), vec![]);
+    assert_eq!(progress_events(&later), vec![zero]);
+}
+
 #[test]
 fn store_failures_retry_with_wait_and_exit_1_without() {
     let mut model = Model::default();
@@ -382,6 +451,20 @@ fn overlaps_halt_and_compaction_errors_halt() {
     let (code, _) = run(&mut cycle, &mut model, now(48));
     assert_eq!(code, None);
     assert!(cycle.halted(), "halted, serving HTTP");
+
+    // --no-debug.halt-on-error: with --wait the process exits instead, as Thanos returns the
+    // error, so that a restart policy retries.
+    let mut model = Model::default();
+    twelve_2h_blocks(&mut model, "eu-1", 100);
+    model.add(block(999, 1, 3, "eu-1"));
+    let c = CycleConfig {
+        halt_on_error: false,
+        ..cfg(true)
+    };
+    let mut cycle = Cycle::new(c, 1);
+    let (code, _) = run(&mut cycle, &mut model, now(48));
+    assert_eq!(code, Some(EXIT_HALTED));
+    assert!(!cycle.halted());
 }
 
 #[test]

@@ -211,6 +211,22 @@ pub fn plan_with_marks(input: &PlanInput<'_>) -> PlanWithMarks {
     outcome
 }
 
+/// Thanos' bare `tsdbBasedPlanner.Plan`, without the index-size and downsample-vertical
+/// wrappers and without the halt on overlaps (Thanos halts in `Group.compact`, before it
+/// plans): overlapping blocks first, whatever the vertical setting, then the windows, then
+/// the tombstone rule. Thanos' progress calculator plans with exactly this planner. Returns
+/// the planned metas themselves (in `(min_time, ulid)` order), not their ids, because the
+/// calculator's synthetic blocks share one id.
+pub fn plan_tsdb<'a>(
+    blocks: &[&'a BlockMeta],
+    no_compact: &BTreeSet<BlockId>,
+    ranges: &[i64],
+) -> Vec<&'a BlockMeta> {
+    let mut sorted = blocks.to_vec();
+    group::sort_by_min_time(&mut sorted);
+    select_blocks(&sorted, no_compact, ranges, true)
+}
+
 /// A block's downsampling resolution; 0 without a Thanos section.
 fn resolution(meta: &BlockMeta) -> i64 {
     meta.thanos

@@ -12,6 +12,7 @@ fn cfg() -> ViewConfig {
         consistency_delay_ms: 30 * 60_000,
         delete_delay_ms: 48 * HOUR,
         replica_labels: vec![],
+        selector_relabel: vec![],
     }
 }
 
@@ -228,4 +229,56 @@ fn time_partition_and_determinism() {
     let v = build_view(&s, now(10), &c, &BTreeMap::new());
     assert_eq!(v.states["time-excluded"], 1);
     assert_eq!(build_view(&s, now(10), &c, &BTreeMap::new()), v);
+}
+
+#[test]
+fn label_selection_hides_other_shards_and_their_marks() {
+    let mut c = cfg();
+    c.replica_labels = vec!["replica".into()];
+    // Python: md5 hashmod 2 of "eu-1;" is 1, of "eu-2;" is 0. With the replica label still
+    // there, "eu-1;a" (1) and "eu-1;b" (0) would split one stream's replicas.
+    c.selector_relabel = crate::relabel::selector::parse_selector(&format!(
+        "- {{source_labels: [cluster, replica], target_label: __shard, modulus: 2, action: hashmod}}\n\
+         - {{source_labels: [__shard], regex: 1, action: keep}}\n\
+         - {{source_labels: [__block_id], regex: '{}', action: drop}}\n",
+        id(4)
+    ))
+    .unwrap();
+    let block = |n: u128, cluster: &str, replica: &str| {
+        let labels = [("cluster", cluster), ("replica", replica)];
+        synced(MetaState::Ok(Box::new(meta(n, &[n], "sidecar", &labels))))
+    };
+    let mut other_shard = block(3, "eu-2", "a");
+    other_shard.deletion_mark = Some(DeletionMark {
+        id: id(3),
+        version: 1,
+        details: "x".into(),
+        deletion_time: T0 / 1000,
+    });
+    let s = sync_of(vec![
+        (id(1), block(1, "eu-1", "a")),
+        (id(2), block(2, "eu-1", "b")),
+        (id(3), other_shard),
+        (id(4), block(4, "eu-1", "a")),
+    ]);
+    let v = build_view(&s, now(10), &c, &BTreeMap::new());
+    assert_eq!(
+        v.blocks.keys().copied().collect::<Vec<_>>(),
+        vec![id(1), id(2)]
+    );
+    assert_eq!(v.states["label-excluded"], 2);
+    assert!(
+        v.deletion_marks.is_empty(),
+        "another shard's mark is not ours"
+    );
+    let labels = &v.blocks[&id(1)].thanos.as_ref().unwrap().labels;
+    assert_eq!(
+        labels.keys().collect::<Vec<_>>(),
+        ["cluster"],
+        "selection changes no meta"
+    );
+    c.selector_relabel.clear();
+    let all = build_view(&s, now(10), &c, &BTreeMap::new());
+    assert_eq!(all.blocks.len(), 4);
+    assert!(all.deletion_marks.contains_key(&id(3)));
 }

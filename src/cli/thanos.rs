@@ -1,0 +1,229 @@
+//! The flags of `thanos compact` (Thanos v0.42) that compactd takes for compatibility, so
+//! that a deployment's argument list works unchanged; and kingpin's syntax for booleans
+//! (`--flag`, `--flag=false`, `--no-flag`), which clap lacks and [`kingpin_args`] adds.
+//!
+//! Each flag either does what it does in Thanos (wired in `main.rs`), or, where compactd has
+//! nothing to do with it yet, is accepted with one warning line at start-up that says so
+//! ([`ThanosCompat::warnings`]). `docs/operations.md` lists every flag and its status.
+
+use std::ffi::OsString;
+
+use clap::Args;
+
+/// Thanos' flags without a compactd counterpart of their own.
+#[derive(Args, Debug)]
+pub struct ThanosCompat {
+    /// Time to wait after a shutdown signal for in-flight HTTP requests to finish.
+    #[arg(long = "http-grace-period", default_value = "2m", value_parser = super::duration_ms)]
+    pub http_grace_period: u64,
+    /// Metas and markers fetched from the bucket at once during a sync.
+    #[arg(long = "block-meta-fetch-concurrency", default_value_t = 32)]
+    pub block_meta_fetch_concurrency: usize,
+    /// Input blocks of one compaction downloaded at once.
+    #[arg(long = "compact.blocks-fetch-concurrency", default_value_t = 1)]
+    pub blocks_fetch_concurrency: usize,
+    /// Files of one block downloaded or uploaded at once.
+    #[arg(long = "block-files-concurrency", default_value_t = 1)]
+    pub block_files_concurrency: usize,
+    /// How blocks are discovered: concurrent or recursive. compactd always lists the bucket
+    /// recursively in one listing; both give the same blocks.
+    #[arg(long = "block-discovery-strategy", default_value = "concurrent", value_parser = ["concurrent", "recursive"])]
+    pub block_discovery_strategy: String,
+    /// Accepted for Thanos compatibility; compactd's Go memory limit has no meaning (warns).
+    #[arg(long = "enable-auto-gomemlimit", num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false", action = clap::ArgAction::Set)]
+    pub enable_auto_gomemlimit: bool,
+    /// Accepted for Thanos compatibility (warns when set).
+    #[arg(long = "auto-gomemlimit.ratio")]
+    pub auto_gomemlimit_ratio: Option<f64>,
+    /// Thanos' tracing configuration (file): not supported yet, warns.
+    #[arg(long = "tracing.config-file")]
+    pub tracing_config_file: Option<String>,
+    /// Thanos' tracing configuration (inline): not supported yet, warns.
+    #[arg(long = "tracing.config")]
+    pub tracing_config: Option<String>,
+    /// Block viewer: not built yet, warns.
+    #[arg(long = "web.route-prefix")]
+    pub web_route_prefix: Option<String>,
+    /// Block viewer: not built yet, warns.
+    #[arg(long = "web.external-prefix")]
+    pub web_external_prefix: Option<String>,
+    /// Block viewer: not built yet, warns.
+    #[arg(long = "web.prefix-header")]
+    pub web_prefix_header: Option<String>,
+    /// Block viewer: not built yet (compactd serves no UI), accepted.
+    #[arg(long = "web.disable", num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false", action = clap::ArgAction::Set)]
+    pub web_disable: bool,
+    /// Block viewer: not built yet, warns.
+    #[arg(long = "web.disable-cors", num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false", action = clap::ArgAction::Set)]
+    pub web_disable_cors: bool,
+    /// Block viewer: not built yet, warns.
+    #[arg(long = "bucket-web-label")]
+    pub bucket_web_label: Option<String>,
+    /// Block viewer's mark API: not built yet (compactd has no admin API), accepted.
+    #[arg(long = "disable-admin-operations", num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false", action = clap::ArgAction::Set)]
+    pub disable_admin_operations: bool,
+    /// Block viewer: not built yet, warns.
+    #[arg(long = "block-viewer.global.sync-block-interval")]
+    pub block_viewer_sync_interval: Option<String>,
+    /// Block viewer: not built yet, warns.
+    #[arg(long = "block-viewer.global.sync-block-timeout")]
+    pub block_viewer_sync_timeout: Option<String>,
+    /// Thanos' background clean-up loop: compactd cleans up in every iteration (warns).
+    #[arg(long = "compact.cleanup-interval")]
+    pub cleanup_interval: Option<String>,
+    /// Hash of each file of a new block in its meta.json: "" (none) or SHA256, as Thanos.
+    #[arg(long = "hash-func", default_value = "", value_parser = compactd::driver::jobs::HashFunc::parse)]
+    pub hash_func: compactd::driver::jobs::HashFunc,
+    /// TLS and basic auth of the HTTP port: not supported yet; refused, not ignored.
+    #[arg(long = "http.config")]
+    pub http_config: Option<String>,
+    /// No-compact-mark blocks with out-of-order chunks instead of halting (not yet: warns).
+    #[arg(long = "compact.skip-block-with-out-of-order-chunks", hide = true, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false", action = clap::ArgAction::Set)]
+    pub skip_out_of_order: bool,
+    /// With --wait, stay up halted on an error that needs an operator (true) or exit (false).
+    #[arg(long = "debug.halt-on-error", hide = true, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "true", action = clap::ArgAction::Set)]
+    pub halt_on_error: bool,
+    /// Accept indexes with out-of-order label names (not yet: warns).
+    #[arg(long = "debug.accept-malformed-index", hide = true, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false", action = clap::ArgAction::Set)]
+    pub accept_malformed_index: bool,
+}
+
+impl ThanosCompat {
+    /// Refuses flags whose silent absence would surprise: `--http.config` asks for TLS or
+    /// basic auth, and serving plain HTTP instead would expose what it protects.
+    pub fn check(&self) -> Result<(), String> {
+        if let Some(file) = &self.http_config {
+            return Err(format!(
+                "--http.config {file}: TLS and basic auth of the HTTP port are not supported \
+                 yet; terminate TLS in a proxy in front of compactd, or leave the flag out"
+            ));
+        }
+        Ok(())
+    }
+
+    /// One line per flag that was given but does nothing in compactd yet.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut w = Vec::new();
+        let no_go = "has no meaning for compactd (not a Go process); ignored";
+        if self.enable_auto_gomemlimit {
+            w.push(format!("--enable-auto-gomemlimit {no_go}"));
+        }
+        if self.auto_gomemlimit_ratio.is_some() {
+            w.push(format!("--auto-gomemlimit.ratio {no_go}"));
+        }
+        if self.tracing_config_file.is_some() || self.tracing_config.is_some() {
+            w.push("--tracing.config: compactd exports no traces yet; ignored".into());
+        }
+        let viewer = [
+            ("--web.route-prefix", self.web_route_prefix.is_some()),
+            ("--web.external-prefix", self.web_external_prefix.is_some()),
+            ("--web.prefix-header", self.web_prefix_header.is_some()),
+            ("--web.disable-cors", self.web_disable_cors),
+            ("--bucket-web-label", self.bucket_web_label.is_some()),
+            (
+                "--block-viewer.global.sync-block-interval",
+                self.block_viewer_sync_interval.is_some(),
+            ),
+            (
+                "--block-viewer.global.sync-block-timeout",
+                self.block_viewer_sync_timeout.is_some(),
+            ),
+        ];
+        let gaps = [
+            (
+                self.cleanup_interval.is_some(),
+                "--compact.cleanup-interval: compactd deletes marked blocks and partial uploads \
+                 in every iteration, not in a background loop; ignored",
+            ),
+            (
+                self.skip_out_of_order,
+                "--compact.skip-block-with-out-of-order-chunks: not supported yet; a block with \
+                 out-of-order chunks halts compaction (mark it with a no-compact mark)",
+            ),
+            (
+                self.accept_malformed_index,
+                "--debug.accept-malformed-index: not supported yet; ignored",
+            ),
+        ];
+        w.extend(
+            gaps.iter()
+                .filter(|(on, _)| *on)
+                .map(|(_, t)| t.to_string()),
+        );
+        for (flag, given) in viewer {
+            if given {
+                w.push(format!(
+                    "{flag} belongs to the block viewer, which compactd does not serve yet; ignored"
+                ));
+            }
+        }
+        w
+    }
+}
+
+/// The arguments with kingpin's `--no-<flag>` turned into `--<flag>=false` for every boolean
+/// flag of `bool_flags` (long names without dashes); everything else unchanged.
+pub fn kingpin_args(
+    args: impl IntoIterator<Item = OsString>,
+    bool_flags: &[String],
+) -> Vec<OsString> {
+    args.into_iter()
+        .map(|arg| {
+            let Some(name) = arg.to_str().and_then(|a| a.strip_prefix("--no-")) else {
+                return arg;
+            };
+            if bool_flags.iter().any(|f| f == name) {
+                OsString::from(format!("--{name}=false"))
+            } else {
+                arg
+            }
+        })
+        .collect()
+}
+
+/// The long names of the boolean flags of `cmd` and its subcommands that take a value
+/// (`--flag=true|false`, kingpin style); `--flag` alone means true.
+pub fn bool_flags(cmd: &clap::Command) -> Vec<String> {
+    let mut names: Vec<String> = cmd
+        .get_arguments()
+        .filter(|a| {
+            matches!(a.get_action(), clap::ArgAction::Set)
+                && a.get_value_parser().type_id() == clap::builder::ValueParser::bool().type_id()
+        })
+        .filter_map(|a| a.get_long().map(str::to_string))
+        .collect();
+    for sub in cmd.get_subcommands() {
+        names.extend(bool_flags(sub));
+    }
+    names.sort();
+    names.dedup();
+    names
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_prefix_becomes_false_only_for_boolean_flags() {
+        let bools = vec!["wait".to_string(), "debug.halt-on-error".to_string()];
+        let args = [
+            "compactd",
+            "--no-wait",
+            "--no-debug.halt-on-error",
+            "--no-such",
+        ]
+        .map(OsString::from);
+        let out = kingpin_args(args, &bools);
+        assert_eq!(
+            out,
+            [
+                "compactd",
+                "--wait=false",
+                "--debug.halt-on-error=false",
+                "--no-such"
+            ]
+            .map(OsString::from)
+        );
+    }
+}

@@ -1,0 +1,242 @@
+//! Drop-in for `thanos compact`: the argument list a Helm chart writes for Thanos (Thanos'
+//! command name, kingpin's flag syntax, every tuning flag) starts compactd unchanged against a
+//! real S3 server (SeaweedFS) and compacts; the flags with an effect show it: the log format,
+//! `--no-` booleans, transfer concurrency, the start-up warnings of the flags compactd does
+//! not act on, and the refusal of `--http.config`.
+
+mod common;
+
+use std::process::Command;
+
+use common::seaweed::Seaweed;
+use common::*;
+
+/// The arguments of a Thanos compactor as the Bitnami and kube-thanos charts write them
+/// (`--flag=value` form), with the bucket config and the ports of this test.
+fn helm_args(config_file: &str, data_dir: &str) -> Vec<String> {
+    [
+        "compact",
+        "--log.level=info",
+        "--log.format=logfmt",
+        "--http-address=127.0.0.1:0",
+        "--http-grace-period=2m",
+        &format!("--data-dir={data_dir}"),
+        &format!("--objstore.config-file={config_file}"),
+        "--retention.resolution-raw=0d",
+        "--retention.resolution-5m=0d",
+        "--retention.resolution-1h=0d",
+        "--consistency-delay=0s",
+        "--compact.concurrency=2",
+        "--downsample.concurrency=1",
+        "--delete-delay=0s",
+        "--block-files-concurrency=4",
+        "--compact.blocks-fetch-concurrency=2",
+        "--block-meta-fetch-concurrency=16",
+        "--block-discovery-strategy=concurrent",
+        "--compact.cleanup-interval=5m",
+        "--compact.progress-interval=5m",
+        "--selector.relabel-config=- action: keep\n  source_labels: [__block_id]\n  regex: .+",
+        "--deduplication.replica-label=prometheus_replica,rule_replica",
+        "--deduplication.func=",
+        "--hash-func=",
+        "--downsampling.disable",
+        "--web.disable",
+        "--disable-admin-operations",
+        "--no-wait",
+        "--enable-auto-gomemlimit",
+        "--auto-gomemlimit.ratio=0.9",
+        "--debug.halt-on-error",
+        "--no-compact.enable-vertical-compaction",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+#[test]
+fn a_thanos_helm_argument_list_compacts_on_s3() {
+    let Some(s3) = Seaweed::start() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let local = tmp.path().join("generated");
+    generate_streams(&local, 20, 12);
+    let before = block_dirs(&local).len();
+    let config = s3.objstore_yaml();
+    upload_dir(&config, &local);
+    let config_file = tmp.path().join("bucket.yml");
+    std::fs::write(&config_file, &config).unwrap();
+    let data = tmp.path().join("data");
+    let args = helm_args(config_file.to_str().unwrap(), data.to_str().unwrap());
+    let out = Command::new(env!("CARGO_BIN_EXE_compactd"))
+        .args(&args)
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "compactd compact failed:\n{log}");
+    // logfmt lines with Thanos' leading keys.
+    let lines: Vec<&str> = log.lines().collect();
+    assert!(!lines.is_empty());
+    for line in &lines {
+        assert!(line.starts_with("ts="), "not logfmt: {line}");
+        assert!(line.contains(" level="), "{line}");
+        assert!(line.contains(" caller="), "{line}");
+        assert!(line.contains(" msg="), "{line}");
+    }
+    // The flags compactd does not act on each warn once, naming themselves.
+    for flag in [
+        "--compact.cleanup-interval",
+        "--enable-auto-gomemlimit",
+        "--auto-gomemlimit.ratio",
+    ] {
+        let warned = lines
+            .iter()
+            .filter(|l| l.contains("level=warn") && l.contains(flag))
+            .count();
+        assert_eq!(warned, 1, "{flag} warns once:\n{log}");
+    }
+    // --no-wait: one pass, then exit 0 (checked above); it compacted.
+    let back = tmp.path().join("downloaded");
+    download_bucket(&config, &back);
+    let after = block_dirs(&back).len();
+    assert!(
+        after < before,
+        "compacted: {before} blocks before, {after} after"
+    );
+    assert!(log.contains("msg=\"uploaded block\""), "{log}");
+}
+
+/// Runs `compactd <global...> compact` on a small filesystem bucket; returns its log.
+fn run_with_globals(globals: &[&str]) -> String {
+    let tmp = tempfile::tempdir().unwrap();
+    let bucket = tmp.path().join("bucket");
+    generate_streams(&bucket, 5, 8);
+    let out = Command::new(env!("CARGO_BIN_EXE_compactd"))
+        .args(globals)
+        .arg("compact")
+        .args(["--objstore.config", &fs_config(&bucket)])
+        .args(["--http-address", "127.0.0.1:0", "--consistency-delay=0s"])
+        .args(["--data-dir", tmp.path().join("data").to_str().unwrap()])
+        .arg("--downsampling.disable=true")
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{log}");
+    log
+}
+
+#[test]
+fn json_logs_and_global_flags_before_the_subcommand() {
+    let log = run_with_globals(&["--log.format", "json"]);
+    for line in log.lines() {
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        for key in ["ts", "level", "caller", "msg"] {
+            assert!(v.get(key).is_some(), "{key} missing: {line}");
+        }
+    }
+    let leading = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["msg"].as_str().is_some_and(|m| m.starts_with("leading")))
+        .expect("a leading line");
+    assert_eq!(leading["epoch"], 0, "numbers stay numbers");
+    // --log.level before the subcommand takes effect: no info line at warn.
+    let log = run_with_globals(&["--log.level=warn"]);
+    assert!(log.lines().any(|l| l.contains("level=warn")), "{log}");
+    assert!(!log.lines().any(|l| l.contains("level=info")), "{log}");
+}
+
+#[test]
+fn http_config_is_refused_before_the_bucket_is_touched() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bucket = tmp.path().join("bucket");
+    generate_streams(&bucket, 5, 8);
+    let listing_before = block_dirs(&bucket);
+    let out = compactd(&[
+        "compact",
+        "--objstore.config",
+        &fs_config(&bucket),
+        "--http-address=127.0.0.1:0",
+        "--http.config=/etc/thanos/web.yml",
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--http.config /etc/thanos/web.yml"), "{err}");
+    assert!(err.contains("not supported"), "{err}");
+    assert_eq!(block_dirs(&bucket), listing_before);
+    assert!(!bucket.join("compactd").exists(), "not even the fence");
+}
+
+#[test]
+fn unknown_values_of_thanos_flags_are_refused() {
+    for bad in [
+        "--log.format=text",
+        "--block-discovery-strategy=sideways",
+        "--hash-func=MD5",
+    ] {
+        let out = compactd(&["compact", "--objstore.config", "type: FILESYSTEM", bad]);
+        assert!(!out.status.success(), "{bad} accepted");
+        let err = String::from_utf8_lossy(&out.stderr);
+        let flag = bad.split('=').next().unwrap();
+        assert!(err.contains(flag), "{bad}: {err}");
+    }
+}
+
+#[test]
+fn hash_func_sha256_writes_each_file_hash_into_meta_json_as_thanos() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bucket = tmp.path().join("bucket");
+    generate_streams(&bucket, 5, 12);
+    let sources = block_dirs(&bucket);
+    let out = compactd(&[
+        "compact",
+        "--objstore.config",
+        &fs_config(&bucket),
+        "--http-address=127.0.0.1:0",
+        "--consistency-delay=0s",
+        "--downsampling.disable",
+        "--hash-func=SHA256",
+        "--data-dir",
+        tmp.path().join("data").to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let new: Vec<_> = block_dirs(&bucket)
+        .into_iter()
+        .filter(|b| !sources.contains(b))
+        .collect();
+    assert!(!new.is_empty(), "compacted");
+    for block in new {
+        let meta: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(block.join("meta.json")).unwrap()).unwrap();
+        let files = meta["thanos"]["files"].as_array().unwrap();
+        let mut hashed = 0;
+        for f in files {
+            let rel = f["rel_path"].as_str().unwrap();
+            if rel == "meta.json" {
+                assert!(f.get("hash").is_none(), "meta.json is not hashed");
+                continue;
+            }
+            assert_eq!(f["hash"]["hashFunc"], "SHA256", "{f}");
+            // sha256sum, not compactd's code, is the oracle.
+            let sum = Command::new("sha256sum")
+                .arg(block.join(rel))
+                .output()
+                .unwrap();
+            let want = String::from_utf8_lossy(&sum.stdout)
+                .split_whitespace()
+                .next()
+                .unwrap()
+                .to_string();
+            assert_eq!(f["hash"]["value"].as_str().unwrap(), want, "{rel}");
+            hashed += 1;
+        }
+        assert!(
+            hashed >= 2,
+            "index and at least one chunk segment: {files:?}"
+        );
+    }
+}
