@@ -818,8 +818,10 @@ fn two_single_instances_refuse_to_share_a_bucket() {
     eprintln!("[single] b refused in {} ({})", secs(took), refused.status);
     assert_eq!(refused.status.code(), Some(1), "b must refuse:\n{stderr}");
     assert!(took < Duration::from_secs(5), "b took {}", secs(took));
+    // logfmt escapes the quotes inside the quoted reason.
+    let unescaped = stderr.replace("\\\"", "\"");
     assert!(
-        stderr.contains(FENCE_PATH) && stderr.contains(r#"held by "a""#),
+        unescaped.contains(FENCE_PATH) && unescaped.contains(r#"held by "a""#),
         "b names the fence and its holder:\n{stderr}"
     );
     assert!(
