@@ -468,20 +468,7 @@ fn write_counts(r: &Replica) -> Vec<usize> {
 /// in, one rename per block, so that a sync sees each block whole or not at all.
 fn add_stream(dir: &Path, bucket: &Path, labels: &str, hours: u32) -> Vec<PathBuf> {
     let staging = dir.join("staging-stream");
-    compactd_ok(&[
-        "tools",
-        "generate",
-        "--out",
-        staging.to_str().unwrap(),
-        "--series",
-        "20",
-        "--hours",
-        &hours.to_string(),
-        "--external-labels",
-        labels,
-        "--seed",
-        "42",
-    ]);
+    generate_stream(&staging, 20, hours, labels, 42, &[]);
     block_dirs(&staging)
         .into_iter()
         .map(|b| {

@@ -42,20 +42,8 @@ fn shard_of(value: &str, modulus: u64) -> u64 {
 fn bucket_of_streams(tmp: &Path) -> PathBuf {
     let bucket = tmp.join("bucket");
     for (i, stream) in streams().iter().enumerate() {
-        compactd_ok(&[
-            "tools",
-            "generate",
-            "--out",
-            bucket.to_str().unwrap(),
-            "--series",
-            "1",
-            "--hours",
-            &HOURS.to_string(),
-            "--external-labels",
-            &format!("cluster={stream},env=prod"),
-            "--seed",
-            &(i + 1).to_string(),
-        ]);
+        let labels = format!("cluster={stream},env=prod");
+        generate_stream(&bucket, 1, HOURS, &labels, i as u64 + 1, &[]);
     }
     bucket
 }
@@ -264,18 +252,7 @@ fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
 /// A bucket of one stream, for the refusals; returns it.
 fn one_stream_bucket(tmp: &Path) -> PathBuf {
     let bucket = tmp.join("bucket");
-    compactd_ok(&[
-        "tools",
-        "generate",
-        "--out",
-        bucket.to_str().unwrap(),
-        "--series",
-        "1",
-        "--hours",
-        "12",
-        "--external-labels",
-        "cluster=c00",
-    ]);
+    generate_stream(&bucket, 1, 12, "cluster=c00", 1, &[]);
     bucket
 }
 

@@ -22,24 +22,9 @@ const T: i64 = 1_735_776_000_000;
 
 /// Generates one stream of `hours` from `T` cut into `block` blocks.
 fn generate(bucket: &Path, cluster: &str, hours: u32, block: &str, seed: u32) {
-    compactd_ok(&[
-        "tools",
-        "generate",
-        "--out",
-        bucket.to_str().unwrap(),
-        "--series",
-        "1",
-        "--hours",
-        &hours.to_string(),
-        "--block-duration",
-        block,
-        "--start-ms",
-        &T.to_string(),
-        "--external-labels",
-        &format!("cluster={cluster}"),
-        "--seed",
-        &seed.to_string(),
-    ]);
+    let (labels, start) = (format!("cluster={cluster}"), T.to_string());
+    let extra = ["--block-duration", block, "--start-ms", &start];
+    generate_stream(bucket, 1, hours, &labels, seed.into(), &extra);
 }
 
 /// The layout (hours from `T`):

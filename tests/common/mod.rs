@@ -262,21 +262,27 @@ pub fn fs_config(dir: &Path) -> String {
 /// Generates `hours` of 2h blocks with `series` series for each of [`STREAMS`] into `dir`.
 pub fn generate_streams(dir: &Path, series: usize, hours: u32) {
     for (i, labels) in STREAMS.iter().enumerate() {
-        compactd_ok(&[
-            "tools",
-            "generate",
-            "--out",
-            dir.to_str().unwrap(),
-            "--series",
-            &series.to_string(),
-            "--hours",
-            &hours.to_string(),
-            "--external-labels",
-            labels,
-            "--seed",
-            &(i + 1).to_string(),
-        ]);
+        generate_stream(dir, series, hours, labels, i as u64 + 1, &[]);
     }
+}
+
+/// Writes one stream with `compactd tools generate` into `dir`: `series` instances over
+/// `hours`, external labels `labels` (`k=v,...`), `seed`, and any `extra` flags
+/// (`--block-duration`, `--start-ms`, ...).
+pub fn generate_stream(
+    dir: &Path,
+    series: usize,
+    hours: u32,
+    labels: &str,
+    seed: u64,
+    extra: &[&str],
+) -> String {
+    let (series, hours, seed) = (series.to_string(), hours.to_string(), seed.to_string());
+    let mut args = vec!["tools", "generate", "--out", dir.to_str().unwrap()];
+    args.extend(["--series", &series, "--hours", &hours]);
+    args.extend(["--external-labels", labels, "--seed", &seed]);
+    args.extend(extra);
+    compactd_ok(&args)
 }
 
 /// A current-thread tokio runtime for the bucket helpers.

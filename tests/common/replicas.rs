@@ -13,7 +13,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use compactd::core::fence::{FenceRecord, FENCE_PATH};
 
 use super::etcd::Etcd;
-use super::{block_dirs, compactd, compactd_ok, try_http_get};
+use super::{block_dirs, compactd, generate_stream, try_http_get};
 
 /// `--etcd.lease-ttl`.
 pub const TTL: Duration = Duration::from_secs(3);
@@ -370,20 +370,8 @@ pub fn run_args(config: &str, dir: &Path, name: &str) -> Vec<String> {
 /// built next to the bucket and renamed into it, so a sync sees all of it or nothing.
 pub fn add_marked_block(dir: &Path, bucket: &Path, n: u32) -> PathBuf {
     let staging = dir.join(format!("staging-{n}"));
-    compactd_ok(&[
-        "tools",
-        "generate",
-        "--out",
-        staging.to_str().unwrap(),
-        "--series",
-        "5",
-        "--hours",
-        "2",
-        "--external-labels",
-        &format!("cluster=extra-{n}"),
-        "--seed",
-        &(100 + n).to_string(),
-    ]);
+    let labels = format!("cluster=extra-{n}");
+    generate_stream(&staging, 5, 2, &labels, u64::from(100 + n), &[]);
     let blocks = block_dirs(&staging);
     assert_eq!(blocks.len(), 1, "one generated block");
     let id = blocks[0].file_name().unwrap().to_str().unwrap().to_string();
