@@ -9,6 +9,13 @@
 //! [`HttpState`] is the only thing the rest of compactd touches: the driver flips readiness and
 //! publishes the leader; the handlers only read it. Probe changes also update
 //! `thanos_status{check}` so the metric and the endpoint cannot disagree.
+//!
+//! `--http.config` ([`web_config`]) adds TLS, basic authentication, response headers and a
+//! rate limit to every endpoint, as the Prometheus web configuration does in Thanos.
+
+mod guard;
+mod tls;
+pub mod web_config;
 
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -22,6 +29,8 @@ use axum::routing::get;
 use axum::Router;
 use serde::Serialize;
 use tokio::net::TcpListener;
+
+pub use web_config::{WebConfig, WebConfigError};
 
 use crate::metrics::{Metrics, ProbeCheck, OPENMETRICS_CONTENT_TYPE, PROMETHEUS_TEXT_CONTENT_TYPE};
 
@@ -239,9 +248,13 @@ pub fn router(state: Arc<HttpState>) -> Router {
 /// Serves the routes on `listener` until `shutdown` completes, then finishes in-flight
 /// requests and returns. Marks the state healthy on start, and not ready as soon as
 /// `shutdown` fires (so load balancers drain first) and unhealthy on return, like Thanos.
+///
+/// With `web` (`--http.config`), every request passes its checks ([`guard`]) and, when it
+/// configures TLS, the port speaks HTTPS only ([`tls`]).
 pub async fn serve(
     listener: TcpListener,
     state: Arc<HttpState>,
+    web: Option<Arc<WebConfig>>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     state.set_healthy();
@@ -250,9 +263,28 @@ pub async fn serve(
         shutdown.await;
         on_shutdown.set_not_ready(NOT_READY_SHUTTING_DOWN);
     };
-    let served = axum::serve(listener, router(Arc::clone(&state)))
-        .with_graceful_shutdown(signal)
-        .await;
+    let mut app = router(Arc::clone(&state));
+    let served = match web {
+        Some(web) => {
+            let guard = Arc::new(guard::Guard::new(Arc::clone(&web)));
+            app = app.layer(axum::middleware::from_fn_with_state(guard, guard::check));
+            if web.current().tls.is_some() {
+                let listener = tls::TlsListener::new(listener, web)?;
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(signal)
+                    .await
+            } else {
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(signal)
+                    .await
+            }
+        }
+        None => {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(signal)
+                .await
+        }
+    };
     state.set_not_healthy();
     served
 }
@@ -407,7 +439,7 @@ mod tests {
         let signal = async move {
             let _ = stopped.await;
         };
-        let task = tokio::spawn(serve(listener, Arc::clone(&state), signal));
+        let task = tokio::spawn(serve(listener, Arc::clone(&state), None, signal));
         (addr, state, stop, task)
     }
 

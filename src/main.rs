@@ -62,6 +62,9 @@ struct RunArgs {
     /// With --wait, how often the thanos_compact_todo_* backlog gauges are recomputed (after a bucket sync); 0s disables them.
     #[arg(long = "compact.progress-interval", default_value = "5m", value_parser = duration_ms)]
     progress_interval: u64,
+    /// With --wait, how often blocks marked for deletion past --delete-delay and aborted partial uploads are deleted while compaction runs (after a bucket sync); 0s: only once per iteration.
+    #[arg(long = "compact.cleanup-interval", default_value = "5m", value_parser = duration_ms)]
+    cleanup_interval: u64,
     /// Blocks uploaded less than this long ago are left alone (except compactor outputs).
     #[arg(long = "consistency-delay", default_value = "30m", value_parser = duration_ms)]
     consistency_delay: u64,
@@ -353,7 +356,6 @@ fn run(
     a: RunArgs,
     (log_level, log_format): (String, compactd::logging::LogFormat),
 ) -> anyhow::Result<ExitCode> {
-    a.thanos.check().map_err(anyhow::Error::msg)?;
     compactd::logging::init(&log_level, log_format).map_err(anyhow::Error::msg)?;
     for warning in a.thanos.warnings() {
         tracing::warn!("{warning}");
@@ -373,6 +375,7 @@ fn run(
         wait: a.wait,
         wait_interval_ms: a.wait_interval,
         progress_interval_ms: a.progress_interval,
+        cleanup_interval_ms: a.cleanup_interval,
         consistency_delay_ms: a.consistency_delay,
         delete_delay_ms: a.delete_delay,
         min_time_ms: time("min-time", &a.min_time)?,
@@ -410,8 +413,15 @@ fn run(
             block_files: a.thanos.block_files_concurrency,
         },
         http_grace_period_ms: a.thanos.http_grace_period,
+        http_config: a
+            .thanos
+            .http_config
+            .filter(|f| !f.is_empty())
+            .map(PathBuf::from),
         hash_func: a.thanos.hash_func,
         halt_on_error: a.thanos.halt_on_error,
+        skip_out_of_order_chunks: a.thanos.skip_out_of_order,
+        accept_malformed_index: a.thanos.accept_malformed_index,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -39,6 +39,10 @@ pub struct RunConfig {
     pub wait_interval_ms: u64,
     /// `--compact.progress-interval` in ms (0 disables the backlog gauges).
     pub progress_interval_ms: u64,
+    /// `--compact.cleanup-interval` in ms: with `--wait`, how often marked blocks past the
+    /// delete delay and stale partial uploads are deleted during a pass (0: only in every
+    /// iteration).
+    pub cleanup_interval_ms: u64,
     /// `--consistency-delay` in ms.
     pub consistency_delay_ms: u64,
     /// `--delete-delay` in ms.
@@ -85,10 +89,18 @@ pub struct RunConfig {
     /// `--http-grace-period`: how long in-flight HTTP requests may finish after a shutdown
     /// signal.
     pub http_grace_period_ms: u64,
+    /// `--http.config`: the Prometheus web configuration file (TLS, basic auth) of the port.
+    pub http_config: Option<PathBuf>,
     /// `--hash-func`: hashes of the files of new blocks in their meta.json.
     pub hash_func: crate::driver::jobs::HashFunc,
     /// `--debug.halt-on-error`: stay up halted (true) or exit (false) on a halting error.
     pub halt_on_error: bool,
+    /// `--compact.skip-block-with-out-of-order-chunks`: no-compact-mark a block whose index
+    /// lists chunks out of time order instead of halting.
+    pub skip_out_of_order_chunks: bool,
+    /// `--debug.accept-malformed-index`: compact and downsample blocks whose series have
+    /// unsorted label names (Prometheus 2.8.0 and older) instead of halting on them.
+    pub accept_malformed_index: bool,
 }
 
 /// The flags of leadership (`--etcd.*`, `--leader.*`, `--node.name`).
@@ -212,7 +224,9 @@ impl RunConfig {
             downsampling: !self.downsampling_disabled,
             downsample_concurrency: self.downsample_concurrency,
             progress_interval_ms: i64::try_from(self.progress_interval_ms).unwrap_or(i64::MAX),
+            cleanup_interval_ms: i64::try_from(self.cleanup_interval_ms).unwrap_or(i64::MAX),
             halt_on_error: self.halt_on_error,
+            skip_out_of_order_chunks: self.skip_out_of_order_chunks,
         })
     }
 }
@@ -228,6 +242,11 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<i32> {
             "acting only on the blocks --selector.relabel-config selects"
         );
     }
+    // So does a bad --http.config.
+    let web = match &cfg.http_config {
+        Some(path) => Some(Arc::new(crate::http::WebConfig::load(path)?)),
+        None => None,
+    };
     let bucket_cfg = crate::objstore::load(
         cfg.objstore_config_file.as_deref(),
         cfg.objstore_config.as_deref(),
@@ -247,11 +266,17 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<i32> {
         .set(cfg.consistency_delay_ms as f64 / 1000.0);
     let http = Arc::new(HttpState::new(Arc::clone(&metrics)));
     let listener = crate::http::bind(&cfg.http_address).await?;
-    tracing::info!(address = %listener.local_addr()?, "serving HTTP");
+    let scheme = match &web {
+        Some(web) if web.current().tls.is_some() => "https",
+        _ => "http",
+    };
+    // The address last: tests and scripts read the rest of the line as the address.
+    tracing::info!(scheme, address = %listener.local_addr()?, "serving HTTP");
     let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(crate::http::serve(
         listener,
         Arc::clone(&http),
+        web,
         async move {
             let _ = http_stopped.await;
         },
@@ -300,6 +325,7 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<i32> {
         http: Some(Arc::clone(&http)),
         trace,
         hash_func: cfg.hash_func,
+        accept_malformed_index: cfg.accept_malformed_index,
     };
     http.set_ready();
     let code = crate::driver::run(node, driver, shutdown_signal()).await;

@@ -1,8 +1,8 @@
 //! Drop-in for `thanos compact`: the argument list a Helm chart writes for Thanos (Thanos'
 //! command name, kingpin's flag syntax, every tuning flag) starts compactd unchanged against a
 //! real S3 server (SeaweedFS) and compacts; the flags with an effect show it: the log format,
-//! `--no-` booleans, transfer concurrency, the start-up warnings of the flags compactd does
-//! not act on, and the refusal of `--http.config`.
+//! `--no-` booleans, transfer concurrency and the start-up warnings of the flags compactd does
+//! not act on (`--http.config` has tests/http_config.rs).
 
 mod common;
 
@@ -83,11 +83,7 @@ fn a_thanos_helm_argument_list_compacts_on_s3() {
         assert!(line.contains(" msg="), "{line}");
     }
     // The flags compactd does not act on each warn once, naming themselves.
-    for flag in [
-        "--compact.cleanup-interval",
-        "--enable-auto-gomemlimit",
-        "--auto-gomemlimit.ratio",
-    ] {
+    for flag in ["--enable-auto-gomemlimit", "--auto-gomemlimit.ratio"] {
         let warned = lines
             .iter()
             .filter(|l| l.contains("level=warn") && l.contains(flag))
@@ -144,27 +140,6 @@ fn json_logs_and_global_flags_before_the_subcommand() {
     let log = run_with_globals(&["--log.level=warn"]);
     assert!(log.lines().any(|l| l.contains("level=warn")), "{log}");
     assert!(!log.lines().any(|l| l.contains("level=info")), "{log}");
-}
-
-#[test]
-fn http_config_is_refused_before_the_bucket_is_touched() {
-    let tmp = tempfile::tempdir().unwrap();
-    let bucket = tmp.path().join("bucket");
-    generate_streams(&bucket, 5, 8);
-    let listing_before = block_dirs(&bucket);
-    let out = compactd(&[
-        "compact",
-        "--objstore.config",
-        &fs_config(&bucket),
-        "--http-address=127.0.0.1:0",
-        "--http.config=/etc/thanos/web.yml",
-    ]);
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("--http.config /etc/thanos/web.yml"), "{err}");
-    assert!(err.contains("not supported"), "{err}");
-    assert_eq!(block_dirs(&bucket), listing_before);
-    assert!(!bucket.join("compactd").exists(), "not even the fence");
 }
 
 #[test]
@@ -239,4 +214,64 @@ fn hash_func_sha256_writes_each_file_hash_into_meta_json_as_thanos() {
             "index and at least one chunk segment: {files:?}"
         );
     }
+}
+
+/// `compactd compact --wait` on an empty filesystem bucket with `--http-grace-period=grace`.
+fn serving(dir: &std::path::Path, name: &str, grace: &str) -> common::replicas::Replica {
+    let grace = format!("--http-grace-period={grace}");
+    common::replicas::Replica::spawn_single(dir, name, &[&grace])
+}
+
+/// An HTTP request whose head is still arriving: in flight for the server.
+fn open_request(port: u16) -> std::net::TcpStream {
+    use std::io::Write;
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        .unwrap();
+    // The server has read the partial head before the signal comes.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    s
+}
+
+#[test]
+fn http_grace_period_bounds_the_wait_for_open_requests_at_shutdown() {
+    use std::io::{Read, Write};
+    use std::time::{Duration, Instant};
+    let tmp = tempfile::tempdir().unwrap();
+
+    // A short grace period: SIGTERM ends the process soon despite the open request.
+    let mut short = serving(tmp.path(), "short", "1s");
+    let _stalled = open_request(short.port);
+    let signalled = Instant::now();
+    short.signal(libc::SIGTERM);
+    let status = short.wait_exit(Duration::from_secs(30));
+    assert!(status.is_some(), "still running 30 s after SIGTERM");
+    let took = signalled.elapsed();
+    assert!(
+        took >= Duration::from_millis(900),
+        "exited after {took:?}, before its grace period"
+    );
+    assert!(
+        short.count("--http-grace-period") > 0,
+        "{}",
+        short.log_text()
+    );
+
+    // A long one: the process waits for the open request, which is then answered.
+    let mut long = serving(tmp.path(), "long", "2m");
+    let mut request = open_request(long.port);
+    long.signal(libc::SIGTERM);
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(
+        long.try_exit().is_none(),
+        "did not wait for the open request"
+    );
+    request.write_all(b"Connection: close\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    request.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(
+        long.wait_exit(Duration::from_secs(30)).is_some(),
+        "still running after its last request was answered"
+    );
 }

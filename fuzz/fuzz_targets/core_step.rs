@@ -144,7 +144,10 @@ impl Harness {
             downsample_concurrency: 1,
             // Every sync a minute apart or more runs the backlog calculators.
             progress_interval_ms: 60_000,
+            // A background clean-up every 45 s of the ops' clock, between jobs of long passes.
+            cleanup_interval_ms: 45_000,
             halt_on_error: true,
+            skip_out_of_order_chunks: flags & 0x80 != 0,
         };
         let leader = LeaderConfig {
             node: "me".into(),
@@ -449,14 +452,13 @@ impl Harness {
         let job = self.jobs.remove(i);
         let result = match choice % 8 {
             5 => Ok(None),
-            6 => Err(JobError {
-                retryable: true,
-                message: "injected: disk full".into(),
-            }),
-            7 => Err(JobError {
-                retryable: false,
-                message: "injected: corrupt chunk".into(),
-            }),
+            6 => Err(JobError::retryable("injected: disk full")),
+            // Out-of-order chunks in the first input (no-compact-marked when the flag is on).
+            7 if choice & 8 != 0 && !job.inputs.is_empty() => Err(JobError::out_of_order_chunks(
+                job.inputs[0].ulid,
+                "injected: out-of-order chunks",
+            )),
+            7 => Err(JobError::halting("injected: corrupt chunk")),
             _ => {
                 let meta = match job.downsample_to {
                     Some(_) => Ok(BlockMeta {
@@ -481,10 +483,7 @@ impl Harness {
                             },
                         ],
                     })),
-                    Err(e) => Err(JobError {
-                        retryable: false,
-                        message: e.to_string(),
-                    }),
+                    Err(e) => Err(JobError::halting(e.to_string())),
                 }
             }
         };

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use compactd::bucket::layout::is_block_data;
 use compactd::core::types::{CompactJob, CompactedBlock, JobError};
+use compactd::driver::jobs::job_error;
 use compactd::tools::generate::{generate, GenerateOptions};
 use compactd::tsdb::block::BlockReader;
 use compactd::tsdb::block_id::BlockId;
@@ -15,7 +16,6 @@ use compactd::tsdb::compact::{compact_blocks, CompactOptions};
 use compactd::tsdb::labels::Labels;
 use compactd::tsdb::meta::{BlockFile, BlockMeta};
 use compactd::tsdb::xor::XorIter;
-use compactd::tsdb::TsdbError;
 
 use crate::net::Files;
 
@@ -124,10 +124,7 @@ fn compact_in(
     job: &CompactJob,
     inputs: &[(BlockId, Files)],
 ) -> Result<Option<(CompactedBlock, Files)>, JobError> {
-    let retryable = |message: String| JobError {
-        retryable: true,
-        message,
-    };
+    let retryable = |message: String| JobError::retryable(message);
     let mut dirs: Vec<PathBuf> = Vec::new();
     for meta in &job.inputs {
         let files = inputs
@@ -148,10 +145,7 @@ fn compact_in(
         ..CompactOptions::default()
     };
     // As the production driver: local I/O errors are retried, anything else halts.
-    let compacted = compact_blocks(&dirs, &out, job.output, &opts).map_err(|e| JobError {
-        retryable: matches!(e, TsdbError::Io { .. }),
-        message: e.to_string(),
-    })?;
+    let compacted = compact_blocks(&dirs, &out, job.output, &opts).map_err(job_error)?;
     let Some(compacted) = compacted else {
         return Ok(None);
     };

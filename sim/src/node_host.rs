@@ -213,10 +213,7 @@ impl Driver {
                     return;
                 };
                 let result = result
-                    .map_err(|message| JobError {
-                        retryable: true,
-                        message,
-                    })
+                    .map_err(JobError::retryable)
                     .and_then(|inputs| run_job(&self.scratch, &job, &inputs));
                 let result = result.map(|done| {
                     done.map(|(block, files)| {
@@ -245,10 +242,7 @@ impl Driver {
                 .push_back(Input::Coord(id, CoordResult::Failed(text)));
         }
         for id in take_due(&mut self.downloads, now, |(_, d)| *d) {
-            let err = JobError {
-                retryable: true,
-                message: "download timed out".into(),
-            };
+            let err = JobError::retryable("download timed out");
             self.inputs
                 .push_back(Input::Compacted(id, Box::new(Err(err))));
         }

@@ -113,17 +113,19 @@ pub fn upload_source(store: &mut StoreModel, b: &SourceBlock, now: i64) {
 }
 
 pub fn cycle_config(rng: &mut Rng) -> CycleConfig {
+    let delete_delay_ms = rng.below(120_000) as i64;
+    let wait_interval_ms = 10_000 + rng.below(50_000) as i64;
     CycleConfig {
         view: ViewConfig {
             min_time: i64::MIN,
             max_time: i64::MAX,
             consistency_delay_ms: 0,
-            delete_delay_ms: rng.below(120_000) as i64,
+            delete_delay_ms,
             replica_labels: vec![],
             selector_relabel: vec![],
         },
         wait: true,
-        wait_interval_ms: 10_000 + rng.below(50_000) as i64,
+        wait_interval_ms,
         concurrency: 1 + rng.below(2) as usize,
         ranges: compaction_ranges(3).expect("level 3 exists"),
         vertical: false,
@@ -135,7 +137,14 @@ pub fn cycle_config(rng: &mut Rng) -> CycleConfig {
         // The sim ignores the backlog gauges; computing them runs their code on every bucket
         // state the faults produce.
         progress_interval_ms: 30_000,
+        // A background clean-up every 1-4 s, so that clean-ups fall inside passes (a
+        // compaction takes 0.5-3.5 s), between jobs' runs of commits, as well as while a node
+        // waits. Derived, not drawn, so that every later draw, and the worlds, stay as they
+        // were.
+        cleanup_interval_ms: 1_000 + wait_interval_ms % 3_000,
         halt_on_error: true,
+        // The sim's blocks never have out-of-order chunks; the option only matters then.
+        skip_out_of_order_chunks: false,
     }
 }
 

@@ -51,6 +51,7 @@ fn recorded() -> &'static Path {
             wait: false,
             wait_interval_ms: 300_000,
             progress_interval_ms: 300_000,
+            cleanup_interval_ms: 300_000,
             consistency_delay_ms: 0,
             delete_delay_ms: 0,
             min_time_ms: i64::MIN,
@@ -78,8 +79,11 @@ fn recorded() -> &'static Path {
             trace_record: Some(trace.clone()),
             transfers: Default::default(),
             http_grace_period_ms: 120_000,
+            http_config: None,
             hash_func: Default::default(),
             halt_on_error: true,
+            skip_out_of_order_chunks: false,
+            accept_malformed_index: false,
         };
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()

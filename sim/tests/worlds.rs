@@ -64,11 +64,14 @@ fn every_scenario_runs_clean() {
 fn every_bug_is_caught() {
     // Each mutation with the scenario that exposes it fastest, over a few seeds (a unheard
     // lease kept alive shows only under a one-way etcd cut longer than the failover bound).
+    // A stale leader's write lands in only about 5% of etcd-partition and clock-skew worlds
+    // (measured over 400 seeds, with and without the background clean-up), so those two get
+    // 16 seeds: the first caught are seeds 11 and 14.
     for (bug, scenario, seeds) in [
-        (Bug::NoDeadline, Scenario::EtcdPartition, 8),
+        (Bug::NoDeadline, Scenario::EtcdPartition, 16),
         (Bug::NoFence, Scenario::DoubleSingle, 8),
         (Bug::NoTakeoverDelay, Scenario::LeaseRevoked, 8),
-        (Bug::NoPermitCheck, Scenario::ClockSkew, 8),
+        (Bug::NoPermitCheck, Scenario::ClockSkew, 16),
         (Bug::KeepRenewing, Scenario::OnewayPartition, 40),
     ] {
         let caught = (1..=seeds).find(|seed| {

@@ -24,6 +24,12 @@ pub const DETAILS_OUTDATED: &str = "outdated block";
 pub const REASON_INDEX_SIZE_EXCEEDING: &str = "index-size-exceeding";
 /// Reason of a manual mark.
 pub const REASON_MANUAL: &str = "manual";
+/// Reason of a no-compact mark on a block whose index lists chunks out of time order
+/// (`--compact.skip-block-with-out-of-order-chunks`; Thanos' `OutOfOrderChunksNoCompactReason`).
+pub const REASON_OUT_OF_ORDER_CHUNKS: &str = "block-index-out-of-order-chunk";
+/// Details Thanos writes with [`REASON_OUT_OF_ORDER_CHUNKS`], word for word.
+pub const DETAILS_OUT_OF_ORDER_CHUNKS: &str =
+    "OutofOrderChunk: marking block with out-of-order series/chunks to as no compact to unblock compaction";
 
 /// `deletion-mark.json`: the block is deleted `--delete-delay` after `deletion_time`.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]

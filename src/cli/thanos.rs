@@ -68,39 +68,25 @@ pub struct ThanosCompat {
     /// Block viewer: not built yet, warns.
     #[arg(long = "block-viewer.global.sync-block-timeout")]
     pub block_viewer_sync_timeout: Option<String>,
-    /// Thanos' background clean-up loop: compactd cleans up in every iteration (warns).
-    #[arg(long = "compact.cleanup-interval")]
-    pub cleanup_interval: Option<String>,
     /// Hash of each file of a new block in its meta.json: "" (none) or SHA256, as Thanos.
     #[arg(long = "hash-func", default_value = "", value_parser = compactd::driver::jobs::HashFunc::parse)]
     pub hash_func: compactd::driver::jobs::HashFunc,
-    /// TLS and basic auth of the HTTP port: not supported yet; refused, not ignored.
+    /// The Prometheus web configuration file of the HTTP port: TLS, basic auth, headers.
     #[arg(long = "http.config")]
     pub http_config: Option<String>,
-    /// No-compact-mark blocks with out-of-order chunks instead of halting (not yet: warns).
+    /// No-compact-mark blocks whose index lists chunks out of time order instead of halting.
     #[arg(long = "compact.skip-block-with-out-of-order-chunks", hide = true, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false", action = clap::ArgAction::Set)]
     pub skip_out_of_order: bool,
     /// With --wait, stay up halted on an error that needs an operator (true) or exit (false).
     #[arg(long = "debug.halt-on-error", hide = true, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "true", action = clap::ArgAction::Set)]
     pub halt_on_error: bool,
-    /// Accept indexes with out-of-order label names (not yet: warns).
+    /// Compact and downsample blocks with unsorted label names (Prometheus 2.8.0) instead of
+    /// halting.
     #[arg(long = "debug.accept-malformed-index", hide = true, num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false", action = clap::ArgAction::Set)]
     pub accept_malformed_index: bool,
 }
 
 impl ThanosCompat {
-    /// Refuses flags whose silent absence would surprise: `--http.config` asks for TLS or
-    /// basic auth, and serving plain HTTP instead would expose what it protects.
-    pub fn check(&self) -> Result<(), String> {
-        if let Some(file) = &self.http_config {
-            return Err(format!(
-                "--http.config {file}: TLS and basic auth of the HTTP port are not supported \
-                 yet; terminate TLS in a proxy in front of compactd, or leave the flag out"
-            ));
-        }
-        Ok(())
-    }
-
     /// One line per flag that was given but does nothing in compactd yet.
     pub fn warnings(&self) -> Vec<String> {
         let mut w = Vec::new();
@@ -129,27 +115,6 @@ impl ThanosCompat {
                 self.block_viewer_sync_timeout.is_some(),
             ),
         ];
-        let gaps = [
-            (
-                self.cleanup_interval.is_some(),
-                "--compact.cleanup-interval: compactd deletes marked blocks and partial uploads \
-                 in every iteration, not in a background loop; ignored",
-            ),
-            (
-                self.skip_out_of_order,
-                "--compact.skip-block-with-out-of-order-chunks: not supported yet; a block with \
-                 out-of-order chunks halts compaction (mark it with a no-compact mark)",
-            ),
-            (
-                self.accept_malformed_index,
-                "--debug.accept-malformed-index: not supported yet; ignored",
-            ),
-        ];
-        w.extend(
-            gaps.iter()
-                .filter(|(on, _)| *on)
-                .map(|(_, t)| t.to_string()),
-        );
         for (flag, given) in viewer {
             if given {
                 w.push(format!(
@@ -203,6 +168,28 @@ pub fn bool_flags(cmd: &clap::Command) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[derive(clap::Parser)]
+    struct Flags {
+        #[command(flatten)]
+        thanos: ThanosCompat,
+    }
+
+    #[test]
+    fn out_of_order_chunks_and_malformed_index_flags_are_taken_without_a_warning() {
+        use clap::Parser as _;
+        let flags = Flags::parse_from([
+            "compactd",
+            "--compact.skip-block-with-out-of-order-chunks",
+            "--debug.accept-malformed-index",
+        ]);
+        assert!(flags.thanos.skip_out_of_order);
+        assert!(flags.thanos.accept_malformed_index);
+        assert_eq!(flags.thanos.warnings(), Vec::<String>::new());
+        let defaults = Flags::parse_from(["compactd"]);
+        assert!(!defaults.thanos.skip_out_of_order);
+        assert!(!defaults.thanos.accept_malformed_index);
+    }
 
     #[test]
     fn no_prefix_becomes_false_only_for_boolean_flags() {

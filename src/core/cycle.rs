@@ -7,14 +7,21 @@
 //!   ─► progress? back to sync
 //!   ─► [downsampling: sync ─► raw→5m pass ─► sync ─► 5m→1h pass]
 //!   ─► sync ─► retention marks ─► partial-upload clean-up ─► done
+//!
+//! background clean-up (--wait, every --compact.cleanup-interval since the cycle last
+//! cleaned): in a pass, once no job is inside its run of mutations (new runs wait, compactions
+//! go on), or while waiting for the next iteration, or halted:
+//!   sync ─► delete stale partial uploads ─► delete marked blocks past --delete-delay ─► resume
 //! ```
+//!
+//! The background clean-up ([`cleanup`]) is Thanos' `--compact.cleanup-interval` loop: it
+//! keeps a pass of many hours from holding back deletions until the iteration ends.
 //!
 //! With `--wait`, the sync that ends at least `--compact.progress-interval` after the last
 //! calculation (the first sync, then about every interval) is followed by Thanos' progress
 //! calculators ([`super::progress`]), reported as [`Event::Progress`]. Thanos runs them on a
-//! timer of their own with a sync of their own; here they reuse the iteration's syncs, so
-//! between iterations, and while a pass runs or compaction is halted, the gauges keep their
-//! last values.
+//! timer of their own with a sync of their own; here they reuse the iteration's syncs and the
+//! clean-ups', so between those the gauges keep their last values.
 //!
 //! A downsampling pass ([`downsample`]) runs jobs like the compaction pass (downsample ─►
 //! upload ─► meta.json), without deletion marks: retention removes the sources.
@@ -22,18 +29,20 @@
 //! Naming: a *phase* is where the iteration is; a *pass* is the compaction phase's state (its
 //! groups and running jobs, see [`pass`]); *mutations* are the store requests that change the
 //! bucket, each issued under the current [`Permit`] and, except uploads of a new block's files,
-//! each a commit point. Mutations run one at a time, in order, so a crash at any point leaves
-//! the bucket in a state the next iteration converges from (see `docs/safety.md`).
+//! each a commit point; a job's *run* is its mutations in a row (upload, meta.json, marks),
+//! which no clean-up request splits. Mutations run one at a time, in order, so a crash at any
+//! point leaves the bucket in a state the next iteration converges from (`docs/safety.md`).
 //!
 //! Done means: with `--wait` wait `--wait-interval` and go again; without it, exit 0.
 //! Failures of the store (sync, upload, marks) end the iteration: retried after the wait
 //! interval with `--wait`, exit 1 without. Overlapping blocks without vertical compaction and
 //! compaction errors *halt*: nothing more is done, HTTP keeps serving (exit 2 without `--wait`).
 
+mod cleanup;
 pub mod downsample;
 mod pass;
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
@@ -41,10 +50,11 @@ use super::progress;
 use super::types::{
     Event, Input, Millis, Now, Output, Permit, RequestId, StoreOp, StoreRequest, StoreResult,
 };
-use super::view::{build_view, mark_age_ms, resolution, BucketView, ViewConfig};
+use super::view::{build_view, resolution, BucketView, ViewConfig};
 use crate::bucket::markers::{DeletionMark, DETAILS_OUTDATED, MARKER_VERSION};
 use crate::rng::Rng;
 use crate::tsdb::block_id::BlockId;
+use cleanup::{drive_pass, Cleanup};
 pub use downsample::DownsamplePass;
 pub use pass::CompactPass;
 
@@ -86,11 +96,22 @@ pub struct CycleConfig {
     /// backlog gauges, which only run with `--wait`; 0 disables them.
     #[serde(default)]
     pub progress_interval_ms: i64,
+    /// `--compact.cleanup-interval` in ms: with `--wait`, how often the background clean-up
+    /// ([`cleanup`]) deletes stale partial uploads and marked blocks past the delete delay
+    /// while a pass runs, the cycle waits or it is halted; 0 (also the value of traces
+    /// recorded before it existed) leaves that to the iteration's own steps.
+    #[serde(default)]
+    pub cleanup_interval_ms: i64,
     /// `--debug.halt-on-error` (Thanos' hidden default: true): with `--wait`, stay up halted
     /// on an error that needs an operator; false exits instead (code 2), so that a restart
     /// policy retries, as Thanos returns the error.
     #[serde(default = "yes")]
     pub halt_on_error: bool,
+    /// `--compact.skip-block-with-out-of-order-chunks`: a compaction that fails on an input
+    /// block whose index lists chunks out of time order no-compact-marks that block and the
+    /// pass goes on; off, it halts.
+    #[serde(default)]
+    pub skip_out_of_order_chunks: bool,
 }
 
 fn one() -> usize {
@@ -157,11 +178,14 @@ pub struct Cycle {
     marks_seen: BTreeMap<BlockId, Millis>,
     /// The backlog gauges are due again after a sync that ends at or after this.
     progress_next_at: Millis,
+    /// The background clean-up.
+    cleanup: Cleanup,
 }
 
 impl Cycle {
     /// A cycle that starts with a sync on [`Input::Start`]; `seed` drives block ids.
     pub fn new(cfg: CycleConfig, seed: u64) -> Self {
+        let cleanup = Cleanup::new(&cfg);
         Cycle {
             cfg,
             phase: Phase::Idle {
@@ -173,6 +197,7 @@ impl Cycle {
             rng: Rng::new(seed),
             marks_seen: BTreeMap::new(),
             progress_next_at: Millis(i64::MIN),
+            cleanup,
         }
     }
 
@@ -183,6 +208,7 @@ impl Cycle {
             next_at: Millis(i64::MIN),
         };
         self.view = BucketView::default();
+        self.cleanup.abandon();
     }
 
     /// The view of the last sync.
@@ -235,46 +261,27 @@ impl Cycle {
         loop {
             match &mut self.phase {
                 Phase::Idle { next_at } => {
-                    if now.mono < *next_at {
-                        out.push(Output::Timer(*next_at));
-                        return;
+                    let next_at = *next_at;
+                    if !self.wait_and_clean(now, Some(next_at), permit, out) {
+                        self.start_sync(AfterSync::Compaction, out);
                     }
-                    self.start_sync(AfterSync::Compaction, out);
                     return;
                 }
-                Phase::Mutating {
-                    queue,
-                    in_flight,
-                    then,
-                } => {
-                    if in_flight.is_some() {
+                Phase::Mutating { .. } => {
+                    if self.drive_mutations(now, permit, out) {
                         return;
-                    }
-                    let Some(permit) = permit else { return };
-                    match queue.pop_front() {
-                        Some(op) => {
-                            self.next_request += 1;
-                            let id = RequestId(self.next_request);
-                            *in_flight = Some((id, op.clone()));
-                            out.push(Output::Store(StoreRequest {
-                                id,
-                                op,
-                                permit: Some(permit),
-                            }));
-                            return;
-                        }
-                        None => {
-                            let then = *then;
-                            self.after_mutations(then, now, out);
-                        }
                     }
                 }
                 Phase::Compacting(pass) => {
                     let Some(permit) = permit else { return };
-                    pass.drive(permit, &mut self.next_request, out);
-                    let outcome = pass.outcome();
+                    let (cleanup, next_request) = (&mut self.cleanup, &mut self.next_request);
+                    let Some(outcome) =
+                        drive_pass(&mut **pass, cleanup, next_request, now, permit, out)
+                    else {
+                        return;
+                    };
                     let next = match outcome {
-                        Some(pass::Outcome::Done { progress: true }) => AfterSync::Compaction,
+                        pass::Outcome::Done { progress: true } => AfterSync::Compaction,
                         _ if self.cfg.downsampling => AfterSync::Downsampling(1),
                         _ => AfterSync::Retention,
                     };
@@ -288,33 +295,72 @@ impl Cycle {
                     } else {
                         AfterSync::Retention
                     };
-                    pass.drive(permit, &mut self.next_request, out);
-                    let outcome = pass.outcome();
+                    let (cleanup, next_request) = (&mut self.cleanup, &mut self.next_request);
+                    let Some(outcome) =
+                        drive_pass(&mut **pass, cleanup, next_request, now, permit, out)
+                    else {
+                        return;
+                    };
                     self.end_pass(outcome, next, now, out);
                     return;
                 }
-                Phase::Syncing { .. } | Phase::Halted | Phase::Exited => return,
+                Phase::Halted => {
+                    // Thanos' clean-up loop goes on while its main loop is halted.
+                    self.wait_and_clean(now, None, permit, out);
+                    return;
+                }
+                Phase::Syncing { .. } | Phase::Exited => return,
             }
         }
     }
 
-    /// After a pass moved: halt, fail, or sync and go on with `next` once it is done.
+    /// Issues the next queued mutation, or goes on once none is left; true when the step
+    /// ends here (a mutation in flight or just issued, or no permit).
+    fn drive_mutations(&mut self, now: Now, permit: Option<Permit>, out: &mut Vec<Output>) -> bool {
+        let Phase::Mutating {
+            queue,
+            in_flight,
+            then,
+        } = &mut self.phase
+        else {
+            return true;
+        };
+        let Some(permit) = permit.filter(|_| in_flight.is_none()) else {
+            return true;
+        };
+        let Some(op) = queue.pop_front() else {
+            let then = *then;
+            self.after_mutations(then, now, out);
+            return false;
+        };
+        self.next_request += 1;
+        let id = RequestId(self.next_request);
+        *in_flight = Some((id, op.clone()));
+        let permit = Some(permit);
+        out.push(Output::Store(StoreRequest { id, op, permit }));
+        true
+    }
+
+    /// After a pass ended: halt, fail, or sync and go on with `next`.
     fn end_pass(
         &mut self,
-        outcome: Option<pass::Outcome>,
+        outcome: pass::Outcome,
         next: AfterSync,
         now: Now,
         out: &mut Vec<Output>,
     ) {
         match outcome {
-            None => {}
-            Some(pass::Outcome::Halt(reason)) => self.halt(reason, out),
-            Some(pass::Outcome::Failed(error)) => self.fail(now, error, out),
-            Some(pass::Outcome::Done { .. }) => self.start_sync(next, out),
+            pass::Outcome::Halt(reason) => self.halt(reason, out),
+            pass::Outcome::Failed(error) => self.fail(now, error, out),
+            pass::Outcome::Done { .. } => self.start_sync(next, out),
         }
     }
 
     fn on_store(&mut self, now: Now, id: RequestId, result: StoreResult, out: &mut Vec<Output>) {
+        if self.cleanup.owns(id) {
+            self.on_cleanup_store(now, result, out);
+            return;
+        }
         match &mut self.phase {
             Phase::Syncing { request, then } if *request == id => {
                 let then = *then;
@@ -362,15 +408,11 @@ impl Cycle {
         then: AfterSync,
         out: &mut Vec<Output>,
     ) {
-        self.note_marks_seen(now, sync);
-        self.view = build_view(sync, now, &self.cfg.view, &self.marks_seen);
-        out.push(Output::Event(Event::Synced {
-            states: self.view.states.clone(),
-            problems: self.view.problems.clone(),
-        }));
-        self.progress(now, out);
+        self.take_sync(now, sync, out);
         match then {
             AfterSync::Compaction => {
+                // The iteration cleans now: the next background clean-up is an interval away.
+                self.cleanup.cleaned(now);
                 let mut queue: VecDeque<StoreOp> = self
                     .deletable_blocks(now)
                     .into_iter()
@@ -406,6 +448,18 @@ impl Cycle {
         }
     }
 
+    /// Takes a sync's result: the marks' first sightings, the view, its event, and the
+    /// backlog gauges when due.
+    fn take_sync(&mut self, now: Now, sync: &super::types::SyncResult, out: &mut Vec<Output>) {
+        self.note_marks_seen(now, sync);
+        self.view = build_view(sync, now, &self.cfg.view, &self.marks_seen);
+        out.push(Output::Event(Event::Synced {
+            states: self.view.states.clone(),
+            problems: self.view.problems.clone(),
+        }));
+        self.progress(now, out);
+    }
+
     fn after_mutations(&mut self, then: AfterMutations, now: Now, out: &mut Vec<Output>) {
         match then {
             AfterMutations::Compaction => {
@@ -427,6 +481,7 @@ impl Cycle {
                 };
             }
             AfterMutations::EndIteration => {
+                self.cleanup.cleaned(now);
                 out.push(Output::Event(Event::IterationDone));
                 if self.cfg.wait {
                     self.phase = Phase::Idle {
@@ -443,10 +498,10 @@ impl Cycle {
     fn fail(&mut self, now: Now, error: String, out: &mut Vec<Output>) {
         out.push(Output::Event(Event::Retrying(error)));
         if self.cfg.wait {
-            self.phase = Phase::Idle {
-                next_at: now.mono.plus(self.cfg.wait_interval_ms),
-            };
-            out.push(Output::Timer(now.mono.plus(self.cfg.wait_interval_ms)));
+            let next_at = now.mono.plus(self.cfg.wait_interval_ms);
+            self.phase = Phase::Idle { next_at };
+            let at = self.cleanup.next_at().map_or(next_at, |c| c.min(next_at));
+            out.push(Output::Timer(at));
         } else {
             self.phase = Phase::Exited;
             out.push(Output::Exit(EXIT_FAILED));
@@ -457,6 +512,7 @@ impl Cycle {
         out.push(Output::Event(Event::Halted(reason)));
         if self.cfg.wait && self.cfg.halt_on_error {
             self.phase = Phase::Halted;
+            out.extend(self.cleanup.next_at().map(Output::Timer));
         } else {
             self.phase = Phase::Exited;
             out.push(Output::Exit(EXIT_HALTED));
@@ -484,34 +540,6 @@ impl Cycle {
             todo_downsample_blocks: backlog.downsample_blocks,
             todo_deletion_blocks: backlog.deletion_blocks,
         }));
-    }
-
-    /// Remembers when each deletion mark of `sync` was first seen; forgets marks gone.
-    fn note_marks_seen(&mut self, now: Now, sync: &super::types::SyncResult) {
-        let marked: BTreeSet<BlockId> = sync
-            .blocks
-            .iter()
-            .filter(|(_, b)| b.deletion_mark.is_some())
-            .map(|(id, _)| *id)
-            .collect();
-        self.marks_seen.retain(|id, _| marked.contains(id));
-        for id in marked {
-            self.marks_seen.entry(id).or_insert(now.mono);
-        }
-    }
-
-    /// Blocks (visible, hidden or partial) whose deletion mark is older than the delete delay
-    /// (by [`super::view::mark_age_ms`]).
-    fn deletable_blocks(&self, now: Now) -> Vec<BlockId> {
-        self.view
-            .deletion_marks
-            .values()
-            .filter(|m| {
-                let seen = self.marks_seen.get(&m.id).copied();
-                mark_age_ms(m, seen, now) > self.cfg.view.delete_delay_ms
-            })
-            .map(|m| m.id)
-            .collect()
     }
 
     /// Deletion marks for duplicates (blocks whose sources another block covers).
@@ -546,20 +574,6 @@ impl Cycle {
             })
             .collect()
     }
-
-    /// Partial uploads without a deletion mark whose newest object is older than 48h.
-    fn stale_partials(&self, now: Now) -> Vec<BlockId> {
-        self.view
-            .partial
-            .iter()
-            .filter(|(_, p)| {
-                !p.marked
-                    && !p.corrupt_meta
-                    && now.wall.0 - p.newest_modified.0 > self.cfg.partial_upload_threshold_ms
-            })
-            .map(|(id, _)| *id)
-            .collect()
-    }
 }
 
 /// A deletion mark written now.
@@ -574,3 +588,5 @@ pub fn deletion_mark(id: BlockId, now: Now, details: &str) -> DeletionMark {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_cleanup;

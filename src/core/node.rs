@@ -166,7 +166,9 @@ mod tests {
             downsampling: false,
             downsample_concurrency: 1,
             progress_interval_ms: 0,
+            cleanup_interval_ms: 0,
             halt_on_error: true,
+            skip_out_of_order_chunks: false,
         };
         let leader = LeaderConfig {
             node: "me".into(),

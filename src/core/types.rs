@@ -288,6 +288,62 @@ pub struct JobError {
     pub retryable: bool,
     /// What went wrong.
     pub message: String,
+    /// The failures the core treats apart from the others; absent from traces recorded
+    /// before it existed, and from the records of every other failure.
+    #[serde(default, skip_serializing_if = "JobErrorKind::is_other")]
+    pub kind: JobErrorKind,
+}
+
+impl JobError {
+    /// A failure worth retrying at the next iteration.
+    pub fn retryable(message: impl Into<String>) -> Self {
+        JobError {
+            retryable: true,
+            message: message.into(),
+            kind: JobErrorKind::Other,
+        }
+    }
+
+    /// A failure on bad input or in the block engine: compaction halts.
+    pub fn halting(message: impl Into<String>) -> Self {
+        JobError {
+            retryable: false,
+            message: message.into(),
+            kind: JobErrorKind::Other,
+        }
+    }
+
+    /// Input `block` lists a series' chunks out of time order (not retryable: the block
+    /// stays as it is).
+    pub fn out_of_order_chunks(block: BlockId, message: impl Into<String>) -> Self {
+        JobError {
+            retryable: false,
+            message: message.into(),
+            kind: JobErrorKind::OutOfOrderChunks { block },
+        }
+    }
+}
+
+/// The failures of a job that the core handles apart from the others.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum JobErrorKind {
+    /// Any other failure: [`JobError::retryable`] decides.
+    #[default]
+    Other,
+    /// An input block whose index lists a series' chunks out of time order (Thanos'
+    /// `OutOfOrderChunksError`): with `--compact.skip-block-with-out-of-order-chunks` the
+    /// compaction pass no-compact-marks `block` and goes on, otherwise it halts.
+    OutOfOrderChunks {
+        /// The offending input block.
+        block: BlockId,
+    },
+}
+
+impl JobErrorKind {
+    /// True for [`JobErrorKind::Other`].
+    pub fn is_other(&self) -> bool {
+        *self == JobErrorKind::Other
+    }
 }
 
 /// A compacted block ready for upload in the driver's data dir.
@@ -376,6 +432,14 @@ pub enum Event {
     Deleted(BlockId),
     /// A partial upload older than the threshold was deleted.
     PartialDeleted(BlockId),
+    /// A background clean-up (`--compact.cleanup-interval`) finished: its sync, then the
+    /// deletion of stale partial uploads and of blocks whose deletion mark passed the delay.
+    CleanupDone {
+        /// Marked blocks deleted.
+        blocks: u64,
+        /// Partial uploads deleted.
+        partials: u64,
+    },
     /// A mutation failed; the iteration is retried.
     MutationFailed {
         /// The operation.

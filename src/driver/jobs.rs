@@ -17,8 +17,10 @@ use crate::bucket::layout::is_block_data;
 use crate::core::types::{CompactJob, CompactedBlock, JobError};
 use crate::tsdb::block_id::BlockId;
 use crate::tsdb::compact::{compact_blocks, CompactOptions};
-use crate::tsdb::downsample::downsample_block;
+use crate::tsdb::downsample::downsample_block_with;
+use crate::tsdb::index::ReadOptions;
 use crate::tsdb::meta::{BlockFile, BlockMeta, META_FILENAME};
+use crate::tsdb::TsdbError;
 
 /// The local working directory of one job: `<data-dir>/compact/<group>/<output ULID>/`, holding
 /// its downloaded inputs and its output block. One directory per job, so a job abandoned by
@@ -58,9 +60,12 @@ pub async fn run_job(
     let out_dir = dir.clone();
     let input_dirs = inputs.clone();
     let downsample_to = job.downsample_to;
+    let read = ReadOptions {
+        accept_unsorted_label_names: opts.accept_malformed_index,
+    };
     let result = tokio::task::spawn_blocking(move || match downsample_to {
         Some(resolution) => match input_dirs.first() {
-            Some(input) => downsample_block(input, &out_dir, output, resolution),
+            Some(input) => downsample_block_with(input, &out_dir, output, resolution, read),
             None => Err(crate::tsdb::TsdbError::Unsupported(
                 "a downsampling job needs one input block".into(),
             )),
@@ -69,10 +74,7 @@ pub async fn run_job(
     })
     .await
     .map_err(|e| halting(format!("compaction task: {e}")))?;
-    let compacted = result.map_err(|e| match e {
-        crate::tsdb::TsdbError::Io { .. } => retryable(e.to_string()),
-        other => halting(other.to_string()),
-    })?;
+    let compacted = result.map_err(job_error)?;
     for input in &inputs {
         let _ = tokio::fs::remove_dir_all(input).await;
     }
@@ -91,18 +93,25 @@ pub fn output_dir(data_dir: &Path, group: &str, id: BlockId) -> PathBuf {
     job_dir(data_dir, group, id).join(id.to_string())
 }
 
-fn retryable(message: String) -> JobError {
-    JobError {
-        retryable: true,
-        message,
+/// The job failure for an error of the block engine: local I/O is retried; an input with
+/// out-of-order chunks is named for the core (which may no-compact-mark it); anything else
+/// (bad input, a failed merge) halts, as in Thanos.
+pub fn job_error(e: TsdbError) -> JobError {
+    match e {
+        TsdbError::Io { .. } => retryable(e.to_string()),
+        TsdbError::OutOfOrderChunks { block, .. } => {
+            JobError::out_of_order_chunks(block, e.to_string())
+        }
+        other => halting(other.to_string()),
     }
 }
 
+fn retryable(message: String) -> JobError {
+    JobError::retryable(message)
+}
+
 fn halting(message: String) -> JobError {
-    JobError {
-        retryable: false,
-        message,
-    }
+    JobError::halting(message)
 }
 
 /// Downloads `<id>/` into `<dir>/<id>/` (with a `chunks/` dir, empty for an empty block) unless

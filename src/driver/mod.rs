@@ -56,6 +56,9 @@ pub struct DriverConfig {
     pub trace: Option<Recorder>,
     /// `--hash-func`: hashes of the files of new blocks in their meta.json.
     pub hash_func: jobs::HashFunc,
+    /// `--debug.accept-malformed-index`: compact and downsample blocks whose series have
+    /// unsorted label names.
+    pub accept_malformed_index: bool,
 }
 
 /// The clocks of this process.
@@ -441,14 +444,14 @@ fn spawn_job(cfg: &DriverConfig, job: CompactJob, tx: mpsc::UnboundedSender<Inpu
     let data_dir = cfg.data_dir.clone();
     let threads = cfg.compact_threads;
     let dedup = cfg.dedup;
+    let accept_malformed_index = cfg.accept_malformed_index;
     let reporter = cfg.reporter.clone();
     let id = job.job;
     let on_panic = Input::Compacted(
         id,
-        Box::new(Err(JobError {
-            retryable: true,
-            message: "internal error (compaction task panicked)".into(),
-        })),
+        Box::new(Err(JobError::retryable(
+            "internal error (compaction task panicked)",
+        ))),
     );
     let panic_tx = tx.clone();
     let work = async move {
@@ -459,6 +462,7 @@ fn spawn_job(cfg: &DriverConfig, job: CompactJob, tx: mpsc::UnboundedSender<Inpu
             threads,
             series_written: Some(Arc::clone(&series_written)),
             dedup,
+            accept_malformed_index,
             ..CompactOptions::default()
         };
         let work = jobs::run_job(store, data_dir, job.clone(), opts, transfers, hash);

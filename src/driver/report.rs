@@ -127,7 +127,19 @@ impl Reporter {
                 m.compact.blocks_cleaned.inc();
                 tracing::info!(block = %id, "deleted aborted partial upload");
             }
+            Event::CleanupDone { blocks, partials } => {
+                m.compact.cleanup_loops.inc();
+                tracing::info!(
+                    blocks,
+                    partials,
+                    "background clean-up of marked blocks and partial uploads done"
+                );
+            }
             Event::MutationFailed { op, error } => {
+                // `StoreOp::DeleteBlock`'s name: a marked block or a partial upload.
+                if op == "delete-block" {
+                    m.compact.block_cleanup_failures.inc();
+                }
                 tracing::warn!(op = %op, error = %error, "bucket mutation failed")
             }
             Event::Progress {
@@ -160,6 +172,9 @@ impl Reporter {
             }
             Event::IterationDone => {
                 m.compact.iterations.inc();
+                // The iteration ended with its clean-up of partial uploads, as Thanos' main
+                // loop ends with its clean-up loop.
+                m.compact.cleanup_loops.inc();
                 tracing::info!("compaction iteration done");
             }
             Event::Retrying(err) => {
@@ -399,6 +414,66 @@ mod tests {
             "{e}"
         );
         assert!(has(&e, "thanos_compact_todo_downsample_blocks 0"), "{e}");
+    }
+
+    // The no-compact mark the compaction pass writes on a block with out-of-order chunks
+    // counts under Thanos' reason, in the series Thanos pre-creates at 0.
+    #[test]
+    fn an_out_of_order_chunks_mark_counts_under_thanos_reason() {
+        use crate::bucket::markers::{self, NoCompactMark};
+        use crate::core::types::StoreResult;
+        assert_eq!(
+            markers::REASON_OUT_OF_ORDER_CHUNKS,
+            crate::metrics::REASON_OUT_OF_ORDER_CHUNKS
+        );
+        let metrics = Arc::new(Metrics::new("test"));
+        let r = Reporter::new(Arc::clone(&metrics));
+        let series = r#"thanos_compact_blocks_marked_total{marker="no-compact-mark.json",reason="block-index-out-of-order-chunk"}"#;
+        assert!(has(&metrics.encode(), &format!("{series} 0")));
+        let op = StoreOp::MarkNoCompact(NoCompactMark {
+            id: BlockId::from_parts(1, 1),
+            version: markers::MARKER_VERSION,
+            details: markers::DETAILS_OUT_OF_ORDER_CHUNKS.into(),
+            no_compact_time: 1,
+            reason: markers::REASON_OUT_OF_ORDER_CHUNKS.into(),
+        });
+        r.event(&op.completion_event(&StoreResult::Done).expect("a new mark"));
+        let e = metrics.encode();
+        assert!(has(&e, &format!("{series} 1")), "{e}");
+    }
+
+    // Thanos' clean-up counters: a block deleted (marked, or a partial upload, which also
+    // counts as an attempt), a failed delete, and a clean-up loop done, in the background or
+    // at the end of an iteration.
+    #[test]
+    fn clean_up_events_drive_thanos_cleanup_metrics() {
+        let metrics = Arc::new(Metrics::new("test"));
+        let r = Reporter::new(Arc::clone(&metrics));
+        let block = BlockId::from_parts(1, 1);
+        r.event(&Event::Deleted(block));
+        r.event(&Event::PartialDeleted(block));
+        r.event(&Event::MutationFailed {
+            op: StoreOp::DeleteBlock(block).name().into(),
+            error: "503".into(),
+        });
+        r.event(&Event::MutationFailed {
+            op: "put-meta".into(),
+            error: "503".into(),
+        });
+        r.event(&Event::CleanupDone {
+            blocks: 1,
+            partials: 1,
+        });
+        r.event(&Event::IterationDone);
+        let e = metrics.encode();
+        for line in [
+            "thanos_compact_blocks_cleaned_total 2",
+            "thanos_compact_aborted_partial_uploads_deletion_attempts_total 1",
+            "thanos_compact_block_cleanup_failures_total 1",
+            "thanos_compact_block_cleanup_loops_total 2",
+        ] {
+            assert!(has(&e, line), "{line}: {e}");
+        }
     }
 
     // A calculation sets the four gauges; one that could not count the downsampling backlog

@@ -25,7 +25,9 @@ fn header() -> TraceHeader {
         downsampling: false,
         downsample_concurrency: 1,
         progress_interval_ms: 300_000,
+        cleanup_interval_ms: 0,
         halt_on_error: true,
+        skip_out_of_order_chunks: false,
     };
     let leader = LeaderConfig {
         node: "node-a".into(),

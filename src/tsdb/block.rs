@@ -13,7 +13,7 @@ use super::block_id::BlockId;
 use super::chunks::SegmentReader;
 use super::error::{IoContext, Result, TsdbError};
 use super::fsutil;
-use super::index::IndexReader;
+use super::index::{IndexReader, ReadOptions};
 use super::meta::BlockMeta;
 use super::tombstones::Tombstones;
 
@@ -41,6 +41,11 @@ pub struct BlockReader {
 impl BlockReader {
     /// Opens the block in `dir`, checking that its meta names the directory.
     pub fn open(dir: &Path) -> Result<Self> {
+        Self::open_with(dir, ReadOptions::default())
+    }
+
+    /// [`open`](Self::open), reading the index with `options`.
+    pub fn open_with(dir: &Path, options: ReadOptions) -> Result<Self> {
         let meta = BlockMeta::read_dir(dir)?;
         if let Some(name) = dir.file_name().and_then(|n| n.to_str()) {
             if BlockId::is_block_name(name) && name != meta.ulid.to_string() {
@@ -55,7 +60,7 @@ impl BlockReader {
         }
         Ok(BlockReader {
             dir: dir.to_path_buf(),
-            index: IndexReader::open(&dir.join(INDEX_FILENAME))?,
+            index: IndexReader::open_with(&dir.join(INDEX_FILENAME), options)?,
             chunks: SegmentReader::open(&dir.join(CHUNKS_DIRNAME))?,
             tombstones: Tombstones::read_dir(dir)?,
             meta,

@@ -3,6 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
+use super::block_id::BlockId;
+
 /// Result alias for the block engine.
 pub type Result<T> = std::result::Result<T, TsdbError>;
 
@@ -39,6 +41,19 @@ pub enum TsdbError {
     /// The inputs cannot be compacted as asked.
     #[error("cannot compact: {0}")]
     Unsupported(String),
+    /// An input block's index lists a series' chunks out of time order: a chunk starts at or
+    /// before the end of the one before it (Thanos' `OutOfOrderChunksError`, which fails the
+    /// compaction of the block's group). The block is named so that it can be
+    /// no-compact-marked (`--compact.skip-block-with-out-of-order-chunks`).
+    #[error("{}: block {block} has out-of-order chunks: {what}", file.display())]
+    OutOfOrderChunks {
+        /// The block.
+        block: BlockId,
+        /// Its index.
+        file: PathBuf,
+        /// The series and the two chunks.
+        what: String,
+    },
     /// A caller broke the contract of a writer (out-of-order series, chunks, ...).
     #[error("{}: {what}", file.display())]
     Usage {

@@ -88,6 +88,9 @@ enum Dir {
 pub struct ProxyStats {
     /// Client connections accepted.
     pub connections: u64,
+    /// The most client connections open at once (a client's HTTP connection pool opens one
+    /// only when all are busy, so this is its peak of requests in flight).
+    pub peak_open: u64,
     /// Bytes forwarded from clients to the target.
     pub forwarded_to_target: u64,
     /// Bytes forwarded from the target to clients.
@@ -106,6 +109,9 @@ struct Shared {
     /// the copying threads end.
     sockets: Mutex<Vec<TcpStream>>,
     connections: AtomicU64,
+    /// Client connections open now, and the most at once.
+    open: AtomicU64,
+    peak_open: AtomicU64,
     /// Indexed by `Dir as usize`.
     forwarded: [AtomicU64; 2],
     discarded: [AtomicU64; 2],
@@ -139,6 +145,8 @@ impl Proxy {
             closed: AtomicBool::new(false),
             sockets: Mutex::new(Vec::new()),
             connections: AtomicU64::new(0),
+            open: AtomicU64::new(0),
+            peak_open: AtomicU64::new(0),
             forwarded: [AtomicU64::new(0), AtomicU64::new(0)],
             discarded: [AtomicU64::new(0), AtomicU64::new(0)],
         });
@@ -180,6 +188,7 @@ impl Proxy {
         let get = |a: &AtomicU64| a.load(Ordering::SeqCst);
         ProxyStats {
             connections: get(&s.connections),
+            peak_open: get(&s.peak_open),
             forwarded_to_target: get(&s.forwarded[Dir::ToTarget as usize]),
             forwarded_to_client: get(&s.forwarded[Dir::ToClient as usize]),
             discarded_to_target: get(&s.discarded[Dir::ToTarget as usize]),
@@ -239,10 +248,16 @@ fn accept_loop(listener: TcpListener, target: SocketAddr, shared: Arc<Shared>) {
             sockets.push(upstream_keep);
         }
         let n = shared.connections.load(Ordering::SeqCst);
+        let open = shared.open.fetch_add(1, Ordering::SeqCst) + 1;
+        shared.peak_open.fetch_max(open, Ordering::SeqCst);
         let s = shared.clone();
         let up = std::thread::Builder::new()
             .name(format!("proxy-conn{n}-up"))
-            .spawn(move || copy(client_r, upstream, Dir::ToTarget, s));
+            .spawn(move || {
+                copy(client_r, upstream, Dir::ToTarget, Arc::clone(&s));
+                // The client closed its side: the connection is over for it.
+                s.open.fetch_sub(1, Ordering::SeqCst);
+            });
         let s = shared.clone();
         let down = std::thread::Builder::new()
             .name(format!("proxy-conn{n}-down"))

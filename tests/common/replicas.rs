@@ -90,6 +90,23 @@ pub struct Replica {
 }
 
 impl Replica {
+    /// Spawns `compactd compact --wait` as `name` on the filesystem bucket `<dir>/bucket`
+    /// (created if missing) with its own data dir, serving HTTP on a kernel-picked port, plus
+    /// `extra` flags: a single instance for the tests of a flag.
+    pub fn spawn_single(dir: &Path, name: &str, extra: &[&str]) -> Replica {
+        let bucket = dir.join("bucket");
+        std::fs::create_dir_all(&bucket).expect("bucket dir");
+        let mut args: Vec<String> = vec![
+            "compact".into(),
+            "--wait".into(),
+            "--http-address=127.0.0.1:0".into(),
+            format!("--objstore.config={}", super::fs_config(&bucket)),
+            format!("--data-dir={}", dir.join(format!("data-{name}")).display()),
+        ];
+        args.extend(extra.iter().map(|a| a.to_string()));
+        Replica::spawn(dir, name, &args)
+    }
+
     /// Spawns `compactd <args>` with its output in `<dir>/<name>.log`; waits until it serves
     /// HTTP (on the port the kernel picked for `--http-address 127.0.0.1:0`).
     pub fn spawn(dir: &Path, name: &str, args: &[String]) -> Replica {

@@ -87,6 +87,16 @@ struct Job {
     output: BlockId,
     steps: VecDeque<Step>,
     in_flight: Option<(RequestId, StoreOp)>,
+    /// True once the job issued its first mutation (the upload): its meta.json follows.
+    in_run: bool,
+}
+
+impl Job {
+    /// True between the job's upload and its meta.json (see [`DownsamplePass::quiescent`]).
+    fn mid_run(&self) -> bool {
+        self.in_flight.is_some()
+            || (self.in_run && matches!(self.steps.front(), Some(Step::Mutate(_))))
+    }
 }
 
 /// The downsampling pass's state.
@@ -149,8 +159,35 @@ impl DownsamplePass {
         self.outcome.clone()
     }
 
-    /// Starts jobs up to the concurrency and advances every job that can move.
-    pub fn drive(&mut self, permit: Permit, next_request: &mut u64, out: &mut Vec<Output>) {
+    /// True when no job is between its upload and its meta.json: a clean-up may run now.
+    pub fn quiescent(&self) -> bool {
+        self.running.values().all(|j| !j.mid_run())
+    }
+
+    /// The blocks the pass may still read or write: the queued blocks, and the input and
+    /// output of every job not finished. A clean-up leaves them alone.
+    pub fn blocks_in_use(&self) -> BTreeSet<BlockId> {
+        let running = self
+            .running
+            .values()
+            .filter(|j| j.in_flight.is_some() || !j.steps.is_empty());
+        self.queue
+            .iter()
+            .map(|(m, _)| m.ulid)
+            .chain(running.flat_map(|j| [j.input.ulid, j.output]))
+            .collect()
+    }
+
+    /// Starts jobs up to the concurrency and advances every job that can move. With `hold`
+    /// (a clean-up is due or under way), downsampling goes on but no job starts uploading;
+    /// a job between its upload and its meta.json finishes.
+    pub fn drive(
+        &mut self,
+        permit: Permit,
+        hold: bool,
+        next_request: &mut u64,
+        out: &mut Vec<Output>,
+    ) {
         loop {
             self.running
                 .retain(|_, j| j.in_flight.is_some() || !j.steps.is_empty());
@@ -175,13 +212,14 @@ impl DownsamplePass {
                         output,
                         steps: VecDeque::from([Step::Run]),
                         in_flight: None,
+                        in_run: false,
                     },
                 );
             }
             let mut moved = false;
             let ids: Vec<JobId> = self.running.keys().copied().collect();
             for id in ids {
-                moved |= self.advance_job(id, permit, next_request, out);
+                moved |= self.advance_job(id, permit, hold, next_request, out);
             }
             let finished = self
                 .running
@@ -201,6 +239,7 @@ impl DownsamplePass {
         &mut self,
         id: JobId,
         permit: Permit,
+        hold: bool,
         next_request: &mut u64,
         out: &mut Vec<Output>,
     ) -> bool {
@@ -223,12 +262,15 @@ impl DownsamplePass {
                 }));
                 true
             }
+            // Held: a clean-up runs first; the upload starts after it.
+            Some(Step::Mutate(_)) if hold && !job.in_run => false,
             Some(Step::Mutate(_)) => {
                 let Some(Step::Mutate(op)) = job.steps.pop_front() else {
                     return false;
                 };
                 *next_request += 1;
                 let request = RequestId(*next_request);
+                job.in_run = true;
                 job.in_flight = Some((request, op.clone()));
                 out.push(Output::Store(StoreRequest {
                     id: request,

@@ -9,12 +9,15 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use super::super::plan::{group_blocks, overlapping_blocks, plan_with_marks, GroupKey, PlanInput};
 use super::super::types::{
-    CompactJob, CompactedBlock, Event, JobError, JobId, Now, Output, Permit, RequestId, StoreOp,
-    StoreRequest, StoreResult,
+    CompactJob, CompactedBlock, Event, JobError, JobErrorKind, JobId, Now, Output, Permit,
+    RequestId, StoreOp, StoreRequest, StoreResult,
 };
 use super::super::view::BucketView;
 use super::{deletion_mark, CycleConfig};
-use crate::bucket::markers::{NoCompactMark, DETAILS_COMPACTED_SOURCE, MARKER_VERSION};
+use crate::bucket::markers::{
+    NoCompactMark, DETAILS_COMPACTED_SOURCE, DETAILS_OUT_OF_ORDER_CHUNKS, MARKER_VERSION,
+    REASON_OUT_OF_ORDER_CHUNKS,
+};
 use crate::rng::Rng;
 use crate::timefmt::format_rfc3339_ms;
 use crate::tsdb::block_id::BlockId;
@@ -43,6 +46,37 @@ struct Job {
     output: BlockId,
     steps: VecDeque<Step>,
     in_flight: Option<(RequestId, StoreOp)>,
+    /// True from the job's first mutation of a run (its no-compact marks; or its upload,
+    /// meta.json and deletion marks) until the run's last one is done: a clean-up must not
+    /// fall inside a run (see [`CompactPass::quiescent`]).
+    in_run: bool,
+}
+
+impl Job {
+    fn new(
+        id: JobId,
+        key: GroupKey,
+        inputs: Vec<BlockMeta>,
+        output: BlockId,
+        steps: VecDeque<Step>,
+    ) -> Self {
+        Job {
+            id,
+            key,
+            inputs,
+            output,
+            steps,
+            in_flight: None,
+            in_run: false,
+        }
+    }
+
+    /// True while the job is inside a run of mutations: one in flight, or more to come after
+    /// one it issued.
+    fn mid_run(&self) -> bool {
+        self.in_flight.is_some()
+            || (self.in_run && matches!(self.steps.front(), Some(Step::Mutate(_))))
+    }
 }
 
 #[derive(Debug)]
@@ -125,8 +159,36 @@ impl CompactPass {
         self.outcome.clone()
     }
 
-    /// Starts jobs up to the concurrency and advances every job that can move.
-    pub fn drive(&mut self, permit: Permit, next_request: &mut u64, out: &mut Vec<Output>) {
+    /// True when no job is inside a run of mutations: a clean-up may run now without
+    /// falling between a job's meta.json and its sources' deletion marks.
+    pub fn quiescent(&self) -> bool {
+        self.running.values().all(|j| !j.mid_run())
+    }
+
+    /// The blocks the pass may still read or write: the blocks of groups not started yet,
+    /// and the inputs and output of every job not finished. A clean-up leaves them alone.
+    pub fn blocks_in_use(&self) -> BTreeSet<BlockId> {
+        let pending = self.groups.iter().flat_map(|(_, metas)| metas.iter());
+        let running = self
+            .running
+            .values()
+            .filter(|j| j.in_flight.is_some() || !j.steps.is_empty());
+        pending
+            .map(|m| m.ulid)
+            .chain(running.flat_map(|j| j.inputs.iter().map(|m| m.ulid).chain([j.output])))
+            .collect()
+    }
+
+    /// Starts jobs up to the concurrency and advances every job that can move. With `hold`
+    /// (a clean-up is due or under way), compactions go on but no job starts a new run of
+    /// mutations; runs under way finish.
+    pub fn drive(
+        &mut self,
+        permit: Permit,
+        hold: bool,
+        next_request: &mut u64,
+        out: &mut Vec<Output>,
+    ) {
         // Each round finishes jobs or starts groups; it ends when a round changes nothing.
         // Bounded: every round that continues removes a job or takes a group off the queue.
         loop {
@@ -144,7 +206,7 @@ impl CompactPass {
             }
             let ids: Vec<JobId> = self.running.keys().copied().collect();
             for id in ids {
-                self.advance_job(id, permit, next_request, out);
+                self.advance_job(id, permit, hold, next_request, out);
             }
             let finished = self
                 .running
@@ -224,17 +286,8 @@ impl CompactPass {
                 output,
             }));
         }
-        self.running.insert(
-            id,
-            Job {
-                id,
-                key,
-                inputs,
-                output,
-                steps,
-                in_flight: None,
-            },
-        );
+        self.running
+            .insert(id, Job::new(id, key, inputs, output, steps));
     }
 
     /// Thanos halts when two blocks of a plan share a source, unless vertical compaction is on.
@@ -262,6 +315,7 @@ impl CompactPass {
         &mut self,
         id: JobId,
         permit: Permit,
+        hold: bool,
         next_request: &mut u64,
         out: &mut Vec<Output>,
     ) {
@@ -275,6 +329,7 @@ impl CompactPass {
             None | Some(Step::AwaitCompaction) => {}
             Some(Step::Compact) => {
                 job.steps[0] = Step::AwaitCompaction;
+                job.in_run = false;
                 out.push(Output::Compact(CompactJob {
                     job: job.id,
                     group: job.key.to_string(),
@@ -283,10 +338,13 @@ impl CompactPass {
                     downsample_to: None,
                 }));
             }
+            // Held: a clean-up waits for the runs under way; this one starts after it.
+            Some(Step::Mutate(_)) if hold && !job.in_run => {}
             Some(Step::Mutate(_)) => {
                 if let Some(Step::Mutate(op)) = job.steps.pop_front() {
                     *next_request += 1;
                     let request = RequestId(*next_request);
+                    job.in_run = true;
                     job.in_flight = Some((request, op.clone()));
                     out.push(Output::Store(StoreRequest {
                         id: request,
@@ -332,19 +390,7 @@ impl CompactPass {
         let group = job.key.to_string();
         let resolution = job.key.resolution;
         match result {
-            Err(e) => {
-                out.push(Output::Event(Event::CompactionFailed {
-                    group: group.clone(),
-                    resolution,
-                    error: e.message.clone(),
-                }));
-                let outcome = if e.retryable {
-                    Outcome::Failed(format!("group {group}: {}", e.message))
-                } else {
-                    Outcome::Halt(format!("compaction of group {group} failed: {}", e.message))
-                };
-                self.outcome.get_or_insert(outcome);
-            }
+            Err(e) => self.job_failed(id, e, now, out),
             Ok(block) => {
                 self.progress = true;
                 let vertical =
@@ -376,6 +422,75 @@ impl CompactPass {
                 }
             }
         }
+    }
+
+    /// Job `id` failed. An input block with out-of-order chunks is no-compact-marked when
+    /// `--compact.skip-block-with-out-of-order-chunks` asks for it, as the job's last step
+    /// (issued under the pass's permit like every mutation), and the pass goes on and runs
+    /// again, as Thanos reruns its groups after the mark. Otherwise the pass fails
+    /// (retryable) or halts.
+    fn job_failed(&mut self, id: JobId, e: JobError, now: Now, out: &mut Vec<Output>) {
+        let Some(job) = self.running.get_mut(&id) else {
+            return;
+        };
+        debug_assert!(
+            job.in_flight.is_none(),
+            "a failed job has nothing in flight"
+        );
+        debug_assert!(
+            job.steps.is_empty(),
+            "the compaction was the job's last step"
+        );
+        let group = job.key.to_string();
+        out.push(Output::Event(Event::CompactionFailed {
+            group: group.clone(),
+            resolution: job.key.resolution,
+            error: e.message.clone(),
+        }));
+        let outcome = match e.kind {
+            JobErrorKind::OutOfOrderChunks { block } => {
+                // A block outside the plan cannot be the culprit: never mark what was not read.
+                let input = job.inputs.iter().any(|m| m.ulid == block);
+                if input && self.cfg.skip_out_of_order_chunks {
+                    let mark = out_of_order_chunks_mark(block, now);
+                    job.steps
+                        .push_back(Step::Mutate(StoreOp::MarkNoCompact(mark)));
+                    self.no_compact.insert(block);
+                    self.progress = true;
+                    return;
+                }
+                let advice = if input {
+                    format!(
+                        "move block {block} (out-of-order chunks) out of the bucket, or \
+                         no-compact-mark it (--compact.skip-block-with-out-of-order-chunks does so)"
+                    )
+                } else {
+                    format!("the error names block {block}, which is not an input of the plan")
+                };
+                Outcome::Halt(format!(
+                    "compaction of group {group} failed: {}; {advice}",
+                    e.message
+                ))
+            }
+            JobErrorKind::Other if e.retryable => {
+                Outcome::Failed(format!("group {group}: {}", e.message))
+            }
+            JobErrorKind::Other => {
+                Outcome::Halt(format!("compaction of group {group} failed: {}", e.message))
+            }
+        };
+        self.outcome.get_or_insert(outcome);
+    }
+}
+
+/// The no-compact mark Thanos writes on a block with out-of-order chunks.
+fn out_of_order_chunks_mark(block: BlockId, now: Now) -> NoCompactMark {
+    NoCompactMark {
+        id: block,
+        version: MARKER_VERSION,
+        details: DETAILS_OUT_OF_ORDER_CHUNKS.to_string(),
+        no_compact_time: now.wall.0.div_euclid(1000),
+        reason: REASON_OUT_OF_ORDER_CHUNKS.to_string(),
     }
 }
 
@@ -423,10 +538,10 @@ pub(super) fn expect_output(
     output: BlockId,
 ) -> Result<Option<CompactedBlock>, JobError> {
     result.and_then(|block| match block {
-        Some(b) if b.meta.ulid != output => Err(JobError {
-            retryable: true,
-            message: format!("job result names block {}, expected {output}", b.meta.ulid),
-        }),
+        Some(b) if b.meta.ulid != output => Err(JobError::retryable(format!(
+            "job result names block {}, expected {output}",
+            b.meta.ulid
+        ))),
         other => Ok(other),
     })
 }
@@ -460,3 +575,6 @@ fn join(ids: &[BlockId]) -> String {
         .collect::<Vec<_>>()
         .join(", ")
 }
+
+#[cfg(test)]
+mod tests;

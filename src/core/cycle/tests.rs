@@ -10,10 +10,10 @@ use crate::core::types::{
 use crate::core::view::ViewConfig;
 use crate::tsdb::meta::{merge_metas, BlockFile, BlockMeta, BlockStats, ThanosMeta};
 
-const HOUR: i64 = 3_600_000;
-const T0: i64 = 1_735_689_600_000;
+pub(super) const HOUR: i64 = 3_600_000;
+pub(super) const T0: i64 = 1_735_689_600_000;
 
-fn cfg(wait: bool) -> CycleConfig {
+pub(super) fn cfg(wait: bool) -> CycleConfig {
     CycleConfig {
         view: ViewConfig {
             min_time: i64::MIN,
@@ -34,11 +34,13 @@ fn cfg(wait: bool) -> CycleConfig {
         downsampling: false,
         downsample_concurrency: 1,
         progress_interval_ms: 0,
+        cleanup_interval_ms: 0,
         halt_on_error: true,
+        skip_out_of_order_chunks: false,
     }
 }
 
-fn block(n: u128, min_h: i64, max_h: i64, cluster: &str) -> BlockMeta {
+pub(super) fn block(n: u128, min_h: i64, max_h: i64, cluster: &str) -> BlockMeta {
     let id = BlockId::from_parts((T0 + max_h * HOUR) as u64, n);
     BlockMeta {
         stats: BlockStats {
@@ -58,22 +60,22 @@ fn block(n: u128, min_h: i64, max_h: i64, cluster: &str) -> BlockMeta {
 
 /// The model bucket and the log of what the cycle did.
 #[derive(Default)]
-struct Model {
-    blocks: BTreeMap<BlockId, SyncedBlock>,
-    log: Vec<String>,
-    fail_next_mutation: bool,
+pub(super) struct Model {
+    pub(super) blocks: BTreeMap<BlockId, SyncedBlock>,
+    pub(super) log: Vec<String>,
+    pub(super) fail_next_mutation: bool,
     compaction_error: Option<JobError>,
     /// Answer every marker write with [`StoreResult::MarkerExisted`] (the mark is in place).
     markers_already_there: bool,
 }
 
 impl Model {
-    fn add(&mut self, m: BlockMeta) {
+    pub(super) fn add(&mut self, m: BlockMeta) {
         self.blocks
             .insert(m.ulid, synced(MetaState::Ok(Box::new(m))));
     }
 
-    fn visible(&self) -> Vec<&BlockMeta> {
+    pub(super) fn visible(&self) -> Vec<&BlockMeta> {
         self.blocks
             .values()
             .filter(|b| b.deletion_mark.is_none())
@@ -84,7 +86,7 @@ impl Model {
             .collect()
     }
 
-    fn apply(&mut self, op: &StoreOp, now: Now) -> StoreResult {
+    pub(super) fn apply(&mut self, op: &StoreOp, now: Now) -> StoreResult {
         if op.is_mutation() && std::mem::take(&mut self.fail_next_mutation) {
             return StoreResult::Failed("injected 503".into());
         }
@@ -125,7 +127,7 @@ impl Model {
         StoreResult::Done
     }
 
-    fn compact(&mut self, job: &CompactJob) -> Result<Option<CompactedBlock>, JobError> {
+    pub(super) fn compact(&mut self, job: &CompactJob) -> Result<Option<CompactedBlock>, JobError> {
         if let Some(e) = self.compaction_error.take() {
             return Err(e);
         }
@@ -154,7 +156,7 @@ impl Model {
     }
 }
 
-fn synced(meta: MetaState) -> SyncedBlock {
+pub(super) fn synced(meta: MetaState) -> SyncedBlock {
     SyncedBlock {
         meta,
         deletion_mark: None,
@@ -213,7 +215,7 @@ fn run(cycle: &mut Cycle, model: &mut Model, start: Now) -> (Option<i32>, Vec<Ou
     (None, all)
 }
 
-fn now(h: i64) -> Now {
+pub(super) fn now(h: i64) -> Now {
     Now {
         mono: Millis(h * HOUR),
         wall: Millis(T0 + h * HOUR),
@@ -228,7 +230,7 @@ fn now_plus(h: i64, ms: i64) -> Now {
     }
 }
 
-fn twelve_2h_blocks(model: &mut Model, cluster: &str, salt: u128) {
+pub(super) fn twelve_2h_blocks(model: &mut Model, cluster: &str, salt: u128) {
     for i in 0..12 {
         model.add(block(salt + i as u128, 2 * i, 2 * i + 2, cluster));
     }
@@ -443,10 +445,7 @@ fn overlaps_halt_and_compaction_errors_halt() {
 
     let mut model = Model::default();
     twelve_2h_blocks(&mut model, "eu-1", 100);
-    model.compaction_error = Some(JobError {
-        retryable: false,
-        message: "chunk CRC mismatch".into(),
-    });
+    model.compaction_error = Some(JobError::halting("chunk CRC mismatch"));
     let mut cycle = Cycle::new(cfg(true), 1);
     let (code, _) = run(&mut cycle, &mut model, now(48));
     assert_eq!(code, None);
@@ -663,7 +662,7 @@ fn downsampling_errors_halt_or_retry() {
         model.add(block(1, 0, 48, "eu-1"));
         model.compaction_error = Some(JobError {
             retryable,
-            message: "chunk 12 of series {a=\"b\"}: bad checksum".into(),
+            ..JobError::halting("chunk 12 of series {a=\"b\"}: bad checksum")
         });
         let mut on = cfg(false);
         on.downsampling = true;

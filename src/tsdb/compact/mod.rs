@@ -25,7 +25,7 @@ use super::chunks::{SegmentWriter, DEFAULT_SEGMENT_SIZE};
 use super::error::Result;
 use super::error::TsdbError;
 use super::index::Symbols;
-use super::index::{ChunkMeta, IndexWriter};
+use super::index::{ChunkMeta, IndexWriter, ReadOptions};
 use super::labels::Labels;
 use super::meta::{merge_metas, BlockMeta, BlockStats};
 use super::tombstones::Tombstones;
@@ -48,6 +48,10 @@ pub struct CompactOptions {
     pub series_written: Option<std::sync::Arc<std::sync::atomic::AtomicU64>>,
     /// How overlapping chunks are merged (`--deduplication.func`).
     pub dedup: DedupFunc,
+    /// `--debug.accept-malformed-index`: read inputs whose series have unsorted label names
+    /// (Prometheus 2.8.0 and older) and write those series with their labels as stored, as
+    /// Thanos (Prometheus' compactor) does; otherwise such an input fails the compaction.
+    pub accept_malformed_index: bool,
 }
 
 impl Default for CompactOptions {
@@ -57,6 +61,7 @@ impl Default for CompactOptions {
             threads: std::thread::available_parallelism().map_or(1, usize::from),
             series_written: None,
             dedup: DedupFunc::Chain,
+            accept_malformed_index: false,
         }
     }
 }
@@ -72,21 +77,29 @@ pub struct CompactOutput {
 
 /// Compacts the blocks in `inputs` (in that order) into one new block `<dest>/<id>`.
 ///
-/// On error nothing is left in `dest`. Returns `None` when the result holds no samples.
+/// On error nothing is left in `dest`. Returns `None` when the result holds no samples. An
+/// input with a series whose chunks are out of time order fails with
+/// [`TsdbError::OutOfOrderChunks`] naming it.
 pub fn compact_blocks(
     inputs: &[PathBuf],
     dest: &Path,
     id: BlockId,
     opts: &CompactOptions,
 ) -> Result<Option<CompactOutput>> {
+    let read = ReadOptions {
+        accept_unsorted_label_names: opts.accept_malformed_index,
+    };
     let blocks = inputs
         .iter()
-        .map(|dir| BlockReader::open(dir))
+        .map(|dir| BlockReader::open_with(dir, read))
         .collect::<Result<Vec<_>>>()?;
     let metas: Vec<BlockMeta> = blocks.iter().map(|b| b.meta.clone()).collect();
     let mut meta = merge_metas(id, &metas)?;
     let pending = PendingBlock::create(dest, id)?;
     let mut index = IndexWriter::create(&pending.dir().join(INDEX_FILENAME))?;
+    if opts.accept_malformed_index {
+        index.accept_unsorted_label_names();
+    }
     let sym_maps = symbols::write_union(&blocks, &mut index)?;
     let inputs: Vec<Input> = blocks
         .into_iter()
@@ -231,5 +244,7 @@ fn failure_error(
     }
 }
 
+#[cfg(test)]
+mod malformed_tests;
 #[cfg(test)]
 mod tests;

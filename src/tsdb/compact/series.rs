@@ -9,7 +9,7 @@ use std::ops::Range;
 use super::super::block::BlockReader;
 use super::super::chunks::{ChunkRef, ENCODING_XOR};
 use super::super::error::{Result, TsdbError};
-use super::super::index::ChunkMeta;
+use super::super::index::{first_out_of_order_chunk, ChunkMeta};
 use super::super::labels::Labels;
 use super::super::tombstones::Interval;
 use super::super::xor::{XorEncoder, XorIter};
@@ -79,7 +79,9 @@ impl Input {
         Labels::from_pairs(pairs).to_string()
     }
 
-    /// Moves to the next series.
+    /// Moves to the next series. A series whose chunks are out of time order fails with
+    /// [`TsdbError::OutOfOrderChunks`], before any of its chunks is read: Thanos refuses such
+    /// a block before compacting it.
     pub fn advance(&mut self) -> Result<()> {
         let Some(&id) = self.postings.get(self.next) else {
             self.current = None;
@@ -89,12 +91,34 @@ impl Input {
         self.block
             .index
             .series(id, &mut self.raw_labels, &mut self.chunks)?;
+        if let Some(i) = first_out_of_order_chunk(&self.chunks) {
+            return Err(self.out_of_order(i));
+        }
         self.labels.clear();
         for &(n, v) in &self.raw_labels {
             self.labels.push((self.map_symbol(n)?, self.map_symbol(v)?));
         }
         self.current = Some(id);
         Ok(())
+    }
+
+    /// The error for chunk `i` of the series just read, which does not follow chunk `i - 1`.
+    fn out_of_order(&self, i: usize) -> TsdbError {
+        debug_assert!(i > 0 && i < self.chunks.len(), "a chunk with a predecessor");
+        let (previous, chunk) = (self.chunks[i - 1], self.chunks[i]);
+        TsdbError::OutOfOrderChunks {
+            block: self.block.meta.ulid,
+            file: self.block.index.path().to_path_buf(),
+            what: format!(
+                "series {}: chunk {i} [{}, {}] starts at or before the end of chunk {} [{}, {}]",
+                self.current_labels_text(),
+                chunk.min_time,
+                chunk.max_time,
+                i - 1,
+                previous.min_time,
+                previous.max_time
+            ),
+        }
     }
 
     fn map_symbol(&self, r: u32) -> Result<u32> {

@@ -50,7 +50,7 @@ use super::chunks::{segment_file_name, ChunkRef};
 use super::compact::CompactOutput;
 use super::encoding::uvarint_len;
 use super::error::{Result, TsdbError};
-use super::index::ChunkMeta;
+use super::index::{ChunkMeta, ReadOptions};
 pub use readback::count_samples_in_block;
 use series::{InputChunk, Scratch};
 
@@ -140,7 +140,21 @@ pub fn downsample_block(
     id: BlockId,
     resolution_ms: i64,
 ) -> Result<Option<CompactOutput>> {
-    let mut block = BlockReader::open(input)?;
+    downsample_block_with(input, dest, id, resolution_ms, ReadOptions::default())
+}
+
+/// [`downsample_block`], reading the input's index with `read`. With
+/// [`ReadOptions::accept_unsorted_label_names`] (`--debug.accept-malformed-index`), series
+/// with unsorted label names are downsampled and written with their labels as stored, as
+/// Thanos does.
+pub fn downsample_block_with(
+    input: &Path,
+    dest: &Path,
+    id: BlockId,
+    resolution_ms: i64,
+    read: ReadOptions,
+) -> Result<Option<CompactOutput>> {
+    let mut block = BlockReader::open_with(input, read)?;
     let from = block
         .meta
         .thanos
@@ -150,6 +164,9 @@ pub fn downsample_block(
         TsdbError::Unsupported(format!("downsampling block {}: {e}", block.meta.ulid))
     })?;
     let mut out = writer::Output::create(dest, id, block.index.symbols())?;
+    if read.accept_unsorted_label_names {
+        out.accept_unsorted_label_names();
+    }
     let mut scratch = Scratch::default();
     let (mut labels, mut metas) = (Vec::new(), Vec::new());
     let (mut chunks, mut arena) = (Vec::new(), Vec::new());

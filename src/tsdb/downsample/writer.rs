@@ -61,6 +61,12 @@ impl Output {
         })
     }
 
+    /// Writes series whose label names are not sorted, labels as given (see
+    /// [`IndexWriter::accept_unsorted_label_names`]).
+    pub fn accept_unsorted_label_names(&mut self) {
+        self.index.accept_unsorted_label_names();
+    }
+
     /// Adds the next series (`labels` as symbol refs of the shared table) with its chunks; a
     /// series without chunks is skipped, as Thanos skips it.
     pub fn add_series(&mut self, labels: &[(u32, u32)], chunks: &[AggrOutput]) -> Result<()> {

@@ -34,11 +34,13 @@
 //! v1 symbol offsets to indices, so its callers always see indices.
 //!
 //! Files: `writer` (stages, series entries, streamed sections), `postings` (the in-memory
-//! postings of the writer), `reader`, `cursor` (bounded CRC-checking reads for the reader)
-//! and `offset_table` (the reader's sparse index of the postings offset table).
+//! postings of the writer), `reader`, `cursor` (bounded CRC-checking reads for the reader),
+//! `offset_table` (the reader's sparse index of the postings offset table) and `order` (the
+//! label-name and chunk order rules both apply).
 
 mod cursor;
 mod offset_table;
+mod order;
 mod postings;
 mod reader;
 mod writer;
@@ -48,7 +50,8 @@ mod tests;
 
 use std::path::Path;
 
-pub use reader::IndexReader;
+pub use order::first_out_of_order_chunk;
+pub use reader::{IndexReader, ReadOptions};
 pub use writer::IndexWriter;
 
 use super::encoding::{Decbuf, Encbuf};

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 
 use super::cursor::{Cursor, OffsetEntry};
 use super::offset_table::NameIndex;
+use super::order::{NameOrder, NameOrderError};
 use super::{
     ChunkMeta, Symbols, Toc, FORMAT_V1, FORMAT_V2, HEADER_LEN, MAGIC_INDEX, SERIES_ALIGN, TOC_LEN,
 };
@@ -22,10 +23,21 @@ use crate::tsdb::window::FileWindow;
 
 /// Postings lists are read in batches of at most this many bytes.
 const READ_BATCH_BYTES: usize = 64 << 10;
+
+/// What the reader tolerates beyond the format's rules.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ReadOptions {
+    /// Accept series whose label names are not sorted (Prometheus 2.8.0 and older wrote
+    /// such series; Thanos' `--debug.accept-malformed-index`). Their labels are returned in
+    /// the stored order, as Prometheus' reader returns them; names must still be unique.
+    pub accept_unsorted_label_names: bool,
+}
+
 /// Reads an index file, format v1 or v2.
 pub struct IndexReader {
     window: FileWindow,
     path: PathBuf,
+    options: ReadOptions,
     version: u8,
     toc: Toc,
     symbols: Symbols,
@@ -39,6 +51,11 @@ pub struct IndexReader {
 impl IndexReader {
     /// Opens the index at `path`: checks the header and the TOC and loads the symbol table.
     pub fn open(path: &Path) -> Result<Self> {
+        Self::open_with(path, ReadOptions::default())
+    }
+
+    /// [`open`](Self::open) with `options`.
+    pub fn open_with(path: &Path, options: ReadOptions) -> Result<Self> {
         let mut window = FileWindow::open(path)?;
         let file_len = window.len();
         if file_len < HEADER_LEN + TOC_LEN {
@@ -71,6 +88,7 @@ impl IndexReader {
         Ok(IndexReader {
             window,
             path: path.to_path_buf(),
+            options,
             version,
             toc,
             symbols,
@@ -126,7 +144,8 @@ impl IndexReader {
     }
 
     /// Reads series `id` (a postings entry): its labels as `(name, value)` symbol indices
-    /// sorted by name, and its chunks. Both vectors are cleared first.
+    /// sorted by name (in stored order when [`ReadOptions::accept_unsorted_label_names`]),
+    /// and its chunks. Both vectors are cleared first.
     pub fn series(
         &mut self,
         id: u32,
@@ -176,11 +195,11 @@ impl IndexReader {
         }
         let v1_offsets = (self.version == FORMAT_V1).then_some(self.v1_symbol_offsets.as_slice());
         let mut d = Decbuf::new(payload, payload_at, &self.path);
+        let names = NameOrder::new(self.options.accept_unsorted_label_names);
         decode_series(
             &mut d,
             &self.path,
-            &self.symbols,
-            v1_offsets,
+            (&self.symbols, v1_offsets, names),
             labels,
             chunks,
         )
@@ -381,12 +400,12 @@ fn read_symbols(
     Ok((symbols, v1_offsets))
 }
 
-/// Decodes a series payload. `v1_offsets` translates v1 symbol offsets to indices.
+/// Decodes a series payload. `v1_offsets` translates v1 symbol offsets to indices; `names`
+/// checks the order of the label names.
 fn decode_series(
     d: &mut Decbuf<'_>,
     path: &Path,
-    symbols: &Symbols,
-    v1_offsets: Option<&[u32]>,
+    (symbols, v1_offsets, mut names): (&Symbols, Option<&[u32]>, NameOrder),
     labels: &mut Vec<(u32, u32)>,
     chunks: &mut Vec<ChunkMeta>,
 ) -> Result<()> {
@@ -412,11 +431,11 @@ fn decode_series(
         let at = d.offset();
         let name = resolve(d, "label name")?;
         let value = resolve(d, "label value")?;
-        if labels.last().is_some_and(|&(previous, _)| name <= previous) {
+        if let Err(e) = names.check(labels, name) {
             return Err(TsdbError::corrupt(
                 path,
                 at,
-                "label names are not sorted and unique",
+                name_order_error(symbols, name, e),
             ));
         }
         labels.push((name, value));
@@ -461,4 +480,17 @@ fn decode_series(
         return Err(d.corrupt(format!("{} bytes left after the last chunk", d.remaining())));
     }
     Ok(())
+}
+
+/// The text of a label-name order error, naming the labels.
+fn name_order_error(symbols: &Symbols, name: u32, e: NameOrderError) -> String {
+    let text = |r: u32| symbols.get(r).unwrap_or("?").to_string();
+    match e {
+        NameOrderError::Repeated => format!("label name {:?} appears twice in a series", text(name)),
+        NameOrderError::Unsorted { previous } => format!(
+            "label names are not sorted: {:?} follows {:?} (an index written by Prometheus 2.8.0 or older; --debug.accept-malformed-index accepts it)",
+            text(name),
+            text(previous)
+        ),
+    }
 }

@@ -10,6 +10,7 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
+use super::order::NameOrder;
 use super::postings::{unpack, PostingsBuilder, PostingsLists};
 use super::{
     ChunkMeta, Symbols, Toc, FORMAT_V2, HEADER_LEN, MAGIC_INDEX, POSTINGS_ALIGN, SERIES_ALIGN,
@@ -90,6 +91,9 @@ pub struct IndexWriter {
     /// Reused by `add_series_labels`.
     scratch_labels: Vec<(u32, u32)>,
     postings: PostingsBuilder,
+    /// Write series whose label names are not sorted (see
+    /// [`accept_unsorted_label_names`](Self::accept_unsorted_label_names)).
+    accept_unsorted_label_names: bool,
 }
 
 impl IndexWriter {
@@ -119,7 +123,17 @@ impl IndexWriter {
             head: Encbuf::new(),
             scratch_labels: Vec::new(),
             postings: PostingsBuilder::new(),
+            accept_unsorted_label_names: false,
         })
+    }
+
+    /// From now on, accepts series whose label names are not sorted (names must still be
+    /// unique) and writes their labels in the order given: what Prometheus' writer does with
+    /// the series of an index that Prometheus 2.8.0 or older wrote, which Thanos compacts with
+    /// `--debug.accept-malformed-index`. Series must still come in label order, comparing
+    /// label sets pair by pair in their stored order (Prometheus' `labels.Compare`).
+    pub fn accept_unsorted_label_names(&mut self) {
+        self.accept_unsorted_label_names = true;
     }
 
     /// Adds the next symbol; symbols must be strictly increasing (bytewise).
@@ -201,6 +215,21 @@ impl IndexWriter {
         result
     }
 
+    /// Test support: [`add_series`](Self::add_series) without the chunk checks, to write the
+    /// out-of-order chunks that old writers left in some indexes.
+    #[cfg(test)]
+    pub(crate) fn add_series_unchecked_chunks(
+        &mut self,
+        labels: &[(u32, u32)],
+        chunks: &[ChunkMeta],
+    ) -> Result<()> {
+        if self.stage == Stage::Symbols {
+            self.start_series()?;
+        }
+        self.check_labels(labels)?;
+        self.write_series(labels, chunks)
+    }
+
     /// Writes the postings lists, the postings offset table and the TOC, fsyncs the file and
     /// returns its size in bytes.
     pub fn finish(mut self) -> Result<u64> {
@@ -268,14 +297,14 @@ impl IndexWriter {
     /// and sort after the previous series.
     fn check_labels(&self, labels: &[(u32, u32)]) -> Result<()> {
         let symbol_count = self.symbols.len();
-        let mut previous_name = None;
-        for &(name, value) in labels {
+        let mut names = NameOrder::new(self.accept_unsorted_label_names);
+        for (i, &(name, value)) in labels.iter().enumerate() {
             if name as usize >= symbol_count || value as usize >= symbol_count {
                 return Err(self.usage(format!(
                     "label ({name}, {value}) references a symbol past the {symbol_count} added"
                 )));
             }
-            if previous_name.is_some_and(|previous| name <= previous) {
+            if names.check(&labels[..i], name).is_err() {
                 return Err(self.usage(format!(
                     "labels of series {} are not sorted by unique name",
                     self.describe(labels)
@@ -287,7 +316,6 @@ impl IndexWriter {
                     self.describe(labels)
                 )));
             }
-            previous_name = Some(name);
         }
         if labels.len() > u32::MAX as usize {
             return Err(self.usage("series has more than 2^32 labels"));

@@ -1,0 +1,222 @@
+//! `--compact.skip-block-with-out-of-order-chunks`: a job that fails on an input block whose
+//! index lists chunks out of time order, against the cycle's model bucket.
+
+use super::super::tests::{block, cfg, now, twelve_2h_blocks, Model};
+use super::super::{Cycle, CycleConfig, EXIT_HALTED};
+use crate::bucket::markers::{DETAILS_OUT_OF_ORDER_CHUNKS, REASON_OUT_OF_ORDER_CHUNKS};
+use crate::core::types::{
+    CompactJob, Epoch, Event, Input, JobError, JobErrorKind, Millis, Now, Output, Permit, StoreOp,
+    StoreRequest,
+};
+use crate::tsdb::block_id::BlockId;
+
+/// The permit every step is given; its epoch tells it apart from any default.
+const PERMIT: Permit = Permit {
+    epoch: Epoch(7),
+    valid_until: Millis::MAX,
+};
+
+/// What a run did: the exit code, every output, and every store request.
+struct Run {
+    code: Option<i32>,
+    outputs: Vec<Output>,
+    requests: Vec<StoreRequest>,
+}
+
+/// Plays the driver (as the cycle's tests do) until the cycle exits or goes idle; a job for
+/// which `fail` returns an error gets that error instead of its block.
+fn run(
+    cycle: &mut Cycle,
+    model: &mut Model,
+    start: Now,
+    fail: impl Fn(&CompactJob) -> Option<JobError>,
+) -> Run {
+    let mut run = Run {
+        code: None,
+        outputs: Vec::new(),
+        requests: Vec::new(),
+    };
+    let mut inputs = std::collections::VecDeque::from([Input::Start]);
+    for step in 1.. {
+        let Some(input) = inputs.pop_front() else {
+            break;
+        };
+        assert!(step < 10_000, "cycle does not converge");
+        let now = Now {
+            mono: start.mono.plus(step * 1000),
+            wall: start.wall.plus(step * 1000),
+        };
+        let mut out = Vec::new();
+        cycle.step(now, input, Some(PERMIT), &mut out);
+        for o in &out {
+            match o {
+                Output::Store(r) => {
+                    run.requests.push(r.clone());
+                    inputs.push_back(Input::Store(r.id, model.apply(&r.op, now)));
+                }
+                Output::Compact(job) => {
+                    let result = fail(job).map_or_else(|| model.compact(job), Err);
+                    inputs.push_back(Input::Compacted(job.job, Box::new(result)));
+                }
+                Output::Exit(code) => run.code = Some(*code),
+                Output::Timer(_) | Output::Event(_) | Output::Coord(_) => {}
+            }
+        }
+        run.outputs.extend(out);
+        if run.code.is_some() {
+            break;
+        }
+    }
+    run
+}
+
+fn skip(on: bool) -> CycleConfig {
+    CycleConfig {
+        skip_out_of_order_chunks: on,
+        ..cfg(false)
+    }
+}
+
+/// Two streams of 24h of 2h blocks; the second block of `eu-1` has out-of-order chunks.
+fn bucket() -> (Model, BlockId) {
+    let mut model = Model::default();
+    twelve_2h_blocks(&mut model, "eu-1", 100);
+    twelve_2h_blocks(&mut model, "us-1", 200);
+    (model, block(101, 2, 4, "eu-1").ulid)
+}
+
+/// Fails every job that reads `bad`, naming it.
+fn out_of_order(bad: BlockId) -> impl Fn(&CompactJob) -> Option<JobError> {
+    move |job| {
+        job.inputs
+            .iter()
+            .any(|m| m.ulid == bad)
+            .then(|| JobError::out_of_order_chunks(bad, format!("index of {bad}: series x")))
+    }
+}
+
+fn halted(outputs: &[Output]) -> Option<&str> {
+    outputs.iter().find_map(|o| match o {
+        Output::Event(Event::Halted(reason)) => Some(reason.as_str()),
+        _ => None,
+    })
+}
+
+/// Level-2+ blocks of `cluster` now visible, with their sources.
+fn compacted(model: &Model, cluster: &str) -> Vec<Vec<BlockId>> {
+    model
+        .visible()
+        .into_iter()
+        .filter(|m| m.thanos.as_ref().unwrap().labels["cluster"] == cluster)
+        .filter(|m| m.compaction.level > 1)
+        .map(|m| m.compaction.sources.clone())
+        .collect()
+}
+
+#[test]
+fn with_the_option_the_block_is_no_compact_marked_under_the_permit_and_the_rest_compacts() {
+    let (mut model, bad) = bucket();
+    let mut cycle = Cycle::new(skip(true), 7);
+    let run = run(&mut cycle, &mut model, now(48), out_of_order(bad));
+    assert_eq!(run.code, Some(0), "{:?}", halted(&run.outputs));
+    assert_eq!(halted(&run.outputs), None);
+    // The mark: Thanos' reason and details, written once, under the permit.
+    let mark = model.blocks[&bad]
+        .no_compact_mark
+        .as_ref()
+        .expect("the block is no-compact-marked");
+    assert_eq!(mark.reason, REASON_OUT_OF_ORDER_CHUNKS);
+    assert_eq!(mark.details, DETAILS_OUT_OF_ORDER_CHUNKS);
+    let marks: Vec<&StoreRequest> = run
+        .requests
+        .iter()
+        .filter(|r| matches!(&r.op, StoreOp::MarkNoCompact(m) if m.id == bad))
+        .collect();
+    assert_eq!(marks.len(), 1, "marked once");
+    assert_eq!(marks[0].permit, Some(PERMIT));
+    assert!(run.outputs.iter().any(|o| matches!(
+        o,
+        Output::Event(Event::Marked { block, reason, .. })
+            if *block == bad && reason == REASON_OUT_OF_ORDER_CHUNKS
+    )));
+    // The block itself is left alone: not deleted, not marked for deletion, in no new block.
+    assert!(model.blocks[&bad].deletion_mark.is_none());
+    for sources in compacted(&model, "eu-1") {
+        assert!(!sources.contains(&bad), "{sources:?}");
+    }
+    // The other stream compacted as if nothing happened: two 8h blocks.
+    let us: Vec<usize> = compacted(&model, "us-1").iter().map(Vec::len).collect();
+    assert_eq!(us, [4, 4]);
+    // So did the rest of the failing stream, once the pass ran again without the block.
+    let eu = compacted(&model, "eu-1");
+    assert!(eu.iter().any(|s| s.len() == 4), "{eu:?}");
+}
+
+#[test]
+fn without_the_option_compaction_halts_naming_the_block() {
+    let (mut model, bad) = bucket();
+    let mut cycle = Cycle::new(skip(false), 7);
+    let run = run(&mut cycle, &mut model, now(48), out_of_order(bad));
+    assert_eq!(run.code, Some(EXIT_HALTED));
+    let reason = halted(&run.outputs).expect("halted");
+    assert!(
+        reason.contains(&format!("move block {bad} (out-of-order chunks)")),
+        "{reason}"
+    );
+    assert!(
+        reason.contains("--compact.skip-block-with-out-of-order-chunks"),
+        "{reason}"
+    );
+    assert!(
+        !model.log.iter().any(|op| op == "mark-no-compact"),
+        "{:?}",
+        model.log
+    );
+    assert!(model.blocks[&bad].no_compact_mark.is_none());
+}
+
+#[test]
+fn a_named_block_outside_the_plan_is_never_marked() {
+    let (mut model, bad) = bucket();
+    let stranger = block(999, 100, 102, "eu-1").ulid;
+    let mut cycle = Cycle::new(skip(true), 7);
+    let fail = |job: &CompactJob| {
+        let reads_bad = job.inputs.iter().any(|m| m.ulid == bad);
+        reads_bad.then(|| JobError::out_of_order_chunks(stranger, "index of a stranger"))
+    };
+    let run = run(&mut cycle, &mut model, now(48), fail);
+    assert_eq!(run.code, Some(EXIT_HALTED));
+    let reason = halted(&run.outputs).expect("halted");
+    assert!(reason.contains("not an input of the plan"), "{reason}");
+    assert!(!model.log.iter().any(|op| op == "mark-no-compact"));
+}
+
+#[test]
+fn the_kind_stays_out_of_traces_unless_set() {
+    let other = serde_json::to_value(JobError::halting("bad chunk")).unwrap();
+    assert_eq!(
+        other,
+        serde_json::json!({"retryable": false, "message": "bad chunk"}),
+        "a trace of another failure is the same bytes as before the kind existed"
+    );
+    let old: JobError = serde_json::from_value(other).unwrap();
+    assert_eq!(old.kind, JobErrorKind::Other);
+    let id = block(1, 0, 2, "eu-1").ulid;
+    let ooo = JobError::out_of_order_chunks(id, "x");
+    let back: JobError = serde_json::from_str(&serde_json::to_string(&ooo).unwrap()).unwrap();
+    assert_eq!(back, ooo);
+    assert!(!back.retryable);
+    assert_eq!(back.kind, JobErrorKind::OutOfOrderChunks { block: id });
+}
+
+#[test]
+fn a_cycle_config_recorded_before_the_option_loads_with_it_off() {
+    let mut old = serde_json::to_value(skip(true)).unwrap();
+    let removed = old
+        .as_object_mut()
+        .unwrap()
+        .remove("skip_out_of_order_chunks");
+    assert_eq!(removed, Some(serde_json::Value::Bool(true)));
+    let loaded: CycleConfig = serde_json::from_value(old).unwrap();
+    assert!(!loaded.skip_out_of_order_chunks);
+}
