@@ -24,6 +24,22 @@ pub struct FenceRecord {
 }
 
 impl FenceRecord {
+    /// The record a compare-and-swap by `holder` under `epoch` writes over `previous`
+    /// (`None`: it creates the fence): `seq` one past the previous record's, 1 for a new fence.
+    pub fn successor(
+        previous: Option<&FenceRecord>,
+        epoch: u64,
+        holder: &str,
+        renewed_unix_ms: i64,
+    ) -> FenceRecord {
+        FenceRecord {
+            epoch,
+            holder: holder.to_string(),
+            seq: previous.map_or(1, |p| p.seq + 1),
+            renewed_unix_ms,
+        }
+    }
+
     /// The JSON stored in the bucket (pretty, with a trailing newline).
     pub fn to_json(&self) -> Vec<u8> {
         let mut v = serde_json::to_vec_pretty(self).expect("a fence record always serializes");

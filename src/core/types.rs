@@ -44,9 +44,11 @@ pub struct Now {
 }
 
 /// A leadership term: the etcd create_revision of the leader key; 0 for a single instance.
+/// Serialized as the bare number, as traces and JSON have always held it.
 #[derive(
     Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
 )]
+#[serde(transparent)]
 pub struct Epoch(pub u64);
 
 /// Permission to mutate the bucket: under `epoch`, until `valid_until` on the node's own

@@ -1,0 +1,281 @@
+//! Leadership: the etcd election, the lease and its local deadline, the bucket fence and the
+//! takeover delay, as one pure state machine. It decides when this node may write and stamps
+//! every mutation with the [`Permit`] it is issued under (`docs/safety.md`).
+//!
+//! ```text
+//! elected:  lease ─► campaign ─► observe ─┬─ first? ─► fence CAS ─► takeover delay ─► leading
+//!                       ▲                 └─ no: watch the predecessor's key, observe again
+//!                       └──── lease gone / higher epoch in the fence (resign) ◄──┘
+//! single:   read fence ─► another holder renewed it within the TTL? refuse : CAS ─► leading
+//! ```
+//!
+//! Naming: the *lease deadline* is when etcd may have let our lease expire, on our monotonic
+//! clock: `sent_at(last acknowledged keepalive) + TTL * (1 - max drift) - margin`; the
+//! *permit* lapses `op_timeout` before it, so a request started under it ends (or is
+//! abandoned) before the deadline. A *commit* ([`StoreOp::is_commit`]) waits in the *gate*
+//! until a fence CAS (`seq + 1`) succeeds, and must be sent within the *commit window* after
+//! that CAS was sent.
+//!
+//! [`StoreOp::is_commit`]: super::types::StoreOp::is_commit
+//!
+//! One concern a file, each adding to [`Leader`] what its concern needs:
+//! - `config.rs`: the settings, the safety switches and the timing rules;
+//! - `election.rs`: the roles, and the coordinator requests that move through them;
+//! - `lease.rs`: the lease, its keepalives, the deadline and the permit;
+//! - `fencing.rs`: reading, taking and renewing the fence;
+//! - `gate.rs`: commits waiting for a fence CAS, released under a permit;
+//! - `observe.rs`: the leader as observed, and failover timing;
+//! - `timers.rs`: every deadline the leader wakes for, and the retry backoff;
+//! - `ids.rs`: the ids of the leader's requests.
+
+mod config;
+mod election;
+mod fencing;
+mod gate;
+mod ids;
+mod lease;
+mod observe;
+mod timers;
+
+pub use config::{LeaderConfig, Safety, MAX_DRIFT_PERMILLE, SAFETY_MARGIN_MS};
+pub use fencing::EXIT_FENCED;
+pub use gate::stamp_writer;
+
+use election::Role;
+use fencing::FenceKeeper;
+use gate::CommitGate;
+use ids::RequestIds;
+use lease::LeaseKeeper;
+use observe::Observer;
+use timers::{Backoff, Timer, Timers};
+
+use super::coord::{CoordId, CoordOp, CoordResult};
+use super::fence::FenceRecord;
+use super::types::{Epoch, Event, LeaderInfo, Millis, Now, Output, Permit, RequestId};
+use super::types::{StoreRequest, StoreResult};
+
+/// The leadership state machine.
+#[derive(Debug)]
+pub struct Leader {
+    cfg: LeaderConfig,
+    /// Where the node is in the election and in leadership.
+    role: Role,
+    /// Our election key and its create revision.
+    key: Option<(String, i64)>,
+    /// The lease and its requests in flight.
+    lease: LeaseKeeper,
+    /// The fence as we know it and its request in flight.
+    fence: FenceKeeper,
+    /// Commits waiting for a fence CAS.
+    gate: CommitGate,
+    /// The leader as observed, for reporting.
+    observed: Observer,
+    /// Every deadline the leader wakes for.
+    timers: Timers,
+    /// The retry delay of coordinator and fence requests.
+    backoff: Backoff,
+    ids: RequestIds,
+}
+
+impl Leader {
+    /// A leader state machine that starts on [`Leader::start`].
+    pub fn new(cfg: LeaderConfig) -> Leader {
+        Leader {
+            cfg,
+            role: Role::Starting,
+            key: None,
+            lease: LeaseKeeper::default(),
+            fence: FenceKeeper::default(),
+            gate: CommitGate::default(),
+            observed: Observer::default(),
+            timers: Timers::default(),
+            backoff: Backoff::new(),
+            ids: RequestIds::new(),
+        }
+    }
+
+    /// The epoch this node writes under, when it leads (fenced, past the takeover delay).
+    pub fn leading(&self) -> Option<Epoch> {
+        match self.role {
+            Role::Leading(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// The leader this node knows of.
+    pub fn known_leader(&self) -> Option<&LeaderInfo> {
+        self.observed.known.as_ref()
+    }
+
+    /// True once the node has exited.
+    pub fn exited(&self) -> bool {
+        self.role == Role::Exited
+    }
+
+    /// The permit for non-commit mutations issued at `now`, if this node may write.
+    pub fn permit(&self, now: Now) -> Option<Permit> {
+        self.permit_for(self.leading()?, now)
+    }
+
+    /// True if `id` is one of the leader's store requests.
+    pub fn owns(id: RequestId) -> bool {
+        RequestIds::is_leaders(id)
+    }
+
+    /// Holds a commit until a fence CAS guards it.
+    pub fn submit_commit(&mut self, req: StoreRequest) {
+        self.gate.push(req);
+    }
+
+    /// The first step: campaign, or (single instance) read the fence.
+    pub fn start(&mut self, now: Now, out: &mut Vec<Output>) {
+        if self.role != Role::Starting {
+            return;
+        }
+        match self.cfg.election {
+            Some(_) => self.request_at(Role::Granting(None), now.mono),
+            None => self.enter_fencing(Epoch(0)),
+        }
+        self.drive(now, out);
+    }
+
+    /// Stops: resigns (or releases the fence), then exits with `code`.
+    pub fn finish(&mut self, now: Now, code: i32, out: &mut Vec<Output>) {
+        if matches!(
+            self.role,
+            Role::Resigning { .. } | Role::Releasing(_) | Role::Exited
+        ) {
+            return;
+        }
+        self.lose_write_right(now, "shutting down", out);
+        match (&self.cfg.election, &self.lease.current) {
+            (Some(_), Some(lease)) => {
+                let op = CoordOp::Resign {
+                    key: self.key.clone(),
+                    lease: lease.id,
+                };
+                let req = self.send_coord(op, out);
+                self.set_role(Role::Resigning { req, code });
+                self.drop_lease();
+            }
+            (None, _) if self.fence_ours() && self.fence.in_flight.is_none() => {
+                let (rec, ver) = self.fence.current.clone().expect("fence_ours");
+                let released = FenceRecord::successor(Some(&rec), rec.epoch, &rec.holder, 0);
+                self.issue_cas(released, Some(ver), now, false, out);
+                self.set_role(Role::Releasing(code));
+            }
+            _ => self.exit(code, out),
+        }
+        self.arm_state_timers();
+    }
+
+    fn exit(&mut self, code: i32, out: &mut Vec<Output>) {
+        self.set_role(Role::Exited);
+        self.arm_state_timers();
+        out.push(Output::Exit(code));
+    }
+
+    /// Feeds the result of a coordinator request.
+    pub fn on_coord(&mut self, now: Now, id: CoordId, result: CoordResult, out: &mut Vec<Output>) {
+        match self.lease.keepalive.take_if(|(req, _)| *req == id) {
+            Some((_, sent_at)) => self.on_keepalive(now, sent_at, result, out),
+            None => self.on_role_answer(now, id, result, out),
+        }
+        self.drive(now, out);
+    }
+
+    /// Feeds the result of one of the leader's store requests (see [`Leader::owns`]).
+    pub fn on_store(
+        &mut self,
+        now: Now,
+        id: RequestId,
+        result: StoreResult,
+        out: &mut Vec<Output>,
+    ) {
+        let Some((_, op)) = self.fence.in_flight.take_if(|(req, _)| *req == id) else {
+            return;
+        };
+        if let Role::Releasing(code) = self.role {
+            return self.exit(code, out);
+        }
+        self.on_fence_answer(now, op, result, out);
+        self.drive(now, out);
+    }
+
+    /// Moves as far as possible without new input: renewals, lease deadline, the role's
+    /// coordinator requests, the takeover delay, fence work, the gate.
+    pub fn drive(&mut self, now: Now, out: &mut Vec<Output>) {
+        self.drive_lease(now, out);
+        if self.drive_role(now, out) {
+            return self.drive(now, out);
+        }
+        self.drive_fence(now, out);
+        self.arm_state_timers();
+    }
+
+    /// The next time [`Leader::drive`] has something to do, if any.
+    pub fn next_wake(&self) -> Option<Millis> {
+        self.timers.next()
+    }
+
+    /// Switches to `role`; the timers of the role left stop.
+    fn set_role(&mut self, role: Role) {
+        self.role = role;
+        self.timers.stop(Timer::CoordRequest);
+        self.timers.stop(Timer::TakeoverDelay);
+    }
+
+    /// Switches to `role`, which sends its coordinator request at `at`.
+    fn request_at(&mut self, role: Role, at: Millis) {
+        self.set_role(role);
+        self.timers.set(Timer::CoordRequest, at);
+    }
+
+    /// Re-arms the timers that follow from state rather than schedule an action (see
+    /// `timers.rs`), then checks the table against the state; run at the end of every input.
+    fn arm_state_timers(&mut self) {
+        self.arm_lease_timers();
+        self.arm_fence_renewal();
+        self.check_invariants();
+    }
+
+    /// The timers that schedule an action are armed exactly while that action is pending
+    /// (debug and simulation builds).
+    fn check_invariants(&self) {
+        let requesting = matches!(
+            self.role,
+            Role::Granting(None)
+                | Role::Campaigning(None)
+                | Role::Observing(None)
+                | Role::Revoking { req: None, .. }
+        );
+        let request_armed = self.timers.get(Timer::CoordRequest).is_some();
+        debug_assert_eq!(request_armed, requesting, "{:?}", self.role);
+        let delaying = matches!(self.role, Role::Delaying(_));
+        let delay_armed = self.timers.get(Timer::TakeoverDelay).is_some();
+        debug_assert_eq!(delay_armed, delaying, "{:?}", self.role);
+        let renewing = self.lease.current.is_some() && self.lease.keepalive.is_none();
+        let keepalive_armed = self.timers.get(Timer::Keepalive).is_some();
+        debug_assert_eq!(keepalive_armed, renewing, "{:?}", self.lease);
+    }
+
+    /// Leaves the roles that may write; the gate is emptied (the cycle is abandoned).
+    /// Also abandons the fence request in flight: its answer belongs to the term that ended.
+    fn lose_write_right(&mut self, now: Now, reason: &str, out: &mut Vec<Output>) {
+        if let Role::Leading(epoch) = self.role {
+            out.push(Output::Event(Event::SteppedDown {
+                epoch: epoch.0,
+                reason: reason.to_string(),
+            }));
+        }
+        self.gate.clear();
+        self.fence.in_flight = None;
+        self.timers.stop(Timer::FenceRetry);
+        if self.role.chosen_epoch().is_some() {
+            self.request_at(Role::Observing(None), now.mono);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
