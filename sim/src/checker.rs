@@ -7,6 +7,16 @@
 //!   meta.json written for a block missing files, and at the end no overlap, no partial
 //!   block, each source in exactly one visible block and every input sample present;
 //! - **liveness** is judged by the world (a leader and a finished compaction after healing).
+//!
+//! **The checker shares no code with what it judges.** It uses compactd's plain data types
+//! (`BlockMeta`, `BlockId`, `StoreOp`, `CycleConfig`) and the bucket layout (`bucket::layout`
+//! paths, the deletion-mark file name), never the logic it checks: groups, overlaps and "is
+//! there work left" come from its own [`oracle`], written from Thanos' and Prometheus' rules,
+//! so a planner bug cannot hide the overlaps or the stalls it causes. (One exception, outside
+//! the planner: the samples are read back with compactd's block reader, `crate::blocks`.)
+//! `tests.rs` fails if this file or the oracle imports anything else from `compactd::core`.
+
+pub mod oracle;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -15,7 +25,6 @@ use std::path::Path;
 use compactd::bucket::layout::{block_of, index_path, marker_path, meta_path};
 use compactd::bucket::markers::DELETION_MARK_FILENAME;
 use compactd::core::cycle::CycleConfig;
-use compactd::core::plan::{group_blocks, overlapping_blocks, plan, Plan, PlanInput};
 use compactd::core::types::StoreOp;
 use compactd::tsdb::block_id::BlockId;
 use compactd::tsdb::meta::{BlockMeta, META_FILENAME};
@@ -331,13 +340,13 @@ impl Checker {
                 ),
             }
         }
-        for (key, blocks) in group_blocks(live.iter().copied()) {
-            for o in overlapping_blocks(&blocks) {
-                self.violate(
-                    Invariant::BucketHealth,
-                    at_ms,
-                    format!("group {key}: blocks {o:?} overlap"),
-                );
+        // One violation per group, naming a few pairs: a bad merge can overlap many blocks,
+        // and a violation per pair would crowd the other findings out of the kept ones.
+        for (group, blocks) in oracle::groups(live.iter().copied()) {
+            let pairs = oracle::overlapping_pairs(&blocks);
+            if !pairs.is_empty() {
+                let text = oracle::describe_overlaps(&group, &pairs);
+                self.violate(Invariant::BucketHealth, at_ms, text);
             }
         }
         for id in block_dirs(store) {
@@ -427,15 +436,17 @@ pub fn block_files(store: &StoreModel, id: BlockId) -> Files {
         .collect()
 }
 
-/// True when nothing is left to do: no partial, marked or covered block, and the planner has
-/// no work in any group.
+/// True when nothing is left to do: no partial, marked or covered block, and the oracle finds
+/// no work in any group ([`oracle::work_left`]).
 pub fn finished(store: &StoreModel, cycle: &CycleConfig) -> bool {
+    oracle::assert_modelled(cycle);
     let visible = visible_blocks(store);
     if block_dirs(store).len() != visible.len() || visible.values().any(|(_, marked)| *marked) {
         return false;
     }
     // A block whose sources another block holds is garbage the compactor has yet to collect
-    // (the planner alone would call the overlap "nothing to do").
+    // (the overlap rule alone calls that "nothing to do": without vertical compaction the
+    // group halts).
     let covered = visible.values().any(|(a, _)| {
         visible.values().any(|(b, _)| {
             a.ulid != b.ulid
@@ -448,21 +459,9 @@ pub fn finished(store: &StoreModel, cycle: &CycleConfig) -> bool {
     if covered {
         return false;
     }
-    let no_compact = BTreeSet::new();
-    let groups = group_blocks(visible.values().map(|(m, _)| m));
-    for (_, blocks) in groups {
-        let input = PlanInput {
-            blocks: &blocks,
-            no_compact: &no_compact,
-            ranges: &cycle.ranges,
-            vertical: cycle.vertical,
-            index_size_limit_bytes: cycle.index_size_limit_bytes,
-        };
-        if plan(&input) != Plan::Nothing {
-            return false;
-        }
-    }
-    true
+    oracle::groups(visible.values().map(|(m, _)| m))
+        .values()
+        .all(|blocks| oracle::work_left(blocks, &cycle.ranges, cycle.vertical).is_none())
 }
 
 #[cfg(test)]

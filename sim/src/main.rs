@@ -47,6 +47,10 @@ enum Command {
         /// Worlds run in parallel (default: the number of CPUs).
         #[arg(long)]
         jobs: Option<usize>,
+        /// Print every world's event-log hash: a change that only observes the worlds (the
+        /// checker, the summary) must leave every line as it was.
+        #[arg(long)]
+        hashes: bool,
     },
     /// Re-run a recorded world (a `--trace-dir` file) or a production trace
     /// (`compactd run --trace.record`) and check its event-log hash.
@@ -70,6 +74,7 @@ fn main() -> ExitCode {
             bug,
             trace_dir,
             jobs,
+            hashes,
         } => match run(
             seeds,
             start_seed,
@@ -77,6 +82,7 @@ fn main() -> ExitCode {
             bug.as_deref(),
             trace_dir,
             jobs,
+            hashes,
         ) {
             Ok(code) => code,
             Err(e) => {
@@ -107,6 +113,7 @@ fn run(
     bug: Option<&str>,
     trace_dir: Option<PathBuf>,
     jobs: Option<usize>,
+    hashes: bool,
 ) -> Result<ExitCode, String> {
     let only = match scenario {
         "all" => None,
@@ -152,6 +159,16 @@ fn run(
     let mut summary = Summary::default();
     for o in &outcomes {
         summary.add(o);
+        if hashes {
+            println!(
+                "seed {} ({}): hash {:016x}, {} events, {} ms",
+                o.seed,
+                o.scenario.name(),
+                o.hash,
+                o.events,
+                o.sim_ms
+            );
+        }
         if o.violations.is_empty() {
             continue;
         }

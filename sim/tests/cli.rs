@@ -43,6 +43,34 @@ fn a_clean_run_prints_the_table_and_exits_zero() {
 }
 
 #[test]
+fn hashes_prints_one_line_per_world_whatever_the_parallelism() {
+    let hashes = |jobs: &str| {
+        let args = [
+            "run",
+            "--seeds",
+            "2",
+            "--start-seed",
+            "40",
+            "--hashes",
+            "--jobs",
+            jobs,
+        ];
+        let (out, text) = sim(&args);
+        assert!(out.status.success(), "{text}");
+        let lines: Vec<String> = text
+            .lines()
+            .filter(|l| l.starts_with("seed "))
+            .map(str::to_string)
+            .collect();
+        assert_eq!(lines.len(), 2, "{text}");
+        assert!(lines[0].starts_with("seed 40 ("), "{text}");
+        assert!(lines[1].contains(": hash "), "{text}");
+        lines
+    };
+    assert_eq!(hashes("1"), hashes("2"));
+}
+
+#[test]
 fn a_caught_bug_leaves_a_trace_that_replays_to_the_same_hash() {
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path().to_str().expect("utf-8");

@@ -18,6 +18,14 @@ fn meta(n: u128, sources: &[u128]) -> Box<BlockMeta> {
     Box::new(m)
 }
 
+/// Block `n` holding `sources`, covering the hours `[min_h, max_h)`.
+fn meta_at(n: u128, sources: &[u128], min_h: i64, max_h: i64) -> Box<BlockMeta> {
+    let mut m = meta(n, sources);
+    m.min_time = min_h * 3_600_000;
+    m.max_time = max_h * 3_600_000;
+    m
+}
+
 struct Log {
     store: StoreModel,
     checker: Checker,
@@ -63,6 +71,17 @@ impl Log {
         self.run(node, epoch, upload);
         let meta = meta(n, sources);
         self.run(node, epoch, StoreOp::PutMeta { meta });
+    }
+
+    /// `node` uploads block `n` covering the hours `[min_h, max_h)`.
+    fn block_at(&mut self, node: &str, n: u128, sources: &[u128], min_h: i64, max_h: i64) {
+        let upload = StoreOp::UploadFiles {
+            job: JobId(1),
+            block: id(n),
+        };
+        self.run(node, 5, upload);
+        let meta = meta_at(n, sources, min_h, max_h);
+        self.run(node, 5, StoreOp::PutMeta { meta });
     }
 
     fn count(&self, i: Invariant) -> usize {
@@ -192,4 +211,55 @@ fn meta_json_before_the_index_is_reported() {
     );
     assert_eq!(log.count(Invariant::BucketHealth), 1);
     assert!(log.checker.violations()[0].text.contains("index"));
+}
+
+/// The checker shares no logic with what it judges (the rule at the top of checker.rs): of
+/// `compactd::core`, only these plain data types may appear in its code or its oracle's.
+#[test]
+fn the_checker_uses_no_core_logic() {
+    let allowed = [
+        "use compactd::core::cycle::CycleConfig;",
+        "use compactd::core::types::StoreOp;",
+    ];
+    let sources = [
+        ("checker.rs", include_str!("../checker.rs")),
+        ("checker/oracle.rs", include_str!("oracle.rs")),
+    ];
+    for (file, source) in sources {
+        for line in source.lines().map(str::trim) {
+            if line.starts_with("//") || !line.contains("core::") {
+                continue;
+            }
+            assert!(
+                allowed.contains(&line),
+                "{file}: `{line}` reaches into compactd's core"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_bucket_is_finished_once_no_window_is_left_and_covered_blocks_are_gone() {
+    let cycle = crate::setup::cycle_config(&mut compactd::rng::Rng::new(1));
+    let mut log = Log::new(true);
+    for (n, min_h) in [(1, 0), (2, 2), (3, 8), (4, 10)] {
+        log.block_at("a", n, &[n], min_h, min_h + 2);
+    }
+    assert!(
+        !finished(&log.store, &cycle),
+        "[0h, 8h) holds two blocks that end before block 3 starts"
+    );
+    log.block_at("a", 5, &[1, 2], 0, 4);
+    assert!(
+        !finished(&log.store, &cycle),
+        "block 5 covers blocks 1 and 2"
+    );
+    log.run("a", 5, StoreOp::DeleteBlock(id(1)));
+    log.run("a", 5, StoreOp::DeleteBlock(id(2)));
+    assert!(finished(&log.store, &cycle));
+    assert!(
+        log.checker.violations().is_empty(),
+        "{:?}",
+        log.checker.violations()
+    );
 }
