@@ -13,7 +13,7 @@ use common::*;
 
 /// The arguments of a Thanos compactor as the Bitnami and kube-thanos charts write them
 /// (`--flag=value` form), with the bucket config and the ports of this test.
-fn helm_args(config_file: &str, data_dir: &str) -> Vec<String> {
+fn helm_args(config_file: &str, data_dir: &str, web_config: &str) -> Vec<String> {
     [
         "compact",
         "--log.level=info",
@@ -47,6 +47,9 @@ fn helm_args(config_file: &str, data_dir: &str) -> Vec<String> {
         "--auto-gomemlimit.ratio=0.9",
         "--debug.halt-on-error",
         "--no-compact.enable-vertical-compaction",
+        "--compact.skip-block-with-out-of-order-chunks",
+        "--debug.accept-malformed-index=false",
+        &format!("--http.config={web_config}"),
     ]
     .map(String::from)
     .to_vec()
@@ -66,13 +69,33 @@ fn a_thanos_helm_argument_list_compacts_on_s3() {
     let config_file = tmp.path().join("bucket.yml");
     std::fs::write(&config_file, &config).unwrap();
     let data = tmp.path().join("data");
-    let args = helm_args(config_file.to_str().unwrap(), data.to_str().unwrap());
+    // The chart's web config: HTTPS with the test certificates (tests/http_config.rs uses it).
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/webconfig");
+    let web = tmp.path().join("web.yml");
+    std::fs::write(
+        &web,
+        format!(
+            "tls_server_config:\n  cert_file: {}\n  key_file: {}\n",
+            fixtures.join("server.pem").display(),
+            fixtures.join("server-key.pem").display()
+        ),
+    )
+    .unwrap();
+    let args = helm_args(
+        config_file.to_str().unwrap(),
+        data.to_str().unwrap(),
+        web.to_str().unwrap(),
+    );
     let out = Command::new(env!("CARGO_BIN_EXE_compactd"))
         .args(&args)
         .output()
         .unwrap();
     let log = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "compactd compact failed:\n{log}");
+    assert!(
+        log.contains("scheme=https"),
+        "--http.config not applied:\n{log}"
+    );
     // logfmt lines with Thanos' leading keys.
     let lines: Vec<&str> = log.lines().collect();
     assert!(!lines.is_empty());
