@@ -230,10 +230,7 @@ fn out_of_order_chunks_halt_or_with_the_flag_get_a_no_compact_mark() {
 
     let (bucket, code, log) = compact_copy(&template, &tmp.path().join("off"), &[]);
     assert_eq!(code, 2, "halted:\n{log}");
-    let halt = log
-        .lines()
-        .find(|l| l.contains("critical error detected; halting"))
-        .unwrap_or_else(|| panic!("a halt line:\n{log}"));
+    let halt = halt_line(&log);
     assert!(
         halt.contains(&format!("block {id} has out-of-order chunks")),
         "{halt}"
@@ -312,6 +309,13 @@ fn unsort_labels(series: &mut [Series]) -> Vec<(String, String)> {
     panic!("no series keeps its place with two labels swapped");
 }
 
+/// The log line of the halt; panics when the log has none.
+fn halt_line(log: &str) -> &str {
+    log.lines()
+        .find(|l| l.contains("critical error detected; halting"))
+        .unwrap_or_else(|| panic!("a halt line:\n{log}"))
+}
+
 #[test]
 fn unsorted_label_names_halt_or_with_the_flag_compact_as_stored() {
     let tmp = tempfile::tempdir().unwrap();
@@ -324,10 +328,7 @@ fn unsorted_label_names_halt_or_with_the_flag_compact_as_stored() {
 
     let (bucket, code, log) = compact_copy(&template, &tmp.path().join("off"), &[]);
     assert_eq!(code, 2, "halted:\n{log}");
-    let halt = log
-        .lines()
-        .find(|l| l.contains("critical error detected; halting"))
-        .unwrap_or_else(|| panic!("a halt line:\n{log}"));
+    let halt = halt_line(&log);
     assert!(halt.contains(&id), "the block is named: {halt}");
     assert!(halt.contains("label names are not sorted"), "{halt}");
     assert!(halt.contains("--debug.accept-malformed-index"), "{halt}");

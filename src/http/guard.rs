@@ -109,7 +109,7 @@ impl Guard {
                 v
             }
         };
-        known.is_some() && verdict
+        verdict
     }
 }
 
