@@ -28,7 +28,7 @@ use std::process::Command;
 use common::*;
 use compactd::tsdb::block::BlockReader;
 use compactd::tsdb::chunks::{
-    ChunkRef, ENCODING_AGGR, ENCODING_FLOAT_HISTOGRAM, ENCODING_HISTOGRAM, ENCODING_XOR,
+    ENCODING_AGGR, ENCODING_FLOAT_HISTOGRAM, ENCODING_HISTOGRAM, ENCODING_XOR,
 };
 use compactd::tsdb::downsample::aggr::{Aggr, AggrChunk};
 use compactd::tsdb::downsample::count_samples_in_block;
@@ -58,14 +58,13 @@ impl Chunk {
 
 fn read_downsampled(dir: &Path) -> BTreeMap<Labels, Vec<Chunk>> {
     let mut b = BlockReader::open(dir).expect("open block");
-    let (mut refs, mut metas) = (Vec::new(), Vec::new());
     let mut out = BTreeMap::new();
-    for id in b.index.all_postings().expect("postings") {
-        b.index.series(id, &mut refs, &mut metas).expect("series");
-        let labels = b.index.series_labels(&refs).expect("labels");
+    for series in b.series().expect("postings") {
+        let series = series.expect("series");
+        let labels = series.labels;
         let mut chunks = Vec::new();
-        for m in &metas {
-            let (enc, data) = b.chunks.chunk(ChunkRef(m.chunk_ref)).expect("chunk");
+        for c in &series.chunks {
+            let (m, enc, data) = (&c.meta, c.encoding, c.data.as_slice());
             assert_eq!(enc, ENCODING_AGGR, "{labels}: every chunk is an AggrChunk");
             let parsed = AggrChunk::parse(data).expect("aggr chunk parses");
             let aggrs = Aggr::ALL.map(|a| {
@@ -540,14 +539,13 @@ type HSample = (i64, FloatHistogram);
 /// dropped, integer histograms converted.
 fn read_raw_histograms(dir: &Path) -> BTreeMap<Labels, Vec<HSample>> {
     let mut b = BlockReader::open(dir).expect("open block");
-    let (mut refs, mut metas) = (Vec::new(), Vec::new());
     let mut out = BTreeMap::new();
-    for id in b.index.all_postings().expect("postings") {
-        b.index.series(id, &mut refs, &mut metas).expect("series");
-        let labels = b.index.series_labels(&refs).expect("labels");
+    for series in b.series().expect("postings") {
+        let series = series.expect("series");
+        let labels = series.labels;
         let mut samples = Vec::new();
-        for m in &metas {
-            let (enc, data) = b.chunks.chunk(ChunkRef(m.chunk_ref)).expect("chunk");
+        for c in &series.chunks {
+            let (enc, data) = (c.encoding, c.data.as_slice());
             if enc != ENCODING_HISTOGRAM && enc != ENCODING_FLOAT_HISTOGRAM {
                 continue;
             }
@@ -579,14 +577,13 @@ struct HistChunk {
 
 fn read_histogram_aggregates(dir: &Path) -> BTreeMap<Labels, Vec<HistChunk>> {
     let mut b = BlockReader::open(dir).expect("open block");
-    let (mut refs, mut metas) = (Vec::new(), Vec::new());
     let mut out = BTreeMap::new();
-    for id in b.index.all_postings().expect("postings") {
-        b.index.series(id, &mut refs, &mut metas).expect("series");
-        let labels = b.index.series_labels(&refs).expect("labels");
+    for series in b.series().expect("postings") {
+        let series = series.expect("series");
+        let labels = series.labels;
         let mut chunks = Vec::new();
-        for m in &metas {
-            let (enc, data) = b.chunks.chunk(ChunkRef(m.chunk_ref)).expect("chunk");
+        for c in &series.chunks {
+            let (m, enc, data) = (&c.meta, c.encoding, c.data.as_slice());
             assert_eq!(enc, ENCODING_AGGR);
             let parsed = AggrChunk::parse(data).expect("aggr chunk parses");
             if !parsed.is_histogram() {

@@ -48,15 +48,13 @@ fn resolution(m: &BlockMeta) -> i64 {
 
 /// The sum of the count aggregate over every AggrChunk of a downsampled block.
 fn counted_samples(dir: &Path) -> u64 {
-    use compactd::tsdb::chunks::{ChunkRef, ENCODING_AGGR, ENCODING_XOR};
+    use compactd::tsdb::chunks::{ENCODING_AGGR, ENCODING_XOR};
     use compactd::tsdb::downsample::aggr::{Aggr, AggrChunk};
     let mut b = compactd::tsdb::block::BlockReader::open(dir).unwrap();
-    let (mut refs, mut chunks) = (Vec::new(), Vec::new());
     let mut total = 0.0;
-    for id in b.index.all_postings().unwrap() {
-        b.index.series(id, &mut refs, &mut chunks).unwrap();
-        for c in &chunks {
-            let (enc, data) = b.chunks.chunk(ChunkRef(c.chunk_ref)).unwrap();
+    for series in b.series().unwrap() {
+        for c in &series.unwrap().chunks {
+            let (enc, data) = (c.encoding, c.data.as_slice());
             assert_eq!(
                 enc, ENCODING_AGGR,
                 "every chunk of a 5m block is an AggrChunk"

@@ -15,7 +15,7 @@ use std::process::Command;
 
 use common::*;
 use compactd::tsdb::block::BlockReader;
-use compactd::tsdb::chunks::{ChunkRef, ENCODING_XOR};
+use compactd::tsdb::chunks::ENCODING_XOR;
 use compactd::tsdb::histogram::spans::BucketIndices;
 use compactd::tsdb::histogram::{chunk_header, decode_chunk, SampleValue, Span};
 use compactd::tsdb::labels::Labels;
@@ -40,27 +40,25 @@ struct Chunk {
 fn read_blocks(blocks: &[PathBuf]) -> (Series, Vec<Chunk>) {
     let mut merged: BTreeMap<Labels, BTreeMap<i64, SampleValue>> = BTreeMap::new();
     let mut chunks = Vec::new();
-    let (mut refs, mut metas) = (Vec::new(), Vec::new());
     for dir in blocks {
         let mut b = BlockReader::open(dir).expect("open block");
         let range = b.meta.min_time..b.meta.max_time;
-        for id in b.index.all_postings().expect("postings") {
-            b.index.series(id, &mut refs, &mut metas).expect("series");
-            let labels = b.index.series_labels(&refs).expect("labels");
+        for series in b.series().expect("postings") {
+            let series = series.expect("series");
+            let labels = series.labels;
             let samples = merged.entry(labels.clone()).or_default();
-            for m in &metas {
-                let (encoding, data) = b.chunks.chunk(ChunkRef(m.chunk_ref)).expect("chunk");
-                for (t, v) in decode(encoding, data) {
+            for c in series.chunks {
+                for (t, v) in decode(c.encoding, &c.data) {
                     if range.contains(&t) {
                         samples.entry(t).or_insert(v);
                     }
                 }
                 chunks.push(Chunk {
                     labels: labels.clone(),
-                    min_time: m.min_time,
-                    max_time: m.max_time,
-                    encoding,
-                    data: data.to_vec(),
+                    min_time: c.meta.min_time,
+                    max_time: c.meta.max_time,
+                    encoding: c.encoding,
+                    data: c.data,
                 });
             }
         }

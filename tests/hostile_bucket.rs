@@ -119,11 +119,9 @@ fn edit_meta(block: &Path, f: impl FnOnce(&mut serde_json::Value)) {
 /// The offset in `chunks/000001` of the block's last chunk.
 fn last_chunk_offset(block: &Path) -> u64 {
     let mut b = BlockReader::open(block).unwrap();
-    let (mut refs, mut chunks) = (Vec::new(), Vec::new());
     let mut last = 0;
-    for id in b.index.all_postings().unwrap() {
-        b.index.series(id, &mut refs, &mut chunks).unwrap();
-        for c in &chunks {
+    for series in b.index.all_series().unwrap() {
+        for c in &series.unwrap().chunks {
             assert_eq!(c.chunk_ref >> 32, 0, "generated blocks have one segment");
             last = last.max(c.chunk_ref & 0xffff_ffff);
         }

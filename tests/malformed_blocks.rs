@@ -33,13 +33,12 @@ fn read_index(path: &Path) -> (Vec<String>, Vec<Series>) {
     let mut r = IndexReader::open(path).unwrap();
     let symbols: Vec<String> = r.symbols().iter().map(String::from).collect();
     let mut series = Vec::new();
-    let (mut refs, mut chunks) = (Vec::new(), Vec::new());
-    for id in r.all_postings().unwrap() {
-        r.series(id, &mut refs, &mut chunks).unwrap();
+    for s in r.all_series().unwrap() {
+        let s = s.unwrap();
         let text = |s: u32| symbols[s as usize].clone();
         series.push(Series {
-            labels: refs.iter().map(|&(n, v)| (text(n), text(v))).collect(),
-            chunks: chunks.clone(),
+            labels: s.refs.iter().map(|&(n, v)| (text(n), text(v))).collect(),
+            chunks: s.chunks,
         });
     }
     (symbols, series)
@@ -362,13 +361,12 @@ fn unsorted_label_names_halt_or_with_the_flag_compact_as_stored() {
         accept_unsorted_label_names: true,
     };
     let mut r = IndexReader::open_with(&out.join("index"), accept).unwrap();
-    let (mut refs, mut chunks) = (Vec::new(), Vec::new());
-    let mut found = false;
-    for sid in r.all_postings().unwrap() {
-        r.series(sid, &mut refs, &mut chunks).unwrap();
-        let text = |s: u32| r.symbols().get(s).unwrap().to_string();
-        let labels: Vec<(String, String)> = refs.iter().map(|&(n, v)| (text(n), text(v))).collect();
-        found |= labels == malformed;
-    }
+    let series: Vec<_> = r.all_series().unwrap().map(|s| s.unwrap()).collect();
+    let text = |s: u32| r.symbols().get(s).unwrap().to_string();
+    let found = series.iter().any(|s| {
+        let labels: Vec<(String, String)> =
+            s.refs.iter().map(|&(n, v)| (text(n), text(v))).collect();
+        labels == malformed
+    });
     assert!(found, "{malformed:?} in the new block");
 }

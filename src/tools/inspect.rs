@@ -9,7 +9,8 @@ use std::path::Path;
 
 use crate::tsdb::block::BlockReader;
 use crate::tsdb::chunks::{
-    ChunkRef, ENCODING_AGGR, ENCODING_FLOAT_HISTOGRAM, ENCODING_HISTOGRAM, ENCODING_XOR,
+    ChunkRef, SegmentReader, ENCODING_AGGR, ENCODING_FLOAT_HISTOGRAM, ENCODING_HISTOGRAM,
+    ENCODING_XOR,
 };
 use crate::tsdb::downsample::aggr::AggrChunk;
 use crate::tsdb::histogram::decode_chunk;
@@ -40,26 +41,36 @@ pub fn inspect(dir: &Path) -> Result<Inspection> {
     let mut block = BlockReader::open(dir)?;
     let mut ins = Inspection::default();
     let mut prev: Option<Labels> = None;
-    let postings = block.index.all_postings()?;
-    let (mut refs, mut chunks) = (Vec::new(), Vec::new());
-    for id in postings {
+    // The index walk borrows the index; the chunks are read beside it, one by one, so that
+    // each damaged chunk is a problem of its own.
+    let BlockReader {
+        index,
+        chunks,
+        meta,
+        ..
+    } = &mut block;
+    let range = (meta.min_time, meta.max_time);
+    for series in index.all_series()? {
         if ins.problems.len() >= PROBLEMS_MAX {
             ins.problems
                 .push(format!("stopped after {PROBLEMS_MAX} problems"));
             break;
         }
-        if let Err(e) = block.index.series(id, &mut refs, &mut chunks) {
-            ins.problems.push(e.to_string());
-            continue;
-        }
-        let labels = block.index.series_labels(&refs)?;
+        let series = match series {
+            Ok(series) => series,
+            Err(e) => {
+                ins.problems.push(e.to_string());
+                continue;
+            }
+        };
+        let labels = series.labels;
         if prev.as_ref().is_some_and(|p| *p >= labels) {
             ins.problems
                 .push(format!("series {labels} is out of order in the index"));
         }
         ins.counted.num_series += 1;
-        for c in &chunks {
-            check_chunk(&mut block, &labels, c, &mut ins);
+        for c in &series.chunks {
+            check_chunk(chunks, range, &labels, c, &mut ins);
         }
         prev = Some(labels);
     }
@@ -69,8 +80,14 @@ pub fn inspect(dir: &Path) -> Result<Inspection> {
     Ok(ins)
 }
 
-fn check_chunk(block: &mut BlockReader, labels: &Labels, c: &ChunkMeta, ins: &mut Inspection) {
-    let (min, max) = (block.meta.min_time, block.meta.max_time);
+/// Checks chunk `c` of the series `labels` against the block's time range `(min, max)`.
+fn check_chunk(
+    chunks: &mut SegmentReader,
+    (min, max): (i64, i64),
+    labels: &Labels,
+    c: &ChunkMeta,
+    ins: &mut Inspection,
+) {
     ins.counted.num_chunks += 1;
     if c.min_time < min || c.max_time >= max {
         ins.problems.push(format!(
@@ -78,7 +95,7 @@ fn check_chunk(block: &mut BlockReader, labels: &Labels, c: &ChunkMeta, ins: &mu
             c.min_time, c.max_time
         ));
     }
-    let (encoding, data) = match block.chunks.chunk(ChunkRef(c.chunk_ref)) {
+    let (encoding, data) = match chunks.chunk(ChunkRef(c.chunk_ref)) {
         Ok(x) => x,
         Err(e) => {
             ins.problems.push(e.to_string());

@@ -1,5 +1,6 @@
 //! Block directories as a whole: opening one for reading (meta, index, chunk segments,
-//! tombstones) and publishing a new one atomically.
+//! tombstones), walking every series of it ([`BlockReader::series`], in `series`) and
+//! publishing a new one atomically.
 //!
 //! A new block is built in `<dest>/<ULID>.tmp-for-creation/`, every file fsynced, then the
 //! directory is renamed to `<dest>/<ULID>` and `<dest>` fsynced, as Prometheus does: a crash
@@ -16,6 +17,12 @@ use super::fsutil;
 use super::index::{IndexReader, ReadOptions};
 use super::meta::BlockMeta;
 use super::tombstones::Tombstones;
+
+mod series;
+#[cfg(test)]
+mod tests;
+
+pub use series::{BlockChunk, BlockSeries, BlockSeriesIter};
 
 /// File name of the index in a block directory.
 pub const INDEX_FILENAME: &str = "index";

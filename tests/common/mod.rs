@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use compactd::tsdb::block::BlockReader;
-use compactd::tsdb::chunks::{ChunkRef, ENCODING_XOR};
+use compactd::tsdb::chunks::ENCODING_XOR;
 use compactd::tsdb::labels::Labels;
 use compactd::tsdb::xor::XorIter;
 
@@ -134,19 +134,17 @@ pub fn copy_dir(from: &Path, to: &Path) {
 /// sample per timestamp (as a querier over the blocks returns them).
 pub fn read_samples(blocks: &[PathBuf]) -> BTreeMap<Labels, BTreeMap<i64, f64>> {
     let mut out: BTreeMap<Labels, BTreeMap<i64, f64>> = BTreeMap::new();
-    let (mut refs, mut chunks) = (Vec::new(), Vec::new());
     for dir in blocks {
         let mut b = BlockReader::open(dir).expect("open block");
-        for id in b.index.all_postings().expect("postings") {
-            b.index.series(id, &mut refs, &mut chunks).expect("series");
-            let labels = b.index.series_labels(&refs).expect("labels");
-            let samples = out.entry(labels).or_default();
-            for c in &chunks {
-                let (enc, data) = b.chunks.chunk(ChunkRef(c.chunk_ref)).expect("chunk");
-                assert_eq!(enc, ENCODING_XOR, "float chunks only");
-                let mut it = XorIter::new(data);
+        let range = b.meta.min_time..b.meta.max_time;
+        for series in b.series().expect("postings") {
+            let series = series.expect("series");
+            let samples = out.entry(series.labels).or_default();
+            for c in &series.chunks {
+                assert_eq!(c.encoding, ENCODING_XOR, "float chunks only");
+                let mut it = XorIter::new(&c.data);
                 while let Some((t, v)) = it.next_sample().expect("decode") {
-                    if t >= b.meta.min_time && t < b.meta.max_time {
+                    if range.contains(&t) {
                         samples.entry(t).or_insert(v);
                     }
                 }

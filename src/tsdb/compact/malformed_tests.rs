@@ -39,9 +39,9 @@ fn rewrite_index(
     let mut r = IndexReader::open(&path).unwrap();
     let symbols: Vec<String> = r.symbols().iter().map(String::from).collect();
     let mut series = Vec::new();
-    for (i, id) in r.all_postings().unwrap().into_iter().enumerate() {
-        let (mut labels, mut chunks) = (Vec::new(), Vec::new());
-        r.series(id, &mut labels, &mut chunks).unwrap();
+    for (i, s) in r.all_series().unwrap().enumerate() {
+        let s = s.unwrap();
+        let (mut labels, mut chunks) = (s.refs, s.chunks);
         change(i, &mut labels, &mut chunks);
         series.push((labels, chunks));
     }
@@ -136,14 +136,12 @@ fn label_names(dir: &Path) -> Vec<Vec<String>> {
         accept_unsorted_label_names: true,
     };
     let mut r = IndexReader::open_with(&dir.join(INDEX_FILENAME), read).unwrap();
-    let mut names = Vec::new();
-    let (mut labels, mut chunks) = (Vec::new(), Vec::new());
-    for id in r.all_postings().unwrap() {
-        r.series(id, &mut labels, &mut chunks).unwrap();
-        let text = |n: u32| r.symbols().get(n).unwrap().to_string();
-        names.push(labels.iter().map(|&(n, _)| text(n)).collect());
-    }
-    names
+    let series: Vec<_> = r.all_series().unwrap().map(|s| s.unwrap()).collect();
+    let text = |n: u32| r.symbols().get(n).unwrap().to_string();
+    series
+        .iter()
+        .map(|s| s.refs.iter().map(|&(n, _)| text(n)).collect())
+        .collect()
 }
 
 #[test]
@@ -182,12 +180,7 @@ fn unsorted_label_names_are_refused_unless_accepted_then_kept_as_stored() {
     );
     // So the output needs the option too, as in Thanos.
     assert!(BlockReader::open(&out.dir)
-        .and_then(|mut b| {
-            let ids = b.index.all_postings()?;
-            let (mut l, mut c) = (Vec::new(), Vec::new());
-            ids.iter()
-                .try_for_each(|&id| b.index.series(id, &mut l, &mut c))
-        })
+        .and_then(|mut b| b.index.all_series()?.try_for_each(|s| s.map(drop)))
         .is_err());
 }
 

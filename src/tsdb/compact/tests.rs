@@ -47,15 +47,12 @@ fn write_block(
 fn read_samples(dir: &Path) -> Series {
     let mut b = BlockReader::open(dir).unwrap();
     let mut out = Series::new();
-    let (mut refs, mut chunks) = (Vec::new(), Vec::new());
-    for id in b.index.all_postings().unwrap() {
-        b.index.series(id, &mut refs, &mut chunks).unwrap();
-        let labels = b.index.series_labels(&refs).unwrap();
-        let samples = out.entry(labels).or_default();
-        for c in &chunks {
-            let (enc, data) = b.chunks.chunk(ChunkRef(c.chunk_ref)).unwrap();
-            assert_eq!(enc, crate::tsdb::chunks::ENCODING_XOR);
-            let mut it = XorIter::new(data);
+    for series in b.series().unwrap() {
+        let series = series.unwrap();
+        let samples = out.entry(series.labels).or_default();
+        for c in &series.chunks {
+            assert_eq!(c.encoding, crate::tsdb::chunks::ENCODING_XOR);
+            let mut it = XorIter::new(&c.data);
             while let Some(s) = it.next_sample().unwrap() {
                 samples.push(s);
             }
@@ -458,13 +455,11 @@ mod histograms {
     fn read(dir: &Path) -> (Samples, Vec<(u8, Option<CounterResetHeader>)>) {
         let mut b = BlockReader::open(dir).unwrap();
         let (mut out, mut kinds) = (Samples::new(), Vec::new());
-        let (mut refs, mut chunks) = (Vec::new(), Vec::new());
-        for id in b.index.all_postings().unwrap() {
-            b.index.series(id, &mut refs, &mut chunks).unwrap();
-            let labels = b.index.series_labels(&refs).unwrap();
-            let samples = out.entry(labels).or_default();
-            for c in &chunks {
-                let (enc, data) = b.chunks.chunk(ChunkRef(c.chunk_ref)).unwrap();
+        for series in b.series().unwrap() {
+            let series = series.unwrap();
+            let samples = out.entry(series.labels).or_default();
+            for c in &series.chunks {
+                let (enc, data) = (c.encoding, c.data.as_slice());
                 if enc == crate::tsdb::chunks::ENCODING_XOR {
                     let mut it = XorIter::new(data);
                     while let Some((t, v)) = it.next_sample().unwrap() {

@@ -16,23 +16,21 @@ use super::aggr::{Aggr, AggrChunk};
 /// file and the offset of the chunk.
 pub fn count_samples_in_block(dir: &Path) -> Result<u64> {
     let mut block = BlockReader::open(dir)?;
-    let (mut labels, mut chunks) = (Vec::new(), Vec::new());
     let mut total: u64 = 0;
-    for id in block.index.all_postings()? {
-        block.index.series(id, &mut labels, &mut chunks)?;
-        for c in &chunks {
-            let r = ChunkRef(c.chunk_ref);
+    for series in block.series()? {
+        for c in &series?.chunks {
+            let r = ChunkRef(c.meta.chunk_ref);
             let file = dir
                 .join(CHUNKS_DIRNAME)
                 .join(segment_file_name(r.segment()));
             let corrupt = |what: String| TsdbError::corrupt(&file, u64::from(r.offset()), what);
-            let (encoding, data) = block.chunks.chunk(r)?;
+            let encoding = c.encoding;
             if encoding != ENCODING_AGGR {
                 return Err(corrupt(format!(
                     "chunk encoding {encoding}, not an aggregate chunk"
                 )));
             }
-            let aggr = AggrChunk::parse(data).map_err(|e| corrupt(e.to_string()))?;
+            let aggr = AggrChunk::parse(&c.data).map_err(|e| corrupt(e.to_string()))?;
             let count = match aggr.get(Aggr::Count) {
                 Some(sub) if sub.encoding == ENCODING_XOR => sub,
                 _ => return Err(corrupt("no XOR count aggregate".into())),

@@ -34,10 +34,12 @@
 //! v1 symbol offsets to indices, so its callers always see indices.
 //!
 //! Files: `writer` (stages, series entries, streamed sections), `postings` (the in-memory
-//! postings of the writer), `reader`, `cursor` (bounded CRC-checking reads for the reader),
-//! `offset_table` (the reader's sparse index of the postings offset table) and `order` (the
-//! label-name and chunk order rules both apply).
+//! postings of the writer), `reader`, `all_series` (the reader's walk over every series),
+//! `cursor` (bounded CRC-checking reads for the reader), `offset_table` (the reader's sparse
+//! index of the postings offset table) and `order` (the label-name and chunk order rules
+//! both apply).
 
+mod all_series;
 mod cursor;
 mod offset_table;
 mod order;
@@ -50,6 +52,7 @@ mod tests;
 
 use std::path::Path;
 
+pub use all_series::{IndexSeries, IndexSeriesIter};
 pub use order::first_out_of_order_chunk;
 pub use reader::{IndexReader, ReadOptions};
 pub use writer::IndexWriter;

@@ -174,11 +174,12 @@ fn round_trip_small() {
     let all = r.all_postings().unwrap();
     assert_eq!(all.len(), 3);
     assert_eq!(all[0], toc.series.next_multiple_of(16) as u32 / 16);
-    let (mut refs, mut chunks) = (Vec::new(), Vec::new());
-    for (id, (lset, want_chunks)) in all.iter().zip(&series) {
-        r.series(*id, &mut refs, &mut chunks).unwrap();
-        assert_eq!(&r.series_labels(&refs).unwrap(), lset);
-        assert_eq!(&chunks, want_chunks);
+    let walked: Vec<_> = r.all_series().unwrap().map(|s| s.unwrap()).collect();
+    assert_eq!(walked.len(), series.len());
+    for ((s, id), (lset, want_chunks)) in walked.iter().zip(&all).zip(&series) {
+        assert_eq!(s.id, *id);
+        assert_eq!(&s.labels, lset);
+        assert_eq!(&s.chunks, want_chunks);
     }
     assert_eq!(r.postings("__name__", "up").unwrap(), &all[..2]);
     assert_eq!(r.postings("x", "a").unwrap(), &all[1..2]);
@@ -492,10 +493,9 @@ fn reads_the_prometheus_2_0_v1_fixture() {
     assert_eq!(r.series_labels(&refs).unwrap(), labels(&[("foo", "bar")]));
     assert_eq!(chunks.len(), 1);
     assert_eq!((chunks[0].min_time, chunks[0].max_time), (1, 1));
-    for id in all {
-        r.series(id, &mut refs, &mut chunks).unwrap();
-        assert_eq!(refs.len(), 1);
-    }
+    let walked: Vec<_> = r.all_series().unwrap().map(|s| s.unwrap()).collect();
+    assert_eq!(walked.iter().map(|s| s.id).collect::<Vec<_>>(), all);
+    assert!(walked.iter().all(|s| s.refs.len() == 1));
 }
 
 /// A random block: distinct label sets (names from a small set, so pairs repeat) with
@@ -555,11 +555,12 @@ proptest! {
         let all = r.all_postings().unwrap();
         prop_assert_eq!(all.len(), series.len());
         let mut want: BTreeMap<(String, String), Vec<u32>> = BTreeMap::new();
-        let (mut refs, mut chunks) = (Vec::new(), Vec::new());
-        for (&id, (lset, metas)) in all.iter().zip(&series) {
-            r.series(id, &mut refs, &mut chunks).unwrap();
-            prop_assert_eq!(&r.series_labels(&refs).unwrap(), lset);
-            prop_assert_eq!(&chunks, metas);
+        let walked: Vec<_> = r.all_series().unwrap().map(|s| s.unwrap()).collect();
+        prop_assert_eq!(walked.len(), series.len());
+        for ((s, &id), (lset, metas)) in walked.iter().zip(&all).zip(&series) {
+            prop_assert_eq!(s.id, id);
+            prop_assert_eq!(&s.labels, lset);
+            prop_assert_eq!(&s.chunks, metas);
             for l in lset.iter() {
                 want.entry((l.name.clone(), l.value.clone())).or_default().push(id);
             }

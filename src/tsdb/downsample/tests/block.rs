@@ -86,20 +86,17 @@ fn raw_block(dir: &Path, extra: Option<Vec<EncodedChunk>>) -> (PathBuf, BlockMet
 /// Every series of a block with its chunks' encodings and parsed count samples.
 fn read_back(dir: &Path) -> Vec<(Labels, Vec<(u8, u64)>)> {
     let mut b = BlockReader::open(dir).expect("open");
-    let (mut refs, mut chunks) = (Vec::new(), Vec::new());
     let mut out = Vec::new();
-    for sid in b.index.all_postings().expect("postings") {
-        b.index.series(sid, &mut refs, &mut chunks).expect("series");
-        let l = b.index.series_labels(&refs).expect("labels");
+    for series in b.series().expect("postings") {
+        let series = series.expect("series");
         let mut cs = Vec::new();
-        for c in &chunks {
-            let (enc, data) = b.chunks.chunk(ChunkRef(c.chunk_ref)).expect("chunk");
+        for c in &series.chunks {
             cs.push((
-                enc,
-                AggrChunk::parse(data).expect("aggr chunk").num_samples(),
+                c.encoding,
+                AggrChunk::parse(&c.data).expect("aggr chunk").num_samples(),
             ));
         }
-        out.push((l, cs));
+        out.push((series.labels, cs));
     }
     out
 }
