@@ -9,7 +9,7 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use common::*;
 
@@ -36,22 +36,12 @@ fn dumps(dir: &Path) -> BTreeMap<String, String> {
 }
 
 fn run_compactd(config: &str, data: &Path, extra: &[&str], env: &[(&str, String)]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_compactd"));
-    cmd.args([
-        "run",
-        "--objstore.config",
-        config,
-        "--data-dir",
-        data.to_str().unwrap(),
-    ])
-    .args([
-        "--http-address",
-        "127.0.0.1:0",
-        "--downsampling.disable",
-        "--delete-delay",
-        "0s",
-    ])
-    .args(extra);
+    let mut cmd = CompactdRun::new(config)
+        .data_dir(data)
+        .arg("--downsampling.disable")
+        .flag("--delete-delay", "0s")
+        .extra(extra)
+        .command();
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -324,22 +314,12 @@ fn wait_mode_serves_thanos_metrics_and_stops_on_sigterm() {
     let bucket = tmp.path().join("bucket");
     generate_streams(&bucket, 10, 24);
     let config = fs_config(&bucket);
-    let child = Command::new(env!("CARGO_BIN_EXE_compactd"))
-        .args([
-            "run",
-            "--wait",
-            "--wait-interval",
-            "1h",
-            "--objstore.config",
-            &config,
-        ])
-        .args([
-            "--data-dir",
-            tmp.path().join("data").to_str().unwrap(),
-            "--http-address",
-            "127.0.0.1:0",
-            "--downsampling.disable",
-        ])
+    let child = CompactdRun::new(&config)
+        .wait()
+        .wait_interval("1h")
+        .data_dir(&tmp.path().join("data"))
+        .arg("--downsampling.disable")
+        .command()
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();

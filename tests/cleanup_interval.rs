@@ -8,7 +8,7 @@ mod common;
 
 use std::io::BufRead;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -29,13 +29,15 @@ fn bucket(dir: &Path) {
 /// Runs `compactd run --wait` with the interval until its first iteration is done; returns
 /// the log until then and `/metrics` at that moment.
 fn first_iteration(bucket: &Path, data: &Path, interval: &str) -> (Vec<String>, String) {
-    let child = Command::new(env!("CARGO_BIN_EXE_compactd"))
-        .args(["run", "--wait", "--wait-interval=1h", "--delete-delay=0s"])
-        .args(["--consistency-delay=0s", "--downsampling.disable"])
-        .arg(format!("--compact.cleanup-interval={interval}"))
-        .args(["--objstore.config", &fs_config(bucket)])
-        .args(["--data-dir", data.to_str().unwrap()])
-        .args(["--http-address", "127.0.0.1:0"])
+    let child = CompactdRun::on_dir(bucket)
+        .wait()
+        .wait_interval("1h")
+        .flag("--delete-delay", "0s")
+        .flag("--consistency-delay", "0s")
+        .arg("--downsampling.disable")
+        .flag("--compact.cleanup-interval", interval)
+        .data_dir(data)
+        .command()
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();

@@ -16,7 +16,7 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -42,17 +42,12 @@ fn stream_labels(i: usize) -> String {
 
 /// `compactd run`, one-shot, on the bucket; stderr goes to `log`.
 fn spawn_run(config: &str, data: &Path, log: &Path, extra: &[&str]) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_compactd"))
-        .args(["run", "--objstore.config", config, "--data-dir"])
-        .arg(data)
-        .args([
-            "--http-address",
-            "127.0.0.1:0",
-            "--downsampling.disable",
-            "--delete-delay",
-            "0s",
-        ])
-        .args(extra)
+    CompactdRun::new(config)
+        .data_dir(data)
+        .arg("--downsampling.disable")
+        .flag("--delete-delay", "0s")
+        .extra(extra)
+        .command()
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(log).unwrap())
         .spawn()

@@ -8,20 +8,18 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use common::*;
 use compactd::tsdb::meta::BlockMeta;
 
 fn run(bucket: &Path, data: &Path, extra: &[&str]) -> Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_compactd"))
-        .args(["run", "--objstore.config", &fs_config(bucket)])
-        .args(["--data-dir", data.to_str().unwrap()])
-        .args(["--http-address", "127.0.0.1:0"])
-        .args(["--delete-delay", "0s", "--consistency-delay", "0s"])
-        .args(extra)
-        .output()
-        .unwrap();
+    let out = CompactdRun::on_dir(bucket)
+        .data_dir(data)
+        .flag("--delete-delay", "0s")
+        .flag("--consistency-delay", "0s")
+        .extra(extra)
+        .output();
     assert!(
         out.status.success(),
         "compactd run {extra:?}: {}",

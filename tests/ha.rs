@@ -158,7 +158,7 @@ fn three_replicas_compact_once(
 ) {
     let prefix = format!("three-replicas-{what}");
     let started = Instant::now();
-    let c = Cluster::start(etcd, dir, config, &prefix, 3);
+    let c = Cluster::new(etcd, dir, config, &prefix).with_replicas(3);
     let ((li, epoch), _) = c.agreed_leader(SLOW);
     let leader = c.replicas[li].name.clone();
     eprintln!(
@@ -272,8 +272,9 @@ fn compacted_cluster(etcd: &Etcd, prefix: &str) -> Compacted {
     generate_streams(&bucket, 20, 24);
     let config = fs_config(&bucket);
     let dir = tmp.path().to_path_buf();
-    let mut cluster = Cluster::start(etcd, &dir, &config, prefix, 3);
-    cluster.dir = Some(tmp);
+    let cluster = Cluster::new(etcd, &dir, &config, prefix)
+        .owning(tmp)
+        .with_replicas(3);
     let ((leader, epoch), took) = cluster.agreed_leader(SLOW);
     wait_for(SLOW, "the leader's first iteration", || {
         (cluster.replicas[leader].count(ITERATION_DONE) > 0).then_some(())
@@ -485,8 +486,9 @@ fn leader_paused_mid_compaction_uploads_nothing_when_it_wakes() {
     ]);
     let config = fs_config(&bucket);
     let dir = tmp.path().to_path_buf();
-    let mut cluster = Cluster::start(&etcd, &dir, &config, "pause-compaction", 3);
-    cluster.dir = Some(tmp);
+    let cluster = Cluster::new(&etcd, &dir, &config, "pause-compaction")
+        .owning(tmp)
+        .with_replicas(3);
     let (leader, _) = wait_for(SLOW, "a replica to be elected", || {
         cluster
             .replicas
@@ -794,25 +796,16 @@ fn two_single_instances_refuse_to_share_a_bucket() {
     let bucket = tmp.path().join("bucket");
     generate_streams(&bucket, 10, 12);
     let config = fs_config(&bucket);
-    let mut cluster = Cluster {
-        replicas: vec![Replica::spawn(
-            tmp.path(),
-            "a",
-            &run_args(&config, tmp.path(), "a"),
-        )],
-        etcd_log: None,
-        dir: None,
-    };
+    let mut cluster = Cluster::single(tmp.path(), &config);
+    cluster.spawn("a");
     let (_, took) = wait_for(SLOW, "a to lead", || {
         (cluster.replicas[0].count(LEADING) > 0).then_some(())
     });
     eprintln!("[single] a leads {} after serving HTTP", secs(took));
 
-    let mut one_shot_b = run_args(&config, tmp.path(), "b");
-    one_shot_b.retain(|a| a != "--wait");
-    let one_shot_b: Vec<&str> = one_shot_b.iter().map(String::as_str).collect();
+    let one_shot_b = cluster.run("b");
     let start = Instant::now();
-    let refused = compactd(&one_shot_b);
+    let refused = one_shot_b.output();
     let took = start.elapsed();
     let stderr = String::from_utf8_lossy(&refused.stderr);
     eprintln!("[single] b refused in {} ({})", secs(took), refused.status);
@@ -848,7 +841,7 @@ fn two_single_instances_refuse_to_share_a_bucket() {
         "a released the fence on exit"
     );
 
-    let out = compactd(&one_shot_b);
+    let out = one_shot_b.output();
     assert!(
         out.status.success(),
         "b runs once a released the fence: {}",

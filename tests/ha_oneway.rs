@@ -190,20 +190,16 @@ fn one_way_cut(mode: Mode, tag: &str) {
     let proxy = Proxy::start(etcd_addr);
     // Declared after the proxy, so it is dropped first: the replicas die (and their logs are
     // printed on failure) before their etcd link goes away.
-    let mut c = Cluster {
-        replicas: Vec::new(),
-        etcd_log: Some(etcd.log_path()),
-        dir: Some(tmp),
-    };
+    let mut c = Cluster::new(&etcd, &dir, &config, tag).owning(tmp);
 
     // r1 alone first, so that it wins the election; then the two that reach etcd directly.
     let started = Instant::now();
-    c.spawn("r1", &proxy.url(), &dir, &config, tag);
+    c.spawn_through("r1", &proxy.url());
     wait_for(SLOW, "r1 to lead", || {
         (c.replicas[0].count(LEADING) > 0).then_some(())
     });
-    c.spawn("r2", &etcd.endpoint(), &dir, &config, tag);
-    c.spawn("r3", &etcd.endpoint(), &dir, &config, tag);
+    c.spawn("r2");
+    c.spawn("r3");
     let ((leader, epoch), _) = c.agreed_leader(SLOW);
     assert_eq!(c.replicas[leader].name, "r1", "r1, started first, leads");
     // Idle from here on (--wait-interval 1h): whatever r1 writes after the cut is stale.

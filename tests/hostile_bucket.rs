@@ -21,7 +21,7 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use common::*;
 use compactd::tsdb::block::BlockReader;
@@ -513,38 +513,26 @@ fn meta_of(files: &BTreeMap<PathBuf, Vec<u8>>) -> serde_json::Value {
         .unwrap_or(serde_json::Value::Null)
 }
 
-fn run_args(config: &str, data: &Path) -> Vec<String> {
-    [
-        "run",
-        "--objstore.config",
-        config,
-        "--data-dir",
-        data.to_str().unwrap(),
-        "--http-address",
-        "127.0.0.1:0",
-        "--downsampling.disable",
-        "--delete-delay",
-        "0s",
-        "--debug.partial-upload-threshold",
-        "0s",
-    ]
-    .map(String::from)
-    .to_vec()
+/// `compactd run` on the bucket, cleaning up partial uploads at once.
+fn run(config: &str, data: &Path) -> CompactdRun {
+    CompactdRun::new(config)
+        .data_dir(data)
+        .arg("--downsampling.disable")
+        .flag("--delete-delay", "0s")
+        .flag("--debug.partial-upload-threshold", "0s")
 }
 
 fn run_once(config: &str, data: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_compactd"))
-        .args(run_args(config, data))
-        .output()
-        .unwrap()
+    run(config, data).output()
 }
 
 /// Runs one iteration in `--wait` mode and returns `/metrics` once it is over, and the log.
 fn run_for_metrics(config: &str, data: &Path) -> (String, String) {
     use std::io::BufRead;
-    let child = Command::new(env!("CARGO_BIN_EXE_compactd"))
-        .args(run_args(config, data))
-        .args(["--wait", "--wait-interval", "1h"])
+    let child = run(config, data)
+        .wait()
+        .wait_interval("1h")
+        .command()
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();

@@ -75,11 +75,11 @@ fn scrape_running_compactd() -> String {
     generate_streams(&bucket, 10, 24);
     let config = fs_config(&bucket);
     let data = tmp.path().join("data");
-    let child = Command::new(env!("CARGO_BIN_EXE_compactd"))
-        .args(["run", "--wait", "--wait-interval", "1h"])
-        .args(["--objstore.config", &config])
-        .args(["--data-dir", data.to_str().unwrap()])
-        .args(["--http-address", "127.0.0.1:0"])
+    let child = CompactdRun::new(&config)
+        .wait()
+        .wait_interval("1h")
+        .data_dir(&data)
+        .command()
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn compactd");

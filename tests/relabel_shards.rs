@@ -66,26 +66,15 @@ fn run_instance(tmp: &Path, bucket: &Path, subcommand: &str, node: &str, selecto
 }
 
 fn run_raw(tmp: &Path, bucket: &Path, subcommand: &str, node: &str, selector: &[&str]) -> Output {
-    let data = tmp.join(format!("data-{node}"));
-    let mut args = vec![
-        subcommand.to_string(),
-        "--objstore.config".into(),
-        fs_config(bucket),
-        "--data-dir".into(),
-        data.to_str().unwrap().into(),
-        "--http-address".into(),
-        "127.0.0.1:0".into(),
-        "--downsampling.disable".into(),
-        "--delete-delay".into(),
-        "0s".into(),
-        "--consistency-delay".into(),
-        "0s".into(),
-        "--node.name".into(),
-        node.into(),
-    ];
-    args.extend(selector.iter().map(|s| s.to_string()));
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    compactd(&args)
+    CompactdRun::on_dir(bucket)
+        .subcommand(subcommand)
+        .data_dir(&tmp.join(format!("data-{node}")))
+        .arg("--downsampling.disable")
+        .flag("--delete-delay", "0s")
+        .flag("--consistency-delay", "0s")
+        .node(node)
+        .extra(selector)
+        .output()
 }
 
 /// Per stream, the writers (`--node.name`) of its compacted blocks and its level-1 block

@@ -10,7 +10,6 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::Command;
 
 use common::*;
 use compactd::tsdb::block_id::BlockId;
@@ -127,15 +126,15 @@ fn compact_replicas_with(
     std::fs::create_dir_all(&bucket).unwrap();
     write_replica(&bucket, 'a', 1);
     write_replica(&bucket, 'b', 2);
-    let out = Command::new(env!("CARGO_BIN_EXE_compactd"))
-        .args([subcommand, "--objstore.config", &fs_config(&bucket)])
-        .args(["--data-dir", tmp.join("data").to_str().unwrap()])
-        .args(["--http-address", "127.0.0.1:0", "--downsampling.disable"])
-        .args(["--delete-delay", "0s", "--consistency-delay", "0s"])
+    let out = CompactdRun::on_dir(&bucket)
+        .subcommand(subcommand)
+        .data_dir(&tmp.join("data"))
+        .arg("--downsampling.disable")
+        .flag("--delete-delay", "0s")
+        .flag("--consistency-delay", "0s")
         .arg(replica_label_flag)
-        .args(extra)
-        .output()
-        .unwrap();
+        .extra(extra)
+        .output();
     assert!(
         out.status.success(),
         "compactd run: {}",

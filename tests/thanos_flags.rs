@@ -129,13 +129,15 @@ fn run_with_globals(globals: &[&str]) -> String {
     let tmp = tempfile::tempdir().unwrap();
     let bucket = tmp.path().join("bucket");
     generate_streams(&bucket, 5, 8);
+    let run = CompactdRun::on_dir(&bucket)
+        .subcommand("compact")
+        .arg("--consistency-delay=0s")
+        .data_dir(&tmp.path().join("data"))
+        .arg("--downsampling.disable=true");
+    // The global flags come before the subcommand.
     let out = Command::new(env!("CARGO_BIN_EXE_compactd"))
         .args(globals)
-        .arg("compact")
-        .args(["--objstore.config", &fs_config(&bucket)])
-        .args(["--http-address", "127.0.0.1:0", "--consistency-delay=0s"])
-        .args(["--data-dir", tmp.path().join("data").to_str().unwrap()])
-        .arg("--downsampling.disable=true")
+        .args(run.args())
         .output()
         .unwrap();
     let log = String::from_utf8_lossy(&out.stderr).into_owned();
@@ -186,17 +188,13 @@ fn hash_func_sha256_writes_each_file_hash_into_meta_json_as_thanos() {
     let bucket = tmp.path().join("bucket");
     generate_streams(&bucket, 5, 12);
     let sources = block_dirs(&bucket);
-    let out = compactd(&[
-        "compact",
-        "--objstore.config",
-        &fs_config(&bucket),
-        "--http-address=127.0.0.1:0",
-        "--consistency-delay=0s",
-        "--downsampling.disable",
-        "--hash-func=SHA256",
-        "--data-dir",
-        tmp.path().join("data").to_str().unwrap(),
-    ]);
+    let out = CompactdRun::on_dir(&bucket)
+        .subcommand("compact")
+        .arg("--consistency-delay=0s")
+        .arg("--downsampling.disable")
+        .arg("--hash-func=SHA256")
+        .data_dir(&tmp.path().join("data"))
+        .output();
     assert!(
         out.status.success(),
         "{}",

@@ -10,7 +10,7 @@ mod common;
 
 use std::io::BufRead;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -85,13 +85,13 @@ fn metrics_once_halted(template: &Path, work: &Path, extra: &[&str]) -> String {
     let bucket = work.join("bucket");
     copy_dir(template, &bucket);
     let retention = retention_ending_at_25h();
-    let child = Command::new(env!("CARGO_BIN_EXE_compactd"))
-        .args(["run", "--wait", "--wait-interval", "1h"])
-        .args(["--objstore.config", &fs_config(&bucket)])
-        .args(["--data-dir", work.join("data").to_str().unwrap()])
-        .args(["--http-address", "127.0.0.1:0"])
-        .args(["--retention.resolution-raw", &retention])
-        .args(extra)
+    let child = CompactdRun::on_dir(&bucket)
+        .wait()
+        .wait_interval("1h")
+        .data_dir(&work.join("data"))
+        .flag("--retention.resolution-raw", &retention)
+        .extra(extra)
+        .command()
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();

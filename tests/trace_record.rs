@@ -7,7 +7,7 @@ mod common;
 
 use std::io::BufReader;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -15,27 +15,18 @@ use compactd::core::node::Node;
 use compactd::core::types::{Input, Output as NodeOutput, StoreResult};
 use compactd::trace::{StepHasher, TraceError, TraceHeader, TraceReader, FORMAT};
 
-fn run_args<'a>(config: &'a str, data: &'a Path, trace: &'a Path) -> Vec<&'a str> {
-    vec![
-        "run",
-        "--objstore.config",
-        config,
-        "--data-dir",
-        data.to_str().unwrap(),
-        "--http-address",
-        "127.0.0.1:0",
-        "--downsampling.disable",
-        "--delete-delay",
-        "0s",
-        "--node.name",
-        "trace-test",
-        "--trace.record",
-        trace.to_str().unwrap(),
-    ]
+/// `compactd run` on the bucket of `config`, recording its trace into `trace`.
+fn recording(config: &str, data: &Path, trace: &Path) -> CompactdRun {
+    CompactdRun::new(config)
+        .data_dir(data)
+        .arg("--downsampling.disable")
+        .flag("--delete-delay", "0s")
+        .node("trace-test")
+        .flag("--trace.record", trace.to_str().unwrap())
 }
 
 fn run_recording(config: &str, data: &Path, trace: &Path) -> Output {
-    compactd(&run_args(config, data, trace))
+    recording(config, data, trace).output()
 }
 
 /// What replaying a trace found.
@@ -134,10 +125,10 @@ fn a_killed_recording_leaves_a_replayable_prefix() {
     let trace = tmp.path().join("trace.jsonl");
     let config = fs_config(&bucket);
     let data = tmp.path().join("data");
-    let mut args = run_args(&config, &data, &trace);
-    args.extend(["--wait", "--wait-interval", "1s"]);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_compactd"))
-        .args(&args)
+    let mut child = recording(&config, &data, &trace)
+        .wait()
+        .wait_interval("1s")
+        .command()
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

@@ -1,15 +1,20 @@
 //! Shared support for the integration tests: finding external tools (failing loudly under
 //! CI=true when one is missing), running the `compactd` binary and promtool, and dumping
-//! blocks in promtool's text format with our own reader. `etcd` and `seaweed` run real
-//! servers (etcd, an S3 store) on loopback; `replicas` runs `compactd run` replicas for the HA
-//! tests; `proxy` is a TCP proxy whose forwarding can be cut one way or both ways.
+//! blocks in promtool's text format with our own reader. `run` builds the `compactd run`
+//! command line; `etcd` and `seaweed` run real servers (etcd, an S3 store) on loopback;
+//! `replicas` runs `compactd run` replicas and clusters of them for the HA tests; `proxy` is a
+//! TCP proxy whose forwarding can be cut one way or both ways.
 
 #![allow(dead_code)] // Each test binary uses a different part of this module.
 
 pub mod etcd;
 pub mod proxy;
 pub mod replicas;
+pub mod run;
 pub mod seaweed;
+
+pub use run::CompactdRun;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

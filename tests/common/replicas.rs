@@ -2,9 +2,12 @@
 //! child process with its log in a file, its HTTP port read back from that log, probes of
 //! /metrics and /api/v1/leader, and the flags and bucket helpers these tests share.
 //!
-//! Timings are tight so that each test takes seconds: a 3 s lease TTL, a 1 s op timeout and a
-//! 2 s takeover delay. A [`Cluster`] prints its replicas' log tails (and etcd's) when the test
-//! fails, and always with `COMPACTD_HA_LOGS=1`.
+//! A [`Cluster`] is the harness of these tests: one bucket, one directory for the replicas'
+//! data dirs and logs, and the etcd election they share (none for single instances); it
+//! starts replicas by name with this suite's flags ([`Cluster::run`]). Timings are tight so
+//! that each test takes seconds: a 3 s lease TTL, a 1 s op timeout and a 2 s takeover delay.
+//! A cluster prints its replicas' log tails (and etcd's) when the test fails, and always with
+//! `COMPACTD_HA_LOGS=1`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -13,7 +16,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use compactd::core::fence::{FenceRecord, FENCE_PATH};
 
 use super::etcd::Etcd;
-use super::{block_dirs, compactd, generate_stream, try_http_get};
+use super::{block_dirs, compactd, generate_stream, try_http_get, CompactdRun};
 
 /// `--etcd.lease-ttl`.
 pub const TTL: Duration = Duration::from_secs(3);
@@ -96,15 +99,12 @@ impl Replica {
     pub fn spawn_single(dir: &Path, name: &str, extra: &[&str]) -> Replica {
         let bucket = dir.join("bucket");
         std::fs::create_dir_all(&bucket).expect("bucket dir");
-        let mut args: Vec<String> = vec![
-            "compact".into(),
-            "--wait".into(),
-            "--http-address=127.0.0.1:0".into(),
-            format!("--objstore.config={}", super::fs_config(&bucket)),
-            format!("--data-dir={}", dir.join(format!("data-{name}")).display()),
-        ];
-        args.extend(extra.iter().map(|a| a.to_string()));
-        Replica::spawn(dir, name, &args)
+        let run = CompactdRun::on_dir(&bucket)
+            .subcommand("compact")
+            .data_dir(&dir.join(format!("data-{name}")))
+            .wait()
+            .extra(extra);
+        Replica::spawn(dir, name, &run.args())
     }
 
     /// Spawns `compactd <args>` with its output in `<dir>/<name>.log`; waits until it serves
@@ -238,14 +238,23 @@ impl Drop for Replica {
     }
 }
 
-/// The replicas of one test; prints their logs if the test fails, kills them on drop.
+/// The harness of one HA test: its replicas, the bucket they share, the directory of their
+/// data dirs and logs, and the etcd election they take part in. Prints their logs if the test
+/// fails; kills them on drop, then deletes the test's temp dir if it owns it.
 pub struct Cluster {
     /// The replicas, in start order.
     pub replicas: Vec<Replica>,
-    /// etcd's log, printed on failure, when there is an etcd.
-    pub etcd_log: Option<PathBuf>,
+    /// The etcd the replicas elect through: its client URL and its log (printed on failure);
+    /// `None` for single instances, which only the bucket's fence keeps apart.
+    etcd: Option<(String, PathBuf)>,
+    /// The election's key prefix is `/compactd/<prefix>`.
+    prefix: String,
+    /// The bucket's objstore config.
+    config: String,
+    /// Where the replicas' data dirs (`data-<name>`) and logs (`<name>.log`) go.
+    dir: PathBuf,
     /// The test's temp dir when the cluster owns it: deleted after the replicas are killed.
-    pub dir: Option<tempfile::TempDir>,
+    tmp: Option<tempfile::TempDir>,
 }
 
 impl Drop for Cluster {
@@ -264,7 +273,7 @@ impl Drop for Cluster {
                 lines[lines.len().saturating_sub(80)..].join("\n")
             );
         }
-        if let Some(path) = &self.etcd_log {
+        if let Some((_, path)) = &self.etcd {
             let text = std::fs::read_to_string(path).unwrap_or_default();
             let lines: Vec<&str> = text.lines().collect();
             eprintln!(
@@ -276,33 +285,83 @@ impl Drop for Cluster {
 }
 
 impl Cluster {
-    /// Starts replicas `r1`..`rN` with the HA flags of this suite.
-    pub fn start(etcd: &Etcd, dir: &Path, config: &str, prefix: &str, n: usize) -> Cluster {
-        let mut c = Cluster {
+    /// A cluster without replicas yet on the bucket of `config`, electing through `etcd`
+    /// under `/compactd/<prefix>`, with its replicas' data dirs and logs in `dir`.
+    pub fn new(etcd: &Etcd, dir: &Path, config: &str, prefix: &str) -> Cluster {
+        Cluster {
             replicas: Vec::new(),
-            etcd_log: Some(etcd.log_path()),
-            dir: None,
-        };
-        for i in 1..=n {
-            c.spawn(&format!("r{i}"), &etcd.endpoint(), dir, config, prefix);
+            etcd: Some((etcd.endpoint(), etcd.log_path())),
+            prefix: prefix.to_string(),
+            config: config.to_string(),
+            dir: dir.to_path_buf(),
+            tmp: None,
         }
-        c
     }
 
-    /// Starts one more replica `name` with the HA flags of this suite, electing through the
-    /// etcd at `etcd_url` under `/compactd/<prefix>`.
-    pub fn spawn(&mut self, name: &str, etcd_url: &str, dir: &Path, config: &str, prefix: &str) {
-        let mut args = run_args(config, dir, name);
-        args.extend(
-            [
-                "--etcd.url",
-                etcd_url,
-                "--etcd.prefix",
-                &format!("/compactd/{prefix}"),
-            ]
-            .map(String::from),
+    /// A cluster of single instances (no election) on the bucket of `config`, with their
+    /// data dirs and logs in `dir`.
+    pub fn single(dir: &Path, config: &str) -> Cluster {
+        Cluster {
+            replicas: Vec::new(),
+            etcd: None,
+            prefix: String::new(),
+            config: config.to_string(),
+            dir: dir.to_path_buf(),
+            tmp: None,
+        }
+    }
+
+    /// Takes the test's temp dir, to delete it only after the replicas are killed.
+    pub fn owning(mut self, tmp: tempfile::TempDir) -> Cluster {
+        self.tmp = Some(tmp);
+        self
+    }
+
+    /// Starts replicas `r1`..`rN`.
+    pub fn with_replicas(mut self, n: usize) -> Cluster {
+        for i in 1..=n {
+            self.spawn(&format!("r{i}"));
+        }
+        self
+    }
+
+    /// The one-shot `compactd run` of replica `name` with this suite's flags, without the
+    /// election ([`spawn`](Self::spawn) adds `--wait` and the election flags).
+    pub fn run(&self, name: &str) -> CompactdRun {
+        CompactdRun::new(&self.config)
+            .data_dir(&self.dir.join(format!("data-{name}")))
+            .node(name)
+            .flag("--delete-delay", "0s")
+            .flag("--consistency-delay", "0s")
+            .arg("--downsampling.disable")
+            .extra(&TIMING_FLAGS)
+    }
+
+    /// Starts one more replica `name`, `--wait`ing and electing through the cluster's etcd.
+    pub fn spawn(&mut self, name: &str) {
+        let url = self.etcd.as_ref().map(|(url, _)| url.clone());
+        self.spawn_with(name, url.as_deref());
+    }
+
+    /// [`spawn`](Self::spawn), reaching the cluster's etcd at `etcd_url` (a proxy to it).
+    pub fn spawn_through(&mut self, name: &str, etcd_url: &str) {
+        assert!(
+            self.etcd.is_some(),
+            "a cluster without etcd has no election"
         );
-        self.replicas.push(Replica::spawn(dir, name, &args));
+        self.spawn_with(name, Some(etcd_url));
+    }
+
+    /// Starts replica `name`, electing through `etcd_url` when there is one.
+    fn spawn_with(&mut self, name: &str, etcd_url: Option<&str>) {
+        let mut run = self.run(name).wait().wait_interval("1h");
+        if let Some(url) = etcd_url {
+            run = run
+                .flag("--etcd.url", url)
+                .flag("--etcd.prefix", &format!("/compactd/{}", self.prefix));
+        }
+        self.replicas
+            .push(Replica::spawn(&self.dir, name, &run.args()));
     }
 
     /// The index of the replica called `name`.
@@ -353,33 +412,6 @@ pub fn logged_epoch(r: &Replica, line: &str) -> u64 {
     l.split_whitespace()
         .find_map(|f| f.strip_prefix("epoch=")?.parse().ok())
         .unwrap_or_else(|| panic!("no epoch in {l:?}"))
-}
-
-/// The `compactd run` flags every replica of this suite gets (no election flags).
-pub fn run_args(config: &str, dir: &Path, name: &str) -> Vec<String> {
-    let mut args: Vec<String> = [
-        "run",
-        "--objstore.config",
-        config,
-        "--data-dir",
-        dir.join(format!("data-{name}")).to_str().unwrap(),
-        "--node.name",
-        name,
-        "--http-address",
-        "127.0.0.1:0",
-        "--wait",
-        "--wait-interval",
-        "1h",
-        "--delete-delay",
-        "0s",
-        "--consistency-delay",
-        "0s",
-        "--downsampling.disable",
-    ]
-    .map(String::from)
-    .to_vec();
-    args.extend(TIMING_FLAGS.map(String::from));
-    args
 }
 
 /// Puts work for a leader into the bucket: a block of a stream of its own (`cluster=extra-n`)
