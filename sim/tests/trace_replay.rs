@@ -246,7 +246,7 @@ fn malformed_traces_fail_naming_the_file_and_line() {
     let error = report.unwrap_err();
     assert!(
         error.starts_with(&format!(
-            "{}:1: not a compactd-trace/1 trace",
+            "{}:1: not a compactd-trace/2 trace",
             path.display()
         )),
         "{error}"
