@@ -165,7 +165,7 @@ fn an_altered_input_diverges_at_its_step() {
     let ok = line.find("{\"Ok\":").unwrap();
     let hash = line.rfind(",\"hash\":").unwrap();
     lines[i] = format!(
-        "{}{{\"Err\":{{\"retryable\":false,\"message\":\"edited\"}}}}]}}{}",
+        "{}{{\"Err\":{{\"kind\":\"BadInput\",\"message\":\"edited\"}}}}]}}{}",
         &line[..ok],
         &line[hash..]
     );

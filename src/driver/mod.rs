@@ -101,16 +101,14 @@ impl Books {
     /// Notes what an input tells about work in flight.
     fn on_input(&mut self, input: &Input, data_dir: &Path) {
         self.admission.on_input(input);
-        match input {
-            Input::Compacted(job, result) => {
-                self.running_jobs = self.running_jobs.saturating_sub(1);
-                if result.is_err() {
-                    if let Some((group, output)) = self.jobs.remove(job) {
-                        let _ = std::fs::remove_dir_all(jobs::job_dir(data_dir, &group, output));
-                    }
-                }
+        let Input::Compacted(job, result) = input else {
+            return;
+        };
+        self.running_jobs = self.running_jobs.saturating_sub(1);
+        if result.is_err() {
+            if let Some((group, output)) = self.jobs.remove(job) {
+                let _ = std::fs::remove_dir_all(jobs::job_dir(data_dir, &group, output));
             }
-            _ => {}
         }
     }
 

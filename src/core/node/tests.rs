@@ -145,15 +145,6 @@ fn put_meta() -> WriteOp {
     }
 }
 
-/// Asserts that `check` panics naming `rule`.
-fn caught(rule: &str, check: impl FnOnce()) {
-    let panic = std::panic::catch_unwind(std::panic::AssertUnwindSafe(check))
-        .expect_err("the invariant check must fail");
-    let message = panic.downcast_ref::<String>().cloned().unwrap_or_default();
-    let want = format!("node invariant {rule} broken: ");
-    assert!(message.starts_with(&want), "{rule}: {message}");
-}
-
 /// A leader's own commit, under its permit while the fence holds its epoch, passes.
 #[test]
 fn a_healthy_leader_passes_the_node_invariants() {
@@ -165,51 +156,89 @@ fn a_healthy_leader_passes_the_node_invariants() {
     );
 }
 
-/// Each broken rule fails the check with its name.
+/// The leader's permit at `t`, with `change` applied.
+fn permit(n: &Node, t: i64, change: impl FnOnce(&mut Permit)) -> Permit {
+    let mut permit = n.permit(at(t)).expect("a permit while leading");
+    change(&mut permit);
+    permit
+}
+
 #[test]
-fn each_broken_node_invariant_is_caught_by_name() {
-    let (mut n, t) = leading();
-    let now = at(t);
-    let permit = n.permit(now).expect("a permit while leading");
-    let too_long = Permit {
-        valid_until: permit.valid_until.plus(1),
-        ..permit
-    };
-    caught("permit-within-lease", || {
-        n.check_invariants(now, &[sent(put_meta(), too_long)])
-    });
-    let other_term = Permit {
-        epoch: Epoch(3),
-        ..permit
-    };
+#[should_panic(expected = "node invariant permit-within-lease broken: ")]
+fn a_permit_past_the_lease_is_caught() {
+    let (n, t) = leading();
+    let too_long = permit(&n, t, |p| p.valid_until = p.valid_until.plus(1));
+    n.check_invariants(at(t), &[sent(put_meta(), too_long)]);
+}
+
+#[test]
+#[should_panic(expected = "node invariant no-mutation-without-term broken: ")]
+fn a_mutation_of_another_term_is_caught() {
+    let (n, t) = leading();
     let upload = WriteOp::UploadFiles {
         job: JobId(1),
         block: BlockId::from_parts(1, 1),
     };
-    caught("no-mutation-without-term", || {
-        n.check_invariants(now, &[sent(upload, other_term)])
-    });
-    let record = crate::core::fence::FenceRecord::successor(None, 5, "me", 0);
+    let other_term = permit(&n, t, |p| p.epoch = Epoch(3));
+    n.check_invariants(at(t), &[sent(upload, other_term)]);
+}
+
+/// The fence holds epoch 2: a commit of term 3 had no fence CAS of its own.
+#[test]
+#[should_panic(expected = "node invariant commit-needs-fence broken: ")]
+fn a_commit_without_the_fence_is_caught() {
+    let (mut n, t) = leading();
+    let other_term = permit(&n, t, |p| p.epoch = Epoch(3));
+    n.term = Some(Epoch(3));
+    n.check_write(at(t), &put_meta(), &other_term);
+}
+
+#[test]
+#[should_panic(expected = "node invariant fence-cas-own-epoch broken: ")]
+fn a_fence_cas_of_another_epoch_is_caught() {
+    let (n, t) = leading();
     let cas = WriteOp::CasFence {
-        record,
+        record: crate::core::fence::FenceRecord::successor(None, 5, "me", 0),
         expected: None,
     };
-    caught("fence-cas-own-epoch", || {
-        n.check_invariants(now, &[sent(cas, permit)])
-    });
-    let twice = [sent(put_meta(), permit), sent(put_meta(), permit)];
-    caught("unique-request-ids", || n.check_invariants(now, &twice));
-    let early_timer = [Output::Timer(Millis(t + 1)), Output::Exit(0)];
-    caught("one-timer-last", || n.check_invariants(now, &early_timer));
-    // The fence holds epoch 2: a commit of term 3 had no fence CAS of its own.
+    n.check_invariants(at(t), &[sent(cas, permit(&n, t, |_| {}))]);
+}
+
+#[test]
+#[should_panic(expected = "node invariant unique-request-ids broken: ")]
+fn a_request_id_used_twice_is_caught() {
+    let (n, t) = leading();
+    let p = permit(&n, t, |_| {});
+    n.check_invariants(at(t), &[sent(put_meta(), p), sent(put_meta(), p)]);
+}
+
+#[test]
+#[should_panic(expected = "node invariant one-timer-last broken: ")]
+fn a_timer_before_other_outputs_is_caught() {
+    let (n, t) = leading();
+    n.check_invariants(at(t), &[Output::Timer(Millis(t + 1)), Output::Exit(0)]);
+}
+
+#[test]
+#[should_panic(expected = "node invariant term-follows-leader broken: ")]
+fn a_cycle_in_a_term_the_leader_does_not_hold_is_caught() {
+    let (mut n, t) = leading();
     n.term = Some(Epoch(3));
-    caught("commit-needs-fence", || {
-        n.check_write(now, &put_meta(), &other_term)
-    });
-    caught("term-follows-leader", || n.check_invariants(now, &[]));
-    // The term ended while the cycle still syncs for it.
+    n.check_invariants(at(t), &[]);
+}
+
+/// The term ended while the cycle still syncs for it.
+#[test]
+#[should_panic(expected = "node invariant no-work-without-term broken: ")]
+fn a_cycle_busy_without_a_term_is_caught() {
+    let (mut n, t) = leading();
     n.term = None;
-    caught("no-work-without-term", || n.check_invariants(now, &[]));
+    n.check_invariants(at(t), &[]);
+}
+
+#[test]
+#[should_panic(expected = "node invariant no-job-without-term broken: ")]
+fn a_job_without_a_term_is_caught() {
     let job = Output::Compact(CompactJob {
         job: JobId(1),
         group: "0@1".into(),
@@ -217,8 +246,5 @@ fn each_broken_node_invariant_is_caught_by_name() {
         output: BlockId::from_parts(1, 2),
         downsample_to: None,
     });
-    let idle = node();
-    caught("no-job-without-term", || {
-        idle.check_invariants(at(0), &[job])
-    });
+    node().check_invariants(at(0), &[job]);
 }
