@@ -6,7 +6,7 @@
 //! from. Its commits pass through the leader's gate, which guards each with a fence CAS;
 //! its other mutations carry the leader's permit. In debug builds (unit tests, the fuzz
 //! target, every simulated world) each step ends by checking the node's invariants
-//! ([`invariants`]).
+//! (`node/invariants.rs`).
 
 mod invariants;
 
