@@ -1,11 +1,11 @@
-//! Traces of a node's steps, format `compactd-trace/1`: what `compactd run --trace.record`
+//! Traces of a node's steps, format `compactd-trace/2`: what `compactd run --trace.record`
 //! writes and `compactd-sim replay` reads back to rerun the core offline, bit for bit.
 //!
 //! JSON Lines. Line 1 is a [`TraceHeader`] (everything [`Node::new`] takes); then one line
 //! per step, numbered from 1:
 //!
 //! ```text
-//! {"format":"compactd-trace/1","compactd":"0.1.0","node":"a","seed":7,"cycle":{..},"leader":{..}}
+//! {"format":"compactd-trace/2","compactd":"0.1.0","node":"a","seed":7,"cycle":{..},"leader":{..}}
 //! {"step":1,"now":{"mono":0,"wall":1735689600000},"input":"Start","hash":"5e3f0c2a9d4b1e77"}
 //! ```
 //!
@@ -29,7 +29,7 @@ use crate::core::leader::LeaderConfig;
 use crate::core::types::{Input, Now, Output};
 
 /// The format name in the header of every trace this build writes and reads.
-pub const FORMAT: &str = "compactd-trace/1";
+pub const FORMAT: &str = "compactd-trace/2";
 /// This build's compactd version, as the headers it writes record it.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -65,7 +65,7 @@ impl TraceHeader {
 }
 
 /// The `format` of `line` when it is a JSON object that has one (a trace header of any
-/// version, e.g. `compactd-trace/1`); `None` for anything else.
+/// version, e.g. `compactd-trace/2`); `None` for anything else.
 pub fn header_format(line: &str) -> Option<String> {
     #[derive(Deserialize)]
     struct Format {

@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::etcd::{Etcd, EtcdTls};
-use compactd::core::coord::{CoordOp, CoordResult, ElectionKey, LeaseId};
+use compactd::core::coord::{CoordErrorKind, CoordOp, CoordResult, ElectionKey, LeaseId};
 use compactd::election::etcd::{EtcdConfig, EtcdCoordinator};
 
 /// The election name (what `etcdctl elect` takes); keys live under `<NAME>/`.
@@ -106,10 +106,10 @@ fn wait_delete(key: &str, after_revision: i64, max_wait_ms: i64) -> CoordOp {
 
 fn assert_failed(result: &CoordResult, op: &str, endpoint: &str) {
     match result {
-        CoordResult::Failed(text) => {
+        CoordResult::Failed(e) => {
             assert!(
-                text.starts_with(&format!("{op}: etcd ")) && text.contains(endpoint),
-                "{text:?} should name {op} and {endpoint}"
+                e.message.starts_with(&format!("{op}: etcd ")) && e.message.contains(endpoint),
+                "{e:?} should name {op} and {endpoint}"
             );
         }
         other => panic!("{op}: expected Failed, got {other:?}"),
@@ -414,10 +414,10 @@ fn a_frozen_etcd_makes_requests_time_out() {
                 start.elapsed()
             );
             assert_failed(&result, op.name(), &endpoint);
-            let CoordResult::Failed(text) = result else {
+            let CoordResult::Failed(e) = result else {
                 unreachable!()
             };
-            assert!(text.contains("timed out after 500ms"), "{text}");
+            assert_eq!(e.kind, CoordErrorKind::Timeout, "{e}");
         }
         // WaitDelete: opening the watch is bounded by the request timeout.
         let result = c
@@ -528,12 +528,13 @@ fn every_member_down_lists_each_error() {
         cfg.endpoints.push(endpoint.clone());
         let c = EtcdCoordinator::connect(&cfg).await.expect("connect");
         let result = c.execute(&CoordOp::Grant { ttl_secs: 30 }, TIMEOUT).await;
-        let CoordResult::Failed(text) = result else {
+        let CoordResult::Failed(e) = result else {
             panic!("{result:?}")
         };
+        assert_eq!(e.kind, CoordErrorKind::Unavailable, "{e}");
         let expected = format!("lease-grant: etcd 127.0.0.1:1,{endpoint}: 127.0.0.1:1: ");
-        assert!(text.starts_with(&expected), "{text}");
-        assert!(text.contains(&format!("; {endpoint}: ")), "{text}");
+        assert!(e.message.starts_with(&expected), "{e}");
+        assert!(e.message.contains(&format!("; {endpoint}: ")), "{e}");
     });
 }
 

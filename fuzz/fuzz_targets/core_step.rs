@@ -8,9 +8,10 @@
 //! answers everything pending, changes the bucket behind the node's back (another fence
 //! writer, marks, removed metas), delivers a stale answer or shuts down.
 //!
-//! After every step, for each store request the node emitted:
-//! - a mutation carries a permit that is live at `now` (`now.mono < valid_until`); a read
-//!   carries none;
+//! Every step also runs the node's own invariants (`Node::step` checks them in debug builds,
+//! which cargo-fuzz makes). After every step, for each store request the node emitted:
+//! - a mutation carries a permit (its type requires one) that is live at `now`
+//!   (`now.mono < valid_until`);
 //! - elected: the permit ends no later than the lease deadline derived independently from
 //!   the inputs (`sent_at` of the last acknowledged grant or keepalive of a lease that is
 //!   not known dead, plus the TTL less drift, margin and op timeout), and its epoch is a
@@ -23,15 +24,17 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use compactd::bucket::markers::{DeletionMark, NoCompactMark, MARKER_VERSION};
-use compactd::core::coord::{CoordId, CoordOp, CoordRequest, CoordResult, ElectionKey, LeaseId};
+use compactd::core::coord::{
+    CoordError, CoordErrorKind, CoordId, CoordOp, CoordRequest, CoordResult, ElectionKey, LeaseId,
+};
 use compactd::core::cycle::{CycleConfig, PARTIAL_UPLOAD_THRESHOLD_MS_DEFAULT};
 use compactd::core::fence::{FenceRecord, FenceVersion};
 use compactd::core::leader::{LeaderConfig, Safety, MAX_DRIFT_PERMILLE, SAFETY_MARGIN_MS};
 use compactd::core::node::Node;
 use compactd::core::plan::compaction_ranges;
 use compactd::core::types::{
-    CompactJob, CompactedBlock, Input, JobError, JobId, MetaState, Millis, Now, Output, RequestId,
-    StoreOp, StoreRequest, StoreResult, SyncResult, SyncedBlock,
+    CompactJob, CompactedBlock, Input, JobError, JobId, MetaState, Millis, Now, Output, ReadOp,
+    RequestId, StoreError, StoreRequest, StoreResult, SyncResult, SyncedBlock, WriteOp,
 };
 use compactd::core::view::ViewConfig;
 use compactd::tsdb::block_id::BlockId;
@@ -295,7 +298,10 @@ impl Harness {
 
     fn answer_coord(&mut self, i: usize, choice: u8) {
         let (req, sent_at) = self.coord.remove(i);
-        let failed = || CoordResult::Failed("injected: etcd unavailable".into());
+        let failed = || {
+            let error = CoordError::new(CoordErrorKind::Unavailable, "injected: etcd unavailable");
+            CoordResult::Failed(error)
+        };
         let result = if choice % 8 == 7 {
             failed()
         } else {
@@ -380,63 +386,72 @@ impl Harness {
 
     fn answer_store(&mut self, i: usize, choice: u8) {
         let (req, sent_at) = self.store.remove(i);
-        self.answered.push(req.id);
+        self.answered.push(req.id());
+        let fence = matches!(
+            (req.read_op(), req.write_op()),
+            (Some(ReadOp::ReadFence), _) | (_, Some(WriteOp::CasFence { .. }))
+        );
         let result = match choice % 16 {
-            14 => StoreResult::Failed("injected: 503 Slow Down".into()),
-            15 => match &req.op {
-                // A variant that answers a different request.
-                StoreOp::ReadFence | StoreOp::CasFence { .. } => StoreResult::Done,
-                _ => StoreResult::FenceConflict,
-            },
-            _ => self.apply(&req.op, choice),
+            14 => StoreResult::Failed(StoreError::other("injected: 503 Slow Down")),
+            // A variant that answers a different request.
+            15 if fence => StoreResult::Done,
+            15 => StoreResult::FenceConflict,
+            _ => self.apply(&req, choice),
         };
-        let cas_sent_at = match (&req.op, &result) {
-            (StoreOp::CasFence { .. }, StoreResult::FenceWritten(_)) => Some(sent_at),
+        let cas_sent_at = match (req.write_op(), &result) {
+            (Some(WriteOp::CasFence { .. }), StoreResult::FenceWritten(_)) => Some(sent_at),
             _ => None,
         };
-        self.step_checked(Input::Store(req.id, result), cas_sent_at);
+        self.step_checked(Input::Store(req.id(), result), cas_sent_at);
     }
 
-    /// Applies `op` to the model bucket and answers as a healthy bucket would.
-    fn apply(&mut self, op: &StoreOp, choice: u8) -> StoreResult {
+    /// Applies `req` to the model bucket and answers as a healthy bucket would.
+    fn apply(&mut self, req: &StoreRequest, choice: u8) -> StoreResult {
         let now = self.now;
-        match op {
-            StoreOp::Sync => {
+        let op = match req {
+            StoreRequest::Read {
+                op: ReadOp::Sync, ..
+            } => {
                 let mut blocks = self.blocks.clone();
                 // A listing that misses the newest block (eventual consistency).
                 if choice & 0x80 != 0 {
                     blocks.pop_last();
                 }
-                StoreResult::Synced(SyncResult { blocks })
+                return StoreResult::Synced(SyncResult { blocks });
             }
-            StoreOp::UploadFiles { .. } => StoreResult::Done,
-            StoreOp::PutMeta { meta } => {
+            StoreRequest::Read {
+                op: ReadOp::ReadFence,
+                ..
+            } => {
+                let fence = self.fence.as_ref();
+                return StoreResult::Fence(fence.map(|(record, v)| (record.clone(), version(*v))));
+            }
+            StoreRequest::Write { op, .. } => op,
+        };
+        match op {
+            WriteOp::UploadFiles { .. } => StoreResult::Done,
+            WriteOp::PutMeta { meta } => {
                 let block = synced(MetaState::Ok(meta.clone()), now.wall);
                 self.blocks.insert(meta.ulid, block);
                 StoreResult::Done
             }
-            StoreOp::MarkDeletion(m) => {
+            WriteOp::MarkDeletion(m) => {
                 if let Some(b) = self.blocks.get_mut(&m.id) {
                     b.deletion_mark.get_or_insert(m.clone());
                 }
                 StoreResult::Done
             }
-            StoreOp::MarkNoCompact(m) => {
+            WriteOp::MarkNoCompact(m) => {
                 if let Some(b) = self.blocks.get_mut(&m.id) {
                     b.no_compact_mark.get_or_insert(m.clone());
                 }
                 StoreResult::Done
             }
-            StoreOp::DeleteBlock(id) => {
+            WriteOp::DeleteBlock(id) => {
                 self.blocks.remove(id);
                 StoreResult::Done
             }
-            StoreOp::ReadFence => StoreResult::Fence(
-                self.fence
-                    .as_ref()
-                    .map(|(record, v)| (record.clone(), version(*v))),
-            ),
-            StoreOp::CasFence { record, expected } => {
+            WriteOp::CasFence { record, expected } => {
                 let current = self.fence.as_ref().map(|(_, v)| version(*v));
                 if current != *expected {
                     return StoreResult::FenceConflict;
@@ -452,13 +467,13 @@ impl Harness {
         let job = self.jobs.remove(i);
         let result = match choice % 8 {
             5 => Ok(None),
-            6 => Err(JobError::retryable("injected: disk full")),
+            6 => Err(JobError::io("injected: disk full")),
             // Out-of-order chunks in the first input (no-compact-marked when the flag is on).
             7 if choice & 8 != 0 && !job.inputs.is_empty() => Err(JobError::out_of_order_chunks(
                 job.inputs[0].ulid,
                 "injected: out-of-order chunks",
             )),
-            7 => Err(JobError::halting("injected: corrupt chunk")),
+            7 => Err(JobError::bad_input("injected: corrupt chunk")),
             _ => {
                 let meta = match job.downsample_to {
                     Some(_) => Ok(BlockMeta {
@@ -483,7 +498,7 @@ impl Harness {
                             },
                         ],
                     })),
-                    Err(e) => Err(JobError::halting(e.to_string())),
+                    Err(e) => Err(JobError::bad_input(e.to_string())),
                 }
             }
         };
@@ -535,8 +550,8 @@ impl Harness {
                 let id = self.answered[usize::from(b >> 2) % self.answered.len()];
                 Input::Store(id, StoreResult::Done)
             }
-            1 if !self.store.iter().any(|(r, _)| r.id.0 == id) => {
-                Input::Store(RequestId(id), StoreResult::Failed("late".into()))
+            1 if !self.store.iter().any(|(r, _)| r.id().0 == id) => {
+                Input::Store(RequestId(id), StoreResult::Failed(StoreError::other("late")))
             }
             2 if !self.coord.iter().any(|(r, _)| r.id.0 == id) => {
                 Input::Coord(CoordId(id), CoordResult::KeptAlive { ttl_secs: 15 })
@@ -573,16 +588,12 @@ impl Harness {
         }
     }
 
-    /// The permit rules of the module doc.
+    /// The permit rules of the module doc (that every mutation carries one is the type's).
     fn check(&self, req: &StoreRequest, cas_sent_at: Option<Millis>) {
         let now = self.now;
-        if !req.op.is_mutation() {
-            assert!(req.permit.is_none(), "a read carries a permit: {req:?}");
+        let Some(permit) = req.permit() else {
             return;
-        }
-        let permit = req
-            .permit
-            .unwrap_or_else(|| panic!("a mutation without a permit: {req:?}"));
+        };
         assert!(
             now.mono < permit.valid_until,
             "a mutation issued under an expired permit at {:?}: {req:?}",
@@ -608,7 +619,7 @@ impl Harness {
         } else {
             assert_eq!(permit.epoch.0, 0, "a single instance writes under epoch 0");
         }
-        if req.op.is_commit() {
+        if req.is_commit() {
             let sent = cas_sent_at
                 .unwrap_or_else(|| panic!("a commit released without a fence CAS: {req:?}"));
             assert!(

@@ -124,7 +124,7 @@ fn compact_in(
     job: &CompactJob,
     inputs: &[(BlockId, Files)],
 ) -> Result<Option<(CompactedBlock, Files)>, JobError> {
-    let retryable = |message: String| JobError::retryable(message);
+    let retryable = |message: String| JobError::io(message);
     let mut dirs: Vec<PathBuf> = Vec::new();
     for meta in &job.inputs {
         let files = inputs

@@ -9,11 +9,12 @@
 //! - **liveness** is judged by the world (a leader and a finished compaction after healing).
 //!
 //! **The checker shares no code with what it judges.** It uses compactd's plain data types
-//! (`BlockMeta`, `BlockId`, `StoreOp`, `CycleConfig`) and the bucket layout (`bucket::layout`
-//! paths, the deletion-mark file name), never the logic it checks: groups, overlaps and "is
-//! there work left" come from its own [`oracle`], written from Thanos' and Prometheus' rules,
-//! so a planner bug cannot hide the overlaps or the stalls it causes. (One exception, outside
-//! the planner: the samples are read back with compactd's block reader, `crate::blocks`.)
+//! (`BlockMeta`, `BlockId`, `StoreRequest` and its `WriteOp`, `CycleConfig`) and the bucket
+//! layout (`bucket::layout` paths, the deletion-mark file name), never the logic it checks:
+//! groups, overlaps and "is there work left" come from its own [`oracle`], written from
+//! Thanos' and Prometheus' rules, so a planner bug cannot hide the overlaps or the stalls it
+//! causes. (One exception, outside the planner: the samples are read back with compactd's
+//! block reader, `crate::blocks`.)
 //! `tests.rs` fails if this file or the oracle imports anything else from `compactd::core`.
 
 pub mod oracle;
@@ -25,7 +26,7 @@ use std::path::Path;
 use compactd::bucket::layout::{block_of, index_path, marker_path, meta_path};
 use compactd::bucket::markers::DELETION_MARK_FILENAME;
 use compactd::core::cycle::CycleConfig;
-use compactd::core::types::StoreOp;
+use compactd::core::types::{StoreRequest, WriteOp};
 use compactd::tsdb::block_id::BlockId;
 use compactd::tsdb::meta::{BlockMeta, META_FILENAME};
 
@@ -200,11 +201,11 @@ impl Checker {
         &self.counts
     }
 
-    /// Checks `op` before the store performs it: a block delete must leave its samples in
+    /// Checks `req` before the store performs it: a block delete must leave its samples in
     /// another visible block (reported by [`Self::after`] if the delete then removes the
     /// block's meta.json).
-    pub fn before(&mut self, store: &StoreModel, op: &StoreOp, at_ms: i64) {
-        let StoreOp::DeleteBlock(id) = op else {
+    pub fn before(&mut self, store: &StoreModel, req: &StoreRequest, at_ms: i64) {
+        let Some(WriteOp::DeleteBlock(id)) = req.write_op() else {
             return;
         };
         let visible = visible_blocks(store);

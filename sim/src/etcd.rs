@@ -36,7 +36,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use compactd::core::coord::{CoordOp, CoordResult, ElectionKey, LeaseId};
+use compactd::core::coord::{
+    CoordError, CoordErrorKind, CoordOp, CoordResult, ElectionKey, LeaseId,
+};
 use compactd::rng::Rng;
 
 /// What the model calls itself in `Failed` texts, where the adapter names its endpoints.
@@ -51,14 +53,42 @@ const LEASE_TTL_MAX_SECS: i64 = 9_000_000_000;
 /// the election timeout (1 s by default), run when the member becomes leader.
 const PROMOTE_EXTEND_MS: i64 = 1_000;
 
-/// etcd's answer to a put with a lease it does not know, as the adapter describes it.
-const LEASE_NOT_FOUND: &str = "NotFound: etcdserver: requested lease not found";
+/// An error etcd answers with: its kind, as the adapter classifies it, and its text, as the
+/// adapter describes it.
+#[derive(Clone, Copy, Debug)]
+struct EtcdError {
+    kind: CoordErrorKind,
+    text: &'static str,
+}
+
+/// etcd's answer to a put with a lease it does not know.
+const LEASE_NOT_FOUND: EtcdError = EtcdError {
+    kind: CoordErrorKind::LeaseNotFound,
+    text: "NotFound: etcdserver: requested lease not found",
+};
 /// etcd's answer to a grant above `MaxLeaseTTL`.
-const TTL_TOO_LARGE: &str = "OutOfRange: etcdserver: too large lease TTL";
+const TTL_TOO_LARGE: EtcdError = EtcdError {
+    kind: CoordErrorKind::Other,
+    text: "OutOfRange: etcdserver: too large lease TTL",
+};
 /// etcd's answer to a txn that names an empty key.
-const EMPTY_KEY: &str = "InvalidArgument: etcdserver: key is not provided";
+const EMPTY_KEY: EtcdError = EtcdError {
+    kind: CoordErrorKind::Other,
+    text: "InvalidArgument: etcdserver: key is not provided",
+};
 /// What a watch open across a restart answers (the adapter reports its broken stream).
-const WATCH_LOST: &str = "etcd restarted: the watch stream broke";
+const WATCH_LOST: EtcdError = EtcdError {
+    kind: CoordErrorKind::Unavailable,
+    text: "etcd restarted: the watch stream broke",
+};
+
+impl EtcdError {
+    /// The failure of `op` this error answers.
+    fn answer(self, op: &str) -> CoordResult {
+        let message = format!("{op}: etcd {ENDPOINT}: {}", self.text);
+        CoordResult::Failed(CoordError::new(self.kind, message))
+    }
+}
 
 /// One key as etcd stores it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -169,9 +199,7 @@ impl EtcdModel {
             } => return self.wait_delete(key, *after_revision, *max_wait_ms),
             CoordOp::Resign { key, lease } => self.resign(key.as_ref(), *lease),
         };
-        Answer::Now(result.unwrap_or_else(|e| {
-            CoordResult::Failed(format!("{}: etcd {ENDPOINT}: {e}", op.name()))
-        }))
+        Answer::Now(result.unwrap_or_else(|e| e.answer(op.name())))
     }
 
     /// Moves the clock to `now_ms`: leases expire and watches time out, in time order (an
@@ -232,8 +260,8 @@ impl EtcdModel {
             lease.expiry_ms = now_ms + lease.ttl_secs * 1000 + PROMOTE_EXTEND_MS;
         }
         for watch in std::mem::take(&mut self.watches).into_keys() {
-            let text = format!("wait-delete: etcd {ENDPOINT}: {WATCH_LOST}");
-            self.answered.push((watch, CoordResult::Failed(text)));
+            self.answered
+                .push((watch, WATCH_LOST.answer("wait-delete")));
         }
     }
 
@@ -269,9 +297,9 @@ impl EtcdModel {
             .min()
     }
 
-    fn grant(&mut self, ttl_secs: i64) -> Result<CoordResult, String> {
+    fn grant(&mut self, ttl_secs: i64) -> Result<CoordResult, EtcdError> {
         if ttl_secs > LEASE_TTL_MAX_SECS {
-            return Err(TTL_TOO_LARGE.into());
+            return Err(TTL_TOO_LARGE);
         }
         let ttl_secs = ttl_secs.max(LEASE_TTL_MIN_SECS);
         let id = self.next_lease;
@@ -300,9 +328,14 @@ impl EtcdModel {
         CoordResult::KeptAlive { ttl_secs }
     }
 
-    fn campaign(&mut self, key: &str, value: &str, lease: LeaseId) -> Result<CoordResult, String> {
+    fn campaign(
+        &mut self,
+        key: &str,
+        value: &str,
+        lease: LeaseId,
+    ) -> Result<CoordResult, EtcdError> {
         if key.is_empty() {
-            return Err(EMPTY_KEY.into());
+            return Err(EMPTY_KEY);
         }
         if let Some(kv) = self.keys.get(key) {
             return Ok(CoordResult::Campaigned {
@@ -311,7 +344,7 @@ impl EtcdModel {
         }
         if lease.0 != 0 {
             let Some(l) = self.leases.get_mut(&lease.0) else {
-                return Err(LEASE_NOT_FOUND.into());
+                return Err(LEASE_NOT_FOUND);
             };
             l.keys.insert(key.to_string());
         }
@@ -379,10 +412,10 @@ impl EtcdModel {
         &mut self,
         key: Option<&(String, i64)>,
         lease: LeaseId,
-    ) -> Result<CoordResult, String> {
+    ) -> Result<CoordResult, EtcdError> {
         if let Some((key, create_revision)) = key {
             if key.is_empty() {
-                return Err(EMPTY_KEY.into());
+                return Err(EMPTY_KEY);
             }
             let ours = self
                 .keys

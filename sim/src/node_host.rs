@@ -1,18 +1,27 @@
 //! A compactor node: the production core ([`Node`]) driven by a simulation driver that does
-//! what `compactd::driver` does — sends store and etcd requests (with timeouts), refuses a
-//! mutation whose permit expired before it could be sent, runs compaction jobs with the real
-//! block engine — over turmoil's network, on the node's own (skewed) clock. A paused process
-//! does nothing while its requests stay in flight; a crash drops everything it held.
+//! what `compactd::driver` does — sends store and etcd requests (with timeouts), passes each
+//! store request through the core's [`Admission`] check when it is sent (the production
+//! driver's check: an expired permit, a meta.json whose files this process did not upload),
+//! runs compaction jobs with the real block engine — over turmoil's network, on the node's
+//! own (skewed) clock. A paused process does nothing while its requests stay in flight; a
+//! crash drops everything it held.
+//!
+//! Production also aborts an upload whose permit lapses while it runs. The model has nothing
+//! to abort: the store applies a request whole at the instant it arrives, and drops one that
+//! arrives more than an op timeout after it was sent (`store_host`), so a request's effect
+//! happens at one moment no later than the permit's check plus the op timeout, which the
+//! permit already leaves room for.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use compactd::core::coord::{CoordId, CoordOp, CoordResult};
+use compactd::core::admission::{Admission, Refusal};
+use compactd::core::coord::{CoordError, CoordErrorKind, CoordId, CoordOp, CoordResult};
 use compactd::core::node::Node;
 use compactd::core::types::{
-    CompactJob, CompactedBlock, Event, Input, JobError, JobId, Millis, Output, RequestId, StoreOp,
-    StoreRequest, StoreResult,
+    CompactJob, CompactedBlock, Event, Input, JobError, JobId, Millis, Output, RequestId,
+    StoreError, StoreRequest, StoreResult, WriteOp,
 };
 use compactd::tsdb::block_id::BlockId;
 use turmoil::net::UdpSocket;
@@ -48,7 +57,7 @@ pub async fn run(world: World, name: String) -> turmoil::Result {
         let outbox = {
             let mut w = world.borrow_mut();
             let outbox = d.work(&mut w, sim_ms());
-            let unsent = d.queued.values().filter(|q| q.req.op.is_mutation()).count();
+            let unsent = d.queued.values().filter(|q| q.req.is_mutation()).count();
             w.nodes.get_mut(&name).expect("node").unsent_mutations = unsent;
             outbox
         };
@@ -87,7 +96,9 @@ struct Driver {
     process: u32,
     node: Node,
     clock: Clock,
-    bug: Option<Bug>,
+    /// The admission check of store requests (without its expiry check under
+    /// `--bug no-permit-check`).
+    admission: Admission,
     inputs: VecDeque<Input>,
     /// Message numbers received, not yet looked at (a paused process reads them later).
     arrived: VecDeque<u64>,
@@ -110,7 +121,11 @@ impl Driver {
     fn start(world: &World, name: &str) -> Driver {
         let mut w = world.borrow_mut();
         let now = sim_ms();
-        let bug = w.bug;
+        let admission = if w.bug == Some(Bug::NoPermitCheck) {
+            Admission::without_expiry_check()
+        } else {
+            Admission::new()
+        };
         let node_state = w.nodes.get_mut(name).expect("node exists");
         node_state.starts += 1;
         node_state.leading = None;
@@ -125,7 +140,7 @@ impl Driver {
             process: starts,
             node,
             clock,
-            bug,
+            admission,
             inputs: VecDeque::from([Input::Start]),
             arrived: VecDeque::new(),
             timer: None,
@@ -163,6 +178,7 @@ impl Driver {
             if self.exited {
                 break;
             }
+            self.admission.on_input(&input);
             let outputs = self.node.step(self.clock.now(now), input);
             for o in outputs {
                 self.output(w, o, now, &mut outbox);
@@ -213,7 +229,7 @@ impl Driver {
                     return;
                 };
                 let result = result
-                    .map_err(JobError::retryable)
+                    .map_err(JobError::io)
                     .and_then(|inputs| run_job(&self.scratch, &job, &inputs));
                 let result = result.map(|done| {
                     done.map(|(block, files)| {
@@ -232,17 +248,17 @@ impl Driver {
     /// Timeouts and finished jobs.
     fn expire(&mut self, now: i64) {
         for id in take_due(&mut self.store_deadlines, now, |d| *d) {
-            let text = "timed out after --objstore.op-timeout".to_string();
+            let error = StoreError::timeout("timed out after --objstore.op-timeout");
             self.inputs
-                .push_back(Input::Store(id, StoreResult::Failed(text)));
+                .push_back(Input::Store(id, StoreResult::Failed(error)));
         }
         for id in take_due(&mut self.coord_deadlines, now, |d| *d) {
-            let text = "etcd request timed out".to_string();
+            let error = CoordError::new(CoordErrorKind::Timeout, "etcd request timed out");
             self.inputs
-                .push_back(Input::Coord(id, CoordResult::Failed(text)));
+                .push_back(Input::Coord(id, CoordResult::Failed(error)));
         }
         for id in take_due(&mut self.downloads, now, |(_, d)| *d) {
-            let err = JobError::retryable("download timed out");
+            let err = JobError::io("download timed out");
             self.inputs
                 .push_back(Input::Compacted(id, Box::new(Err(err))));
         }
@@ -267,13 +283,13 @@ impl Driver {
     ) {
         match o {
             Output::Store(req) => {
-                let files = match &req.op {
-                    StoreOp::UploadFiles { block, .. } => {
+                let files = match req.write_op() {
+                    Some(WriteOp::UploadFiles { block, .. }) => {
                         self.outputs.get(block).cloned().unwrap_or_default()
                     }
                     _ => Vec::new(),
                 };
-                if let StoreOp::PutMeta { meta } = &req.op {
+                if let Some(WriteOp::PutMeta { meta }) = req.write_op() {
                     self.outputs.remove(&meta.ulid);
                 }
                 let delay = w.rng.below(w.timing.send_delay_max_ms as u64 + 1) as i64;
@@ -328,7 +344,8 @@ impl Driver {
         }
     }
 
-    /// Sends a queued store request, unless its permit expired while it waited.
+    /// Sends a queued store request, unless the admission check refuses it (its permit
+    /// expired while it waited, or a meta.json's files were not uploaded by this process).
     fn send_store(
         &mut self,
         w: &mut Shared,
@@ -336,33 +353,28 @@ impl Driver {
         now: i64,
         outbox: &mut Vec<(&'static str, u64)>,
     ) {
-        let mono = self.clock.now(now).mono;
-        let lapsed = q.req.op.is_mutation() && q.req.permit.is_none_or(|p| mono >= p.valid_until);
-        if lapsed && self.bug != Some(Bug::NoPermitCheck) {
-            w.stats.permit_refusals += 1;
-            let what = format!(
-                "store#{} {} refused: permit expired",
-                q.req.id.0,
-                q.req.op.name()
-            );
+        let id = q.req.id();
+        if let Err(refusal) = self.admission.admit(&q.req, self.clock.now(now).mono) {
+            let why = match refusal {
+                Refusal::PermitExpired => {
+                    w.stats.permit_refusals += 1;
+                    "permit expired"
+                }
+                Refusal::NotUploaded { .. } => "its files were not uploaded by this process",
+            };
+            let what = format!("store#{} {} refused: {why}", id.0, q.req.name());
             w.log(now, &self.name, &what);
-            let text = "refused: the write permit expired before the request started".into();
             self.inputs
-                .push_back(Input::Store(q.req.id, StoreResult::Failed(text)));
+                .push_back(Input::Store(id, StoreResult::Failed(refusal.into())));
             return;
         }
-        if q.req.op.is_commit() {
+        if q.req.is_commit() {
             w.nodes.get_mut(&self.name).expect("node").commits_sent += 1;
         }
-        let what = format!(
-            "store#{} {} {}",
-            q.req.id.0,
-            q.req.op.name(),
-            target(&q.req.op)
-        );
+        let what = format!("store#{} {} {}", id.0, q.req.name(), target(&q.req));
         w.log(now, &self.name, &what);
         self.store_deadlines
-            .insert(q.req.id, now + self.clock.sim_span(w.timing.op_timeout_ms));
+            .insert(id, now + self.clock.sim_span(w.timing.op_timeout_ms));
         let n = w.mailbox.post(Message::Store {
             from: self.name.clone(),
             process: self.process,

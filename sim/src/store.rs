@@ -1,6 +1,6 @@
 //! The object store model: objects with ETags, conditional puts, listing and deletion, fault
 //! injection per request, a write log naming the node and epoch behind every mutation, and
-//! [`StoreModel::execute`], which performs one of the core's [`StoreOp`]s object by object as
+//! [`StoreModel::execute`], which performs one of the core's [`StoreRequest`]s object by object as
 //! the production executor (`compactd::driver::store`) does.
 //!
 //! The semantics are those of `object_store` on S3, checked by `tests/store_conformance.rs`
@@ -34,7 +34,10 @@ use compactd::bucket::markers::{
     DELETION_MARK_FILENAME,
 };
 use compactd::core::fence::{FenceRecord, FenceVersion, FENCE_PATH};
-use compactd::core::types::{MetaState, Millis, StoreOp, StoreResult, SyncResult, SyncedBlock};
+use compactd::core::types::{
+    MetaState, Millis, ReadOp, StoreError, StoreErrorKind, StoreRequest, StoreResult, SyncResult,
+    SyncedBlock, WriteOp,
+};
 use compactd::tsdb::block_id::BlockId;
 use compactd::tsdb::meta::BlockMeta;
 
@@ -161,7 +164,7 @@ pub struct WriteRecord {
     pub node: String,
     /// The epoch it was issued under.
     pub epoch: u64,
-    /// The [`StoreOp::name`] it belongs to, or `put` / `delete` for direct object calls.
+    /// The [`StoreRequest::name`] it belongs to, or `put` / `delete` for direct object calls.
     pub op: &'static str,
     /// [`Method::Put`] or [`Method::Delete`].
     pub method: Method,
@@ -324,15 +327,50 @@ impl StoreModel {
         });
     }
 
-    /// Performs `op` for `from` as the production executor does, one object request at a time,
-    /// each first passed to `faults`. `files` are the block's files for
-    /// [`StoreOp::UploadFiles`] as `(path inside the block, content)`; they are uploaded in
-    /// production's order, `chunks/*` by name, then the rest (`index`). The whole operation
-    /// happens at `from.at_ms`; the first failed request ends it with [`StoreResult::Failed`].
+    /// Performs `req` for `from` as the production executor does, one object request at a
+    /// time, each first passed to `faults`: [`Self::read`] or [`Self::write`].
     pub fn execute(
         &mut self,
         from: Origin<'_>,
-        op: &StoreOp,
+        req: &StoreRequest,
+        files: &[(String, Vec<u8>)],
+        faults: impl FnMut(&Request<'_>) -> Fault,
+    ) -> StoreResult {
+        match req {
+            StoreRequest::Read { op, .. } => self.read(from, op, faults),
+            StoreRequest::Write { op, .. } => self.write(from, op, files, faults),
+        }
+    }
+
+    /// Performs read `op` for `from`. The whole operation happens at `from.at_ms`; the first
+    /// failed request ends it with [`StoreResult::Failed`].
+    pub fn read(
+        &mut self,
+        from: Origin<'_>,
+        op: &ReadOp,
+        faults: impl FnMut(&Request<'_>) -> Fault,
+    ) -> StoreResult {
+        let mut exec = Exec {
+            model: self,
+            from,
+            op: op.name(),
+            faults,
+        };
+        let result = match op {
+            ReadOp::Sync => exec.sync().map(StoreResult::Synced),
+            ReadOp::ReadFence => exec.read_fence().map(StoreResult::Fence),
+        };
+        result.unwrap_or_else(StoreResult::Failed)
+    }
+
+    /// Performs mutation `op` for `from`. `files` are the block's files for
+    /// [`WriteOp::UploadFiles`] as `(path inside the block, content)`; they are uploaded in
+    /// production's order, `chunks/*` by name, then the rest (`index`). The whole operation
+    /// happens at `from.at_ms`; the first failed request ends it with [`StoreResult::Failed`].
+    pub fn write(
+        &mut self,
+        from: Origin<'_>,
+        op: &WriteOp,
         files: &[(String, Vec<u8>)],
         faults: impl FnMut(&Request<'_>) -> Fault,
     ) -> StoreResult {
@@ -343,19 +381,29 @@ impl StoreModel {
             faults,
         };
         let result = match op {
-            StoreOp::Sync => exec.sync().map(StoreResult::Synced),
-            StoreOp::UploadFiles { block, .. } => {
+            WriteOp::UploadFiles { block, .. } => {
                 exec.upload_files(*block, files).map(|()| StoreResult::Done)
             }
-            StoreOp::PutMeta { meta } => exec.put_meta(meta).map(|()| StoreResult::Done),
-            StoreOp::MarkDeletion(m) => exec.put_marker(m).map(|()| StoreResult::Done),
-            StoreOp::MarkNoCompact(m) => exec.put_marker(m).map(|()| StoreResult::Done),
-            StoreOp::DeleteBlock(id) => exec.delete_block(*id).map(|()| StoreResult::Done),
-            StoreOp::ReadFence => exec.read_fence().map(StoreResult::Fence),
-            StoreOp::CasFence { record, expected } => exec.cas_fence(record, expected.as_ref()),
+            WriteOp::PutMeta { meta } => exec.put_meta(meta).map(|()| StoreResult::Done),
+            WriteOp::MarkDeletion(m) => exec.put_marker(m).map(|()| StoreResult::Done),
+            WriteOp::MarkNoCompact(m) => exec.put_marker(m).map(|()| StoreResult::Done),
+            WriteOp::DeleteBlock(id) => exec.delete_block(*id).map(|()| StoreResult::Done),
+            WriteOp::CasFence { record, expected } => exec.cas_fence(record, expected.as_ref()),
         };
         result.unwrap_or_else(StoreResult::Failed)
     }
+}
+
+/// The failure of an object request in `context` (`read <path>`, ...), of the kind the
+/// production executor gives the same `object_store` error: a lost reply is a timeout, a
+/// failed condition a precondition, a 5xx another failure.
+fn failed(context: String, e: ObjectError) -> StoreError {
+    let kind = match e {
+        ObjectError::AlreadyExists | ObjectError::Precondition => StoreErrorKind::Precondition,
+        ObjectError::TimedOut => StoreErrorKind::Timeout,
+        ObjectError::Unavailable => StoreErrorKind::Other,
+    };
+    StoreError::new(kind, format!("{context}: {e}"))
 }
 
 /// The reply the caller sees: the result, unless the fault lost it.
@@ -380,16 +428,16 @@ impl<F: FnMut(&Request<'_>) -> Fault> Exec<'_, '_, F> {
     }
 
     /// A read: `Some(object)`, `None` when missing.
-    fn get(&mut self, path: &str) -> Result<Option<Object>, String> {
+    fn get(&mut self, path: &str) -> Result<Option<Object>, StoreError> {
         match self.fault(Method::Get, path) {
             Fault::Pass => Ok(self.model.get(path).cloned()),
-            Fault::Unavailable => Err(format!("read {path}: {}", ObjectError::Unavailable)),
-            Fault::TimeoutAfterApply => Err(format!("read {path}: {}", ObjectError::TimedOut)),
+            Fault::Unavailable => Err(failed(format!("read {path}"), ObjectError::Unavailable)),
+            Fault::TimeoutAfterApply => Err(failed(format!("read {path}"), ObjectError::TimedOut)),
         }
     }
 
     /// A listing: `(path, last modified)` in path order.
-    fn list(&mut self, prefix: &str) -> Result<Vec<(String, i64)>, String> {
+    fn list(&mut self, prefix: &str) -> Result<Vec<(String, i64)>, StoreError> {
         let what = if prefix.is_empty() { "bucket" } else { prefix };
         match self.fault(Method::List, prefix) {
             Fault::Pass => Ok(self
@@ -398,8 +446,8 @@ impl<F: FnMut(&Request<'_>) -> Fault> Exec<'_, '_, F> {
                 .into_iter()
                 .map(|(p, o)| (p.to_string(), o.last_modified_ms))
                 .collect()),
-            Fault::Unavailable => Err(format!("list {what}: {}", ObjectError::Unavailable)),
-            Fault::TimeoutAfterApply => Err(format!("list {what}: {}", ObjectError::TimedOut)),
+            Fault::Unavailable => Err(failed(format!("list {what}"), ObjectError::Unavailable)),
+            Fault::TimeoutAfterApply => Err(failed(format!("list {what}"), ObjectError::TimedOut)),
         }
     }
 
@@ -409,16 +457,16 @@ impl<F: FnMut(&Request<'_>) -> Fault> Exec<'_, '_, F> {
             .put_as(self.from, self.op, path, bytes, mode, fault)
     }
 
-    fn delete(&mut self, path: &str) -> Result<(), String> {
+    fn delete(&mut self, path: &str) -> Result<(), StoreError> {
         let fault = self.fault(Method::Delete, path);
         self.model
             .delete_as(self.from, self.op, path, fault)
-            .map_err(|e| format!("delete {path}: {e}"))
+            .map_err(|e| failed(format!("delete {path}"), e))
     }
 
     /// `StoreExecutor::sync`: one listing of the bucket, then meta.json and the markers of
     /// every block directory (sequentially, in block order).
-    fn sync(&mut self) -> Result<SyncResult, String> {
+    fn sync(&mut self) -> Result<SyncResult, StoreError> {
         let objects = self.list("")?;
         let listed = listed_blocks(objects.iter().map(|(p, m)| (p.as_str(), *m)));
         let mut blocks = BTreeMap::new();
@@ -457,7 +505,7 @@ impl<F: FnMut(&Request<'_>) -> Fault> Exec<'_, '_, F> {
         Ok(SyncResult { blocks })
     }
 
-    fn read_meta(&mut self, id: BlockId) -> Result<MetaState, String> {
+    fn read_meta(&mut self, id: BlockId) -> Result<MetaState, StoreError> {
         let path = meta_path(id);
         let Some(object) = self.get(&path)? else {
             return Ok(MetaState::Missing);
@@ -473,7 +521,7 @@ impl<F: FnMut(&Request<'_>) -> Fault> Exec<'_, '_, F> {
         &mut self,
         id: BlockId,
         problems: &mut Vec<String>,
-    ) -> Result<Option<M>, String> {
+    ) -> Result<Option<M>, StoreError> {
         let path = marker_path(id, M::FILENAME);
         let Some(object) = self.get(&path)? else {
             return Ok(None);
@@ -488,20 +536,20 @@ impl<F: FnMut(&Request<'_>) -> Fault> Exec<'_, '_, F> {
     }
 
     /// `StoreExecutor::upload_files`: plain (overwriting) puts, `chunks/*` first.
-    fn upload_files(&mut self, id: BlockId, files: &[(String, Vec<u8>)]) -> Result<(), String> {
+    fn upload_files(&mut self, id: BlockId, files: &[(String, Vec<u8>)]) -> Result<(), StoreError> {
         let mut ordered: Vec<&(String, Vec<u8>)> = files.iter().collect();
         ordered.sort_by_key(|(rel, _)| (!rel.starts_with("chunks/"), rel.as_str()));
         for (rel, bytes) in ordered {
             let path = format!("{}/{rel}", block_prefix(id));
             self.put(&path, bytes.clone(), PutMode::Overwrite)
-                .map_err(|e| format!("upload {path}: {e}"))?;
+                .map_err(|e| failed(format!("upload {path}"), e))?;
         }
         Ok(())
     }
 
     /// `StoreExecutor::put_meta`: create-only; an existing meta.json with the same bytes (a
     /// retried request that did land) is a success.
-    fn put_meta(&mut self, meta: &BlockMeta) -> Result<(), String> {
+    fn put_meta(&mut self, meta: &BlockMeta) -> Result<(), StoreError> {
         let path = meta_path(meta.ulid);
         let bytes = meta.to_json();
         if self.create(&path, bytes.clone())? {
@@ -509,30 +557,31 @@ impl<F: FnMut(&Request<'_>) -> Fault> Exec<'_, '_, F> {
         }
         match self.get(&path)? {
             Some(existing) if existing.bytes == bytes => Ok(()),
-            _ => Err(format!(
-                "{path} already exists with other content; refusing to overwrite"
+            _ => Err(StoreError::new(
+                StoreErrorKind::Precondition,
+                format!("{path} already exists with other content; refusing to overwrite"),
             )),
         }
     }
 
     /// `StoreExecutor::put_marker`: create-only; an existing marker is left as is.
-    fn put_marker<M: Marker>(&mut self, m: &M) -> Result<(), String> {
+    fn put_marker<M: Marker>(&mut self, m: &M) -> Result<(), StoreError> {
         self.create(&marker_path(m.block(), M::FILENAME), encode_marker(m))
             .map(|_| ())
     }
 
     /// A create-only put: `true` if created, `false` if the object existed.
-    fn create(&mut self, path: &str, bytes: Vec<u8>) -> Result<bool, String> {
+    fn create(&mut self, path: &str, bytes: Vec<u8>) -> Result<bool, StoreError> {
         match self.put(path, bytes, PutMode::Create) {
             Ok(_) => Ok(true),
             Err(ObjectError::AlreadyExists) => Ok(false),
-            Err(e) => Err(format!("create {path}: {e}")),
+            Err(e) => Err(failed(format!("create {path}"), e)),
         }
     }
 
     /// `StoreExecutor::delete_block`: meta.json first, then every other object but the
     /// deletion mark (as listed after meta.json is gone), then the deletion mark.
-    fn delete_block(&mut self, id: BlockId) -> Result<(), String> {
+    fn delete_block(&mut self, id: BlockId) -> Result<(), StoreError> {
         self.delete(&meta_path(id))?;
         let mark = marker_path(id, DELETION_MARK_FILENAME);
         for (path, _) in self.list(&block_prefix(id))? {
@@ -544,7 +593,7 @@ impl<F: FnMut(&Request<'_>) -> Fault> Exec<'_, '_, F> {
     }
 
     /// `StoreExecutor::read_fence`.
-    fn read_fence(&mut self) -> Result<Option<(FenceRecord, FenceVersion)>, String> {
+    fn read_fence(&mut self) -> Result<Option<(FenceRecord, FenceVersion)>, StoreError> {
         let Some(object) = self.get(FENCE_PATH)? else {
             return Ok(None);
         };
@@ -552,7 +601,8 @@ impl<F: FnMut(&Request<'_>) -> Fault> Exec<'_, '_, F> {
             e_tag: Some(object.e_tag),
             version: None,
         };
-        Ok(Some((FenceRecord::parse(&object.bytes)?, version)))
+        let record = FenceRecord::parse(&object.bytes).map_err(StoreError::other)?;
+        Ok(Some((record, version)))
     }
 
     /// `StoreExecutor::cas_fence` on a store with conditional update: create if `expected` is
@@ -561,7 +611,7 @@ impl<F: FnMut(&Request<'_>) -> Fault> Exec<'_, '_, F> {
         &mut self,
         record: &FenceRecord,
         expected: Option<&FenceVersion>,
-    ) -> Result<StoreResult, String> {
+    ) -> Result<StoreResult, StoreError> {
         let mode = match expected {
             None => PutMode::Create,
             Some(FenceVersion {
@@ -570,9 +620,9 @@ impl<F: FnMut(&Request<'_>) -> Fault> Exec<'_, '_, F> {
                 e_tag: e_tag.clone(),
             },
             Some(_) => {
-                return Err(format!(
+                return Err(StoreError::other(format!(
                     "write {FENCE_PATH}: an ETag is required for a conditional put"
-                ))
+                )))
             }
         };
         match self.put(FENCE_PATH, record.to_json(), mode) {
@@ -583,7 +633,7 @@ impl<F: FnMut(&Request<'_>) -> Fault> Exec<'_, '_, F> {
             Err(ObjectError::Precondition | ObjectError::AlreadyExists) => {
                 Ok(StoreResult::FenceConflict)
             }
-            Err(e) => Err(format!("write {FENCE_PATH}: {e}")),
+            Err(e) => Err(failed(format!("write {FENCE_PATH}"), e)),
         }
     }
 }
@@ -781,25 +831,25 @@ mod tests {
         let run = || {
             let mut s = StoreModel::default();
             let id = block(1);
-            s.execute(
+            s.write(
                 A,
-                &StoreOp::UploadFiles {
+                &WriteOp::UploadFiles {
                     job: JobId(1),
                     block: id,
                 },
                 &files(),
                 pass,
             );
-            let put_meta = StoreOp::PutMeta {
+            let put_meta = WriteOp::PutMeta {
                 meta: Box::new(meta(id)),
             };
-            s.execute(A, &put_meta, &[], pass);
-            let cas = StoreOp::CasFence {
+            s.write(A, &put_meta, &[], pass);
+            let cas = WriteOp::CasFence {
                 record: fence(1, 1),
                 expected: None,
             };
-            let written = s.execute(A, &cas, &[], pass);
-            s.execute(A, &StoreOp::DeleteBlock(id), &[], pass);
+            let written = s.write(A, &cas, &[], pass);
+            s.write(A, &WriteOp::DeleteBlock(id), &[], pass);
             (s, written)
         };
         let (first, written) = run();
@@ -823,11 +873,11 @@ mod tests {
     fn block_upload_commit_marks_and_delete_in_thanos_order() {
         let mut s = StoreModel::default();
         let id = block(1);
-        let upload = StoreOp::UploadFiles {
+        let upload = WriteOp::UploadFiles {
             job: JobId(1),
             block: id,
         };
-        assert_eq!(s.execute(A, &upload, &files(), pass), StoreResult::Done);
+        assert_eq!(s.write(A, &upload, &files(), pass), StoreResult::Done);
         let put = |p: String| (Method::Put, p);
         let uploaded: Vec<(Method, String)> = s
             .writes()
@@ -846,28 +896,27 @@ mod tests {
             .writes()
             .iter()
             .all(|w| w.op == "upload-files" && w.epoch == 7));
-        let StoreResult::Synced(partial) = s.execute(A, &StoreOp::Sync, &[], pass) else {
+        let StoreResult::Synced(partial) = s.read(A, &ReadOp::Sync, pass) else {
             panic!("sync failed");
         };
         assert_eq!(partial.blocks[&id].meta, MetaState::Missing);
         assert_eq!(partial.blocks[&id].newest_modified, Millis(1_000));
 
         let later = Origin { at_ms: 3_000, ..A };
-        let put_meta = StoreOp::PutMeta {
+        let put_meta = WriteOp::PutMeta {
             meta: Box::new(meta(id)),
         };
-        assert_eq!(s.execute(later, &put_meta, &[], pass), StoreResult::Done);
-        assert_eq!(s.execute(later, &put_meta, &[], pass), StoreResult::Done);
+        assert_eq!(s.write(later, &put_meta, &[], pass), StoreResult::Done);
+        assert_eq!(s.write(later, &put_meta, &[], pass), StoreResult::Done);
         let mut other = meta(id);
         other.stats.num_samples = 1;
-        let put_other = StoreOp::PutMeta {
+        let put_other = WriteOp::PutMeta {
             meta: Box::new(other),
         };
-        assert_eq!(
-            s.execute(later, &put_other, &[], pass),
-            StoreResult::Failed(format!(
-                "{id}/meta.json already exists with other content; refusing to overwrite"
-            ))
+        let refused = s.write(later, &put_other, &[], pass);
+        assert!(
+            matches!(&refused, StoreResult::Failed(e) if e.kind == StoreErrorKind::Precondition),
+            "{refused:?}"
         );
         assert_eq!(s.get(&meta_path(id)).unwrap().bytes, meta(id).to_json());
 
@@ -880,13 +929,13 @@ mod tests {
             reason: "manual".into(),
         };
         for op in [
-            StoreOp::MarkDeletion(first.clone()),
-            StoreOp::MarkDeletion(deletion_mark(id, "second")),
-            StoreOp::MarkNoCompact(no_compact.clone()),
+            WriteOp::MarkDeletion(first.clone()),
+            WriteOp::MarkDeletion(deletion_mark(id, "second")),
+            WriteOp::MarkNoCompact(no_compact.clone()),
         ] {
-            assert_eq!(s.execute(later, &op, &[], pass), StoreResult::Done);
+            assert_eq!(s.write(later, &op, &[], pass), StoreResult::Done);
         }
-        let StoreResult::Synced(synced) = s.execute(later, &StoreOp::Sync, &[], pass) else {
+        let StoreResult::Synced(synced) = s.read(later, &ReadOp::Sync, pass) else {
             panic!("sync failed");
         };
         let b = &synced.blocks[&id];
@@ -897,8 +946,8 @@ mod tests {
         assert_eq!(b.newest_modified, Millis(3_000));
 
         let before = s.writes().len();
-        let delete = StoreOp::DeleteBlock(id);
-        assert_eq!(s.execute(later, &delete, &[], pass), StoreResult::Done);
+        let delete = WriteOp::DeleteBlock(id);
+        assert_eq!(s.write(later, &delete, &[], pass), StoreResult::Done);
         let del = |f: &str| format!("{id}/{f}");
         let deleted: Vec<String> = s.writes()[before..]
             .iter()
@@ -918,7 +967,7 @@ mod tests {
         );
         assert!(s.list("").is_empty());
         let before = s.writes().len();
-        assert_eq!(s.execute(later, &delete, &[], pass), StoreResult::Done);
+        assert_eq!(s.write(later, &delete, &[], pass), StoreResult::Done);
         let absent = log_since(&s, before);
         assert_eq!(
             absent.len(),
@@ -953,7 +1002,7 @@ mod tests {
         );
         raw(&mut s, FENCE_PATH.into(), fence(1, 1).to_json());
         raw(&mut s, "debug/metas/x.json".into(), b"{}".to_vec());
-        let StoreResult::Synced(synced) = s.execute(A, &StoreOp::Sync, &[], pass) else {
+        let StoreResult::Synced(synced) = s.read(A, &ReadOp::Sync, pass) else {
             panic!("sync failed");
         };
         assert_eq!(
@@ -978,9 +1027,9 @@ mod tests {
     #[test]
     fn fence_read_create_compare_and_swap() {
         let mut s = StoreModel::default();
-        let read = |s: &mut StoreModel| s.execute(A, &StoreOp::ReadFence, &[], pass);
+        let read = |s: &mut StoreModel| s.read(A, &ReadOp::ReadFence, pass);
         let cas = |s: &mut StoreModel, record, expected| {
-            s.execute(A, &StoreOp::CasFence { record, expected }, &[], pass)
+            s.write(A, &WriteOp::CasFence { record, expected }, &[], pass)
         };
         assert_eq!(read(&mut s), StoreResult::Fence(None));
         let StoreResult::FenceWritten(v1) = cas(&mut s, fence(1, 1), None) else {
@@ -1027,8 +1076,10 @@ mod tests {
         let StoreResult::Failed(e) = read(&mut s) else {
             panic!("an unreadable fence must fail");
         };
+        assert_eq!(e.kind, StoreErrorKind::Other);
         assert!(
-            e.starts_with("compactd/fence.json: invalid fence record"),
+            e.message
+                .starts_with("compactd/fence.json: invalid fence record"),
             "{e}"
         );
         let ops: Vec<&str> = s.writes().iter().map(|w| w.op).collect();
@@ -1050,7 +1101,7 @@ mod tests {
     fn execute_stops_at_the_first_failed_request() {
         let mut s = StoreModel::default();
         let id = block(1);
-        let upload = StoreOp::UploadFiles {
+        let upload = WriteOp::UploadFiles {
             job: JobId(1),
             block: id,
         };
@@ -1061,26 +1112,28 @@ mod tests {
                 Fault::Pass
             }
         };
-        assert_eq!(
-            s.execute(A, &upload, &files(), fail_index),
-            StoreResult::Failed(format!(
-                "upload {id}/index: injected error: 503 Service Unavailable"
-            ))
+        let StoreResult::Failed(e) = s.write(A, &upload, &files(), fail_index) else {
+            panic!("the upload must fail");
+        };
+        assert_eq!(e.kind, StoreErrorKind::Other);
+        assert!(
+            e.message.starts_with(&format!("upload {id}/index: ")),
+            "{e}"
         );
         assert_eq!(s.list(&id.to_string()).len(), 2, "the chunks landed");
-        assert_eq!(s.execute(A, &upload, &files(), pass), StoreResult::Done);
+        assert_eq!(s.write(A, &upload, &files(), pass), StoreResult::Done);
 
         // A commit whose reply is lost landed; its retry finds the same bytes and succeeds.
-        let put_meta = StoreOp::PutMeta {
+        let put_meta = WriteOp::PutMeta {
             meta: Box::new(meta(id)),
         };
         let lose = |_: &Request<'_>| Fault::TimeoutAfterApply;
         assert!(matches!(
-            s.execute(A, &put_meta, &[], lose),
-            StoreResult::Failed(_)
+            s.write(A, &put_meta, &[], lose),
+            StoreResult::Failed(e) if e.kind == StoreErrorKind::Timeout
         ));
         assert!(s.get(&meta_path(id)).is_some());
-        assert_eq!(s.execute(A, &put_meta, &[], pass), StoreResult::Done);
+        assert_eq!(s.write(A, &put_meta, &[], pass), StoreResult::Done);
 
         // Reads fail too; nothing is logged for them.
         let before = s.writes().len();
@@ -1091,10 +1144,14 @@ mod tests {
                 Fault::Pass
             }
         };
-        let StoreResult::Failed(e) = s.execute(A, &StoreOp::Sync, &[], fail_gets) else {
+        let StoreResult::Failed(e) = s.read(A, &ReadOp::Sync, fail_gets) else {
             panic!("sync must fail");
         };
-        assert!(e.starts_with(&format!("read {id}/meta.json: ")), "{e}");
+        assert_eq!(e.kind, StoreErrorKind::Other);
+        assert!(
+            e.message.starts_with(&format!("read {id}/meta.json: ")),
+            "{e}"
+        );
         assert_eq!(s.writes().len(), before);
 
         // A delete stopped after meta.json leaves a partial block; the retry finishes it.
@@ -1107,14 +1164,14 @@ mod tests {
                 Fault::Pass
             }
         };
-        let delete = StoreOp::DeleteBlock(id);
+        let delete = WriteOp::DeleteBlock(id);
         assert!(matches!(
-            s.execute(A, &delete, &[], second_delete_fails),
+            s.write(A, &delete, &[], second_delete_fails),
             StoreResult::Failed(_)
         ));
         assert_eq!(s.get(&meta_path(id)), None);
         assert_eq!(s.list("").len(), 3);
-        assert_eq!(s.execute(A, &delete, &[], pass), StoreResult::Done);
+        assert_eq!(s.write(A, &delete, &[], pass), StoreResult::Done);
         assert!(s.list("").is_empty());
     }
 }

@@ -4,7 +4,7 @@
 //! up and closed the connection), which every scenario keeps.
 
 use compactd::bucket::layout::is_block_data;
-use compactd::core::types::StoreOp;
+use compactd::core::types::{StoreRequest, WriteOp};
 use compactd::tsdb::block_id::BlockId;
 use turmoil::net::UdpSocket;
 
@@ -42,10 +42,10 @@ fn serve(w: &mut Shared, n: u64, now: i64) -> Option<Message> {
             files,
             sent_ms,
         } => {
-            if too_late(w, &from, req.op.name(), sent_ms, now) {
+            if too_late(w, &from, req.name(), sent_ms, now) {
                 return None;
             }
-            let epoch = req.permit.map_or(0, |p| p.epoch.0);
+            let epoch = req.permit().map_or(0, |p| p.epoch.0);
             let faults = w.store_faults;
             let mut lost_reply = false;
             let mut injected = 0;
@@ -55,13 +55,13 @@ fn serve(w: &mut Shared, n: u64, now: i64) -> Option<Message> {
                 checker,
                 ..
             } = w;
-            checker.before(store, &req.op, now);
+            checker.before(store, &req, now);
             let origin = Origin {
                 node: &from,
                 epoch,
                 at_ms: WALL0 + now,
             };
-            let result = store.execute(origin, &req.op, &files, |r| {
+            let result = store.execute(origin, &req, &files, |r| {
                 let fault = if rng.chance(faults.unavailable) {
                     Fault::Unavailable
                 } else if rng.chance(faults.timeout) {
@@ -81,8 +81,8 @@ fn serve(w: &mut Shared, n: u64, now: i64) -> Option<Message> {
             w.stats.store_faults += injected;
             let what = format!(
                 "{} {} from {from} (epoch {epoch}): {}",
-                req.op.name(),
-                target(&req.op),
+                req.name(),
+                target(&req),
                 if lost_reply {
                     "reply lost".to_string()
                 } else {
@@ -90,7 +90,7 @@ fn serve(w: &mut Shared, n: u64, now: i64) -> Option<Message> {
                 }
             );
             w.log(now, "store", &what);
-            (!lost_reply).then_some(Message::StoreReply(process, req.id, result))
+            (!lost_reply).then_some(Message::StoreReply(process, req.id(), result))
         }
         Message::Download {
             from,
@@ -154,16 +154,18 @@ fn download(w: &Shared, blocks: &[BlockId]) -> Result<Vec<(BlockId, Files)>, Str
         .collect()
 }
 
-/// The block (or object) an operation is about, for the log.
-pub fn target(op: &StoreOp) -> String {
+/// The block (or object) a request is about, for the log; nothing for a read.
+pub fn target(req: &StoreRequest) -> String {
+    let Some(op) = req.write_op() else {
+        return String::new();
+    };
     match op {
-        StoreOp::Sync | StoreOp::ReadFence => String::new(),
-        StoreOp::UploadFiles { block, .. } => block.to_string(),
-        StoreOp::PutMeta { meta } => meta.ulid.to_string(),
-        StoreOp::MarkDeletion(m) => m.id.to_string(),
-        StoreOp::MarkNoCompact(m) => m.id.to_string(),
-        StoreOp::DeleteBlock(id) => id.to_string(),
-        StoreOp::CasFence { record, .. } => format!("epoch {} seq {}", record.epoch, record.seq),
+        WriteOp::UploadFiles { block, .. } => block.to_string(),
+        WriteOp::PutMeta { meta } => meta.ulid.to_string(),
+        WriteOp::MarkDeletion(m) => m.id.to_string(),
+        WriteOp::MarkNoCompact(m) => m.id.to_string(),
+        WriteOp::DeleteBlock(id) => id.to_string(),
+        WriteOp::CasFence { record, .. } => format!("epoch {} seq {}", record.epoch, record.seq),
     }
 }
 

@@ -1,5 +1,5 @@
 //! Offline replay of a production trace (`compactd run --trace.record`, format
-//! `compactd-trace/1`, see `compactd::trace`): the node is rebuilt from the header,
+//! `compactd-trace/2`, see `compactd::trace`): the node is rebuilt from the header,
 //! fed every recorded `(now, input)` in order, and the hash of its outputs is compared with
 //! the recorded one after every step. The replay stops at the first step whose hash differs.
 

@@ -344,12 +344,13 @@ impl<'a> Recorder<'a> {
                     .collect();
                 format!("Observed([{}] at {})", keys.join(", "), self.rev(*revision))
             }
-            CoordResult::Failed(text) => {
-                let text = text.replace(&self.etcd.endpoint(), "<etcd>");
-                // etcd's own errors must match; transport errors differ in their text.
+            CoordResult::Failed(e) => {
+                let text = e.message.replace(&self.etcd.endpoint(), "<etcd>");
+                // etcd's own errors must match, kind and text; transport errors differ in
+                // their text.
                 match text.split_once("<etcd>: ") {
                     Some((_, reason)) if reason.contains("etcdserver: ") => {
-                        format!("Failed({text})")
+                        format!("Failed({:?}: {text})", e.kind)
                     }
                     Some((head, _)) => format!("Failed({head}<etcd>: <transport>)"),
                     None => format!("Failed({text})"),

@@ -1,7 +1,7 @@
 //! The store model (`compactd_sim::store`) against `object_store`'s `InMemory` and a real S3
 //! server (SeaweedFS `weed mini`). The same scenarios run on each backend, on a fresh store
 //! per scenario: at the level of objects (conditional puts, delete, list) and at the level of
-//! the core's store operations, where the model's `execute` meets the production
+//! the core's store operations, where the model's `read` and `write` meet the production
 //! `StoreExecutor`. A scenario asserts the semantics compactd relies on and writes a
 //! transcript of outcomes (never ETag strings or timestamps); a backend conforms when its
 //! transcripts equal the model's.
@@ -34,7 +34,7 @@ use compactd::bucket::markers::{
     encode_marker, DeletionMark, NoCompactMark, DELETION_MARK_FILENAME, NO_COMPACT_MARK_FILENAME,
 };
 use compactd::core::fence::{FenceRecord, FenceVersion, FENCE_PATH};
-use compactd::core::types::{JobId, Millis, StoreOp, StoreResult};
+use compactd::core::types::{JobId, Millis, ReadOp, StoreResult, WriteOp};
 use compactd::driver::store::{CasOutcome, StoreExecutor};
 use compactd::tsdb::block_id::BlockId;
 use compactd::tsdb::meta::BlockMeta;
@@ -109,7 +109,7 @@ enum Kind {
     /// An `object_store` implementation.
     Real {
         store: Arc<dyn ObjectStore>,
-        /// The production executor over `store`, for `execute`.
+        /// The production executor over `store`, for `read` and `write`.
         exec: StoreExecutor,
         /// Where `UploadFiles` finds the block's files.
         local: tempfile::TempDir,
@@ -206,16 +206,29 @@ impl Store {
         listed.iter().map(|o| o.location.to_string()).collect()
     }
 
-    /// Performs a core store operation: the model's `execute`, or the production executor's
-    /// method as `compactd::driver` calls it (without its timeouts).
-    async fn execute(&self, op: &StoreOp, files: &[(String, Vec<u8>)]) -> StoreResult {
+    /// Performs a core read: the model's, or the production executor's method as
+    /// `compactd::driver` calls it (without its timeouts).
+    async fn read(&self, op: &ReadOp) -> StoreResult {
+        let exec = match &self.kind {
+            Kind::Model(m) => return m.borrow_mut().read(ORIGIN, op, |_| Fault::Pass),
+            Kind::Real { exec, .. } => exec,
+        };
+        let result = match op {
+            ReadOp::Sync => exec.sync().await.map(StoreResult::Synced),
+            ReadOp::ReadFence => exec.read_fence().await.map(StoreResult::Fence),
+        };
+        result.unwrap_or_else(StoreResult::Failed)
+    }
+
+    /// Performs a core mutation: the model's, or the production executor's method as
+    /// `compactd::driver` calls it (without its timeouts).
+    async fn write(&self, op: &WriteOp, files: &[(String, Vec<u8>)]) -> StoreResult {
         let (exec, local) = match &self.kind {
-            Kind::Model(m) => return m.borrow_mut().execute(ORIGIN, op, files, |_| Fault::Pass),
+            Kind::Model(m) => return m.borrow_mut().write(ORIGIN, op, files, |_| Fault::Pass),
             Kind::Real { exec, local, .. } => (exec, local),
         };
         let result = match op {
-            StoreOp::Sync => exec.sync().await.map(StoreResult::Synced),
-            StoreOp::UploadFiles { block, .. } => {
+            WriteOp::UploadFiles { block, .. } => {
                 let dir = local.path().join(block.to_string());
                 for (rel, bytes) in files {
                     let file = dir.join(rel);
@@ -226,12 +239,11 @@ impl Store {
                     .await
                     .map(|()| StoreResult::Done)
             }
-            StoreOp::PutMeta { meta } => exec.put_meta(meta).await.map(|()| StoreResult::Done),
-            StoreOp::MarkDeletion(m) => exec.put_marker(m).await.map(|_| StoreResult::Done),
-            StoreOp::MarkNoCompact(m) => exec.put_marker(m).await.map(|_| StoreResult::Done),
-            StoreOp::DeleteBlock(id) => exec.delete_block(*id).await.map(|()| StoreResult::Done),
-            StoreOp::ReadFence => exec.read_fence().await.map(StoreResult::Fence),
-            StoreOp::CasFence { record, expected } => exec
+            WriteOp::PutMeta { meta } => exec.put_meta(meta).await.map(|()| StoreResult::Done),
+            WriteOp::MarkDeletion(m) => exec.put_marker(m).await.map(|_| StoreResult::Done),
+            WriteOp::MarkNoCompact(m) => exec.put_marker(m).await.map(|_| StoreResult::Done),
+            WriteOp::DeleteBlock(id) => exec.delete_block(*id).await.map(|()| StoreResult::Done),
+            WriteOp::CasFence { record, expected } => exec
                 .cas_fence(record, expected.as_ref())
                 .await
                 .map(|o| match o {
@@ -431,45 +443,45 @@ fn fence(epoch: u64, seq: u64) -> FenceRecord {
 /// What compactd does with the fence: create it, raise it by CAS, lose a stale CAS, a
 /// higher epoch takes over, the old holder's CAS conflicts.
 async fn fence_cas_sequence(s: &Store, t: &mut Transcript) {
-    let cas = |record, expected| StoreOp::CasFence { record, expected };
+    let cas = |record, expected| WriteOp::CasFence { record, expected };
     let version = |r: &StoreResult| match r {
         StoreResult::FenceWritten(v) | StoreResult::Fence(Some((_, v))) => v.clone(),
         other => panic!("{}: no fence version in {other:?}", s.name),
     };
-    let read = s.execute(&StoreOp::ReadFence, &[]).await;
+    let read = s.read(&ReadOp::ReadFence).await;
     t.note_result("read before create", &read);
     assert_eq!(read, StoreResult::Fence(None), "{}", s.name);
-    let created = s.execute(&cas(fence(1, 1), None), &[]).await;
+    let created = s.write(&cas(fence(1, 1), None), &[]).await;
     t.note_result("create", &created);
     let v1 = version(&created);
-    let read = s.execute(&StoreOp::ReadFence, &[]).await;
+    let read = s.read(&ReadOp::ReadFence).await;
     t.note_result("read", &read);
     t.note("read version is the written one", version(&read) == v1);
-    let raised = s.execute(&cas(fence(1, 2), Some(v1.clone())), &[]).await;
+    let raised = s.write(&cas(fence(1, 2), Some(v1.clone())), &[]).await;
     t.note_result("cas with the current version", &raised);
     let v2 = version(&raised);
     t.note("version changed", v1 != v2);
-    let stale = s.execute(&cas(fence(2, 1), Some(v1)), &[]).await;
+    let stale = s.write(&cas(fence(2, 1), Some(v1)), &[]).await;
     t.note_result("cas with a stale version", &stale);
     assert_eq!(stale, StoreResult::FenceConflict, "{}", s.name);
-    let create_again = s.execute(&cas(fence(2, 1), None), &[]).await;
+    let create_again = s.write(&cas(fence(2, 1), None), &[]).await;
     t.note_result("create when it exists", &create_again);
     assert_eq!(create_again, StoreResult::FenceConflict, "{}", s.name);
-    let read = s.execute(&StoreOp::ReadFence, &[]).await;
+    let read = s.read(&ReadOp::ReadFence).await;
     t.note_result("read after the conflicts", &read);
-    let takeover = s.execute(&cas(fence(2, 1), Some(v2.clone())), &[]).await;
+    let takeover = s.write(&cas(fence(2, 1), Some(v2.clone())), &[]).await;
     t.note_result("higher epoch takes over", &takeover);
     let v3 = version(&takeover);
-    let old = s.execute(&cas(fence(1, 3), Some(v2)), &[]).await;
+    let old = s.write(&cas(fence(1, 3), Some(v2)), &[]).await;
     t.note_result("old holder's cas", &old);
     assert_eq!(old, StoreResult::FenceConflict, "{}", s.name);
     s.delete(FENCE_PATH).await;
-    let missing = s.execute(&cas(fence(2, 2), Some(v3)), &[]).await;
+    let missing = s.write(&cas(fence(2, 2), Some(v3)), &[]).await;
     t.note_result("cas of a deleted fence", &missing);
     assert_eq!(missing, StoreResult::FenceConflict, "{}", s.name);
-    let recreated = s.execute(&cas(fence(2, 2), None), &[]).await;
+    let recreated = s.write(&cas(fence(2, 2), None), &[]).await;
     t.note_result("create again", &recreated);
-    let read = s.execute(&StoreOp::ReadFence, &[]).await;
+    let read = s.read(&ReadOp::ReadFence).await;
     t.note_result("read at the end", &read);
 }
 
@@ -501,23 +513,23 @@ async fn block_lifecycle(s: &Store, t: &mut Transcript) {
         .map(|f| (f.to_string(), format!("{f} of {id}").into_bytes()))
         .collect();
     let mut step = |what: &str, r: StoreResult| t.note_result(what, &r);
-    let upload = StoreOp::UploadFiles {
+    let upload = WriteOp::UploadFiles {
         job: JobId(1),
         block: id,
     };
-    step("upload", s.execute(&upload, &files).await);
-    step("sync partial", s.execute(&StoreOp::Sync, &[]).await);
-    let put_meta = StoreOp::PutMeta {
+    step("upload", s.write(&upload, &files).await);
+    step("sync partial", s.read(&ReadOp::Sync).await);
+    let put_meta = WriteOp::PutMeta {
         meta: Box::new(meta(id)),
     };
-    step("put meta", s.execute(&put_meta, &[]).await);
-    step("put meta again", s.execute(&put_meta, &[]).await);
+    step("put meta", s.write(&put_meta, &[]).await);
+    step("put meta again", s.write(&put_meta, &[]).await);
     let mut other = meta(id);
     other.stats.num_samples = 7;
-    let put_other = StoreOp::PutMeta {
+    let put_other = WriteOp::PutMeta {
         meta: Box::new(other),
     };
-    step("put other meta", s.execute(&put_other, &[]).await);
+    step("put other meta", s.write(&put_other, &[]).await);
     let no_compact = NoCompactMark {
         id,
         version: 1,
@@ -528,28 +540,28 @@ async fn block_lifecycle(s: &Store, t: &mut Transcript) {
     for (what, op) in [
         (
             "mark deletion",
-            StoreOp::MarkDeletion(deletion_mark(id, "first")),
+            WriteOp::MarkDeletion(deletion_mark(id, "first")),
         ),
         (
             "mark deletion again",
-            StoreOp::MarkDeletion(deletion_mark(id, "second")),
+            WriteOp::MarkDeletion(deletion_mark(id, "second")),
         ),
-        ("mark no-compact", StoreOp::MarkNoCompact(no_compact)),
+        ("mark no-compact", WriteOp::MarkNoCompact(no_compact)),
     ] {
-        step(what, s.execute(&op, &[]).await);
+        step(what, s.write(&op, &[]).await);
     }
-    step("sync marked", s.execute(&StoreOp::Sync, &[]).await);
+    step("sync marked", s.read(&ReadOp::Sync).await);
     let listed = s.list(&id.to_string()).await;
     t.note("block objects", &listed);
     let mut step = |what: &str, r: StoreResult| t.note_result(what, &r);
-    step("delete", s.execute(&StoreOp::DeleteBlock(id), &[]).await);
-    let synced = s.execute(&StoreOp::Sync, &[]).await;
+    step("delete", s.write(&WriteOp::DeleteBlock(id), &[]).await);
+    let synced = s.read(&ReadOp::Sync).await;
     let empty = StoreResult::Synced(Default::default());
     assert_eq!(synced, empty, "{}", s.name);
     step("sync after delete", synced);
     step(
         "delete again",
-        s.execute(&StoreOp::DeleteBlock(id), &[]).await,
+        s.write(&WriteOp::DeleteBlock(id), &[]).await,
     );
     t.note("left", s.list("").await);
 }
@@ -575,7 +587,7 @@ async fn sync_reports_problems(s: &Store, t: &mut Transcript) {
     for (path, bytes) in objects {
         s.put(&path, &bytes, PutMode::Overwrite).await.expect("put");
     }
-    let synced = s.execute(&StoreOp::Sync, &[]).await;
+    let synced = s.read(&ReadOp::Sync).await;
     let StoreResult::Synced(result) = &synced else {
         panic!("{}: {synced:?}", s.name);
     };

@@ -165,7 +165,7 @@ fn an_altered_input_diverges_at_its_step() {
     let ok = line.find("{\"Ok\":").unwrap();
     let hash = line.rfind(",\"hash\":").unwrap();
     lines[i] = format!(
-        "{}{{\"Err\":{{\"retryable\":false,\"message\":\"edited\"}}}}]}}{}",
+        "{}{{\"Err\":{{\"kind\":\"BadInput\",\"message\":\"edited\"}}}}]}}{}",
         &line[..ok],
         &line[hash..]
     );
@@ -246,7 +246,7 @@ fn malformed_traces_fail_naming_the_file_and_line() {
     let error = report.unwrap_err();
     assert!(
         error.starts_with(&format!(
-            "{}:1: not a compactd-trace/1 trace",
+            "{}:1: not a compactd-trace/2 trace",
             path.display()
         )),
         "{error}"

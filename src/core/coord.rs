@@ -131,6 +131,40 @@ pub enum CoordResult {
     StillThere,
     /// We resigned (or our key was already gone).
     Resigned,
-    /// The request failed (unreachable, timeout, error); the text says why.
-    Failed(String),
+    /// The request failed (unreachable, timeout, error).
+    Failed(CoordError),
+}
+
+/// Why a coordinator request failed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{message}")]
+pub struct CoordError {
+    /// What kind of failure.
+    pub kind: CoordErrorKind,
+    /// What went wrong, naming the operation and the endpoints, for logs and events.
+    pub message: String,
+}
+
+/// The kinds of coordinator failure. The leader retries every one with backoff; the kind
+/// tells an operator (and a test) which it was.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CoordErrorKind {
+    /// No answer within the request's timeout: it may or may not have been applied.
+    Timeout,
+    /// etcd could not be reached or is not serving (a transport error, no leader).
+    Unavailable,
+    /// The lease the request names does not exist (it expired or was revoked).
+    LeaseNotFound,
+    /// Anything else: etcd refused the request, no coordinator is configured, a panic.
+    Other,
+}
+
+impl CoordError {
+    /// A failure of `kind`.
+    pub fn new(kind: CoordErrorKind, message: impl Into<String>) -> CoordError {
+        CoordError {
+            kind,
+            message: message.into(),
+        }
+    }
 }

@@ -48,7 +48,8 @@ use serde::{Deserialize, Serialize};
 
 use super::progress;
 use super::types::{
-    Event, Input, Millis, Now, Output, Permit, RequestId, StoreOp, StoreRequest, StoreResult,
+    Event, Input, Millis, Now, Output, Permit, ReadOp, RequestId, StoreRequest, StoreResult,
+    WriteOp,
 };
 use super::view::{build_view, resolution, BucketView, ViewConfig};
 use crate::bucket::markers::{DeletionMark, DETAILS_OUTDATED, MARKER_VERSION};
@@ -149,8 +150,8 @@ enum Phase {
     Syncing { request: RequestId, then: AfterSync },
     /// Mutations run one by one.
     Mutating {
-        queue: VecDeque<StoreOp>,
-        in_flight: Option<(RequestId, StoreOp)>,
+        queue: VecDeque<WriteOp>,
+        in_flight: Option<(RequestId, WriteOp)>,
         then: AfterMutations,
     },
     /// The compaction pass.
@@ -216,6 +217,16 @@ impl Cycle {
         &self.view
     }
 
+    /// True when nothing of an iteration is under way (no sync, pass, job, mutation or
+    /// clean-up), as between terms.
+    pub fn at_rest(&self) -> bool {
+        let phase = matches!(
+            self.phase,
+            Phase::Idle { .. } | Phase::Halted | Phase::Exited
+        );
+        phase && !self.cleanup.busy()
+    }
+
     /// True once compaction halted.
     pub fn halted(&self) -> bool {
         matches!(self.phase, Phase::Halted)
@@ -248,11 +259,7 @@ impl Cycle {
 
     fn start_sync(&mut self, then: AfterSync, out: &mut Vec<Output>) {
         let request = self.request_id();
-        out.push(Output::Store(StoreRequest {
-            id: request,
-            op: StoreOp::Sync,
-            permit: None,
-        }));
+        out.push(Output::Store(StoreRequest::read(request, ReadOp::Sync)));
         self.phase = Phase::Syncing { request, then };
     }
 
@@ -336,8 +343,7 @@ impl Cycle {
         self.next_request += 1;
         let id = RequestId(self.next_request);
         *in_flight = Some((id, op.clone()));
-        let permit = Some(permit);
-        out.push(Output::Store(StoreRequest { id, op, permit }));
+        out.push(Output::Store(StoreRequest::write(id, op, permit)));
         true
     }
 
@@ -367,7 +373,7 @@ impl Cycle {
                 match result {
                     StoreResult::Synced(sync) => self.on_synced(now, &sync, then, out),
                     StoreResult::Failed(e) => {
-                        out.push(Output::Event(Event::SyncFailed(e.clone())));
+                        out.push(Output::Event(Event::SyncFailed(e.to_string())));
                         self.fail(now, format!("sync: {e}"), out);
                     }
                     other => self.fail(now, format!("sync answered {other:?}"), out),
@@ -382,12 +388,12 @@ impl Cycle {
                     StoreResult::Failed(e) => {
                         out.push(Output::Event(Event::MutationFailed {
                             op: op.name().into(),
-                            error: e.clone(),
+                            error: e.to_string(),
                         }));
-                        self.fail(now, e, out);
+                        self.fail(now, e.message, out);
                     }
                     _ => match op {
-                        StoreOp::DeleteBlock(block) if partial_cleanup => {
+                        WriteOp::DeleteBlock(block) if partial_cleanup => {
                             out.push(Output::Event(Event::PartialDeleted(block)));
                         }
                         op => out.extend(op.completion_event(&result).map(Output::Event)),
@@ -413,10 +419,10 @@ impl Cycle {
             AfterSync::Compaction => {
                 // The iteration cleans now: the next background clean-up is an interval away.
                 self.cleanup.cleaned(now);
-                let mut queue: VecDeque<StoreOp> = self
+                let mut queue: VecDeque<WriteOp> = self
                     .deletable_blocks(now)
                     .into_iter()
-                    .map(StoreOp::DeleteBlock)
+                    .map(WriteOp::DeleteBlock)
                     .collect();
                 queue.extend(self.garbage_marks(now));
                 self.phase = Phase::Mutating {
@@ -472,7 +478,7 @@ impl Cycle {
                 let queue = self
                     .stale_partials(now)
                     .into_iter()
-                    .map(StoreOp::DeleteBlock)
+                    .map(WriteOp::DeleteBlock)
                     .collect();
                 self.phase = Phase::Mutating {
                     queue,
@@ -543,17 +549,17 @@ impl Cycle {
     }
 
     /// Deletion marks for duplicates (blocks whose sources another block covers).
-    fn garbage_marks(&self, now: Now) -> Vec<StoreOp> {
+    fn garbage_marks(&self, now: Now) -> Vec<WriteOp> {
         self.view
             .duplicates
             .iter()
             .filter(|id| !self.view.deletion_marks.contains_key(id))
-            .map(|id| StoreOp::MarkDeletion(deletion_mark(*id, now, DETAILS_OUTDATED)))
+            .map(|id| WriteOp::MarkDeletion(deletion_mark(*id, now, DETAILS_OUTDATED)))
             .collect()
     }
 
     /// Deletion marks for visible blocks past their resolution's retention.
-    fn retention_marks(&self, now: Now) -> Vec<StoreOp> {
+    fn retention_marks(&self, now: Now) -> Vec<WriteOp> {
         self.view
             .blocks
             .values()
@@ -569,7 +575,7 @@ impl Cycle {
                         "block exceeding retention of {}",
                         crate::duration::format_duration_ms(keep as u64)
                     );
-                    StoreOp::MarkDeletion(deletion_mark(m.ulid, now, &details))
+                    WriteOp::MarkDeletion(deletion_mark(m.ulid, now, &details))
                 })
             })
             .collect()

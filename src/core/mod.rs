@@ -3,12 +3,15 @@
 //! every I/O result come in as inputs, and the outputs are plain requests for the driver.
 //! The same core runs in production (`driver`) and in the simulation (`sim/`).
 
+pub mod admission;
 pub mod coord;
 pub mod cycle;
+pub mod error;
 pub mod fence;
 pub mod leader;
 pub mod node;
 pub mod plan;
 pub mod progress;
+pub mod request;
 pub mod types;
 pub mod view;

@@ -4,11 +4,15 @@
 //! The cycle runs only while the leader leads: it starts afresh (a new sync) on every term
 //! and is abandoned the moment the term ends, so no plan outlives the view it was made
 //! from. Its commits pass through the leader's gate, which guards each with a fence CAS;
-//! its other mutations carry the leader's permit.
+//! its other mutations carry the leader's permit. In debug builds (unit tests, the fuzz
+//! target, every simulated world) each step ends by checking the node's invariants
+//! (`node/invariants.rs`).
+
+mod invariants;
 
 use super::cycle::{Cycle, CycleConfig};
 use super::leader::{Leader, LeaderConfig};
-use super::types::{Epoch, Input, LeaderInfo, Millis, Now, Output, Permit};
+use super::types::{Epoch, Input, LeaderInfo, Millis, Now, Output, Permit, StoreRequest};
 
 /// A compactor node.
 #[derive(Debug)]
@@ -40,6 +44,15 @@ impl Node {
     /// order; an early [`Input::Tick`] is a no-op. Deterministic: the same sequence of
     /// `(now, input)` from the same initial state gives the same outputs, bit for bit.
     pub fn step(&mut self, now: Now, input: Input) -> Vec<Output> {
+        let out = self.advance(now, input);
+        if cfg!(debug_assertions) {
+            self.check_invariants(now, &out);
+        }
+        out
+    }
+
+    /// The body of [`Node::step`].
+    fn advance(&mut self, now: Now, input: Input) -> Vec<Output> {
         debug_assert!(now.mono >= self.last_mono, "monotonic time went back");
         self.last_mono = now.mono;
         let mut out = Vec::new();
@@ -97,7 +110,9 @@ impl Node {
     fn route_cycle_outputs(&mut self, now: Now, cycle_out: Vec<Output>, out: &mut Vec<Output>) {
         for o in cycle_out {
             match o {
-                Output::Store(req) if req.op.is_commit() => self.leader.submit_commit(req),
+                Output::Store(StoreRequest::Write { id, op, .. }) if op.is_commit() => {
+                    self.leader.submit_commit(id, op)
+                }
                 Output::Timer(at) => self.cycle_timer = Some(at),
                 Output::Exit(code) => {
                     self.leader.finish(now, code, out);
@@ -137,119 +152,4 @@ impl Node {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::core::coord::{CoordOp, CoordResult, ElectionKey, LeaseId};
-    use crate::core::cycle::PARTIAL_UPLOAD_THRESHOLD_MS_DEFAULT;
-    use crate::core::fence::FenceVersion;
-    use crate::core::types::{RequestId, StoreOp, StoreResult};
-    use crate::core::view::ViewConfig;
-
-    fn node() -> Node {
-        let cycle = CycleConfig {
-            view: ViewConfig {
-                min_time: i64::MIN,
-                max_time: i64::MAX,
-                consistency_delay_ms: 0,
-                delete_delay_ms: 0,
-                replica_labels: vec![],
-                selector_relabel: vec![],
-            },
-            wait: true,
-            wait_interval_ms: 60_000,
-            concurrency: 1,
-            ranges: crate::core::plan::compaction_ranges(4).unwrap(),
-            vertical: false,
-            index_size_limit_bytes: None,
-            retention_ms: [0; 3],
-            partial_upload_threshold_ms: PARTIAL_UPLOAD_THRESHOLD_MS_DEFAULT,
-            downsampling: false,
-            downsample_concurrency: 1,
-            progress_interval_ms: 0,
-            cleanup_interval_ms: 0,
-            halt_on_error: true,
-            skip_out_of_order_chunks: false,
-        };
-        let leader = LeaderConfig {
-            node: "me".into(),
-            election: Some("/e".into()),
-            lease_ttl_ms: 15_000,
-            op_timeout_ms: 1_000,
-            takeover_delay_ms: 2_000,
-            commit_window_ms: 1_000,
-            safety: crate::core::leader::Safety::ALL,
-        };
-        Node::new(cycle, leader, 1)
-    }
-
-    fn at(ms: i64) -> Now {
-        Now {
-            mono: Millis(ms),
-            wall: Millis(1_700_000_000_000 + ms),
-        }
-    }
-
-    /// Answers the request in `out` as a healthy etcd and bucket would; returns the next outputs.
-    fn answer(n: &mut Node, t: i64, out: &[Output]) -> Vec<Output> {
-        let input = out
-            .iter()
-            .find_map(|o| match o {
-                Output::Coord(r) => Some(Input::Coord(
-                    r.id,
-                    match &r.op {
-                        CoordOp::Grant { .. } => CoordResult::Granted {
-                            lease: LeaseId(1),
-                            ttl_secs: 15,
-                        },
-                        CoordOp::Campaign { .. } => CoordResult::Campaigned { create_revision: 2 },
-                        CoordOp::Observe { .. } => CoordResult::Observed {
-                            keys: vec![ElectionKey {
-                                key: "/e/1".into(),
-                                create_revision: 2,
-                                value: "me".into(),
-                            }],
-                            revision: 2,
-                        },
-                        op => panic!("unexpected {op:?}"),
-                    },
-                )),
-                Output::Store(r) => Some(Input::Store(
-                    r.id,
-                    match &r.op {
-                        StoreOp::ReadFence => StoreResult::Fence(None),
-                        StoreOp::CasFence { .. } => StoreResult::FenceWritten(FenceVersion {
-                            e_tag: Some("1".into()),
-                            version: None,
-                        }),
-                        op => panic!("unexpected {op:?}"),
-                    },
-                )),
-                _ => None,
-            })
-            .expect("a request to answer");
-        n.step(at(t), input)
-    }
-
-    /// A term that begins while the node handles an unrelated input (here a late answer of
-    /// an earlier term's cycle) still starts its cycle with a sync.
-    #[test]
-    fn a_term_started_by_any_input_begins_with_a_sync() {
-        let mut n = node();
-        let mut out = n.step(at(0), Input::Start);
-        for t in 1..=5 {
-            out = answer(&mut n, t, &out); // grant, campaign, observe, read, CAS
-        }
-        assert!(
-            n.leader.leading().is_none(),
-            "in the takeover delay: {out:?}"
-        );
-        let late = Input::Store(RequestId(99), StoreResult::Done);
-        let out = n.step(at(5 + 2_000), late);
-        assert!(n.leader.leading().is_some());
-        assert!(
-            out.iter()
-                .any(|o| matches!(o, Output::Store(r) if r.op == StoreOp::Sync)),
-            "the new term's first sync is missing: {out:?}"
-        );
-    }
-}
+mod tests;

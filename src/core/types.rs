@@ -3,7 +3,8 @@
 //! Naming: a *request* is one I/O the core asks the driver to perform ([`StoreRequest`]); a
 //! *job* is heavy local work (download + compact) the driver runs off the core's thread
 //! ([`CompactJob`]); an *event* is something worth logging and counting ([`Event`]). Every
-//! request that mutates the bucket carries the [`Permit`] it was issued under.
+//! request that mutates the bucket carries the [`Permit`] it was issued under: the type of
+//! [`StoreRequest::Write`] requires it.
 //!
 //! [`Node::step`]: super::node::Node::step
 
@@ -16,6 +17,11 @@ use super::fence::{FenceRecord, FenceVersion};
 use crate::bucket::markers::{DeletionMark, NoCompactMark, NoDownsampleMark};
 use crate::tsdb::block_id::BlockId;
 use crate::tsdb::meta::{BlockFile, BlockMeta};
+
+// The requests and the failures of `step` have modules of their own; they are re-exported
+// here, with the rest of its vocabulary.
+pub use super::error::{JobError, JobErrorKind, StoreError, StoreErrorKind};
+pub use super::request::{ReadOp, StoreRequest, WriteOp};
 
 /// Milliseconds: on the monotonic clock for deadlines, since the Unix epoch for wall time.
 #[derive(
@@ -103,111 +109,6 @@ pub enum Output {
     Exit(i32),
 }
 
-/// One store request.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct StoreRequest {
-    /// Matches the result.
-    pub id: RequestId,
-    /// What to do.
-    pub op: StoreOp,
-    /// For mutations: the permit they were issued under.
-    pub permit: Option<Permit>,
-}
-
-/// The operations the driver performs on the bucket.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub enum StoreOp {
-    /// List the blocks and read every meta.json and marker (read only).
-    Sync,
-    /// Upload a compacted block's `chunks/` and `index` (invisible without meta.json).
-    UploadFiles {
-        /// The job whose output to upload.
-        job: JobId,
-        /// The new block.
-        block: BlockId,
-    },
-    /// Commit point: create `<block>/meta.json` (never overwrites).
-    PutMeta {
-        /// The block's final meta.
-        meta: Box<BlockMeta>,
-    },
-    /// Commit point: create a deletion mark (an existing one is left as is).
-    MarkDeletion(DeletionMark),
-    /// Commit point: create a no-compact mark (an existing one is left as is).
-    MarkNoCompact(NoCompactMark),
-    /// Commit point: delete a block in Thanos' order (meta.json first, the deletion mark last).
-    DeleteBlock(BlockId),
-    /// Read `compactd/fence.json` (read only). Answered by [`StoreResult::Fence`].
-    ReadFence,
-    /// Write `compactd/fence.json` if its version is still `expected` (create it if `None`).
-    /// Answered by [`StoreResult::FenceWritten`] or [`StoreResult::FenceConflict`].
-    CasFence {
-        /// The new record.
-        record: FenceRecord,
-        /// The version read last; `None` creates the object.
-        expected: Option<FenceVersion>,
-    },
-}
-
-impl StoreOp {
-    /// The event reporting this operation's success (answered by `result`), if it is worth
-    /// one: a marker found already in place is not a new mark.
-    pub fn completion_event(&self, result: &StoreResult) -> Option<Event> {
-        if *result == StoreResult::MarkerExisted {
-            return None;
-        }
-        match self {
-            StoreOp::Sync
-            | StoreOp::UploadFiles { .. }
-            | StoreOp::ReadFence
-            | StoreOp::CasFence { .. } => None,
-            StoreOp::PutMeta { meta } => Some(Event::Uploaded(meta.ulid)),
-            StoreOp::MarkDeletion(m) => Some(Event::Marked {
-                block: m.id,
-                marker: crate::bucket::markers::DELETION_MARK_FILENAME.into(),
-                reason: m.details.clone(),
-            }),
-            StoreOp::MarkNoCompact(m) => Some(Event::Marked {
-                block: m.id,
-                marker: crate::bucket::markers::NO_COMPACT_MARK_FILENAME.into(),
-                reason: m.reason.clone(),
-            }),
-            StoreOp::DeleteBlock(id) => Some(Event::Deleted(*id)),
-        }
-    }
-
-    /// True for operations that change the bucket.
-    pub fn is_mutation(&self) -> bool {
-        !matches!(self, StoreOp::Sync | StoreOp::ReadFence)
-    }
-
-    /// True for commit points: the mutations a fence CAS must guard (they change what
-    /// readers of the bucket see).
-    pub fn is_commit(&self) -> bool {
-        matches!(
-            self,
-            StoreOp::PutMeta { .. }
-                | StoreOp::MarkDeletion(_)
-                | StoreOp::MarkNoCompact(_)
-                | StoreOp::DeleteBlock(_)
-        )
-    }
-
-    /// A short name for logs and metrics.
-    pub fn name(&self) -> &'static str {
-        match self {
-            StoreOp::Sync => "sync",
-            StoreOp::UploadFiles { .. } => "upload-files",
-            StoreOp::PutMeta { .. } => "put-meta",
-            StoreOp::MarkDeletion(_) => "mark-deletion",
-            StoreOp::MarkNoCompact(_) => "mark-no-compact",
-            StoreOp::DeleteBlock(_) => "delete-block",
-            StoreOp::ReadFence => "read-fence",
-            StoreOp::CasFence { .. } => "cas-fence",
-        }
-    }
-}
-
 /// The result of a store request.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum StoreResult {
@@ -224,8 +125,8 @@ pub enum StoreResult {
     FenceWritten(FenceVersion),
     /// The fence CAS lost: the object changed (or appeared) since it was read.
     FenceConflict,
-    /// The request failed; the text says why.
-    Failed(String),
+    /// The request failed.
+    Failed(StoreError),
 }
 
 /// Everything one sync found in the bucket.
@@ -280,72 +181,6 @@ pub struct CompactJob {
     /// Downsample to this resolution (ms) instead of compacting.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub downsample_to: Option<i64>,
-}
-
-/// Why a compaction job failed.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct JobError {
-    /// True for failures worth retrying (download errors, local disk full); false for bad
-    /// input or a compaction error, which halt as in Thanos.
-    pub retryable: bool,
-    /// What went wrong.
-    pub message: String,
-    /// The failures the core treats apart from the others; absent from traces recorded
-    /// before it existed, and from the records of every other failure.
-    #[serde(default, skip_serializing_if = "JobErrorKind::is_other")]
-    pub kind: JobErrorKind,
-}
-
-impl JobError {
-    /// A failure worth retrying at the next iteration.
-    pub fn retryable(message: impl Into<String>) -> Self {
-        JobError {
-            retryable: true,
-            message: message.into(),
-            kind: JobErrorKind::Other,
-        }
-    }
-
-    /// A failure on bad input or in the block engine: compaction halts.
-    pub fn halting(message: impl Into<String>) -> Self {
-        JobError {
-            retryable: false,
-            message: message.into(),
-            kind: JobErrorKind::Other,
-        }
-    }
-
-    /// Input `block` lists a series' chunks out of time order (not retryable: the block
-    /// stays as it is).
-    pub fn out_of_order_chunks(block: BlockId, message: impl Into<String>) -> Self {
-        JobError {
-            retryable: false,
-            message: message.into(),
-            kind: JobErrorKind::OutOfOrderChunks { block },
-        }
-    }
-}
-
-/// The failures of a job that the core handles apart from the others.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub enum JobErrorKind {
-    /// Any other failure: [`JobError::retryable`] decides.
-    #[default]
-    Other,
-    /// An input block whose index lists a series' chunks out of time order (Thanos'
-    /// `OutOfOrderChunksError`): with `--compact.skip-block-with-out-of-order-chunks` the
-    /// compaction pass no-compact-marks `block` and goes on, otherwise it halts.
-    OutOfOrderChunks {
-        /// The offending input block.
-        block: BlockId,
-    },
-}
-
-impl JobErrorKind {
-    /// True for [`JobErrorKind::Other`].
-    pub fn is_other(&self) -> bool {
-        *self == JobErrorKind::Other
-    }
 }
 
 /// A compacted block ready for upload in the driver's data dir.

@@ -45,7 +45,7 @@ pub async fn run_job(
     let dir = job_dir(&data_dir, &job.group, job.output);
     tokio::fs::create_dir_all(&dir)
         .await
-        .map_err(|e| retryable(format!("{}: {e}", dir.display())))?;
+        .map_err(|e| JobError::io(format!("{}: {e}", dir.display())))?;
     // `--compact.blocks-fetch-concurrency` inputs at once, kept in plan order.
     // Owned per download: borrowed futures here would not be `Send` for every lifetime.
     let inputs: Vec<PathBuf> = futures::stream::iter(job.inputs.clone())
@@ -73,7 +73,7 @@ pub async fn run_job(
         None => compact_blocks(&input_dirs, &out_dir, output, &opts),
     })
     .await
-    .map_err(|e| halting(format!("compaction task: {e}")))?;
+    .map_err(|e| JobError::bad_input(format!("compaction task: {e}")))?;
     let compacted = result.map_err(job_error)?;
     for input in &inputs {
         let _ = tokio::fs::remove_dir_all(input).await;
@@ -81,7 +81,9 @@ pub async fn run_job(
     let Some(compacted) = compacted else {
         return Ok(None);
     };
-    let files = block_files(&compacted.dir, hash).await.map_err(retryable)?;
+    let files = block_files(&compacted.dir, hash)
+        .await
+        .map_err(JobError::io)?;
     Ok(Some(CompactedBlock {
         meta: compacted.meta,
         files,
@@ -98,20 +100,12 @@ pub fn output_dir(data_dir: &Path, group: &str, id: BlockId) -> PathBuf {
 /// (bad input, a failed merge) halts, as in Thanos.
 pub fn job_error(e: TsdbError) -> JobError {
     match e {
-        TsdbError::Io { .. } => retryable(e.to_string()),
+        TsdbError::Io { .. } => JobError::io(e.to_string()),
         TsdbError::OutOfOrderChunks { block, .. } => {
             JobError::out_of_order_chunks(block, e.to_string())
         }
-        other => halting(other.to_string()),
+        other => JobError::bad_input(other.to_string()),
     }
-}
-
-fn retryable(message: String) -> JobError {
-    JobError::retryable(message)
-}
-
-fn halting(message: String) -> JobError {
-    JobError::halting(message)
 }
 
 /// Downloads `<id>/` into `<dir>/<id>/` (with a `chunks/` dir, empty for an empty block) unless
@@ -131,7 +125,7 @@ async fn download_block(
             .list(Some(&prefix))
             .try_collect()
             .await
-            .map_err(|e| retryable(format!("list {prefix}: {e}")))?;
+            .map_err(|e| JobError::io(format!("list {prefix}: {e}")))?;
         let wanted: Vec<(ObjectPath, PathBuf)> = objects
             .into_iter()
             .filter_map(|o| {
@@ -158,14 +152,14 @@ async fn download_block(
         let chunks = local.join("chunks");
         tokio::fs::create_dir_all(&chunks)
             .await
-            .map_err(|e| retryable(format!("{}: {e}", chunks.display())))?;
+            .map_err(|e| JobError::io(format!("{}: {e}", chunks.display())))?;
     }
     let local_meta = local.clone();
     let meta = meta.clone();
     tokio::task::spawn_blocking(move || meta.write_dir(&local_meta))
         .await
-        .map_err(|e| retryable(format!("write meta: {e}")))?
-        .map_err(|e| retryable(e.to_string()))?;
+        .map_err(|e| JobError::io(format!("write meta: {e}")))?
+        .map_err(|e| JobError::io(e.to_string()))?;
     Ok(local)
 }
 
@@ -177,33 +171,33 @@ async fn download_object(
     if let Some(parent) = to.parent() {
         tokio::fs::create_dir_all(parent)
             .await
-            .map_err(|e| retryable(format!("{}: {e}", parent.display())))?;
+            .map_err(|e| JobError::io(format!("{}: {e}", parent.display())))?;
     }
     let tmp = to.with_extension("download");
     let result = store
         .get(from)
         .await
-        .map_err(|e| retryable(format!("download {from}: {e}")))?;
+        .map_err(|e| JobError::io(format!("download {from}: {e}")))?;
     let mut stream = result.into_stream();
     let mut file = tokio::fs::File::create(&tmp)
         .await
-        .map_err(|e| retryable(format!("{}: {e}", tmp.display())))?;
+        .map_err(|e| JobError::io(format!("{}: {e}", tmp.display())))?;
     while let Some(chunk) = stream
         .try_next()
         .await
-        .map_err(|e| retryable(format!("download {from}: {e}")))?
+        .map_err(|e| JobError::io(format!("download {from}: {e}")))?
     {
         tokio::io::AsyncWriteExt::write_all(&mut file, &chunk)
             .await
-            .map_err(|e| retryable(format!("{}: {e}", tmp.display())))?;
+            .map_err(|e| JobError::io(format!("{}: {e}", tmp.display())))?;
     }
     tokio::io::AsyncWriteExt::flush(&mut file)
         .await
-        .map_err(|e| retryable(format!("{}: {e}", tmp.display())))?;
+        .map_err(|e| JobError::io(format!("{}: {e}", tmp.display())))?;
     drop(file);
     tokio::fs::rename(&tmp, to)
         .await
-        .map_err(|e| retryable(format!("{}: {e}", to.display())))
+        .map_err(|e| JobError::io(format!("{}: {e}", to.display())))
 }
 
 /// The files of a local block to upload: `chunks/*` in order, then `index`, with sizes.

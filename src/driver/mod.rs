@@ -2,27 +2,30 @@
 //!
 //! One task owns the [`Node`] and is the only caller of `step`; store requests and compaction
 //! jobs run as tasks of their own and report through a channel. The driver reads the clocks
-//! (monotonic and wall) and stamps each step with them; it refuses to run a mutation whose
-//! permit has expired on its own monotonic clock. This module and the adapters are the only
-//! places that do I/O, read clocks or spawn tasks.
+//! (monotonic and wall) and stamps each step with them. Every store request passes the core's
+//! [`Admission`] check (the one the simulation runs too) before it is queued, and its permit
+//! is checked again where its task starts; a running upload or delete is aborted when the
+//! node's permit lapses. This module and the adapters are the only places that do I/O, read
+//! clocks or spawn tasks.
 
 pub mod jobs;
 mod record;
 mod report;
 pub mod store;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::mpsc;
 
-use crate::core::coord::{CoordRequest, CoordResult};
+use crate::core::admission::{permit_live, Admission, Refusal};
+use crate::core::coord::{CoordError, CoordErrorKind, CoordRequest, CoordResult};
 use crate::core::node::Node;
 use crate::core::types::{
     CompactJob, Epoch, Event, Input, JobError, JobId, LeaderInfo, Millis, Now, Output, Permit,
-    RequestId, StoreOp, StoreRequest, StoreResult,
+    ReadOp, StoreError, StoreErrorKind, StoreRequest, StoreResult, WriteOp,
 };
 use crate::election::etcd::EtcdCoordinator;
 use crate::http::HttpState;
@@ -90,32 +93,22 @@ struct Books {
     jobs: BTreeMap<JobId, (String, BlockId)>,
     /// Jobs whose result has not come back yet.
     running_jobs: usize,
-    /// UploadFiles requests in flight, by request.
-    uploads: BTreeMap<RequestId, BlockId>,
-    /// Blocks whose files this process uploaded; meta.json is refused for any other.
-    uploaded: BTreeSet<BlockId>,
+    /// The admission check of store requests, and the uploads it follows.
+    admission: Admission,
 }
 
 impl Books {
     /// Notes what an input tells about work in flight.
     fn on_input(&mut self, input: &Input, data_dir: &Path) {
-        match input {
-            Input::Store(id, result) => {
-                if let Some(block) = self.uploads.remove(id) {
-                    if *result == StoreResult::Done {
-                        self.uploaded.insert(block);
-                    }
-                }
+        self.admission.on_input(input);
+        let Input::Compacted(job, result) = input else {
+            return;
+        };
+        self.running_jobs = self.running_jobs.saturating_sub(1);
+        if result.is_err() {
+            if let Some((group, output)) = self.jobs.remove(job) {
+                let _ = std::fs::remove_dir_all(jobs::job_dir(data_dir, &group, output));
             }
-            Input::Compacted(job, result) => {
-                self.running_jobs = self.running_jobs.saturating_sub(1);
-                if result.is_err() {
-                    if let Some((group, output)) = self.jobs.remove(job) {
-                        let _ = std::fs::remove_dir_all(jobs::job_dir(data_dir, &group, output));
-                    }
-                }
-            }
-            _ => {}
         }
     }
 
@@ -242,32 +235,19 @@ fn spawn_store(
     books: &mut Books,
     tx: mpsc::UnboundedSender<Input>,
 ) {
-    let id = req.id;
-    let refuse = |why: String| {
-        let _ = tx.send(Input::Store(id, StoreResult::Failed(why)));
-    };
-    if let Some(permit) = req.permit {
-        if clock.now().mono >= permit.valid_until {
-            cfg.reporter.permit_expired(&req.op);
-            return refuse(format!("{}: write permit expired; not sent", req.op.name()));
+    let id = req.id();
+    if let Err(refusal) = books.admission.admit(&req, clock.now().mono) {
+        if refusal == Refusal::PermitExpired {
+            cfg.reporter.permit_expired(&req);
         }
+        let _ = tx.send(Input::Store(id, StoreResult::Failed(refusal.into())));
+        return;
     }
-    let local = match &req.op {
-        StoreOp::UploadFiles { block, .. } => {
-            books.uploads.insert(req.id, *block);
-            books
-                .job_dir_of(&cfg.data_dir, *block)
-                .map(|d| d.join(block.to_string()))
-        }
-        StoreOp::PutMeta { meta } => {
-            if !books.uploaded.contains(&meta.ulid) {
-                return refuse(format!(
-                    "meta.json of block {} refused: its files were not uploaded by this process",
-                    meta.ulid
-                ));
-            }
-            books.job_dir_of(&cfg.data_dir, meta.ulid)
-        }
+    let local = match req.write_op() {
+        Some(WriteOp::UploadFiles { block, .. }) => books
+            .job_dir_of(&cfg.data_dir, *block)
+            .map(|d| d.join(block.to_string())),
+        Some(WriteOp::PutMeta { meta }) => books.job_dir_of(&cfg.data_dir, meta.ulid),
         _ => None,
     };
     let store = Arc::clone(&cfg.store);
@@ -275,32 +255,32 @@ fn spawn_store(
     let reporter = cfg.reporter.clone();
     let on_panic = Input::Store(
         id,
-        StoreResult::Failed(format!("{}: internal error (task panicked)", req.op.name())),
+        StoreResult::Failed(StoreError::other(format!(
+            "{}: internal error (task panicked)",
+            req.name()
+        ))),
     );
     let panic_tx = tx.clone();
     let work = async move {
         let started = Instant::now();
-        if let Some(permit) = req.permit {
-            // Checked again where the request starts: the task may start late.
-            if clock.now().mono >= permit.valid_until {
-                reporter.permit_expired(&req.op);
-                let why = format!("{}: write permit expired; not sent", req.op.name());
-                let _ = tx.send(Input::Store(req.id, StoreResult::Failed(why)));
-                return;
-            }
+        // Checked again where the request starts: the task may start late.
+        if let Err(refusal) = permit_live(&req, clock.now().mono) {
+            reporter.permit_expired(&req);
+            let _ = tx.send(Input::Store(id, StoreResult::Failed(refusal.into())));
+            return;
         }
         let lapse = req
-            .permit
+            .permit()
             .map(|p| Box::pin(permit_lapsed(permits, p.epoch, clock)) as Lapse);
-        let result = execute(&store, &req.op, local.clone(), timeout, lapse).await;
-        reporter.store_op(&req.op, started.elapsed(), result.as_ref().err());
+        let result = execute(&store, &req, local.clone(), timeout, lapse).await;
+        reporter.store_op(&req, started.elapsed(), result.as_ref().err());
         let result = result.unwrap_or_else(StoreResult::Failed);
-        if let (StoreOp::PutMeta { .. }, StoreResult::Done, Some(dir)) = (&req.op, &result, &local)
-        {
+        let committed = matches!(req.write_op(), Some(WriteOp::PutMeta { .. }));
+        if let (true, StoreResult::Done, Some(dir)) = (committed, &result, &local) {
             // The block is visible: its local working directory is no longer needed.
             let _ = tokio::fs::remove_dir_all(dir).await;
         }
-        let _ = tx.send(Input::Store(req.id, result));
+        let _ = tx.send(Input::Store(id, result));
     };
     spawn_reporting(work, panic_tx, on_panic);
 }
@@ -341,30 +321,58 @@ async fn permit_lapsed(
 async fn until_lapse<T>(
     lapse: Option<Lapse>,
     what: String,
-    work: impl std::future::Future<Output = Result<T, String>>,
-) -> Result<T, String> {
+    work: impl std::future::Future<Output = Result<T, StoreError>>,
+) -> Result<T, StoreError> {
     match lapse {
         None => work.await,
         Some(lapse) => tokio::select! {
             r = work => r,
-            () = lapse => Err(format!("{what} aborted: the write permit lapsed")),
+            () = lapse => Err(StoreError::new(
+                StoreErrorKind::PermitExpired,
+                format!("{what} aborted: the write permit lapsed"),
+            )),
         },
     }
 }
 
 async fn execute(
     store: &StoreExecutor,
-    op: &StoreOp,
+    req: &StoreRequest,
     local: Option<PathBuf>,
     timeout: Duration,
     lapse: Option<Lapse>,
-) -> Result<StoreResult, String> {
-    use store::with_timeout;
+) -> Result<StoreResult, StoreError> {
+    match req {
+        StoreRequest::Read { op, .. } => read(store, op, timeout).await,
+        StoreRequest::Write { op, .. } => write(store, op, local, timeout, lapse).await,
+    }
+}
+
+async fn read(
+    store: &StoreExecutor,
+    op: &ReadOp,
+    timeout: Duration,
+) -> Result<StoreResult, StoreError> {
     match op {
-        StoreOp::ReadFence => with_timeout(timeout, "read fence", store.read_fence())
+        ReadOp::ReadFence => store::with_timeout(timeout, "read fence", store.read_fence())
             .await
             .map(StoreResult::Fence),
-        StoreOp::CasFence { record, expected } => with_timeout(
+        // No total deadline: a sync lists the whole bucket, which may take long on a large
+        // one; each of its requests has the client's own timeouts.
+        ReadOp::Sync => Ok(StoreResult::Synced(store.sync().await?)),
+    }
+}
+
+async fn write(
+    store: &StoreExecutor,
+    op: &WriteOp,
+    local: Option<PathBuf>,
+    timeout: Duration,
+    lapse: Option<Lapse>,
+) -> Result<StoreResult, StoreError> {
+    use store::with_timeout;
+    match op {
+        WriteOp::CasFence { record, expected } => with_timeout(
             timeout,
             "write fence",
             store.cas_fence(record, expected.as_ref()),
@@ -374,26 +382,26 @@ async fn execute(
             store::CasOutcome::Written(v) => StoreResult::FenceWritten(v),
             store::CasOutcome::Conflict => StoreResult::FenceConflict,
         }),
-        // No total deadline: a sync lists the whole bucket, which may take long on a large
-        // one; each of its requests has the client's own timeouts.
-        StoreOp::Sync => Ok(StoreResult::Synced(store.sync().await?)),
-        StoreOp::UploadFiles { block, .. } => {
-            let dir = local.ok_or_else(|| format!("no local copy of block {block} to upload"))?;
+        WriteOp::UploadFiles { block, .. } => {
+            let dir = local.ok_or_else(|| {
+                let what = format!("no local copy of block {block} to upload");
+                StoreError::new(StoreErrorKind::NotFound, what)
+            })?;
             let upload = store.upload_files(*block, &dir);
             until_lapse(lapse, format!("upload of block {block}"), upload)
                 .await
                 .map(|()| StoreResult::Done)
         }
-        StoreOp::PutMeta { meta } => with_timeout(timeout, "put meta.json", store.put_meta(meta))
+        WriteOp::PutMeta { meta } => with_timeout(timeout, "put meta.json", store.put_meta(meta))
             .await
             .map(|()| StoreResult::Done),
-        StoreOp::MarkDeletion(m) => with_timeout(timeout, "deletion mark", store.put_marker(m))
+        WriteOp::MarkDeletion(m) => with_timeout(timeout, "deletion mark", store.put_marker(m))
             .await
             .map(|created| marked(created, m)),
-        StoreOp::MarkNoCompact(m) => with_timeout(timeout, "no-compact mark", store.put_marker(m))
+        WriteOp::MarkNoCompact(m) => with_timeout(timeout, "no-compact mark", store.put_marker(m))
             .await
             .map(|created| marked(created, m)),
-        StoreOp::DeleteBlock(id) => {
+        WriteOp::DeleteBlock(id) => {
             let delete = with_timeout(timeout * 10, "delete block", store.delete_block(*id));
             until_lapse(lapse, format!("delete of block {id}"), delete)
                 .await
@@ -418,16 +426,15 @@ fn marked<M: crate::bucket::markers::Marker>(created: bool, m: &M) -> StoreResul
 
 fn spawn_coord(cfg: &DriverConfig, req: CoordRequest, tx: mpsc::UnboundedSender<Input>) {
     let Some(coordinator) = cfg.coordinator.clone() else {
-        let _ = tx.send(Input::Coord(
-            req.id,
-            CoordResult::Failed("no coordinator configured".into()),
-        ));
+        let error = CoordError::new(CoordErrorKind::Other, "no coordinator configured");
+        let _ = tx.send(Input::Coord(req.id, CoordResult::Failed(error)));
         return;
     };
     let timeout = cfg.coord_timeout;
+    let what = format!("{}: internal error (task panicked)", req.op.name());
     let on_panic = Input::Coord(
         req.id,
-        CoordResult::Failed(format!("{}: internal error (task panicked)", req.op.name())),
+        CoordResult::Failed(CoordError::new(CoordErrorKind::Other, what)),
     );
     let panic_tx = tx.clone();
     let work = async move {
@@ -449,7 +456,7 @@ fn spawn_job(cfg: &DriverConfig, job: CompactJob, tx: mpsc::UnboundedSender<Inpu
     let id = job.job;
     let on_panic = Input::Compacted(
         id,
-        Box::new(Err(JobError::retryable(
+        Box::new(Err(JobError::internal(
             "internal error (compaction task panicked)",
         ))),
     );

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::core::types::{CompactJob, Event, StoreOp};
+use crate::core::types::{CompactJob, Event, ReadOp, StoreError, StoreRequest, WriteOp};
 use crate::metrics::{Marker, Metrics};
 use crate::tsdb::meta::BlockMeta;
 
@@ -136,7 +136,7 @@ impl Reporter {
                 );
             }
             Event::MutationFailed { op, error } => {
-                // `StoreOp::DeleteBlock`'s name: a marked block or a partial upload.
+                // `WriteOp::DeleteBlock`'s name: a marked block or a partial upload.
                 if op == "delete-block" {
                     m.compact.block_cleanup_failures.inc();
                 }
@@ -251,25 +251,30 @@ impl Reporter {
     }
 
     /// A mutation was refused because its permit had expired.
-    pub fn permit_expired(&self, op: &StoreOp) {
+    pub fn permit_expired(&self, req: &StoreRequest) {
         self.metrics.ha.permit_expired_writes.inc();
-        tracing::warn!(op = op.name(), "write permit expired; mutation not sent");
+        tracing::warn!(op = req.name(), "write permit expired; mutation not sent");
     }
 
     /// A store operation finished.
-    pub fn store_op(&self, op: &StoreOp, took: Duration, error: Option<&String>) {
+    pub fn store_op(&self, req: &StoreRequest, took: Duration, error: Option<&StoreError>) {
         if let Some(e) = error {
-            tracing::warn!(op = op.name(), seconds = took.as_secs_f64(), error = %e, "store operation failed");
+            tracing::warn!(op = req.name(), seconds = took.as_secs_f64(), kind = ?e.kind, error = %e, "store operation failed");
             return;
         }
-        match op {
-            StoreOp::PutMeta { .. } => {
+        match req {
+            StoreRequest::Write {
+                op: WriteOp::PutMeta { .. },
+                ..
+            } => {
                 let unix = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
                     .map_or(0.0, |d| d.as_secs_f64());
                 self.metrics.bucket.upload_succeeded_at(unix);
             }
-            StoreOp::Sync => self
+            StoreRequest::Read {
+                op: ReadOp::Sync, ..
+            } => self
                 .metrics
                 .fetcher
                 .sync_duration
@@ -430,7 +435,7 @@ mod tests {
         let r = Reporter::new(Arc::clone(&metrics));
         let series = r#"thanos_compact_blocks_marked_total{marker="no-compact-mark.json",reason="block-index-out-of-order-chunk"}"#;
         assert!(has(&metrics.encode(), &format!("{series} 0")));
-        let op = StoreOp::MarkNoCompact(NoCompactMark {
+        let op = WriteOp::MarkNoCompact(NoCompactMark {
             id: BlockId::from_parts(1, 1),
             version: markers::MARKER_VERSION,
             details: markers::DETAILS_OUT_OF_ORDER_CHUNKS.into(),
@@ -453,7 +458,7 @@ mod tests {
         r.event(&Event::Deleted(block));
         r.event(&Event::PartialDeleted(block));
         r.event(&Event::MutationFailed {
-            op: StoreOp::DeleteBlock(block).name().into(),
+            op: WriteOp::DeleteBlock(block).name().into(),
             error: "503".into(),
         });
         r.event(&Event::MutationFailed {

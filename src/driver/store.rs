@@ -24,7 +24,7 @@ use crate::bucket::markers::{
     encode_marker, parse_marker, DeletionMark, Marker, NoCompactMark, NoDownsampleMark,
     DELETION_MARK_FILENAME,
 };
-use crate::core::types::{MetaState, Millis, SyncResult, SyncedBlock};
+use crate::core::types::{MetaState, Millis, StoreError, StoreErrorKind, SyncResult, SyncedBlock};
 use crate::metrics::{BucketOp, Metrics, OpOutcome};
 use crate::tsdb::block_id::BlockId;
 use crate::tsdb::meta::BlockMeta;
@@ -74,9 +74,6 @@ pub struct StoreExecutor {
 }
 
 pub use fence::CasOutcome;
-
-/// A failed store operation, as text for the core.
-pub type StoreError = String;
 
 impl StoreExecutor {
     /// An executor over `store`.
@@ -256,7 +253,12 @@ impl StoreExecutor {
         let started = std::time::Instant::now();
         let result = self.store.list(prefix).try_collect::<Vec<_>>().await;
         self.observe(BucketOp::Iter, started, &result);
-        result.map_err(|e| format!("list {}: {e}", prefix.map_or("bucket", |p| p.as_ref())))
+        result.map_err(|e| {
+            object_error(
+                format!("list {}", prefix.map_or("bucket", |p| p.as_ref())),
+                &e,
+            )
+        })
     }
 
     async fn get_optional(&self, path: &str) -> Result<Option<Bytes>, StoreError> {
@@ -268,21 +270,23 @@ impl StoreExecutor {
                 .bytes()
                 .await
                 .map(Some)
-                .map_err(|e| format!("read {path}: {e}")),
+                .map_err(|e| object_error(format!("read {path}"), &e)),
             Err(object_store::Error::NotFound { .. }) => Ok(None),
-            Err(e) => Err(format!("read {path}: {e}")),
+            Err(e) => Err(object_error(format!("read {path}"), &e)),
         }
     }
 
     /// Uploads `chunks/*` (`--block-files-concurrency` at once), then `index`, of the block in
     /// `local` (meta.json is put separately, last).
     pub async fn upload_files(&self, id: BlockId, local: &Path) -> Result<(), StoreError> {
-        let files = super::jobs::local_block_files(local).await?;
+        let files = super::jobs::local_block_files(local)
+            .await
+            .map_err(StoreError::other)?;
         let mut paths = Vec::with_capacity(files.len());
         for (file, _) in files {
             let rel = file
                 .strip_prefix(local)
-                .map_err(|e| e.to_string())?
+                .map_err(|e| StoreError::other(e.to_string()))?
                 .to_string_lossy()
                 .into_owned();
             paths.push((format!("{}/{rel}", block_prefix(id)), file));
@@ -305,47 +309,47 @@ impl StoreExecutor {
     async fn upload_file(&self, path: &str, file: &Path) -> Result<(), StoreError> {
         let size = tokio::fs::metadata(file)
             .await
-            .map_err(|e| format!("{}: {e}", file.display()))?
+            .map_err(|e| local_error(file, &e))?
             .len();
         self.mutation_point(path);
         let target = ObjectPath::from(path);
         if size <= MULTIPART_THRESHOLD_BYTES {
             let data = tokio::fs::read(file)
                 .await
-                .map_err(|e| format!("{}: {e}", file.display()))?;
+                .map_err(|e| local_error(file, &e))?;
             let started = std::time::Instant::now();
             let result = self.store.put(&target, PutPayload::from(data)).await;
             self.observe(BucketOp::Upload, started, &result);
-            result.map_err(|e| format!("upload {path}: {e}"))?;
+            result.map_err(|e| object_error(format!("upload {path}"), &e))?;
             return Ok(());
         }
         let upload = self
             .store
             .put_multipart(&target)
             .await
-            .map_err(|e| format!("upload {path}: {e}"))?;
+            .map_err(|e| object_error(format!("upload {path}"), &e))?;
         let mut writer = object_store::WriteMultipart::new_with_chunk_size(upload, PART_BYTES);
         let mut f = tokio::fs::File::open(file)
             .await
-            .map_err(|e| format!("{}: {e}", file.display()))?;
+            .map_err(|e| local_error(file, &e))?;
         let mut buf = vec![0u8; PART_BYTES];
         loop {
             let n = tokio::io::AsyncReadExt::read(&mut f, &mut buf)
                 .await
-                .map_err(|e| format!("{}: {e}", file.display()))?;
+                .map_err(|e| local_error(file, &e))?;
             if n == 0 {
                 break;
             }
             writer
                 .wait_for_capacity(2)
                 .await
-                .map_err(|e| format!("upload {path}: {e}"))?;
+                .map_err(|e| object_error(format!("upload {path}"), &e))?;
             writer.write(&buf[..n]);
         }
         let started = std::time::Instant::now();
         let result = writer.finish().await;
         self.observe(BucketOp::Upload, started, &result);
-        result.map_err(|e| format!("upload {path}: {e}"))?;
+        result.map_err(|e| object_error(format!("upload {path}"), &e))?;
         Ok(())
     }
 
@@ -364,8 +368,9 @@ impl StoreExecutor {
             }
             Created::AlreadyExisted => match self.get_optional(&path).await? {
                 Some(existing) if existing.as_ref() == bytes.as_slice() => Ok(()),
-                _ => Err(format!(
-                    "{path} already exists with other content; refusing to overwrite"
+                _ => Err(StoreError::new(
+                    StoreErrorKind::Precondition,
+                    format!("{path} already exists with other content; refusing to overwrite"),
                 )),
             },
         }
@@ -392,7 +397,7 @@ impl StoreExecutor {
         match result {
             Ok(_) => Ok(Created::Yes),
             Err(object_store::Error::AlreadyExists { .. }) => Ok(Created::AlreadyExisted),
-            Err(e) => Err(format!("create {path}: {e}")),
+            Err(e) => Err(object_error(format!("create {path}"), &e)),
         }
     }
 
@@ -417,7 +422,7 @@ impl StoreExecutor {
         self.observe(BucketOp::Delete, started, &result);
         match result {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-            Err(e) => Err(format!("delete {path}: {e}")),
+            Err(e) => Err(object_error(format!("delete {path}"), &e)),
         }
     }
 }
@@ -436,6 +441,30 @@ pub async fn with_timeout<T>(
 ) -> Result<T, StoreError> {
     match tokio::time::timeout(timeout, fut).await {
         Ok(r) => r,
-        Err(_) => Err(format!("{what}: timed out after {timeout:?}")),
+        Err(_) => Err(StoreError::timeout(format!(
+            "{what}: timed out after {timeout:?}"
+        ))),
     }
+}
+
+/// The failure for error `e` of the object store in `context` (`read <path>`, ...): a missing
+/// object, a failed precondition, or another failure.
+fn object_error(context: String, e: &object_store::Error) -> StoreError {
+    let kind = match e {
+        object_store::Error::NotFound { .. } => StoreErrorKind::NotFound,
+        object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. } => {
+            StoreErrorKind::Precondition
+        }
+        _ => StoreErrorKind::Other,
+    };
+    StoreError::new(kind, format!("{context}: {e}"))
+}
+
+/// The failure for error `e` on the local `file` (a compacted block's, to upload).
+fn local_error(file: &Path, e: &std::io::Error) -> StoreError {
+    let kind = match e.kind() {
+        std::io::ErrorKind::NotFound => StoreErrorKind::NotFound,
+        _ => StoreErrorKind::Other,
+    };
+    StoreError::new(kind, format!("{}: {e}", file.display()))
 }

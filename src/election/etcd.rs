@@ -23,7 +23,7 @@ use etcd_client::{
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
-use crate::core::coord::{CoordOp, CoordResult, ElectionKey, LeaseId};
+use crate::core::coord::{CoordError, CoordErrorKind, CoordOp, CoordResult, ElectionKey, LeaseId};
 
 /// HTTP/2 ping interval while a stream is open. etcd closes connections that ping more often
 /// than its `--grpc-keepalive-min-time` (5s by default), or at all while no stream is open.
@@ -90,14 +90,17 @@ struct Member {
 
 impl Member {
     /// The client, connecting first if there is none yet.
-    async fn client(&self, options: &ConnectOptions) -> Result<Client, String> {
+    async fn client(&self, options: &ConnectOptions) -> Result<Client, Failure> {
         let mut slot = self.client.lock().await;
         if let Some(client) = slot.as_ref() {
             return Ok(client.clone());
         }
         let client = Client::connect([&self.endpoint], Some(options.clone()))
             .await
-            .map_err(|e| format!("connecting: {}", describe(&e)))?;
+            .map_err(|e| Failure {
+                kind: error_kind(&e),
+                text: format!("connecting: {}", describe(&e)),
+            })?;
         *slot = Some(client.clone());
         Ok(client)
     }
@@ -169,7 +172,8 @@ impl EtcdCoordinator {
 
     /// Executes one request. Every operation but `WaitDelete` is bounded by `timeout`;
     /// `WaitDelete` is bounded by `timeout` to open its watch, then by its `max_wait_ms`.
-    /// Errors come back as [`CoordResult::Failed`] naming the operation and the endpoints.
+    /// Errors come back as [`CoordResult::Failed`] naming the operation and the endpoints,
+    /// of the kind of the last attempt's failure.
     pub async fn execute(&self, op: &CoordOp, timeout: Duration) -> CoordResult {
         let result = match op {
             CoordOp::Grant { ttl_secs } => self.on_a_member(timeout, |c| grant(c, *ttl_secs)).await,
@@ -194,22 +198,25 @@ impl EtcdCoordinator {
             }
         };
         result.unwrap_or_else(|e| {
-            CoordResult::Failed(format!("{}: etcd {}: {e}", op.name(), self.display))
+            let message = format!("{}: etcd {}: {}", op.name(), self.display, e.text);
+            CoordResult::Failed(CoordError::new(e.kind, message))
         })
     }
 
     /// Runs `attempt` on the current member, then on each other one in turn while they
     /// fail, all within `timeout` (shared evenly between the members still to try). A
-    /// failure moves the next request on to the next member. The error lists each attempt.
-    async fn on_a_member<T, F, Fut>(&self, timeout: Duration, attempt: F) -> Result<T, String>
+    /// failure moves the next request on to the next member. The error lists each attempt,
+    /// and has the kind of the last one.
+    async fn on_a_member<T, F, Fut>(&self, timeout: Duration, attempt: F) -> Result<T, Failure>
     where
         F: Fn(Client) -> Fut,
-        Fut: Future<Output = Result<T, String>>,
+        Fut: Future<Output = Result<T, Failure>>,
     {
         let deadline = Instant::now() + timeout;
         let n = self.members.len();
         let first = self.current.load(Ordering::Relaxed);
         let mut errors = Vec::new();
+        let mut kind = CoordErrorKind::Other;
         for k in 0..n {
             let i = (first + k) % n;
             let member = &self.members[i];
@@ -222,8 +229,13 @@ impl EtcdCoordinator {
             let error = match outcome {
                 Ok(Ok(value)) => return Ok(value),
                 Ok(Err(e)) => e,
-                Err(_) => format!("timed out after {:?}", whole_millis(budget)),
+                Err(_) => Failure {
+                    kind: CoordErrorKind::Timeout,
+                    text: format!("timed out after {:?}", whole_millis(budget)),
+                },
             };
+            kind = error.kind;
+            let error = error.text;
             let next = (i + 1) % n;
             let _ = self
                 .current
@@ -234,7 +246,10 @@ impl EtcdCoordinator {
                 format!("{}: {error}", member.endpoint)
             });
         }
-        Err(errors.join("; "))
+        Err(Failure {
+            kind,
+            text: errors.join("; "),
+        })
     }
 
     /// Watches `key` from `after_revision + 1` for its deletion, for at most `max_wait_ms`.
@@ -244,14 +259,14 @@ impl EtcdCoordinator {
         after_revision: i64,
         max_wait_ms: i64,
         timeout: Duration,
-    ) -> Result<CoordResult, String> {
+    ) -> Result<CoordResult, Failure> {
         let deadline =
             Instant::now() + Duration::from_millis(u64::try_from(max_wait_ms).unwrap_or(0));
         let options = WatchOptions::new().with_start_revision(after_revision + 1);
         let mut stream = self
             .on_a_member(timeout, |mut c| {
                 let options = options.clone();
-                async move { c.watch(key, Some(options)).await.map_err(|e| describe(&e)) }
+                async move { c.watch(key, Some(options)).await.map_err(|e| failure(&e)) }
             })
             .await?;
         // Dropping the stream on return cancels the watch.
@@ -260,14 +275,14 @@ impl EtcdCoordinator {
                 return Ok(CoordResult::StillThere);
             };
             let resp = message
-                .map_err(|e| describe(&e))?
+                .map_err(|e| failure(&e))?
                 .ok_or("the watch stream closed")?;
             if resp.compact_revision() > 0 {
                 // The start revision was compacted away: the caller observes again.
                 return Ok(CoordResult::Deleted);
             }
             if resp.canceled() {
-                return Err(format!("watch canceled: {}", resp.cancel_reason()));
+                return Err(format!("watch canceled: {}", resp.cancel_reason()).into());
             }
             let deleted = resp.events().iter().any(|ev| {
                 ev.event_type() == EventType::Delete
@@ -281,13 +296,13 @@ impl EtcdCoordinator {
 }
 
 /// `LeaseGrant`.
-async fn grant(mut client: Client, ttl_secs: i64) -> Result<CoordResult, String> {
+async fn grant(mut client: Client, ttl_secs: i64) -> Result<CoordResult, Failure> {
     let resp = client
         .lease_grant(ttl_secs, None)
         .await
-        .map_err(|e| describe(&e))?;
+        .map_err(|e| failure(&e))?;
     if !resp.error().is_empty() {
-        return Err(resp.error().to_string());
+        return Err(resp.error().to_string().into());
     }
     Ok(CoordResult::Granted {
         lease: LeaseId(resp.id()),
@@ -297,7 +312,7 @@ async fn grant(mut client: Client, ttl_secs: i64) -> Result<CoordResult, String>
 
 /// One keepalive round trip on a fresh stream, so that a late answer cannot be taken for
 /// the answer to a later request.
-async fn keep_alive(mut client: Client, lease: LeaseId) -> Result<CoordResult, String> {
+async fn keep_alive(mut client: Client, lease: LeaseId) -> Result<CoordResult, Failure> {
     // Opening the stream already sends one keepalive and reads its answer; it fails with
     // "lease not found" when etcd answers TTL 0 (the lease is gone).
     let (mut keeper, mut stream) = match client.lease_keep_alive(lease.0).await {
@@ -305,10 +320,10 @@ async fn keep_alive(mut client: Client, lease: LeaseId) -> Result<CoordResult, S
         Err(Error::LeaseKeepAliveError(m)) if m == "lease not found" => {
             return Ok(CoordResult::KeptAlive { ttl_secs: 0 });
         }
-        Err(e) => return Err(describe(&e)),
+        Err(e) => return Err(failure(&e)),
     };
-    keeper.keep_alive().await.map_err(|e| describe(&e))?;
-    match stream.message().await.map_err(|e| describe(&e))? {
+    keeper.keep_alive().await.map_err(|e| failure(&e))?;
+    match stream.message().await.map_err(|e| failure(&e))? {
         Some(resp) => Ok(CoordResult::KeptAlive {
             ttl_secs: resp.ttl(),
         }),
@@ -322,13 +337,13 @@ async fn campaign(
     key: &str,
     value: &str,
     lease: LeaseId,
-) -> Result<CoordResult, String> {
+) -> Result<CoordResult, Failure> {
     let put = PutOptions::new().with_lease(lease.0);
     let txn = Txn::new()
         .when([Compare::create_revision(key, CompareOp::Equal, 0)])
         .and_then([TxnOp::put(key, value, Some(put))])
         .or_else([TxnOp::get(key, None)]);
-    let resp = client.txn(txn).await.map_err(|e| describe(&e))?;
+    let resp = client.txn(txn).await.map_err(|e| failure(&e))?;
     if resp.succeeded() {
         let header = resp.header().ok_or("the txn response has no header")?;
         return Ok(CoordResult::Campaigned {
@@ -342,18 +357,18 @@ async fn campaign(
             _ => None,
         })
         .map(|create_revision| CoordResult::Campaigned { create_revision })
-        .ok_or_else(|| format!("{key} existed for the compare but not for the get"))
+        .ok_or_else(|| format!("{key} existed for the compare but not for the get").into())
 }
 
 /// Range over `prefix`, oldest create revision first.
-async fn observe(mut client: Client, prefix: &str) -> Result<CoordResult, String> {
+async fn observe(mut client: Client, prefix: &str) -> Result<CoordResult, Failure> {
     let options = GetOptions::new()
         .with_prefix()
         .with_sort(SortTarget::Create, SortOrder::Ascend);
     let resp = client
         .get(prefix, Some(options))
         .await
-        .map_err(|e| describe(&e))?;
+        .map_err(|e| failure(&e))?;
     let revision = resp
         .header()
         .ok_or("the range response has no header")?
@@ -375,7 +390,7 @@ async fn resign(
     mut client: Client,
     key: &Option<(String, i64)>,
     lease: LeaseId,
-) -> Result<CoordResult, String> {
+) -> Result<CoordResult, Failure> {
     if let Some((key, rev)) = key {
         // Whether the compare held does not matter: the key is not ours then.
         let txn = Txn::new()
@@ -385,14 +400,14 @@ async fn resign(
                 *rev,
             )])
             .and_then([TxnOp::delete(key.as_str(), None)]);
-        client.txn(txn).await.map_err(|e| describe(&e))?;
+        client.txn(txn).await.map_err(|e| failure(&e))?;
     }
     match client.lease_revoke(lease.0).await {
         Ok(_) => Ok(CoordResult::Resigned),
         Err(Error::GRpcStatus(s)) if s.message().contains("lease not found") => {
             Ok(CoordResult::Resigned)
         }
-        Err(e) => Err(describe(&e)),
+        Err(e) => Err(failure(&e)),
     }
 }
 
@@ -498,6 +513,59 @@ fn is_config_error(e: &Error) -> bool {
     match e {
         Error::GRpcStatus(s) => s.message().contains("authentication"),
         _ => true,
+    }
+}
+
+/// A failed attempt: its kind and what went wrong.
+struct Failure {
+    kind: CoordErrorKind,
+    text: String,
+}
+
+impl From<String> for Failure {
+    /// A failure of kind [`CoordErrorKind::Other`].
+    fn from(text: String) -> Failure {
+        Failure {
+            kind: CoordErrorKind::Other,
+            text,
+        }
+    }
+}
+
+impl From<&str> for Failure {
+    /// A failure of kind [`CoordErrorKind::Other`].
+    fn from(text: &str) -> Failure {
+        Failure::from(text.to_string())
+    }
+}
+
+/// gRPC status codes (the spec's numbers) the failure kinds come from.
+const GRPC_DEADLINE_EXCEEDED: i32 = 4;
+const GRPC_NOT_FOUND: i32 = 5;
+const GRPC_UNAVAILABLE: i32 = 14;
+
+/// The failure for error `e` of the etcd client.
+fn failure(e: &Error) -> Failure {
+    Failure {
+        kind: error_kind(e),
+        text: describe(e),
+    }
+}
+
+/// The kind of error `e` of the etcd client: gRPC's deadline and unavailable statuses, a
+/// transport error, etcd's "requested lease not found".
+fn error_kind(e: &Error) -> CoordErrorKind {
+    match e {
+        Error::GRpcStatus(s) => match i32::from(s.code()) {
+            GRPC_DEADLINE_EXCEEDED => CoordErrorKind::Timeout,
+            GRPC_UNAVAILABLE => CoordErrorKind::Unavailable,
+            GRPC_NOT_FOUND if s.message().contains("lease not found") => {
+                CoordErrorKind::LeaseNotFound
+            }
+            _ => CoordErrorKind::Other,
+        },
+        Error::TransportError(_) => CoordErrorKind::Unavailable,
+        _ => CoordErrorKind::Other,
     }
 }
 

@@ -1,7 +1,7 @@
 use super::*;
 use crate::core::cycle::PARTIAL_UPLOAD_THRESHOLD_MS_DEFAULT;
 use crate::core::leader::Safety;
-use crate::core::types::{Event, Millis, RequestId, StoreResult};
+use crate::core::types::{Event, Millis, RequestId, StoreError, StoreResult};
 use crate::core::view::ViewConfig;
 
 fn header() -> TraceHeader {
@@ -54,7 +54,7 @@ fn steps() -> Vec<(Now, Input, Vec<Output>)> {
         (at(0), Input::Start, vec![Output::Timer(Millis(10))]),
         (
             at(10),
-            Input::Store(RequestId(3), StoreResult::Failed("503".into())),
+            Input::Store(RequestId(3), StoreResult::Failed(StoreError::other("503"))),
             vec![],
         ),
         (
@@ -84,7 +84,7 @@ fn written_traces_read_back_with_the_running_hash() {
     let text = std::str::from_utf8(&bytes).unwrap();
     assert_eq!(text.lines().count(), 4);
     assert!(text.ends_with('\n'));
-    assert!(text.starts_with("{\"format\":\"compactd-trace/1\",\"compactd\":\""));
+    assert!(text.starts_with("{\"format\":\"compactd-trace/2\",\"compactd\":\""));
     assert_eq!(header_format(text.lines().next().unwrap()).unwrap(), FORMAT);
     assert_eq!(header_format(text.lines().nth(1).unwrap()), None);
 
@@ -179,13 +179,13 @@ fn malformed_lines_are_named_by_file_and_line() {
     assert!(message(&bad)
         .starts_with("t.jsonl:2: not a trace step: hash \"12\": expected 16 hex digits"));
 
-    lines[0] = lines[0].replace("compactd-trace/1", "compactd-trace/9");
+    lines[0] = lines[0].replace("compactd-trace/2", "compactd-trace/9");
     assert_eq!(
         message(&lines),
-        "t.jsonl:1: trace format \"compactd-trace/9\": this build reads compactd-trace/1"
+        "t.jsonl:1: trace format \"compactd-trace/9\": this build reads compactd-trace/2"
     );
     let other = vec!["{\"seed\":1}".to_string()];
-    assert!(message(&other).starts_with("t.jsonl:1: not a compactd-trace/1 trace"));
+    assert!(message(&other).starts_with("t.jsonl:1: not a compactd-trace/2 trace"));
     assert_eq!(
         read(b"").err().unwrap().to_string(),
         "t.jsonl:1: empty file: no trace header"

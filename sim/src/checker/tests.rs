@@ -1,7 +1,7 @@
 //! Each invariant the checker watches during a run fails on a write log built to break it,
 //! and stays quiet on its legitimate neighbour.
 
-use compactd::core::types::{JobId, StoreOp};
+use compactd::core::types::{Epoch, JobId, Millis, Permit, RequestId, StoreRequest, WriteOp};
 use compactd::tsdb::meta::BlockMeta;
 
 use super::*;
@@ -42,7 +42,7 @@ impl Log {
     }
 
     /// `node` performs `op` under `epoch`, with every object request meeting `fault`.
-    fn run_with(&mut self, node: &str, epoch: u64, op: StoreOp, fault: Fault) {
+    fn run_with(&mut self, node: &str, epoch: u64, op: WriteOp, fault: Fault) {
         self.at += 1_000;
         let files = [
             ("chunks/000001".to_string(), b"c".to_vec()),
@@ -53,35 +53,40 @@ impl Log {
             epoch,
             at_ms: WALL0 + self.at,
         };
-        self.checker.before(&self.store, &op, self.at);
-        self.store.execute(from, &op, &files, |_| fault);
+        let permit = Permit {
+            epoch: Epoch(epoch),
+            valid_until: Millis::MAX,
+        };
+        let req = StoreRequest::write(RequestId(1), op, permit);
+        self.checker.before(&self.store, &req, self.at);
+        self.store.execute(from, &req, &files, |_| fault);
         self.checker.after(&self.store);
     }
 
-    fn run(&mut self, node: &str, epoch: u64, op: StoreOp) {
+    fn run(&mut self, node: &str, epoch: u64, op: WriteOp) {
         self.run_with(node, epoch, op, Fault::Pass);
     }
 
     /// `node` uploads block `n` (files, then meta.json) under `epoch`.
     fn block(&mut self, node: &str, epoch: u64, n: u128, sources: &[u128]) {
-        let upload = StoreOp::UploadFiles {
+        let upload = WriteOp::UploadFiles {
             job: JobId(1),
             block: id(n),
         };
         self.run(node, epoch, upload);
         let meta = meta(n, sources);
-        self.run(node, epoch, StoreOp::PutMeta { meta });
+        self.run(node, epoch, WriteOp::PutMeta { meta });
     }
 
     /// `node` uploads block `n` covering the hours `[min_h, max_h)`.
     fn block_at(&mut self, node: &str, n: u128, sources: &[u128], min_h: i64, max_h: i64) {
-        let upload = StoreOp::UploadFiles {
+        let upload = WriteOp::UploadFiles {
             job: JobId(1),
             block: id(n),
         };
         self.run(node, 5, upload);
         let meta = meta_at(n, sources, min_h, max_h);
-        self.run(node, 5, StoreOp::PutMeta { meta });
+        self.run(node, 5, WriteOp::PutMeta { meta });
     }
 
     fn count(&self, i: Invariant) -> usize {
@@ -108,7 +113,7 @@ fn an_old_upload_breaks_single_writer_only_and_only_when_strict() {
         let mut log = Log::new(strict);
         log.block("a", 5, 1, &[1]);
         log.block("b", 7, 2, &[2]);
-        let late_upload = StoreOp::UploadFiles {
+        let late_upload = WriteOp::UploadFiles {
             job: JobId(2),
             block: id(3),
         };
@@ -177,13 +182,13 @@ fn sidecar_uploads_are_not_compactor_writes() {
 fn deleting_the_only_copy_of_samples_is_reported_only_when_it_happens() {
     let mut log = Log::new(true);
     log.block("a", 5, 1, &[1]);
-    log.run_with("a", 5, StoreOp::DeleteBlock(id(1)), Fault::Unavailable);
+    log.run_with("a", 5, WriteOp::DeleteBlock(id(1)), Fault::Unavailable);
     assert_eq!(
         log.count(Invariant::BucketHealth),
         0,
         "the 503 deleted nothing"
     );
-    log.run("a", 5, StoreOp::DeleteBlock(id(1)));
+    log.run("a", 5, WriteOp::DeleteBlock(id(1)));
     assert_eq!(log.count(Invariant::BucketHealth), 1);
     assert!(log.checker.violations()[0]
         .text
@@ -192,7 +197,7 @@ fn deleting_the_only_copy_of_samples_is_reported_only_when_it_happens() {
     let mut covered = Log::new(true);
     covered.block("a", 5, 1, &[1]);
     covered.block("a", 5, 2, &[1]);
-    covered.run("a", 5, StoreOp::DeleteBlock(id(1)));
+    covered.run("a", 5, WriteOp::DeleteBlock(id(1)));
     assert!(
         covered.checker.violations().is_empty(),
         "block 2 holds its samples"
@@ -205,7 +210,7 @@ fn meta_json_before_the_index_is_reported() {
     log.run(
         "a",
         5,
-        StoreOp::PutMeta {
+        WriteOp::PutMeta {
             meta: meta(1, &[1]),
         },
     );
@@ -219,7 +224,7 @@ fn meta_json_before_the_index_is_reported() {
 fn the_checker_uses_no_core_logic() {
     let allowed = [
         "use compactd::core::cycle::CycleConfig;",
-        "use compactd::core::types::StoreOp;",
+        "use compactd::core::types::{StoreRequest, WriteOp};",
     ];
     let sources = [
         ("checker.rs", include_str!("../checker.rs")),
@@ -254,8 +259,8 @@ fn a_bucket_is_finished_once_no_window_is_left_and_covered_blocks_are_gone() {
         !finished(&log.store, &cycle),
         "block 5 covers blocks 1 and 2"
     );
-    log.run("a", 5, StoreOp::DeleteBlock(id(1)));
-    log.run("a", 5, StoreOp::DeleteBlock(id(2)));
+    log.run("a", 5, WriteOp::DeleteBlock(id(1)));
+    log.run("a", 5, WriteOp::DeleteBlock(id(2)));
     assert!(finished(&log.store, &cycle));
     assert!(
         log.checker.violations().is_empty(),

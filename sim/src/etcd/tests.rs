@@ -152,10 +152,11 @@ fn grants_are_raised_to_the_minimum_ttl_and_capped() {
             ttl_secs: LEASE_TTL_MAX_SECS + 1,
         },
     );
-    assert_eq!(
-        too_large,
-        CoordResult::Failed(format!("lease-grant: etcd {ENDPOINT}: {TTL_TOO_LARGE}"))
-    );
+    let CoordResult::Failed(error) = too_large else {
+        panic!("{too_large:?}")
+    };
+    assert_eq!(error.kind, CoordErrorKind::Other);
+    assert!(error.message.starts_with("lease-grant: etcd "), "{error}");
 }
 
 #[test]
@@ -195,7 +196,10 @@ fn revisions_count_writing_txns() {
             lease: LeaseId(42),
         },
     );
-    assert!(matches!(unknown, CoordResult::Failed(t) if t.ends_with(LEASE_NOT_FOUND)));
+    assert!(
+        matches!(&unknown, CoordResult::Failed(e) if e.kind == CoordErrorKind::LeaseNotFound),
+        "{unknown:?}"
+    );
     assert_eq!(model.revision(), 3, "a failed txn writes nothing");
     model.advance(10_000);
     assert!(model.get(&key_of(a)).is_none());
@@ -285,7 +289,10 @@ fn restart_keeps_data_refreshes_leases_and_fails_watches() {
     // etcd goes down at 2 s and comes back at 10 s, long after a's expiry (3 s).
     model.advance(2_000);
     model.restart(10_000);
-    let failed = format!("wait-delete: etcd {ENDPOINT}: {WATCH_LOST}");
+    let failed = CoordError::new(
+        CoordErrorKind::Unavailable,
+        format!("wait-delete: etcd {ENDPOINT}: {}", WATCH_LOST.text),
+    );
     assert_eq!(
         model.poll_watches(10_000),
         vec![(watch, CoordResult::Failed(failed))]

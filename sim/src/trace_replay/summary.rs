@@ -2,7 +2,7 @@
 //! results or metas.
 
 use compactd::core::coord::CoordResult;
-use compactd::core::types::{Event, Input, Now, Output, StoreOp, StoreResult};
+use compactd::core::types::{Event, Input, Now, Output, StoreResult};
 use compactd::timefmt::format_rfc3339_ms;
 
 /// Free text (errors, events) is cut to this many characters.
@@ -36,7 +36,7 @@ pub fn input(input: &Input) -> String {
             Err(e) => format!(
                 "job#{} failed{}: {}",
                 job.0,
-                if e.retryable { " (retryable)" } else { "" },
+                if e.retryable() { " (retryable)" } else { "" },
                 cut(&e.message)
             ),
         },
@@ -56,7 +56,7 @@ fn store_result(result: &StoreResult) -> String {
         ),
         StoreResult::FenceWritten(_) => "fence written".into(),
         StoreResult::FenceConflict => "fence conflict".into(),
-        StoreResult::Failed(e) => format!("failed: {}", cut(e)),
+        StoreResult::Failed(e) => format!("failed: {}", cut(&e.message)),
     }
 }
 
@@ -65,7 +65,7 @@ fn coord_result(result: &CoordResult) -> String {
         CoordResult::Observed { keys, revision } => {
             format!("observed {} keys at revision {revision}", keys.len())
         }
-        CoordResult::Failed(e) => format!("failed: {}", cut(e)),
+        CoordResult::Failed(e) => format!("failed: {}", cut(&e.message)),
         other => format!("{other:?}"),
     }
 }
@@ -74,19 +74,13 @@ fn coord_result(result: &CoordResult) -> String {
 pub fn output(output: &Output) -> String {
     match output {
         Output::Store(req) => {
-            let target = match &req.op {
-                StoreOp::UploadFiles { block, .. } | StoreOp::DeleteBlock(block) => {
-                    format!(" {block}")
-                }
-                StoreOp::PutMeta { meta } => format!(" {}", meta.ulid),
-                StoreOp::MarkDeletion(m) => format!(" {}", m.id),
-                StoreOp::MarkNoCompact(m) => format!(" {}", m.id),
-                StoreOp::CasFence { record, .. } => {
-                    format!(" epoch {} seq {}", record.epoch, record.seq)
-                }
-                StoreOp::Sync | StoreOp::ReadFence => String::new(),
+            let target = crate::store_host::target(req);
+            let target = if target.is_empty() {
+                target
+            } else {
+                format!(" {target}")
             };
-            format!("store#{} {}{target}", req.id.0, req.op.name())
+            format!("store#{} {}{target}", req.id().0, req.name())
         }
         Output::Compact(job) => format!(
             "compact job#{} {} <- {} blocks",
@@ -143,7 +137,7 @@ fn cut(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use compactd::core::types::{Event, Millis, RequestId, StoreRequest};
+    use compactd::core::types::{Event, Millis, ReadOp, RequestId, StoreError, StoreRequest};
 
     #[test]
     fn summaries_name_variants_and_ids() {
@@ -152,18 +146,14 @@ mod tests {
             wall: Millis(1_735_689_600_123),
         };
         let outputs = [
-            Output::Store(StoreRequest {
-                id: RequestId(12),
-                op: StoreOp::Sync,
-                permit: None,
-            }),
+            Output::Store(StoreRequest::read(RequestId(12), ReadOp::Sync)),
             Output::Timer(Millis(12_345)),
             Output::Event(Event::Elected { epoch: 3 }),
             Output::Exit(2),
         ];
         let i = input(&Input::Store(
             RequestId(4),
-            StoreResult::Failed("x".repeat(300)),
+            StoreResult::Failed(StoreError::other("x".repeat(300))),
         ));
         assert_eq!(i, format!("store#4 failed: {}…", "x".repeat(TEXT_MAX)));
         assert_eq!(

@@ -34,7 +34,8 @@
 use std::collections::{BTreeSet, VecDeque};
 
 use super::super::types::{
-    Event, Millis, Now, Output, Permit, RequestId, StoreOp, StoreRequest, StoreResult, SyncResult,
+    Event, Millis, Now, Output, Permit, ReadOp, RequestId, StoreRequest, StoreResult, SyncResult,
+    WriteOp,
 };
 use super::super::view::mark_age_ms;
 use super::pass::Outcome;
@@ -228,11 +229,7 @@ impl Cleanup {
             if quiescent {
                 *next_request += 1;
                 let id = RequestId(*next_request);
-                out.push(Output::Store(StoreRequest {
-                    id,
-                    op: StoreOp::Sync,
-                    permit: None,
-                }));
+                out.push(Output::Store(StoreRequest::read(id, ReadOp::Sync)));
                 self.state = State::Syncing(id);
             }
             return true;
@@ -266,11 +263,8 @@ impl Cleanup {
         *next_request += 1;
         let id = RequestId(*next_request);
         *in_flight = Some((id, next));
-        out.push(Output::Store(StoreRequest {
-            id,
-            op: StoreOp::DeleteBlock(block),
-            permit: Some(permit),
-        }));
+        let op = WriteOp::DeleteBlock(block);
+        out.push(Output::Store(StoreRequest::write(id, op, permit)));
         true
     }
 
@@ -297,8 +291,8 @@ impl Cleanup {
         match (result, deletion) {
             (StoreResult::Failed(error), _) => {
                 out.push(Output::Event(Event::MutationFailed {
-                    op: StoreOp::DeleteBlock(deletion.block()).name().into(),
-                    error,
+                    op: WriteOp::DeleteBlock(deletion.block()).name().into(),
+                    error: error.to_string(),
                 }));
                 self.finish(now);
             }
@@ -374,7 +368,7 @@ impl Cycle {
                 };
             }
             StoreResult::Failed(e) => {
-                out.push(Output::Event(Event::SyncFailed(e)));
+                out.push(Output::Event(Event::SyncFailed(e.to_string())));
                 self.cleanup.finish(now);
             }
             other => {

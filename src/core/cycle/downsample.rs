@@ -12,8 +12,8 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use super::super::plan::group_key;
 use super::super::types::{
-    CompactJob, CompactedBlock, Event, JobError, JobId, Now, Output, Permit, RequestId, StoreOp,
-    StoreRequest, StoreResult,
+    CompactJob, CompactedBlock, Event, JobError, JobId, Now, Output, Permit, RequestId,
+    StoreRequest, StoreResult, WriteOp,
 };
 use super::super::view::{resolution, BucketView};
 use super::pass::{expect_output, mutation_result, uploaded_files, Outcome};
@@ -77,7 +77,7 @@ enum Step {
     /// Waiting for the driver.
     Await,
     /// A store mutation.
-    Mutate(StoreOp),
+    Mutate(WriteOp),
 }
 
 #[derive(Debug)]
@@ -86,7 +86,7 @@ struct Job {
     target: i64,
     output: BlockId,
     steps: VecDeque<Step>,
-    in_flight: Option<(RequestId, StoreOp)>,
+    in_flight: Option<(RequestId, WriteOp)>,
     /// True once the job issued its first mutation (the upload): its meta.json follows.
     in_run: bool,
 }
@@ -272,11 +272,7 @@ impl DownsamplePass {
                 let request = RequestId(*next_request);
                 job.in_run = true;
                 job.in_flight = Some((request, op.clone()));
-                out.push(Output::Store(StoreRequest {
-                    id: request,
-                    op,
-                    permit: Some(permit),
-                }));
+                out.push(Output::Store(StoreRequest::write(request, op, permit)));
                 true
             }
         }
@@ -331,7 +327,7 @@ impl DownsamplePass {
                     "downsampling block {source} to resolution {}: {}",
                     job.target, e.message
                 );
-                self.outcome.get_or_insert(if e.retryable {
+                self.outcome.get_or_insert(if e.retryable() {
                     Outcome::Failed(what)
                 } else {
                     Outcome::Halt(what)
@@ -340,11 +336,11 @@ impl DownsamplePass {
             Ok(None) => {}
             Ok(Some(block)) => {
                 let meta = downsampled_meta(&block, &job.input, job.target, now);
-                job.steps.push_back(Step::Mutate(StoreOp::UploadFiles {
+                job.steps.push_back(Step::Mutate(WriteOp::UploadFiles {
                     job: id,
                     block: output,
                 }));
-                job.steps.push_back(Step::Mutate(StoreOp::PutMeta {
+                job.steps.push_back(Step::Mutate(WriteOp::PutMeta {
                     meta: Box::new(meta),
                 }));
             }

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use super::super::plan::{group_blocks, overlapping_blocks, plan_with_marks, GroupKey, PlanInput};
 use super::super::types::{
     CompactJob, CompactedBlock, Event, JobError, JobErrorKind, JobId, Now, Output, Permit,
-    RequestId, StoreOp, StoreRequest, StoreResult,
+    RequestId, StoreRequest, StoreResult, WriteOp,
 };
 use super::super::view::BucketView;
 use super::{deletion_mark, CycleConfig};
@@ -45,7 +45,7 @@ struct Job {
     inputs: Vec<BlockMeta>,
     output: BlockId,
     steps: VecDeque<Step>,
-    in_flight: Option<(RequestId, StoreOp)>,
+    in_flight: Option<(RequestId, WriteOp)>,
     /// True from the job's first mutation of a run (its no-compact marks; or its upload,
     /// meta.json and deletion marks) until the run's last one is done: a clean-up must not
     /// fall inside a run (see [`CompactPass::quiescent`]).
@@ -82,7 +82,7 @@ impl Job {
 #[derive(Debug)]
 enum Step {
     /// A store mutation.
-    Mutate(StoreOp),
+    Mutate(WriteOp),
     /// Ask the driver to compact; wait for the result.
     Compact,
     /// Waiting for the compaction result.
@@ -247,7 +247,7 @@ impl CompactPass {
             .iter()
             .map(|m| {
                 self.no_compact.insert(m.block);
-                Step::Mutate(StoreOp::MarkNoCompact(NoCompactMark {
+                Step::Mutate(WriteOp::MarkNoCompact(NoCompactMark {
                     id: m.block,
                     version: MARKER_VERSION,
                     details: m.details.clone(),
@@ -346,11 +346,7 @@ impl CompactPass {
                     let request = RequestId(*next_request);
                     job.in_run = true;
                     job.in_flight = Some((request, op.clone()));
-                    out.push(Output::Store(StoreRequest {
-                        id: request,
-                        op,
-                        permit: Some(permit),
-                    }));
+                    out.push(Output::Store(StoreRequest::write(request, op, permit)));
                 }
             }
         }
@@ -404,17 +400,17 @@ impl CompactPass {
                 }));
                 if let Some(block) = block {
                     let meta = final_meta(&block, &job.key, now);
-                    job.steps.push_back(Step::Mutate(StoreOp::UploadFiles {
+                    job.steps.push_back(Step::Mutate(WriteOp::UploadFiles {
                         job: job.id,
                         block: job.output,
                     }));
-                    job.steps.push_back(Step::Mutate(StoreOp::PutMeta {
+                    job.steps.push_back(Step::Mutate(WriteOp::PutMeta {
                         meta: Box::new(meta),
                     }));
                 }
                 for input in &job.inputs {
                     job.steps
-                        .push_back(Step::Mutate(StoreOp::MarkDeletion(deletion_mark(
+                        .push_back(Step::Mutate(WriteOp::MarkDeletion(deletion_mark(
                             input.ulid,
                             now,
                             DETAILS_COMPACTED_SOURCE,
@@ -454,7 +450,7 @@ impl CompactPass {
                 if input && self.cfg.skip_out_of_order_chunks {
                     let mark = out_of_order_chunks_mark(block, now);
                     job.steps
-                        .push_back(Step::Mutate(StoreOp::MarkNoCompact(mark)));
+                        .push_back(Step::Mutate(WriteOp::MarkNoCompact(mark)));
                     self.no_compact.insert(block);
                     self.progress = true;
                     return;
@@ -472,12 +468,8 @@ impl CompactPass {
                     e.message
                 ))
             }
-            JobErrorKind::Other if e.retryable => {
-                Outcome::Failed(format!("group {group}: {}", e.message))
-            }
-            JobErrorKind::Other => {
-                Outcome::Halt(format!("compaction of group {group} failed: {}", e.message))
-            }
+            _ if e.retryable() => Outcome::Failed(format!("group {group}: {}", e.message)),
+            _ => Outcome::Halt(format!("compaction of group {group} failed: {}", e.message)),
         };
         self.outcome.get_or_insert(outcome);
     }
@@ -538,7 +530,7 @@ pub(super) fn expect_output(
     output: BlockId,
 ) -> Result<Option<CompactedBlock>, JobError> {
     result.and_then(|block| match block {
-        Some(b) if b.meta.ulid != output => Err(JobError::retryable(format!(
+        Some(b) if b.meta.ulid != output => Err(JobError::internal(format!(
             "job result names block {}, expected {output}",
             b.meta.ulid
         ))),
@@ -549,7 +541,7 @@ pub(super) fn expect_output(
 /// Reports the result of a job's mutation; returns the failure (prefixed by `context`) that
 /// ends the pass, if it failed.
 pub(super) fn mutation_result(
-    op: &StoreOp,
+    op: &WriteOp,
     result: StoreResult,
     context: &str,
     out: &mut Vec<Output>,
@@ -558,7 +550,7 @@ pub(super) fn mutation_result(
         StoreResult::Failed(e) => {
             out.push(Output::Event(Event::MutationFailed {
                 op: op.name().into(),
-                error: e.clone(),
+                error: e.to_string(),
             }));
             Some(format!("{context}: {}: {e}", op.name()))
         }

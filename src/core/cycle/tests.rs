@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 
 use super::*;
 use crate::core::types::{
-    CompactJob, CompactedBlock, JobError, MetaState, SyncResult, SyncedBlock,
+    CompactJob, CompactedBlock, JobError, JobErrorKind, MetaState, StoreError, SyncResult,
+    SyncedBlock,
 };
 use crate::core::view::ViewConfig;
 use crate::tsdb::meta::{merge_metas, BlockFile, BlockMeta, BlockStats, ThanosMeta};
@@ -86,41 +87,43 @@ impl Model {
             .collect()
     }
 
-    pub(super) fn apply(&mut self, op: &StoreOp, now: Now) -> StoreResult {
-        if op.is_mutation() && std::mem::take(&mut self.fail_next_mutation) {
-            return StoreResult::Failed("injected 503".into());
+    pub(super) fn apply(&mut self, req: &StoreRequest, now: Now) -> StoreResult {
+        if req.is_mutation() && std::mem::take(&mut self.fail_next_mutation) {
+            return StoreResult::Failed(StoreError::other("injected 503"));
         }
-        self.log.push(op.name().to_string());
+        self.log.push(req.name().to_string());
+        let Some(op) = req.write_op() else {
+            assert_eq!(
+                req.read_op(),
+                Some(&ReadOp::Sync),
+                "the cycle never reads the fence"
+            );
+            let blocks = self.blocks.clone();
+            return StoreResult::Synced(SyncResult { blocks });
+        };
         match op {
-            StoreOp::Sync => {
-                return StoreResult::Synced(SyncResult {
-                    blocks: self.blocks.clone(),
-                })
-            }
-            StoreOp::UploadFiles { .. } => {}
-            StoreOp::PutMeta { meta } => {
+            WriteOp::UploadFiles { .. } => {}
+            WriteOp::PutMeta { meta } => {
                 let mut b = synced(MetaState::Ok(meta.clone()));
                 b.newest_modified = now.wall;
                 self.blocks.insert(meta.ulid, b);
             }
-            StoreOp::MarkDeletion(m) => {
+            WriteOp::MarkDeletion(m) => {
                 if let Some(b) = self.blocks.get_mut(&m.id) {
                     b.deletion_mark.get_or_insert(m.clone());
                 }
             }
-            StoreOp::MarkNoCompact(m) => {
+            WriteOp::MarkNoCompact(m) => {
                 if let Some(b) = self.blocks.get_mut(&m.id) {
                     b.no_compact_mark.get_or_insert(m.clone());
                 }
             }
-            StoreOp::DeleteBlock(id) => {
+            WriteOp::DeleteBlock(id) => {
                 self.blocks.remove(id);
             }
-            StoreOp::ReadFence | StoreOp::CasFence { .. } => {
-                unreachable!("the cycle never touches the fence")
-            }
+            WriteOp::CasFence { .. } => unreachable!("the cycle never writes the fence"),
         }
-        let marker = matches!(op, StoreOp::MarkDeletion(_) | StoreOp::MarkNoCompact(_));
+        let marker = matches!(op, WriteOp::MarkDeletion(_) | WriteOp::MarkNoCompact(_));
         if marker && self.markers_already_there {
             return StoreResult::MarkerExisted;
         }
@@ -192,14 +195,7 @@ fn run(cycle: &mut Cycle, model: &mut Model, start: Now) -> (Option<i32>, Vec<Ou
         );
         for o in &out {
             match o {
-                Output::Store(r) => {
-                    assert_eq!(
-                        r.op.is_mutation(),
-                        r.permit.is_some(),
-                        "mutations and only mutations carry a permit"
-                    );
-                    inputs.push_back(Input::Store(r.id, model.apply(&r.op, now)));
-                }
+                Output::Store(r) => inputs.push_back(Input::Store(r.id(), model.apply(r, now))),
                 Output::Compact(job) => {
                     inputs.push_back(Input::Compacted(job.job, Box::new(model.compact(job))))
                 }
@@ -389,7 +385,7 @@ fn backlog_gauges_follow_syncs_every_progress_interval_and_only_with_wait() {
     let (_, outputs) = run(&mut Cycle::new(with(true, 1), 1), &mut bucket(), now(48));
     let syncs = outputs
         .iter()
-        .filter(|o| matches!(o, Output::Store(r) if r.op == StoreOp::Sync))
+        .filter(|o| matches!(o, Output::Store(r) if r.read_op() == Some(&ReadOp::Sync)))
         .count();
     let zero = (0, 0, None, 0);
     assert_eq!(
@@ -445,7 +441,7 @@ fn overlaps_halt_and_compaction_errors_halt() {
 
     let mut model = Model::default();
     twelve_2h_blocks(&mut model, "eu-1", 100);
-    model.compaction_error = Some(JobError::halting("chunk CRC mismatch"));
+    model.compaction_error = Some(JobError::bad_input("chunk CRC mismatch"));
     let mut cycle = Cycle::new(cfg(true), 1);
     let (code, _) = run(&mut cycle, &mut model, now(48));
     assert_eq!(code, None);
@@ -660,10 +656,9 @@ fn downsampling_errors_halt_or_retry() {
     for (retryable, want) in [(false, EXIT_HALTED), (true, EXIT_FAILED)] {
         let mut model = Model::default();
         model.add(block(1, 0, 48, "eu-1"));
-        model.compaction_error = Some(JobError {
-            retryable,
-            ..JobError::halting("chunk 12 of series {a=\"b\"}: bad checksum")
-        });
+        let kind = [JobErrorKind::BadInput, JobErrorKind::Io][usize::from(retryable)];
+        let error = JobError::new(kind, "chunk 12 of series {a=\"b\"}: bad checksum");
+        model.compaction_error = Some(error);
         let mut on = cfg(false);
         on.downsampling = true;
         let (code, outputs) = run(&mut Cycle::new(on, 7), &mut model, now(24 * 30));

@@ -33,7 +33,7 @@ struct Harness {
     /// Every output with its time and whether the cycle was in a pass after the step.
     log: Vec<(i64, Output, bool)>,
     /// Requests in flight: their op, and whether the clean-up issued them.
-    in_flight: BTreeMap<RequestId, (StoreOp, bool)>,
+    in_flight: BTreeMap<RequestId, (StoreRequest, bool)>,
     /// Planned outputs and their inputs.
     plans: BTreeMap<BlockId, Vec<BlockId>>,
     /// Runs under way: a new block uploaded whose meta.json or sources' marks are not done.
@@ -147,9 +147,9 @@ impl Harness {
             return;
         }
         for (meta_pending, marks) in self.open_runs.values_mut() {
-            match &op {
-                StoreOp::PutMeta { .. } => *meta_pending = false,
-                StoreOp::MarkDeletion(m) => {
+            match op.write_op() {
+                Some(WriteOp::PutMeta { .. }) => *meta_pending = false,
+                Some(WriteOp::MarkDeletion(m)) => {
                     marks.remove(&m.id);
                 }
                 _ => {}
@@ -180,41 +180,40 @@ impl Harness {
     }
 
     fn store(&mut self, r: &StoreRequest, permit: Option<Permit>) {
-        assert_eq!(r.op.is_mutation(), r.permit.is_some(), "{r:?}");
-        if r.op.is_mutation() {
+        if r.is_mutation() {
             assert!(permit.is_some(), "a mutation without a permit: {r:?}");
-            assert_eq!(r.permit, permit, "issued under the step's permit");
+            assert_eq!(r.permit(), permit, "issued under the step's permit");
         }
-        let cleanup = self.cycle.cleanup.owns(r.id);
+        let cleanup = self.cycle.cleanup.owns(r.id());
         if cleanup {
             assert!(
                 self.open_runs.is_empty() && self.in_flight.is_empty(),
                 "clean-up {:?} at {} ms inside runs {:?}, beside {:?}",
-                r.op,
+                r,
                 self.t_ms,
                 self.open_runs,
                 self.in_flight
             );
-        } else if r.op.is_mutation() {
+        } else if r.is_mutation() {
             assert!(
                 !self.in_flight.values().any(|(_, c)| *c),
                 "{:?} beside a clean-up request in flight",
-                r.op
+                r
             );
         }
-        if let StoreOp::UploadFiles { block, .. } = &r.op {
+        if let Some(WriteOp::UploadFiles { block, .. }) = r.write_op() {
             let marks = self.plans.get(block).cloned().unwrap_or_default();
             self.open_runs
                 .insert(*block, (true, marks.into_iter().collect()));
         }
-        let fail = cleanup && r.op.is_mutation() && self.fail_cleanup_deletes > 0;
+        let fail = cleanup && r.is_mutation() && self.fail_cleanup_deletes > 0;
         if fail {
             self.fail_cleanup_deletes -= 1;
             self.model.fail_next_mutation = true;
         }
-        let result = self.model.apply(&r.op, self.now());
-        self.in_flight.insert(r.id, (r.op.clone(), cleanup));
-        self.later(1_000, Input::Store(r.id, result));
+        let result = self.model.apply(r, self.now());
+        self.in_flight.insert(r.id(), (r.clone(), cleanup));
+        self.later(1_000, Input::Store(r.id(), result));
     }
 
     /// Steps until `done` holds after a step, the cycle exits or `limit_ms` passes.
@@ -389,7 +388,9 @@ fn no_clean_up_with_interval_0_or_without_wait() {
         let syncs_in_pass = h
             .log
             .iter()
-            .filter(|(_, o, p)| *p && matches!(o, Output::Store(r) if r.op == StoreOp::Sync))
+            .filter(|(_, o, p)| {
+                *p && matches!(o, Output::Store(r) if r.read_op() == Some(&ReadOp::Sync))
+            })
             .count();
         assert_eq!(syncs_in_pass, 0);
         assert_eq!(h.count(|e| matches!(e, Event::CleanupDone { .. })), 0);

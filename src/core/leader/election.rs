@@ -109,7 +109,7 @@ impl Leader {
             if self.role.awaits(id) {
                 out.push(Output::Event(Event::CoordFailed {
                     op: self.role.op_name().into(),
-                    error: error.clone(),
+                    error: error.to_string(),
                 }));
             }
         }

@@ -9,7 +9,7 @@ use super::timers::Timer;
 use super::Leader;
 use crate::core::fence::{FenceRecord, FenceVersion, FENCE_PATH};
 use crate::core::types::{
-    Epoch, Event, Millis, Now, Output, RequestId, StoreOp, StoreRequest, StoreResult,
+    Epoch, Event, Millis, Now, Output, ReadOp, RequestId, StoreRequest, StoreResult, WriteOp,
 };
 
 /// Exit code when the fence refuses a single instance.
@@ -63,6 +63,14 @@ impl Leader {
             .is_some_and(|(r, _)| r.holder == self.cfg.node && r.renewed_unix_ms > 0)
     }
 
+    /// True when the fence as last read or written holds `epoch` and this node.
+    pub fn fence_holds(&self, epoch: Epoch) -> bool {
+        self.fence
+            .current
+            .as_ref()
+            .is_some_and(|(r, _)| r.epoch == epoch.0 && r.holder == self.cfg.node)
+    }
+
     /// The epoch the fence work is for.
     fn fence_epoch(&self) -> Epoch {
         self.role.chosen_epoch().unwrap_or_default()
@@ -95,7 +103,7 @@ impl Leader {
             }
             (op, result) => {
                 let error = match result {
-                    StoreResult::Failed(e) => e,
+                    StoreResult::Failed(e) => e.to_string(),
                     other => format!("unexpected answer {other:?}"),
                 };
                 let op = match op {
@@ -294,11 +302,7 @@ impl Leader {
 
     pub(super) fn issue_read(&mut self, out: &mut Vec<Output>) {
         let id = self.ids.next_store();
-        out.push(Output::Store(StoreRequest {
-            id,
-            op: StoreOp::ReadFence,
-            permit: None,
-        }));
+        out.push(Output::Store(StoreRequest::read(id, ReadOp::ReadFence)));
         self.fence.in_flight = Some((id, FenceOp::Read));
     }
 
@@ -316,14 +320,11 @@ impl Leader {
             return;
         };
         let id = self.ids.next_store();
-        out.push(Output::Store(StoreRequest {
-            id,
-            op: StoreOp::CasFence {
-                record: record.clone(),
-                expected,
-            },
-            permit: Some(permit),
-        }));
+        let op = WriteOp::CasFence {
+            record: record.clone(),
+            expected,
+        };
+        out.push(Output::Store(StoreRequest::write(id, op, permit)));
         let op = FenceOp::Cas {
             record,
             sent_at: now.mono,

@@ -1,4 +1,4 @@
-//! The commit gate: a commit ([`StoreOp::is_commit`]: a block's meta.json, a mark, a delete)
+//! The commit gate: a commit ([`WriteOp::is_commit`]: a block's meta.json, a mark, a delete)
 //! waits here until a fence CAS succeeds, and leaves with a permit that ends within the
 //! commit window of that CAS's send time, a block's meta.json stamped with the writer.
 
@@ -6,19 +6,19 @@ use std::collections::VecDeque;
 
 use super::election::Role;
 use super::Leader;
-use crate::core::types::{Epoch, Millis, Now, Output, Permit, StoreOp, StoreRequest};
+use crate::core::types::{Epoch, Millis, Now, Output, Permit, RequestId, StoreRequest, WriteOp};
 
 /// The commits waiting for a fence CAS, oldest first.
 #[derive(Debug, Default)]
 pub(super) struct CommitGate {
-    waiting: VecDeque<StoreRequest>,
+    waiting: VecDeque<(RequestId, WriteOp)>,
 }
 
 impl CommitGate {
-    /// Holds `req` until a CAS guards it.
-    pub(super) fn push(&mut self, req: StoreRequest) {
-        debug_assert!(req.op.is_commit());
-        self.waiting.push_back(req);
+    /// Holds commit `op` (request `id`) until a CAS guards it.
+    pub(super) fn push(&mut self, id: RequestId, op: WriteOp) {
+        debug_assert!(op.is_commit(), "only commits wait for a fence CAS: {op:?}");
+        self.waiting.push_back((id, op));
     }
 
     /// True when no commit waits.
@@ -51,9 +51,9 @@ impl Leader {
         if now.mono >= valid_until {
             return;
         }
-        if let Some(req) = self.gate.waiting.pop_front() {
+        if let Some(commit) = self.gate.waiting.pop_front() {
             self.release(
-                req,
+                commit,
                 Permit {
                     valid_until,
                     ..permit
@@ -70,20 +70,19 @@ impl Leader {
     pub(super) fn release_unguarded_commits(&mut self, now: Now, out: &mut Vec<Output>) {
         debug_assert!(matches!(self.role, Role::Leading(_)));
         while let Some(permit) = self.permit(now) {
-            let Some(req) = self.gate.waiting.pop_front() else {
+            let Some(commit) = self.gate.waiting.pop_front() else {
                 break;
             };
-            self.release(req, permit, out);
+            self.release(commit, permit, out);
         }
     }
 
     /// Sends a commit under `permit`, a block's meta.json stamped with its writer.
-    fn release(&self, mut req: StoreRequest, permit: Permit, out: &mut Vec<Output>) {
-        if let StoreOp::PutMeta { meta } = &mut req.op {
+    fn release(&self, (id, mut op): (RequestId, WriteOp), permit: Permit, out: &mut Vec<Output>) {
+        if let WriteOp::PutMeta { meta } = &mut op {
             stamp_writer(meta, permit.epoch, &self.cfg.node);
         }
-        req.permit = Some(permit);
-        out.push(Output::Store(req));
+        out.push(Output::Store(StoreRequest::write(id, op, permit)));
     }
 }
 

@@ -64,7 +64,7 @@ pub(super) struct LeaseKeeper {
 impl Leader {
     /// The permit for a write under `epoch` issued at `now`: valid until the lease's permit
     /// lapses (elected; none without a lease or once it lapsed), or forever (single instance).
-    pub(super) fn permit_for(&self, epoch: Epoch, now: Now) -> Option<Permit> {
+    pub fn permit_for(&self, epoch: Epoch, now: Now) -> Option<Permit> {
         let valid_until = match &self.cfg.election {
             None => Millis::MAX,
             Some(_) => self.lease.current.as_ref()?.permit_until(&self.cfg),
@@ -132,7 +132,7 @@ impl Leader {
             CoordResult::Failed(error) => {
                 out.push(Output::Event(Event::CoordFailed {
                     op: "lease-keepalive".into(),
-                    error,
+                    error: error.to_string(),
                 }));
                 let retry = now.mono.plus(RETRY_MIN_MS.min(interval));
                 self.timers.set(Timer::Keepalive, retry);

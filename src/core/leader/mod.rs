@@ -12,11 +12,11 @@
 //! Naming: the *lease deadline* is when etcd may have let our lease expire, on our monotonic
 //! clock: `sent_at(last acknowledged keepalive) + TTL * (1 - max drift) - margin`; the
 //! *permit* lapses `op_timeout` before it, so a request started under it ends (or is
-//! abandoned) before the deadline. A *commit* ([`StoreOp::is_commit`]) waits in the *gate*
+//! abandoned) before the deadline. A *commit* ([`WriteOp::is_commit`]) waits in the *gate*
 //! until a fence CAS (`seq + 1`) succeeds, and must be sent within the *commit window* after
 //! that CAS was sent.
 //!
-//! [`StoreOp::is_commit`]: super::types::StoreOp::is_commit
+//! [`WriteOp::is_commit`]: super::types::WriteOp::is_commit
 //!
 //! One concern a file, each adding to [`Leader`] what its concern needs:
 //! - `config.rs`: the settings, the safety switches and the timing rules;
@@ -52,7 +52,7 @@ use timers::{Backoff, Timer, Timers};
 use super::coord::{CoordId, CoordOp, CoordResult};
 use super::fence::FenceRecord;
 use super::types::{Epoch, Event, LeaderInfo, Millis, Now, Output, Permit, RequestId};
-use super::types::{StoreRequest, StoreResult};
+use super::types::{StoreResult, WriteOp};
 
 /// The leadership state machine.
 #[derive(Debug)]
@@ -107,6 +107,11 @@ impl Leader {
         self.observed.known.as_ref()
     }
 
+    /// The safety mechanisms in force.
+    pub fn safety(&self) -> Safety {
+        self.cfg.safety
+    }
+
     /// True once the node has exited.
     pub fn exited(&self) -> bool {
         self.role == Role::Exited
@@ -122,9 +127,10 @@ impl Leader {
         RequestIds::is_leaders(id)
     }
 
-    /// Holds a commit until a fence CAS guards it.
-    pub fn submit_commit(&mut self, req: StoreRequest) {
-        self.gate.push(req);
+    /// Holds commit `op` (request `id`) until a fence CAS guards it; it leaves the gate
+    /// under a permit of its own, which replaces the one it was issued under.
+    pub fn submit_commit(&mut self, id: RequestId, op: WriteOp) {
+        self.gate.push(id, op);
     }
 
     /// The first step: campaign, or (single instance) read the fence.
@@ -240,8 +246,8 @@ impl Leader {
     }
 
     /// The timers that schedule an action are armed exactly while that action is pending
-    /// (debug and simulation builds).
-    fn check_invariants(&self) {
+    /// (debug and simulation builds; also run by the node's own checks).
+    pub fn check_invariants(&self) {
         let requesting = matches!(
             self.role,
             Role::Granting(None)

@@ -7,7 +7,7 @@ use super::*;
 use crate::bucket::markers::{DeletionMark, MARKER_VERSION};
 use crate::core::coord::{CoordRequest, ElectionKey, LeaseId};
 use crate::core::fence::FenceVersion;
-use crate::core::types::StoreOp;
+use crate::core::types::{ReadOp, StoreError, StoreRequest, WriteOp};
 use crate::tsdb::block_id::BlockId;
 use crate::tsdb::meta::{BlockMeta, ThanosMeta};
 
@@ -80,17 +80,14 @@ fn only<T: std::fmt::Debug>(mut v: Vec<T>) -> T {
     v.pop().unwrap()
 }
 
-fn mark(n: u128) -> StoreRequest {
-    StoreRequest {
-        id: RequestId(n as u64),
-        op: StoreOp::MarkDeletion(DeletionMark {
-            id: BlockId::from_parts(1, n),
-            version: MARKER_VERSION,
-            details: String::new(),
-            deletion_time: 0,
-        }),
-        permit: None,
-    }
+fn mark(n: u128) -> (RequestId, WriteOp) {
+    let mark = DeletionMark {
+        id: BlockId::from_parts(1, n),
+        version: MARKER_VERSION,
+        details: String::new(),
+        deletion_time: 0,
+    };
+    (RequestId(n as u64), WriteOp::MarkDeletion(mark))
 }
 
 /// Starts an elected leader and answers its lease grant (`lease`) and its campaign (create
@@ -157,17 +154,17 @@ fn elect(l: &mut Leader) -> i64 {
     );
     assert!(out.contains(&Output::Event(Event::Elected { epoch: 7 })));
     let read = only(store_reqs(&out));
-    assert_eq!(read.op, StoreOp::ReadFence);
+    assert_eq!(read.read_op(), Some(&ReadOp::ReadFence));
     out.clear();
-    l.on_store(at(40), read.id, StoreResult::Fence(None), &mut out);
+    l.on_store(at(40), read.id(), StoreResult::Fence(None), &mut out);
     let cas = only(store_reqs(&out));
-    let StoreOp::CasFence { record, expected } = &cas.op else {
+    let Some(WriteOp::CasFence { record, expected }) = cas.write_op() else {
         panic!("{cas:?}")
     };
     assert_eq!((record.epoch, record.seq, expected), (7, 1, &None));
     out.clear();
     let v1 = ver("1");
-    l.on_store(at(50), cas.id, StoreResult::FenceWritten(v1), &mut out);
+    l.on_store(at(50), cas.id(), StoreResult::FenceWritten(v1), &mut out);
     assert_eq!(l.leading(), None, "the takeover delay comes first");
     out.clear();
     // A renewal during the delay keeps the permit alive past it.
@@ -187,11 +184,11 @@ fn elect(l: &mut Leader) -> i64 {
     assert_eq!(l.leading(), Some(Epoch(7)));
     // The fence is due for its heartbeat renewal (every TTL/3): answer it.
     let renew = only(store_reqs(&out));
-    assert!(matches!(&renew.op, StoreOp::CasFence { record, .. } if record.seq == 2));
+    assert!(matches!(renew.write_op(), Some(WriteOp::CasFence { record, .. }) if record.seq == 2));
     let v = ver("1b");
     l.on_store(
         at(50 + DELAY),
-        renew.id,
+        renew.id(),
         StoreResult::FenceWritten(v),
         &mut out,
     );
@@ -210,25 +207,27 @@ fn elected_leader_fences_waits_and_guards_each_commit_with_a_cas() {
     let mut out = vec![];
     let mut meta = BlockMeta::level1(BlockId::from_parts(1, 5), 0, 1);
     meta.thanos = Some(ThanosMeta::default());
-    l.submit_commit(StoreRequest {
-        id: RequestId(1),
-        op: StoreOp::PutMeta {
-            meta: Box::new(meta),
-        },
-        permit: None,
-    });
+    let put_meta = WriteOp::PutMeta {
+        meta: Box::new(meta),
+    };
+    l.submit_commit(RequestId(1), put_meta);
     l.drive(at(t + 1), &mut out);
     let cas = only(store_reqs(&out));
-    let StoreOp::CasFence { record, expected } = &cas.op else {
+    let Some(WriteOp::CasFence { record, expected }) = cas.write_op() else {
         panic!("{cas:?}")
     };
     assert_eq!((record.seq, expected.is_some()), (3, true));
     out.clear();
     let v2 = ver("2");
-    l.on_store(at(t + 100), cas.id, StoreResult::FenceWritten(v2), &mut out);
+    l.on_store(
+        at(t + 100),
+        cas.id(),
+        StoreResult::FenceWritten(v2),
+        &mut out,
+    );
     let commit = only(store_reqs(&out));
-    assert_eq!(commit.id, RequestId(1));
-    let p = commit.permit.unwrap();
+    assert_eq!(commit.id(), RequestId(1));
+    let p = commit.permit().unwrap();
     assert_eq!(p.epoch, Epoch(7));
     let lease_permit = permit.valid_until.0;
     assert_eq!(
@@ -236,7 +235,7 @@ fn elected_leader_fences_waits_and_guards_each_commit_with_a_cas() {
         Millis((t + 1 + WINDOW).min(lease_permit)),
         "the earlier of the lease permit and the commit window"
     );
-    let StoreOp::PutMeta { meta } = &commit.op else {
+    let Some(WriteOp::PutMeta { meta }) = commit.write_op() else {
         panic!()
     };
     let ext = meta.thanos.as_ref().unwrap().extensions.as_ref().unwrap();
@@ -252,7 +251,8 @@ fn leader_stops_writing_when_the_lease_deadline_passes_without_renewal() {
     let t = elect(&mut l);
     let until = l.permit(at(t)).unwrap().valid_until;
     let mut out = vec![];
-    l.submit_commit(mark(1));
+    let (id, op) = mark(1);
+    l.submit_commit(id, op);
     l.drive(at(until.0), &mut out);
     assert_eq!(l.leading(), None);
     assert!(l.permit(at(until.0)).is_none());
@@ -267,19 +267,20 @@ fn a_higher_epoch_in_the_fence_makes_the_leader_resign() {
     let mut l = Leader::new(cfg(true));
     let t = elect(&mut l);
     let mut out = vec![];
-    l.submit_commit(mark(1));
+    let (id, op) = mark(1);
+    l.submit_commit(id, op);
     l.drive(at(t + 1), &mut out);
     let cas = only(store_reqs(&out));
     out.clear();
-    l.on_store(at(t + 2), cas.id, StoreResult::FenceConflict, &mut out);
+    l.on_store(at(t + 2), cas.id(), StoreResult::FenceConflict, &mut out);
     let read = only(store_reqs(&out));
-    assert_eq!(read.op, StoreOp::ReadFence);
+    assert_eq!(read.read_op(), Some(&ReadOp::ReadFence));
     out.clear();
     let theirs = held_by("other", 9, 1, 0);
     let v = ver("x");
     l.on_store(
         at(t + 3),
-        read.id,
+        read.id(),
         StoreResult::Fence(Some((theirs, v))),
         &mut out,
     );
@@ -354,7 +355,7 @@ fn single_instance_refuses_a_fence_another_holder_renewed_recently() {
     let v = ver("x");
     l.on_store(
         at(1),
-        read.id,
+        read.id(),
         StoreResult::Fence(Some((theirs, v))),
         &mut out,
     );
@@ -373,18 +374,18 @@ fn single_instance_takes_over_a_stale_fence_and_releases_it_on_exit() {
     let v = ver("x");
     l.on_store(
         at(1),
-        read.id,
+        read.id(),
         StoreResult::Fence(Some((theirs, v))),
         &mut out,
     );
     let cas = only(store_reqs(&out));
-    let StoreOp::CasFence { record, .. } = &cas.op else {
+    let Some(WriteOp::CasFence { record, .. }) = cas.write_op() else {
         panic!()
     };
     assert_eq!((record.holder.as_str(), record.seq), ("me", 5));
     out.clear();
     let v = ver("y");
-    l.on_store(at(2), cas.id, StoreResult::FenceWritten(v), &mut out);
+    l.on_store(at(2), cas.id(), StoreResult::FenceWritten(v), &mut out);
     assert_eq!(
         l.leading(),
         Some(Epoch(0)),
@@ -394,13 +395,13 @@ fn single_instance_takes_over_a_stale_fence_and_releases_it_on_exit() {
     out.clear();
     l.finish(at(3), 0, &mut out);
     let release = only(store_reqs(&out));
-    let StoreOp::CasFence { record, .. } = &release.op else {
+    let Some(WriteOp::CasFence { record, .. }) = release.write_op() else {
         panic!()
     };
     assert_eq!(record.renewed_unix_ms, 0);
     out.clear();
     let v = ver("z");
-    l.on_store(at(4), release.id, StoreResult::FenceWritten(v), &mut out);
+    l.on_store(at(4), release.id(), StoreResult::FenceWritten(v), &mut out);
     assert_eq!(out, vec![Output::Exit(0)]);
 }
 
@@ -444,7 +445,7 @@ fn a_late_fence_answer_after_shutdown_does_not_cancel_the_resignation() {
     let v = ver("x");
     l.on_store(
         at(5),
-        read.id,
+        read.id(),
         StoreResult::Fence(Some((older, v))),
         &mut out,
     );
@@ -465,25 +466,30 @@ fn a_failed_renewal_waits_for_its_retry_instead_of_waking_at_once() {
     l.start(at(0), &mut out);
     let read = only(store_reqs(&out));
     out.clear();
-    l.on_store(at(1), read.id, StoreResult::Fence(None), &mut out);
+    l.on_store(at(1), read.id(), StoreResult::Fence(None), &mut out);
     let cas = only(store_reqs(&out));
     out.clear();
-    l.on_store(at(2), cas.id, StoreResult::FenceWritten(ver("a")), &mut out);
+    l.on_store(
+        at(2),
+        cas.id(),
+        StoreResult::FenceWritten(ver("a")),
+        &mut out,
+    );
     assert_eq!(l.leading(), Some(Epoch(0)));
     out.clear();
     let due = 2 + TTL / 3;
     l.drive(at(due), &mut out);
     let renewal = only(store_reqs(&out));
-    assert!(matches!(renewal.op, StoreOp::CasFence { .. }));
+    assert!(matches!(renewal.write_op(), Some(WriteOp::CasFence { .. })));
     out.clear();
-    let failed = StoreResult::Failed("503".into());
-    l.on_store(at(due + 10), renewal.id, failed, &mut out);
+    let failed = StoreResult::Failed(StoreError::other("503"));
+    l.on_store(at(due + 10), renewal.id(), failed, &mut out);
     let wake = l.next_wake().expect("a retry is scheduled");
     assert!(wake > at(due + 10).mono, "wakes at {wake:?}, in the past");
     out.clear();
     l.drive(at(wake.0), &mut out);
     assert!(
-        matches!(only(store_reqs(&out)).op, StoreOp::ReadFence),
+        only(store_reqs(&out)).read_op() == Some(&ReadOp::ReadFence),
         "the retry reads the fence again"
     );
 }
@@ -546,12 +552,12 @@ fn failover_is_timed_from_the_departure_of_the_leader_replaced() {
     l.on_coord(at(40_010), observe.id, observed(vec![mine], 14), &mut out);
     let read = only(store_reqs(&out));
     out.clear();
-    l.on_store(at(40_020), read.id, StoreResult::Fence(None), &mut out);
+    l.on_store(at(40_020), read.id(), StoreResult::Fence(None), &mut out);
     let cas = only(store_reqs(&out));
     out.clear();
     l.on_store(
         at(40_030),
-        cas.id,
+        cas.id(),
         StoreResult::FenceWritten(ver("1")),
         &mut out,
     );

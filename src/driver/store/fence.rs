@@ -5,8 +5,9 @@
 use object_store::path::Path as ObjectPath;
 use object_store::{GetOptions, PutMode, PutPayload, UpdateVersion};
 
-use super::{StoreError, StoreExecutor};
+use super::{object_error, StoreExecutor};
 use crate::core::fence::{FenceRecord, FenceVersion, FENCE_PATH};
+use crate::core::types::StoreError;
 use crate::metrics::BucketOp;
 
 /// The outcome of a fence CAS.
@@ -28,7 +29,7 @@ impl StoreExecutor {
         let got = match result {
             Ok(got) => got,
             Err(object_store::Error::NotFound { .. }) => return Ok(None),
-            Err(e) => return Err(format!("read {FENCE_PATH}: {e}")),
+            Err(e) => return Err(object_error(format!("read {FENCE_PATH}"), &e)),
         };
         let version = FenceVersion {
             e_tag: got.meta.e_tag.clone(),
@@ -37,8 +38,9 @@ impl StoreExecutor {
         let bytes = got
             .bytes()
             .await
-            .map_err(|e| format!("read {FENCE_PATH}: {e}"))?;
-        Ok(Some((FenceRecord::parse(&bytes)?, version)))
+            .map_err(|e| object_error(format!("read {FENCE_PATH}"), &e))?;
+        let record = FenceRecord::parse(&bytes).map_err(StoreError::other)?;
+        Ok(Some((record, version)))
     }
 
     /// Writes `record` if the fence still has version `expected` (creates it if `None`).
@@ -76,7 +78,7 @@ impl StoreExecutor {
                 object_store::Error::Precondition { .. }
                 | object_store::Error::AlreadyExists { .. },
             ) => Ok(CasOutcome::Conflict),
-            Err(e) => Err(format!("write {FENCE_PATH}: {e}")),
+            Err(e) => Err(object_error(format!("write {FENCE_PATH}"), &e)),
         }
     }
 }
@@ -144,8 +146,10 @@ mod tests {
             .build()
             .unwrap();
         let err = rt.block_on(exec.read_fence()).unwrap_err();
+        assert_eq!(err.kind, crate::core::types::StoreErrorKind::Other);
         assert!(
-            err.starts_with("compactd/fence.json: invalid fence record"),
+            err.message
+                .starts_with("compactd/fence.json: invalid fence record"),
             "{err}"
         );
     }

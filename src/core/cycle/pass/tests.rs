@@ -5,8 +5,8 @@ use super::super::tests::{block, cfg, now, twelve_2h_blocks, Model};
 use super::super::{Cycle, CycleConfig, EXIT_HALTED};
 use crate::bucket::markers::{DETAILS_OUT_OF_ORDER_CHUNKS, REASON_OUT_OF_ORDER_CHUNKS};
 use crate::core::types::{
-    CompactJob, Epoch, Event, Input, JobError, JobErrorKind, Millis, Now, Output, Permit, StoreOp,
-    StoreRequest,
+    CompactJob, Epoch, Event, Input, JobError, JobErrorKind, Millis, Now, Output, Permit,
+    StoreRequest, WriteOp,
 };
 use crate::tsdb::block_id::BlockId;
 
@@ -52,7 +52,7 @@ fn run(
             match o {
                 Output::Store(r) => {
                     run.requests.push(r.clone());
-                    inputs.push_back(Input::Store(r.id, model.apply(&r.op, now)));
+                    inputs.push_back(Input::Store(r.id(), model.apply(r, now)));
                 }
                 Output::Compact(job) => {
                     let result = fail(job).map_or_else(|| model.compact(job), Err);
@@ -130,10 +130,10 @@ fn with_the_option_the_block_is_no_compact_marked_under_the_permit_and_the_rest_
     let marks: Vec<&StoreRequest> = run
         .requests
         .iter()
-        .filter(|r| matches!(&r.op, StoreOp::MarkNoCompact(m) if m.id == bad))
+        .filter(|r| matches!(r.write_op(), Some(WriteOp::MarkNoCompact(m)) if m.id == bad))
         .collect();
     assert_eq!(marks.len(), 1, "marked once");
-    assert_eq!(marks[0].permit, Some(PERMIT));
+    assert_eq!(marks[0].permit(), Some(PERMIT));
     assert!(run.outputs.iter().any(|o| matches!(
         o,
         Output::Event(Event::Marked { block, reason, .. })
@@ -191,22 +191,21 @@ fn a_named_block_outside_the_plan_is_never_marked() {
     assert!(!model.log.iter().any(|op| op == "mark-no-compact"));
 }
 
+/// A trace keeps a job failure's kind (the block of out-of-order chunks with it), and the
+/// kind alone decides whether it is retried.
 #[test]
-fn the_kind_stays_out_of_traces_unless_set() {
-    let other = serde_json::to_value(JobError::halting("bad chunk")).unwrap();
-    assert_eq!(
-        other,
-        serde_json::json!({"retryable": false, "message": "bad chunk"}),
-        "a trace of another failure is the same bytes as before the kind existed"
-    );
-    let old: JobError = serde_json::from_value(other).unwrap();
-    assert_eq!(old.kind, JobErrorKind::Other);
+fn a_job_error_keeps_its_kind_through_a_trace() {
     let id = block(1, 0, 2, "eu-1").ulid;
     let ooo = JobError::out_of_order_chunks(id, "x");
     let back: JobError = serde_json::from_str(&serde_json::to_string(&ooo).unwrap()).unwrap();
     assert_eq!(back, ooo);
-    assert!(!back.retryable);
+    assert!(!back.retryable());
     assert_eq!(back.kind, JobErrorKind::OutOfOrderChunks { block: id });
+    let io = serde_json::to_value(JobError::io("disk full")).unwrap();
+    assert_eq!(
+        io,
+        serde_json::json!({"kind": "Io", "message": "disk full"})
+    );
 }
 
 #[test]

@@ -7,7 +7,14 @@ use std::collections::BTreeMap;
 use proptest::prelude::*;
 
 use super::*;
+use crate::core::coord::{CoordError, CoordErrorKind};
+use crate::core::types::{ReadOp, StoreError, StoreRequest, WriteOp};
 use crate::rng::Rng;
+
+/// A failed coordinator request.
+fn coord_failed(kind: CoordErrorKind, message: &str) -> CoordResult {
+    CoordResult::Failed(CoordError::new(kind, message))
+}
 
 /// A randomized environment: an etcd with one lease per grant (expiring on the shared
 /// clock), predecessors that come and go, a fence that other writers may bump, answers that
@@ -68,7 +75,7 @@ impl Env {
             match o {
                 Output::Coord(r) => self.coord.push((r, self.now)),
                 Output::Store(r) => {
-                    if r.op.is_mutation() {
+                    if r.is_mutation() {
                         self.check_mutation(&r, elected);
                     }
                     self.store.push((r, self.now));
@@ -80,7 +87,7 @@ impl Env {
 
     fn check_mutation(&mut self, r: &StoreRequest, elected: bool) {
         self.checked += 1;
-        let p = r.permit.expect("every mutation carries a permit");
+        let p = r.permit().expect("every mutation carries a permit");
         assert!(
             Millis(self.now) < p.valid_until,
             "expired permit at {}: {r:?}",
@@ -101,7 +108,7 @@ impl Env {
                 self.now, p.epoch.0
             );
         }
-        if r.op.is_commit() {
+        if r.is_commit() {
             let (sent, epoch) = self.last_cas.expect("a commit without a fence CAS");
             assert_eq!(
                 epoch, p.epoch.0,
@@ -116,7 +123,7 @@ impl Env {
 
     fn answer_coord(&mut self, r: &CoordRequest) -> CoordResult {
         if self.rng.chance(0.1) {
-            return CoordResult::Failed("injected".into());
+            return coord_failed(CoordErrorKind::Other, "injected");
         }
         match &r.op {
             CoordOp::Grant { ttl_secs } => {
@@ -139,7 +146,7 @@ impl Env {
             },
             CoordOp::Campaign { key, value, lease } => {
                 if !self.leases.contains_key(&lease.0) {
-                    return CoordResult::Failed("lease not found".into());
+                    return coord_failed(CoordErrorKind::LeaseNotFound, "lease not found");
                 }
                 if let Some((rev, _, _)) = self.keys.get(key) {
                     return CoordResult::Campaigned {
@@ -189,17 +196,21 @@ impl Env {
 
     fn answer_store(&mut self, r: &StoreRequest, sent: i64) -> StoreResult {
         if self.rng.chance(0.1) {
-            return StoreResult::Failed("injected 503".into());
+            return StoreResult::Failed(StoreError::other("injected 503"));
         }
         let version = |v: u64| FenceVersion {
             e_tag: Some(v.to_string()),
             version: None,
         };
-        match &r.op {
-            StoreOp::ReadFence => {
-                StoreResult::Fence(self.fence.clone().map(|(f, v)| (f, version(v))))
-            }
-            StoreOp::CasFence { record, expected } => {
+        match r {
+            StoreRequest::Read {
+                op: ReadOp::ReadFence,
+                ..
+            } => StoreResult::Fence(self.fence.clone().map(|(f, v)| (f, version(v)))),
+            StoreRequest::Write {
+                op: WriteOp::CasFence { record, expected },
+                ..
+            } => {
                 let current = self.fence.as_ref().map(|(_, v)| version(*v));
                 if current.as_ref() != expected.as_ref() {
                     return StoreResult::FenceConflict;
@@ -274,14 +285,15 @@ fn random_world(seed: u64, elected: bool) -> u64 {
             8..=14 if !env.store.is_empty() => {
                 let i = env.rng.below(env.store.len() as u64) as usize;
                 let (r, sent) = env.store.remove(i);
-                if !Leader::owns(r.id) {
+                if !Leader::owns(r.id()) {
                     continue; // a released commit: the test only checks it was allowed
                 }
                 let result = env.answer_store(&r, sent);
-                l.on_store(now, r.id, result, &mut out);
+                l.on_store(now, r.id(), result, &mut out);
             }
             15 => {
-                l.submit_commit(mark(next_commit));
+                let (id, op) = mark(next_commit);
+                l.submit_commit(id, op);
                 next_commit += 1;
                 l.drive(now, &mut out);
             }

@@ -2,11 +2,12 @@
 //! last acknowledged one was sent, revokes it, and campaigns anew.
 
 use super::*;
+use crate::core::coord::{CoordError, CoordErrorKind};
 
 /// Fails the keepalive in flight, if any, at `t` (its answer was lost).
 fn lose_keepalive_in_flight(l: &mut Leader, t: i64) {
     if let Some((id, _)) = l.lease.keepalive {
-        let lost = CoordResult::Failed("timed out".into());
+        let lost = CoordResult::Failed(CoordError::new(CoordErrorKind::Timeout, "timed out"));
         l.on_coord(at(t), id, lost, &mut vec![]);
     }
 }
@@ -17,7 +18,7 @@ fn a_leader_that_hears_no_renewal_for_a_ttl_stops_renewing_and_revokes_before_ca
     let t = elect(&mut l);
     // The last acknowledged keepalive was sent at 3 000 (in `elect`); from here on etcd
     // hears every keepalive, but its answers are lost (the driver's timeout fails them).
-    let lost = || CoordResult::Failed("timed out".into());
+    let lost = || CoordResult::Failed(CoordError::new(CoordErrorKind::Timeout, "timed out"));
     lose_keepalive_in_flight(&mut l, t);
     let (out, sent) = run_keepalives(&mut l, t, 40_000, lost);
     let unheard_at = 3_000 + TTL;
@@ -88,7 +89,7 @@ fn a_leader_that_hears_no_renewal_for_a_ttl_stops_renewing_and_revokes_before_ca
 fn a_revoke_that_never_gets_through_gives_way_to_a_new_campaign_once_the_lease_expired() {
     let mut l = Leader::new(cfg(true));
     let t = elect(&mut l);
-    let lost = || CoordResult::Failed("timed out".into());
+    let lost = || CoordResult::Failed(CoordError::new(CoordErrorKind::Timeout, "timed out"));
     lose_keepalive_in_flight(&mut l, t);
     let (mut at_ms, mut last, mut revokes) = (t, 0, 0);
     let mut grant = None;

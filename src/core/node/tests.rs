@@ -1,0 +1,250 @@
+//! The node's own tests: a term's cycle, and the invariants it checks after every step.
+
+use super::*;
+use crate::core::coord::{CoordOp, CoordResult, ElectionKey, LeaseId};
+use crate::core::cycle::PARTIAL_UPLOAD_THRESHOLD_MS_DEFAULT;
+use crate::core::fence::FenceVersion;
+use crate::core::types::{CompactJob, JobId, Permit, ReadOp, RequestId, StoreResult, WriteOp};
+use crate::core::view::ViewConfig;
+use crate::tsdb::block_id::BlockId;
+
+fn node() -> Node {
+    let cycle = CycleConfig {
+        view: ViewConfig {
+            min_time: i64::MIN,
+            max_time: i64::MAX,
+            consistency_delay_ms: 0,
+            delete_delay_ms: 0,
+            replica_labels: vec![],
+            selector_relabel: vec![],
+        },
+        wait: true,
+        wait_interval_ms: 60_000,
+        concurrency: 1,
+        ranges: crate::core::plan::compaction_ranges(4).unwrap(),
+        vertical: false,
+        index_size_limit_bytes: None,
+        retention_ms: [0; 3],
+        partial_upload_threshold_ms: PARTIAL_UPLOAD_THRESHOLD_MS_DEFAULT,
+        downsampling: false,
+        downsample_concurrency: 1,
+        progress_interval_ms: 0,
+        cleanup_interval_ms: 0,
+        halt_on_error: true,
+        skip_out_of_order_chunks: false,
+    };
+    let leader = LeaderConfig {
+        node: "me".into(),
+        election: Some("/e".into()),
+        lease_ttl_ms: 15_000,
+        op_timeout_ms: 1_000,
+        takeover_delay_ms: 2_000,
+        commit_window_ms: 1_000,
+        safety: crate::core::leader::Safety::ALL,
+    };
+    Node::new(cycle, leader, 1)
+}
+
+fn at(ms: i64) -> Now {
+    Now {
+        mono: Millis(ms),
+        wall: Millis(1_700_000_000_000 + ms),
+    }
+}
+
+/// Answers the request in `out` as a healthy etcd and bucket would; returns the next outputs.
+fn answer(n: &mut Node, t: i64, out: &[Output]) -> Vec<Output> {
+    let input = out
+        .iter()
+        .find_map(|o| match o {
+            Output::Coord(r) => Some(Input::Coord(
+                r.id,
+                match &r.op {
+                    CoordOp::Grant { .. } => CoordResult::Granted {
+                        lease: LeaseId(1),
+                        ttl_secs: 15,
+                    },
+                    CoordOp::Campaign { .. } => CoordResult::Campaigned { create_revision: 2 },
+                    CoordOp::Observe { .. } => CoordResult::Observed {
+                        keys: vec![ElectionKey {
+                            key: "/e/1".into(),
+                            create_revision: 2,
+                            value: "me".into(),
+                        }],
+                        revision: 2,
+                    },
+                    op => panic!("unexpected {op:?}"),
+                },
+            )),
+            Output::Store(r) => Some(Input::Store(
+                r.id(),
+                match (r.read_op(), r.write_op()) {
+                    (Some(ReadOp::ReadFence), _) => StoreResult::Fence(None),
+                    (_, Some(WriteOp::CasFence { .. })) => {
+                        StoreResult::FenceWritten(FenceVersion {
+                            e_tag: Some("1".into()),
+                            version: None,
+                        })
+                    }
+                    _ => panic!("unexpected {r:?}"),
+                },
+            )),
+            _ => None,
+        })
+        .expect("a request to answer");
+    n.step(at(t), input)
+}
+
+/// A term that begins while the node handles an unrelated input (here a late answer of
+/// an earlier term's cycle) still starts its cycle with a sync.
+#[test]
+fn a_term_started_by_any_input_begins_with_a_sync() {
+    let mut n = node();
+    let mut out = n.step(at(0), Input::Start);
+    for t in 1..=5 {
+        out = answer(&mut n, t, &out); // grant, campaign, observe, read, CAS
+    }
+    assert!(
+        n.leader.leading().is_none(),
+        "in the takeover delay: {out:?}"
+    );
+    let late = Input::Store(RequestId(99), StoreResult::Done);
+    let out = n.step(at(5 + 2_000), late);
+    assert!(n.leader.leading().is_some());
+    assert!(
+        out.iter()
+            .any(|o| matches!(o, Output::Store(r) if r.read_op() == Some(&ReadOp::Sync))),
+        "the new term's first sync is missing: {out:?}"
+    );
+}
+
+/// A node leading epoch 2 (grant, campaign, observe, fence read and CAS, the takeover delay),
+/// and the time it leads at.
+fn leading() -> (Node, i64) {
+    let mut n = node();
+    let mut out = n.step(at(0), Input::Start);
+    for t in 1..=5 {
+        out = answer(&mut n, t, &out);
+    }
+    let t = 5 + 2_000;
+    n.step(at(t), Input::Tick);
+    assert_eq!(n.leader.leading(), Some(Epoch(2)));
+    (n, t)
+}
+
+/// Request 7 under `permit`: `op`.
+fn sent(op: WriteOp, permit: Permit) -> Output {
+    Output::Store(StoreRequest::write(RequestId(7), op, permit))
+}
+
+/// A meta.json commit of a new block.
+fn put_meta() -> WriteOp {
+    let meta = crate::tsdb::meta::BlockMeta::level1(BlockId::from_parts(1, 1), 0, 1);
+    WriteOp::PutMeta {
+        meta: Box::new(meta),
+    }
+}
+
+/// A leader's own commit, under its permit while the fence holds its epoch, passes.
+#[test]
+fn a_healthy_leader_passes_the_node_invariants() {
+    let (n, t) = leading();
+    let permit = n.permit(at(t)).expect("a permit while leading");
+    n.check_invariants(
+        at(t),
+        &[sent(put_meta(), permit), Output::Timer(Millis(t + 1))],
+    );
+}
+
+/// The leader's permit at `t`, with `change` applied.
+fn permit(n: &Node, t: i64, change: impl FnOnce(&mut Permit)) -> Permit {
+    let mut permit = n.permit(at(t)).expect("a permit while leading");
+    change(&mut permit);
+    permit
+}
+
+#[test]
+#[should_panic(expected = "node invariant permit-within-lease broken: ")]
+fn a_permit_past_the_lease_is_caught() {
+    let (n, t) = leading();
+    let too_long = permit(&n, t, |p| p.valid_until = p.valid_until.plus(1));
+    n.check_invariants(at(t), &[sent(put_meta(), too_long)]);
+}
+
+#[test]
+#[should_panic(expected = "node invariant no-mutation-without-term broken: ")]
+fn a_mutation_of_another_term_is_caught() {
+    let (n, t) = leading();
+    let upload = WriteOp::UploadFiles {
+        job: JobId(1),
+        block: BlockId::from_parts(1, 1),
+    };
+    let other_term = permit(&n, t, |p| p.epoch = Epoch(3));
+    n.check_invariants(at(t), &[sent(upload, other_term)]);
+}
+
+/// The fence holds epoch 2: a commit of term 3 had no fence CAS of its own.
+#[test]
+#[should_panic(expected = "node invariant commit-needs-fence broken: ")]
+fn a_commit_without_the_fence_is_caught() {
+    let (mut n, t) = leading();
+    let other_term = permit(&n, t, |p| p.epoch = Epoch(3));
+    n.term = Some(Epoch(3));
+    n.check_write(at(t), &put_meta(), &other_term);
+}
+
+#[test]
+#[should_panic(expected = "node invariant fence-cas-own-epoch broken: ")]
+fn a_fence_cas_of_another_epoch_is_caught() {
+    let (n, t) = leading();
+    let cas = WriteOp::CasFence {
+        record: crate::core::fence::FenceRecord::successor(None, 5, "me", 0),
+        expected: None,
+    };
+    n.check_invariants(at(t), &[sent(cas, permit(&n, t, |_| {}))]);
+}
+
+#[test]
+#[should_panic(expected = "node invariant unique-request-ids broken: ")]
+fn a_request_id_used_twice_is_caught() {
+    let (n, t) = leading();
+    let p = permit(&n, t, |_| {});
+    n.check_invariants(at(t), &[sent(put_meta(), p), sent(put_meta(), p)]);
+}
+
+#[test]
+#[should_panic(expected = "node invariant one-timer-last broken: ")]
+fn a_timer_before_other_outputs_is_caught() {
+    let (n, t) = leading();
+    n.check_invariants(at(t), &[Output::Timer(Millis(t + 1)), Output::Exit(0)]);
+}
+
+#[test]
+#[should_panic(expected = "node invariant term-follows-leader broken: ")]
+fn a_cycle_in_a_term_the_leader_does_not_hold_is_caught() {
+    let (mut n, t) = leading();
+    n.term = Some(Epoch(3));
+    n.check_invariants(at(t), &[]);
+}
+
+/// The term ended while the cycle still syncs for it.
+#[test]
+#[should_panic(expected = "node invariant no-work-without-term broken: ")]
+fn a_cycle_busy_without_a_term_is_caught() {
+    let (mut n, t) = leading();
+    n.term = None;
+    n.check_invariants(at(t), &[]);
+}
+
+#[test]
+#[should_panic(expected = "node invariant no-job-without-term broken: ")]
+fn a_job_without_a_term_is_caught() {
+    let job = Output::Compact(CompactJob {
+        job: JobId(1),
+        group: "0@1".into(),
+        inputs: vec![],
+        output: BlockId::from_parts(1, 2),
+        downsample_to: None,
+    });
+    node().check_invariants(at(0), &[job]);
+}

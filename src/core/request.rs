@@ -1,0 +1,196 @@
+//! Store requests: what the core asks of the bucket, split by type into reads and writes.
+//!
+//! A [`StoreRequest::Write`] holds its [`Permit`] by value, so a mutation without a permit
+//! does not compile: the core cannot send one, and a driver never has to decide what to do
+//! with one. Reads ([`ReadOp`]) carry none: they change nothing, and a reader that lost its
+//! term only wastes a request. Before a driver starts a request it passes it through the
+//! shared admission check ([`super::admission`]).
+
+use serde::{Deserialize, Serialize};
+
+use super::fence::{FenceRecord, FenceVersion};
+use super::types::{Event, JobId, Permit, RequestId, StoreResult};
+use crate::bucket::markers::{DeletionMark, NoCompactMark};
+use crate::tsdb::block_id::BlockId;
+use crate::tsdb::meta::BlockMeta;
+
+/// One store request: a read, or a write under the permit it was issued with.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum StoreRequest {
+    /// A read: needs no permit.
+    Read {
+        /// Matches the result.
+        id: RequestId,
+        /// What to read.
+        op: ReadOp,
+    },
+    /// A mutation of the bucket.
+    Write {
+        /// Matches the result.
+        id: RequestId,
+        /// What to change.
+        op: WriteOp,
+        /// The permit it was issued under: the driver refuses it once expired.
+        permit: Permit,
+    },
+}
+
+/// The operations that only read the bucket.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ReadOp {
+    /// List the blocks and read every meta.json and marker.
+    Sync,
+    /// Read `compactd/fence.json`. Answered by [`StoreResult::Fence`].
+    ReadFence,
+}
+
+/// The operations that change the bucket.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum WriteOp {
+    /// Upload a compacted block's `chunks/` and `index` (invisible without meta.json).
+    UploadFiles {
+        /// The job whose output to upload.
+        job: JobId,
+        /// The new block.
+        block: BlockId,
+    },
+    /// Commit point: create `<block>/meta.json` (never overwrites).
+    PutMeta {
+        /// The block's final meta.
+        meta: Box<BlockMeta>,
+    },
+    /// Commit point: create a deletion mark (an existing one is left as is).
+    MarkDeletion(DeletionMark),
+    /// Commit point: create a no-compact mark (an existing one is left as is).
+    MarkNoCompact(NoCompactMark),
+    /// Commit point: delete a block in Thanos' order (meta.json first, the deletion mark last).
+    DeleteBlock(BlockId),
+    /// Write `compactd/fence.json` if its version is still `expected` (create it if `None`).
+    /// Answered by [`StoreResult::FenceWritten`] or [`StoreResult::FenceConflict`].
+    CasFence {
+        /// The new record.
+        record: FenceRecord,
+        /// The version read last; `None` creates the object.
+        expected: Option<FenceVersion>,
+    },
+}
+
+impl StoreRequest {
+    /// A read.
+    pub fn read(id: RequestId, op: ReadOp) -> StoreRequest {
+        StoreRequest::Read { id, op }
+    }
+
+    /// A mutation under `permit`.
+    pub fn write(id: RequestId, op: WriteOp, permit: Permit) -> StoreRequest {
+        StoreRequest::Write { id, op, permit }
+    }
+
+    /// Matches the result.
+    pub fn id(&self) -> RequestId {
+        match self {
+            StoreRequest::Read { id, .. } | StoreRequest::Write { id, .. } => *id,
+        }
+    }
+
+    /// The permit of a mutation; `None` for a read.
+    pub fn permit(&self) -> Option<Permit> {
+        match self {
+            StoreRequest::Read { .. } => None,
+            StoreRequest::Write { permit, .. } => Some(*permit),
+        }
+    }
+
+    /// The operation of a mutation; `None` for a read.
+    pub fn write_op(&self) -> Option<&WriteOp> {
+        match self {
+            StoreRequest::Read { .. } => None,
+            StoreRequest::Write { op, .. } => Some(op),
+        }
+    }
+
+    /// The operation of a read; `None` for a mutation.
+    pub fn read_op(&self) -> Option<&ReadOp> {
+        match self {
+            StoreRequest::Read { op, .. } => Some(op),
+            StoreRequest::Write { .. } => None,
+        }
+    }
+
+    /// True for mutations.
+    pub fn is_mutation(&self) -> bool {
+        matches!(self, StoreRequest::Write { .. })
+    }
+
+    /// True for commit points ([`WriteOp::is_commit`]).
+    pub fn is_commit(&self) -> bool {
+        self.write_op().is_some_and(WriteOp::is_commit)
+    }
+
+    /// A short name for logs and metrics.
+    pub fn name(&self) -> &'static str {
+        match self {
+            StoreRequest::Read { op, .. } => op.name(),
+            StoreRequest::Write { op, .. } => op.name(),
+        }
+    }
+}
+
+impl ReadOp {
+    /// A short name for logs and metrics.
+    pub fn name(&self) -> &'static str {
+        match self {
+            ReadOp::Sync => "sync",
+            ReadOp::ReadFence => "read-fence",
+        }
+    }
+}
+
+impl WriteOp {
+    /// The event reporting this operation's success (answered by `result`), if it is worth
+    /// one: a marker found already in place is not a new mark.
+    pub fn completion_event(&self, result: &StoreResult) -> Option<Event> {
+        if *result == StoreResult::MarkerExisted {
+            return None;
+        }
+        match self {
+            WriteOp::UploadFiles { .. } | WriteOp::CasFence { .. } => None,
+            WriteOp::PutMeta { meta } => Some(Event::Uploaded(meta.ulid)),
+            WriteOp::MarkDeletion(m) => Some(Event::Marked {
+                block: m.id,
+                marker: crate::bucket::markers::DELETION_MARK_FILENAME.into(),
+                reason: m.details.clone(),
+            }),
+            WriteOp::MarkNoCompact(m) => Some(Event::Marked {
+                block: m.id,
+                marker: crate::bucket::markers::NO_COMPACT_MARK_FILENAME.into(),
+                reason: m.reason.clone(),
+            }),
+            WriteOp::DeleteBlock(id) => Some(Event::Deleted(*id)),
+        }
+    }
+
+    /// True for commit points: the mutations a fence CAS must guard (they change what
+    /// readers of the bucket see).
+    pub fn is_commit(&self) -> bool {
+        matches!(
+            self,
+            WriteOp::PutMeta { .. }
+                | WriteOp::MarkDeletion(_)
+                | WriteOp::MarkNoCompact(_)
+                | WriteOp::DeleteBlock(_)
+        )
+    }
+
+    /// A short name for logs and metrics.
+    pub fn name(&self) -> &'static str {
+        match self {
+            WriteOp::UploadFiles { .. } => "upload-files",
+            WriteOp::PutMeta { .. } => "put-meta",
+            WriteOp::MarkDeletion(_) => "mark-deletion",
+            WriteOp::MarkNoCompact(_) => "mark-no-compact",
+            WriteOp::DeleteBlock(_) => "delete-block",
+            WriteOp::CasFence { .. } => "cas-fence",
+        }
+    }
+}
