@@ -16,11 +16,12 @@ use compactd::tsdb::compact::{compact_blocks, CompactOptions};
 use compactd::tsdb::labels::Labels;
 use compactd::tsdb::meta::{BlockFile, BlockMeta};
 use compactd::tsdb::xor::XorIter;
+use compactd::units::HOUR_MS;
 
 use crate::net::Files;
 
 /// Two hours, the length of a source block.
-pub const BLOCK_MS: i64 = 2 * 3_600_000;
+pub const BLOCK_MS: i64 = 2 * HOUR_MS;
 
 /// Every float sample per series, one per timestamp.
 pub type Samples = BTreeMap<Labels, BTreeMap<i64, u64>>;
