@@ -10,5 +10,6 @@ pub mod leader;
 pub mod node;
 pub mod plan;
 pub mod progress;
+mod request_ids;
 pub mod types;
 pub mod view;
