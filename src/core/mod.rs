@@ -13,3 +13,6 @@ pub mod progress;
 mod request_ids;
 pub mod types;
 pub mod view;
+
+#[cfg(test)]
+pub(crate) mod testing;

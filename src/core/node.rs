@@ -140,35 +140,20 @@ impl Node {
 mod tests {
     use super::*;
     use crate::core::coord::{CoordOp, CoordResult, ElectionKey, LeaseId};
-    use crate::core::cycle::PARTIAL_UPLOAD_THRESHOLD_MS_DEFAULT;
     use crate::core::fence::FenceVersion;
+    use crate::core::testing::{cycle_config, view_config};
     use crate::core::types::{RequestId, StoreOp, StoreResult};
     use crate::core::view::ViewConfig;
+    use crate::units::MINUTE_MS;
 
     fn node() -> Node {
         let cycle = CycleConfig {
             view: ViewConfig {
-                min_time: i64::MIN,
-                max_time: i64::MAX,
                 consistency_delay_ms: 0,
-                delete_delay_ms: 0,
-                replica_labels: vec![],
-                selector_relabel: vec![],
+                ..view_config()
             },
-            wait: true,
-            wait_interval_ms: 60_000,
-            concurrency: 1,
-            ranges: crate::core::plan::compaction_ranges(4).unwrap(),
-            vertical: false,
-            index_size_limit_bytes: None,
-            retention_ms: [0; 3],
-            partial_upload_threshold_ms: PARTIAL_UPLOAD_THRESHOLD_MS_DEFAULT,
-            downsampling: false,
-            downsample_concurrency: 1,
-            progress_interval_ms: 0,
-            cleanup_interval_ms: 0,
-            halt_on_error: true,
-            skip_out_of_order_chunks: false,
+            wait_interval_ms: MINUTE_MS,
+            ..cycle_config(true)
         };
         let leader = LeaderConfig {
             node: "me".into(),

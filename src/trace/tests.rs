@@ -1,33 +1,22 @@
 use super::*;
-use crate::core::cycle::PARTIAL_UPLOAD_THRESHOLD_MS_DEFAULT;
 use crate::core::leader::Safety;
+use crate::core::testing::{cycle_config, view_config, T0_MS};
 use crate::core::types::{Event, Millis, RequestId, StoreResult};
 use crate::core::view::ViewConfig;
+use crate::units::MINUTE_MS;
 
 fn header() -> TraceHeader {
     let cycle = CycleConfig {
         view: ViewConfig {
-            min_time: i64::MIN,
-            max_time: i64::MAX,
-            consistency_delay_ms: 1_800_000,
-            delete_delay_ms: 0,
             replica_labels: vec!["replica".into()],
-            selector_relabel: vec![],
+            ..view_config()
         },
-        wait: true,
-        wait_interval_ms: 300_000,
         concurrency: 2,
-        ranges: crate::core::plan::compaction_ranges(4).unwrap(),
         vertical: true,
         index_size_limit_bytes: Some(64 << 30),
         retention_ms: [0, 1, 2],
-        partial_upload_threshold_ms: PARTIAL_UPLOAD_THRESHOLD_MS_DEFAULT,
-        downsampling: false,
-        downsample_concurrency: 1,
-        progress_interval_ms: 300_000,
-        cleanup_interval_ms: 0,
-        halt_on_error: true,
-        skip_out_of_order_chunks: false,
+        progress_interval_ms: 5 * MINUTE_MS,
+        ..cycle_config(true)
     };
     let leader = LeaderConfig {
         node: "node-a".into(),
@@ -44,7 +33,7 @@ fn header() -> TraceHeader {
 fn at(ms: i64) -> Now {
     Now {
         mono: Millis(ms),
-        wall: Millis(1_735_689_600_000 + ms),
+        wall: Millis(T0_MS + ms),
     }
 }
 
