@@ -30,8 +30,8 @@ use compactd::core::leader::{LeaderConfig, Safety, MAX_DRIFT_PERMILLE, SAFETY_MA
 use compactd::core::node::Node;
 use compactd::core::plan::compaction_ranges;
 use compactd::core::types::{
-    CompactJob, CompactedBlock, Input, JobError, JobId, MetaState, Millis, Now, Output, RequestId,
-    StoreOp, StoreRequest, StoreResult, SyncResult, SyncedBlock,
+    CompactJob, CompactedBlock, Input, JobError, JobId, JobKind, MetaState, Millis, Now, Output,
+    RequestId, StoreOp, StoreRequest, StoreResult, SyncResult, SyncedBlock,
 };
 use compactd::core::view::ViewConfig;
 use compactd::tsdb::block_id::BlockId;
@@ -460,12 +460,12 @@ impl Harness {
             )),
             7 => Err(JobError::halting("injected: corrupt chunk")),
             _ => {
-                let meta = match job.downsample_to {
-                    Some(_) => Ok(BlockMeta {
+                let meta = match job.kind {
+                    JobKind::Downsample { .. } => Ok(BlockMeta {
                         ulid: job.output,
                         ..job.inputs[0].clone()
                     }),
-                    None => merge_metas(job.output, &job.inputs),
+                    JobKind::Compact => merge_metas(job.output, &job.inputs),
                 };
                 match meta {
                     Ok(meta) => Ok(Some(CompactedBlock {

@@ -21,8 +21,8 @@ use tokio::sync::mpsc;
 use crate::core::coord::{CoordRequest, CoordResult};
 use crate::core::node::Node;
 use crate::core::types::{
-    CompactJob, Epoch, Event, Input, JobError, JobId, LeaderInfo, Millis, Now, Output, Permit,
-    RequestId, StoreOp, StoreRequest, StoreResult,
+    CompactJob, Epoch, Event, Input, JobError, JobId, JobKind, LeaderInfo, Millis, Now, Output,
+    Permit, RequestId, StoreOp, StoreRequest, StoreResult,
 };
 use crate::election::etcd::EtcdCoordinator;
 use crate::http::HttpState;
@@ -481,10 +481,11 @@ fn spawn_job(cfg: &DriverConfig, job: CompactJob, tx: mpsc::UnboundedSender<Inpu
             .as_ref()
             .map(|b| b.as_ref().map(|b| &b.meta))
             .map_err(|e| &e.message);
-        if job.downsample_to.is_some() {
-            reporter.downsample_finished(&job, started.elapsed(), shown);
-        } else {
-            reporter.compaction_finished(&job, started.elapsed(), shown);
+        match job.kind {
+            JobKind::Downsample { .. } => {
+                reporter.downsample_finished(&job, started.elapsed(), shown)
+            }
+            JobKind::Compact => reporter.compaction_finished(&job, started.elapsed(), shown),
         }
         let _ = tx.send(Input::Compacted(id, Box::new(result)));
     };

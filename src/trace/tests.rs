@@ -1,9 +1,9 @@
 use super::*;
 use crate::core::leader::Safety;
 use crate::core::testing::{cycle_config, view_config, T0_MS};
-use crate::core::types::{Event, Millis, RequestId, StoreResult};
+use crate::core::types::{Event, JobKind, Millis, RequestId, StoreResult};
 use crate::core::view::ViewConfig;
-use crate::units::MINUTE_MS;
+use crate::units::{MINUTE_MS, RESOLUTION_5M_MS};
 
 fn header() -> TraceHeader {
     let cycle = CycleConfig {
@@ -204,4 +204,37 @@ fn selector_rules_are_recorded_and_older_headers_read_without_them() {
         serde_json::from_str::<TraceHeader>(&json).unwrap(),
         header()
     );
+}
+
+/// A driver job's kind is written as the `downsample_to` it replaced (absent for a
+/// compaction), so a trace's running hash over its outputs stays what it was.
+#[test]
+fn job_kinds_keep_the_json_traces_were_hashed_over() {
+    let job = |kind| {
+        Output::Compact(crate::core::types::CompactJob {
+            job: crate::core::types::JobId(4),
+            group: "0@123".into(),
+            inputs: vec![],
+            output: crate::tsdb::block_id::BlockId::from_parts(1, 2),
+            kind,
+        })
+    };
+    let compact = job(JobKind::Compact);
+    let downsample = job(JobKind::Downsample {
+        resolution_ms: RESOLUTION_5M_MS,
+    });
+    let json = |o: &Output| serde_json::to_value(o).unwrap()["Compact"].clone();
+    let fields = |o: &Output| {
+        let mut keys: Vec<String> = json(o).as_object().unwrap().keys().cloned().collect();
+        keys.sort();
+        keys
+    };
+    assert_eq!(fields(&compact), ["group", "inputs", "job", "output"]);
+    assert_eq!(json(&downsample)["downsample_to"], 300_000);
+    for o in [compact, downsample] {
+        assert_eq!(
+            serde_json::from_value::<Output>(serde_json::to_value(&o).unwrap()).unwrap(),
+            o
+        );
+    }
 }

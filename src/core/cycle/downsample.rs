@@ -12,8 +12,8 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use super::super::plan::group_key;
 use super::super::types::{
-    CompactJob, CompactedBlock, Event, JobError, JobId, Now, Output, Permit, RequestId, StoreOp,
-    StoreRequest, StoreResult,
+    CompactJob, CompactedBlock, Event, JobError, JobId, JobKind, Now, Output, Permit, RequestId,
+    StoreOp, StoreRequest, StoreResult,
 };
 use super::super::view::{resolution, BucketView};
 use super::pass::{expect_output, mutation_result, uploaded_files, Outcome};
@@ -258,7 +258,9 @@ impl DownsamplePass {
                     group: group_key(&job.input).to_string(),
                     inputs: vec![job.input.clone()],
                     output: job.output,
-                    downsample_to: Some(job.target),
+                    kind: JobKind::Downsample {
+                        resolution_ms: job.target,
+                    },
                 }));
                 true
             }

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use super::super::plan::{group_blocks, overlapping_blocks, plan_with_marks, GroupKey, PlanInput};
 use super::super::types::{
-    CompactJob, CompactedBlock, Event, JobError, JobErrorKind, JobId, Now, Output, Permit,
+    CompactJob, CompactedBlock, Event, JobError, JobErrorKind, JobId, JobKind, Now, Output, Permit,
     RequestId, StoreOp, StoreRequest, StoreResult,
 };
 use super::super::view::BucketView;
@@ -335,7 +335,7 @@ impl CompactPass {
                     group: job.key.to_string(),
                     inputs: job.inputs.clone(),
                     output: job.output,
-                    downsample_to: None,
+                    kind: JobKind::Compact,
                 }));
             }
             // Held: a clean-up waits for the runs under way; this one starts after it.

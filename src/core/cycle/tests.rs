@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use super::*;
 use crate::core::types::{
-    CompactJob, CompactedBlock, JobError, MetaState, SyncResult, SyncedBlock,
+    CompactJob, CompactedBlock, JobError, JobKind, MetaState, SyncResult, SyncedBlock,
 };
 use crate::core::view::ViewConfig;
 use crate::tsdb::meta::{merge_metas, BlockFile, BlockMeta, BlockStats, ThanosMeta};
@@ -131,13 +131,13 @@ impl Model {
         if let Some(e) = self.compaction_error.take() {
             return Err(e);
         }
-        let mut meta = match job.downsample_to {
+        let mut meta = match job.kind {
             // The engine keeps range, compaction and labels; the cycle sets the resolution.
-            Some(_) => BlockMeta {
+            JobKind::Downsample { .. } => BlockMeta {
                 ulid: job.output,
                 ..job.inputs[0].clone()
             },
-            None => merge_metas(job.output, &job.inputs).unwrap(),
+            JobKind::Compact => merge_metas(job.output, &job.inputs).unwrap(),
         };
         meta.stats.num_samples = job.inputs.iter().map(|m| m.stats.num_samples).sum();
         let files = vec![
