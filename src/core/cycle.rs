@@ -32,6 +32,8 @@
 //! each a commit point; a job's *run* is its mutations in a row (upload, meta.json, marks),
 //! which no clean-up request splits. Mutations run one at a time, in order, so a crash at any
 //! point leaves the bucket in a state the next iteration converges from (`docs/safety.md`).
+//! The marks the cycle writes of its own accord (garbage, retention) come from [`marks`]; its
+//! settings are [`config`]'s.
 //!
 //! Done means: with `--wait` wait `--wait-interval` and go again; without it, exit 0.
 //! Failures of the store (sync, upload, marks) end the iteration: retried after the wait
@@ -39,88 +41,30 @@
 //! compaction errors *halt*: nothing more is done, HTTP keeps serving (exit 2 without `--wait`).
 
 mod cleanup;
+mod config;
 pub mod downsample;
+mod marks;
 mod pass;
 
 use std::collections::{BTreeMap, VecDeque};
-
-use serde::{Deserialize, Serialize};
 
 use super::progress;
 use super::types::{
     Event, Input, Millis, Now, Output, Permit, RequestId, StoreOp, StoreRequest, StoreResult,
 };
-use super::view::{build_view, resolution, BucketView, ViewConfig};
-use crate::bucket::markers::{DeletionMark, DETAILS_OUTDATED, MARKER_VERSION};
+use super::view::{build_view, BucketView};
 use crate::rng::Rng;
 use crate::tsdb::block_id::BlockId;
 use cleanup::{drive_pass, Cleanup};
+pub use config::{CycleConfig, PARTIAL_UPLOAD_THRESHOLD_MS_DEFAULT};
 pub use downsample::DownsamplePass;
+use marks::{garbage_marks, retention_marks};
 pub use pass::CompactPass;
 
-/// Age after which a partial upload is deleted (Thanos' `PartialUploadThresholdAge`).
-pub const PARTIAL_UPLOAD_THRESHOLD_MS_DEFAULT: i64 = 48 * 3_600_000;
 /// Exit code of a one-shot run that halted.
 pub const EXIT_HALTED: i32 = 2;
 /// Exit code of a one-shot run that failed.
 pub const EXIT_FAILED: i32 = 1;
-
-/// The settings of the compaction cycle.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct CycleConfig {
-    /// The sync filters.
-    pub view: ViewConfig,
-    /// `--wait`: run forever.
-    pub wait: bool,
-    /// `--wait-interval` in ms.
-    pub wait_interval_ms: i64,
-    /// `--compact.concurrency`.
-    pub concurrency: usize,
-    /// Compaction ranges in ms (from `--debug.max-compaction-level`).
-    pub ranges: Vec<i64>,
-    /// Vertical compaction (`--compact.enable-vertical-compaction` or a replica label).
-    pub vertical: bool,
-    /// `--compact.block-max-index-size` in bytes.
-    pub index_size_limit_bytes: Option<u64>,
-    /// Retention per resolution in ms (raw, 5m, 1h); 0 keeps forever.
-    pub retention_ms: [i64; 3],
-    /// Partial uploads whose newest object is older than this are deleted.
-    pub partial_upload_threshold_ms: i64,
-    /// Downsample after compacting (not `--downsampling.disable`).
-    #[serde(default)]
-    pub downsampling: bool,
-    /// `--downsample.concurrency`.
-    #[serde(default = "one")]
-    pub downsample_concurrency: usize,
-    /// `--compact.progress-interval` in ms: the least time between two calculations of the
-    /// backlog gauges, which only run with `--wait`; 0 disables them.
-    #[serde(default)]
-    pub progress_interval_ms: i64,
-    /// `--compact.cleanup-interval` in ms: with `--wait`, how often the background clean-up
-    /// ([`cleanup`]) deletes stale partial uploads and marked blocks past the delete delay
-    /// while a pass runs, the cycle waits or it is halted; 0 (also the value of traces
-    /// recorded before it existed) leaves that to the iteration's own steps.
-    #[serde(default)]
-    pub cleanup_interval_ms: i64,
-    /// `--debug.halt-on-error` (Thanos' hidden default: true): with `--wait`, stay up halted
-    /// on an error that needs an operator; false exits instead (code 2), so that a restart
-    /// policy retries, as Thanos returns the error.
-    #[serde(default = "yes")]
-    pub halt_on_error: bool,
-    /// `--compact.skip-block-with-out-of-order-chunks`: a compaction that fails on an input
-    /// block whose index lists chunks out of time order no-compact-marks that block and the
-    /// pass goes on; off, it halts.
-    #[serde(default)]
-    pub skip_out_of_order_chunks: bool,
-}
-
-fn one() -> usize {
-    1
-}
-
-fn yes() -> bool {
-    true
-}
 
 /// What to do when the sync in flight completes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -418,7 +362,7 @@ impl Cycle {
                     .into_iter()
                     .map(StoreOp::DeleteBlock)
                     .collect();
-                queue.extend(self.garbage_marks(now));
+                queue.extend(garbage_marks(&self.view, now));
                 self.phase = Phase::Mutating {
                     queue,
                     in_flight: None,
@@ -438,7 +382,9 @@ impl Cycle {
                 self.phase = Phase::Downsampling(Box::new(pass), number);
             }
             AfterSync::Retention => {
-                let queue = self.retention_marks(now).into_iter().collect();
+                let queue = retention_marks(&self.view, self.cfg.retention_ms, now)
+                    .into_iter()
+                    .collect();
                 self.phase = Phase::Mutating {
                     queue,
                     in_flight: None,
@@ -540,49 +486,6 @@ impl Cycle {
             todo_downsample_blocks: backlog.downsample_blocks,
             todo_deletion_blocks: backlog.deletion_blocks,
         }));
-    }
-
-    /// Deletion marks for duplicates (blocks whose sources another block covers).
-    fn garbage_marks(&self, now: Now) -> Vec<StoreOp> {
-        self.view
-            .duplicates
-            .iter()
-            .filter(|id| !self.view.deletion_marks.contains_key(id))
-            .map(|id| StoreOp::MarkDeletion(deletion_mark(*id, now, DETAILS_OUTDATED)))
-            .collect()
-    }
-
-    /// Deletion marks for visible blocks past their resolution's retention.
-    fn retention_marks(&self, now: Now) -> Vec<StoreOp> {
-        self.view
-            .blocks
-            .values()
-            .filter(|m| !self.view.deletion_marks.contains_key(&m.ulid))
-            .filter_map(|m| {
-                let keep = match resolution(m) {
-                    0 => self.cfg.retention_ms[0],
-                    300_000 => self.cfg.retention_ms[1],
-                    _ => self.cfg.retention_ms[2],
-                };
-                (keep > 0 && now.wall.0 > m.max_time.saturating_add(keep)).then(|| {
-                    let details = format!(
-                        "block exceeding retention of {}",
-                        crate::duration::format_duration_ms(keep as u64)
-                    );
-                    StoreOp::MarkDeletion(deletion_mark(m.ulid, now, &details))
-                })
-            })
-            .collect()
-    }
-}
-
-/// A deletion mark written now.
-pub fn deletion_mark(id: BlockId, now: Now, details: &str) -> DeletionMark {
-    DeletionMark {
-        id,
-        version: MARKER_VERSION,
-        details: details.to_string(),
-        deletion_time: now.wall.0.div_euclid(1000),
     }
 }
 

@@ -13,7 +13,8 @@ use super::super::types::{
     RequestId, StoreOp, StoreRequest, StoreResult,
 };
 use super::super::view::BucketView;
-use super::{deletion_mark, CycleConfig};
+use super::marks::deletion_mark;
+use super::CycleConfig;
 use crate::bucket::markers::{
     NoCompactMark, DETAILS_COMPACTED_SOURCE, DETAILS_OUT_OF_ORDER_CHUNKS, MARKER_VERSION,
     REASON_OUT_OF_ORDER_CHUNKS,

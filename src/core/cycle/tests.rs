@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use super::*;
+use crate::bucket::markers::{DeletionMark, MARKER_VERSION};
 use crate::core::types::{
     CompactJob, CompactedBlock, JobError, JobKind, MetaState, SyncResult, SyncedBlock,
 };

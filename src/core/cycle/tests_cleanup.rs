@@ -8,6 +8,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::marks::deletion_mark;
 use super::tests::{block, cfg, Model, HOUR, T0};
 use super::*;
 use crate::core::types::{Epoch, JobId};
