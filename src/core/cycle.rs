@@ -23,17 +23,19 @@
 //! timer of their own with a sync of their own; here they reuse the iteration's syncs and the
 //! clean-ups', so between those the gauges keep their last values.
 //!
-//! A downsampling pass ([`downsample`]) runs jobs like the compaction pass (downsample ─►
-//! upload ─► meta.json), without deletion marks: retention removes the sources.
+//! The compaction pass ([`compaction`]) and the downsampling passes ([`downsampling`]) run
+//! their jobs on one engine ([`pass`]); a downsampling job is downsample ─► upload ─►
+//! meta.json, without deletion marks: retention removes the sources.
 //!
-//! Naming: a *phase* is where the iteration is; a *pass* is the compaction phase's state (its
-//! groups and running jobs, see [`pass`]); *mutations* are the store requests that change the
+//! Naming: a *phase* is where the iteration is; a *pass* is the state of a compaction or
+//! downsampling phase (its queued items and running jobs, see [`pass`]); a pass's *kind*
+//! supplies what differs between the two; *mutations* are the store requests that change the
 //! bucket, each issued under the current [`Permit`] and, except uploads of a new block's files,
 //! each a commit point; a job's *run* is its mutations in a row (upload, meta.json, marks),
 //! which no clean-up request splits. Mutations run one at a time, in order, so a crash at any
 //! point leaves the bucket in a state the next iteration converges from (`docs/safety.md`).
-//! The marks the cycle writes of its own accord (garbage, retention) come from [`marks`]; its
-//! settings are [`config`]'s.
+//! The cycle's ids (of requests, jobs and new blocks) come from [`ids`]; the marks it writes
+//! of its own accord (garbage, retention) from [`marks`]; its settings are [`config`]'s.
 //!
 //! Done means: with `--wait` wait `--wait-interval` and go again; without it, exit 0.
 //! Failures of the store (sync, upload, marks) end the iteration: retried after the wait
@@ -41,8 +43,10 @@
 //! compaction errors *halt*: nothing more is done, HTTP keeps serving (exit 2 without `--wait`).
 
 mod cleanup;
+mod compaction;
 mod config;
-pub mod downsample;
+mod downsampling;
+mod ids;
 mod marks;
 mod pass;
 
@@ -51,15 +55,17 @@ use std::collections::{BTreeMap, VecDeque};
 use super::progress;
 use super::types::{
     Event, Input, Millis, Now, Output, Permit, RequestId, StoreOp, StoreRequest, StoreResult,
+    SyncResult,
 };
 use super::view::{build_view, BucketView};
-use crate::rng::Rng;
 use crate::tsdb::block_id::BlockId;
 use cleanup::{drive_pass, Cleanup};
+use compaction::{compaction_pass, Compaction};
 pub use config::{CycleConfig, PARTIAL_UPLOAD_THRESHOLD_MS_DEFAULT};
-pub use downsample::DownsamplePass;
+use downsampling::{downsampling_pass, Downsampling};
+use ids::CycleIds;
 use marks::{garbage_marks, retention_marks};
-pub use pass::CompactPass;
+use pass::{Outcome, Pass};
 
 /// Exit code of a one-shot run that halted.
 pub const EXIT_HALTED: i32 = 2;
@@ -98,9 +104,9 @@ enum Phase {
         then: AfterMutations,
     },
     /// The compaction pass.
-    Compacting(Box<CompactPass>),
+    Compacting(Box<Pass<Compaction>>),
     /// Downsampling pass 1 (raw to 5m and on) or 2 (the new 5m blocks to 1h).
-    Downsampling(Box<DownsamplePass>, u8),
+    Downsampling(Box<Pass<Downsampling>>, u8),
     /// Stopped for good.
     Halted,
     /// Exited (one-shot mode or shutdown).
@@ -113,10 +119,8 @@ pub struct Cycle {
     cfg: CycleConfig,
     phase: Phase,
     view: BucketView,
-    next_request: u64,
-    /// Job ids handed out so far (passes draw from it, so ids never repeat).
-    jobs_issued: u64,
-    rng: Rng,
+    /// Request, job and new block ids.
+    ids: CycleIds,
     /// When this process first saw each deletion mark in the bucket (see
     /// [`super::view::mark_age_ms`]); kept across iterations and leadership terms.
     marks_seen: BTreeMap<BlockId, Millis>,
@@ -136,9 +140,7 @@ impl Cycle {
                 next_at: Millis(i64::MIN),
             },
             view: BucketView::default(),
-            next_request: 0,
-            jobs_issued: 0,
-            rng: Rng::new(seed),
+            ids: CycleIds::new(seed),
             marks_seen: BTreeMap::new(),
             progress_next_at: Millis(i64::MIN),
             cleanup,
@@ -172,8 +174,8 @@ impl Cycle {
             Input::Start | Input::Tick | Input::Coord(..) => {}
             Input::Store(id, result) => self.on_store(now, id, result, out),
             Input::Compacted(job, result) => match &mut self.phase {
-                Phase::Compacting(pass) => pass.on_compacted(job, *result, now, out),
-                Phase::Downsampling(pass, _) => pass.on_done(job, *result, now, out),
+                Phase::Compacting(pass) => pass.on_result(job, *result, now, out),
+                Phase::Downsampling(pass, _) => pass.on_result(job, *result, now, out),
                 _ => {}
             },
             Input::Shutdown => {
@@ -185,13 +187,8 @@ impl Cycle {
         self.drive(now, permit, out);
     }
 
-    fn request_id(&mut self) -> RequestId {
-        self.next_request += 1;
-        RequestId(self.next_request)
-    }
-
     fn start_sync(&mut self, then: AfterSync, out: &mut Vec<Output>) {
-        let request = self.request_id();
+        let request = self.ids.next_request();
         out.push(Output::Store(StoreRequest {
             id: request,
             op: StoreOp::Sync,
@@ -218,14 +215,13 @@ impl Cycle {
                 }
                 Phase::Compacting(pass) => {
                     let Some(permit) = permit else { return };
-                    let (cleanup, next_request) = (&mut self.cleanup, &mut self.next_request);
-                    let Some(outcome) =
-                        drive_pass(&mut **pass, cleanup, next_request, now, permit, out)
+                    let (cleanup, ids) = (&mut self.cleanup, &mut self.ids);
+                    let Some(outcome) = drive_pass(&mut **pass, cleanup, ids, now, permit, out)
                     else {
                         return;
                     };
                     let next = match outcome {
-                        pass::Outcome::Done { progress: true } => AfterSync::Compaction,
+                        Outcome::Done { progress: true } => AfterSync::Compaction,
                         _ if self.cfg.downsampling => AfterSync::Downsampling(1),
                         _ => AfterSync::Retention,
                     };
@@ -239,9 +235,8 @@ impl Cycle {
                     } else {
                         AfterSync::Retention
                     };
-                    let (cleanup, next_request) = (&mut self.cleanup, &mut self.next_request);
-                    let Some(outcome) =
-                        drive_pass(&mut **pass, cleanup, next_request, now, permit, out)
+                    let (cleanup, ids) = (&mut self.cleanup, &mut self.ids);
+                    let Some(outcome) = drive_pass(&mut **pass, cleanup, ids, now, permit, out)
                     else {
                         return;
                     };
@@ -277,8 +272,7 @@ impl Cycle {
             self.after_mutations(then, now, out);
             return false;
         };
-        self.next_request += 1;
-        let id = RequestId(self.next_request);
+        let id = self.ids.next_request();
         *in_flight = Some((id, op.clone()));
         let permit = Some(permit);
         out.push(Output::Store(StoreRequest { id, op, permit }));
@@ -286,17 +280,11 @@ impl Cycle {
     }
 
     /// After a pass ended: halt, fail, or sync and go on with `next`.
-    fn end_pass(
-        &mut self,
-        outcome: pass::Outcome,
-        next: AfterSync,
-        now: Now,
-        out: &mut Vec<Output>,
-    ) {
+    fn end_pass(&mut self, outcome: Outcome, next: AfterSync, now: Now, out: &mut Vec<Output>) {
         match outcome {
-            pass::Outcome::Halt(reason) => self.halt(reason, out),
-            pass::Outcome::Failed(error) => self.fail(now, error, out),
-            pass::Outcome::Done { .. } => self.start_sync(next, out),
+            Outcome::Halt(reason) => self.halt(reason, out),
+            Outcome::Failed(error) => self.fail(now, error, out),
+            Outcome::Done { .. } => self.start_sync(next, out),
         }
     }
 
@@ -345,13 +333,7 @@ impl Cycle {
         }
     }
 
-    fn on_synced(
-        &mut self,
-        now: Now,
-        sync: &super::types::SyncResult,
-        then: AfterSync,
-        out: &mut Vec<Output>,
-    ) {
+    fn on_synced(&mut self, now: Now, sync: &SyncResult, then: AfterSync, out: &mut Vec<Output>) {
         self.take_sync(now, sync, out);
         match then {
             AfterSync::Compaction => {
@@ -370,15 +352,8 @@ impl Cycle {
                 };
             }
             AfterSync::Downsampling(number) => {
-                let pass = DownsamplePass::new(
-                    &self.view,
-                    self.cfg.downsample_concurrency,
-                    now,
-                    &mut self.rng,
-                    self.jobs_issued,
-                );
-                self.jobs_issued = pass.last_job_id();
-                out.push(Output::Event(pass.start_event(&self.view)));
+                let concurrency = self.cfg.downsample_concurrency;
+                let pass = downsampling_pass(&self.view, concurrency, &mut self.ids, now, out);
                 self.phase = Phase::Downsampling(Box::new(pass), number);
             }
             AfterSync::Retention => {
@@ -396,7 +371,7 @@ impl Cycle {
 
     /// Takes a sync's result: the marks' first sightings, the view, its event, and the
     /// backlog gauges when due.
-    fn take_sync(&mut self, now: Now, sync: &super::types::SyncResult, out: &mut Vec<Output>) {
+    fn take_sync(&mut self, now: Now, sync: &SyncResult, out: &mut Vec<Output>) {
         self.note_marks_seen(now, sync);
         self.view = build_view(sync, now, &self.cfg.view, &self.marks_seen);
         out.push(Output::Event(Event::Synced {
@@ -409,9 +384,7 @@ impl Cycle {
     fn after_mutations(&mut self, then: AfterMutations, now: Now, out: &mut Vec<Output>) {
         match then {
             AfterMutations::Compaction => {
-                let pass =
-                    CompactPass::new(&self.view, &self.cfg, now, &mut self.rng, self.jobs_issued);
-                self.jobs_issued = pass.last_job_id();
+                let pass = compaction_pass(&self.view, &self.cfg, &mut self.ids, now);
                 self.phase = Phase::Compacting(Box::new(pass));
             }
             AfterMutations::Partials => {
@@ -489,6 +462,8 @@ impl Cycle {
     }
 }
 
+#[cfg(test)]
+mod testing;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
