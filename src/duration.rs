@@ -1,14 +1,16 @@
 //! Durations as Prometheus and Thanos flags write them: `1y2w3d4h5m6s7ms`, units in
 //! decreasing order, each at most once (`model.ParseDuration`). `0` alone means zero.
 
+use crate::units::{DAY_MS, HOUR_MS, MINUTE_MS, SECOND_MS, WEEK_MS, YEAR_MS};
+
 /// Milliseconds per unit, in the order the units must appear.
 const UNITS: &[(&str, u64)] = &[
-    ("y", 365 * 24 * 3_600_000),
-    ("w", 7 * 24 * 3_600_000),
-    ("d", 24 * 3_600_000),
-    ("h", 3_600_000),
-    ("m", 60_000),
-    ("s", 1_000),
+    ("y", YEAR_MS as u64),
+    ("w", WEEK_MS as u64),
+    ("d", DAY_MS as u64),
+    ("h", HOUR_MS as u64),
+    ("m", MINUTE_MS as u64),
+    ("s", SECOND_MS as u64),
     ("ms", 1),
 ];
 

@@ -1,8 +1,8 @@
 //! compactd: a highly available compactor for Prometheus/Thanos block buckets.
 //!
 //! `tsdb` is the block engine (formats and compaction); `tools` holds the offline
-//! subcommands (`generate`, `compact`, `inspect`) built on it; `rng` and `duration` are small
-//! shared utilities.
+//! subcommands (`generate`, `compact`, `inspect`) built on it; `rng`, `duration` and `units`
+//! (time and resolution constants) are small shared utilities.
 
 pub mod bucket;
 pub mod core;
@@ -21,3 +21,4 @@ pub mod timefmt;
 pub mod tools;
 pub mod trace;
 pub mod tsdb;
+pub mod units;

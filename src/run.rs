@@ -21,6 +21,7 @@ use crate::relabel::selector::load_selector;
 use crate::relabel::RelabelConfig;
 use crate::trace::TraceHeader;
 use crate::tsdb::compact::DedupFunc;
+use crate::units::{DOWNSAMPLE_RANGE_1H_MS, DOWNSAMPLE_RANGE_5M_MS};
 
 /// Everything `compactd run` is configured with (parsed flags).
 #[derive(Clone, Debug)]
@@ -129,9 +130,9 @@ pub struct HaSettings {
 }
 
 /// Downsampling needs raw data kept at least this long (Thanos' start-up check).
-const MIN_RAW_RETENTION_WITH_DOWNSAMPLING_MS: u64 = 40 * 3_600_000;
+const MIN_RAW_RETENTION_WITH_DOWNSAMPLING_MS: u64 = DOWNSAMPLE_RANGE_5M_MS as u64;
 /// And 5m data at least this long.
-const MIN_5M_RETENTION_WITH_DOWNSAMPLING_MS: u64 = 10 * 24 * 3_600_000;
+const MIN_5M_RETENTION_WITH_DOWNSAMPLING_MS: u64 = DOWNSAMPLE_RANGE_1H_MS as u64;
 
 impl RunConfig {
     /// Checks combinations Thanos refuses at start-up.

@@ -33,15 +33,15 @@ use compactd::core::leader::{LeaderConfig, Safety, MAX_DRIFT_PERMILLE, SAFETY_MA
 use compactd::core::node::Node;
 use compactd::core::plan::compaction_ranges;
 use compactd::core::types::{
-    CompactJob, CompactedBlock, Input, JobError, JobId, MetaState, Millis, Now, Output, ReadOp,
+    CompactJob, CompactedBlock, Input, JobError, JobId, JobKind, MetaState, Millis, Now, Output, ReadOp,
     RequestId, StoreError, StoreRequest, StoreResult, SyncResult, SyncedBlock, WriteOp,
 };
 use compactd::core::view::ViewConfig;
 use compactd::tsdb::block_id::BlockId;
 use compactd::tsdb::meta::{merge_metas, BlockFile, BlockMeta, BlockStats, ThanosMeta};
+use compactd::units::HOUR_MS;
 use libfuzzer_sys::fuzz_target;
 
-const HOUR: i64 = 3_600_000;
 /// 2025-01-01T00:00Z, where the model's blocks start.
 const T0: i64 = 1_735_689_600_000;
 const LEASE_TTL_MS: i64 = 15_000;
@@ -127,7 +127,7 @@ impl Harness {
                 min_time: i64::MIN,
                 max_time: i64::MAX,
                 consistency_delay_ms: 0,
-                delete_delay_ms: [0, 60_000, 48 * HOUR, 0][usize::from(flags >> 3 & 3)],
+                delete_delay_ms: [0, 60_000, 48 * HOUR_MS, 0][usize::from(flags >> 3 & 3)],
                 replica_labels: if flags & 4 != 0 {
                     vec!["replica".into()]
                 } else {
@@ -141,7 +141,7 @@ impl Harness {
             ranges: compaction_ranges(4).expect("4 levels"),
             vertical: flags & 4 != 0,
             index_size_limit_bytes: None,
-            retention_ms: [if flags & 0x40 != 0 { 24 * HOUR } else { 0 }, 0, 0],
+            retention_ms: [if flags & 0x40 != 0 { 24 * HOUR_MS } else { 0 }, 0, 0],
             partial_upload_threshold_ms: PARTIAL_UPLOAD_THRESHOLD_MS_DEFAULT,
             downsampling: flags & 2 != 0,
             downsample_concurrency: 1,
@@ -166,8 +166,8 @@ impl Harness {
         for i in 0..src.u8() % 16 {
             let (a, b) = (src.u8(), src.u8());
             let slot = i64::from(a % 32);
-            let span = if b & 1 == 0 { 2 * HOUR } else { 8 * HOUR };
-            let (min, max) = (T0 + slot * 2 * HOUR, T0 + slot * 2 * HOUR + span);
+            let span = if b & 1 == 0 { 2 * HOUR_MS } else { 8 * HOUR_MS };
+            let (min, max) = (T0 + slot * 2 * HOUR_MS, T0 + slot * 2 * HOUR_MS + span);
             let id = BlockId::from_parts(max as u64, u128::from(i) + 1);
             let cluster = if a & 0x80 != 0 { "eu-1" } else { "us-1" };
             let mut labels = BTreeMap::from([("cluster".to_string(), cluster.to_string())]);
@@ -208,7 +208,7 @@ impl Harness {
             blocks.insert(id, block);
         }
         let mono = Millis(1_000_000);
-        let skew = T0 + 96 * HOUR - mono.0;
+        let skew = T0 + 96 * HOUR_MS - mono.0;
         Harness {
             node: Node::new(cycle, leader, u64::from(flags)),
             elected,
@@ -475,12 +475,12 @@ impl Harness {
             )),
             7 => Err(JobError::bad_input("injected: corrupt chunk")),
             _ => {
-                let meta = match job.downsample_to {
-                    Some(_) => Ok(BlockMeta {
+                let meta = match job.kind {
+                    JobKind::Downsample { .. } => Ok(BlockMeta {
                         ulid: job.output,
                         ..job.inputs[0].clone()
                     }),
-                    None => merge_metas(job.output, &job.inputs),
+                    JobKind::Compact => merge_metas(job.output, &job.inputs),
                 };
                 match meta {
                     Ok(meta) => Ok(Some(CompactedBlock {

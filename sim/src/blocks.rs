@@ -1,26 +1,28 @@
 //! Real blocks for the simulated bucket: sources written by compactd's generator, compaction
-//! jobs run by the production block engine in a scratch directory, and the samples of a set
+//! and downsampling jobs run by the production block engine in a scratch directory, and the samples of a set
 //! of blocks read back with compactd's reader (the end-of-world check that nothing was lost).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use compactd::bucket::layout::is_block_data;
-use compactd::core::types::{CompactJob, CompactedBlock, JobError};
+use compactd::core::types::{CompactJob, CompactedBlock, JobError, JobKind};
 use compactd::driver::jobs::job_error;
 use compactd::tools::generate::{generate, GenerateOptions};
 use compactd::tsdb::block::BlockReader;
 use compactd::tsdb::block_id::BlockId;
 use compactd::tsdb::chunks::{ChunkRef, ENCODING_XOR};
 use compactd::tsdb::compact::{compact_blocks, CompactOptions};
+use compactd::tsdb::downsample::downsample_block;
 use compactd::tsdb::labels::Labels;
 use compactd::tsdb::meta::{BlockFile, BlockMeta};
 use compactd::tsdb::xor::XorIter;
+use compactd::units::HOUR_MS;
 
 use crate::net::Files;
 
 /// Two hours, the length of a source block.
-pub const BLOCK_MS: i64 = 2 * 3_600_000;
+pub const BLOCK_MS: i64 = 2 * HOUR_MS;
 
 /// Every float sample per series, one per timestamp.
 pub type Samples = BTreeMap<Labels, BTreeMap<i64, u64>>;
@@ -144,8 +146,20 @@ fn compact_in(
         threads: 1,
         ..CompactOptions::default()
     };
-    // As the production driver: local I/O errors are retried, anything else halts.
-    let compacted = compact_blocks(&dirs, &out, job.output, &opts).map_err(job_error)?;
+    // As the production driver: the job's kind picks the engine; local I/O errors are
+    // retried, anything else halts.
+    let made = match (job.kind, dirs.first()) {
+        (JobKind::Compact, _) => compact_blocks(&dirs, &out, job.output, &opts),
+        (JobKind::Downsample { resolution_ms }, Some(input)) => {
+            downsample_block(input, &out, job.output, resolution_ms)
+        }
+        (JobKind::Downsample { .. }, None) => {
+            return Err(JobError::bad_input(
+                "a downsampling job needs one input block",
+            ));
+        }
+    };
+    let compacted = made.map_err(job_error)?;
     let Some(compacted) = compacted else {
         return Ok(None);
     };

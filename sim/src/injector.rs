@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use compactd::core::coord::{CoordOp, CoordResult, LeaseId};
 use compactd::rng::Rng;
+use compactd::units::MINUTE_MS;
 
 use crate::etcd::Answer;
 use crate::net::{ETCD, STORE};
@@ -16,7 +17,7 @@ use crate::setup::ELECTION;
 use crate::shared::{LostLeader, StoreFaults, World};
 
 /// An armed fault strikes after this long even if its moment did not come.
-const ARMED_MAX_MS: i64 = 60_000;
+const ARMED_MAX_MS: i64 = MINUTE_MS;
 /// A fault's undoing, due at a world time.
 #[derive(Clone, Debug)]
 enum Heal {

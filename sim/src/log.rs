@@ -2,6 +2,7 @@
 //! dropped, a fault, a write), hashed as it grows. Same seed, same lines, same hash; the
 //! lines themselves are kept only when asked for (`replay --verbose`).
 
+use compactd::units::{HOUR_MS, MINUTE_MS, SECOND_MS};
 use xxhash_rust::xxh64::Xxh64;
 
 /// The event log of one world.
@@ -52,7 +53,12 @@ impl EventLog {
 
 /// World milliseconds as `mm:ss.mmm` (hours prefixed when reached).
 pub fn format_ms(ms: i64) -> String {
-    let (h, m, s, milli) = (ms / 3_600_000, ms / 60_000 % 60, ms / 1000 % 60, ms % 1000);
+    let (h, m, s, milli) = (
+        ms / HOUR_MS,
+        ms / MINUTE_MS % 60,
+        ms / SECOND_MS % 60,
+        ms % SECOND_MS,
+    );
     if h > 0 {
         format!("{h}:{m:02}:{s:02}.{milli:03}")
     } else {

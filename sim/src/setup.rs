@@ -7,6 +7,7 @@ use compactd::core::plan::compaction_ranges;
 use compactd::core::view::ViewConfig;
 use compactd::rng::Rng;
 use compactd::tsdb::meta::META_FILENAME;
+use compactd::units::DAY_MS;
 
 use crate::blocks::{generate_stream, read_samples, Samples, SourceBlock, BLOCK_MS};
 use crate::bug::Bug;
@@ -56,7 +57,7 @@ pub fn seed_blocks(
     busy: bool,
 ) -> (Vec<(i64, SourceBlock)>, Samples) {
     let mut blocks = Vec::new();
-    let start = (WALL0 - 40 * 24 * 3_600_000) / BLOCK_MS * BLOCK_MS;
+    let start = (WALL0 - 40 * DAY_MS) / BLOCK_MS * BLOCK_MS;
     let streams = if busy { 3 } else { 1 + rng.below(3) };
     for stream in 0..streams {
         let initial = 3 + rng.below(8) as usize;

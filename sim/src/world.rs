@@ -10,6 +10,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use compactd::rng::Rng;
 use compactd::tsdb::block_id::BlockId;
+use compactd::units::MINUTE_MS;
 
 use crate::bug::Bug;
 use crate::checker::{finished, Checker, Invariant, Violation, SIDECAR};
@@ -25,9 +26,9 @@ use crate::store::StoreModel;
 /// The turmoil tick: network delivery granularity (timers inside a host are exact).
 const TICK_MS: u64 = 25;
 /// A leader must exist this long after the faults heal.
-const LEADER_BOUND_MS: i64 = 60_000;
+const LEADER_BOUND_MS: i64 = MINUTE_MS;
 /// Compaction must finish this long after the faults heal.
-const FINISH_BOUND_MS: i64 = 20 * 60_000;
+const FINISH_BOUND_MS: i64 = 20 * MINUTE_MS;
 /// The bucket must stay finished this long before the world ends (in-flight work lands).
 const SETTLE_MS: i64 = 20_000;
 /// The clock-rate difference `docs/safety.md` assumes between a node and etcd, permille.
@@ -258,7 +259,7 @@ pub fn run_world(seed: u64, scenario: Scenario, bug: Option<Bug>, keep_log: bool
             drop(w);
             let text = format!(
                 "compaction not finished {} min after the faults healed",
-                FINISH_BOUND_MS / 60_000
+                FINISH_BOUND_MS / MINUTE_MS
             );
             world
                 .borrow_mut()

@@ -23,15 +23,19 @@
 //! timer of their own with a sync of their own; here they reuse the iteration's syncs and the
 //! clean-ups', so between those the gauges keep their last values.
 //!
-//! A downsampling pass ([`downsample`]) runs jobs like the compaction pass (downsample ─►
-//! upload ─► meta.json), without deletion marks: retention removes the sources.
+//! The compaction pass ([`compaction`]) and the downsampling passes ([`downsampling`]) run
+//! their jobs on one engine ([`pass`]); a downsampling job is downsample ─► upload ─►
+//! meta.json, without deletion marks: retention removes the sources.
 //!
-//! Naming: a *phase* is where the iteration is; a *pass* is the compaction phase's state (its
-//! groups and running jobs, see [`pass`]); *mutations* are the store requests that change the
+//! Naming: a *phase* is where the iteration is; a *pass* is the state of a compaction or
+//! downsampling phase (its queued items and running jobs, see [`pass`]); a pass's *kind*
+//! supplies what differs between the two; *mutations* are the store requests that change the
 //! bucket, each issued under the current [`Permit`] and, except uploads of a new block's files,
 //! each a commit point; a job's *run* is its mutations in a row (upload, meta.json, marks),
 //! which no clean-up request splits. Mutations run one at a time, in order, so a crash at any
 //! point leaves the bucket in a state the next iteration converges from (`docs/safety.md`).
+//! The cycle's ids (of requests, jobs and new blocks) come from [`ids`]; the marks it writes
+//! of its own accord (garbage, retention) from [`marks`]; its settings are [`config`]'s.
 //!
 //! Done means: with `--wait` wait `--wait-interval` and go again; without it, exit 0.
 //! Failures of the store (sync, upload, marks) end the iteration: retried after the wait
@@ -39,89 +43,34 @@
 //! compaction errors *halt*: nothing more is done, HTTP keeps serving (exit 2 without `--wait`).
 
 mod cleanup;
-pub mod downsample;
+mod compaction;
+mod config;
+mod downsampling;
+mod ids;
+mod marks;
 mod pass;
 
 use std::collections::{BTreeMap, VecDeque};
 
-use serde::{Deserialize, Serialize};
-
 use super::progress;
 use super::types::{
     Event, Input, Millis, Now, Output, Permit, ReadOp, RequestId, StoreRequest, StoreResult,
-    WriteOp,
+    SyncResult, WriteOp,
 };
-use super::view::{build_view, resolution, BucketView, ViewConfig};
-use crate::bucket::markers::{DeletionMark, DETAILS_OUTDATED, MARKER_VERSION};
-use crate::rng::Rng;
+use super::view::{build_view, BucketView};
 use crate::tsdb::block_id::BlockId;
 use cleanup::{drive_pass, Cleanup};
-pub use downsample::DownsamplePass;
-pub use pass::CompactPass;
+use compaction::{compaction_pass, Compaction};
+pub use config::{CycleConfig, PARTIAL_UPLOAD_THRESHOLD_MS_DEFAULT};
+use downsampling::{downsampling_pass, Downsampling};
+use ids::CycleIds;
+use marks::{garbage_marks, retention_marks};
+use pass::{Outcome, Pass};
 
-/// Age after which a partial upload is deleted (Thanos' `PartialUploadThresholdAge`).
-pub const PARTIAL_UPLOAD_THRESHOLD_MS_DEFAULT: i64 = 48 * 3_600_000;
 /// Exit code of a one-shot run that halted.
 pub const EXIT_HALTED: i32 = 2;
 /// Exit code of a one-shot run that failed.
 pub const EXIT_FAILED: i32 = 1;
-
-/// The settings of the compaction cycle.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct CycleConfig {
-    /// The sync filters.
-    pub view: ViewConfig,
-    /// `--wait`: run forever.
-    pub wait: bool,
-    /// `--wait-interval` in ms.
-    pub wait_interval_ms: i64,
-    /// `--compact.concurrency`.
-    pub concurrency: usize,
-    /// Compaction ranges in ms (from `--debug.max-compaction-level`).
-    pub ranges: Vec<i64>,
-    /// Vertical compaction (`--compact.enable-vertical-compaction` or a replica label).
-    pub vertical: bool,
-    /// `--compact.block-max-index-size` in bytes.
-    pub index_size_limit_bytes: Option<u64>,
-    /// Retention per resolution in ms (raw, 5m, 1h); 0 keeps forever.
-    pub retention_ms: [i64; 3],
-    /// Partial uploads whose newest object is older than this are deleted.
-    pub partial_upload_threshold_ms: i64,
-    /// Downsample after compacting (not `--downsampling.disable`).
-    #[serde(default)]
-    pub downsampling: bool,
-    /// `--downsample.concurrency`.
-    #[serde(default = "one")]
-    pub downsample_concurrency: usize,
-    /// `--compact.progress-interval` in ms: the least time between two calculations of the
-    /// backlog gauges, which only run with `--wait`; 0 disables them.
-    #[serde(default)]
-    pub progress_interval_ms: i64,
-    /// `--compact.cleanup-interval` in ms: with `--wait`, how often the background clean-up
-    /// ([`cleanup`]) deletes stale partial uploads and marked blocks past the delete delay
-    /// while a pass runs, the cycle waits or it is halted; 0 (also the value of traces
-    /// recorded before it existed) leaves that to the iteration's own steps.
-    #[serde(default)]
-    pub cleanup_interval_ms: i64,
-    /// `--debug.halt-on-error` (Thanos' hidden default: true): with `--wait`, stay up halted
-    /// on an error that needs an operator; false exits instead (code 2), so that a restart
-    /// policy retries, as Thanos returns the error.
-    #[serde(default = "yes")]
-    pub halt_on_error: bool,
-    /// `--compact.skip-block-with-out-of-order-chunks`: a compaction that fails on an input
-    /// block whose index lists chunks out of time order no-compact-marks that block and the
-    /// pass goes on; off, it halts.
-    #[serde(default)]
-    pub skip_out_of_order_chunks: bool,
-}
-
-fn one() -> usize {
-    1
-}
-
-fn yes() -> bool {
-    true
-}
 
 /// What to do when the sync in flight completes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -155,9 +104,9 @@ enum Phase {
         then: AfterMutations,
     },
     /// The compaction pass.
-    Compacting(Box<CompactPass>),
+    Compacting(Box<Pass<Compaction>>),
     /// Downsampling pass 1 (raw to 5m and on) or 2 (the new 5m blocks to 1h).
-    Downsampling(Box<DownsamplePass>, u8),
+    Downsampling(Box<Pass<Downsampling>>, u8),
     /// Stopped for good.
     Halted,
     /// Exited (one-shot mode or shutdown).
@@ -170,10 +119,8 @@ pub struct Cycle {
     cfg: CycleConfig,
     phase: Phase,
     view: BucketView,
-    next_request: u64,
-    /// Job ids handed out so far (passes draw from it, so ids never repeat).
-    jobs_issued: u64,
-    rng: Rng,
+    /// Request, job and new block ids.
+    ids: CycleIds,
     /// When this process first saw each deletion mark in the bucket (see
     /// [`super::view::mark_age_ms`]); kept across iterations and leadership terms.
     marks_seen: BTreeMap<BlockId, Millis>,
@@ -193,9 +140,7 @@ impl Cycle {
                 next_at: Millis(i64::MIN),
             },
             view: BucketView::default(),
-            next_request: 0,
-            jobs_issued: 0,
-            rng: Rng::new(seed),
+            ids: CycleIds::new(seed),
             marks_seen: BTreeMap::new(),
             progress_next_at: Millis(i64::MIN),
             cleanup,
@@ -239,8 +184,8 @@ impl Cycle {
             Input::Start | Input::Tick | Input::Coord(..) => {}
             Input::Store(id, result) => self.on_store(now, id, result, out),
             Input::Compacted(job, result) => match &mut self.phase {
-                Phase::Compacting(pass) => pass.on_compacted(job, *result, now, out),
-                Phase::Downsampling(pass, _) => pass.on_done(job, *result, now, out),
+                Phase::Compacting(pass) => pass.on_result(job, *result, now, out),
+                Phase::Downsampling(pass, _) => pass.on_result(job, *result, now, out),
                 _ => {}
             },
             Input::Shutdown => {
@@ -252,13 +197,8 @@ impl Cycle {
         self.drive(now, permit, out);
     }
 
-    fn request_id(&mut self) -> RequestId {
-        self.next_request += 1;
-        RequestId(self.next_request)
-    }
-
     fn start_sync(&mut self, then: AfterSync, out: &mut Vec<Output>) {
-        let request = self.request_id();
+        let request = self.ids.next_request();
         out.push(Output::Store(StoreRequest::read(request, ReadOp::Sync)));
         self.phase = Phase::Syncing { request, then };
     }
@@ -281,14 +221,13 @@ impl Cycle {
                 }
                 Phase::Compacting(pass) => {
                     let Some(permit) = permit else { return };
-                    let (cleanup, next_request) = (&mut self.cleanup, &mut self.next_request);
-                    let Some(outcome) =
-                        drive_pass(&mut **pass, cleanup, next_request, now, permit, out)
+                    let (cleanup, ids) = (&mut self.cleanup, &mut self.ids);
+                    let Some(outcome) = drive_pass(&mut **pass, cleanup, ids, now, permit, out)
                     else {
                         return;
                     };
                     let next = match outcome {
-                        pass::Outcome::Done { progress: true } => AfterSync::Compaction,
+                        Outcome::Done { progress: true } => AfterSync::Compaction,
                         _ if self.cfg.downsampling => AfterSync::Downsampling(1),
                         _ => AfterSync::Retention,
                     };
@@ -302,9 +241,8 @@ impl Cycle {
                     } else {
                         AfterSync::Retention
                     };
-                    let (cleanup, next_request) = (&mut self.cleanup, &mut self.next_request);
-                    let Some(outcome) =
-                        drive_pass(&mut **pass, cleanup, next_request, now, permit, out)
+                    let (cleanup, ids) = (&mut self.cleanup, &mut self.ids);
+                    let Some(outcome) = drive_pass(&mut **pass, cleanup, ids, now, permit, out)
                     else {
                         return;
                     };
@@ -340,25 +278,18 @@ impl Cycle {
             self.after_mutations(then, now, out);
             return false;
         };
-        self.next_request += 1;
-        let id = RequestId(self.next_request);
+        let id = self.ids.next_request();
         *in_flight = Some((id, op.clone()));
         out.push(Output::Store(StoreRequest::write(id, op, permit)));
         true
     }
 
     /// After a pass ended: halt, fail, or sync and go on with `next`.
-    fn end_pass(
-        &mut self,
-        outcome: pass::Outcome,
-        next: AfterSync,
-        now: Now,
-        out: &mut Vec<Output>,
-    ) {
+    fn end_pass(&mut self, outcome: Outcome, next: AfterSync, now: Now, out: &mut Vec<Output>) {
         match outcome {
-            pass::Outcome::Halt(reason) => self.halt(reason, out),
-            pass::Outcome::Failed(error) => self.fail(now, error, out),
-            pass::Outcome::Done { .. } => self.start_sync(next, out),
+            Outcome::Halt(reason) => self.halt(reason, out),
+            Outcome::Failed(error) => self.fail(now, error, out),
+            Outcome::Done { .. } => self.start_sync(next, out),
         }
     }
 
@@ -407,13 +338,7 @@ impl Cycle {
         }
     }
 
-    fn on_synced(
-        &mut self,
-        now: Now,
-        sync: &super::types::SyncResult,
-        then: AfterSync,
-        out: &mut Vec<Output>,
-    ) {
+    fn on_synced(&mut self, now: Now, sync: &SyncResult, then: AfterSync, out: &mut Vec<Output>) {
         self.take_sync(now, sync, out);
         match then {
             AfterSync::Compaction => {
@@ -424,7 +349,7 @@ impl Cycle {
                     .into_iter()
                     .map(WriteOp::DeleteBlock)
                     .collect();
-                queue.extend(self.garbage_marks(now));
+                queue.extend(garbage_marks(&self.view, now));
                 self.phase = Phase::Mutating {
                     queue,
                     in_flight: None,
@@ -432,19 +357,14 @@ impl Cycle {
                 };
             }
             AfterSync::Downsampling(number) => {
-                let pass = DownsamplePass::new(
-                    &self.view,
-                    self.cfg.downsample_concurrency,
-                    now,
-                    &mut self.rng,
-                    self.jobs_issued,
-                );
-                self.jobs_issued = pass.last_job_id();
-                out.push(Output::Event(pass.start_event(&self.view)));
+                let concurrency = self.cfg.downsample_concurrency;
+                let pass = downsampling_pass(&self.view, concurrency, &mut self.ids, now, out);
                 self.phase = Phase::Downsampling(Box::new(pass), number);
             }
             AfterSync::Retention => {
-                let queue = self.retention_marks(now).into_iter().collect();
+                let queue = retention_marks(&self.view, self.cfg.retention_ms, now)
+                    .into_iter()
+                    .collect();
                 self.phase = Phase::Mutating {
                     queue,
                     in_flight: None,
@@ -456,7 +376,7 @@ impl Cycle {
 
     /// Takes a sync's result: the marks' first sightings, the view, its event, and the
     /// backlog gauges when due.
-    fn take_sync(&mut self, now: Now, sync: &super::types::SyncResult, out: &mut Vec<Output>) {
+    fn take_sync(&mut self, now: Now, sync: &SyncResult, out: &mut Vec<Output>) {
         self.note_marks_seen(now, sync);
         self.view = build_view(sync, now, &self.cfg.view, &self.marks_seen);
         out.push(Output::Event(Event::Synced {
@@ -469,9 +389,7 @@ impl Cycle {
     fn after_mutations(&mut self, then: AfterMutations, now: Now, out: &mut Vec<Output>) {
         match then {
             AfterMutations::Compaction => {
-                let pass =
-                    CompactPass::new(&self.view, &self.cfg, now, &mut self.rng, self.jobs_issued);
-                self.jobs_issued = pass.last_job_id();
+                let pass = compaction_pass(&self.view, &self.cfg, &mut self.ids, now);
                 self.phase = Phase::Compacting(Box::new(pass));
             }
             AfterMutations::Partials => {
@@ -547,51 +465,10 @@ impl Cycle {
             todo_deletion_blocks: backlog.deletion_blocks,
         }));
     }
-
-    /// Deletion marks for duplicates (blocks whose sources another block covers).
-    fn garbage_marks(&self, now: Now) -> Vec<WriteOp> {
-        self.view
-            .duplicates
-            .iter()
-            .filter(|id| !self.view.deletion_marks.contains_key(id))
-            .map(|id| WriteOp::MarkDeletion(deletion_mark(*id, now, DETAILS_OUTDATED)))
-            .collect()
-    }
-
-    /// Deletion marks for visible blocks past their resolution's retention.
-    fn retention_marks(&self, now: Now) -> Vec<WriteOp> {
-        self.view
-            .blocks
-            .values()
-            .filter(|m| !self.view.deletion_marks.contains_key(&m.ulid))
-            .filter_map(|m| {
-                let keep = match resolution(m) {
-                    0 => self.cfg.retention_ms[0],
-                    300_000 => self.cfg.retention_ms[1],
-                    _ => self.cfg.retention_ms[2],
-                };
-                (keep > 0 && now.wall.0 > m.max_time.saturating_add(keep)).then(|| {
-                    let details = format!(
-                        "block exceeding retention of {}",
-                        crate::duration::format_duration_ms(keep as u64)
-                    );
-                    WriteOp::MarkDeletion(deletion_mark(m.ulid, now, &details))
-                })
-            })
-            .collect()
-    }
 }
 
-/// A deletion mark written now.
-pub fn deletion_mark(id: BlockId, now: Now, details: &str) -> DeletionMark {
-    DeletionMark {
-        id,
-        version: MARKER_VERSION,
-        details: details.to_string(),
-        deletion_time: now.wall.0.div_euclid(1000),
-    }
-}
-
+#[cfg(test)]
+mod testing;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

@@ -13,5 +13,9 @@ pub mod node;
 pub mod plan;
 pub mod progress;
 pub mod request;
+mod request_ids;
 pub mod types;
 pub mod view;
+
+#[cfg(test)]
+pub(crate) mod testing;

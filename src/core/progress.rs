@@ -29,15 +29,15 @@
 use std::borrow::Cow;
 use std::collections::BTreeSet;
 
-use super::cycle::downsample::{
-    DOWNSAMPLE_RANGE_1H_MS, DOWNSAMPLE_RANGE_5M_MS, RESOLUTION_1H_MS, RESOLUTION_5M_MS,
-    RESOLUTION_RAW_MS,
-};
 use super::plan::{group_blocks, plan_tsdb, GroupKey};
 use super::types::Millis;
 use super::view::{resolution, BucketView};
 use crate::tsdb::block_id::BlockId;
 use crate::tsdb::meta::{BlockMeta, Compaction, Downsample, ThanosMeta, META_VERSION};
+use crate::units::{
+    DOWNSAMPLE_RANGE_1H_MS, DOWNSAMPLE_RANGE_5M_MS, RESOLUTION_1H_MS, RESOLUTION_5M_MS,
+    RESOLUTION_RAW_MS,
+};
 
 /// What the calculators need besides the view.
 #[derive(Clone, Copy, Debug)]

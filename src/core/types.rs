@@ -166,8 +166,7 @@ pub enum MetaState {
     Corrupt(String),
 }
 
-/// A job for the driver: download `inputs`, compact them into `output` — or, with
-/// `downsample_to`, downsample the single input to that resolution.
+/// A job for the driver: download `inputs` and make `output` of them, as `kind` says.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CompactJob {
     /// Matches the result.
@@ -178,9 +177,54 @@ pub struct CompactJob {
     pub inputs: Vec<BlockMeta>,
     /// The new block's id.
     pub output: BlockId,
-    /// Downsample to this resolution (ms) instead of compacting.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub downsample_to: Option<i64>,
+    /// Compact or downsample. Written as it was before the kind existed (`downsample_to`,
+    /// absent for a compaction), so traces keep their bytes and their hashes.
+    #[serde(
+        rename = "downsample_to",
+        default,
+        skip_serializing_if = "JobKind::is_compact"
+    )]
+    pub kind: JobKind,
+}
+
+/// What a driver job makes of its inputs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "Option<i64>", into = "Option<i64>")]
+pub enum JobKind {
+    /// Compact the inputs into one block.
+    #[default]
+    Compact,
+    /// Downsample the single input to another resolution.
+    Downsample {
+        /// The new block's resolution in ms.
+        resolution_ms: i64,
+    },
+}
+
+impl JobKind {
+    /// True for [`JobKind::Compact`].
+    pub fn is_compact(&self) -> bool {
+        *self == JobKind::Compact
+    }
+}
+
+/// The trace form: the resolution to downsample to, none for a compaction.
+impl From<Option<i64>> for JobKind {
+    fn from(downsample_to: Option<i64>) -> Self {
+        match downsample_to {
+            None => JobKind::Compact,
+            Some(resolution_ms) => JobKind::Downsample { resolution_ms },
+        }
+    }
+}
+
+impl From<JobKind> for Option<i64> {
+    fn from(kind: JobKind) -> Self {
+        match kind {
+            JobKind::Compact => None,
+            JobKind::Downsample { resolution_ms } => Some(resolution_ms),
+        }
+    }
 }
 
 /// A compacted block ready for upload in the driver's data dir.

@@ -14,7 +14,7 @@ use object_store::{ObjectStore, ObjectStoreExt};
 
 use super::store::Transfers;
 use crate::bucket::layout::is_block_data;
-use crate::core::types::{CompactJob, CompactedBlock, JobError};
+use crate::core::types::{CompactJob, CompactedBlock, JobError, JobKind};
 use crate::tsdb::block_id::BlockId;
 use crate::tsdb::compact::{compact_blocks, CompactOptions};
 use crate::tsdb::downsample::downsample_block_with;
@@ -59,18 +59,18 @@ pub async fn run_job(
     let output = job.output;
     let out_dir = dir.clone();
     let input_dirs = inputs.clone();
-    let downsample_to = job.downsample_to;
+    let kind = job.kind;
     let read = ReadOptions {
         accept_unsorted_label_names: opts.accept_malformed_index,
     };
-    let result = tokio::task::spawn_blocking(move || match downsample_to {
-        Some(resolution) => match input_dirs.first() {
-            Some(input) => downsample_block_with(input, &out_dir, output, resolution, read),
+    let result = tokio::task::spawn_blocking(move || match kind {
+        JobKind::Downsample { resolution_ms } => match input_dirs.first() {
+            Some(input) => downsample_block_with(input, &out_dir, output, resolution_ms, read),
             None => Err(crate::tsdb::TsdbError::Unsupported(
                 "a downsampling job needs one input block".into(),
             )),
         },
-        None => compact_blocks(&input_dirs, &out_dir, output, &opts),
+        JobKind::Compact => compact_blocks(&input_dirs, &out_dir, output, &opts),
     })
     .await
     .map_err(|e| JobError::bad_input(format!("compaction task: {e}")))?;

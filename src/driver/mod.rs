@@ -24,8 +24,8 @@ use crate::core::admission::{permit_live, Admission, Refusal};
 use crate::core::coord::{CoordError, CoordErrorKind, CoordRequest, CoordResult};
 use crate::core::node::Node;
 use crate::core::types::{
-    CompactJob, Epoch, Event, Input, JobError, JobId, LeaderInfo, Millis, Now, Output, Permit,
-    ReadOp, StoreError, StoreErrorKind, StoreRequest, StoreResult, WriteOp,
+    CompactJob, Epoch, Event, Input, JobError, JobId, JobKind, LeaderInfo, Millis, Now, Output,
+    Permit, ReadOp, StoreError, StoreErrorKind, StoreRequest, StoreResult, WriteOp,
 };
 use crate::election::etcd::EtcdCoordinator;
 use crate::http::HttpState;
@@ -488,10 +488,11 @@ fn spawn_job(cfg: &DriverConfig, job: CompactJob, tx: mpsc::UnboundedSender<Inpu
             .as_ref()
             .map(|b| b.as_ref().map(|b| &b.meta))
             .map_err(|e| &e.message);
-        if job.downsample_to.is_some() {
-            reporter.downsample_finished(&job, started.elapsed(), shown);
-        } else {
-            reporter.compaction_finished(&job, started.elapsed(), shown);
+        match job.kind {
+            JobKind::Downsample { .. } => {
+                reporter.downsample_finished(&job, started.elapsed(), shown)
+            }
+            JobKind::Compact => reporter.compaction_finished(&job, started.elapsed(), shown),
         }
         let _ = tx.send(Input::Compacted(id, Box::new(result)));
     };

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::core::types::{CompactJob, Event, ReadOp, StoreError, StoreRequest, WriteOp};
+use crate::core::types::{CompactJob, Event, JobKind, ReadOp, StoreError, StoreRequest, WriteOp};
 use crate::metrics::{Marker, Metrics};
 use crate::tsdb::meta::BlockMeta;
 
@@ -294,6 +294,8 @@ impl Reporter {
             return;
         };
         let resolution = crate::core::view::resolution(input);
+        // The resolution downsampled to (a downsampling job always has one).
+        let target: Option<i64> = job.kind.into();
         self.metrics
             .downsample
             .duration
@@ -301,7 +303,7 @@ impl Reporter {
             .observe(took.as_secs_f64());
         match result {
             Ok(Some(meta)) => {
-                tracing::info!(block = %input.ulid, resolution = job.downsample_to, output = %meta.ulid, samples = meta.stats.num_samples, series = meta.stats.num_series, seconds = took.as_secs_f64(), "downsampled block")
+                tracing::info!(block = %input.ulid, resolution = target, output = %meta.ulid, samples = meta.stats.num_samples, series = meta.stats.num_series, seconds = took.as_secs_f64(), "downsampled block")
             }
             Ok(None) => {
                 tracing::info!(block = %input.ulid, seconds = took.as_secs_f64(), "downsampling produced no samples")
@@ -315,7 +317,10 @@ impl Reporter {
     /// A compaction job started.
     pub fn compaction_started(&self, job: &CompactJob) {
         let samples: u64 = job.inputs.iter().map(|m| m.stats.num_samples).sum();
-        if let Some(resolution) = job.downsample_to {
+        if let JobKind::Downsample {
+            resolution_ms: resolution,
+        } = job.kind
+        {
             tracing::info!(group = %job.group, input_samples = samples, resolution, output = %job.output, "downsampling");
             return;
         }

@@ -4,8 +4,9 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use crate::tsdb::downsample::{downsample_block, RESOLUTION_1H_MS, RESOLUTION_5M_MS};
+use crate::tsdb::downsample::downsample_block;
 use crate::tsdb::meta::BlockMeta;
+use crate::units::{RESOLUTION_1H_MS, RESOLUTION_5M_MS};
 
 /// What `tools downsample` reports.
 #[derive(Debug)]

@@ -25,6 +25,7 @@ use crate::tsdb::labels::Labels;
 use crate::tsdb::meta::{BlockMeta, ThanosMeta};
 use crate::tsdb::tombstones::Tombstones;
 use crate::tsdb::{Result, TsdbError};
+use crate::units::HOUR_MS;
 
 /// What to generate.
 #[derive(Clone, Debug)]
@@ -194,7 +195,7 @@ pub fn generate_with(
         .flat_map(|l| l.iter().flat_map(|l| [l.name.as_str(), l.value.as_str()]))
         .collect();
     let symbols: Vec<String> = symbols.into_iter().map(str::to_string).collect();
-    let end_ms = opts.start_ms + (opts.hours * 3_600_000.0) as i64;
+    let end_ms = opts.start_ms + (opts.hours * HOUR_MS as f64) as i64;
     let bd = opts.block_duration_ms;
     // Block ids depend on every option that changes the data, so two different generations
     // into one directory never collide, and the same generation is reproducible.

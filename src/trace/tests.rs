@@ -1,33 +1,22 @@
 use super::*;
-use crate::core::cycle::PARTIAL_UPLOAD_THRESHOLD_MS_DEFAULT;
 use crate::core::leader::Safety;
-use crate::core::types::{Event, Millis, RequestId, StoreError, StoreResult};
+use crate::core::testing::{cycle_config, view_config, T0_MS};
+use crate::core::types::{Event, JobKind, Millis, RequestId, StoreError, StoreResult};
 use crate::core::view::ViewConfig;
+use crate::units::{MINUTE_MS, RESOLUTION_5M_MS};
 
 fn header() -> TraceHeader {
     let cycle = CycleConfig {
         view: ViewConfig {
-            min_time: i64::MIN,
-            max_time: i64::MAX,
-            consistency_delay_ms: 1_800_000,
-            delete_delay_ms: 0,
             replica_labels: vec!["replica".into()],
-            selector_relabel: vec![],
+            ..view_config()
         },
-        wait: true,
-        wait_interval_ms: 300_000,
         concurrency: 2,
-        ranges: crate::core::plan::compaction_ranges(4).unwrap(),
         vertical: true,
         index_size_limit_bytes: Some(64 << 30),
         retention_ms: [0, 1, 2],
-        partial_upload_threshold_ms: PARTIAL_UPLOAD_THRESHOLD_MS_DEFAULT,
-        downsampling: false,
-        downsample_concurrency: 1,
-        progress_interval_ms: 300_000,
-        cleanup_interval_ms: 0,
-        halt_on_error: true,
-        skip_out_of_order_chunks: false,
+        progress_interval_ms: 5 * MINUTE_MS,
+        ..cycle_config(true)
     };
     let leader = LeaderConfig {
         node: "node-a".into(),
@@ -44,7 +33,7 @@ fn header() -> TraceHeader {
 fn at(ms: i64) -> Now {
     Now {
         mono: Millis(ms),
-        wall: Millis(1_735_689_600_000 + ms),
+        wall: Millis(T0_MS + ms),
     }
 }
 
@@ -215,4 +204,37 @@ fn selector_rules_are_recorded_and_older_headers_read_without_them() {
         serde_json::from_str::<TraceHeader>(&json).unwrap(),
         header()
     );
+}
+
+/// A driver job's kind is written as the `downsample_to` it replaced (absent for a
+/// compaction), so a trace's running hash over its outputs stays what it was.
+#[test]
+fn job_kinds_keep_the_json_traces_were_hashed_over() {
+    let job = |kind| {
+        Output::Compact(crate::core::types::CompactJob {
+            job: crate::core::types::JobId(4),
+            group: "0@123".into(),
+            inputs: vec![],
+            output: crate::tsdb::block_id::BlockId::from_parts(1, 2),
+            kind,
+        })
+    };
+    let compact = job(JobKind::Compact);
+    let downsample = job(JobKind::Downsample {
+        resolution_ms: RESOLUTION_5M_MS,
+    });
+    let json = |o: &Output| serde_json::to_value(o).unwrap()["Compact"].clone();
+    let fields = |o: &Output| {
+        let mut keys: Vec<String> = json(o).as_object().unwrap().keys().cloned().collect();
+        keys.sort();
+        keys
+    };
+    assert_eq!(fields(&compact), ["group", "inputs", "job", "output"]);
+    assert_eq!(json(&downsample)["downsample_to"], 300_000);
+    for o in [compact, downsample] {
+        assert_eq!(
+            serde_json::from_value::<Output>(serde_json::to_value(&o).unwrap()).unwrap(),
+            o
+        );
+    }
 }

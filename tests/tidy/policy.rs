@@ -210,6 +210,10 @@ pub const ALLOWED: &[(&str, &str)] = &[
     ),
     ("crate::duration", "duration text <-> milliseconds"),
     (
+        "crate::units",
+        "time and resolution constants in ms, and the pure resolution ladder",
+    ),
+    (
         "crate::rng",
         "the seeded SplitMix64 whose state is part of the core's",
     ),

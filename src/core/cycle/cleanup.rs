@@ -38,8 +38,9 @@ use super::super::types::{
     WriteOp,
 };
 use super::super::view::mark_age_ms;
-use super::pass::Outcome;
-use super::{CompactPass, Cycle, CycleConfig, DownsamplePass, Phase};
+use super::ids::CycleIds;
+use super::pass::{Outcome, Pass, PassKind};
+use super::{Cycle, CycleConfig, Phase};
 use crate::tsdb::block_id::BlockId;
 
 /// What a clean-up deletes: a stale partial upload, or a block whose mark passed the delay.
@@ -83,46 +84,12 @@ pub(super) struct Cleanup {
     state: State,
 }
 
-/// A compaction or downsampling pass, as the clean-up sees it.
-pub(super) trait Pass {
-    /// Starts and advances jobs; with `hold`, no job starts a new run of mutations.
-    fn drive(&mut self, permit: Permit, hold: bool, next_request: &mut u64, out: &mut Vec<Output>);
-    /// How the pass ended, once it has.
-    fn outcome(&self) -> Option<Outcome>;
-    /// True when no job is inside a run of mutations.
-    fn quiescent(&self) -> bool;
-}
-
-impl Pass for CompactPass {
-    fn drive(&mut self, permit: Permit, hold: bool, next_request: &mut u64, out: &mut Vec<Output>) {
-        CompactPass::drive(self, permit, hold, next_request, out);
-    }
-    fn outcome(&self) -> Option<Outcome> {
-        CompactPass::outcome(self)
-    }
-    fn quiescent(&self) -> bool {
-        CompactPass::quiescent(self)
-    }
-}
-
-impl Pass for DownsamplePass {
-    fn drive(&mut self, permit: Permit, hold: bool, next_request: &mut u64, out: &mut Vec<Output>) {
-        DownsamplePass::drive(self, permit, hold, next_request, out);
-    }
-    fn outcome(&self) -> Option<Outcome> {
-        DownsamplePass::outcome(self)
-    }
-    fn quiescent(&self) -> bool {
-        DownsamplePass::quiescent(self)
-    }
-}
-
 /// Drives `pass` and gives the clean-up its turn in it: a due clean-up holds the pass until
 /// it is quiescent, runs, then releases it. Returns the pass' outcome once it may end.
-pub(super) fn drive_pass(
-    pass: &mut dyn Pass,
+pub(super) fn drive_pass<K: PassKind>(
+    pass: &mut Pass<K>,
     cleanup: &mut Cleanup,
-    next_request: &mut u64,
+    ids: &mut CycleIds,
     now: Now,
     permit: Permit,
     out: &mut Vec<Output>,
@@ -131,20 +98,19 @@ pub(super) fn drive_pass(
     // interval away, so the next round holds nothing.
     loop {
         let hold = cleanup.holds(now);
-        pass.drive(permit, hold, next_request, out);
+        pass.drive(permit, hold, ids, out);
         let (outcome, quiescent) = (pass.outcome(), pass.quiescent());
         if outcome.is_some() {
             // A due clean-up does not start in a pass that is over (the iteration's next
             // steps clean anyway); one under way ends before the pass does.
-            let busy =
-                cleanup.busy() && cleanup.drive(now, Some(permit), quiescent, next_request, out);
+            let busy = cleanup.busy() && cleanup.drive(now, Some(permit), quiescent, ids, out);
             return if busy { None } else { outcome };
         }
         if !hold {
             out.extend(cleanup.next_at().map(Output::Timer));
             return None;
         }
-        if cleanup.drive(now, Some(permit), quiescent, next_request, out) {
+        if cleanup.drive(now, Some(permit), quiescent, ids, out) {
             return None;
         }
         // The clean-up just ended: drive the pass again, released.
@@ -221,14 +187,13 @@ impl Cleanup {
         now: Now,
         permit: Option<Permit>,
         quiescent: bool,
-        next_request: &mut u64,
+        ids: &mut CycleIds,
         out: &mut Vec<Output>,
     ) -> bool {
         let busy = self.busy();
         if self.due(now) {
             if quiescent {
-                *next_request += 1;
-                let id = RequestId(*next_request);
+                let id = ids.next_request();
                 out.push(Output::Store(StoreRequest::read(id, ReadOp::Sync)));
                 self.state = State::Syncing(id);
             }
@@ -260,8 +225,7 @@ impl Cleanup {
             "a clean-up delete inside a job's run of mutations"
         );
         let block = next.block();
-        *next_request += 1;
-        let id = RequestId(*next_request);
+        let id = ids.next_request();
         *in_flight = Some((id, next));
         let op = WriteOp::DeleteBlock(block);
         out.push(Output::Store(StoreRequest::write(id, op, permit)));
@@ -321,8 +285,7 @@ impl Cycle {
     ) -> bool {
         let iteration_due = next_at.is_some_and(|at| now.mono >= at);
         let cleaning = self.cleanup.busy() || (!iteration_due && self.cleanup.due(now));
-        let next_request = &mut self.next_request;
-        if cleaning && self.cleanup.drive(now, permit, true, next_request, out) {
+        if cleaning && self.cleanup.drive(now, permit, true, &mut self.ids, out) {
             return true;
         }
         if iteration_due {

@@ -1,34 +1,33 @@
-//! The compaction pass: one plan per group (Thanos runs one per group per pass), at most
-//! `--compact.concurrency` groups at a time. A group's *job* is a short, ordered list of
-//! steps: no-compact marks the planner asked for, the compaction itself (run by the driver),
-//! then the upload of the new block's files, its meta.json (the commit that makes it
-//! visible), and a deletion mark on each source. Steps of one job run strictly in order; jobs
-//! of different groups interleave.
+//! The pass engine: one engine runs the jobs of every pass, compaction ([`super::compaction`])
+//! and downsampling ([`super::downsampling`]) alike. A [`PassKind`] supplies only what
+//! differs: what is queued, how a queued item becomes a job, what the driver runs, what
+//! follows its result, the events and the failure wording.
+//!
+//! The engine owns the rest. Queued items become jobs in order, at most the pass's
+//! concurrency at a time. A job is an ordered list of steps: its first mutations (the
+//! no-compact marks a plan asks for), the driver's run (compaction or downsampling), then the
+//! mutations that follow the result (upload, meta.json, marks). A job's steps run strictly in
+//! order, one request at a time; jobs interleave. A job's *run* is its mutations in a row:
+//! with `hold` (a clean-up is due or under way) no job starts a new run, runs under way
+//! finish, and the pass is *quiescent* once no job is inside one. The engine mints the job
+//! ids and output block ids ([`JobIds`]), takes the store results, and keeps the outcome:
+//! the first failure or halt, or done once every item was handled.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-use super::super::plan::{group_blocks, overlapping_blocks, plan_with_marks, GroupKey, PlanInput};
 use super::super::types::{
-    CompactJob, CompactedBlock, Event, JobError, JobErrorKind, JobId, Now, Output, Permit,
-    RequestId, StoreRequest, StoreResult, WriteOp,
+    CompactJob, CompactedBlock, Event, JobError, JobId, Now, Output, Permit, RequestId,
+    StoreRequest, StoreResult, WriteOp,
 };
-use super::super::view::BucketView;
-use super::{deletion_mark, CycleConfig};
-use crate::bucket::markers::{
-    NoCompactMark, DETAILS_COMPACTED_SOURCE, DETAILS_OUT_OF_ORDER_CHUNKS, MARKER_VERSION,
-    REASON_OUT_OF_ORDER_CHUNKS,
-};
-use crate::rng::Rng;
-use crate::timefmt::format_rfc3339_ms;
+use super::ids::{CycleIds, JobIds};
 use crate::tsdb::block_id::BlockId;
-use crate::tsdb::meta::{BlockFile, BlockMeta, ThanosMeta, SOURCE_COMPACTOR};
 
 /// How a pass ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Outcome {
-    /// Every group was handled; `progress` when any compaction happened.
+    /// Every queued item was handled; `progress` when the pass changed what to compact.
     Done {
-        /// True when a block was compacted (the caller syncs and goes again).
+        /// True when a block was compacted or marked (the caller syncs and goes again).
         progress: bool,
     },
     /// A store mutation or a retryable job failed.
@@ -37,38 +36,88 @@ pub enum Outcome {
     Halt(String),
 }
 
-/// One group's planned work.
+/// What a kind of pass supplies to the engine.
+pub(super) trait PassKind {
+    /// A queued item: a group to plan, a block to downsample.
+    type Item;
+    /// What a job keeps of its item.
+    type Job;
+
+    /// The blocks a queued item will read.
+    fn item_blocks(item: &Self::Item) -> Vec<BlockId>;
+    /// The blocks a job reads.
+    fn job_blocks(job: &Self::Job) -> Vec<BlockId>;
+    /// Makes a job of `item`, or a reason to halt the pass.
+    fn plan(&mut self, item: Self::Item) -> Result<Planned<Self::Job>, String>;
+    /// Reports a job whose driver run is planned, writing `output`.
+    fn planned(&self, job: &Self::Job, output: BlockId, out: &mut Vec<Output>);
+    /// What the driver runs for `job`.
+    fn driver_job(&self, job: &Self::Job, id: JobId, output: BlockId) -> CompactJob;
+    /// Reports the driver's `result` for `job` (`ids`: the job's id and the block it writes,
+    /// which the result was checked to name), and says what follows.
+    fn finished(
+        &mut self,
+        job: &Self::Job,
+        ids: (JobId, BlockId),
+        result: Result<Option<CompactedBlock>, JobError>,
+        now: Now,
+        out: &mut Vec<Output>,
+    ) -> Then;
+    /// What a failed mutation of `job` is reported under (`group <key>`).
+    fn context(job: &Self::Job) -> String;
+}
+
+/// A queued item made into a job.
+pub(super) struct Planned<J> {
+    /// What the job keeps.
+    pub job: J,
+    /// Mutations before the driver's run.
+    pub mutations: Vec<WriteOp>,
+    /// True when the driver runs the job after them. An item with neither needs no job.
+    pub run: bool,
+}
+
+/// What follows a driver run.
+pub(super) enum Then {
+    /// These mutations, in order (maybe none); `progress` when the pass made progress.
+    Mutate {
+        /// The mutations.
+        ops: Vec<WriteOp>,
+        /// True when the pass made progress.
+        progress: bool,
+    },
+    /// The pass ends so.
+    End(Outcome),
+}
+
+/// A job's next thing to do.
 #[derive(Debug)]
-struct Job {
+enum Step {
+    /// A store mutation.
+    Mutate(WriteOp),
+    /// Ask the driver to run the job.
+    Run,
+    /// Waiting for the driver's result.
+    Await,
+}
+
+/// A running job.
+#[derive(Debug)]
+struct Job<J> {
     id: JobId,
-    key: GroupKey,
-    inputs: Vec<BlockMeta>,
     output: BlockId,
+    data: J,
     steps: VecDeque<Step>,
     in_flight: Option<(RequestId, WriteOp)>,
-    /// True from the job's first mutation of a run (its no-compact marks; or its upload,
-    /// meta.json and deletion marks) until the run's last one is done: a clean-up must not
-    /// fall inside a run (see [`CompactPass::quiescent`]).
+    /// True from the job's first mutation of a run until the driver's run (or the job's
+    /// end): a clean-up must not fall inside a run (see [`Pass::quiescent`]).
     in_run: bool,
 }
 
-impl Job {
-    fn new(
-        id: JobId,
-        key: GroupKey,
-        inputs: Vec<BlockMeta>,
-        output: BlockId,
-        steps: VecDeque<Step>,
-    ) -> Self {
-        Job {
-            id,
-            key,
-            inputs,
-            output,
-            steps,
-            in_flight: None,
-            in_run: false,
-        }
+impl<J> Job<J> {
+    /// True once the job has nothing left to do.
+    fn finished(&self) -> bool {
+        self.in_flight.is_none() && self.steps.is_empty()
     }
 
     /// True while the job is inside a run of mutations: one in flight, or more to come after
@@ -79,244 +128,137 @@ impl Job {
     }
 }
 
+/// A pass: its queue, its running jobs, and how it ended.
 #[derive(Debug)]
-enum Step {
-    /// A store mutation.
-    Mutate(WriteOp),
-    /// Ask the driver to compact; wait for the result.
-    Compact,
-    /// Waiting for the compaction result.
-    AwaitCompaction,
-}
-
-/// The compaction pass's state.
-#[derive(Debug)]
-pub struct CompactPass {
-    /// Groups still to plan, in Thanos' order (by key string).
-    groups: VecDeque<(GroupKey, Vec<BlockMeta>)>,
-    running: BTreeMap<JobId, Job>,
-    no_compact: BTreeSet<BlockId>,
-    cfg: CycleConfig,
+pub(super) struct Pass<K: PassKind> {
+    kind: K,
+    /// Items not started yet, in order.
+    queue: VecDeque<K::Item>,
+    running: BTreeMap<JobId, Job<K::Job>>,
+    /// The most jobs running at a time.
+    concurrency: usize,
+    ids: JobIds,
     progress: bool,
     outcome: Option<Outcome>,
-    next_job: u64,
-    /// Block ids for outputs, drawn up front so the pass needs no RNG later.
-    ids: VecDeque<u128>,
-    started_wall_ms: i64,
 }
 
-impl CompactPass {
-    /// Plans the pass over the visible, unmarked blocks of `view`.
-    /// Job ids start after `first_job`, so they never repeat within a process and a late
-    /// result of an abandoned pass's job cannot be taken for one of this pass's.
-    pub fn new(
-        view: &BucketView,
-        cfg: &CycleConfig,
+impl<K: PassKind> Pass<K> {
+    /// A pass of `kind` over `queue`, `concurrency` jobs at a time, starting `now`.
+    pub(super) fn new(
+        kind: K,
+        queue: Vec<K::Item>,
+        concurrency: usize,
+        ids: &mut CycleIds,
         now: Now,
-        rng: &mut Rng,
-        first_job: u64,
     ) -> Self {
-        let candidates = view
-            .blocks
-            .values()
-            .filter(|m| !view.deletion_marks.contains_key(&m.ulid));
-        let mut groups: Vec<(GroupKey, Vec<BlockMeta>)> = group_blocks(candidates)
-            .into_iter()
-            .map(|(k, v)| (k, v.into_iter().cloned().collect()))
-            .collect();
-        groups.sort_by_cached_key(|(k, _)| k.to_string());
-        let ids = (0..groups.len()).map(|_| rng.ulid_bits()).collect();
-        CompactPass {
-            groups: groups.into(),
+        Pass {
+            kind,
+            ids: ids.reserve(queue.len(), now),
+            queue: queue.into(),
             running: BTreeMap::new(),
-            no_compact: view.no_compact.clone(),
-            cfg: cfg.clone(),
+            concurrency: concurrency.max(1),
             progress: false,
             outcome: None,
-            next_job: first_job,
-            ids,
-            started_wall_ms: now.wall.0,
         }
-    }
-
-    fn plan_input<'a>(&'a self, blocks: &'a [&'a BlockMeta]) -> PlanInput<'a> {
-        PlanInput {
-            blocks,
-            no_compact: &self.no_compact,
-            ranges: &self.cfg.ranges,
-            vertical: self.cfg.vertical,
-            index_size_limit_bytes: self.cfg.index_size_limit_bytes,
-        }
-    }
-
-    /// The last job id this pass may use (one per group).
-    pub fn last_job_id(&self) -> u64 {
-        self.next_job + self.groups.len() as u64
     }
 
     /// How the pass ended, once it has.
-    pub fn outcome(&self) -> Option<Outcome> {
+    pub(super) fn outcome(&self) -> Option<Outcome> {
         self.outcome.clone()
     }
 
     /// True when no job is inside a run of mutations: a clean-up may run now without
-    /// falling between a job's meta.json and its sources' deletion marks.
-    pub fn quiescent(&self) -> bool {
+    /// falling, e.g., between a job's meta.json and its sources' deletion marks.
+    pub(super) fn quiescent(&self) -> bool {
         self.running.values().all(|j| !j.mid_run())
     }
 
-    /// The blocks the pass may still read or write: the blocks of groups not started yet,
-    /// and the inputs and output of every job not finished. A clean-up leaves them alone.
-    pub fn blocks_in_use(&self) -> BTreeSet<BlockId> {
-        let pending = self.groups.iter().flat_map(|(_, metas)| metas.iter());
-        let running = self
-            .running
-            .values()
-            .filter(|j| j.in_flight.is_some() || !j.steps.is_empty());
-        pending
-            .map(|m| m.ulid)
-            .chain(running.flat_map(|j| j.inputs.iter().map(|m| m.ulid).chain([j.output])))
+    /// The blocks the pass may still read or write: those of items not started yet, and the
+    /// inputs and output of every job not finished. A clean-up leaves them alone.
+    pub(super) fn blocks_in_use(&self) -> BTreeSet<BlockId> {
+        let queued = self.queue.iter().flat_map(K::item_blocks);
+        let running = self.running.values().filter(|j| !j.finished());
+        queued
+            .chain(running.flat_map(|j| K::job_blocks(&j.data).into_iter().chain([j.output])))
             .collect()
     }
 
-    /// Starts jobs up to the concurrency and advances every job that can move. With `hold`
-    /// (a clean-up is due or under way), compactions go on but no job starts a new run of
-    /// mutations; runs under way finish.
-    pub fn drive(
+    /// Starts jobs up to the concurrency and advances every job that can move. With `hold`,
+    /// driver runs go on but no job starts a new run of mutations; runs under way finish.
+    ///
+    /// One round is enough: only results finish jobs, so a job started or advanced here
+    /// leaves no room for another until the next input.
+    pub(super) fn drive(
         &mut self,
         permit: Permit,
         hold: bool,
-        next_request: &mut u64,
+        ids: &mut CycleIds,
         out: &mut Vec<Output>,
     ) {
-        // Each round finishes jobs or starts groups; it ends when a round changes nothing.
-        // Bounded: every round that continues removes a job or takes a group off the queue.
-        loop {
-            self.running
-                .retain(|_, j| j.in_flight.is_some() || !j.steps.is_empty());
-            let (groups_before, running_before) = (self.groups.len(), self.running.len());
-            while self.outcome.is_none() && self.running.len() < self.cfg.concurrency.max(1) {
-                let Some((key, metas)) = self.groups.pop_front() else {
-                    break;
-                };
-                self.start_group(key, metas, out);
-            }
-            if self.outcome.is_some() {
-                return;
-            }
-            let ids: Vec<JobId> = self.running.keys().copied().collect();
-            for id in ids {
-                self.advance_job(id, permit, hold, next_request, out);
-            }
-            let finished = self
-                .running
-                .values()
-                .any(|j| j.in_flight.is_none() && j.steps.is_empty());
-            let moved = self.groups.len() != groups_before || self.running.len() != running_before;
-            if !finished && !moved {
+        self.running.retain(|_, j| !j.finished());
+        while self.outcome.is_none() && self.running.len() < self.concurrency {
+            let Some(item) = self.queue.pop_front() else {
                 break;
-            }
-            if !finished && self.groups.is_empty() {
-                break;
-            }
+            };
+            self.start(item, out);
         }
-        if self.groups.is_empty() && self.running.is_empty() && self.outcome.is_none() {
+        if self.outcome.is_some() {
+            return;
+        }
+        let running: Vec<JobId> = self.running.keys().copied().collect();
+        for id in running {
+            self.advance(id, permit, hold, ids, out);
+        }
+        debug_assert!(
+            self.running.values().all(|j| !j.finished()),
+            "a job finished without a result"
+        );
+        if self.queue.is_empty() && self.running.is_empty() {
             self.outcome = Some(Outcome::Done {
                 progress: self.progress,
             });
         }
     }
 
-    /// Plans one group; halts on overlaps Thanos halts on.
-    fn start_group(&mut self, key: GroupKey, metas: Vec<BlockMeta>, out: &mut Vec<Output>) {
-        let refs: Vec<&BlockMeta> = metas.iter().collect();
-        if !self.cfg.vertical {
-            let overlaps = overlapping_blocks(&refs);
-            if !overlaps.is_empty() {
-                let list: Vec<String> = overlaps.iter().map(|g| format!("[{}]", join(g))).collect();
-                self.outcome = Some(Outcome::Halt(format!(
-                    "pre compaction overlap check: overlaps found while gathering blocks in group {key}: {}; enable vertical compaction or remove the overlapping blocks",
-                    list.join(", ")
-                )));
+    /// Makes a job of `item`; halts the pass when the kind says so.
+    fn start(&mut self, item: K::Item, out: &mut Vec<Output>) {
+        let planned = match self.kind.plan(item) {
+            Ok(planned) => planned,
+            Err(reason) => {
+                self.outcome = Some(Outcome::Halt(reason));
                 return;
             }
-        }
-        let planned = plan_with_marks(&self.plan_input(&refs));
-        let mut steps: VecDeque<Step> = planned
-            .marks
-            .iter()
-            .map(|m| {
-                self.no_compact.insert(m.block);
-                Step::Mutate(WriteOp::MarkNoCompact(NoCompactMark {
-                    id: m.block,
-                    version: MARKER_VERSION,
-                    details: m.details.clone(),
-                    no_compact_time: self.started_wall_ms.div_euclid(1000),
-                    reason: m.reason.to_string(),
-                }))
-            })
-            .collect();
-        let inputs: Vec<BlockMeta> = planned
-            .compact
-            .iter()
-            .filter_map(|id| metas.iter().find(|m| m.ulid == *id).cloned())
-            .collect();
-        if let Some(reason) = self.shared_sources(&key, &inputs) {
-            self.outcome = Some(Outcome::Halt(reason));
-            return;
-        }
-        if !inputs.is_empty() {
-            steps.push_back(Step::Compact);
+        };
+        let mut steps: VecDeque<Step> = planned.mutations.into_iter().map(Step::Mutate).collect();
+        if planned.run {
+            steps.push_back(Step::Run);
         }
         if steps.is_empty() {
             return;
         }
-        self.next_job += 1;
-        let id = JobId(self.next_job);
-        let random = self.ids.pop_front().unwrap_or_default();
-        let output = BlockId::from_parts(
-            self.started_wall_ms.max(0) as u64,
-            random ^ u128::from(self.next_job),
-        );
-        if !inputs.is_empty() {
-            out.push(Output::Event(Event::Planned {
-                group: key.to_string(),
-                resolution: key.resolution,
-                inputs: inputs.iter().map(|m| m.ulid).collect(),
-                output,
-            }));
+        let (id, output) = self.ids.next();
+        if planned.run {
+            self.kind.planned(&planned.job, output, out);
         }
-        self.running
-            .insert(id, Job::new(id, key, inputs, output, steps));
+        let job = Job {
+            id,
+            output,
+            data: planned.job,
+            steps,
+            in_flight: None,
+            in_run: false,
+        };
+        self.running.insert(id, job);
     }
 
-    /// Thanos halts when two blocks of a plan share a source, unless vertical compaction is on.
-    fn shared_sources(&self, key: &GroupKey, inputs: &[BlockMeta]) -> Option<String> {
-        if self.cfg.vertical {
-            return None;
-        }
-        let mut seen: BTreeMap<BlockId, BlockId> = BTreeMap::new();
-        for m in inputs {
-            for s in &m.compaction.sources {
-                if let Some(other) = seen.insert(*s, m.ulid) {
-                    if other != m.ulid {
-                        return Some(format!(
-                            "overlapping sources detected for plan in group {key}: blocks {other} and {} share source {s}",
-                            m.ulid
-                        ));
-                    }
-                }
-            }
-        }
-        None
-    }
-
-    fn advance_job(
+    /// Issues job `id`'s next request, unless one is in flight, it awaits the driver, or
+    /// `hold` keeps it from starting a run.
+    fn advance(
         &mut self,
         id: JobId,
         permit: Permit,
         hold: bool,
-        next_request: &mut u64,
+        ids: &mut CycleIds,
         out: &mut Vec<Output>,
     ) {
         let Some(job) = self.running.get_mut(&id) else {
@@ -326,24 +268,18 @@ impl CompactPass {
             return;
         }
         match job.steps.front() {
-            None | Some(Step::AwaitCompaction) => {}
-            Some(Step::Compact) => {
-                job.steps[0] = Step::AwaitCompaction;
+            None | Some(Step::Await) => {}
+            Some(Step::Run) => {
+                job.steps[0] = Step::Await;
                 job.in_run = false;
-                out.push(Output::Compact(CompactJob {
-                    job: job.id,
-                    group: job.key.to_string(),
-                    inputs: job.inputs.clone(),
-                    output: job.output,
-                    downsample_to: None,
-                }));
+                let spec = self.kind.driver_job(&job.data, job.id, job.output);
+                out.push(Output::Compact(spec));
             }
             // Held: a clean-up waits for the runs under way; this one starts after it.
             Some(Step::Mutate(_)) if hold && !job.in_run => {}
             Some(Step::Mutate(_)) => {
                 if let Some(Step::Mutate(op)) = job.steps.pop_front() {
-                    *next_request += 1;
-                    let request = RequestId(*next_request);
+                    let request = ids.next_request();
                     job.in_run = true;
                     job.in_flight = Some((request, op.clone()));
                     out.push(Output::Store(StoreRequest::write(request, op, permit)));
@@ -352,8 +288,13 @@ impl CompactPass {
         }
     }
 
-    /// A store result for one of the jobs.
-    pub fn on_store(&mut self, request: RequestId, result: StoreResult, out: &mut Vec<Output>) {
+    /// A store result for one of the jobs: a failed mutation ends its job and fails the pass.
+    pub(super) fn on_store(
+        &mut self,
+        request: RequestId,
+        result: StoreResult,
+        out: &mut Vec<Output>,
+    ) {
         let Some(job) = self
             .running
             .values_mut()
@@ -362,13 +303,15 @@ impl CompactPass {
             return;
         };
         let (_, op) = job.in_flight.take().expect("matched above");
-        if let Some(failure) = mutation_result(&op, result, &format!("group {}", job.key), out) {
+        let context = K::context(&job.data);
+        if let Some(failure) = mutation_result(&op, result, &context, out) {
+            job.steps.clear();
             self.outcome.get_or_insert(Outcome::Failed(failure));
         }
     }
 
-    /// A compaction result for one of the jobs.
-    pub fn on_compacted(
+    /// The driver's result for job `id`.
+    pub(super) fn on_result(
         &mut self,
         id: JobId,
         result: Result<Option<CompactedBlock>, JobError>,
@@ -378,154 +321,31 @@ impl CompactPass {
         let Some(job) = self.running.get_mut(&id) else {
             return;
         };
-        if !matches!(job.steps.front(), Some(Step::AwaitCompaction)) {
+        if !matches!(job.steps.front(), Some(Step::Await)) {
             return;
         }
-        let result = expect_output(result, job.output);
         job.steps.pop_front();
-        let group = job.key.to_string();
-        let resolution = job.key.resolution;
-        match result {
-            Err(e) => self.job_failed(id, e, now, out),
-            Ok(block) => {
-                self.progress = true;
-                let vertical =
-                    !overlapping_blocks(&job.inputs.iter().collect::<Vec<_>>()).is_empty();
-                out.push(Output::Event(Event::Compacted {
-                    group,
-                    resolution,
-                    output: block.as_ref().map(|b| b.meta.ulid),
-                    samples: block.as_ref().map_or(0, |b| b.meta.stats.num_samples),
-                    vertical,
-                }));
-                if let Some(block) = block {
-                    let meta = final_meta(&block, &job.key, now);
-                    job.steps.push_back(Step::Mutate(WriteOp::UploadFiles {
-                        job: job.id,
-                        block: job.output,
-                    }));
-                    job.steps.push_back(Step::Mutate(WriteOp::PutMeta {
-                        meta: Box::new(meta),
-                    }));
-                }
-                for input in &job.inputs {
-                    job.steps
-                        .push_back(Step::Mutate(WriteOp::MarkDeletion(deletion_mark(
-                            input.ulid,
-                            now,
-                            DETAILS_COMPACTED_SOURCE,
-                        ))));
-                }
-            }
-        }
-    }
-
-    /// Job `id` failed. An input block with out-of-order chunks is no-compact-marked when
-    /// `--compact.skip-block-with-out-of-order-chunks` asks for it, as the job's last step
-    /// (issued under the pass's permit like every mutation), and the pass goes on and runs
-    /// again, as Thanos reruns its groups after the mark. Otherwise the pass fails
-    /// (retryable) or halts.
-    fn job_failed(&mut self, id: JobId, e: JobError, now: Now, out: &mut Vec<Output>) {
-        let Some(job) = self.running.get_mut(&id) else {
-            return;
-        };
-        debug_assert!(
-            job.in_flight.is_none(),
-            "a failed job has nothing in flight"
-        );
         debug_assert!(
             job.steps.is_empty(),
-            "the compaction was the job's last step"
+            "the driver's run is a job's last step"
         );
-        let group = job.key.to_string();
-        out.push(Output::Event(Event::CompactionFailed {
-            group: group.clone(),
-            resolution: job.key.resolution,
-            error: e.message.clone(),
-        }));
-        let outcome = match e.kind {
-            JobErrorKind::OutOfOrderChunks { block } => {
-                // A block outside the plan cannot be the culprit: never mark what was not read.
-                let input = job.inputs.iter().any(|m| m.ulid == block);
-                if input && self.cfg.skip_out_of_order_chunks {
-                    let mark = out_of_order_chunks_mark(block, now);
-                    job.steps
-                        .push_back(Step::Mutate(WriteOp::MarkNoCompact(mark)));
-                    self.no_compact.insert(block);
-                    self.progress = true;
-                    return;
-                }
-                let advice = if input {
-                    format!(
-                        "move block {block} (out-of-order chunks) out of the bucket, or \
-                         no-compact-mark it (--compact.skip-block-with-out-of-order-chunks does so)"
-                    )
-                } else {
-                    format!("the error names block {block}, which is not an input of the plan")
-                };
-                Outcome::Halt(format!(
-                    "compaction of group {group} failed: {}; {advice}",
-                    e.message
-                ))
+        debug_assert!(job.in_flight.is_none(), "nothing in flight beside a run");
+        let result = expect_output(result, job.output);
+        let ids = (job.id, job.output);
+        match self.kind.finished(&job.data, ids, result, now, out) {
+            Then::Mutate { ops, progress } => {
+                job.steps.extend(ops.into_iter().map(Step::Mutate));
+                self.progress |= progress;
             }
-            _ if e.retryable() => Outcome::Failed(format!("group {group}: {}", e.message)),
-            _ => Outcome::Halt(format!("compaction of group {group} failed: {}", e.message)),
-        };
-        self.outcome.get_or_insert(outcome);
+            Then::End(outcome) => {
+                self.outcome.get_or_insert(outcome);
+            }
+        }
     }
-}
-
-/// The no-compact mark Thanos writes on a block with out-of-order chunks.
-fn out_of_order_chunks_mark(block: BlockId, now: Now) -> NoCompactMark {
-    NoCompactMark {
-        id: block,
-        version: MARKER_VERSION,
-        details: DETAILS_OUT_OF_ORDER_CHUNKS.to_string(),
-        no_compact_time: now.wall.0.div_euclid(1000),
-        reason: REASON_OUT_OF_ORDER_CHUNKS.to_string(),
-    }
-}
-
-/// The meta.json uploaded for a compacted block: Thanos' `InjectThanos` plus the upload's
-/// `files` and `upload_time`.
-pub fn final_meta(block: &CompactedBlock, key: &GroupKey, now: Now) -> BlockMeta {
-    let mut meta = block.meta.clone();
-    let extensions = meta.thanos.as_ref().and_then(|t| t.extensions.clone());
-    let (files, segment_files) = uploaded_files(block);
-    meta.thanos = Some(ThanosMeta {
-        labels: key.labels.clone(),
-        downsample: crate::tsdb::meta::Downsample {
-            resolution: key.resolution,
-        },
-        source: SOURCE_COMPACTOR.to_string(),
-        segment_files,
-        files,
-        extensions,
-        upload_time: format_rfc3339_ms(now.wall.0),
-        ..ThanosMeta::default()
-    });
-    meta
-}
-
-/// `thanos.files` (with meta.json, sorted by path) and `thanos.segment_files` of a block
-/// about to be uploaded.
-pub(super) fn uploaded_files(block: &CompactedBlock) -> (Vec<BlockFile>, Vec<String>) {
-    let mut files = block.files.clone();
-    files.push(BlockFile {
-        rel_path: crate::tsdb::meta::META_FILENAME.to_string(),
-        size_bytes: 0,
-        hash: None,
-    });
-    files.sort_by(|a, b| a.rel_path.cmp(&b.rel_path));
-    let segment_files = files
-        .iter()
-        .filter_map(|f| f.rel_path.strip_prefix("chunks/").map(str::to_string))
-        .collect();
-    (files, segment_files)
 }
 
 /// A job's result, refused when it names another block than the job was to write.
-pub(super) fn expect_output(
+fn expect_output(
     result: Result<Option<CompactedBlock>, JobError>,
     output: BlockId,
 ) -> Result<Option<CompactedBlock>, JobError> {
@@ -540,7 +360,7 @@ pub(super) fn expect_output(
 
 /// Reports the result of a job's mutation; returns the failure (prefixed by `context`) that
 /// ends the pass, if it failed.
-pub(super) fn mutation_result(
+fn mutation_result(
     op: &WriteOp,
     result: StoreResult,
     context: &str,
@@ -560,13 +380,3 @@ pub(super) fn mutation_result(
         }
     }
 }
-
-fn join(ids: &[BlockId]) -> String {
-    ids.iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-#[cfg(test)]
-mod tests;

@@ -1,243 +1,21 @@
-//! The cycle against a tiny model bucket: the test plays the driver, applying each store
-//! request to an in-memory map of blocks and answering compaction jobs with merged metas.
+//! The iteration against the model bucket ([`super::testing`]): compaction, marks found in
+//! place, determinism, the backlog gauges, failures and halts, garbage collection, partial
+//! uploads, retention, job ids and the delete delay.
 
-use std::collections::BTreeMap;
-
+use super::testing::{block, now, now_plus, run, synced, twelve_2h_blocks, Model};
 use super::*;
-use crate::core::types::{
-    CompactJob, CompactedBlock, JobError, JobErrorKind, MetaState, StoreError, SyncResult,
-    SyncedBlock,
-};
-use crate::core::view::ViewConfig;
-use crate::tsdb::meta::{merge_metas, BlockFile, BlockMeta, BlockStats, ThanosMeta};
-
-pub(super) const HOUR: i64 = 3_600_000;
-pub(super) const T0: i64 = 1_735_689_600_000;
-
-pub(super) fn cfg(wait: bool) -> CycleConfig {
-    CycleConfig {
-        view: ViewConfig {
-            min_time: i64::MIN,
-            max_time: i64::MAX,
-            consistency_delay_ms: 30 * 60_000,
-            delete_delay_ms: 0,
-            replica_labels: vec![],
-            selector_relabel: vec![],
-        },
-        wait,
-        wait_interval_ms: 5 * 60_000,
-        concurrency: 1,
-        ranges: crate::core::plan::compaction_ranges(4).unwrap(),
-        vertical: false,
-        index_size_limit_bytes: None,
-        retention_ms: [0; 3],
-        partial_upload_threshold_ms: PARTIAL_UPLOAD_THRESHOLD_MS_DEFAULT,
-        downsampling: false,
-        downsample_concurrency: 1,
-        progress_interval_ms: 0,
-        cleanup_interval_ms: 0,
-        halt_on_error: true,
-        skip_out_of_order_chunks: false,
-    }
-}
-
-pub(super) fn block(n: u128, min_h: i64, max_h: i64, cluster: &str) -> BlockMeta {
-    let id = BlockId::from_parts((T0 + max_h * HOUR) as u64, n);
-    BlockMeta {
-        stats: BlockStats {
-            num_samples: 100,
-            num_series: 1,
-            num_chunks: 1,
-            ..BlockStats::default()
-        },
-        thanos: Some(ThanosMeta {
-            labels: [("cluster".to_string(), cluster.to_string())].into(),
-            source: "sidecar".into(),
-            ..ThanosMeta::default()
-        }),
-        ..BlockMeta::level1(id, T0 + min_h * HOUR, T0 + max_h * HOUR)
-    }
-}
-
-/// The model bucket and the log of what the cycle did.
-#[derive(Default)]
-pub(super) struct Model {
-    pub(super) blocks: BTreeMap<BlockId, SyncedBlock>,
-    pub(super) log: Vec<String>,
-    pub(super) fail_next_mutation: bool,
-    compaction_error: Option<JobError>,
-    /// Answer every marker write with [`StoreResult::MarkerExisted`] (the mark is in place).
-    markers_already_there: bool,
-}
-
-impl Model {
-    pub(super) fn add(&mut self, m: BlockMeta) {
-        self.blocks
-            .insert(m.ulid, synced(MetaState::Ok(Box::new(m))));
-    }
-
-    pub(super) fn visible(&self) -> Vec<&BlockMeta> {
-        self.blocks
-            .values()
-            .filter(|b| b.deletion_mark.is_none())
-            .filter_map(|b| match &b.meta {
-                MetaState::Ok(m) => Some(&**m),
-                _ => None,
-            })
-            .collect()
-    }
-
-    pub(super) fn apply(&mut self, req: &StoreRequest, now: Now) -> StoreResult {
-        if req.is_mutation() && std::mem::take(&mut self.fail_next_mutation) {
-            return StoreResult::Failed(StoreError::other("injected 503"));
-        }
-        self.log.push(req.name().to_string());
-        let Some(op) = req.write_op() else {
-            assert_eq!(
-                req.read_op(),
-                Some(&ReadOp::Sync),
-                "the cycle never reads the fence"
-            );
-            let blocks = self.blocks.clone();
-            return StoreResult::Synced(SyncResult { blocks });
-        };
-        match op {
-            WriteOp::UploadFiles { .. } => {}
-            WriteOp::PutMeta { meta } => {
-                let mut b = synced(MetaState::Ok(meta.clone()));
-                b.newest_modified = now.wall;
-                self.blocks.insert(meta.ulid, b);
-            }
-            WriteOp::MarkDeletion(m) => {
-                if let Some(b) = self.blocks.get_mut(&m.id) {
-                    b.deletion_mark.get_or_insert(m.clone());
-                }
-            }
-            WriteOp::MarkNoCompact(m) => {
-                if let Some(b) = self.blocks.get_mut(&m.id) {
-                    b.no_compact_mark.get_or_insert(m.clone());
-                }
-            }
-            WriteOp::DeleteBlock(id) => {
-                self.blocks.remove(id);
-            }
-            WriteOp::CasFence { .. } => unreachable!("the cycle never writes the fence"),
-        }
-        let marker = matches!(op, WriteOp::MarkDeletion(_) | WriteOp::MarkNoCompact(_));
-        if marker && self.markers_already_there {
-            return StoreResult::MarkerExisted;
-        }
-        StoreResult::Done
-    }
-
-    pub(super) fn compact(&mut self, job: &CompactJob) -> Result<Option<CompactedBlock>, JobError> {
-        if let Some(e) = self.compaction_error.take() {
-            return Err(e);
-        }
-        let mut meta = match job.downsample_to {
-            // The engine keeps range, compaction and labels; the cycle sets the resolution.
-            Some(_) => BlockMeta {
-                ulid: job.output,
-                ..job.inputs[0].clone()
-            },
-            None => merge_metas(job.output, &job.inputs).unwrap(),
-        };
-        meta.stats.num_samples = job.inputs.iter().map(|m| m.stats.num_samples).sum();
-        let files = vec![
-            BlockFile {
-                rel_path: "chunks/000001".into(),
-                size_bytes: 10,
-                hash: None,
-            },
-            BlockFile {
-                rel_path: "index".into(),
-                size_bytes: 5,
-                hash: None,
-            },
-        ];
-        Ok(Some(CompactedBlock { meta, files }))
-    }
-}
-
-pub(super) fn synced(meta: MetaState) -> SyncedBlock {
-    SyncedBlock {
-        meta,
-        deletion_mark: None,
-        no_compact_mark: None,
-        no_downsample_mark: None,
-        marker_problems: vec![],
-        newest_modified: Millis(T0),
-    }
-}
-
-/// Plays the driver until the cycle exits or goes idle; returns the exit code and every
-/// output in order. Each step happens one second after the previous one.
-fn run(cycle: &mut Cycle, model: &mut Model, start: Now) -> (Option<i32>, Vec<Output>) {
-    let mut all = Vec::new();
-    let mut inputs = std::collections::VecDeque::from([Input::Start]);
-    let mut steps = 0;
-    while let Some(input) = inputs.pop_front() {
-        steps += 1;
-        assert!(steps < 10_000, "cycle does not converge");
-        let now = Now {
-            mono: start.mono.plus(steps * 1000),
-            wall: start.wall.plus(steps * 1000),
-        };
-        let mut out = Vec::new();
-        cycle.step(
-            now,
-            input,
-            Some(Permit {
-                epoch: crate::core::types::Epoch(0),
-                valid_until: Millis::MAX,
-            }),
-            &mut out,
-        );
-        for o in &out {
-            match o {
-                Output::Store(r) => inputs.push_back(Input::Store(r.id(), model.apply(r, now))),
-                Output::Compact(job) => {
-                    inputs.push_back(Input::Compacted(job.job, Box::new(model.compact(job))))
-                }
-                Output::Exit(code) => {
-                    all.extend(out.clone());
-                    return (Some(*code), all);
-                }
-                Output::Timer(_) | Output::Event(_) | Output::Coord(_) => {}
-            }
-        }
-        all.extend(out);
-    }
-    (None, all)
-}
-
-pub(super) fn now(h: i64) -> Now {
-    Now {
-        mono: Millis(h * HOUR),
-        wall: Millis(T0 + h * HOUR),
-    }
-}
-
-/// `h` hours and `ms` milliseconds into the test's time.
-fn now_plus(h: i64, ms: i64) -> Now {
-    Now {
-        mono: now(h).mono.plus(ms),
-        wall: now(h).wall.plus(ms),
-    }
-}
-
-pub(super) fn twelve_2h_blocks(model: &mut Model, cluster: &str, salt: u128) {
-    for i in 0..12 {
-        model.add(block(salt + i as u128, 2 * i, 2 * i + 2, cluster));
-    }
-}
+use crate::bucket::markers::{DeletionMark, MARKER_VERSION};
+use crate::core::testing::{cycle_config, T0_MS};
+use crate::core::types::{JobError, MetaState};
+use crate::tsdb::meta::merge_metas;
+use crate::units::{HOUR_MS, MINUTE_MS};
 
 #[test]
 fn one_shot_run_compacts_marks_deletes_and_exits() {
     let mut model = Model::default();
     twelve_2h_blocks(&mut model, "eu-1", 100);
     twelve_2h_blocks(&mut model, "us-1", 200);
-    let mut cycle = Cycle::new(cfg(false), 7);
+    let mut cycle = Cycle::new(cycle_config(false), 7);
     let (code, outputs) = run(&mut cycle, &mut model, now(48));
     assert_eq!(code, Some(0));
     // Thanos' levels for 24h of 2h blocks: two 8h blocks and four 2h blocks per stream.
@@ -247,7 +25,7 @@ fn one_shot_run_compacts_marks_deletes_and_exits() {
         .map(|m| {
             (
                 m.thanos.as_ref().unwrap().labels["cluster"].clone(),
-                (m.max_time - m.min_time) / HOUR,
+                (m.max_time - m.min_time) / HOUR_MS,
             )
         })
         .collect();
@@ -284,7 +62,7 @@ fn one_shot_run_compacts_marks_deletes_and_exits() {
     assert_eq!(t.segment_files, ["000001"]);
     let uploaded = crate::timefmt::parse_rfc3339_ms(&t.upload_time).unwrap();
     assert!(
-        uploaded > T0 + 48 * HOUR && uploaded < T0 + 49 * HOUR,
+        uploaded > T0_MS + 48 * HOUR_MS && uploaded < T0_MS + 49 * HOUR_MS,
         "{}",
         t.upload_time
     );
@@ -302,13 +80,13 @@ fn markers_found_in_place_are_not_new_marks() {
         ..Model::default()
     };
     twelve_2h_blocks(&mut model, "eu-1", 100);
-    let mut cycle = Cycle::new(cfg(false), 7);
+    let mut cycle = Cycle::new(cycle_config(false), 7);
     let (code, outputs) = run(&mut cycle, &mut model, now(48));
     assert_eq!(code, Some(0));
     let mut spans: Vec<i64> = model
         .visible()
         .iter()
-        .map(|m| (m.max_time - m.min_time) / HOUR)
+        .map(|m| (m.max_time - m.min_time) / HOUR_MS)
         .collect();
     spans.sort();
     assert_eq!(spans, [2, 2, 2, 2, 8, 8], "compacted as usual");
@@ -331,7 +109,7 @@ fn the_core_is_deterministic() {
     let scenario = || {
         let mut model = Model::default();
         twelve_2h_blocks(&mut model, "eu-1", 100);
-        let mut cycle = Cycle::new(cfg(false), 42);
+        let mut cycle = Cycle::new(cycle_config(false), 42);
         let (_, outputs) = run(&mut cycle, &mut model, now(48));
         format!("{outputs:?}")
     };
@@ -372,7 +150,7 @@ fn backlog_gauges_follow_syncs_every_progress_interval_and_only_with_wait() {
     };
     let with = |wait: bool, progress_interval_ms: i64| CycleConfig {
         progress_interval_ms,
-        ..cfg(wait)
+        ..cycle_config(wait)
     };
     let initial = (4, 16, None, 0);
     // One-shot: never (Thanos runs its calculators only with --wait); 0 disables them.
@@ -395,9 +173,9 @@ fn backlog_gauges_follow_syncs_every_progress_interval_and_only_with_wait() {
     assert_eq!(syncs, 4);
     // An hour: after the first sync, not in the iteration ten minutes later, again after
     // the one two hours later.
-    let (mut cycle, mut model) = (Cycle::new(with(true, HOUR), 1), bucket());
+    let (mut cycle, mut model) = (Cycle::new(with(true, HOUR_MS), 1), bucket());
     let (_, first) = run(&mut cycle, &mut model, now(48));
-    let (_, soon) = run(&mut cycle, &mut model, now_plus(48, 10 * 60_000));
+    let (_, soon) = run(&mut cycle, &mut model, now_plus(48, 10 * MINUTE_MS));
     let (_, later) = run(&mut cycle, &mut model, now(50));
     assert_eq!(progress_events(&first), vec![initial]);
     assert_eq!(progress_events(&soon), vec![]);
@@ -409,10 +187,10 @@ fn store_failures_retry_with_wait_and_exit_1_without() {
     let mut model = Model::default();
     twelve_2h_blocks(&mut model, "eu-1", 100);
     model.fail_next_mutation = true;
-    let (code, _) = run(&mut Cycle::new(cfg(false), 1), &mut model, now(48));
+    let (code, _) = run(&mut Cycle::new(cycle_config(false), 1), &mut model, now(48));
     assert_eq!(code, Some(EXIT_FAILED));
     model.fail_next_mutation = true;
-    let mut cycle = Cycle::new(cfg(true), 1);
+    let mut cycle = Cycle::new(cycle_config(true), 1);
     let (code, outputs) = run(&mut cycle, &mut model, now(48));
     assert_eq!(code, None, "with --wait the cycle waits for the retry");
     assert!(outputs
@@ -420,7 +198,7 @@ fn store_failures_retry_with_wait_and_exit_1_without() {
         .any(|o| matches!(o, Output::Event(Event::Retrying(_)))));
     assert!(outputs
         .iter()
-        .any(|o| matches!(o, Output::Timer(t) if *t > now(48).mono.plus(5 * 60_000))));
+        .any(|o| matches!(o, Output::Timer(t) if *t > now(48).mono.plus(5 * MINUTE_MS))));
 }
 
 #[test]
@@ -428,7 +206,7 @@ fn overlaps_halt_and_compaction_errors_halt() {
     let mut model = Model::default();
     twelve_2h_blocks(&mut model, "eu-1", 100);
     model.add(block(999, 1, 3, "eu-1"));
-    let (code, outputs) = run(&mut Cycle::new(cfg(false), 1), &mut model, now(48));
+    let (code, outputs) = run(&mut Cycle::new(cycle_config(false), 1), &mut model, now(48));
     assert_eq!(code, Some(EXIT_HALTED));
     assert!(outputs
         .iter()
@@ -442,7 +220,7 @@ fn overlaps_halt_and_compaction_errors_halt() {
     let mut model = Model::default();
     twelve_2h_blocks(&mut model, "eu-1", 100);
     model.compaction_error = Some(JobError::bad_input("chunk CRC mismatch"));
-    let mut cycle = Cycle::new(cfg(true), 1);
+    let mut cycle = Cycle::new(cycle_config(true), 1);
     let (code, _) = run(&mut cycle, &mut model, now(48));
     assert_eq!(code, None);
     assert!(cycle.halted(), "halted, serving HTTP");
@@ -454,7 +232,7 @@ fn overlaps_halt_and_compaction_errors_halt() {
     model.add(block(999, 1, 3, "eu-1"));
     let c = CycleConfig {
         halt_on_error: false,
-        ..cfg(true)
+        ..cycle_config(true)
     };
     let mut cycle = Cycle::new(c, 1);
     let (code, _) = run(&mut cycle, &mut model, now(48));
@@ -468,7 +246,7 @@ fn duplicates_are_collected_and_stale_partials_deleted_but_corrupt_metas_kept() 
     let a = block(1, 0, 2, "eu-1");
     let b = block(2, 2, 4, "eu-1");
     let mut merged = merge_metas(
-        BlockId::from_parts((T0 + 5 * HOUR) as u64, 3),
+        BlockId::from_parts((T0_MS + 5 * HOUR_MS) as u64, 3),
         &[a.clone(), b.clone()],
     )
     .unwrap();
@@ -476,13 +254,17 @@ fn duplicates_are_collected_and_stale_partials_deleted_but_corrupt_metas_kept() 
     model.add(a.clone());
     model.add(b.clone());
     model.add(merged.clone());
-    let partial = BlockId::from_parts(T0 as u64, 77);
+    let partial = BlockId::from_parts(T0_MS as u64, 77);
     model.blocks.insert(partial, synced(MetaState::Missing));
-    let corrupt = BlockId::from_parts(T0 as u64, 78);
+    let corrupt = BlockId::from_parts(T0_MS as u64, 78);
     model
         .blocks
         .insert(corrupt, synced(MetaState::Corrupt("bad json".into())));
-    let (code, outputs) = run(&mut Cycle::new(cfg(false), 1), &mut model, now(100));
+    let (code, outputs) = run(
+        &mut Cycle::new(cycle_config(false), 1),
+        &mut model,
+        now(100),
+    );
     assert_eq!(code, Some(0));
     for id in [a.ulid, b.ulid] {
         let mark = model.blocks[&id]
@@ -510,9 +292,9 @@ fn retention_marks_old_blocks() {
     let mut model = Model::default();
     model.add(block(1, 0, 2, "eu-1"));
     model.add(block(2, 200, 202, "eu-1"));
-    let mut c = cfg(false);
-    c.retention_ms[0] = 24 * HOUR;
-    c.view.delete_delay_ms = 48 * HOUR;
+    let mut c = cycle_config(false);
+    c.retention_ms[0] = 24 * HOUR_MS;
+    c.view.delete_delay_ms = 48 * HOUR_MS;
     let (code, _) = run(&mut Cycle::new(c, 1), &mut model, now(210));
     assert_eq!(code, Some(0));
     let marks: Vec<_> = model
@@ -529,7 +311,7 @@ fn job_ids_never_repeat_across_passes() {
     let mut model = Model::default();
     twelve_2h_blocks(&mut model, "eu-1", 100);
     twelve_2h_blocks(&mut model, "us-1", 200);
-    let (_, outputs) = run(&mut Cycle::new(cfg(false), 3), &mut model, now(48));
+    let (_, outputs) = run(&mut Cycle::new(cycle_config(false), 3), &mut model, now(48));
     let ids: Vec<_> = outputs
         .iter()
         .filter_map(|o| {
@@ -549,128 +331,6 @@ fn job_ids_never_repeat_across_passes() {
     );
 }
 
-// --- downsampling ----------------------------------------------------------------------------
-
-fn downsampled(model: &Model, resolution: i64) -> Vec<BlockMeta> {
-    model
-        .visible()
-        .into_iter()
-        .filter(|m| m.thanos.as_ref().unwrap().downsample.resolution == resolution)
-        .cloned()
-        .collect()
-}
-
-fn with_resolution(mut m: BlockMeta, resolution: i64) -> BlockMeta {
-    m.thanos.as_mut().unwrap().downsample.resolution = resolution;
-    m
-}
-
-// After compaction: raw blocks of 40h+ go to 5m, 5m blocks of 10d+ to 1h, in one pass; blocks
-// whose sources a coarser block covers already are skipped; the second pass finds the new 5m
-// block too short for 1h. Sources are not marked.
-#[test]
-fn downsampling_follows_compaction_and_skips_covered_sources() {
-    let mut model = Model::default();
-    let raw = block(1, 0, 48, "eu-1");
-    let covered = block(2, 48, 96, "eu-1");
-    let covered_5m = with_resolution(block(3, 48, 96, "eu-1"), 300_000);
-    let mut covered_5m = covered_5m;
-    covered_5m.compaction.sources = covered.compaction.sources.clone();
-    let long_5m = with_resolution(block(4, 96, 96 + 14 * 24, "eu-1"), 300_000);
-    for m in [&raw, &covered, &covered_5m, &long_5m] {
-        model.add(m.clone());
-    }
-    let mut cfg = cfg(false);
-    cfg.downsampling = true;
-    let mut cycle = Cycle::new(cfg, 7);
-    let (code, outputs) = run(&mut cycle, &mut model, now(24 * 30));
-    assert_eq!(code, Some(0));
-
-    let new_5m: Vec<BlockMeta> = downsampled(&model, 300_000)
-        .into_iter()
-        .filter(|m| m.compaction.sources == raw.compaction.sources)
-        .collect();
-    assert_eq!(new_5m.len(), 1, "the raw block was downsampled once");
-    let t = new_5m[0].thanos.as_ref().unwrap();
-    assert_eq!(t.source, "compactor");
-    assert_eq!(t.labels, raw.thanos.as_ref().unwrap().labels);
-    assert_eq!(
-        (new_5m[0].min_time, new_5m[0].max_time),
-        (raw.min_time, raw.max_time)
-    );
-    let hourly = downsampled(&model, 3_600_000);
-    assert_eq!(hourly.len(), 1);
-    assert_eq!(hourly[0].compaction.sources, long_5m.compaction.sources);
-    assert!(
-        model.blocks.values().all(|b| b.deletion_mark.is_none()),
-        "downsampling marks nothing"
-    );
-    let passes: Vec<u64> = outputs
-        .iter()
-        .filter_map(|o| match o {
-            Output::Event(Event::DownsamplePass { todo, .. }) => Some(*todo),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(passes, vec![2, 0], "two passes: two jobs, then none");
-    let log = model.log.join(" ");
-    assert!(
-        log.contains("sync upload-files put-meta upload-files put-meta sync sync"),
-        "{log}"
-    );
-}
-
-#[test]
-fn no_downsample_marks_and_disabled_downsampling_leave_blocks_alone() {
-    let mut model = Model::default();
-    let raw = block(1, 0, 48, "eu-1");
-    model.add(raw.clone());
-    model.blocks.get_mut(&raw.ulid).unwrap().no_downsample_mark =
-        Some(crate::bucket::markers::NoDownsampleMark {
-            id: raw.ulid,
-            version: 1,
-            details: String::new(),
-            no_downsample_time: 0,
-            reason: "manual".into(),
-        });
-    model.add(block(2, 0, 48, "us-1"));
-    let mut on = cfg(false);
-    on.downsampling = true;
-    let (code, _) = run(&mut Cycle::new(on, 7), &mut model, now(24 * 30));
-    assert_eq!(code, Some(0));
-    let made = downsampled(&model, 300_000);
-    assert_eq!(made.len(), 1, "only the unmarked block");
-    assert_eq!(made[0].thanos.as_ref().unwrap().labels["cluster"], "us-1");
-
-    let mut model = Model::default();
-    model.add(block(2, 0, 48, "us-1"));
-    let (code, _) = run(&mut Cycle::new(cfg(false), 7), &mut model, now(24 * 30));
-    assert_eq!(code, Some(0));
-    assert!(downsampled(&model, 300_000).is_empty());
-}
-
-// A downsampling error on bad input halts (exit 2 one-shot); a retryable one ends the
-// iteration (exit 1) — nothing is uploaded either way.
-#[test]
-fn downsampling_errors_halt_or_retry() {
-    for (retryable, want) in [(false, EXIT_HALTED), (true, EXIT_FAILED)] {
-        let mut model = Model::default();
-        model.add(block(1, 0, 48, "eu-1"));
-        let kind = [JobErrorKind::BadInput, JobErrorKind::Io][usize::from(retryable)];
-        let error = JobError::new(kind, "chunk 12 of series {a=\"b\"}: bad checksum");
-        model.compaction_error = Some(error);
-        let mut on = cfg(false);
-        on.downsampling = true;
-        let (code, outputs) = run(&mut Cycle::new(on, 7), &mut model, now(24 * 30));
-        assert_eq!(code, Some(want));
-        assert!(!model.log.iter().any(|l| l == "put-meta"));
-        assert!(outputs.iter().any(|o| matches!(
-            o,
-            Output::Event(Event::Downsampled { result: Err(e), .. }) if e.contains("bad checksum")
-        )));
-    }
-}
-
 #[test]
 fn a_deletion_mark_from_the_future_waits_the_delete_delay_once_seen_not_its_writers_skew() {
     // A writer whose wall clock ran a day ahead stamped this mark. Thanos would wait for its
@@ -683,16 +343,16 @@ fn a_deletion_mark_from_the_future_waits_the_delete_delay_once_seen_not_its_writ
         id,
         version: MARKER_VERSION,
         details: String::new(),
-        deletion_time: (T0 + 34 * HOUR) / 1000,
+        deletion_time: (T0_MS + 34 * HOUR_MS) / 1000,
     });
-    let mut c = cfg(false);
-    c.view.delete_delay_ms = HOUR;
+    let mut c = cycle_config(false);
+    c.view.delete_delay_ms = HOUR_MS;
     let mut cycle = Cycle::new(c, 1);
     let (code, _) = run(&mut cycle, &mut model, now(10));
     assert_eq!(code, Some(0));
     assert!(model.blocks.contains_key(&id), "first seen just now: kept");
     cycle.restart();
-    let (_, outputs) = run(&mut cycle, &mut model, now_plus(10, 1_800_000));
+    let (_, outputs) = run(&mut cycle, &mut model, now_plus(10, 30 * MINUTE_MS));
     assert!(
         model.blocks.contains_key(&id),
         "seen for half an hour: kept"
@@ -701,7 +361,7 @@ fn a_deletion_mark_from_the_future_waits_the_delete_delay_once_seen_not_its_writ
         .iter()
         .any(|o| matches!(o, Output::Event(Event::Deleted(_)))));
     cycle.restart();
-    let (_, outputs) = run(&mut cycle, &mut model, now_plus(11, 60_000));
+    let (_, outputs) = run(&mut cycle, &mut model, now_plus(11, MINUTE_MS));
     assert!(
         !model.blocks.contains_key(&id),
         "seen for over the delete delay: deleted although its time is a day ahead"

@@ -1,5 +1,5 @@
 //! The background clean-up (`--compact.cleanup-interval`) against the model bucket of
-//! [`super::tests`], played by a driver with time: a store request is applied when issued and
+//! [`super::testing`], played by a driver with time: a store request is applied when issued and
 //! answered a second later, a compaction answers after its own duration, the cycle's timer
 //! fires at its time. The driver checks every step: mutations (and only mutations) carry the
 //! permit of the step, none is issued without one, no clean-up request is issued while a job
@@ -8,13 +8,15 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::tests::{block, cfg, Model, HOUR, T0};
+use super::marks::deletion_mark;
+use super::testing::{block, Model};
 use super::*;
+use crate::core::testing::{cycle_config, T0_MS};
 use crate::core::types::{Epoch, JobId};
+use crate::units::{HOUR_MS, MINUTE_MS};
 
-const MINUTE: i64 = 60_000;
 /// The iteration starts two days after the model's first block.
-const START_WALL: i64 = T0 + 48 * HOUR;
+const START_WALL: i64 = T0_MS + 48 * HOUR_MS;
 
 struct Harness {
     cycle: Cycle,
@@ -277,11 +279,11 @@ fn marked(model: &mut Model, n: u128, age_ms: i64) -> BlockId {
 }
 
 fn with_cleanup(interval_ms: i64, delete_delay_ms: i64, concurrency: usize) -> CycleConfig {
-    let mut c = cfg(true);
+    let mut c = cycle_config(true);
     c.cleanup_interval_ms = interval_ms;
     c.view.delete_delay_ms = delete_delay_ms;
     c.concurrency = concurrency;
-    c.wait_interval_ms = HOUR;
+    c.wait_interval_ms = HOUR_MS;
     c
 }
 
@@ -300,20 +302,20 @@ fn a_mark_past_the_delay_is_deleted_during_a_long_pass() {
     let bucket = || {
         let mut model = Model::default();
         clusters(&mut model, 6);
-        let id = marked(&mut model, 9_000, 10 * MINUTE);
+        let id = marked(&mut model, 9_000, 10 * MINUTE_MS);
         (model, id)
     };
     let (model, id) = bucket();
     let mut h = Harness::new(
-        with_cleanup(5 * MINUTE, 30 * MINUTE, 1),
+        with_cleanup(5 * MINUTE_MS, 30 * MINUTE_MS, 1),
         model,
-        &[10 * MINUTE],
+        &[10 * MINUTE_MS],
     );
-    h.run_until(3 * HOUR, |h| h.iterations() > 0);
+    h.run_until(3 * HOUR_MS, |h| h.iterations() > 0);
     let (at, during_pass) = h.deleted(id).expect("deleted");
     assert!(during_pass, "deleted by a clean-up while the pass ran");
     assert!(
-        (20 * MINUTE..26 * MINUTE).contains(&at),
+        (20 * MINUTE_MS..26 * MINUTE_MS).contains(&at),
         "deleted at {at} ms"
     );
     let sources_during_pass = h
@@ -331,11 +333,11 @@ fn a_mark_past_the_delay_is_deleted_during_a_long_pass() {
     assert_eq!(h.count(|e| matches!(e, Event::Compacted { .. })), 6);
 
     let (model, id) = bucket();
-    let mut h = Harness::new(with_cleanup(0, 30 * MINUTE, 1), model, &[10 * MINUTE]);
-    h.run_until(3 * HOUR, |h| h.iterations() > 0);
+    let mut h = Harness::new(with_cleanup(0, 30 * MINUTE_MS, 1), model, &[10 * MINUTE_MS]);
+    h.run_until(3 * HOUR_MS, |h| h.iterations() > 0);
     let (at, during_pass) = h.deleted(id).expect("deleted by the iteration");
     assert!(
-        !during_pass && at > 60 * MINUTE,
+        !during_pass && at > 60 * MINUTE_MS,
         "waited for the pass: {at} ms"
     );
     assert_eq!(h.count(|e| matches!(e, Event::CleanupDone { .. })), 0);
@@ -356,7 +358,7 @@ fn clean_ups_wait_for_runs_under_way_and_for_the_permit() {
             let spans = (0..20).map(|k| (k * 20_000 + 7_000, k * 20_000 + 15_000));
             h.without_permit(spans.collect());
         }
-        h.run_until(HOUR, |h| h.iterations() > 0);
+        h.run_until(HOUR_MS, |h| h.iterations() > 0);
         assert_eq!(h.iterations(), 1);
         assert!(h.held_steps > 0, "a clean-up fell due inside a run");
         let in_pass = |e: &Event| matches!(e, Event::CleanupDone { blocks, .. } if *blocks > 0);
@@ -382,9 +384,9 @@ fn no_clean_up_with_interval_0_or_without_wait() {
     let outputs = |c: CycleConfig| {
         let mut model = Model::default();
         clusters(&mut model, 3);
-        marked(&mut model, 9_000, 10 * MINUTE);
-        let mut h = Harness::new(c, model, &[10 * MINUTE]);
-        h.run_until(3 * HOUR, |h| h.iterations() > 0);
+        marked(&mut model, 9_000, 10 * MINUTE_MS);
+        let mut h = Harness::new(c, model, &[10 * MINUTE_MS]);
+        h.run_until(3 * HOUR_MS, |h| h.iterations() > 0);
         let syncs_in_pass = h
             .log
             .iter()
@@ -398,33 +400,41 @@ fn no_clean_up_with_interval_0_or_without_wait() {
     };
     let one_shot = |interval_ms| CycleConfig {
         wait: false,
-        ..with_cleanup(interval_ms, 30 * MINUTE, 1)
+        ..with_cleanup(interval_ms, 30 * MINUTE_MS, 1)
     };
-    assert_eq!(outputs(one_shot(0)), outputs(one_shot(5 * MINUTE)));
-    outputs(with_cleanup(0, 30 * MINUTE, 1));
+    assert_eq!(outputs(one_shot(0)), outputs(one_shot(5 * MINUTE_MS)));
+    outputs(with_cleanup(0, 30 * MINUTE_MS, 1));
 }
 
 // Thanos' clean-up loop goes on while its main loop waits or is halted.
 #[test]
 fn clean_ups_run_while_waiting_and_while_halted() {
     let mut model = Model::default();
-    let id = marked(&mut model, 9_000, 10 * MINUTE);
-    let mut h = Harness::new(with_cleanup(5 * MINUTE, 30 * MINUTE, 1), model, &[1_000]);
-    h.run_until(2 * HOUR, |h| h.deleted(id).is_some());
+    let id = marked(&mut model, 9_000, 10 * MINUTE_MS);
+    let mut h = Harness::new(
+        with_cleanup(5 * MINUTE_MS, 30 * MINUTE_MS, 1),
+        model,
+        &[1_000],
+    );
+    h.run_until(2 * HOUR_MS, |h| h.deleted(id).is_some());
     let (at, _) = h.deleted(id).expect("deleted while waiting");
-    assert!((20 * MINUTE..26 * MINUTE).contains(&at), "{at} ms");
+    assert!((20 * MINUTE_MS..26 * MINUTE_MS).contains(&at), "{at} ms");
     assert_eq!(h.iterations(), 1, "before the next iteration (an hour on)");
     assert!(matches!(h.cycle.phase, Phase::Idle { .. }));
 
     let mut model = Model::default();
     clusters(&mut model, 1);
     model.add(block(999, 1, 3, "c0")); // overlaps: the pass halts
-    let id = marked(&mut model, 9_000, 10 * MINUTE);
-    let mut h = Harness::new(with_cleanup(5 * MINUTE, 30 * MINUTE, 1), model, &[1_000]);
-    h.run_until(2 * HOUR, |h| h.deleted(id).is_some());
+    let id = marked(&mut model, 9_000, 10 * MINUTE_MS);
+    let mut h = Harness::new(
+        with_cleanup(5 * MINUTE_MS, 30 * MINUTE_MS, 1),
+        model,
+        &[1_000],
+    );
+    h.run_until(2 * HOUR_MS, |h| h.deleted(id).is_some());
     assert!(h.cycle.halted());
     let (at, _) = h.deleted(id).expect("deleted while halted");
-    assert!((20 * MINUTE..26 * MINUTE).contains(&at), "{at} ms");
+    assert!((20 * MINUTE_MS..26 * MINUTE_MS).contains(&at), "{at} ms");
     assert!(!h.model.blocks.contains_key(&id));
 }
 
@@ -435,8 +445,8 @@ fn clean_ups_run_while_waiting_and_while_halted() {
 fn clean_ups_leave_the_blocks_the_pass_still_uses() {
     let mut model = Model::default();
     clusters(&mut model, 3);
-    let mut h = Harness::new(with_cleanup(5 * MINUTE, 0, 1), model, &[10 * MINUTE]);
-    h.run_until(HOUR, |h| h.t_ms > 0 && in_pass(h));
+    let mut h = Harness::new(with_cleanup(5 * MINUTE_MS, 0, 1), model, &[10 * MINUTE_MS]);
+    h.run_until(HOUR_MS, |h| h.t_ms > 0 && in_pass(h));
     let input = block(200, 0, 2, "c2").ulid;
     let mark = deletion_mark(input, Now::default(), "manual");
     h.model
@@ -444,7 +454,7 @@ fn clean_ups_leave_the_blocks_the_pass_still_uses() {
         .get_mut(&input)
         .expect("c2's first block")
         .deletion_mark = Some(mark);
-    h.run_until(3 * HOUR, |h| h.iterations() > 0);
+    h.run_until(3 * HOUR_MS, |h| h.iterations() > 0);
     let (plan_at, output) = h
         .log
         .iter()
@@ -456,7 +466,7 @@ fn clean_ups_leave_the_blocks_the_pass_still_uses() {
         })
         .expect("c2's plan still holds the block");
     assert!(
-        plan_at >= 20 * MINUTE,
+        plan_at >= 20 * MINUTE_MS,
         "c2 is the third group: {plan_at} ms"
     );
     let uploaded = h
@@ -480,14 +490,14 @@ fn clean_ups_leave_the_blocks_the_pass_still_uses() {
 fn a_failed_clean_up_is_retried_an_interval_later() {
     let mut model = Model::default();
     clusters(&mut model, 6);
-    let id = marked(&mut model, 9_000, 10 * MINUTE);
+    let id = marked(&mut model, 9_000, 10 * MINUTE_MS);
     let mut h = Harness::new(
-        with_cleanup(5 * MINUTE, 30 * MINUTE, 1),
+        with_cleanup(5 * MINUTE_MS, 30 * MINUTE_MS, 1),
         model,
-        &[10 * MINUTE],
+        &[10 * MINUTE_MS],
     );
     h.fail_cleanup_deletes = 1;
-    h.run_until(3 * HOUR, |h| h.iterations() > 0);
+    h.run_until(3 * HOUR_MS, |h| h.iterations() > 0);
     assert_eq!(h.count(|e| matches!(e, Event::MutationFailed { .. })), 1);
     assert_eq!(
         h.count(|e| matches!(e, Event::Retrying(_))),
@@ -496,7 +506,7 @@ fn a_failed_clean_up_is_retried_an_interval_later() {
     );
     let (at, during_pass) = h.deleted(id).expect("deleted by the next clean-up");
     assert!(
-        during_pass && (25 * MINUTE..31 * MINUTE).contains(&at),
+        during_pass && (25 * MINUTE_MS..31 * MINUTE_MS).contains(&at),
         "{at} ms"
     );
     assert_eq!(h.count(|e| matches!(e, Event::Compacted { .. })), 6);
@@ -514,7 +524,7 @@ fn clean_ups_run_between_downsampling_jobs() {
     let mut c = with_cleanup(3_000, 5_000, 2);
     c.downsampling = true;
     let mut h = Harness::new(c, model, &[4_000, 7_000]);
-    h.run_until(HOUR, |h| h.iterations() > 0);
+    h.run_until(HOUR_MS, |h| h.iterations() > 0);
     let (_, during_pass) = h.deleted(id).expect("deleted");
     assert!(during_pass, "deleted during the downsampling pass");
     assert!(

@@ -1,23 +1,16 @@
-//! The ids of the leader's requests. Its store requests (fence reads and CASes) share the
-//! driver, and the node's input channel, with the cycle's; they are told apart by the id
-//! alone, so the leader draws its store ids from a range of its own.
+//! The ids of the leader's requests: its coordinator requests count up from 1; its store
+//! requests (fence reads and CASes) draw from the leader's range of store request ids
+//! ([`super::super::request_ids`]), apart from the cycle's.
 
 use crate::core::coord::CoordId;
+use crate::core::request_ids::{Requester, StoreRequestIds};
 use crate::core::types::RequestId;
 
-/// The leader's store request ids are the ones above this. The cycle numbers its store
-/// requests up from 1, and would need 2^62 of them to get here, so [`Node::step`] routes a
-/// store result to the leader by [`RequestIds::is_leaders`] alone.
-///
-/// [`Node::step`]: crate::core::node::Node::step
-const LEADER_STORE_REQUEST_ID_BASE: u64 = 1 << 62;
-
-/// Allocates the leader's request ids: coordinator requests count up from 1, store requests
-/// from just above [`LEADER_STORE_REQUEST_ID_BASE`].
+/// Allocates the leader's request ids.
 #[derive(Debug)]
 pub(super) struct RequestIds {
     last_coord: u64,
-    last_store: u64,
+    store: StoreRequestIds,
 }
 
 impl RequestIds {
@@ -25,7 +18,7 @@ impl RequestIds {
     pub(super) fn new() -> RequestIds {
         RequestIds {
             last_coord: 0,
-            last_store: LEADER_STORE_REQUEST_ID_BASE,
+            store: StoreRequestIds::new(Requester::Leader),
         }
     }
 
@@ -37,14 +30,12 @@ impl RequestIds {
 
     /// The id of the next store request.
     pub(super) fn next_store(&mut self) -> RequestId {
-        self.last_store += 1;
-        debug_assert!(Self::is_leaders(RequestId(self.last_store)));
-        RequestId(self.last_store)
+        self.store.next()
     }
 
     /// True if `id` is in the leader's range of store request ids.
     pub(super) fn is_leaders(id: RequestId) -> bool {
-        id.0 > LEADER_STORE_REQUEST_ID_BASE
+        Requester::of(id) == Requester::Leader
     }
 }
 
@@ -58,9 +49,6 @@ mod tests {
         let first = ids.next_store();
         assert!(RequestIds::is_leaders(first));
         assert!(!RequestIds::is_leaders(RequestId(1)));
-        assert!(!RequestIds::is_leaders(RequestId(
-            LEADER_STORE_REQUEST_ID_BASE
-        )));
         assert_eq!(ids.next_store(), RequestId(first.0 + 1));
         assert_eq!(
             (ids.next_coord(), ids.next_coord()),

@@ -2,36 +2,23 @@
 
 use super::*;
 use crate::core::coord::{CoordOp, CoordResult, ElectionKey, LeaseId};
-use crate::core::cycle::PARTIAL_UPLOAD_THRESHOLD_MS_DEFAULT;
 use crate::core::fence::FenceVersion;
-use crate::core::types::{CompactJob, JobId, Permit, ReadOp, RequestId, StoreResult, WriteOp};
+use crate::core::testing::{cycle_config, view_config};
+use crate::core::types::{
+    CompactJob, JobId, JobKind, Permit, ReadOp, RequestId, StoreResult, WriteOp,
+};
 use crate::core::view::ViewConfig;
 use crate::tsdb::block_id::BlockId;
+use crate::units::MINUTE_MS;
 
 fn node() -> Node {
     let cycle = CycleConfig {
         view: ViewConfig {
-            min_time: i64::MIN,
-            max_time: i64::MAX,
             consistency_delay_ms: 0,
-            delete_delay_ms: 0,
-            replica_labels: vec![],
-            selector_relabel: vec![],
+            ..view_config()
         },
-        wait: true,
-        wait_interval_ms: 60_000,
-        concurrency: 1,
-        ranges: crate::core::plan::compaction_ranges(4).unwrap(),
-        vertical: false,
-        index_size_limit_bytes: None,
-        retention_ms: [0; 3],
-        partial_upload_threshold_ms: PARTIAL_UPLOAD_THRESHOLD_MS_DEFAULT,
-        downsampling: false,
-        downsample_concurrency: 1,
-        progress_interval_ms: 0,
-        cleanup_interval_ms: 0,
-        halt_on_error: true,
-        skip_out_of_order_chunks: false,
+        wait_interval_ms: MINUTE_MS,
+        ..cycle_config(true)
     };
     let leader = LeaderConfig {
         node: "me".into(),
@@ -244,7 +231,7 @@ fn a_job_without_a_term_is_caught() {
         group: "0@1".into(),
         inputs: vec![],
         output: BlockId::from_parts(1, 2),
-        downsample_to: None,
+        kind: JobKind::Compact,
     });
     node().check_invariants(at(0), &[job]);
 }

@@ -33,9 +33,7 @@ pub use group::{group_blocks, group_key, labels_hash, overlapping_blocks, GroupK
 
 use crate::tsdb::block_id::BlockId;
 use crate::tsdb::meta::BlockMeta;
-
-const HOUR_MS: i64 = 60 * 60 * 1000;
-const DAY_MS: i64 = 24 * HOUR_MS;
+use crate::units::{DAY_MS, HOUR_MS};
 
 /// Thanos' compaction levels (`compactions` in `cmd/thanos/compact.go`): 1h, 2h, 8h, 2d,
 /// 14d, in ms. The first is the size of the blocks Prometheus uploads and is never planned

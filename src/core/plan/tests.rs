@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::group::sort_by_min_time;
 use super::*;
 use crate::tsdb::meta::{BlockFile, ThanosMeta};
+use crate::units::RESOLUTION_5M_MS;
 
 const H: i64 = HOUR_MS;
 
@@ -109,7 +110,7 @@ fn group_key_matches_thanos_format_and_hash() {
     assert_eq!(key(0, &[]).to_string(), "0@17241709254077376921");
     assert_eq!(key(0, &[("a", "1")]).to_string(), "0@7311538254805615637");
     assert_eq!(
-        key(300_000, &[("a", "1")]).to_string(),
+        key(RESOLUTION_5M_MS, &[("a", "1")]).to_string(),
         "300000@7311538254805615637"
     );
     // Name order, not insertion order: `replica` sorts after `cluster`.
@@ -141,7 +142,7 @@ fn group_blocks_splits_by_labels_and_resolution() {
         labelled(3, 2 * H, 0, "eu"),
         labelled(2, 0, 0, "eu"),
         labelled(1, 2 * H, 0, "eu"),
-        labelled(4, 0, 300_000, "eu"),
+        labelled(4, 0, RESOLUTION_5M_MS, "eu"),
         labelled(5, 0, 0, "us"),
         plain,
     ];
@@ -151,7 +152,7 @@ fn group_blocks_splits_by_labels_and_resolution() {
     let ids: Vec<BlockId> = eu_raw.iter().map(|m| m.ulid).collect();
     assert_eq!(ids, vec![id(2), id(1), id(3)]);
     assert_eq!(groups[&GroupKey::default()][0].ulid, id(9));
-    assert_eq!(group_key(&metas[3]).resolution, 300_000);
+    assert_eq!(group_key(&metas[3]).resolution, RESOLUTION_5M_MS);
 }
 
 // --- overlaps -------------------------------------------------------------------------------
@@ -432,7 +433,7 @@ fn overlapping_downsampled_blocks_are_marked() {
             .as_mut()
             .expect("block() sets a Thanos section")
             .downsample
-            .resolution = 300_000;
+            .resolution = RESOLUTION_5M_MS;
         m
     };
     let blocks = [downsampled(1, 0, 2 * H), downsampled(2, H, 3 * H)];

@@ -7,9 +7,7 @@ use std::collections::BTreeMap;
 use super::*;
 use crate::core::plan::compaction_ranges;
 use crate::tsdb::meta::BlockStats;
-
-const H: i64 = 3_600_000;
-const DAY: i64 = 24 * H;
+use crate::units::{DAY_MS, HOUR_MS, MINUTE_MS};
 /// 2025-01-02T00:00Z: a multiple of 14 days, so every window of every range starts here.
 const T: i64 = 1_735_776_000_000;
 
@@ -26,7 +24,7 @@ fn block_at(n: u64, from_h: i64, to_h: i64, cluster: &str, resolution: i64) -> B
             source: "sidecar".into(),
             ..ThanosMeta::default()
         }),
-        ..BlockMeta::level1(id(n), T + from_h * H, T + to_h * H)
+        ..BlockMeta::level1(id(n), T + from_h * HOUR_MS, T + to_h * HOUR_MS)
     }
 }
 
@@ -92,7 +90,7 @@ fn groups_add_up_and_a_group_of_one_block_is_not_planned() {
     // tombstone rule would take, but Thanos skips groups of one block: nothing.
     let mut blocks = two_hour_blocks(0, 25, "eu-1");
     blocks.extend(two_hour_blocks(100, 12, "us-1"));
-    let mut lone = block_at(200, 0, 48, "eu-1", 300_000);
+    let mut lone = block_at(200, 0, 48, "eu-1", RESOLUTION_5M_MS);
     lone.stats = BlockStats {
         num_series: 10,
         num_tombstones: 10,
@@ -172,55 +170,55 @@ fn downsampling_counts_long_blocks_whose_sources_lack_the_next_resolution() {
         // Raw, 48h, no sources: Thanos finds none missing, so not counted.
         with_sources(4, 200, 248, 0, &[]),
         // 5m, 48h, covering 1: too short for 1h.
-        with_sources(10, 0, 48, 300_000, &[1]),
+        with_sources(10, 0, 48, RESOLUTION_5M_MS, &[1]),
         // 5m, 14d, sources 20 and 21; the 1h block 30 covers only 20: counted.
-        with_sources(11, 0, 14 * 24, 300_000, &[20, 21]),
+        with_sources(11, 0, 14 * 24, RESOLUTION_5M_MS, &[20, 21]),
         // 5m, exactly 10d, sources covered by the 1h block 30: not counted.
-        with_sources(12, 0, 10 * 24, 300_000, &[20]),
+        with_sources(12, 0, 10 * 24, RESOLUTION_5M_MS, &[20]),
         // 1h blocks are never downsampled.
-        with_sources(30, 0, 14 * 24, 3_600_000, &[20]),
+        with_sources(30, 0, 14 * 24, RESOLUTION_1H_MS, &[20]),
     ];
     assert_eq!(downsample_backlog(&blocks), Ok(2));
     // Thanos' calculator fails on a resolution other than raw, 5m and 1h.
     let odd = [
         with_sources(40, 0, 48, 0, &[40]),
-        with_sources(41, 0, 2, 60_000, &[41]),
+        with_sources(41, 0, 2, MINUTE_MS, &[41]),
     ];
     assert_eq!(
         downsample_backlog(&odd),
         Err(UnexpectedResolution {
             block: id(41),
-            resolution: 60_000
+            resolution: MINUTE_MS
         })
     );
 }
 
 #[test]
 fn retention_counts_blocks_whose_end_in_whole_seconds_plus_retention_is_past() {
-    let now = Millis(T + 40 * DAY);
-    let retention_ms = [10 * DAY, 0, 30 * DAY];
+    let now = Millis(T + 40 * DAY_MS);
+    let retention_ms = [10 * DAY_MS, 0, 30 * DAY_MS];
     let raw_ending = |n: u64, end_ms: i64| {
         let mut m = block_at(n, 0, 2, "eu-1", 0);
         m.max_time = end_ms;
         m
     };
-    let mut hourly = block_at(5, 0, 5 * 24, "eu-1", 3_600_000);
-    hourly.max_time = T + 5 * DAY;
+    let mut hourly = block_at(5, 0, 5 * 24, "eu-1", RESOLUTION_1H_MS);
+    hourly.max_time = T + 5 * DAY_MS;
     let blocks = [
         // Raw: 29d + 10d < 40d: past.
-        raw_ending(1, T + 29 * DAY),
+        raw_ending(1, T + 29 * DAY_MS),
         // Raw: ends exactly 10d before now: not past at now (Thanos' time.After is strict),
         // past 300ms later.
-        raw_ending(2, T + 30 * DAY),
+        raw_ending(2, T + 30 * DAY_MS),
         // Raw: ends 500ms after block 2, but Thanos cuts the end to whole seconds first: past
         // 300ms after now like block 2 (by its exact end it would not be before now+501ms).
-        raw_ending(3, T + 30 * DAY + 500),
+        raw_ending(3, T + 30 * DAY_MS + 500),
         // 5m: kept forever, however old.
-        block_at(4, 0, 2, "eu-1", 300_000),
+        block_at(4, 0, 2, "eu-1", RESOLUTION_5M_MS),
         // 1h: 5d + 30d < 40d: past.
         hourly,
         // A resolution Thanos has no retention for: kept.
-        block_at(6, 0, 2, "eu-1", 60_000),
+        block_at(6, 0, 2, "eu-1", MINUTE_MS),
     ];
     // Blocks 1 and 5, then also 2 and 3.
     assert_eq!(retention_backlog(&blocks, retention_ms, now), 2);
@@ -241,9 +239,9 @@ fn backlog_reads_the_visible_blocks_and_skips_downsampling_when_off() {
         view: &view,
         ranges: &ranges,
         // Every block ends by T+148h; 200h later all are past a 40h retention.
-        retention_ms: [40 * H, 0, 0],
+        retention_ms: [40 * HOUR_MS, 0, 0],
         downsampling: true,
-        now_wall: Millis(T + 200 * H),
+        now_wall: Millis(T + 200 * HOUR_MS),
     };
     // Block 100 [100h,148h) joins eu-1's 2h blocks B0..B24 as the newest block, held back
     // instead of B24, which stays alone in its 8h window [48,56) and ends (50h) after it

@@ -1,30 +1,25 @@
 use super::*;
+use crate::core::testing::{view_config, T0_MS};
 use crate::core::types::SyncedBlock;
 use crate::tsdb::meta::{BlockStats, Compaction, ThanosMeta, META_VERSION};
-
-const HOUR: i64 = 3_600_000;
-const T0: i64 = 1_735_689_600_000;
+use crate::units::{HOUR_MS, MINUTE_MS};
 
 fn cfg() -> ViewConfig {
     ViewConfig {
-        min_time: i64::MIN,
-        max_time: i64::MAX,
-        consistency_delay_ms: 30 * 60_000,
-        delete_delay_ms: 48 * HOUR,
-        replica_labels: vec![],
-        selector_relabel: vec![],
+        delete_delay_ms: 48 * HOUR_MS,
+        ..view_config()
     }
 }
 
 fn id(n: u128) -> BlockId {
-    BlockId::from_parts(T0 as u64, n)
+    BlockId::from_parts(T0_MS as u64, n)
 }
 
 fn meta(n: u128, sources: &[u128], source: &str, labels: &[(&str, &str)]) -> BlockMeta {
     BlockMeta {
         ulid: id(n),
-        min_time: T0,
-        max_time: T0 + 2 * HOUR,
+        min_time: T0_MS,
+        max_time: T0_MS + 2 * HOUR_MS,
         stats: BlockStats::default(),
         compaction: Compaction {
             level: 1,
@@ -50,7 +45,7 @@ fn synced(meta: MetaState) -> SyncedBlock {
         no_compact_mark: None,
         no_downsample_mark: None,
         marker_problems: vec![],
-        newest_modified: Millis(T0),
+        newest_modified: Millis(T0_MS),
     }
 }
 
@@ -63,7 +58,7 @@ fn sync_of(blocks: Vec<(BlockId, SyncedBlock)>) -> SyncResult {
 fn now(h: i64) -> Now {
     Now {
         mono: Millis(0),
-        wall: Millis(T0 + h * HOUR),
+        wall: Millis(T0_MS + h * HOUR_MS),
     }
 }
 
@@ -88,7 +83,7 @@ fn partial_blocks_and_states() {
 
 #[test]
 fn consistency_delay_spares_compactor_blocks() {
-    // ULID time is T0; at T0+10min a sidecar block is too fresh, a compactor block is not.
+    // ULID time is T0_MS; at T0_MS+10min a sidecar block is too fresh, a compactor block is not.
     let s = sync_of(vec![
         (
             id(1),
@@ -101,7 +96,7 @@ fn consistency_delay_spares_compactor_blocks() {
     ]);
     let early = Now {
         mono: Millis(0),
-        wall: Millis(T0 + 10 * 60_000),
+        wall: Millis(T0_MS + 10 * MINUTE_MS),
     };
     let v = build_view(&s, early, &cfg(), &BTreeMap::new());
     assert_eq!(v.blocks.keys().copied().collect::<Vec<_>>(), vec![id(2)]);
@@ -111,7 +106,7 @@ fn consistency_delay_spares_compactor_blocks() {
 #[test]
 fn upload_time_overrides_ulid_time() {
     let mut m = meta(1, &[1], "sidecar", &[]);
-    m.thanos.as_mut().unwrap().upload_time = crate::timefmt::format_rfc3339_ms(T0 + 5 * HOUR);
+    m.thanos.as_mut().unwrap().upload_time = crate::timefmt::format_rfc3339_ms(T0_MS + 5 * HOUR_MS);
     let s = sync_of(vec![(id(1), synced(MetaState::Ok(Box::new(m))))]);
     assert!(
         build_view(&s, now(5), &cfg(), &BTreeMap::new())
@@ -134,7 +129,7 @@ fn deletion_marks_hide_after_half_the_delete_delay() {
         id: id(1),
         version: 1,
         details: "x".into(),
-        deletion_time: (T0 + HOUR) / 1000,
+        deletion_time: (T0_MS + HOUR_MS) / 1000,
     });
     let s = sync_of(vec![(id(1), b)]);
     assert_eq!(
@@ -221,7 +216,7 @@ fn replica_labels_are_removed_before_grouping() {
 #[test]
 fn time_partition_and_determinism() {
     let mut c = cfg();
-    c.min_time = T0 + 3 * HOUR;
+    c.min_time = T0_MS + 3 * HOUR_MS;
     let s = sync_of(vec![(
         id(1),
         synced(MetaState::Ok(Box::new(meta(1, &[1], "sidecar", &[])))),
@@ -253,7 +248,7 @@ fn label_selection_hides_other_shards_and_their_marks() {
         id: id(3),
         version: 1,
         details: "x".into(),
-        deletion_time: T0 / 1000,
+        deletion_time: T0_MS / 1000,
     });
     let s = sync_of(vec![
         (id(1), block(1, "eu-1", "a")),

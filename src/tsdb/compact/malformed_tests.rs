@@ -8,10 +8,9 @@ use std::path::{Path, PathBuf};
 
 use super::*;
 use crate::tsdb::block_writer::BlockWriter;
-use crate::tsdb::downsample::{downsample_block_with, RESOLUTION_5M_MS};
+use crate::tsdb::downsample::downsample_block_with;
 use crate::tsdb::index::{IndexReader, ReadOptions};
-
-const HOUR: i64 = 3_600_000;
+use crate::units::{HOUR_MS, RESOLUTION_5M_MS};
 
 /// A 2h block of three series, four chunks each: `up{a,b}` twice, then `zz{a,b}`.
 fn block(dest: &Path, id: u128) -> PathBuf {
@@ -23,7 +22,7 @@ fn block(dest: &Path, id: u128) -> PathBuf {
         let labels = Labels::from_pairs([("__name__", name), ("a", a), ("b", "x")]);
         w.add_float_series(&labels, &samples).unwrap();
     }
-    let meta = BlockMeta::level1(id, 0, 2 * HOUR);
+    let meta = BlockMeta::level1(id, 0, 2 * HOUR_MS);
     w.finish(meta, &Tombstones::default()).unwrap().0
 }
 

@@ -51,15 +51,9 @@ use super::compact::CompactOutput;
 use super::encoding::uvarint_len;
 use super::error::{Result, TsdbError};
 use super::index::{ChunkMeta, ReadOptions};
+use crate::units::RESOLUTION_RAW_MS;
 pub use readback::count_samples_in_block;
 use series::{InputChunk, Scratch};
-
-/// Raw data.
-pub const RESOLUTION_RAW_MS: i64 = 0;
-/// Thanos' first downsampling level.
-pub const RESOLUTION_5M_MS: i64 = 300_000;
-/// Thanos' second downsampling level.
-pub const RESOLUTION_1H_MS: i64 = 3_600_000;
 
 /// Why one series could not be downsampled; [`downsample_block`] adds the block, the series
 /// and the file.

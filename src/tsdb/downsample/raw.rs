@@ -20,9 +20,10 @@ use super::batch::{
 };
 use super::builder::{AggrChunkBuilder, AggrOutput};
 use super::DownsampleError;
+use crate::units::MINUTE_MS;
 
 /// The raw resolution Thanos assumes when it sizes chunks: one sample per minute.
-pub const ASSUMED_RAW_RESOLUTION_MS: i64 = 60_000;
+pub const ASSUMED_RAW_RESOLUTION_MS: i64 = MINUTE_MS;
 
 /// Downsamples a float series (samples in time order, as read by
 /// [`super::batch::expand_xor`]) to `resolution_ms`. Empty input gives no chunks.

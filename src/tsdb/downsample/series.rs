@@ -30,10 +30,11 @@ use super::histogram_aggr::downsample_histogram_aggr;
 use super::histogram_raw::downsample_histogram_raw;
 use super::raw::downsample_raw;
 use super::DownsampleError;
+use crate::units::RESOLUTION_5M_MS;
 
 /// Thanos' first downsampling level, the one stray plain chunks of a downsampled block are
 /// downsampled to (whatever the block's resolution).
-pub const FIX_RESOLUTION_MS: i64 = 300_000;
+pub const FIX_RESOLUTION_MS: i64 = RESOLUTION_5M_MS;
 
 /// An input chunk of the current series, its bytes in the series arena.
 #[derive(Clone, Debug)]

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use super::super::aggr::{Aggr, AggrChunk};
-use super::super::{downsample_block, RESOLUTION_1H_MS, RESOLUTION_5M_MS};
+use super::super::downsample_block;
 use super::{xor, STALE};
 use crate::tsdb::block::BlockReader;
 use crate::tsdb::block_id::BlockId;
@@ -15,9 +15,9 @@ use crate::tsdb::labels::Labels;
 use crate::tsdb::meta::{BlockDesc, BlockMeta, Downsample, ThanosMeta, ZERO_TIME};
 use crate::tsdb::tombstones::Tombstones;
 use crate::tsdb::TsdbError;
+use crate::units::{HOUR_MS, RESOLUTION_1H_MS, RESOLUTION_5M_MS};
 
 const START: i64 = 1_735_603_200_000;
-const HOUR: i64 = 3_600_000;
 
 fn id(n: u128) -> BlockId {
     BlockId::from_parts(1_735_603_200_000, n)
@@ -66,13 +66,13 @@ fn raw_block(dir: &Path, extra: Option<Vec<EncodedChunk>>) -> (PathBuf, BlockMet
         &samples(&|i| 20.0 + (i as f64 / 100.0).sin()),
     )
     .expect("gauge");
-    let mut meta = BlockMeta::level1(id(1), START, START + 48 * HOUR);
+    let mut meta = BlockMeta::level1(id(1), START, START + 48 * HOUR_MS);
     meta.compaction.level = 3;
     meta.compaction.sources = vec![id(7), id(8)];
     meta.compaction.parents = vec![BlockDesc {
         ulid: id(7),
         min_time: START,
-        max_time: START + 24 * HOUR,
+        max_time: START + 24 * HOUR_MS,
     }];
     meta.thanos = Some(ThanosMeta {
         labels: BTreeMap::from([("cluster".to_string(), "eu-1".to_string())]),
@@ -221,7 +221,7 @@ fn a_block_without_data_writes_nothing() {
         .expect("series");
     let (input, _) = w
         .finish(
-            BlockMeta::level1(id(1), START, START + HOUR),
+            BlockMeta::level1(id(1), START, START + HOUR_MS),
             &Tombstones::default(),
         )
         .expect("finish");

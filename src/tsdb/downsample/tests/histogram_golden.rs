@@ -12,8 +12,8 @@ use serde_json::Value;
 use super::super::aggr::{Aggr, AggrChunk, SubChunk};
 use super::super::builder::AggrOutput;
 use super::super::series::{downsample_series, InputChunk, Scratch};
-use super::super::{RESOLUTION_1H_MS, RESOLUTION_5M_MS};
 use crate::tsdb::chunks::ENCODING_XOR;
+use crate::units::{RESOLUTION_1H_MS, RESOLUTION_5M_MS};
 
 const GOLDEN: &str = include_str!("../testdata/thanos_histograms.json");
 

@@ -21,9 +21,7 @@ use crate::tsdb::chunks::ENCODING_FLOAT_HISTOGRAM;
 use crate::tsdb::histogram::{
     CounterResetHint, FloatChunk, FloatHistogram, FloatHistogramIter, Span,
 };
-
-const M5: i64 = 300_000;
-const H1: i64 = 3_600_000;
+use crate::units::{MINUTE_MS, RESOLUTION_1H_MS as H1, RESOLUTION_5M_MS as M5};
 
 /// Prometheus' `tsdbutil.GenerateTestFloatHistogram`.
 fn test_float_histogram(i: i64) -> FloatHistogram {
@@ -252,7 +250,7 @@ fn regular(count: f64, sum: f64, hint: CounterResetHint) -> FloatHistogram {
 #[test]
 fn thanos_regular_native_histogram_downsampling() {
     use CounterResetHint::{Gauge, NotCounterReset, Unknown};
-    const STEP: i64 = 60_000;
+    const STEP: i64 = MINUTE_MS;
     let data: Vec<HistogramSample> = std::iter::successors(Some(1_688_526_018_213i64), |t| {
         Some(t + STEP).filter(|&t| t < 1_688_562_258_213)
     })

@@ -12,8 +12,7 @@ use super::{aggr_chunk, decode, decode_all, raw_chunks, xor, Pairs, NAN, STALE};
 use crate::tsdb::chunks::{
     ENCODING_AGGR, ENCODING_FLOAT_HISTOGRAM, ENCODING_HISTOGRAM, ENCODING_XOR,
 };
-
-const M5: i64 = 300_000;
+use crate::units::{HOUR_MS, MINUTE_MS, RESOLUTION_1H_MS, RESOLUTION_5M_MS as M5};
 
 #[test]
 fn window_alignment_edges() {
@@ -30,7 +29,7 @@ fn window_alignment_edges() {
         "the next window starts at a multiple"
     );
     assert_eq!(
-        current_window(1_735_689_600_000, 3_600_000),
+        current_window(1_735_689_600_000, RESOLUTION_1H_MS),
         1_735_693_199_999
     );
     assert_eq!(
@@ -99,8 +98,8 @@ fn go_target_chunk_count(mint: i64, maxt: i64, in_res: i64, out_res: i64, count:
 fn target_chunk_count_matches_the_go_loop() {
     for span_h in [0i64, 1, 2, 24, 40, 48, 24 * 14, 24 * 400] {
         for count in [0usize, 1, 10, 240, 11_520, 100_000, 2_000_000] {
-            for (in_res, out_res) in [(60_000, M5), (M5, 3_600_000), (1, 2)] {
-                let (mint, maxt) = (1_735_689_600_000, 1_735_689_600_000 + span_h * 3_600_000);
+            for (in_res, out_res) in [(MINUTE_MS, M5), (M5, RESOLUTION_1H_MS), (1, 2)] {
+                let (mint, maxt) = (1_735_689_600_000, 1_735_689_600_000 + span_h * HOUR_MS);
                 assert_eq!(
                     target_chunk_count(mint, maxt, in_res, out_res, count),
                     go_target_chunk_count(mint, maxt, in_res, out_res, count),
@@ -110,7 +109,10 @@ fn target_chunk_count_matches_the_go_loop() {
         }
     }
     // 48h of 15s samples at 5m: 576 windows, cut into 5 chunks.
-    assert_eq!(target_chunk_count(0, 48 * 3_600_000, 60_000, M5, 11_520), 5);
+    assert_eq!(
+        target_chunk_count(0, 48 * HOUR_MS, MINUTE_MS, M5, 11_520),
+        5
+    );
 }
 
 /// 15s samples for `hours`, a counter that resets every `reset_every` samples.
@@ -288,7 +290,7 @@ fn one_chunk(encoding: u8, data: Vec<u8>) -> (Vec<InputChunk>, Vec<u8>) {
 #[test]
 fn broken_histograms_and_unknown_encodings_are_refused_by_chunk() {
     let go = |(c, a): (Vec<InputChunk>, Vec<u8>), from| {
-        downsample_series(&c, &a, from, 3_600_000, &mut Scratch::default())
+        downsample_series(&c, &a, from, RESOLUTION_1H_MS, &mut Scratch::default())
     };
     let corrupt_at = |err: DownsampleError| match err {
         DownsampleError::Corrupt { chunk, .. } => chunk,
@@ -376,7 +378,7 @@ fn resolutions_that_cannot_be_downsampled_are_errors_not_panics() {
     assert!(downsample_raw(&raw, 0).is_err());
     assert!(downsample_raw_in(&raw, -7, 1).is_err());
     let (c, a) = super::aggr_chunks(&[[&[(1, 1.0)], &[], &[], &[], &[]]]);
-    assert!(downsample_series(&c, &a, M5, 3_600_000, &mut Scratch::default()).is_ok());
+    assert!(downsample_series(&c, &a, M5, RESOLUTION_1H_MS, &mut Scratch::default()).is_ok());
     let parsed = super::super::aggr::AggrChunk::parse(&a).expect("parses");
     let input = super::super::aggregate::AggrInput {
         min_time: 1,

@@ -1,79 +1,30 @@
 //! `--compact.skip-block-with-out-of-order-chunks`: a job that fails on an input block whose
 //! index lists chunks out of time order, against the cycle's model bucket.
 
-use super::super::tests::{block, cfg, now, twelve_2h_blocks, Model};
+use super::super::testing::{block, now, run_failing, twelve_2h_blocks, Model, PERMIT};
 use super::super::{Cycle, CycleConfig, EXIT_HALTED};
 use crate::bucket::markers::{DETAILS_OUT_OF_ORDER_CHUNKS, REASON_OUT_OF_ORDER_CHUNKS};
+use crate::core::testing::cycle_config;
 use crate::core::types::{
-    CompactJob, Epoch, Event, Input, JobError, JobErrorKind, Millis, Now, Output, Permit,
-    StoreRequest, WriteOp,
+    CompactJob, Event, JobError, JobErrorKind, Output, StoreRequest, WriteOp,
 };
 use crate::tsdb::block_id::BlockId;
 
-/// The permit every step is given; its epoch tells it apart from any default.
-const PERMIT: Permit = Permit {
-    epoch: Epoch(7),
-    valid_until: Millis::MAX,
-};
-
-/// What a run did: the exit code, every output, and every store request.
-struct Run {
-    code: Option<i32>,
-    outputs: Vec<Output>,
-    requests: Vec<StoreRequest>,
-}
-
-/// Plays the driver (as the cycle's tests do) until the cycle exits or goes idle; a job for
-/// which `fail` returns an error gets that error instead of its block.
-fn run(
-    cycle: &mut Cycle,
-    model: &mut Model,
-    start: Now,
-    fail: impl Fn(&CompactJob) -> Option<JobError>,
-) -> Run {
-    let mut run = Run {
-        code: None,
-        outputs: Vec::new(),
-        requests: Vec::new(),
-    };
-    let mut inputs = std::collections::VecDeque::from([Input::Start]);
-    for step in 1.. {
-        let Some(input) = inputs.pop_front() else {
-            break;
-        };
-        assert!(step < 10_000, "cycle does not converge");
-        let now = Now {
-            mono: start.mono.plus(step * 1000),
-            wall: start.wall.plus(step * 1000),
-        };
-        let mut out = Vec::new();
-        cycle.step(now, input, Some(PERMIT), &mut out);
-        for o in &out {
-            match o {
-                Output::Store(r) => {
-                    run.requests.push(r.clone());
-                    inputs.push_back(Input::Store(r.id(), model.apply(r, now)));
-                }
-                Output::Compact(job) => {
-                    let result = fail(job).map_or_else(|| model.compact(job), Err);
-                    inputs.push_back(Input::Compacted(job.job, Box::new(result)));
-                }
-                Output::Exit(code) => run.code = Some(*code),
-                Output::Timer(_) | Output::Event(_) | Output::Coord(_) => {}
-            }
-        }
-        run.outputs.extend(out);
-        if run.code.is_some() {
-            break;
-        }
-    }
-    run
+/// The store requests among `outputs`.
+fn requests(outputs: &[Output]) -> Vec<&StoreRequest> {
+    outputs
+        .iter()
+        .filter_map(|o| match o {
+            Output::Store(r) => Some(r),
+            _ => None,
+        })
+        .collect()
 }
 
 fn skip(on: bool) -> CycleConfig {
     CycleConfig {
         skip_out_of_order_chunks: on,
-        ..cfg(false)
+        ..cycle_config(false)
     }
 }
 
@@ -117,9 +68,9 @@ fn compacted(model: &Model, cluster: &str) -> Vec<Vec<BlockId>> {
 fn with_the_option_the_block_is_no_compact_marked_under_the_permit_and_the_rest_compacts() {
     let (mut model, bad) = bucket();
     let mut cycle = Cycle::new(skip(true), 7);
-    let run = run(&mut cycle, &mut model, now(48), out_of_order(bad));
-    assert_eq!(run.code, Some(0), "{:?}", halted(&run.outputs));
-    assert_eq!(halted(&run.outputs), None);
+    let (code, outputs) = run_failing(&mut cycle, &mut model, now(48), out_of_order(bad));
+    assert_eq!(code, Some(0), "{:?}", halted(&outputs));
+    assert_eq!(halted(&outputs), None);
     // The mark: Thanos' reason and details, written once, under the permit.
     let mark = model.blocks[&bad]
         .no_compact_mark
@@ -127,14 +78,13 @@ fn with_the_option_the_block_is_no_compact_marked_under_the_permit_and_the_rest_
         .expect("the block is no-compact-marked");
     assert_eq!(mark.reason, REASON_OUT_OF_ORDER_CHUNKS);
     assert_eq!(mark.details, DETAILS_OUT_OF_ORDER_CHUNKS);
-    let marks: Vec<&StoreRequest> = run
-        .requests
-        .iter()
+    let marks: Vec<&StoreRequest> = requests(&outputs)
+        .into_iter()
         .filter(|r| matches!(r.write_op(), Some(WriteOp::MarkNoCompact(m)) if m.id == bad))
         .collect();
     assert_eq!(marks.len(), 1, "marked once");
     assert_eq!(marks[0].permit(), Some(PERMIT));
-    assert!(run.outputs.iter().any(|o| matches!(
+    assert!(outputs.iter().any(|o| matches!(
         o,
         Output::Event(Event::Marked { block, reason, .. })
             if *block == bad && reason == REASON_OUT_OF_ORDER_CHUNKS
@@ -156,9 +106,9 @@ fn with_the_option_the_block_is_no_compact_marked_under_the_permit_and_the_rest_
 fn without_the_option_compaction_halts_naming_the_block() {
     let (mut model, bad) = bucket();
     let mut cycle = Cycle::new(skip(false), 7);
-    let run = run(&mut cycle, &mut model, now(48), out_of_order(bad));
-    assert_eq!(run.code, Some(EXIT_HALTED));
-    let reason = halted(&run.outputs).expect("halted");
+    let (code, outputs) = run_failing(&mut cycle, &mut model, now(48), out_of_order(bad));
+    assert_eq!(code, Some(EXIT_HALTED));
+    let reason = halted(&outputs).expect("halted");
     assert!(
         reason.contains(&format!("move block {bad} (out-of-order chunks)")),
         "{reason}"
@@ -184,9 +134,9 @@ fn a_named_block_outside_the_plan_is_never_marked() {
         let reads_bad = job.inputs.iter().any(|m| m.ulid == bad);
         reads_bad.then(|| JobError::out_of_order_chunks(stranger, "index of a stranger"))
     };
-    let run = run(&mut cycle, &mut model, now(48), fail);
-    assert_eq!(run.code, Some(EXIT_HALTED));
-    let reason = halted(&run.outputs).expect("halted");
+    let (code, outputs) = run_failing(&mut cycle, &mut model, now(48), fail);
+    assert_eq!(code, Some(EXIT_HALTED));
+    let reason = halted(&outputs).expect("halted");
     assert!(reason.contains("not an input of the plan"), "{reason}");
     assert!(!model.log.iter().any(|op| op == "mark-no-compact"));
 }
