@@ -309,7 +309,6 @@ fn overlapping_blocks_halt_without_vertical_compaction() {
 
 #[test]
 fn wait_mode_serves_thanos_metrics_and_stops_on_sigterm() {
-    use std::io::BufRead;
     let tmp = tempfile::tempdir().unwrap();
     let bucket = tmp.path().join("bucket");
     generate_streams(&bucket, 10, 24);
@@ -324,28 +323,8 @@ fn wait_mode_serves_thanos_metrics_and_stops_on_sigterm() {
         .spawn()
         .unwrap();
     let mut child = KillOnDrop(child);
-    let (tx, rx) = std::sync::mpsc::channel();
-    let stderr = child.0.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-        {
-            if let Some(addr) = line.split("address=").nth(1) {
-                let _ = tx.send(
-                    addr.rsplit(':')
-                        .next()
-                        .unwrap()
-                        .trim()
-                        .parse::<u16>()
-                        .unwrap(),
-                );
-            }
-        }
-    });
-    let port = rx
-        .recv_timeout(std::time::Duration::from_secs(30))
-        .expect("HTTP address logged");
+    let log = common::stderr::StderrLog::follow(child.0.stderr.take().unwrap());
+    let port = log.port();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     let metrics = loop {
         let (status, body) = http_get(port, "/metrics");

@@ -6,11 +6,9 @@
 
 mod common;
 
-use std::io::BufRead;
 use std::path::Path;
 use std::process::Stdio;
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 
@@ -42,42 +40,9 @@ fn first_iteration(bucket: &Path, data: &Path, interval: &str) -> (Vec<String>, 
         .spawn()
         .unwrap();
     let mut child = KillOnDrop(child);
-    let (tx, rx) = mpsc::channel();
-    let stderr = child.0.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-        {
-            if tx.send(line).is_err() {
-                return;
-            }
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut log = Vec::new();
-    while !log
-        .last()
-        .is_some_and(|l: &String| l.contains("compaction iteration done"))
-    {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match rx.recv_timeout(left) {
-            Ok(line) => log.push(line),
-            Err(_) => panic!("no iteration done within 60s:\n{}", log.join("\n")),
-        }
-    }
-    let port = log
-        .iter()
-        .find_map(|l| l.split("address=").nth(1))
-        .and_then(|a| {
-            a.split_whitespace()
-                .next()?
-                .rsplit(':')
-                .next()?
-                .parse()
-                .ok()
-        })
-        .expect("HTTP address logged");
+    let stderr = common::stderr::StderrLog::follow(child.0.stderr.take().unwrap());
+    let log = stderr.until("compaction iteration done", Duration::from_secs(60));
+    let port = stderr.port();
     let (status, metrics) = http_get(port, "/metrics");
     assert_eq!(status, 200);
     (log, metrics)

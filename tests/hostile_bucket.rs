@@ -528,7 +528,6 @@ fn run_once(config: &str, data: &Path) -> Output {
 
 /// Runs one iteration in `--wait` mode and returns `/metrics` once it is over, and the log.
 fn run_for_metrics(config: &str, data: &Path) -> (String, String) {
-    use std::io::BufRead;
     let child = run(config, data)
         .wait()
         .wait_interval("1h")
@@ -537,26 +536,8 @@ fn run_for_metrics(config: &str, data: &Path) -> (String, String) {
         .spawn()
         .unwrap();
     let mut child = KillOnDrop(child);
-    let (tx, rx) = std::sync::mpsc::channel();
-    let stderr = child.0.stderr.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        let mut log = String::new();
-        for line in std::io::BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-        {
-            if let Some(addr) = line.split("address=").nth(1) {
-                let port = addr.rsplit(':').next().unwrap().trim().parse::<u16>();
-                let _ = tx.send(port.unwrap());
-            }
-            log.push_str(&line);
-            log.push('\n');
-        }
-        log
-    });
-    let port = rx
-        .recv_timeout(std::time::Duration::from_secs(30))
-        .expect("HTTP address logged");
+    let log = common::stderr::StderrLog::follow(child.0.stderr.take().unwrap());
+    let port = log.port();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     let metrics = loop {
         let (_, body) = http_get(port, "/metrics");
@@ -572,7 +553,7 @@ fn run_for_metrics(config: &str, data: &Path) -> (String, String) {
     // SAFETY: signalling our own child process.
     assert_eq!(unsafe { libc::kill(child.0.id() as i32, libc::SIGTERM) }, 0);
     assert_eq!(child.0.wait().unwrap().code(), Some(0));
-    (metrics, reader.join().unwrap())
+    (metrics, log.finish())
 }
 
 /// The blocks, the file (as `<block>/<file>`) and the problem of a damage appear together on

@@ -16,7 +16,6 @@ mod common;
 mod parse;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
@@ -84,7 +83,8 @@ fn scrape_running_compactd() -> String {
         .spawn()
         .expect("spawn compactd");
     let mut child = KillOnDrop(child);
-    let port = http_port(child.0.stderr.take().expect("piped stderr"));
+    let port =
+        common::stderr::StderrLog::follow(child.0.stderr.take().expect("piped stderr")).port();
     let deadline = Instant::now() + FIRST_ITERATION_TIMEOUT;
     let metrics = loop {
         let (status, body) = http_get(port, "/metrics");
@@ -100,25 +100,6 @@ fn scrape_running_compactd() -> String {
     let status = child.0.wait().expect("wait for compactd");
     assert_eq!(status.code(), Some(0), "SIGTERM ends a --wait run cleanly");
     metrics
-}
-
-/// The port of the `address=127.0.0.1:PORT` compactd logs at start-up; stderr is drained
-/// in the background afterwards so the child never blocks on a full pipe.
-fn http_port(stderr: std::process::ChildStderr) -> u16 {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-        {
-            if let Some(address) = line.split("address=").nth(1) {
-                let port = address.rsplit(':').next().unwrap().trim().parse::<u16>();
-                let _ = tx.send(port.expect("a port after address="));
-            }
-        }
-    });
-    rx.recv_timeout(Duration::from_secs(30))
-        .expect("HTTP address logged")
 }
 
 #[test]

@@ -8,10 +8,8 @@
 
 mod common;
 
-use std::io::BufRead;
 use std::path::Path;
 use std::process::Stdio;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::*;
@@ -96,25 +94,8 @@ fn metrics_once_halted(template: &Path, work: &Path, extra: &[&str]) -> String {
         .spawn()
         .unwrap();
     let mut child = KillOnDrop(child);
-    let log = Arc::new(Mutex::new(String::new()));
-    let (tx, rx) = std::sync::mpsc::channel();
-    let stderr = child.0.stderr.take().unwrap();
-    let sink = Arc::clone(&log);
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-        {
-            if let Some(addr) = line.split("address=").nth(1) {
-                let port = addr.rsplit(':').next().unwrap().trim().parse::<u16>();
-                let _ = tx.send(port.unwrap());
-            }
-            sink.lock().unwrap().push_str(&(line + "\n"));
-        }
-    });
-    let port = rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("HTTP address logged");
+    let log = common::stderr::StderrLog::follow(child.0.stderr.take().unwrap());
+    let port = log.port();
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         let (status, body) = http_get(port, "/metrics");
@@ -122,8 +103,11 @@ fn metrics_once_halted(template: &Path, work: &Path, extra: &[&str]) -> String {
         if body.lines().any(|l| l == "thanos_compact_halted 1") {
             return body;
         }
-        let log = log.lock().unwrap().clone();
-        assert!(Instant::now() < deadline, "no halt:\n{body}\n{log}");
+        assert!(
+            Instant::now() < deadline,
+            "no halt:\n{body}\n{}",
+            log.text()
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }

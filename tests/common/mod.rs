@@ -3,7 +3,8 @@
 //! blocks in promtool's text format with our own reader. `run` builds the `compactd run`
 //! command line; `etcd` and `seaweed` run real servers (etcd, an S3 store) on loopback;
 //! `replicas` runs `compactd run` replicas and clusters of them for the HA tests; `proxy` is a
-//! TCP proxy whose forwarding can be cut one way or both ways.
+//! TCP proxy whose forwarding can be cut one way or both ways; `stderr` follows a running
+//! child's log and finds its HTTP port.
 
 #![allow(dead_code)] // Each test binary uses a different part of this module.
 
@@ -12,6 +13,7 @@ pub mod proxy;
 pub mod replicas;
 pub mod run;
 pub mod seaweed;
+pub mod stderr;
 
 pub use run::CompactdRun;
 
