@@ -2,6 +2,7 @@
 //! spells out only what it changes (`CycleConfig { wait_interval_ms: .., ..cycle_config(true) }`).
 
 use super::cycle::{CycleConfig, PARTIAL_UPLOAD_THRESHOLD_MS_DEFAULT};
+use super::types::{MetaState, Millis, SyncedBlock};
 use super::view::ViewConfig;
 use crate::units::MINUTE_MS;
 
@@ -41,5 +42,17 @@ pub(crate) fn cycle_config(wait: bool) -> CycleConfig {
         cleanup_interval_ms: 0,
         halt_on_error: true,
         skip_out_of_order_chunks: false,
+    }
+}
+
+/// A listed block with `meta`, no markers, last modified at [`T0_MS`].
+pub(crate) fn synced(meta: MetaState) -> SyncedBlock {
+    SyncedBlock {
+        meta,
+        deletion_mark: None,
+        no_compact_mark: None,
+        no_downsample_mark: None,
+        marker_problems: vec![],
+        newest_modified: Millis(T0_MS),
     }
 }

@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use super::Cycle;
+pub(super) use crate::core::testing::synced;
 use crate::core::testing::T0_MS;
 use crate::core::types::{
     CompactJob, CompactedBlock, Epoch, Input, JobError, JobKind, MetaState, Millis, Now, Output,
@@ -145,18 +146,6 @@ impl Model {
             },
         ];
         Ok(Some(CompactedBlock { meta, files }))
-    }
-}
-
-/// A listed block with `meta` and no markers.
-pub(super) fn synced(meta: MetaState) -> SyncedBlock {
-    SyncedBlock {
-        meta,
-        deletion_mark: None,
-        no_compact_mark: None,
-        no_downsample_mark: None,
-        marker_problems: vec![],
-        newest_modified: Millis(T0_MS),
     }
 }
 

@@ -1,5 +1,5 @@
 use super::*;
-use crate::core::testing::{view_config, T0_MS};
+use crate::core::testing::{synced, view_config, T0_MS};
 use crate::core::types::SyncedBlock;
 use crate::tsdb::meta::{BlockStats, Compaction, ThanosMeta, META_VERSION};
 use crate::units::{HOUR_MS, MINUTE_MS};
@@ -35,17 +35,6 @@ fn meta(n: u128, sources: &[u128], source: &str, labels: &[(&str, &str)]) -> Blo
             source: source.into(),
             ..ThanosMeta::default()
         }),
-    }
-}
-
-fn synced(meta: MetaState) -> SyncedBlock {
-    SyncedBlock {
-        meta,
-        deletion_mark: None,
-        no_compact_mark: None,
-        no_downsample_mark: None,
-        marker_problems: vec![],
-        newest_modified: Millis(T0_MS),
     }
 }
 
