@@ -14,6 +14,7 @@ pub mod plan;
 pub mod progress;
 pub mod request;
 mod request_ids;
+pub mod stream;
 pub mod types;
 pub mod view;
 
