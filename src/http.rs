@@ -51,7 +51,8 @@ const INDEX: &str = "compactd\n\n\
     /metrics         Prometheus metrics (OpenMetrics when accepted, else text 0.0.4)\n\
     /-/healthy       liveness probe: 200 OK once the server runs\n\
     /-/ready         readiness probe: 200 OK once set up, 503 NOT OK: <reason> before\n\
-    /api/v1/leader   current leader as JSON: {\"leader\", \"epoch\", \"since\"}\n";
+    /api/v1/leader   current leader as JSON: {\"leader\", \"epoch\", \"since\"}\n\
+    /api/v1/streams  per-stream ownership as JSON: {\"streams\": [{\"stream\", \"assigned\", \"held\", \"epoch\"}]}\n";
 
 /// Errors of [`parse_address`] and [`bind`].
 #[derive(Debug, thiserror::Error)]
@@ -99,6 +100,26 @@ impl LeaderStatus {
     }
 }
 
+/// Per-stream ownership as this replica sees it; served at `/api/v1/streams`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct StreamsStatus {
+    /// Every stream of the assignment in force here, by id.
+    pub streams: Vec<StreamStatus>,
+}
+
+/// One stream's line of [`StreamsStatus`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct StreamStatus {
+    /// The stream id (16 hex digits; the hash in its Thanos group keys, in decimal).
+    pub stream: String,
+    /// The replica the assignment gives it to.
+    pub assigned: String,
+    /// True when this replica holds it now (leads it, fenced).
+    pub held: bool,
+    /// The epoch this replica holds it under; 0 when it does not.
+    pub epoch: u64,
+}
+
 /// State shared between the driver and the HTTP handlers.
 #[derive(Debug)]
 pub struct HttpState {
@@ -108,6 +129,7 @@ pub struct HttpState {
     readiness: RwLock<Result<(), String>>,
     healthy: AtomicBool,
     leader: RwLock<LeaderStatus>,
+    streams: RwLock<StreamsStatus>,
 }
 
 impl HttpState {
@@ -120,6 +142,7 @@ impl HttpState {
             readiness: RwLock::new(Err(NOT_READY_STARTING.to_owned())),
             healthy: AtomicBool::new(false),
             leader: RwLock::new(LeaderStatus::default()),
+            streams: RwLock::new(StreamsStatus::default()),
         }
     }
 
@@ -182,6 +205,19 @@ impl HttpState {
             .clear();
     }
 
+    /// Publishes per-stream ownership.
+    pub fn set_streams(&self, status: StreamsStatus) {
+        *self.streams.write().unwrap_or_else(PoisonError::into_inner) = status;
+    }
+
+    /// Per-stream ownership as last published.
+    pub fn streams(&self) -> StreamsStatus {
+        self.streams
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
     /// The leader as last published.
     pub fn leader(&self) -> LeaderStatus {
         self.leader
@@ -241,6 +277,7 @@ pub fn router(state: Arc<HttpState>) -> Router {
         .route("/-/healthy", get(healthy))
         .route("/-/ready", get(ready))
         .route("/api/v1/leader", get(leader))
+        .route("/api/v1/streams", get(streams))
         .fallback(not_found)
         .with_state(state)
 }
@@ -346,7 +383,16 @@ async fn ready(State(state): State<Arc<HttpState>>) -> Response {
 }
 
 async fn leader(State(state): State<Arc<HttpState>>) -> Response {
-    match serde_json::to_string(&state.leader()) {
+    json(&state.leader(), "leader status")
+}
+
+async fn streams(State(state): State<Arc<HttpState>>) -> Response {
+    json(&state.streams(), "stream status")
+}
+
+/// `value` as a JSON response; the error names `what`.
+fn json(value: &impl Serialize, what: &str) -> Response {
+    match serde_json::to_string(value) {
         Ok(body) => (
             StatusCode::OK,
             [(header::CONTENT_TYPE, JSON_CONTENT_TYPE)],
@@ -355,7 +401,7 @@ async fn leader(State(state): State<Arc<HttpState>>) -> Response {
             .into_response(),
         Err(error) => text(
             StatusCode::INTERNAL_SERVER_ERROR,
-            format!("encoding leader status: {error}\n"),
+            format!("encoding {what}: {error}\n"),
         ),
     }
 }

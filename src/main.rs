@@ -149,6 +149,12 @@ struct RunArgs {
     /// This replica's name in etcd, the fence and block stamps [default: the host name].
     #[arg(long = "node.name")]
     node_name: Option<String>,
+    /// What one elected writer owns: `stream` (every replica compacts the streams assigned to it; needs --etcd.url and --wait) or `bucket` (one leader writes everything).
+    #[arg(long = "ownership", default_value = "stream", value_parser = ["stream", "bucket"])]
+    ownership: String,
+    /// How long an assignment that moves streams between live replicas (one joined) must hold before it is adopted.
+    #[arg(long = "streams.rebalance-delay", default_value = "30s", value_parser = duration_ms)]
+    rebalance_delay: u64,
     /// Partial uploads (no meta.json) whose newest object is older than this are deleted.
     #[arg(long = "debug.partial-upload-threshold", default_value = "48h", value_parser = duration_ms, hide = true)]
     partial_upload_threshold: u64,
@@ -403,6 +409,8 @@ fn run(
             key_file: a.etcd_key_file,
             takeover_delay_ms: a.takeover_delay,
             node_name: a.node_name,
+            per_stream: a.ownership == "stream",
+            rebalance_delay_ms: a.rebalance_delay,
         },
         compact_threads: std::thread::available_parallelism().map_or(1, usize::from),
         partial_upload_threshold_ms: a.partial_upload_threshold,

@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 
 use crate::core::cycle::CycleConfig;
-use crate::core::leader::{LeaderConfig, Safety};
+use crate::core::leader::{LeaderConfig, Safety, StreamsConfig};
 use crate::core::node::Node;
 use crate::core::plan::compaction_ranges;
 use crate::core::view::ViewConfig;
@@ -127,7 +127,16 @@ pub struct HaSettings {
     pub takeover_delay_ms: u64,
     /// `--node.name`.
     pub node_name: Option<String>,
+    /// `--ownership=stream`: every replica compacts the streams assigned to it (elected,
+    /// with `--wait`).
+    pub per_stream: bool,
+    /// `--streams.rebalance-delay` in ms.
+    pub rebalance_delay_ms: u64,
 }
+
+/// How often a replica reads the members from etcd with per-stream ownership: a replica
+/// that left is noticed within this after its lease expired.
+const STREAMS_OBSERVE_INTERVAL_MS: i64 = 1_000;
 
 /// Downsampling needs raw data kept at least this long (Thanos' start-up check).
 const MIN_RAW_RETENTION_WITH_DOWNSAMPLING_MS: u64 = DOWNSAMPLE_RANGE_5M_MS as u64;
@@ -174,16 +183,29 @@ impl RunConfig {
         if node.is_empty() || node.contains(char::is_whitespace) {
             anyhow::bail!("--node.name {node:?}: must be non-empty, without spaces");
         }
-        let election = (!self.ha.etcd_urls.is_empty()).then(|| {
+        let prefix = (!self.ha.etcd_urls.is_empty()).then(|| {
             let prefix = match &self.ha.etcd_prefix {
                 Some(p) => p.trim_end_matches('/').to_string(),
                 None => format!("/compactd/{bucket_name}"),
             };
-            format!("{prefix}/election")
+            prefix
         });
+        let streams = prefix
+            .as_ref()
+            .filter(|_| self.ha.per_stream && self.wait)
+            .map(|prefix| StreamsConfig {
+                prefix: prefix.clone(),
+                observe_interval_ms: STREAMS_OBSERVE_INTERVAL_MS,
+                discover_interval_ms: (self.wait_interval_ms as i64)
+                    .max(STREAMS_OBSERVE_INTERVAL_MS),
+                rebalance_delay_ms: self.ha.rebalance_delay_ms as i64,
+            });
+        let election = prefix.map(|p| format!("{p}/election"));
         let cfg = LeaderConfig {
             node,
             election,
+            stream: None,
+            streams,
             lease_ttl_ms: self.ha.lease_ttl_ms as i64,
             op_timeout_ms: self.op_timeout_ms as i64,
             takeover_delay_ms: self.ha.takeover_delay_ms as i64,
@@ -212,6 +234,7 @@ impl RunConfig {
                 delete_delay_ms: self.delete_delay_ms as i64,
                 replica_labels: self.replica_labels.clone(),
                 selector_relabel,
+                scope: Default::default(),
             },
             wait: self.wait,
             wait_interval_ms: self.wait_interval_ms as i64,

@@ -69,6 +69,14 @@ pub enum CoordOp {
         /// Our lease.
         lease: LeaseId,
     },
+    /// Txn `if create_revision(key) == create_revision then delete(key)`; the lease lives
+    /// on. Answered by [`CoordResult::Resigned`] (also when the key is already gone).
+    Withdraw {
+        /// A stream seat's key.
+        key: String,
+        /// Its create revision (the seat's epoch).
+        create_revision: i64,
+    },
 }
 
 impl CoordOp {
@@ -81,6 +89,7 @@ impl CoordOp {
             CoordOp::Observe { .. } => "observe",
             CoordOp::WaitDelete { .. } => "wait-delete",
             CoordOp::Resign { .. } => "resign",
+            CoordOp::Withdraw { .. } => "withdraw",
         }
     }
 }

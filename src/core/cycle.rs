@@ -53,6 +53,7 @@ mod pass;
 use std::collections::{BTreeMap, VecDeque};
 
 use super::progress;
+use super::request_ids::Slot;
 use super::types::{
     Event, Input, Millis, Now, Output, Permit, ReadOp, RequestId, StoreRequest, StoreResult,
     SyncResult, WriteOp,
@@ -133,6 +134,11 @@ pub struct Cycle {
 impl Cycle {
     /// A cycle that starts with a sync on [`Input::Start`]; `seed` drives block ids.
     pub fn new(cfg: CycleConfig, seed: u64) -> Self {
+        Cycle::in_slot(cfg, seed, Slot::BUCKET)
+    }
+
+    /// A cycle whose request and job ids count in `slot` (a stream seat's).
+    pub fn in_slot(cfg: CycleConfig, seed: u64, slot: Slot) -> Self {
         let cleanup = Cleanup::new(&cfg);
         Cycle {
             cfg,
@@ -140,7 +146,7 @@ impl Cycle {
                 next_at: Millis(i64::MIN),
             },
             view: BucketView::default(),
-            ids: CycleIds::new(seed),
+            ids: CycleIds::new(seed, slot),
             marks_seen: BTreeMap::new(),
             progress_next_at: Millis(i64::MIN),
             cleanup,

@@ -13,8 +13,9 @@ pub mod node;
 pub mod plan;
 pub mod progress;
 pub mod request;
-mod request_ids;
+pub mod request_ids;
 pub mod stream;
+pub mod streams;
 pub mod types;
 pub mod view;
 

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::coord::{CoordId, CoordRequest, CoordResult};
 use super::fence::{FenceRecord, FenceVersion};
+use super::stream::StreamId;
 use crate::bucket::markers::{DeletionMark, NoCompactMark, NoDownsampleMark};
 use crate::tsdb::block_id::BlockId;
 use crate::tsdb::meta::{BlockFile, BlockMeta};
@@ -396,6 +397,24 @@ pub enum Event {
         op: String,
         /// Why.
         error: String,
+    },
+    /// The stream director adopted an assignment of streams to members.
+    StreamsAssigned {
+        /// Streams in the bucket.
+        streams: usize,
+        /// Live members.
+        members: usize,
+        /// Streams whose owner changed.
+        moved: usize,
+        /// Streams this node should hold.
+        mine: usize,
+    },
+    /// An event of one stream's seat (its leader or its cycle).
+    Stream {
+        /// The stream.
+        stream: StreamId,
+        /// What happened.
+        event: Box<Event>,
     },
 }
 

@@ -54,6 +54,28 @@ pub struct ViewConfig {
     /// from traces recorded before it existed, and left out when empty.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub selector_relabel: Vec<RelabelConfig>,
+    /// TEMPORARY (replaced by the streams17 merge).
+    #[serde(default, skip_serializing_if = "Scope::is_all")]
+    pub scope: Scope,
+}
+
+/// TEMPORARY (replaced by the streams17 merge).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Scope {
+    /// Everything.
+    #[default]
+    All,
+    /// Bucket chores.
+    BucketChores,
+    /// One stream.
+    Stream(crate::core::stream::StreamId),
+}
+
+impl Scope {
+    /// True for All.
+    pub fn is_all(&self) -> bool {
+        *self == Scope::All
+    }
 }
 
 /// A partial block: listed objects without a readable meta.json.
@@ -238,7 +260,7 @@ fn hidden_state(
 }
 
 /// Filter 1: the block overlaps `--min-time`..`--max-time` (Thanos' `TimePartitionMetaFilter`).
-fn in_time_range(meta: &BlockMeta, cfg: &ViewConfig) -> bool {
+pub fn in_time_range(meta: &BlockMeta, cfg: &ViewConfig) -> bool {
     !(meta.max_time < cfg.min_time || meta.min_time > cfg.max_time)
 }
 

@@ -28,7 +28,7 @@ use crate::core::types::{
     Permit, ReadOp, StoreError, StoreErrorKind, StoreRequest, StoreResult, WriteOp,
 };
 use crate::election::etcd::EtcdCoordinator;
-use crate::http::HttpState;
+use crate::http::{HttpState, StreamStatus, StreamsStatus};
 use crate::tsdb::block_id::BlockId;
 use crate::tsdb::compact::{CompactOptions, DedupFunc};
 pub use record::Recorder;
@@ -139,9 +139,10 @@ pub async fn run(
     tokio::pin!(shutdown);
     let mut shutting_down = false;
     let mut published = None;
+    let mut published_streams = StreamsStatus::default();
     // The node's current write permit, republished after every step: running uploads and
     // deletes follow it (renewals extend them, a lapse or a new term aborts them).
-    let (permit_tx, permit_rx) = tokio::sync::watch::channel(None);
+    let (permit_tx, permit_rx) = tokio::sync::watch::channel(Vec::new());
     loop {
         let input = match next.take() {
             Some(i) => i,
@@ -157,9 +158,10 @@ pub async fn run(
         };
         books.on_input(&input, &cfg.data_dir);
         let outputs = record::step(&mut node, clock.now(), input, &mut recorder);
-        permit_tx.send_replace(node.permit(clock.now()));
+        permit_tx.send_replace(node.permits(clock.now()));
         if let Some(http) = &cfg.http {
             publish_leader(http, node.known_leader(), &mut published);
+            publish_streams(http, &node, &mut published_streams);
         }
         for output in outputs {
             match output {
@@ -211,6 +213,33 @@ fn publish_leader(
     }
 }
 
+/// Publishes per-stream ownership on `/api/v1/streams` and `compactd_owned_streams` when it
+/// changed since `published`.
+fn publish_streams(http: &HttpState, node: &Node, published: &mut StreamsStatus) {
+    let held = node.owned_streams();
+    let assignment = node.assignment();
+    let mut streams: Vec<_> = assignment.keys().chain(held.keys()).collect();
+    streams.sort();
+    streams.dedup();
+    let status = StreamsStatus {
+        streams: streams
+            .into_iter()
+            .map(|stream| StreamStatus {
+                stream: stream.to_string(),
+                assigned: assignment.get(stream).cloned().unwrap_or_default(),
+                held: held.contains_key(stream),
+                epoch: held.get(stream).copied().unwrap_or(0),
+            })
+            .collect(),
+    };
+    if status == *published {
+        return;
+    }
+    http.metrics.ha.owned_streams.set(held.len() as i64);
+    http.set_streams(status.clone());
+    *published = status;
+}
+
 /// Spawns `work`, which reports its own result; if it panics, `on_panic` is reported instead,
 /// so the core never waits for a result that cannot come.
 fn spawn_reporting(
@@ -230,7 +259,7 @@ fn spawn_reporting(
 fn spawn_store(
     cfg: &DriverConfig,
     clock: Clock,
-    permits: tokio::sync::watch::Receiver<Option<Permit>>,
+    permits: tokio::sync::watch::Receiver<Vec<Permit>>,
     req: StoreRequest,
     books: &mut Books,
     tx: mpsc::UnboundedSender<Input>,
@@ -291,13 +320,13 @@ type Lapse = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
 /// Resolves when this node's write permit for `epoch` lapses. It follows the permit the
 /// driver republishes after every step, so renewals extend it; a new term or no term ends it.
 async fn permit_lapsed(
-    mut permits: tokio::sync::watch::Receiver<Option<Permit>>,
+    mut permits: tokio::sync::watch::Receiver<Vec<Permit>>,
     epoch: Epoch,
     clock: Clock,
 ) {
     loop {
-        let current = *permits.borrow_and_update();
-        let Some(p) = current.filter(|p| p.epoch == epoch) else {
+        let current = permits.borrow_and_update().iter().find(|p| p.epoch == epoch).copied();
+        let Some(p) = current else {
             return;
         };
         if clock.now().mono >= p.valid_until {

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::core::stream::StreamId;
 use crate::core::types::{CompactJob, Event, JobKind, ReadOp, StoreError, StoreRequest, WriteOp};
 use crate::metrics::{Marker, Metrics};
 use crate::tsdb::meta::BlockMeta;
@@ -235,6 +236,56 @@ impl Reporter {
             }
             Event::CoordFailed { op, error } => {
                 tracing::warn!(op = %op, error = %error, "etcd request failed; retrying")
+            }
+            Event::StreamsAssigned {
+                streams,
+                members,
+                moved,
+                mine,
+            } => tracing::info!(
+                streams,
+                members,
+                moved,
+                mine,
+                "adopted an assignment of streams to replicas"
+            ),
+            Event::Stream { stream, event } => self.stream_event(*stream, event),
+        }
+    }
+
+    /// Logs and counts an event of one stream's seat. Its leadership is the stream's, not the
+    /// bucket's: logged with the stream, counted by `compactd_owned_streams` (set from the
+    /// node after every step), never in the bucket leader's gauges. A seat's sync sees only
+    /// its stream, so it counts as a sync without setting the bucket's block gauges.
+    fn stream_event(&self, stream: StreamId, e: &Event) {
+        let stream = stream.to_string();
+        match e {
+            Event::Elected { epoch } => {
+                tracing::info!(stream, epoch, "elected for the stream; fencing it")
+            }
+            Event::Leading { epoch, failover_ms } => {
+                if let Some(ms) = failover_ms {
+                    self.metrics
+                        .ha
+                        .stream_failover_duration
+                        .observe(*ms as f64 / 1000.0);
+                }
+                tracing::info!(stream, epoch, failover_ms, "holding the stream; writing")
+            }
+            Event::SteppedDown { epoch, reason } => {
+                tracing::warn!(stream, epoch, reason = %reason, "stopped holding the stream")
+            }
+            Event::LeaderKnown(Some(l)) => {
+                tracing::debug!(stream, holder = %l.node, epoch = l.epoch, "stream holder changed")
+            }
+            Event::LeaderKnown(None) => tracing::debug!(stream, "no stream holder known"),
+            Event::Synced { .. } => {
+                self.metrics.fetcher.syncs.inc();
+            }
+            Event::Progress { .. } => {}
+            other => {
+                let _span = tracing::info_span!("stream", stream).entered();
+                self.event(other);
             }
         }
     }

@@ -45,6 +45,12 @@ pub struct HaMetrics {
     /// `compactd_failover_duration_seconds`: from losing a leader to the new leader's first
     /// permitted write, as seen by the new leader.
     pub failover_duration: Histogram,
+    /// `compactd_owned_streams`: streams this replica holds (leads, fenced) now; 0 without
+    /// per-stream ownership.
+    pub owned_streams: Gauge,
+    /// `compactd_stream_failover_duration_seconds`: from losing a stream's holder to the new
+    /// holder's first permitted write, as seen by the new holder.
+    pub stream_failover_duration: Histogram,
 }
 
 impl HaMetrics {
@@ -91,6 +97,18 @@ impl HaMetrics {
                 registry,
                 "compactd_failover_duration_seconds",
                 "Time from the previous leader's loss to this leader's first permitted write.",
+                Histogram::new(FAILOVER_BUCKETS_SECONDS),
+            ),
+            owned_streams: register(
+                registry,
+                "compactd_owned_streams",
+                "Number of streams this replica holds (leads and has fenced) now.",
+                Gauge::default(),
+            ),
+            stream_failover_duration: register(
+                registry,
+                "compactd_stream_failover_duration_seconds",
+                "Time from a stream's previous holder's loss to this replica's first permitted write to it.",
                 Histogram::new(FAILOVER_BUCKETS_SECONDS),
             ),
         }

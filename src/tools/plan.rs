@@ -105,6 +105,7 @@ pub async fn plan_bucket(
         delete_delay_ms: settings.delete_delay_ms,
         replica_labels: settings.replica_labels.clone(),
         selector_relabel: settings.selector_relabel.clone(),
+        scope: Default::default(),
     };
     // One look at the bucket: every mark is first seen now, so its own time decides.
     let view = build_view(&sync, now, &view_cfg, &std::collections::BTreeMap::new());

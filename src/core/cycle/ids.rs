@@ -12,7 +12,7 @@
 
 use std::collections::VecDeque;
 
-use super::super::request_ids::{Requester, StoreRequestIds};
+use super::super::request_ids::{Requester, Slot, StoreRequestIds};
 use super::super::types::{JobId, Now, RequestId};
 use crate::rng::Rng;
 use crate::tsdb::block_id::BlockId;
@@ -28,11 +28,11 @@ pub(super) struct CycleIds {
 }
 
 impl CycleIds {
-    /// No id issued yet; `seed` drives block ids.
-    pub(super) fn new(seed: u64) -> CycleIds {
+    /// No id issued yet by the cycle of the unit in `slot`; `seed` drives block ids.
+    pub(super) fn new(seed: u64, slot: Slot) -> CycleIds {
         CycleIds {
-            requests: StoreRequestIds::new(Requester::Cycle),
-            last_job: 0,
+            requests: StoreRequestIds::new(Requester::Cycle, slot),
+            last_job: slot.job_base(),
             rng: Rng::new(seed),
         }
     }
@@ -100,7 +100,7 @@ mod tests {
 
     #[test]
     fn a_pass_reserves_a_job_id_per_queued_item_used_or_not() {
-        let mut ids = CycleIds::new(1);
+        let mut ids = CycleIds::new(1, Slot::BUCKET);
         let mut first = ids.reserve(3, at(5_000));
         assert_eq!(first.next().0, JobId(1));
         let mut second = ids.reserve(2, at(6_000));
@@ -114,7 +114,7 @@ mod tests {
     fn block_ids_carry_the_pass_start_and_the_seeded_draws() {
         let mut rng = Rng::new(9);
         let random = rng.ulid_bits();
-        let mut ids = CycleIds::new(9);
+        let mut ids = CycleIds::new(9, Slot::BUCKET);
         let (job, block) = ids.reserve(2, at(7_000)).next();
         assert_eq!(job, JobId(1));
         assert_eq!(block, BlockId::from_parts(7_000, random ^ 1));

@@ -4,6 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::core::stream::StreamId;
+
 /// Assumed bound of the rate difference between our clock and etcd's, in permille.
 pub const MAX_DRIFT_PERMILLE: i64 = 50;
 /// Subtracted from the lease deadline on top of the drift.
@@ -28,6 +30,32 @@ pub struct LeaderConfig {
     pub commit_window_ms: i64,
     /// The safety mechanisms in force; production runs with [`Safety::ALL`].
     pub safety: Safety,
+    /// Set on a stream's seat: the leader of that stream, whose election is
+    /// `<prefix>/streams/<stream>`, whose fence is the stream's own, and which campaigns with
+    /// the node's session lease (the bucket leader's) rather than a lease of its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream: Option<StreamId>,
+    /// Set when every replica compacts (`--ownership=stream`, elected, `--wait`): the node
+    /// holds the streams assigned to it as well as the bucket's election.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub streams: Option<StreamsConfig>,
+}
+
+/// The settings of per-stream ownership (`docs/scaleout.md`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamsConfig {
+    /// `<--etcd.prefix>`: members are the keys of `<prefix>/election/`, a stream's seats the
+    /// keys of `<prefix>/streams/<stream>/`.
+    pub prefix: String,
+    /// How often the members are read from etcd, in ms: a replica that left is noticed
+    /// within this after its lease expired.
+    pub observe_interval_ms: i64,
+    /// How often the bucket is listed for its streams, in ms.
+    pub discover_interval_ms: i64,
+    /// `--streams.rebalance-delay` in ms: an assignment that moves streams between live
+    /// replicas (one joined) is adopted once it has held this long; the streams of a replica
+    /// that left are reassigned at once.
+    pub rebalance_delay_ms: i64,
 }
 
 /// Which of the leader's safety mechanisms are on. Production always runs with

@@ -51,11 +51,33 @@ pub(super) enum Role {
     },
     /// Single instance: releasing the fence before exiting.
     Releasing(i32),
+    /// A stream's seat without the session's lease: waiting for one.
+    Idle,
+    /// A stream's seat withdrawing its key (retried until it succeeds or the session's lease
+    /// goes, which takes the key with it); then it campaigns anew or exits.
+    Withdrawing {
+        /// The withdrawal in flight, once sent.
+        req: Option<CoordId>,
+        /// Our key and its create revision.
+        key: (String, i64),
+        /// Campaign anew afterwards (a higher epoch took the stream's fence) rather than
+        /// exit (the stream was handed over).
+        then_campaign: bool,
+    },
     /// Exited.
     Exited,
 }
 
 impl Role {
+    /// A seat about to withdraw `key`.
+    pub(super) fn withdrawing(key: (String, i64), then_campaign: bool) -> Role {
+        Role::Withdrawing {
+            req: None,
+            key,
+            then_campaign,
+        }
+    }
+
     /// The epoch of a node chosen to write: fencing, waiting out the takeover delay, or
     /// leading.
     pub(super) fn chosen_epoch(&self) -> Option<Epoch> {
@@ -70,7 +92,7 @@ impl Role {
         match self {
             Role::Granting(req) | Role::Campaigning(req) | Role::Observing(req) => *req == Some(id),
             Role::Waiting(r) | Role::Resigning { req: r, .. } => *r == id,
-            Role::Revoking { req, .. } => *req == Some(id),
+            Role::Revoking { req, .. } | Role::Withdrawing { req, .. } => *req == Some(id),
             _ => false,
         }
     }
@@ -84,6 +106,7 @@ impl Role {
             Role::Waiting(_) => "wait-delete",
             Role::Resigning { .. } => "resign",
             Role::Revoking { .. } => "revoke",
+            Role::Withdrawing { .. } => "withdraw",
             _ => "coordinator",
         }
     }
@@ -144,6 +167,18 @@ impl Leader {
                 _ => self.retry(Role::Observing(None), now),
             },
             Role::Resigning { req, code } if req == id => self.exit(code, out),
+            Role::Withdrawing {
+                req: Some(r),
+                key,
+                then_campaign,
+            } if r == id => match result {
+                CoordResult::Failed(_) => self.retry(Role::withdrawing(key, then_campaign), now),
+                _ if then_campaign => {
+                    self.backoff.reset();
+                    self.campaign_or_idle(now);
+                }
+                _ => self.exit(0, out),
+            },
             Role::Revoking {
                 req: Some(r),
                 lease,
@@ -193,6 +228,9 @@ impl Leader {
         self.observed
             .note_leader(now, keys.first(), &self.cfg.node, out);
         let Some((ours, rev)) = self.key.clone() else {
+            if self.seated() {
+                return self.campaign_or_idle(now);
+            }
             return self.request_at(Role::Granting(None), now.mono);
         };
         match keys
@@ -201,9 +239,8 @@ impl Leader {
         {
             None => {
                 // Our key is gone (the lease expired or someone deleted it): start over.
-                self.drop_lease();
                 self.key = None;
-                self.request_at(Role::Granting(None), now.mono);
+                self.start_over(now);
             }
             Some(0) => {
                 if self.lease_permit_open(now) {
@@ -223,6 +260,23 @@ impl Leader {
                 let req = self.send_coord(op, out);
                 self.set_role(Role::Waiting(req));
             }
+        }
+    }
+
+    /// Campaigns from scratch: with a new lease, or (a seat) a new key on the session's.
+    fn start_over(&mut self, now: Now) {
+        if self.seated() {
+            return self.campaign_or_idle(now);
+        }
+        self.drop_lease();
+        self.request_at(Role::Granting(None), now.mono);
+    }
+
+    /// A seat campaigns with the session's lease, or waits for one.
+    pub(super) fn campaign_or_idle(&mut self, now: Now) {
+        match self.lease.current {
+            Some(_) => self.request_at(Role::Campaigning(None), now.mono),
+            None => self.set_role(Role::Idle),
         }
     }
 
@@ -265,6 +319,22 @@ impl Leader {
                 let req = self.send_coord(CoordOp::Observe { prefix }, out);
                 self.set_role(Role::Observing(Some(req)));
             }
+            Role::Withdrawing {
+                req: None,
+                key,
+                then_campaign,
+            } => {
+                let op = CoordOp::Withdraw {
+                    key: key.0.clone(),
+                    create_revision: key.1,
+                };
+                let req = Some(self.send_coord(op, out));
+                self.set_role(Role::Withdrawing {
+                    req,
+                    key,
+                    then_campaign,
+                });
+            }
             Role::Revoking {
                 req: None,
                 lease,
@@ -301,8 +371,15 @@ impl Leader {
 
     /// Gives up our lease and key: no more renewals; delete the key and revoke the lease
     /// (retried until it succeeds or the lease has surely expired), then campaign anew.
+    /// A seat withdraws its key and campaigns anew with the session's lease.
     pub(super) fn revoke_and_recampaign(&mut self, now: Now) {
         let key = self.key.take();
+        if self.seated() {
+            return match key {
+                Some(key) => self.request_at(Role::withdrawing(key, true), now.mono),
+                None => self.campaign_or_idle(now),
+            };
+        }
         match self.drop_lease() {
             Some(lease) => {
                 let revoking = Role::Revoking {

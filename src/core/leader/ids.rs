@@ -1,9 +1,10 @@
-//! The ids of the leader's requests: its coordinator requests count up from 1; its store
-//! requests (fence reads and CASes) draw from the leader's range of store request ids
-//! ([`super::super::request_ids`]), apart from the cycle's.
+//! The ids of the leader's requests: its coordinator requests count up in its unit's slot
+//! (from 1 for the bucket's); its store requests (fence reads and CASes) draw from the
+//! leader's range of store request ids ([`super::super::request_ids`]), apart from the
+//! cycle's.
 
 use crate::core::coord::CoordId;
-use crate::core::request_ids::{Requester, StoreRequestIds};
+use crate::core::request_ids::{Requester, Slot, StoreRequestIds};
 use crate::core::types::RequestId;
 
 /// Allocates the leader's request ids.
@@ -14,11 +15,11 @@ pub(super) struct RequestIds {
 }
 
 impl RequestIds {
-    /// No id issued yet.
-    pub(super) fn new() -> RequestIds {
+    /// No id issued yet by the leader of the unit in `slot`.
+    pub(super) fn new(slot: Slot) -> RequestIds {
         RequestIds {
-            last_coord: 0,
-            store: StoreRequestIds::new(Requester::Leader),
+            last_coord: slot.coord_base(),
+            store: StoreRequestIds::new(Requester::Leader, slot),
         }
     }
 
@@ -45,7 +46,7 @@ mod tests {
 
     #[test]
     fn store_ids_are_the_leaders_and_the_cycles_are_not() {
-        let mut ids = RequestIds::new();
+        let mut ids = RequestIds::new(Slot::BUCKET);
         let first = ids.next_store();
         assert!(RequestIds::is_leaders(first));
         assert!(!RequestIds::is_leaders(RequestId(1)));

@@ -50,6 +50,11 @@ impl Lease {
     }
 }
 
+/// The node's session lease, lent by the bucket's leader to the stream seats: their keys
+/// are attached to it, and their permits end with its deadline.
+#[derive(Clone, Debug)]
+pub struct SessionLease(Lease);
+
 /// The lease part of the leader: the lease, and its requests in flight.
 #[derive(Debug, Default)]
 pub(super) struct LeaseKeeper {
@@ -70,6 +75,45 @@ impl Leader {
             Some(_) => self.lease.current.as_ref()?.permit_until(&self.cfg),
         };
         (now.mono < valid_until).then_some(Permit { epoch, valid_until })
+    }
+
+    /// The lease a stream's seat campaigns and writes under, while this leader (the bucket's,
+    /// elected) holds one.
+    pub fn session_lease(&self) -> Option<SessionLease> {
+        self.cfg.election.as_ref()?;
+        self.lease.current.clone().map(SessionLease)
+    }
+
+    /// A seat takes the session's lease as it is now. The same lease renews the seat's
+    /// deadline; a new one, or none, ends whatever the seat did under the old one — its key
+    /// went with that lease — and it campaigns again with the new one (or waits).
+    pub fn adopt_session(&mut self, now: Now, session: Option<SessionLease>, out: &mut Vec<Output>) {
+        debug_assert!(self.seated(), "only a stream's seat borrows the session's lease");
+        let session = session.map(|s| s.0);
+        let same = matches!((&self.lease.current, &session), (Some(a), Some(b)) if a.id == b.id);
+        if same || (self.lease.current.is_none() && session.is_none()) {
+            self.lease.current = session;
+            return;
+        }
+        let had_lease = self.lease.current.is_some();
+        self.lease.current = session;
+        match self.role {
+            Role::Starting | Role::Exited => {}
+            Role::Withdrawing {
+                then_campaign: false,
+                ..
+            } if had_lease => {
+                // The key we were withdrawing went with the old lease.
+                self.key = None;
+                self.exit(0, out);
+            }
+            _ => {
+                self.lose_write_right(now, "the session's lease ended", out);
+                self.key = None;
+                self.campaign_or_idle(now);
+            }
+        }
+        self.arm_state_timers();
     }
 
     /// True while we hold a lease whose permit has not lapsed.
@@ -154,6 +198,10 @@ impl Leader {
         let Some(lease) = &self.lease.current else {
             return;
         };
+        if self.seated() {
+            // The session renews (or abandons) the lease.
+            return;
+        }
         if self.cfg.abandons_unheard_lease() && now.mono >= lease.unheard_at() {
             self.abandon_unheard_lease(now, out);
         } else if self.timers.is_due(Timer::Keepalive, now.mono) {

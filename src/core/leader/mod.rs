@@ -37,7 +37,8 @@ mod lease;
 mod observe;
 mod timers;
 
-pub use config::{LeaderConfig, Safety, MAX_DRIFT_PERMILLE, SAFETY_MARGIN_MS};
+pub use config::{LeaderConfig, Safety, StreamsConfig, MAX_DRIFT_PERMILLE, SAFETY_MARGIN_MS};
+pub use lease::SessionLease;
 pub use fencing::EXIT_FENCED;
 pub use gate::stamp_writer;
 
@@ -51,6 +52,7 @@ use timers::{Backoff, Timer, Timers};
 
 use super::coord::{CoordId, CoordOp, CoordResult};
 use super::fence::FenceRecord;
+use super::request_ids::Slot;
 use super::types::{Epoch, Event, LeaderInfo, Millis, Now, Output, Permit, RequestId};
 use super::types::{StoreResult, WriteOp};
 
@@ -75,11 +77,18 @@ pub struct Leader {
     /// The retry delay of coordinator and fence requests.
     backoff: Backoff,
     ids: RequestIds,
+    /// The slot the leader's unit numbers its requests in.
+    slot: Slot,
 }
 
 impl Leader {
     /// A leader state machine that starts on [`Leader::start`].
     pub fn new(cfg: LeaderConfig) -> Leader {
+        Leader::in_slot(cfg, Slot::BUCKET)
+    }
+
+    /// A leader whose request ids count in `slot` (a stream seat's).
+    pub fn in_slot(cfg: LeaderConfig, slot: Slot) -> Leader {
         Leader {
             cfg,
             role: Role::Starting,
@@ -90,7 +99,8 @@ impl Leader {
             observed: Observer::default(),
             timers: Timers::default(),
             backoff: Backoff::new(),
-            ids: RequestIds::new(),
+            ids: RequestIds::new(slot),
+            slot,
         }
     }
 
@@ -110,6 +120,16 @@ impl Leader {
     /// The safety mechanisms in force.
     pub fn safety(&self) -> Safety {
         self.cfg.safety
+    }
+
+    /// The slot its unit numbers requests and jobs in.
+    pub fn slot(&self) -> Slot {
+        self.slot
+    }
+
+    /// True once [`Leader::start`] ran.
+    pub fn started(&self) -> bool {
+        self.role != Role::Starting
     }
 
     /// True once the node has exited.
@@ -133,24 +153,47 @@ impl Leader {
         self.gate.push(id, op);
     }
 
-    /// The first step: campaign, or (single instance) read the fence.
+    /// The first step: campaign, or (single instance) read the fence. A stream's seat
+    /// campaigns once it has the session's lease ([`Leader::adopt_session`]).
     pub fn start(&mut self, now: Now, out: &mut Vec<Output>) {
         if self.role != Role::Starting {
             return;
         }
         match self.cfg.election {
+            Some(_) if self.seated() => self.campaign_or_idle(now),
             Some(_) => self.request_at(Role::Granting(None), now.mono),
             None => self.enter_fencing(Epoch(0)),
         }
         self.drive(now, out);
     }
 
-    /// Stops: resigns (or releases the fence), then exits with `code`.
+    /// True for a stream's seat, which borrows the session's lease.
+    fn seated(&self) -> bool {
+        self.cfg.stream.is_some()
+    }
+
+    /// Stops: resigns (or releases the fence), then exits with `code`. A stream's seat
+    /// hands the stream over: it withdraws its key (the session's lease lives on), then exits.
     pub fn finish(&mut self, now: Now, code: i32, out: &mut Vec<Output>) {
         if matches!(
             self.role,
-            Role::Resigning { .. } | Role::Releasing(_) | Role::Exited
+            Role::Resigning { .. }
+                | Role::Releasing(_)
+                | Role::Exited
+                | Role::Withdrawing {
+                    then_campaign: false,
+                    ..
+                }
         ) {
+            return;
+        }
+        if self.seated() {
+            self.lose_write_right(now, "handing the stream over", out);
+            match self.key.take() {
+                Some(key) => self.request_at(Role::withdrawing(key, false), now.mono),
+                None => return self.exit(code, out),
+            }
+            self.drive(now, out);
             return;
         }
         self.lose_write_right(now, "shutting down", out);
@@ -254,13 +297,15 @@ impl Leader {
                 | Role::Campaigning(None)
                 | Role::Observing(None)
                 | Role::Revoking { req: None, .. }
+                | Role::Withdrawing { req: None, .. }
         );
         let request_armed = self.timers.get(Timer::CoordRequest).is_some();
         debug_assert_eq!(request_armed, requesting, "{:?}", self.role);
         let delaying = matches!(self.role, Role::Delaying(_));
         let delay_armed = self.timers.get(Timer::TakeoverDelay).is_some();
         debug_assert_eq!(delay_armed, delaying, "{:?}", self.role);
-        let renewing = self.lease.current.is_some() && self.lease.keepalive.is_none();
+        let renewing =
+            !self.seated() && self.lease.current.is_some() && self.lease.keepalive.is_none();
         let keepalive_armed = self.timers.get(Timer::Keepalive).is_some();
         debug_assert_eq!(keepalive_armed, renewing, "{:?}", self.lease);
     }

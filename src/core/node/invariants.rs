@@ -10,13 +10,96 @@
 
 use std::collections::BTreeSet;
 
+use super::unit::Unit;
 use super::Node;
-use crate::core::types::{Now, Output, Permit, StoreRequest, WriteOp};
+use crate::core::request_ids::Slot;
+use crate::core::types::{Now, Output, Permit, RequestId, StoreRequest, WriteOp};
 
 impl Node {
     /// Checks every invariant after a step at `now` that gave `out`; panics naming the first
-    /// rule broken. Also runs the leader's own checks.
+    /// rule broken. Also runs each leader's own checks.
     pub(super) fn check_invariants(&self, now: Now, out: &[Output]) {
+        for unit in self.units() {
+            unit.check_invariants();
+        }
+        self.check_outputs(now, out);
+        self.check_streams();
+    }
+
+    /// Every unit of the node: the bucket's and each seat's.
+    fn units(&self) -> impl Iterator<Item = &Unit> {
+        std::iter::once(&self.bucket).chain(self.seats().map(|(_, seat)| &seat.unit))
+    }
+
+    /// The unit whose slot issued request `id`, if it still exists.
+    fn unit_of(&self, id: RequestId) -> Option<&Unit> {
+        let slot = Slot::of_request(id);
+        if slot == Slot::BUCKET {
+            return Some(&self.bucket);
+        }
+        self.seats()
+            .find(|(_, seat)| seat.slot == slot)
+            .map(|(_, seat)| &seat.unit)
+    }
+
+    /// The rules on what one step asks for.
+    fn check_outputs(&self, now: Now, out: &[Output]) {
+        let mut ids = BTreeSet::new();
+        for (i, o) in out.iter().enumerate() {
+            match o {
+                Output::Store(req) => {
+                    require(ids.insert(req.id()), "unique-request-ids", || {
+                        format!("{:?} twice in {out:?}", req.id())
+                    });
+                    if let StoreRequest::Write { id, op, permit } = req {
+                        let unit = self.unit_of(*id);
+                        require(unit.is_some(), "write-from-a-unit", || {
+                            format!("{op:?} from no unit of the node")
+                        });
+                        if let Some(unit) = unit {
+                            unit.check_write(now, op, permit);
+                        }
+                    }
+                }
+                Output::Compact(job) => {
+                    let slot = Slot::of_job(job.job);
+                    let unit = self.units().find(|u| u.leader.slot() == slot);
+                    require(
+                        unit.is_some_and(|u| u.term.is_some()),
+                        "no-job-without-term",
+                        || format!("job {:?} started without a term", job.job),
+                    )
+                }
+                Output::Timer(_) => require(i + 1 == out.len(), "one-timer-last", || {
+                    format!("a timer before the end of {out:?}")
+                }),
+                _ => {}
+            }
+        }
+    }
+
+    /// The rules of per-stream ownership: a node leads no stream it holds no seat for, and
+    /// every seat leads under an epoch of its own.
+    fn check_streams(&self) {
+        let mut epochs = BTreeSet::new();
+        for (stream, seat) in self.seats() {
+            if let Some(epoch) = seat.unit.leader.leading() {
+                require(epochs.insert(epoch), "one-epoch-per-stream", || {
+                    format!("stream {stream} leads under epoch {epoch:?} of another seat")
+                });
+                require(
+                    self.bucket.leader.leading() != Some(epoch),
+                    "one-epoch-per-stream",
+                    || format!("stream {stream} leads under the bucket's epoch {epoch:?}"),
+                );
+            }
+        }
+    }
+}
+
+impl Unit {
+    /// The unit's own rules: its leader's checks, and its cycle runs exactly in its terms.
+    fn check_invariants(&self) {
         self.leader.check_invariants();
         // Without a term nothing of the cycle's is under way: no pass, no job, no mutation.
         require(
@@ -36,35 +119,10 @@ impl Node {
                 )
             },
         );
-        self.check_outputs(now, out);
     }
 
-    /// The rules on what one step asks for.
-    fn check_outputs(&self, now: Now, out: &[Output]) {
-        let mut ids = BTreeSet::new();
-        for (i, o) in out.iter().enumerate() {
-            match o {
-                Output::Store(req) => {
-                    require(ids.insert(req.id()), "unique-request-ids", || {
-                        format!("{:?} twice in {out:?}", req.id())
-                    });
-                    if let StoreRequest::Write { op, permit, .. } = req {
-                        self.check_write(now, op, permit);
-                    }
-                }
-                Output::Compact(job) => require(self.term.is_some(), "no-job-without-term", || {
-                    format!("job {:?} started without a term", job.job)
-                }),
-                Output::Timer(_) => require(i + 1 == out.len(), "one-timer-last", || {
-                    format!("a timer before the end of {out:?}")
-                }),
-                _ => {}
-            }
-        }
-    }
-
-    /// The rules on one mutation issued under `permit`.
-    pub(super) fn check_write(&self, now: Now, op: &WriteOp, permit: &Permit) {
+    /// The rules on one mutation of this unit issued under `permit`.
+    fn check_write(&self, now: Now, op: &WriteOp, permit: &Permit) {
         // The permit is live, and no later than the lease allows one issued now: the lease
         // deadline minus the op timeout (elected), forever (single instance).
         let limit = self.leader.permit_for(permit.epoch, now);
