@@ -198,6 +198,7 @@ impl EtcdModel {
                 max_wait_ms,
             } => return self.wait_delete(key, *after_revision, *max_wait_ms),
             CoordOp::Resign { key, lease } => self.resign(key.as_ref(), *lease),
+            CoordOp::Withdraw { .. } => todo!("TEMPORARY: boundary17 merge"),
         };
         Answer::Now(result.unwrap_or_else(|e| e.answer(op.name())))
     }

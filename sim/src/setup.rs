@@ -124,6 +124,7 @@ pub fn cycle_config(rng: &mut Rng) -> CycleConfig {
             delete_delay_ms,
             replica_labels: vec![],
             selector_relabel: vec![],
+            scope: Default::default(),
         },
         wait: true,
         wait_interval_ms,
@@ -184,5 +185,7 @@ pub fn leader_config(name: &str, mode: Mode, bug: Option<Bug>) -> LeaderConfig {
             fence: bug != Some(Bug::NoFence),
             abandon_unheard_lease: bug != Some(Bug::KeepRenewing),
         },
+        stream: None,
+        streams: None,
     }
 }

@@ -19,6 +19,7 @@ pub(crate) fn view_config() -> ViewConfig {
         delete_delay_ms: 0,
         replica_labels: vec![],
         selector_relabel: vec![],
+        scope: Default::default(),
     }
 }
 

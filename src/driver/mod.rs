@@ -557,10 +557,10 @@ mod tests {
                 start: Instant::now(),
             };
             let permit = |epoch: u64, until_ms: i64| {
-                Some(Permit {
+                vec![Permit {
                     epoch: Epoch(epoch),
                     valid_until: clock.now().mono.plus(until_ms),
-                })
+                }]
             };
             let (tx, rx) = tokio::sync::watch::channel(permit(7, 300));
             let started = Instant::now();
@@ -578,6 +578,15 @@ mod tests {
             tx.send_replace(permit(8, 60_000)); // a new term: epoch 7's writes stop
             let ended = tokio::time::timeout(Duration::from_secs(5), lapse).await;
             assert!(ended.is_ok(), "a new term must end epoch 7's writes");
+
+            // With streams, permits of other epochs leave epoch 7's alone.
+            let mut both = permit(9, 60_000);
+            both.extend(permit(7, 60_000));
+            tx.send_replace(both);
+            let lapse = tokio::spawn(permit_lapsed(tx.subscribe(), Epoch(7), clock));
+            tx.send_replace(permit(9, 60_000)); // epoch 7's seat stopped
+            let ended = tokio::time::timeout(Duration::from_secs(5), lapse).await;
+            assert!(ended.is_ok(), "losing epoch 7's permit must end its writes");
         });
     }
 }

@@ -26,6 +26,8 @@ fn header() -> TraceHeader {
         takeover_delay_ms: 10_000,
         commit_window_ms: 5_000,
         safety: Safety::ALL,
+        stream: None,
+        streams: None,
     };
     TraceHeader::new(&cycle, &leader, u64::MAX - 1)
 }

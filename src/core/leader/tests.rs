@@ -29,6 +29,8 @@ fn cfg(elected: bool) -> LeaderConfig {
         takeover_delay_ms: DELAY,
         commit_window_ms: WINDOW,
         safety: Safety::ALL,
+        stream: None,
+        streams: None,
     }
 }
 

@@ -122,7 +122,7 @@ impl Unit {
     }
 
     /// The rules on one mutation of this unit issued under `permit`.
-    fn check_write(&self, now: Now, op: &WriteOp, permit: &Permit) {
+    pub(super) fn check_write(&self, now: Now, op: &WriteOp, permit: &Permit) {
         // The permit is live, and no later than the lease allows one issued now: the lease
         // deadline minus the op timeout (elected), forever (single instance).
         let limit = self.leader.permit_for(permit.epoch, now);

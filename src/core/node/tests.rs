@@ -5,7 +5,8 @@ use crate::core::coord::{CoordOp, CoordResult, ElectionKey, LeaseId};
 use crate::core::fence::FenceVersion;
 use crate::core::testing::{cycle_config, view_config};
 use crate::core::types::{
-    CompactJob, JobId, JobKind, Permit, ReadOp, RequestId, StoreResult, WriteOp,
+    CompactJob, Epoch, JobId, JobKind, Permit, ReadOp, RequestId, StoreRequest, StoreResult,
+    WriteOp,
 };
 use crate::core::view::ViewConfig;
 use crate::tsdb::block_id::BlockId;
@@ -28,6 +29,8 @@ fn node() -> Node {
         takeover_delay_ms: 2_000,
         commit_window_ms: 1_000,
         safety: crate::core::leader::Safety::ALL,
+        stream: None,
+        streams: None,
     };
     Node::new(cycle, leader, 1)
 }
@@ -92,12 +95,12 @@ fn a_term_started_by_any_input_begins_with_a_sync() {
         out = answer(&mut n, t, &out); // grant, campaign, observe, read, CAS
     }
     assert!(
-        n.leader.leading().is_none(),
+        n.bucket.leader.leading().is_none(),
         "in the takeover delay: {out:?}"
     );
     let late = Input::Store(RequestId(99), StoreResult::Done);
     let out = n.step(at(5 + 2_000), late);
-    assert!(n.leader.leading().is_some());
+    assert!(n.bucket.leader.leading().is_some());
     assert!(
         out.iter()
             .any(|o| matches!(o, Output::Store(r) if r.read_op() == Some(&ReadOp::Sync))),
@@ -115,7 +118,7 @@ fn leading() -> (Node, i64) {
     }
     let t = 5 + 2_000;
     n.step(at(t), Input::Tick);
-    assert_eq!(n.leader.leading(), Some(Epoch(2)));
+    assert_eq!(n.bucket.leader.leading(), Some(Epoch(2)));
     (n, t)
 }
 
@@ -136,7 +139,7 @@ fn put_meta() -> WriteOp {
 #[test]
 fn a_healthy_leader_passes_the_node_invariants() {
     let (n, t) = leading();
-    let permit = n.permit(at(t)).expect("a permit while leading");
+    let permit = n.permits(at(t)).first().copied().expect("a permit while leading");
     n.check_invariants(
         at(t),
         &[sent(put_meta(), permit), Output::Timer(Millis(t + 1))],
@@ -145,7 +148,7 @@ fn a_healthy_leader_passes_the_node_invariants() {
 
 /// The leader's permit at `t`, with `change` applied.
 fn permit(n: &Node, t: i64, change: impl FnOnce(&mut Permit)) -> Permit {
-    let mut permit = n.permit(at(t)).expect("a permit while leading");
+    let mut permit = n.permits(at(t)).first().copied().expect("a permit while leading");
     change(&mut permit);
     permit
 }
@@ -176,8 +179,8 @@ fn a_mutation_of_another_term_is_caught() {
 fn a_commit_without_the_fence_is_caught() {
     let (mut n, t) = leading();
     let other_term = permit(&n, t, |p| p.epoch = Epoch(3));
-    n.term = Some(Epoch(3));
-    n.check_write(at(t), &put_meta(), &other_term);
+    n.bucket.term = Some(Epoch(3));
+    n.bucket.check_write(at(t), &put_meta(), &other_term);
 }
 
 #[test]
@@ -210,7 +213,7 @@ fn a_timer_before_other_outputs_is_caught() {
 #[should_panic(expected = "node invariant term-follows-leader broken: ")]
 fn a_cycle_in_a_term_the_leader_does_not_hold_is_caught() {
     let (mut n, t) = leading();
-    n.term = Some(Epoch(3));
+    n.bucket.term = Some(Epoch(3));
     n.check_invariants(at(t), &[]);
 }
 
@@ -219,7 +222,7 @@ fn a_cycle_in_a_term_the_leader_does_not_hold_is_caught() {
 #[should_panic(expected = "node invariant no-work-without-term broken: ")]
 fn a_cycle_busy_without_a_term_is_caught() {
     let (mut n, t) = leading();
-    n.term = None;
+    n.bucket.term = None;
     n.check_invariants(at(t), &[]);
 }
 
