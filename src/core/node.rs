@@ -59,14 +59,18 @@ impl Node {
     /// holds the streams assigned to it, and the bucket's leader keeps the bucket's chores.
     pub fn new(cfg: CycleConfig, leader: LeaderConfig, seed: u64) -> Self {
         let scaled_out = leader.election.is_some() && cfg.wait;
-        let streams = leader.streams.clone().filter(|_| scaled_out).map(|sc| Streams {
-            director: Director::new(sc, leader.node.clone(), cfg.view.clone()),
-            seats: BTreeMap::new(),
-            next_slot: Slot::FIRST_SEAT,
-            cycle: cfg.clone(),
-            leader: leader.clone(),
-            seed,
-        });
+        let streams = leader
+            .streams
+            .clone()
+            .filter(|_| scaled_out)
+            .map(|sc| Streams {
+                director: Director::new(sc, leader.node.clone(), cfg.view.clone()),
+                seats: BTreeMap::new(),
+                next_slot: Slot::FIRST_SEAT,
+                cycle: cfg.clone(),
+                leader: leader.clone(),
+                seed,
+            });
         let mut bucket_cycle = cfg;
         if streams.is_some() {
             bucket_cycle.view.scope = Scope::BucketChores;
@@ -104,7 +108,10 @@ impl Node {
             }
         }
         let bucket = self.bucket.next_timer(now);
-        let streams = self.streams.as_mut().and_then(|s| s.next_timer(now, &self.bucket));
+        let streams = self
+            .streams
+            .as_mut()
+            .and_then(|s| s.next_timer(now, &self.bucket));
         if let Some(at) = [bucket, streams].into_iter().flatten().min() {
             out.push(Output::Timer(at));
         }
@@ -251,7 +258,10 @@ impl Streams {
     /// The earliest wake-up of the director and the seats.
     fn next_timer(&mut self, now: Now, bucket: &Unit) -> Option<Millis> {
         let member = bucket.leader.session_lease().is_some();
-        let seats = self.seats.values_mut().filter_map(|s| s.unit.next_timer(now));
+        let seats = self
+            .seats
+            .values_mut()
+            .filter_map(|s| s.unit.next_timer(now));
         seats.chain(self.director.next_timer(member)).min()
     }
 }

@@ -149,7 +149,10 @@ mod tests {
         let mut leader = StoreRequestIds::new(Requester::Leader, seat);
         let (c, l) = (cycle.next(), leader.next());
         assert_eq!((Slot::of_request(c), Slot::of_request(l)), (seat, seat));
-        assert_eq!((Requester::of(c), Requester::of(l)), (Requester::Cycle, Requester::Leader));
+        assert_eq!(
+            (Requester::of(c), Requester::of(l)),
+            (Requester::Cycle, Requester::Leader)
+        );
         assert_eq!(Slot::of_request(RequestId(1)), Slot::BUCKET);
         assert_eq!(Slot::of_coord(CoordId(seat.coord_base() + 3)), seat);
         assert_eq!(Slot::of_job(JobId(seat.job_base() + 1)), seat);

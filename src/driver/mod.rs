@@ -325,7 +325,11 @@ async fn permit_lapsed(
     clock: Clock,
 ) {
     loop {
-        let current = permits.borrow_and_update().iter().find(|p| p.epoch == epoch).copied();
+        let current = permits
+            .borrow_and_update()
+            .iter()
+            .find(|p| p.epoch == epoch)
+            .copied();
         let Some(p) = current else {
             return;
         };

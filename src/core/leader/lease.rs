@@ -87,8 +87,16 @@ impl Leader {
     /// A seat takes the session's lease as it is now. The same lease renews the seat's
     /// deadline; a new one, or none, ends whatever the seat did under the old one — its key
     /// went with that lease — and it campaigns again with the new one (or waits).
-    pub fn adopt_session(&mut self, now: Now, session: Option<SessionLease>, out: &mut Vec<Output>) {
-        debug_assert!(self.seated(), "only a stream's seat borrows the session's lease");
+    pub fn adopt_session(
+        &mut self,
+        now: Now,
+        session: Option<SessionLease>,
+        out: &mut Vec<Output>,
+    ) {
+        debug_assert!(
+            self.seated(),
+            "only a stream's seat borrows the session's lease"
+        );
         let session = session.map(|s| s.0);
         let same = matches!((&self.lease.current, &session), (Some(a), Some(b)) if a.id == b.id);
         if same || (self.lease.current.is_none() && session.is_none()) {

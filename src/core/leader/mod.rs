@@ -38,9 +38,9 @@ mod observe;
 mod timers;
 
 pub use config::{LeaderConfig, Safety, StreamsConfig, MAX_DRIFT_PERMILLE, SAFETY_MARGIN_MS};
-pub use lease::SessionLease;
 pub use fencing::EXIT_FENCED;
 pub use gate::stamp_writer;
+pub use lease::SessionLease;
 
 use election::Role;
 use fencing::FenceKeeper;

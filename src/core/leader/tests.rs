@@ -12,6 +12,7 @@ use crate::tsdb::block_id::BlockId;
 use crate::tsdb::meta::{BlockMeta, ThanosMeta};
 
 mod random;
+mod seat;
 mod unheard_lease;
 
 const TTL: i64 = 15_000;

@@ -16,8 +16,7 @@ use crate::core::request_ids::{Requester, Slot, StoreRequestIds};
 use crate::core::stream::StreamId;
 use crate::core::streams::assign;
 use crate::core::types::{
-    Event, MetaState, Millis, Now, Output, ReadOp, RequestId, StoreRequest, StoreResult,
-    SyncResult,
+    Event, MetaState, Millis, Now, Output, ReadOp, RequestId, StoreRequest, StoreResult, SyncResult,
 };
 use crate::core::view::{in_time_range, selected, ViewConfig};
 

@@ -139,7 +139,11 @@ fn put_meta() -> WriteOp {
 #[test]
 fn a_healthy_leader_passes_the_node_invariants() {
     let (n, t) = leading();
-    let permit = n.permits(at(t)).first().copied().expect("a permit while leading");
+    let permit = n
+        .permits(at(t))
+        .first()
+        .copied()
+        .expect("a permit while leading");
     n.check_invariants(
         at(t),
         &[sent(put_meta(), permit), Output::Timer(Millis(t + 1))],
@@ -148,7 +152,11 @@ fn a_healthy_leader_passes_the_node_invariants() {
 
 /// The leader's permit at `t`, with `change` applied.
 fn permit(n: &Node, t: i64, change: impl FnOnce(&mut Permit)) -> Permit {
-    let mut permit = n.permits(at(t)).first().copied().expect("a permit while leading");
+    let mut permit = n
+        .permits(at(t))
+        .first()
+        .copied()
+        .expect("a permit while leading");
     change(&mut permit);
     permit
 }

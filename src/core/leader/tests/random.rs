@@ -195,7 +195,11 @@ impl Env {
                 key,
                 create_revision,
             } => {
-                if self.keys.get(key).is_some_and(|(rev, _, _)| rev == create_revision) {
+                if self
+                    .keys
+                    .get(key)
+                    .is_some_and(|(rev, _, _)| rev == create_revision)
+                {
                     self.keys.remove(key);
                 }
                 CoordResult::Resigned
