@@ -13,6 +13,12 @@ use crate::tsdb::block_id::BlockId;
 use crate::units::MINUTE_MS;
 
 fn node() -> Node {
+    let (cycle, leader) = settings();
+    Node::new(cycle, leader, 1)
+}
+
+/// The settings of [`node`]: elected (`/e`), `--wait`, a 2 s takeover delay.
+fn settings() -> (CycleConfig, LeaderConfig) {
     let cycle = CycleConfig {
         view: ViewConfig {
             consistency_delay_ms: 0,
@@ -32,7 +38,7 @@ fn node() -> Node {
         stream: None,
         streams: None,
     };
-    Node::new(cycle, leader, 1)
+    (cycle, leader)
 }
 
 fn at(ms: i64) -> Now {
@@ -246,3 +252,5 @@ fn a_job_without_a_term_is_caught() {
     });
     node().check_invariants(at(0), &[job]);
 }
+
+mod streams;
