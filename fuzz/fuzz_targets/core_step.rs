@@ -379,6 +379,7 @@ impl Harness {
                     }
                     CoordResult::Resigned
                 }
+                CoordOp::Withdraw { .. } => CoordResult::Resigned,
             }
         };
         self.step(Input::Coord(req.id, result));

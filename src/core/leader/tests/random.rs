@@ -191,6 +191,19 @@ impl Env {
                 self.keys.retain(|_, (_, l, _)| *l != lease.0);
                 CoordResult::Resigned
             }
+            CoordOp::Withdraw {
+                key,
+                create_revision,
+            } => {
+                if self
+                    .keys
+                    .get(key)
+                    .is_some_and(|(rev, _, _)| rev == create_revision)
+                {
+                    self.keys.remove(key);
+                }
+                CoordResult::Resigned
+            }
         }
     }
 
