@@ -321,6 +321,7 @@ impl Leader {
         };
         let id = self.ids.next_store();
         let op = WriteOp::CasFence {
+            stream: None,
             record: record.clone(),
             expected,
         };
