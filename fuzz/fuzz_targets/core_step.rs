@@ -32,6 +32,7 @@ use compactd::core::fence::{FenceRecord, FenceVersion};
 use compactd::core::leader::{LeaderConfig, Safety, MAX_DRIFT_PERMILLE, SAFETY_MARGIN_MS};
 use compactd::core::node::Node;
 use compactd::core::plan::compaction_ranges;
+use compactd::core::stream::StreamId;
 use compactd::core::types::{
     CompactJob, CompactedBlock, Input, JobError, JobId, JobKind, MetaState, Millis, Now, Output, ReadOp,
     RequestId, StoreError, StoreRequest, StoreResult, SyncResult, SyncedBlock, WriteOp,
@@ -106,6 +107,8 @@ struct Harness {
     /// The model bucket.
     blocks: BTreeMap<BlockId, SyncedBlock>,
     fence: Option<(FenceRecord, u64)>,
+    /// Streams' fences (none until the leader fences streams).
+    stream_fences: BTreeMap<StreamId, (FenceRecord, u64)>,
     fence_versions: u64,
     /// Leases by id, as granted, renewed and revoked by the inputs.
     leases: BTreeMap<i64, LeaseModel>,
@@ -224,6 +227,7 @@ impl Harness {
             exited: false,
             blocks,
             fence: None,
+            stream_fences: BTreeMap::new(),
             fence_versions: 0,
             leases: BTreeMap::new(),
             revisions: BTreeSet::new(),
@@ -379,6 +383,7 @@ impl Harness {
                     }
                     CoordResult::Resigned
                 }
+                CoordOp::Withdraw { .. } => CoordResult::Resigned,
             }
         };
         self.step(Input::Coord(req.id, result));
@@ -389,7 +394,8 @@ impl Harness {
         self.answered.push(req.id());
         let fence = matches!(
             (req.read_op(), req.write_op()),
-            (Some(ReadOp::ReadFence), _) | (_, Some(WriteOp::CasFence { .. }))
+            (Some(ReadOp::ReadFence | ReadOp::ReadStreamFence { .. }), _)
+                | (_, Some(WriteOp::CasFence { .. }))
         );
         let result = match choice % 16 {
             14 => StoreResult::Failed(StoreError::other("injected: 503 Slow Down")),
@@ -426,6 +432,13 @@ impl Harness {
                 let fence = self.fence.as_ref();
                 return StoreResult::Fence(fence.map(|(record, v)| (record.clone(), version(*v))));
             }
+            StoreRequest::Read {
+                op: ReadOp::ReadStreamFence { stream },
+                ..
+            } => {
+                let fence = self.stream_fences.get(stream);
+                return StoreResult::Fence(fence.map(|(record, v)| (record.clone(), version(*v))));
+            }
             StoreRequest::Write { op, .. } => op,
         };
         match op {
@@ -451,13 +464,26 @@ impl Harness {
                 self.blocks.remove(id);
                 StoreResult::Done
             }
-            WriteOp::CasFence { record, expected } => {
-                let current = self.fence.as_ref().map(|(_, v)| version(*v));
-                if current != *expected {
+            WriteOp::CasFence {
+                stream,
+                record,
+                expected,
+            } => {
+                let current = match stream {
+                    None => self.fence.as_ref(),
+                    Some(stream) => self.stream_fences.get(stream),
+                };
+                if current.map(|(_, v)| version(*v)) != *expected {
                     return StoreResult::FenceConflict;
                 }
                 self.fence_versions += 1;
-                self.fence = Some((record.clone(), self.fence_versions));
+                let written = (record.clone(), self.fence_versions);
+                match stream {
+                    None => self.fence = Some(written),
+                    Some(stream) => {
+                        self.stream_fences.insert(*stream, written);
+                    }
+                }
                 StoreResult::FenceWritten(version(self.fence_versions))
             }
         }

@@ -35,9 +35,9 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(again.expect("our own marker parses"), m);
     }
     let _ = parse_marker::<NoDownsampleMark>(data, "fuzz/no-downsample-mark.json", id);
-    if let Ok(f) = FenceRecord::parse(data) {
+    if let Ok(f) = FenceRecord::parse("fuzz/fence.json", data) {
         assert_eq!(
-            FenceRecord::parse(&f.to_json()).expect("our own record parses"),
+            FenceRecord::parse("fuzz/fence.json", &f.to_json()).expect("our own record parses"),
             f
         );
     }

@@ -18,6 +18,10 @@
 //!   get(key)`. etcd checks the lease of a put only on the branch taken: a new key with an
 //!   unknown lease fails with "requested lease not found", an existing key is returned
 //!   whatever the lease. An empty key is refused before anything else happens.
+//! - Resign and Withdraw delete a key only if its create revision is still the one given
+//!   (the adapter's txn `if create_revision(key) == rev then delete(key)`): one revision when
+//!   it was, none when the key is gone or was created anew. Resign then revokes the lease;
+//!   Withdraw leaves the lease and its other keys alone. Both answer `Resigned` either way.
 //! - WaitDelete watches the key from `after_revision + 1` (0 means "from now", as in etcd;
 //!   the core passes the revision of a range, never below -1). A start below the compaction
 //!   revision is answered `Deleted` at once (the adapter's answer to a compacted watch); a
@@ -198,7 +202,12 @@ impl EtcdModel {
                 max_wait_ms,
             } => return self.wait_delete(key, *after_revision, *max_wait_ms),
             CoordOp::Resign { key, lease } => self.resign(key.as_ref(), *lease),
-            CoordOp::Withdraw { .. } => todo!("TEMPORARY: boundary17 merge"),
+            CoordOp::Withdraw {
+                key,
+                create_revision,
+            } => self
+                .delete_own_key(key, *create_revision)
+                .map(|()| CoordResult::Resigned),
         };
         Answer::Now(result.unwrap_or_else(|e| e.answer(op.name())))
     }
@@ -415,21 +424,28 @@ impl EtcdModel {
         lease: LeaseId,
     ) -> Result<CoordResult, EtcdError> {
         if let Some((key, create_revision)) = key {
-            if key.is_empty() {
-                return Err(EMPTY_KEY);
-            }
-            let ours = self
-                .keys
-                .get(key)
-                .is_some_and(|kv| kv.create_revision == *create_revision);
-            if ours {
-                self.revision += 1;
-                self.delete(key, self.revision);
-            }
+            self.delete_own_key(key, *create_revision)?;
         }
         // Revoking a lease that is gone counts as success, as in the adapter.
         self.revoke(lease.0);
         Ok(CoordResult::Resigned)
+    }
+
+    /// The txn `if create_revision(key) == create_revision then delete(key)`: one revision
+    /// when the key is still the one created then, none otherwise; the lease stays.
+    fn delete_own_key(&mut self, key: &str, create_revision: i64) -> Result<(), EtcdError> {
+        if key.is_empty() {
+            return Err(EMPTY_KEY);
+        }
+        let ours = self
+            .keys
+            .get(key)
+            .is_some_and(|kv| kv.create_revision == create_revision);
+        if ours {
+            self.revision += 1;
+            self.delete(key, self.revision);
+        }
+        Ok(())
     }
 
     /// Revokes a lease (on request or at its expiry): its keys go in one revision.

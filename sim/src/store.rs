@@ -33,7 +33,7 @@ use compactd::bucket::markers::{
     encode_marker, parse_marker, DeletionMark, Marker, NoCompactMark, NoDownsampleMark,
     DELETION_MARK_FILENAME,
 };
-use compactd::core::fence::{FenceRecord, FenceVersion, FENCE_PATH};
+use compactd::core::fence::{fence_path, FenceRecord, FenceVersion};
 use compactd::core::types::{
     MetaState, Millis, ReadOp, StoreError, StoreErrorKind, StoreRequest, StoreResult, SyncResult,
     SyncedBlock, WriteOp,
@@ -358,7 +358,10 @@ impl StoreModel {
         };
         let result = match op {
             ReadOp::Sync => exec.sync().map(StoreResult::Synced),
-            ReadOp::ReadFence => exec.read_fence().map(StoreResult::Fence),
+            ReadOp::ReadFence | ReadOp::ReadStreamFence { .. } => {
+                let path = op.fence_path().expect("a fence read names its object");
+                exec.read_fence(&path).map(StoreResult::Fence)
+            }
         };
         result.unwrap_or_else(StoreResult::Failed)
     }
@@ -388,7 +391,11 @@ impl StoreModel {
             WriteOp::MarkDeletion(m) => exec.put_marker(m).map(|()| StoreResult::Done),
             WriteOp::MarkNoCompact(m) => exec.put_marker(m).map(|()| StoreResult::Done),
             WriteOp::DeleteBlock(id) => exec.delete_block(*id).map(|()| StoreResult::Done),
-            WriteOp::CasFence { record, expected } => exec.cas_fence(record, expected.as_ref()),
+            WriteOp::CasFence {
+                stream,
+                record,
+                expected,
+            } => exec.cas_fence(&fence_path(*stream), record, expected.as_ref()),
         };
         result.unwrap_or_else(StoreResult::Failed)
     }
@@ -592,23 +599,28 @@ impl<F: FnMut(&Request<'_>) -> Fault> Exec<'_, '_, F> {
         self.delete(&mark)
     }
 
-    /// `StoreExecutor::read_fence`.
-    fn read_fence(&mut self) -> Result<Option<(FenceRecord, FenceVersion)>, StoreError> {
-        let Some(object) = self.get(FENCE_PATH)? else {
+    /// `StoreExecutor::read_fence`: the fence object at `path`.
+    fn read_fence(
+        &mut self,
+        path: &str,
+    ) -> Result<Option<(FenceRecord, FenceVersion)>, StoreError> {
+        let Some(object) = self.get(path)? else {
             return Ok(None);
         };
         let version = FenceVersion {
             e_tag: Some(object.e_tag),
             version: None,
         };
-        let record = FenceRecord::parse(&object.bytes).map_err(StoreError::other)?;
+        let record = FenceRecord::parse(path, &object.bytes).map_err(StoreError::other)?;
         Ok(Some((record, version)))
     }
 
-    /// `StoreExecutor::cas_fence` on a store with conditional update: create if `expected` is
-    /// `None`, else `If-Match` its ETag; a lost condition is a conflict.
+    /// `StoreExecutor::cas_fence` on a store with conditional update, of the fence object at
+    /// `path`: create if `expected` is `None`, else `If-Match` its ETag; a lost condition is a
+    /// conflict.
     fn cas_fence(
         &mut self,
+        path: &str,
         record: &FenceRecord,
         expected: Option<&FenceVersion>,
     ) -> Result<StoreResult, StoreError> {
@@ -621,11 +633,11 @@ impl<F: FnMut(&Request<'_>) -> Fault> Exec<'_, '_, F> {
             },
             Some(_) => {
                 return Err(StoreError::other(format!(
-                    "write {FENCE_PATH}: an ETag is required for a conditional put"
+                    "write {path}: an ETag is required for a conditional put"
                 )))
             }
         };
-        match self.put(FENCE_PATH, record.to_json(), mode) {
+        match self.put(path, record.to_json(), mode) {
             Ok(e_tag) => Ok(StoreResult::FenceWritten(FenceVersion {
                 e_tag: Some(e_tag),
                 version: None,
@@ -633,7 +645,7 @@ impl<F: FnMut(&Request<'_>) -> Fault> Exec<'_, '_, F> {
             Err(ObjectError::Precondition | ObjectError::AlreadyExists) => {
                 Ok(StoreResult::FenceConflict)
             }
-            Err(e) => Err(failed(format!("write {FENCE_PATH}"), e)),
+            Err(e) => Err(failed(format!("write {path}"), e)),
         }
     }
 }
@@ -642,6 +654,8 @@ impl<F: FnMut(&Request<'_>) -> Fault> Exec<'_, '_, F> {
 mod tests {
     use super::*;
     use compactd::bucket::markers::NO_COMPACT_MARK_FILENAME;
+    use compactd::core::fence::FENCE_PATH;
+    use compactd::core::stream::StreamId;
     use compactd::core::types::JobId;
 
     const A: Origin<'static> = Origin {
@@ -845,6 +859,7 @@ mod tests {
             };
             s.write(A, &put_meta, &[], pass);
             let cas = WriteOp::CasFence {
+                stream: None,
                 record: fence(1, 1),
                 expected: None,
             };
@@ -1029,7 +1044,12 @@ mod tests {
         let mut s = StoreModel::default();
         let read = |s: &mut StoreModel| s.read(A, &ReadOp::ReadFence, pass);
         let cas = |s: &mut StoreModel, record, expected| {
-            s.write(A, &WriteOp::CasFence { record, expected }, &[], pass)
+            let op = WriteOp::CasFence {
+                stream: None,
+                record,
+                expected,
+            };
+            s.write(A, &op, &[], pass)
         };
         assert_eq!(read(&mut s), StoreResult::Fence(None));
         let StoreResult::FenceWritten(v1) = cas(&mut s, fence(1, 1), None) else {
@@ -1094,6 +1114,59 @@ mod tests {
                 "cas-fence",
                 "put"
             ]
+        );
+    }
+
+    /// A stream's fence is an object of its own: the bucket fence's version does not match
+    /// it, and writing one leaves the other as it was.
+    #[test]
+    fn stream_fences_are_objects_of_their_own() {
+        let mut s = StoreModel::default();
+        let stream = StreamId(42);
+        let cas = |s: &mut StoreModel, stream, record, expected| {
+            let op = WriteOp::CasFence {
+                stream,
+                record,
+                expected,
+            };
+            s.write(A, &op, &[], pass)
+        };
+        let StoreResult::FenceWritten(bucket) = cas(&mut s, None, fence(1, 1), None) else {
+            panic!("creating the bucket fence failed");
+        };
+        let read_stream = ReadOp::ReadStreamFence { stream };
+        assert_eq!(s.read(A, &read_stream, pass), StoreResult::Fence(None));
+        let StoreResult::FenceWritten(own) = cas(&mut s, Some(stream), fence(3, 1), None) else {
+            panic!("creating the stream's fence failed");
+        };
+        let stale = cas(&mut s, Some(stream), fence(3, 2), Some(bucket.clone()));
+        assert_eq!(stale, StoreResult::FenceConflict);
+        assert_eq!(
+            s.read(A, &read_stream, pass),
+            StoreResult::Fence(Some((fence(3, 1), own)))
+        );
+        assert_eq!(
+            s.read(A, &ReadOp::ReadFence, pass),
+            StoreResult::Fence(Some((fence(1, 1), bucket)))
+        );
+        assert!(s.get(&stream.fence_path()).is_some());
+        s.put(
+            A,
+            &stream.fence_path(),
+            b"[".to_vec(),
+            PutMode::Overwrite,
+            Fault::Pass,
+        )
+        .unwrap();
+        let StoreResult::Failed(e) = s.read(A, &read_stream, pass) else {
+            panic!("an unreadable fence must fail");
+        };
+        let want = "compactd/fence/000000000000002a.json: invalid fence record";
+        assert!(e.message.starts_with(want), "{e}");
+        let ops: Vec<&str> = s.writes().iter().map(|w| w.op).collect();
+        assert_eq!(
+            ops,
+            ["cas-fence", "cas-stream-fence", "cas-stream-fence", "put"]
         );
     }
 

@@ -165,7 +165,17 @@ pub fn target(req: &StoreRequest) -> String {
         WriteOp::MarkDeletion(m) => m.id.to_string(),
         WriteOp::MarkNoCompact(m) => m.id.to_string(),
         WriteOp::DeleteBlock(id) => id.to_string(),
-        WriteOp::CasFence { record, .. } => format!("epoch {} seq {}", record.epoch, record.seq),
+        // The bucket fence's as before streams had fences, so logs (and their hashes) stay.
+        WriteOp::CasFence {
+            stream: None,
+            record,
+            ..
+        } => format!("epoch {} seq {}", record.epoch, record.seq),
+        WriteOp::CasFence {
+            stream: Some(stream),
+            record,
+            ..
+        } => format!("stream {stream} epoch {} seq {}", record.epoch, record.seq),
     }
 }
 

@@ -436,6 +436,13 @@ impl<'a> Recorder<'a> {
         self.exec(CoordOp::Resign { key, lease })
     }
 
+    fn withdraw(&mut self, key: &str, create_revision: i64) -> CoordResult {
+        self.exec(CoordOp::Withdraw {
+            key: key.into(),
+            create_revision,
+        })
+    }
+
     fn sleep(&mut self, ms: i64) {
         self.etcd.sleep(ms);
         self.note(&format!("slept {ms} ms"));
@@ -658,6 +665,40 @@ fn watch_from_a_future_revision(s: &mut Recorder) {
     assert_eq!(s.finish_wait(late), CoordResult::Deleted);
 }
 
+/// Withdraw deletes a key only while it has the create revision given, and leaves the lease
+/// and its other keys: a withdraw with another revision, of our key (waking its watcher), of
+/// the key once gone (also with revision 0, whose compare then holds), of an empty key.
+fn withdraw_deletes_one_key(s: &mut Recorder) {
+    let a = s.grant(30);
+    let b = s.grant(30);
+    s.campaign(a, "node-a");
+    let stream = |n: u64, lease: LeaseId| format!("{PREFIX}streams/{n:016x}/{:x}", lease.0);
+    let ours = stream(1, a);
+    let rev_ours = match s.campaign_key(&ours, "node-a", a) {
+        CoordResult::Campaigned { create_revision } => create_revision,
+        other => panic!("{other:?}"),
+    };
+    s.campaign_key(&stream(2, a), "node-a", a);
+    s.campaign_key(&stream(1, b), "node-b", b);
+    let (_, seen) = s.observe();
+    assert_eq!(s.withdraw(&ours, rev_ours + 1), CoordResult::Resigned);
+    let (keys, revision) = s.observe();
+    assert_eq!((keys.len(), revision), (4, seen), "another create revision");
+    let waiter = s.start_wait(&ours, seen, 20_000);
+    assert_eq!(s.withdraw(&ours, rev_ours), CoordResult::Resigned);
+    assert_eq!(s.finish_wait(waiter), CoordResult::Deleted);
+    let (keys, revision) = s.observe();
+    assert_eq!((keys.len(), revision), (3, seen + 1));
+    assert_eq!(s.withdraw(&ours, rev_ours), CoordResult::Resigned);
+    assert_eq!(s.withdraw(&ours, 0), CoordResult::Resigned);
+    assert_eq!(s.observe().1, seen + 1, "nothing written");
+    let result = s.withdraw("", 0);
+    assert!(matches!(result, CoordResult::Failed(_)), "{result:?}");
+    // The lease lives on, with its other keys.
+    assert_eq!(s.keep_alive(a), 30);
+    assert_eq!(s.observe().0.len(), 3);
+}
+
 /// What etcd refuses: unknown leases for new keys, empty keys, huge TTLs; tiny TTLs are
 /// raised to its minimum.
 fn requests_etcd_refuses(s: &mut Recorder) {
@@ -753,6 +794,11 @@ fn future_start_revision() {
 #[test]
 fn refused_requests() {
     conforms(requests_etcd_refuses);
+}
+
+#[test]
+fn withdraw() {
+    conforms(withdraw_deletes_one_key);
 }
 
 #[test]

@@ -33,7 +33,8 @@ use compactd::bucket::layout::{marker_path, meta_path};
 use compactd::bucket::markers::{
     encode_marker, DeletionMark, NoCompactMark, DELETION_MARK_FILENAME, NO_COMPACT_MARK_FILENAME,
 };
-use compactd::core::fence::{FenceRecord, FenceVersion, FENCE_PATH};
+use compactd::core::fence::{fence_path, FenceRecord, FenceVersion, FENCE_PATH};
+use compactd::core::stream::StreamId;
 use compactd::core::types::{JobId, Millis, ReadOp, StoreResult, WriteOp};
 use compactd::driver::store::{CasOutcome, StoreExecutor};
 use compactd::tsdb::block_id::BlockId;
@@ -215,7 +216,10 @@ impl Store {
         };
         let result = match op {
             ReadOp::Sync => exec.sync().await.map(StoreResult::Synced),
-            ReadOp::ReadFence => exec.read_fence().await.map(StoreResult::Fence),
+            ReadOp::ReadFence | ReadOp::ReadStreamFence { .. } => {
+                let path = op.fence_path().expect("a fence read names its object");
+                exec.read_fence(&path).await.map(StoreResult::Fence)
+            }
         };
         result.unwrap_or_else(StoreResult::Failed)
     }
@@ -243,8 +247,12 @@ impl Store {
             WriteOp::MarkDeletion(m) => exec.put_marker(m).await.map(|_| StoreResult::Done),
             WriteOp::MarkNoCompact(m) => exec.put_marker(m).await.map(|_| StoreResult::Done),
             WriteOp::DeleteBlock(id) => exec.delete_block(*id).await.map(|()| StoreResult::Done),
-            WriteOp::CasFence { record, expected } => exec
-                .cas_fence(record, expected.as_ref())
+            WriteOp::CasFence {
+                stream,
+                record,
+                expected,
+            } => exec
+                .cas_fence(&fence_path(*stream), record, expected.as_ref())
                 .await
                 .map(|o| match o {
                     CasOutcome::Written(v) => StoreResult::FenceWritten(v),
@@ -443,7 +451,11 @@ fn fence(epoch: u64, seq: u64) -> FenceRecord {
 /// What compactd does with the fence: create it, raise it by CAS, lose a stale CAS, a
 /// higher epoch takes over, the old holder's CAS conflicts.
 async fn fence_cas_sequence(s: &Store, t: &mut Transcript) {
-    let cas = |record, expected| WriteOp::CasFence { record, expected };
+    let cas = |record, expected| WriteOp::CasFence {
+        stream: None,
+        record,
+        expected,
+    };
     let version = |r: &StoreResult| match r {
         StoreResult::FenceWritten(v) | StoreResult::Fence(Some((_, v))) => v.clone(),
         other => panic!("{}: no fence version in {other:?}", s.name),
@@ -483,6 +495,81 @@ async fn fence_cas_sequence(s: &Store, t: &mut Transcript) {
     t.note_result("create again", &recreated);
     let read = s.read(&ReadOp::ReadFence).await;
     t.note_result("read at the end", &read);
+}
+
+/// A stream's fence is an object of its own, beside the bucket fence and other streams':
+/// neither's version matches the other, a write of one leaves the others as they were, and a
+/// bad record is an error naming the stream's object.
+async fn stream_fences_are_independent(s: &Store, t: &mut Transcript) {
+    let (one, two) = (StreamId(0x0123_4567_89ab_cdef), StreamId(42));
+    let cas = |stream, record, expected| WriteOp::CasFence {
+        stream,
+        record,
+        expected,
+    };
+    let read_one = ReadOp::ReadStreamFence { stream: one };
+    let version = |r: &StoreResult| match r {
+        StoreResult::FenceWritten(v) | StoreResult::Fence(Some((_, v))) => v.clone(),
+        other => panic!("{}: no fence version in {other:?}", s.name),
+    };
+    let read = s.read(&read_one).await;
+    t.note_result("read a stream's fence before create", &read);
+    assert_eq!(read, StoreResult::Fence(None), "{}", s.name);
+    // Other records than the bucket's: S3's content ETags would otherwise coincide.
+    let created = s.write(&cas(Some(one), fence(3, 1), None), &[]).await;
+    t.note_result("create a stream's fence", &created);
+    let v1 = version(&created);
+    let bucket = s.read(&ReadOp::ReadFence).await;
+    t.note_result("the bucket fence is still absent", &bucket);
+    assert_eq!(bucket, StoreResult::Fence(None), "{}", s.name);
+    let read = s.read(&read_one).await;
+    t.note_result("read the stream's fence", &read);
+    t.note("read version is the written one", version(&read) == v1);
+    let other = s.read(&ReadOp::ReadStreamFence { stream: two }).await;
+    t.note_result("another stream's fence is absent", &other);
+    let created = s.write(&cas(None, fence(1, 1), None), &[]).await;
+    t.note_result("create the bucket fence", &created);
+    let bucket_version = version(&created);
+    let crossed = s
+        .write(&cas(Some(one), fence(3, 2), Some(bucket_version)), &[])
+        .await;
+    t.note_result("cas a stream's fence with the bucket's version", &crossed);
+    assert_eq!(crossed, StoreResult::FenceConflict, "{}", s.name);
+    let crossed = s
+        .write(&cas(None, fence(1, 2), Some(v1.clone())), &[])
+        .await;
+    t.note_result("cas the bucket fence with the stream's version", &crossed);
+    assert_eq!(crossed, StoreResult::FenceConflict, "{}", s.name);
+    let raised = s.write(&cas(Some(one), fence(3, 2), Some(v1)), &[]).await;
+    t.note_result("cas the stream's fence with its version", &raised);
+    let created = s.write(&cas(Some(two), fence(4, 1), None), &[]).await;
+    t.note_result("create another stream's fence", &created);
+    let mut objects = s.list("compactd").await;
+    // SeaweedFS lists `fence/` before `fence.json`, the others after.
+    objects.sort();
+    t.note("fence objects (sorted here)", &objects);
+    s.delete(FENCE_PATH).await;
+    let read = s.read(&read_one).await;
+    t.note_result(
+        "the stream's fence after the bucket fence is deleted",
+        &read,
+    );
+    assert!(
+        matches!(&read, StoreResult::Fence(Some((r, _))) if *r == fence(3, 2)),
+        "{}: {read:?}",
+        s.name
+    );
+    s.put(&two.fence_path(), b"[", PutMode::Overwrite)
+        .await
+        .expect("put");
+    let bad = s.read(&ReadOp::ReadStreamFence { stream: two }).await;
+    t.note_result("an unreadable stream fence", &bad);
+    let want = "compactd/fence/000000000000002a.json: invalid fence record";
+    assert!(
+        matches!(&bad, StoreResult::Failed(e) if e.message.starts_with(want)),
+        "{}: {bad:?}",
+        s.name
+    );
 }
 
 /// A block id with random part `n`.
@@ -582,6 +669,7 @@ async fn sync_reports_problems(s: &Store, t: &mut Transcript) {
         (marker_path(marked, NO_COMPACT_MARK_FILENAME), b"[".to_vec()),
         (format!("{partial}/index"), b"index".to_vec()),
         (FENCE_PATH.to_string(), fence(1, 1).to_json()),
+        (StreamId(42).fence_path(), fence(2, 1).to_json()),
         ("debug/metas/x.json".to_string(), b"{}".to_vec()),
     ];
     for (path, bytes) in objects {
@@ -616,6 +704,7 @@ async fn run_all(backend: &Backend) -> Vec<(&'static str, Vec<String>)> {
         delete_of_missing_is_ok,
         list_by_prefix_sorted,
         fence_cas_sequence,
+        stream_fences_are_independent,
         block_lifecycle,
         sync_reports_problems,
     );
@@ -653,7 +742,7 @@ fn assert_conforms(name: &str, backend: &Backend, known: &[&str]) {
 fn model_meets_the_scenarios() {
     let first = block_on(run_all(&Backend::Model));
     assert_eq!(first, block_on(run_all(&Backend::Model)), "deterministic");
-    assert_eq!(first.len(), 10);
+    assert_eq!(first.len(), 11);
 }
 
 #[test]

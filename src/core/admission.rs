@@ -14,7 +14,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::types::{
-    Input, Millis, RequestId, StoreError, StoreErrorKind, StoreRequest, StoreResult, WriteOp,
+    Input, Millis, ReadOp, RequestId, StoreError, StoreErrorKind, StoreRequest, StoreResult,
+    WriteOp,
 };
 use crate::tsdb::block_id::BlockId;
 
@@ -106,7 +107,21 @@ impl Admission {
                 }
                 self.committing.insert(*id, meta.ulid);
             }
-            _ => {}
+            // Listed, not `_`, so that a new operation has to be decided on here. The other
+            // mutations (either fence's CAS among them) need their permit alone; reads,
+            // either fence's among them, need nothing.
+            StoreRequest::Write {
+                op:
+                    WriteOp::MarkDeletion(_)
+                    | WriteOp::MarkNoCompact(_)
+                    | WriteOp::DeleteBlock(_)
+                    | WriteOp::CasFence { .. },
+                ..
+            }
+            | StoreRequest::Read {
+                op: ReadOp::Sync | ReadOp::ReadFence | ReadOp::ReadStreamFence { .. },
+                ..
+            } => {}
         }
         Ok(())
     }
@@ -141,7 +156,9 @@ pub fn permit_live(req: &StoreRequest, mono: Millis) -> Result<(), Refusal> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::types::{Epoch, JobId, Permit, ReadOp};
+    use crate::core::fence::FenceRecord;
+    use crate::core::stream::StreamId;
+    use crate::core::types::{Epoch, JobId, Permit};
     use crate::tsdb::meta::BlockMeta;
 
     const PERMIT: Permit = Permit {
@@ -185,6 +202,28 @@ mod tests {
         assert_eq!(a.admit(&sync, Millis(i64::MAX)), Ok(()));
         let error = StoreError::from(Refusal::PermitExpired);
         assert_eq!(error.kind, StoreErrorKind::PermitExpired);
+    }
+
+    /// Either fence's CAS is a mutation like any other: refused once its permit expired;
+    /// reading either fence needs no permit.
+    #[test]
+    fn fence_requests_of_the_bucket_and_of_a_stream() {
+        let mut a = Admission::new();
+        for stream in [None, Some(StreamId(42))] {
+            let op = WriteOp::CasFence {
+                stream,
+                record: FenceRecord::successor(None, 7, "me", 0),
+                expected: None,
+            };
+            let cas = StoreRequest::write(RequestId(1), op, PERMIT);
+            assert_eq!(a.admit(&cas, Millis(999)), Ok(()));
+            assert_eq!(a.admit(&cas, Millis(1_000)), Err(Refusal::PermitExpired));
+        }
+        let stream = StreamId(42);
+        for op in [ReadOp::ReadFence, ReadOp::ReadStreamFence { stream }] {
+            let read = StoreRequest::read(RequestId(2), op);
+            assert_eq!(a.admit(&read, Millis(i64::MAX)), Ok(()));
+        }
     }
 
     /// meta.json goes in only after this process uploaded the block's files, and only until

@@ -69,12 +69,14 @@ pub enum CoordOp {
         /// Our lease.
         lease: LeaseId,
     },
-    /// Txn `if create_revision(key) == create_revision then delete(key)`; the lease lives
-    /// on. Answered by [`CoordResult::Resigned`] (also when the key is already gone).
+    /// Txn `if create_revision(key) == create_revision then delete(key)`, and nothing else:
+    /// the lease and its other keys stay (a replica gives up one stream's key, keeping its
+    /// session). Answered by [`CoordResult::Resigned`], also when the key is already gone or
+    /// was created anew (another create revision): either way it is no longer ours.
     Withdraw {
-        /// A stream seat's key.
+        /// The key to delete: `<prefix>/streams/<stream hex>/<lease hex>`.
         key: String,
-        /// Its create revision (the seat's epoch).
+        /// Its create revision when we created it; a key created since is not ours.
         create_revision: i64,
     },
 }
@@ -138,7 +140,7 @@ pub enum CoordResult {
     Deleted,
     /// The bounded wait ended with the key still there.
     StillThere,
-    /// We resigned (or our key was already gone).
+    /// We resigned, or withdrew a key (or our key was already gone).
     Resigned,
     /// The request failed (unreachable, timeout, error).
     Failed(CoordError),

@@ -1,16 +1,26 @@
-//! The bucket fence: `compactd/fence.json`, the record every commit is guarded by.
+//! The fence records: the bucket fence `compactd/fence.json`, and a stream's fence
+//! `compactd/fence/<stream hex>.json` (per-stream ownership, `core::stream`). Both hold the
+//! same record; each is an object of its own, so a CAS of one never touches another.
 //!
-//! A leader compares-and-swaps it (If-Match on the ETag, create if absent) when it takes over
-//! and before each commit point, raising `seq`; a leader that finds a higher epoch steps down.
-//! A single instance (no etcd) keeps it too, and refuses to write while another holder has
-//! renewed it within the lease TTL.
+//! A leader compares-and-swaps its fence (If-Match on the ETag, create if absent) when it
+//! takes over and before each commit point, raising `seq`; a leader that finds a higher epoch
+//! steps down. A single instance (no etcd) keeps the bucket fence too, and refuses to write
+//! while another holder has renewed it within the lease TTL.
 
 use serde::{Deserialize, Serialize};
 
-/// The fence object's path in the bucket.
+use super::stream::StreamId;
+
+/// The bucket fence object's path in the bucket.
 pub const FENCE_PATH: &str = "compactd/fence.json";
 
-/// The content of `compactd/fence.json`.
+/// The path of a fence object: the bucket fence for `None`, else the stream's
+/// ([`StreamId::fence_path`]).
+pub fn fence_path(stream: Option<StreamId>) -> String {
+    stream.map_or_else(|| FENCE_PATH.to_string(), StreamId::fence_path)
+}
+
+/// The content of a fence object.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FenceRecord {
     /// The epoch of the writer that holds the fence (0: a single instance).
@@ -47,10 +57,9 @@ impl FenceRecord {
         v
     }
 
-    /// Parses the stored JSON; the error names the object and the problem.
-    pub fn parse(bytes: &[u8]) -> Result<FenceRecord, String> {
-        serde_json::from_slice(bytes)
-            .map_err(|e| format!("{FENCE_PATH}: invalid fence record: {e}"))
+    /// Parses the JSON stored at `path`; the error names the object and the problem.
+    pub fn parse(path: &str, bytes: &[u8]) -> Result<FenceRecord, String> {
+        serde_json::from_slice(bytes).map_err(|e| format!("{path}: invalid fence record: {e}"))
     }
 }
 
@@ -75,11 +84,26 @@ mod tests {
             seq: 7,
             renewed_unix_ms: 1_700_000_000_000,
         };
-        assert_eq!(FenceRecord::parse(&r.to_json()).unwrap(), r);
-        let err = FenceRecord::parse(b"{\"epoch\":").unwrap_err();
+        assert_eq!(FenceRecord::parse(FENCE_PATH, &r.to_json()).unwrap(), r);
+        let err = FenceRecord::parse(FENCE_PATH, b"{\"epoch\":").unwrap_err();
         assert!(
             err.starts_with("compactd/fence.json: invalid fence record"),
             "{err}"
         );
+        let stream = fence_path(Some(StreamId(0x2a)));
+        let err = FenceRecord::parse(&stream, b"[").unwrap_err();
+        assert!(
+            err.starts_with("compactd/fence/000000000000002a.json: invalid fence record"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_bucket_and_each_stream_have_their_own_fence_object() {
+        assert_eq!(fence_path(None), FENCE_PATH);
+        let (a, b) = (StreamId(1), StreamId(0xfedc_ba98_7654_3210));
+        assert_eq!(fence_path(Some(a)), "compactd/fence/0000000000000001.json");
+        assert_eq!(fence_path(Some(b)), "compactd/fence/fedcba9876543210.json");
+        assert_ne!(fence_path(Some(a)), fence_path(Some(b)));
     }
 }

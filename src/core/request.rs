@@ -8,7 +8,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::fence::{FenceRecord, FenceVersion};
+use super::fence::{fence_path, FenceRecord, FenceVersion};
+use super::stream::StreamId;
 use super::types::{Event, JobId, Permit, RequestId, StoreResult};
 use crate::bucket::markers::{DeletionMark, NoCompactMark};
 use crate::tsdb::block_id::BlockId;
@@ -40,8 +41,14 @@ pub enum StoreRequest {
 pub enum ReadOp {
     /// List the blocks and read every meta.json and marker.
     Sync,
-    /// Read `compactd/fence.json`. Answered by [`StoreResult::Fence`].
+    /// Read the bucket fence, `compactd/fence.json`. Answered by [`StoreResult::Fence`].
     ReadFence,
+    /// Read a stream's fence, `compactd/fence/<stream hex>.json`. Answered by
+    /// [`StoreResult::Fence`].
+    ReadStreamFence {
+        /// The stream whose fence to read.
+        stream: StreamId,
+    },
 }
 
 /// The operations that change the bucket.
@@ -65,9 +72,15 @@ pub enum WriteOp {
     MarkNoCompact(NoCompactMark),
     /// Commit point: delete a block in Thanos' order (meta.json first, the deletion mark last).
     DeleteBlock(BlockId),
-    /// Write `compactd/fence.json` if its version is still `expected` (create it if `None`).
-    /// Answered by [`StoreResult::FenceWritten`] or [`StoreResult::FenceConflict`].
+    /// Write a fence object ([`WriteOp::fence_path`]) if its version is still `expected`
+    /// (create it if `None`). Answered by [`StoreResult::FenceWritten`] or
+    /// [`StoreResult::FenceConflict`].
     CasFence {
+        /// Whose fence: a stream's, or the bucket's (`None`). Left out of the JSON when
+        /// `None`, so the bucket fence's requests keep the bytes traces recorded before
+        /// streams had fences.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        stream: Option<StreamId>,
         /// The new record.
         record: FenceRecord,
         /// The version read last; `None` creates the object.
@@ -142,6 +155,16 @@ impl ReadOp {
         match self {
             ReadOp::Sync => "sync",
             ReadOp::ReadFence => "read-fence",
+            ReadOp::ReadStreamFence { .. } => "read-stream-fence",
+        }
+    }
+
+    /// The object a fence read reads (`core::fence::fence_path`); `None` for other reads.
+    pub fn fence_path(&self) -> Option<String> {
+        match self {
+            ReadOp::Sync => None,
+            ReadOp::ReadFence => Some(fence_path(None)),
+            ReadOp::ReadStreamFence { stream } => Some(fence_path(Some(*stream))),
         }
     }
 }
@@ -190,7 +213,72 @@ impl WriteOp {
             WriteOp::MarkDeletion(_) => "mark-deletion",
             WriteOp::MarkNoCompact(_) => "mark-no-compact",
             WriteOp::DeleteBlock(_) => "delete-block",
-            WriteOp::CasFence { .. } => "cas-fence",
+            WriteOp::CasFence { stream: None, .. } => "cas-fence",
+            WriteOp::CasFence {
+                stream: Some(_), ..
+            } => "cas-stream-fence",
         }
+    }
+
+    /// The object a fence CAS writes (`core::fence::fence_path`); `None` for other writes.
+    pub fn fence_path(&self) -> Option<String> {
+        match self {
+            WriteOp::CasFence { stream, .. } => Some(fence_path(*stream)),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::fence::FENCE_PATH;
+
+    fn cas(stream: Option<StreamId>) -> WriteOp {
+        let record = FenceRecord {
+            epoch: 3,
+            holder: "a".into(),
+            seq: 2,
+            renewed_unix_ms: 1,
+        };
+        WriteOp::CasFence {
+            stream,
+            record,
+            expected: None,
+        }
+    }
+
+    /// The bucket fence's CAS keeps the JSON it had before streams had fences, so recorded
+    /// traces (and the simulation's hashes) stay the same; a stream's names its stream.
+    #[test]
+    fn a_bucket_fence_cas_keeps_its_json() {
+        let json = serde_json::to_string(&cas(None)).expect("serializes");
+        let before = r#"{"CasFence":{"record":{"epoch":3,"holder":"a","seq":2,"renewed_unix_ms":1},"expected":null}}"#;
+        assert_eq!(json, before);
+        let parsed: WriteOp = serde_json::from_str(before).expect("parses");
+        assert_eq!(parsed, cas(None));
+        let stream = cas(Some(StreamId(42)));
+        let json = serde_json::to_string(&stream).expect("serializes");
+        assert!(json.contains(r#""stream":42"#), "{json}");
+        let parsed: WriteOp = serde_json::from_str(&json).expect("parses");
+        assert_eq!(parsed, stream);
+    }
+
+    #[test]
+    fn fence_requests_name_their_object() {
+        let stream = StreamId(42);
+        assert_eq!(ReadOp::Sync.fence_path(), None);
+        assert_eq!(ReadOp::ReadFence.fence_path().as_deref(), Some(FENCE_PATH));
+        let read = ReadOp::ReadStreamFence { stream };
+        assert_eq!(read.fence_path(), Some(stream.fence_path()));
+        assert_eq!(cas(None).fence_path().as_deref(), Some(FENCE_PATH));
+        assert_eq!(cas(Some(stream)).fence_path(), Some(stream.fence_path()));
+        let block = crate::tsdb::block_id::BlockId::from_parts(1, 1);
+        assert_eq!(WriteOp::DeleteBlock(block).fence_path(), None);
+        let names = [read.name(), cas(None).name(), cas(Some(stream)).name()];
+        assert_eq!(
+            names,
+            ["read-stream-fence", "cas-fence", "cas-stream-fence"]
+        );
     }
 }

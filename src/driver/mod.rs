@@ -22,6 +22,7 @@ use tokio::sync::mpsc;
 
 use crate::core::admission::{permit_live, Admission, Refusal};
 use crate::core::coord::{CoordError, CoordErrorKind, CoordRequest, CoordResult};
+use crate::core::fence::fence_path;
 use crate::core::node::Node;
 use crate::core::types::{
     CompactJob, Epoch, Event, Input, JobError, JobId, JobKind, LeaderInfo, Millis, Now, Output,
@@ -387,9 +388,13 @@ async fn read(
     timeout: Duration,
 ) -> Result<StoreResult, StoreError> {
     match op {
-        ReadOp::ReadFence => store::with_timeout(timeout, "read fence", store.read_fence())
-            .await
-            .map(StoreResult::Fence),
+        ReadOp::ReadFence | ReadOp::ReadStreamFence { .. } => {
+            let path = op.fence_path().expect("a fence read names its object");
+            let what = format!("read {path}");
+            store::with_timeout(timeout, &what, store.read_fence(&path))
+                .await
+                .map(StoreResult::Fence)
+        }
         // No total deadline: a sync lists the whole bucket, which may take long on a large
         // one; each of its requests has the client's own timeouts.
         ReadOp::Sync => Ok(StoreResult::Synced(store.sync().await?)),
@@ -405,16 +410,20 @@ async fn write(
 ) -> Result<StoreResult, StoreError> {
     use store::with_timeout;
     match op {
-        WriteOp::CasFence { record, expected } => with_timeout(
-            timeout,
-            "write fence",
-            store.cas_fence(record, expected.as_ref()),
-        )
-        .await
-        .map(|o| match o {
-            store::CasOutcome::Written(v) => StoreResult::FenceWritten(v),
-            store::CasOutcome::Conflict => StoreResult::FenceConflict,
-        }),
+        WriteOp::CasFence {
+            stream,
+            record,
+            expected,
+        } => {
+            let path = fence_path(*stream);
+            let cas = store.cas_fence(&path, record, expected.as_ref());
+            with_timeout(timeout, &format!("write {path}"), cas)
+                .await
+                .map(|o| match o {
+                    store::CasOutcome::Written(v) => StoreResult::FenceWritten(v),
+                    store::CasOutcome::Conflict => StoreResult::FenceConflict,
+                })
+        }
         WriteOp::UploadFiles { block, .. } => {
             let dir = local.ok_or_else(|| {
                 let what = format!("no local copy of block {block} to upload");

@@ -196,7 +196,13 @@ impl EtcdCoordinator {
             CoordOp::Resign { key, lease } => {
                 self.on_a_member(timeout, |c| resign(c, key, *lease)).await
             }
-            CoordOp::Withdraw { .. } => todo!("TEMPORARY: boundary17 merge"),
+            CoordOp::Withdraw {
+                key,
+                create_revision,
+            } => {
+                self.on_a_member(timeout, |c| withdraw(c, key, *create_revision))
+                    .await
+            }
         };
         result.unwrap_or_else(|e| {
             let message = format!("{}: etcd {}: {}", op.name(), self.display, e.text);
@@ -393,15 +399,7 @@ async fn resign(
     lease: LeaseId,
 ) -> Result<CoordResult, Failure> {
     if let Some((key, rev)) = key {
-        // Whether the compare held does not matter: the key is not ours then.
-        let txn = Txn::new()
-            .when([Compare::create_revision(
-                key.as_str(),
-                CompareOp::Equal,
-                *rev,
-            )])
-            .and_then([TxnOp::delete(key.as_str(), None)]);
-        client.txn(txn).await.map_err(|e| failure(&e))?;
+        delete_own_key(&mut client, key, *rev).await?;
     }
     match client.lease_revoke(lease.0).await {
         Ok(_) => Ok(CoordResult::Resigned),
@@ -410,6 +408,34 @@ async fn resign(
         }
         Err(e) => Err(failure(&e)),
     }
+}
+
+/// Deletes our key if it is still the one we created; the lease stays.
+async fn withdraw(
+    mut client: Client,
+    key: &str,
+    create_revision: i64,
+) -> Result<CoordResult, Failure> {
+    delete_own_key(&mut client, key, create_revision).await?;
+    Ok(CoordResult::Resigned)
+}
+
+/// Txn `if create_revision(key) == create_revision then delete(key)`. Whether the compare
+/// held does not matter: if not, the key is gone or not ours.
+async fn delete_own_key(
+    client: &mut Client,
+    key: &str,
+    create_revision: i64,
+) -> Result<(), Failure> {
+    let txn = Txn::new()
+        .when([Compare::create_revision(
+            key,
+            CompareOp::Equal,
+            create_revision,
+        )])
+        .and_then([TxnOp::delete(key, None)]);
+    client.txn(txn).await.map_err(|e| failure(&e))?;
+    Ok(())
 }
 
 /// `d` rounded up to whole milliseconds, for messages.

@@ -458,7 +458,7 @@ async fn read_fence(store: &Arc<dyn ObjectStore>) -> anyhow::Result<Fence> {
         Err(e) => Err(e),
     }
     .map_err(|e| anyhow::anyhow!("read {FENCE_PATH}: {e}"))?;
-    Ok(match FenceRecord::parse(&bytes) {
+    Ok(match FenceRecord::parse(FENCE_PATH, &bytes) {
         Ok(r) => Fence::Present(r),
         Err(why) => Fence::Unreadable(why),
     })

@@ -442,7 +442,7 @@ pub fn add_marked_block(dir: &Path, bucket: &Path, n: u32) -> PathBuf {
 /// The fence record of a filesystem bucket.
 pub fn read_fence(bucket: &Path) -> FenceRecord {
     let bytes = std::fs::read(bucket.join(FENCE_PATH)).expect("read the fence");
-    FenceRecord::parse(&bytes).expect("parse the fence")
+    FenceRecord::parse(FENCE_PATH, &bytes).expect("parse the fence")
 }
 
 /// `compactd tools bucket audit --output json`, asserting exit 0 and `"ok": true`.

@@ -257,6 +257,58 @@ fn watches_answer_deletes_deadlines_and_compaction() {
 }
 
 #[test]
+fn withdraw_deletes_our_key_only_and_keeps_the_lease() {
+    let mut model = EtcdModel::new(1);
+    let a = grant(&mut model, 0, 10);
+    campaign(&mut model, 0, a); // revision 2
+    let stream = format!("e/streams/000000000000002a/{:x}", a.0);
+    let op = CoordOp::Campaign {
+        key: stream.clone(),
+        value: "node".into(),
+        lease: a,
+    };
+    assert_eq!(
+        now(&mut model, 0, op),
+        CoordResult::Campaigned { create_revision: 3 }
+    );
+    let waiting = pending(&mut model, 0, wait_delete(&stream, 3, 60_000));
+    let withdraw = |create_revision| CoordOp::Withdraw {
+        key: stream.clone(),
+        create_revision,
+    };
+    assert_eq!(now(&mut model, 0, withdraw(2)), CoordResult::Resigned);
+    assert!(model.get(&stream).is_some(), "another create revision");
+    assert_eq!(model.revision(), 3, "nothing written");
+    assert_eq!(now(&mut model, 0, withdraw(3)), CoordResult::Resigned);
+    assert!(model.get(&stream).is_none());
+    assert_eq!(model.revision(), 4);
+    assert_eq!(model.poll_watches(0), vec![(waiting, CoordResult::Deleted)]);
+    assert_eq!(
+        now(&mut model, 0, withdraw(3)),
+        CoordResult::Resigned,
+        "gone"
+    );
+    assert_eq!(model.revision(), 4);
+    assert!(
+        model.get(&key_of(a)).is_some(),
+        "the lease's other key stays"
+    );
+    assert_eq!(
+        now(&mut model, 0, CoordOp::KeepAlive { lease: a }),
+        CoordResult::KeptAlive { ttl_secs: 10 }
+    );
+    let empty = CoordOp::Withdraw {
+        key: String::new(),
+        create_revision: 0,
+    };
+    let refused = now(&mut model, 0, empty);
+    assert!(
+        matches!(&refused, CoordResult::Failed(e) if e.message.starts_with("withdraw: ")),
+        "{refused:?}"
+    );
+}
+
+#[test]
 fn a_watch_times_out_before_a_later_expiry_and_after_an_earlier_one() {
     let mut model = EtcdModel::new(1);
     let a = grant(&mut model, 0, 5);

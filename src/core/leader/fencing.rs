@@ -7,7 +7,7 @@
 use super::election::Role;
 use super::timers::Timer;
 use super::Leader;
-use crate::core::fence::{FenceRecord, FenceVersion, FENCE_PATH};
+use crate::core::fence::{fence_path, FenceRecord, FenceVersion, FENCE_PATH};
 use crate::core::types::{
     Epoch, Event, Millis, Now, Output, ReadOp, RequestId, StoreRequest, StoreResult, WriteOp,
 };
@@ -145,8 +145,10 @@ impl Leader {
         let ours = epoch.0;
         if rec.epoch > ours || (rec.epoch == ours && rec.holder != self.cfg.node) {
             let reason = format!(
-                "{FENCE_PATH} holds epoch {} of {:?}, ours is {ours}",
-                rec.epoch, rec.holder
+                "{} holds epoch {} of {:?}, ours is {ours}",
+                fence_path(self.cfg.stream),
+                rec.epoch,
+                rec.holder
             );
             out.push(Output::Event(Event::FenceConflict {
                 epoch: ours,
@@ -302,7 +304,11 @@ impl Leader {
 
     pub(super) fn issue_read(&mut self, out: &mut Vec<Output>) {
         let id = self.ids.next_store();
-        out.push(Output::Store(StoreRequest::read(id, ReadOp::ReadFence)));
+        let op = match self.cfg.stream {
+            None => ReadOp::ReadFence,
+            Some(stream) => ReadOp::ReadStreamFence { stream },
+        };
+        out.push(Output::Store(StoreRequest::read(id, op)));
         self.fence.in_flight = Some((id, FenceOp::Read));
     }
 
@@ -321,6 +327,7 @@ impl Leader {
         };
         let id = self.ids.next_store();
         let op = WriteOp::CasFence {
+            stream: self.cfg.stream,
             record: record.clone(),
             expected,
         };

@@ -161,7 +161,10 @@ fn elect(l: &mut Leader) -> i64 {
     out.clear();
     l.on_store(at(40), read.id(), StoreResult::Fence(None), &mut out);
     let cas = only(store_reqs(&out));
-    let Some(WriteOp::CasFence { record, expected }) = cas.write_op() else {
+    let Some(WriteOp::CasFence {
+        record, expected, ..
+    }) = cas.write_op()
+    else {
         panic!("{cas:?}")
     };
     assert_eq!((record.epoch, record.seq, expected), (7, 1, &None));
@@ -216,7 +219,10 @@ fn elected_leader_fences_waits_and_guards_each_commit_with_a_cas() {
     l.submit_commit(RequestId(1), put_meta);
     l.drive(at(t + 1), &mut out);
     let cas = only(store_reqs(&out));
-    let Some(WriteOp::CasFence { record, expected }) = cas.write_op() else {
+    let Some(WriteOp::CasFence {
+        record, expected, ..
+    }) = cas.write_op()
+    else {
         panic!("{cas:?}")
     };
     assert_eq!((record.seq, expected.is_some()), (3, true));

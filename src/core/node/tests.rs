@@ -202,6 +202,7 @@ fn a_commit_without_the_fence_is_caught() {
 fn a_fence_cas_of_another_epoch_is_caught() {
     let (n, t) = leading();
     let cas = WriteOp::CasFence {
+        stream: None,
         record: crate::core::fence::FenceRecord::successor(None, 5, "me", 0),
         expected: None,
     };

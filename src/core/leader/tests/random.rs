@@ -221,7 +221,9 @@ impl Env {
                 ..
             } => StoreResult::Fence(self.fence.clone().map(|(f, v)| (f, version(v)))),
             StoreRequest::Write {
-                op: WriteOp::CasFence { record, expected },
+                op: WriteOp::CasFence {
+                    record, expected, ..
+                },
                 ..
             } => {
                 let current = self.fence.as_ref().map(|(_, v)| version(*v));

@@ -41,6 +41,10 @@ fn lead(seat: &mut Leader, read: StoreRequest) -> i64 {
     seat.on_store(at(8), read.id(), StoreResult::Fence(None), &mut out);
     let cas = only(store_reqs(&out));
     assert_eq!(cas.permit().map(|p| p.epoch), Some(Epoch(11)));
+    assert!(
+        matches!(cas.write_op(), Some(WriteOp::CasFence { stream: Some(STREAM), .. })),
+        "the stream's own fence: {cas:?}"
+    );
     out.clear();
     seat.on_store(
         at(9),
@@ -94,6 +98,7 @@ fn chosen_seat(rev: i64) -> (Leader, StoreRequest) {
         &mut out,
     );
     let read = only(store_reqs(&out));
+    assert_eq!(read.read_op(), Some(&ReadOp::ReadStreamFence { stream: STREAM }));
     (seat, read)
 }
 
