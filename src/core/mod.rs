@@ -4,6 +4,7 @@
 //! The same core runs in production (`driver`) and in the simulation (`sim/`).
 
 pub mod admission;
+pub mod assign;
 pub mod coord;
 pub mod cycle;
 pub mod error;
