@@ -187,8 +187,8 @@ enum BucketCommand {
     Ls(BucketArgs),
     /// Check for overlaps, missing files, unreadable metas and partial uploads; non-zero exit if any.
     Verify(BucketArgs),
-    /// Report per epoch who committed which blocks; non-zero exit on an out-of-order commit,
-    /// an epoch with two holders or a malformed stamp.
+    /// Report per stream and epoch who committed which blocks, and every fence; non-zero exit
+    /// when a stream's commits go back in epoch, an epoch has two holders or a stamp is malformed.
     Audit(AuditArgs),
     /// Sync the bucket and print what `run` would compact next, without writing; with timings.
     Plan(PlanArgs),
@@ -258,6 +258,9 @@ struct PlanArgs {
 struct AuditArgs {
     #[command(flatten)]
     bucket: BucketArgs,
+    /// As `run`: label removed to find a block's stream (repeatable or comma-separated); each stream's commits are audited apart.
+    #[arg(long = "deduplication.replica-label", value_delimiter = ',')]
+    replica_labels: Vec<String>,
     /// Output format.
     #[arg(long, default_value = "text", value_parser = ["text", "json"])]
     output: String,
@@ -553,7 +556,7 @@ fn plan(a: PlanArgs) -> anyhow::Result<ExitCode> {
 
 fn audit(a: AuditArgs) -> anyhow::Result<ExitCode> {
     let (bucket, runtime) = open_bucket(&a.bucket)?;
-    let report = runtime.block_on(tools::audit::audit_bucket(&bucket.store))?;
+    let report = runtime.block_on(tools::audit::audit_bucket(&bucket.store, &a.replica_labels))?;
     if a.output == "json" {
         print!("{}", report.render_json());
     } else {

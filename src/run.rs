@@ -11,7 +11,7 @@ use crate::core::cycle::CycleConfig;
 use crate::core::leader::{LeaderConfig, Safety, StreamsConfig};
 use crate::core::node::Node;
 use crate::core::plan::compaction_ranges;
-use crate::core::view::ViewConfig;
+use crate::core::view::{Scope, ViewConfig};
 use crate::driver::store::StoreExecutor;
 use crate::driver::{DriverConfig, Recorder, Reporter};
 use crate::election::etcd::{EtcdConfig, EtcdCoordinator};
@@ -234,7 +234,7 @@ impl RunConfig {
                 delete_delay_ms: self.delete_delay_ms as i64,
                 replica_labels: self.replica_labels.clone(),
                 selector_relabel,
-                scope: Default::default(),
+                scope: Scope::All,
             },
             wait: self.wait,
             wait_interval_ms: self.wait_interval_ms as i64,

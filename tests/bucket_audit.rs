@@ -11,6 +11,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use common::*;
 use compactd::core::fence::{FenceRecord, FENCE_PATH};
+use compactd::core::stream::StreamId;
 use compactd::tsdb::block_id::BlockId;
 
 /// 2025-06-01T00:00:00Z: the base of the commit times.
@@ -19,6 +20,18 @@ const T0_MS: u64 = 1_748_736_000_000;
 /// Copies the block `src` to a new block `n` stamped `{epoch, holder}`, whose meta.json was
 /// last modified at `T0_MS + secs` seconds. Returns the new id.
 fn stamped_copy(bucket: &Path, src: &Path, n: u128, epoch: u64, holder: &str, secs: u64) -> String {
+    stamped_copy_in(bucket, src, n, None, (epoch, holder), secs)
+}
+
+/// [`stamped_copy`] with the block's external labels replaced by `labels` (`None`: kept).
+fn stamped_copy_in(
+    bucket: &Path,
+    src: &Path,
+    n: u128,
+    labels: Option<serde_json::Value>,
+    (epoch, holder): (u64, &str),
+    secs: u64,
+) -> String {
     let id = BlockId::from_parts(T0_MS, n).to_string();
     let dir = bucket.join(&id);
     copy_dir(src, &dir);
@@ -26,6 +39,9 @@ fn stamped_copy(bucket: &Path, src: &Path, n: u128, epoch: u64, holder: &str, se
     let mut meta: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&meta_path).unwrap()).unwrap();
     meta["ulid"] = serde_json::json!(id);
+    if let Some(labels) = labels {
+        meta["thanos"]["labels"] = labels;
+    }
     meta["thanos"]["extensions"] = serde_json::json!({
         "other": {"kept": true},
         "compactd": {"epoch": epoch, "holder": holder},
@@ -90,8 +106,9 @@ fn audit_passes_ordered_epochs_and_fails_a_late_commit() {
     let text = String::from_utf8(out.stdout).unwrap();
     assert_eq!(out.status.code(), Some(1), "{text}");
     let want = format!(
-        "VIOLATION: block {late}: epoch 5 (holder node-a) committed at 2025-06-01T00:00:40Z, \
-         after epoch 9 first committed at 2025-06-01T00:00:30Z\n"
+        "VIOLATION: stream {}: block {late}: epoch 5 (holder node-a) committed at \
+         2025-06-01T00:00:40Z, after epoch 9 first committed at 2025-06-01T00:00:30Z\n",
+        stream("eu-1")
     );
     assert!(text.contains(&want), "{text}");
     assert!(text.ends_with("1 violations found\n"), "{text}");
@@ -119,6 +136,91 @@ fn audit_passes_ordered_epochs_and_fails_a_late_commit() {
     assert_eq!(v["kind"], serde_json::json!("late-commit"));
     assert_eq!(v["block"], serde_json::json!(late));
     assert_eq!(v["higher_epoch"], serde_json::json!(9));
+}
+
+/// The stream of the blocks labelled `cluster`.
+fn stream(cluster: &str) -> StreamId {
+    let labels = [("cluster".to_string(), cluster.to_string())].into();
+    StreamId::of_labels(&labels, &[]).expect("a label")
+}
+
+fn write_fence(bucket: &Path, path: &str, epoch: u64, holder: &str) {
+    let fence = FenceRecord {
+        epoch,
+        holder: holder.into(),
+        seq: 1,
+        renewed_unix_ms: T0_MS as i64,
+    };
+    let path = bucket.join(path);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, fence.to_json()).unwrap();
+}
+
+/// Two streams, each with its own writers and fence, whose epochs interleave: clean. Once a
+/// stream's epoch goes back, the audit fails naming that stream.
+#[test]
+fn audit_orders_commits_per_stream() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bucket = tmp.path().join("bucket");
+    let generated = tmp.path().join("generated");
+    compactd_ok(&[
+        "tools",
+        "generate",
+        "--out",
+        generated.to_str().unwrap(),
+        "--series",
+        "1",
+        "--hours",
+        "2",
+        "--external-labels",
+        "cluster=eu-1",
+    ]);
+    let src = &block_dirs(&generated)[0];
+    let labels = |cluster: &str, replica: &str| {
+        Some(serde_json::json!({"cluster": cluster, "replica": replica}))
+    };
+    stamped_copy_in(&bucket, src, 1, labels("eu-1", "a"), (5, "node-a"), 10);
+    stamped_copy_in(&bucket, src, 2, labels("us-1", "a"), (9, "node-b"), 20);
+    stamped_copy_in(&bucket, src, 3, labels("eu-1", "b"), (5, "node-a"), 30);
+    stamped_copy_in(&bucket, src, 4, labels("us-1", "b"), (12, "node-a"), 40);
+    write_fence(&bucket, &stream("eu-1").fence_path(), 5, "node-a");
+    write_fence(&bucket, &stream("us-1").fence_path(), 12, "node-a");
+    let config = fs_config(&bucket);
+    let audit = |extra: &[&str]| {
+        let mut args = vec!["tools", "bucket", "audit", "--objstore.config", &config];
+        args.extend_from_slice(extra);
+        compactd(&args)
+    };
+
+    let out = audit(&["--deduplication.replica-label", "replica"]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    let eu = format!(
+        "stream {} {{cluster=\"eu-1\"}}, fence: epoch 5, holder node-a, seq 1, renewed \
+         2025-06-01T00:00:00Z\n",
+        stream("eu-1")
+    );
+    assert!(text.contains(&eu), "{text}");
+    assert!(text.starts_with("fence: none\n"), "{text}");
+
+    // node-b, us-1's writer before epoch 12, commits once more: us-1's epoch goes back.
+    let late = stamped_copy_in(&bucket, src, 5, labels("us-1", "a"), (9, "node-b"), 50);
+    let out = audit(&[
+        "--deduplication.replica-label",
+        "replica",
+        "--output",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = &j["violations"];
+    assert_eq!(v.as_array().map(Vec::len), Some(1), "{j:#}");
+    assert_eq!(
+        v[0]["stream"],
+        serde_json::json!(stream("us-1").to_string())
+    );
+    assert_eq!(v[0]["block"], serde_json::json!(late));
+    assert_eq!(j["streams"].as_array().map(Vec::len), Some(2), "{j:#}");
 }
 
 #[test]

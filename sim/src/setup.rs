@@ -4,7 +4,7 @@
 use compactd::core::cycle::CycleConfig;
 use compactd::core::leader::{LeaderConfig, Safety};
 use compactd::core::plan::compaction_ranges;
-use compactd::core::view::ViewConfig;
+use compactd::core::view::{Scope, ViewConfig};
 use compactd::rng::Rng;
 use compactd::tsdb::meta::META_FILENAME;
 use compactd::units::DAY_MS;
@@ -124,7 +124,7 @@ pub fn cycle_config(rng: &mut Rng) -> CycleConfig {
             delete_delay_ms,
             replica_labels: vec![],
             selector_relabel: vec![],
-            scope: Default::default(),
+            scope: Scope::All,
         },
         wait: true,
         wait_interval_ms,

@@ -4,6 +4,7 @@
 //! The same core runs in production (`driver`) and in the simulation (`sim/`).
 
 pub mod admission;
+pub mod assign;
 pub mod coord;
 pub mod cycle;
 pub mod error;
@@ -15,7 +16,6 @@ pub mod progress;
 pub mod request;
 pub mod request_ids;
 pub mod stream;
-pub mod streams;
 pub mod types;
 pub mod view;
 

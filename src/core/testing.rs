@@ -3,7 +3,7 @@
 
 use super::cycle::{CycleConfig, PARTIAL_UPLOAD_THRESHOLD_MS_DEFAULT};
 use super::types::{MetaState, Millis, SyncedBlock};
-use super::view::ViewConfig;
+use super::view::{Scope, ViewConfig};
 use crate::units::MINUTE_MS;
 
 /// 2025-01-01T00:00:00Z in Unix ms: the wall time tests start from.
@@ -19,7 +19,7 @@ pub(crate) fn view_config() -> ViewConfig {
         delete_delay_ms: 0,
         replica_labels: vec![],
         selector_relabel: vec![],
-        scope: Default::default(),
+        scope: Scope::All,
     }
 }
 

@@ -1,7 +1,10 @@
 //! The bucket as the core sees it after one sync: Thanos' meta-fetcher filters applied in
 //! Thanos' order (`pkg/block/fetcher.go`, `cmd/thanos/compact.go`):
 //!
-//! 0. fetch: no meta.json or an unreadable one makes a *partial* block;
+//! 0. fetch: no meta.json or an unreadable one makes a *partial* block; then the *scope*
+//!    ([`Scope`], compactd's own, when every replica compacts): a block of another owner's
+//!    stream is *scope-excluded*: not compacted, downsampled, retained, collected or deleted
+//!    here (its stream's writer has it), and neither its marks nor its marker problems count;
 //! 1. time partition (`--min-time`/`--max-time`);
 //! 2. label selection (`--selector.relabel-config`, [`selected`]): the relabel rules over a
 //!    block's external labels without the replica labels, plus `__block_id`; a block they
@@ -23,6 +26,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
+use super::stream::StreamId;
 use super::types::{MetaState, Millis, Now, SyncResult, SyncedBlock};
 use crate::bucket::markers::DeletionMark;
 use crate::relabel::selector::BLOCK_ID_LABEL;
@@ -54,27 +58,48 @@ pub struct ViewConfig {
     /// from traces recorded before it existed, and left out when empty.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub selector_relabel: Vec<RelabelConfig>,
-    /// TEMPORARY (replaced by the streams17 merge).
+    /// Which blocks this view's owner acts on when every replica compacts. Absent from traces
+    /// recorded before it existed, and left out when [`Scope::All`], so that their headers
+    /// keep their bytes.
     #[serde(default, skip_serializing_if = "Scope::is_all")]
     pub scope: Scope,
 }
 
-/// TEMPORARY (replaced by the streams17 merge).
+/// The blocks a view's owner acts on (issue 17: each stream has one elected writer, the
+/// bucket leader keeps the rest). Like `--selector.relabel-config`, a block outside the scope
+/// is invisible: another owner compacts, downsamples, retains, collects and deletes it. The
+/// scopes of a bucket's streams and [`Scope::BucketChores`] split its blocks (and their
+/// deletion marks) with neither gap nor overlap.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Scope {
-    /// Everything.
+    /// Every block: a single compactor, or the one leader of the bucket (the default).
     #[default]
     All,
-    /// Bucket chores.
+    /// The bucket leader's share: blocks of no stream ([`StreamId::of_block`] is `None`) and
+    /// every partial block (no or an unreadable meta.json: its stream is unknown, and the
+    /// partial-upload clean-up is a bucket-wide chore).
     BucketChores,
-    /// One stream.
-    Stream(crate::core::stream::StreamId),
+    /// One stream's blocks, all resolutions; never a partial block.
+    Stream(StreamId),
 }
 
 impl Scope {
-    /// True for All.
+    /// True for [`Scope::All`] (serde leaves the field out then).
     pub fn is_all(&self) -> bool {
-        *self == Scope::All
+        matches!(self, Scope::All)
+    }
+
+    /// Whether the scope holds a block with `meta` (`None`: a partial block); its stream is
+    /// its labels without `replica_labels`.
+    pub fn holds(&self, meta: Option<&BlockMeta>, replica_labels: &[String]) -> bool {
+        let stream = || meta.and_then(|m| StreamId::of_block(m, replica_labels));
+        match (self, meta) {
+            (Scope::All, _) => true,
+            (Scope::BucketChores, None) => true,
+            (Scope::BucketChores, Some(_)) => stream().is_none(),
+            (Scope::Stream(_), None) => false,
+            (Scope::Stream(id), Some(_)) => stream() == Some(*id),
+        }
     }
 }
 
@@ -135,8 +160,18 @@ pub fn build_view(
     let mut v = BucketView::default();
     let mut candidates: Vec<BlockMeta> = Vec::new();
     for (id, b) in &sync.blocks {
+        let readable = match &b.meta {
+            MetaState::Ok(m) => Some(&**m),
+            MetaState::Missing | MetaState::Corrupt(_) => None,
+        };
+        let in_scope = cfg.scope.holds(readable, &cfg.replica_labels);
+        gather_marks(&mut v, *id, b, in_scope, cfg);
+        if !in_scope {
+            // Its owner reports its problems and counts it in its own states.
+            bump(&mut v, "scope-excluded");
+            continue;
+        }
         v.problems.extend(b.marker_problems.iter().cloned());
-        gather_marks(&mut v, *id, b, cfg);
         let meta = match &b.meta {
             MetaState::Ok(m) => m,
             MetaState::Missing => {
@@ -176,15 +211,22 @@ pub fn build_view(
     v
 }
 
-/// Gathers a block's marks. Deletion marks count for blocks this instance owns: in its time
-/// range and selected, or partial (a delete in progress). A block with an unreadable
-/// meta.json is never deleted.
-fn gather_marks(v: &mut BucketView, id: BlockId, b: &SyncedBlock, cfg: &ViewConfig) {
-    let owned = match &b.meta {
-        MetaState::Ok(m) => in_time_range(m, cfg) && selected(m, cfg),
-        MetaState::Missing => true,
-        MetaState::Corrupt(_) => false,
-    };
+/// Gathers a block's marks. Deletion marks count for blocks this instance owns: in its
+/// scope, and in its time range and selected, or partial (a delete in progress). A block
+/// with an unreadable meta.json is never deleted.
+fn gather_marks(
+    v: &mut BucketView,
+    id: BlockId,
+    b: &SyncedBlock,
+    in_scope: bool,
+    cfg: &ViewConfig,
+) {
+    let owned = in_scope
+        && match &b.meta {
+            MetaState::Ok(m) => in_time_range(m, cfg) && selected(m, cfg),
+            MetaState::Missing => true,
+            MetaState::Corrupt(_) => false,
+        };
     if let (Some(m), true) = (&b.deletion_mark, owned) {
         v.deletion_marks.insert(id, m.clone());
     }

@@ -45,6 +45,10 @@ pub const STATE_MARKED_FOR_NO_COMPACT: &str = "marked-for-no-compact";
 pub const STATE_MARKED_FOR_NO_DOWNSAMPLE: &str = "marked-for-no-downsample";
 /// State of blocks migrated to Parquet.
 pub const STATE_PARQUET_MIGRATED: &str = "parquet-migrated";
+/// State of blocks outside this replica's scope: another replica is the elected writer of
+/// their stream (or the bucket leader has them). compactd's own: not pre-initialised, so a
+/// compactd with one writer for the bucket exports exactly Thanos' states.
+pub const STATE_SCOPE_EXCLUDED: &str = "scope-excluded";
 
 /// The states Thanos exports at every sync, zero included (`DefaultSyncedStateLabelValues`).
 pub const SYNCED_STATES: [&str; 11] = [

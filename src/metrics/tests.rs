@@ -230,6 +230,17 @@ fn set_synced_sets_every_known_state_and_replaces_extras() {
         None
     );
 
+    // compactd's own state is exported only while a sync counts it (one writer per bucket
+    // never does), so a fresh compactd exports exactly Thanos' states.
+    assert!(!SYNCED_STATES.contains(&STATE_SCOPE_EXCLUDED));
+    assert!(!Metrics::new("bkt").encode().contains(STATE_SCOPE_EXCLUDED));
+    metrics
+        .fetcher
+        .set_synced(&BTreeMap::from([(STATE_SCOPE_EXCLUDED, 4)]));
+    assert_line(
+        &metrics.encode(),
+        r#"thanos_blocks_meta_synced{state="scope-excluded"} 4"#,
+    );
     metrics
         .fetcher
         .set_modified(&BTreeMap::from([(MODIFIED_REPLICA_LABEL_REMOVED, 3)]));

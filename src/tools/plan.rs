@@ -17,7 +17,7 @@ use crate::core::plan::{
     compaction_ranges, group_blocks, overlapping_blocks, plan_with_marks, PlanInput,
 };
 use crate::core::types::{Millis, Now};
-use crate::core::view::{build_view, ViewConfig};
+use crate::core::view::{build_view, Scope, ViewConfig};
 use crate::driver::store::StoreExecutor;
 use crate::relabel::RelabelConfig;
 use crate::tsdb::block_id::BlockId;
@@ -105,7 +105,7 @@ pub async fn plan_bucket(
         delete_delay_ms: settings.delete_delay_ms,
         replica_labels: settings.replica_labels.clone(),
         selector_relabel: settings.selector_relabel.clone(),
-        scope: Default::default(),
+        scope: Scope::All,
     };
     // One look at the bucket: every mark is first seen now, so its own time decides.
     let view = build_view(&sync, now, &view_cfg, &std::collections::BTreeMap::new());

@@ -7,7 +7,7 @@ use super::*;
 use crate::bucket::markers::{DeletionMark, MARKER_VERSION};
 use crate::core::testing::{cycle_config, T0_MS};
 use crate::core::types::{JobError, MetaState};
-use crate::tsdb::meta::merge_metas;
+use crate::tsdb::meta::{merge_metas, BlockMeta};
 use crate::units::{HOUR_MS, MINUTE_MS};
 
 #[test]
@@ -304,6 +304,56 @@ fn retention_marks_old_blocks() {
         .collect();
     assert_eq!(marks.len(), 1);
     assert_eq!(marks[0].details, "block exceeding retention of 1d");
+}
+
+/// A stream's cycle deletes, collects and retains only its stream's blocks; the bucket
+/// leader's deletes the stale partial upload and retains the blocks of no stream.
+#[test]
+fn a_scoped_cycle_deletes_and_retains_only_its_own_blocks() {
+    use crate::core::stream::StreamId;
+    use crate::core::view::Scope;
+    let eu = block(1, 0, 2, "eu-1");
+    let eu_marked = block(2, 2, 4, "eu-1");
+    let us = block(3, 0, 2, "us-1");
+    let us_marked = block(4, 2, 4, "us-1");
+    let mut no_stream = block(5, 0, 2, "x");
+    no_stream.thanos.as_mut().unwrap().labels.clear();
+    let partial = BlockId::from_parts(T0_MS as u64, 77);
+    let stream = |m: &BlockMeta| StreamId::of_block(m, &[]).expect("labelled");
+    let cases = [
+        (Scope::Stream(stream(&eu)), eu_marked.ulid, eu.ulid),
+        (Scope::Stream(stream(&us)), us_marked.ulid, us.ulid),
+        (Scope::BucketChores, partial, no_stream.ulid),
+    ];
+    for (scope, deleted, retained) in cases {
+        let mut model = Model::default();
+        for m in [&eu, &eu_marked, &us, &us_marked, &no_stream] {
+            model.add(m.clone());
+        }
+        for m in [&eu_marked, &us_marked] {
+            let mark = marks::deletion_mark(m.ulid, now(0), "x");
+            model.blocks.get_mut(&m.ulid).unwrap().deletion_mark = Some(mark);
+        }
+        model.blocks.insert(partial, synced(MetaState::Missing));
+        let mut c = cycle_config(false);
+        c.retention_ms[0] = 24 * HOUR_MS;
+        c.view.scope = scope;
+        let (code, _) = run(&mut Cycle::new(c, 1), &mut model, now(100));
+        assert_eq!(code, Some(0));
+        let gone: Vec<BlockId> = [eu.ulid, eu_marked.ulid, us.ulid, us_marked.ulid]
+            .into_iter()
+            .chain([no_stream.ulid, partial])
+            .filter(|id| !model.blocks.contains_key(id))
+            .collect();
+        assert_eq!(gone, [deleted], "{scope:?}");
+        let newly_marked: Vec<BlockId> = model
+            .blocks
+            .iter()
+            .filter(|(_, b)| b.deletion_mark.as_ref().is_some_and(|m| m.details != "x"))
+            .map(|(id, _)| *id)
+            .collect();
+        assert_eq!(newly_marked, [retained], "{scope:?}");
+    }
 }
 
 #[test]

@@ -14,7 +14,7 @@ use crate::core::coord::{CoordId, CoordOp, CoordRequest, CoordResult};
 use crate::core::leader::StreamsConfig;
 use crate::core::request_ids::{Requester, Slot, StoreRequestIds};
 use crate::core::stream::StreamId;
-use crate::core::streams::assign;
+use crate::core::assign::assign;
 use crate::core::types::{
     Event, MetaState, Millis, Now, Output, ReadOp, RequestId, StoreRequest, StoreResult, SyncResult,
 };

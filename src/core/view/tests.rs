@@ -266,3 +266,139 @@ fn label_selection_hides_other_shards_and_their_marks() {
     assert_eq!(all.blocks.len(), 4);
     assert!(all.deletion_marks.contains_key(&id(3)));
 }
+
+/// A bucket of two streams (eu with two replicas, us), two blocks of no stream (replica
+/// labels only; no labels), two partial uploads (one marked) and a corrupt meta.json.
+fn scoped_bucket() -> SyncResult {
+    let ok = |n: u128, labels: &[(&str, &str)]| {
+        synced(MetaState::Ok(Box::new(meta(n, &[n], "sidecar", labels))))
+    };
+    let marked = |mut b: SyncedBlock, n: u128| {
+        b.deletion_mark = Some(DeletionMark {
+            id: id(n),
+            version: 1,
+            details: "x".into(),
+            deletion_time: T0_MS / 1000,
+        });
+        b
+    };
+    let mut us = ok(3, &[("cluster", "us"), ("replica", "a")]);
+    us.marker_problems = vec!["block 3: unreadable no-compact-mark.json".into()];
+    sync_of(vec![
+        (id(1), ok(1, &[("cluster", "eu"), ("replica", "a")])),
+        (
+            id(2),
+            marked(ok(2, &[("cluster", "eu"), ("replica", "b")]), 2),
+        ),
+        (id(3), us),
+        (id(4), marked(ok(4, &[("replica", "a")]), 4)),
+        (id(5), ok(5, &[])),
+        (id(6), marked(synced(MetaState::Missing), 6)),
+        (id(7), synced(MetaState::Corrupt("bad json".into()))),
+        (id(8), synced(MetaState::Missing)),
+    ])
+}
+
+fn scoped(scope: Scope) -> BucketView {
+    let c = ViewConfig {
+        replica_labels: vec!["replica".into()],
+        scope,
+        ..cfg()
+    };
+    build_view(&scoped_bucket(), now(10), &c, &BTreeMap::new())
+}
+
+fn stream_of(cluster: &str) -> StreamId {
+    let labels = [("cluster".to_string(), cluster.to_string())].into();
+    StreamId::of_labels(&labels, &[]).expect("a label is left")
+}
+
+fn ids(ns: &[u128]) -> Vec<BlockId> {
+    ns.iter().map(|n| id(*n)).collect()
+}
+
+#[test]
+fn each_scope_keeps_exactly_its_blocks_and_marks() {
+    let eu = scoped(Scope::Stream(stream_of("eu")));
+    assert_eq!(eu.blocks.keys().copied().collect::<Vec<_>>(), ids(&[1, 2]));
+    assert_eq!(
+        eu.deletion_marks.keys().copied().collect::<Vec<_>>(),
+        ids(&[2])
+    );
+    assert!(
+        eu.partial.is_empty(),
+        "partial uploads are the bucket leader's"
+    );
+    assert_eq!(eu.states["scope-excluded"], 6);
+    assert!(eu.problems.is_empty(), "{:?}", eu.problems);
+
+    let us = scoped(Scope::Stream(stream_of("us")));
+    assert_eq!(us.blocks.keys().copied().collect::<Vec<_>>(), ids(&[3]));
+    assert!(us.deletion_marks.is_empty());
+    assert_eq!(us.problems.len(), 1, "its own block's marker problem");
+
+    let chores = scoped(Scope::BucketChores);
+    assert_eq!(
+        chores.blocks.keys().copied().collect::<Vec<_>>(),
+        ids(&[4, 5])
+    );
+    let marks = chores.deletion_marks.keys().copied().collect::<Vec<_>>();
+    assert_eq!(marks, ids(&[4, 6]), "its block's and the partial upload's");
+    let partial = chores.partial.keys().copied().collect::<Vec<_>>();
+    assert_eq!(partial, ids(&[6, 7, 8]));
+    assert_eq!(chores.states["scope-excluded"], 3);
+    assert!(chores.problems.iter().any(|p| p.contains("bad json")));
+
+    let nobody = scoped(Scope::Stream(stream_of("asia")));
+    assert!(nobody.blocks.is_empty() && nobody.deletion_marks.is_empty());
+    assert_eq!(nobody.states["scope-excluded"], 8);
+
+    let all = scoped(Scope::All);
+    assert_eq!(all.blocks.len(), 5);
+    assert!(
+        !all.states.contains_key("scope-excluded"),
+        "Thanos' states only"
+    );
+}
+
+#[test]
+fn the_scopes_of_a_bucket_split_the_whole_view() {
+    let all = scoped(Scope::All);
+    let parts = [
+        scoped(Scope::Stream(stream_of("eu"))),
+        scoped(Scope::Stream(stream_of("us"))),
+        scoped(Scope::BucketChores),
+    ];
+    let mut union = BucketView::default();
+    for part in &parts {
+        for (id, m) in &part.blocks {
+            assert!(union.blocks.insert(*id, m.clone()).is_none(), "overlap");
+        }
+        for (id, m) in &part.deletion_marks {
+            assert!(union.deletion_marks.insert(*id, m.clone()).is_none());
+        }
+        for (id, p) in &part.partial {
+            assert!(union.partial.insert(*id, p.clone()).is_none());
+        }
+        for (state, n) in part.states.iter().filter(|(s, _)| *s != "scope-excluded") {
+            *union.states.entry(state.clone()).or_default() += n;
+        }
+    }
+    assert_eq!(union.blocks, all.blocks);
+    assert_eq!(union.deletion_marks, all.deletion_marks);
+    assert_eq!(union.partial, all.partial);
+    assert_eq!(union.states, all.states);
+}
+
+#[test]
+fn the_scope_is_left_out_of_a_config_that_has_all_and_kept_otherwise() {
+    let json = serde_json::to_string(&cfg()).unwrap();
+    assert!(!json.contains("scope"), "{json}");
+    assert_eq!(serde_json::from_str::<ViewConfig>(&json).unwrap(), cfg());
+    for scope in [Scope::BucketChores, Scope::Stream(StreamId(u64::MAX))] {
+        let c = ViewConfig { scope, ..cfg() };
+        let json = serde_json::to_string(&c).unwrap();
+        assert!(json.contains("\"scope\""), "{json}");
+        assert_eq!(serde_json::from_str::<ViewConfig>(&json).unwrap(), c);
+    }
+}

@@ -1,3 +1,5 @@
+use serde_json::json;
+
 use super::*;
 use crate::tsdb::meta::ThanosMeta;
 
@@ -29,6 +31,15 @@ fn stamped(n: u128, epoch: u64, holder: &str, secs: i64) -> ListedBlock {
     )
 }
 
+/// The audit of `blocks` with the bucket's `fence` only, no replica labels.
+fn audit_of(blocks: &[ListedBlock], fence: Fence) -> AuditReport {
+    let fences = Fences {
+        bucket: fence,
+        streams: BTreeMap::new(),
+    };
+    audit(blocks, fences, &[])
+}
+
 fn fence(epoch: u64, holder: &str) -> Fence {
     Fence::Present(FenceRecord {
         epoch,
@@ -40,7 +51,7 @@ fn fence(epoch: u64, holder: &str) -> Fence {
 
 #[test]
 fn empty_bucket_is_ok() {
-    let r = audit(&[], Fence::Absent);
+    let r = audit_of(&[], Fence::Absent);
     assert!(r.ok());
     assert!(r.epochs.is_empty() && r.problems.is_empty());
     assert_eq!(r.unstamped, 0);
@@ -65,7 +76,7 @@ fn unstamped_blocks_are_counted_not_violations() {
         block(2, Some(json!({"other": true})), 20),
         block(3, Some(json!("not an object")), 30),
     ];
-    let r = audit(&blocks, Fence::Absent);
+    let r = audit_of(&blocks, Fence::Absent);
     assert!(r.ok(), "{:?}", r.violations);
     assert_eq!(r.unstamped, 3);
     assert!(r.epochs.is_empty());
@@ -80,7 +91,7 @@ fn epochs_committing_in_order_are_ok() {
         stamped(4, 9, "b", 40),
         stamped(5, 9, "b", 50),
     ];
-    let r = audit(&blocks, fence(9, "b"));
+    let r = audit_of(&blocks, fence(9, "b"));
     assert!(r.ok(), "{:?}", r.violations);
     assert_eq!(r.unstamped, 1);
     assert_eq!(
@@ -124,12 +135,13 @@ fn lower_epoch_committed_after_a_higher_epoch_began_is_a_violation() {
         stamped(5, 7, "c", 20),
         stamped(6, 7, "c", 45),
     ];
-    let r = audit(&blocks, fence(9, "b"));
+    let r = audit_of(&blocks, fence(9, "b"));
     assert!(!r.ok());
     assert_eq!(
         r.violations,
         vec![
             Violation::LateCommit {
+                unit: Unit::Bucket,
                 block: id(6),
                 stamp: Stamp {
                     epoch: 7,
@@ -141,6 +153,7 @@ fn lower_epoch_committed_after_a_higher_epoch_began_is_a_violation() {
             },
             // Epoch 7 began before epoch 9: it is the one named.
             Violation::LateCommit {
+                unit: Unit::Bucket,
                 block: id(4),
                 stamp: Stamp {
                     epoch: 5,
@@ -174,7 +187,7 @@ fn lower_epoch_committed_after_a_higher_epoch_began_is_a_violation() {
 #[test]
 fn two_holders_for_one_epoch_is_a_violation() {
     let blocks = [stamped(1, 5, "a", 10), stamped(2, 5, "b", 20)];
-    let r = audit(&blocks, fence(5, "a"));
+    let r = audit_of(&blocks, fence(5, "a"));
     assert_eq!(
         r.violations,
         vec![Violation::SharedEpoch {
@@ -194,13 +207,13 @@ fn two_holders_for_one_epoch_is_a_violation() {
 #[test]
 fn successive_single_instances_share_epoch_zero_but_must_not_interleave() {
     let blocks = [stamped(1, 0, "pod-a", 10), stamped(2, 0, "pod-b", 20)];
-    assert!(audit(&blocks, fence(0, "pod-b")).ok());
+    assert!(audit_of(&blocks, fence(0, "pod-b")).ok());
     let blocks = [
         stamped(1, 0, "pod-a", 10),
         stamped(2, 0, "pod-b", 20),
         stamped(3, 0, "pod-a", 30),
     ];
-    assert!(!audit(&blocks, fence(0, "pod-b")).ok());
+    assert!(!audit_of(&blocks, fence(0, "pod-b")).ok());
 }
 
 #[test]
@@ -218,7 +231,7 @@ fn malformed_stamp_is_a_violation_and_unreadable_metas_are_problems() {
             meta: Err("unreadable meta.json: bad JSON".into()),
         },
     ];
-    let r = audit(
+    let r = audit_of(
         &blocks,
         Fence::Unreadable("compactd/fence.json: invalid".into()),
     );
@@ -261,7 +274,180 @@ fn problems_alone_do_not_fail_the_audit() {
         id: id(1),
         meta: Err("no meta.json (partial upload or unfinished delete)".into()),
     }];
-    let r = audit(&blocks, Fence::Absent);
+    let r = audit_of(&blocks, Fence::Absent);
     assert!(r.ok());
     assert_eq!(r.problems.len(), 1);
+}
+
+/// A block of the stream `labels`, stamped `{epoch, holder}`, committed at `T0 + secs`.
+fn in_stream(n: u128, labels: &[(&str, &str)], epoch: u64, holder: &str, secs: i64) -> ListedBlock {
+    let mut b = stamped(n, epoch, holder, secs);
+    let (meta, _) = b.meta.as_mut().expect("readable");
+    meta.thanos.as_mut().expect("stamped").labels = labels
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    b
+}
+
+fn stream(cluster: &str) -> StreamId {
+    let labels = [("cluster".to_string(), cluster.to_string())].into();
+    StreamId::of_labels(&labels, &[]).expect("a label")
+}
+
+fn stream_fence(epoch: u64, holder: &str) -> Fence {
+    Fence::Present(FenceRecord {
+        epoch,
+        holder: holder.into(),
+        seq: 2,
+        renewed_unix_ms: T0,
+    })
+}
+
+#[test]
+fn two_streams_whose_writers_interleave_epochs_are_clean() {
+    let replica = vec!["replica".to_string()];
+    let (eu_a, eu_b) = (
+        [("cluster", "eu"), ("replica", "a")],
+        [("cluster", "eu"), ("replica", "b")],
+    );
+    let us = [("cluster", "us")];
+    let blocks = [
+        in_stream(1, &eu_a, 5, "node-a", 10),
+        in_stream(2, &us, 9, "node-b", 20),
+        in_stream(3, &eu_b, 5, "node-a", 30),
+        in_stream(4, &us, 9, "node-b", 40),
+        in_stream(5, &eu_a, 20, "node-c", 50),
+        stamped(6, 3, "node-z", 60),
+        block(7, None, 70),
+    ];
+    let fences = Fences {
+        bucket: fence(3, "node-z"),
+        streams: [
+            (stream("eu"), stream_fence(20, "node-c")),
+            (stream("us"), stream_fence(9, "node-b")),
+        ]
+        .into(),
+    };
+    let r = audit(&blocks, fences, &replica);
+    assert!(r.ok(), "{:?}", r.violations);
+    let units: Vec<Unit> = r.units.iter().map(|u| u.unit).collect();
+    let mut want = vec![Unit::Stream(stream("eu")), Unit::Stream(stream("us"))];
+    want.sort();
+    want.insert(0, Unit::Bucket);
+    assert_eq!(units, want, "replicas of eu are one stream");
+    assert_eq!(r.epochs.len(), 4, "bucket-wide: 3, 5, 9, 20");
+    assert_eq!(r.unstamped, 1);
+    let text = r.render_text();
+    let eu_section = format!(
+        "stream {} {{cluster=\"eu\"}}, fence: epoch 20, holder node-c, seq 2, renewed \
+         2025-01-01T00:00:00Z\n\
+         \x20 EPOCH  HOLDERS  BLOCKS  FIRST COMMIT              LAST COMMIT\n\
+         \x20     5  node-a        2  2025-01-01T00:00:10Z      2025-01-01T00:00:30Z\n\
+         \x20    20  node-c        1  2025-01-01T00:00:50Z      2025-01-01T00:00:50Z\n\
+         \x20 3 stamped blocks in 2 epochs; 0 unstamped blocks\n",
+        stream("eu")
+    );
+    assert!(text.contains(&eu_section), "{text}");
+    assert!(
+        text.starts_with("fence: epoch 3, holder node-z, seq 3"),
+        "{text}"
+    );
+    assert!(
+        text.contains("bucket (blocks of no stream; its fence is above)\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("6 stamped blocks in 4 epochs; 1 unstamped blocks"),
+        "{text}"
+    );
+    let j: serde_json::Value = serde_json::from_str(&r.render_json()).unwrap();
+    assert_eq!(j["streams"][0]["stream"], json!(null));
+    assert_eq!(j["streams"][0]["unstamped"], json!(1));
+    let eu = j["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["stream"] == json!(stream("eu").to_string()))
+        .expect("eu's section");
+    assert_eq!(eu["labels"], json!({"cluster": "eu"}));
+    assert_eq!(eu["fence"]["epoch"], json!(20));
+    assert_eq!(eu["epochs"][0]["blocks"], json!(2));
+}
+
+#[test]
+fn a_stream_whose_epoch_goes_back_is_flagged_by_name() {
+    let us = [("cluster", "us")];
+    let blocks = [
+        in_stream(1, &us, 9, "node-b", 20),
+        in_stream(2, &us, 12, "node-a", 30),
+        in_stream(3, &us, 9, "node-b", 40),
+        // Another stream's lower epoch after us' epoch 12 began: not a violation.
+        in_stream(4, &[("cluster", "eu")], 5, "node-c", 50),
+    ];
+    let fences = Fences {
+        bucket: Fence::Absent,
+        streams: [(stream("us"), stream_fence(12, "node-a"))].into(),
+    };
+    let r = audit(&blocks, fences, &[]);
+    assert_eq!(
+        r.violations,
+        vec![Violation::LateCommit {
+            unit: Unit::Stream(stream("us")),
+            block: id(3),
+            stamp: Stamp {
+                epoch: 9,
+                holder: "node-b".into()
+            },
+            committed_ms: T0 + 40_000,
+            higher_epoch: 12,
+            higher_first_commit_ms: T0 + 30_000,
+        }]
+    );
+    let text = r.render_text();
+    let want = format!(
+        "VIOLATION: stream {}: block {}: epoch 9 (holder node-b) committed at \
+         2025-01-01T00:00:40Z, after epoch 12 first committed at 2025-01-01T00:00:30Z\n",
+        stream("us"),
+        id(3)
+    );
+    assert!(text.contains(&want), "{text}");
+    let j: serde_json::Value = serde_json::from_str(&r.render_json()).unwrap();
+    assert_eq!(
+        j["violations"][0]["stream"],
+        json!(stream("us").to_string())
+    );
+}
+
+#[test]
+fn one_stream_without_a_fence_of_its_own_prints_one_table_and_fences_without_blocks_show() {
+    let eu = [("cluster", "eu")];
+    let blocks = [in_stream(1, &eu, 5, "a", 10), in_stream(2, &eu, 5, "a", 20)];
+    let r = audit_of(&blocks, Fence::Absent);
+    let text = r.render_text();
+    assert!(text.starts_with("fence: none\nEPOCH  HOLDERS"), "{text}");
+    let fences = Fences {
+        bucket: Fence::Absent,
+        streams: [(
+            stream("us"),
+            Fence::Unreadable("compactd/fence/x.json: bad".into()),
+        )]
+        .into(),
+    };
+    let r = audit(&blocks, fences, &[]);
+    assert_eq!(r.units.len(), 2, "us has a fence and no block");
+    assert_eq!(r.problems, vec!["compactd/fence/x.json: bad".to_string()]);
+    let text = r.render_text();
+    let want = format!("stream {}, fence: unreadable (see PROBLEM)\n", stream("us"));
+    assert!(text.contains(&want), "{text}");
+}
+
+#[test]
+fn only_canonical_fence_names_are_streams() {
+    let id = StreamId(0x00ab_cdef_0123_4567);
+    assert_eq!(stream_of_fence("00abcdef01234567.json"), Some(id));
+    assert_eq!(stream_of_fence("00ABCDEF01234567.json"), None);
+    assert_eq!(stream_of_fence("abcdef01234567.json"), None);
+    assert_eq!(stream_of_fence("00abcdef01234567"), None);
+    assert_eq!(stream_of_fence("notes.txt"), None);
 }
