@@ -24,8 +24,13 @@ use crate::net::Files;
 /// Two hours, the length of a source block.
 pub const BLOCK_MS: i64 = 2 * HOUR_MS;
 
+/// A series of a stream: its block's external labels (`thanos.labels`) and its own labels.
+/// The generator gives every stream the same series labels, so the external labels keep the
+/// streams' samples apart.
+pub type SeriesKey = (BTreeMap<String, String>, Labels);
+
 /// Every float sample per series, one per timestamp.
-pub type Samples = BTreeMap<Labels, BTreeMap<i64, u64>>;
+pub type Samples = BTreeMap<SeriesKey, BTreeMap<i64, u64>>;
 
 /// One generated source block: its meta and files (meta.json included).
 #[derive(Clone, Debug)]
@@ -36,11 +41,13 @@ pub struct SourceBlock {
     pub files: Files,
 }
 
-/// Generates one stream of `blocks` consecutive 2h blocks from `start_ms` with external label
-/// `cluster=<stream>` into `dir`, and reads them back.
+/// Generates one stream of `blocks` consecutive 2h blocks from `start_ms` with the external
+/// labels `labels` (none: blocks without a Thanos section) into `dir/<stream>`, and reads them
+/// back.
 pub fn generate_stream(
     dir: &Path,
     stream: &str,
+    labels: BTreeMap<String, String>,
     start_ms: i64,
     blocks: usize,
     seed: u64,
@@ -53,7 +60,7 @@ pub fn generate_stream(
         block_duration_ms: BLOCK_MS,
         start_ms,
         scrape_interval_ms: 300_000,
-        external_labels: [("cluster".to_string(), stream.to_string())].into(),
+        external_labels: labels,
         seed,
     };
     let generated = generate(&opts).map_err(|e| format!("generate {stream}: {e}"))?;
@@ -186,8 +193,9 @@ fn compact_in(
     )))
 }
 
-/// The samples of `blocks` (each as its files, meta.json included), merged per series with
-/// one sample per timestamp; values as bits so they compare exactly.
+/// The samples of `blocks` (each as its files, meta.json included), merged per series of a
+/// stream ([`SeriesKey`]) with one sample per timestamp; values as bits so they compare
+/// exactly.
 pub fn read_samples(scratch: &Path, blocks: &[(BlockId, Files)]) -> Result<Samples, String> {
     let mut out = Samples::new();
     let (mut refs, mut chunks) = (Vec::new(), Vec::new());
@@ -195,6 +203,12 @@ pub fn read_samples(scratch: &Path, blocks: &[(BlockId, Files)]) -> Result<Sampl
         let dir = scratch.join(id.to_string());
         write_files(&dir, files)?;
         let mut b = BlockReader::open(&dir).map_err(|e| format!("block {id}: {e}"))?;
+        let external = b
+            .meta
+            .thanos
+            .as_ref()
+            .map(|t| t.labels.clone())
+            .unwrap_or_default();
         let postings = b
             .index
             .all_postings()
@@ -207,7 +221,7 @@ pub fn read_samples(scratch: &Path, blocks: &[(BlockId, Files)]) -> Result<Sampl
                 .index
                 .series_labels(&refs)
                 .map_err(|e| format!("block {id}: {e}"))?;
-            let samples = out.entry(labels).or_default();
+            let samples = out.entry((external.clone(), labels)).or_default();
             for c in &chunks {
                 let (enc, data) = b
                     .chunks

@@ -6,7 +6,13 @@
 //! - **bucket health**: no block deleted while no other visible block holds its sources, no
 //!   meta.json written for a block missing files, and at the end no overlap, no partial
 //!   block, each source in exactly one visible block and every input sample present;
-//! - **liveness** is judged by the world (a leader and a finished compaction after healing).
+//! - **liveness** is judged by the world (a leader and a finished compaction after healing);
+//!   [`unfinished`] names the units (streams, or the bucket leader's objects) with work left.
+//!
+//! Single writer and commit order are keyed by the world's ownership ([`Keying`]): over the
+//! whole bucket, or, in stream worlds, per *unit* — a stream, or the bucket leader's objects —
+//! where a mutation's unit is decided from the bucket, never from the node, and a mutation
+//! under another unit's epoch is a **wrong-unit** violation ([`units`]).
 //!
 //! **The checker shares no code with what it judges.** It uses compactd's plain data types
 //! (`BlockMeta`, `BlockId`, `StoreRequest` and its `WriteOp`, `CycleConfig`) and the bucket
@@ -18,6 +24,7 @@
 //! `tests.rs` fails if this file or the oracle imports anything else from `compactd::core`.
 
 pub mod oracle;
+pub mod units;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -31,9 +38,12 @@ use compactd::tsdb::block_id::BlockId;
 use compactd::tsdb::meta::{BlockMeta, META_FILENAME};
 
 use crate::blocks::{read_samples, Samples};
+use crate::etcd::EtcdModel;
 use crate::net::Files;
 use crate::shared::WALL0;
 use crate::store::{StoreModel, WriteOutcome, WriteRecord};
+
+pub use units::{labels_hash, unit_of_labels, unit_of_meta, Unit, UnitRules};
 
 /// The writer name of source-block uploads (a Prometheus sidecar, not a compactor).
 pub const SIDECAR: &str = "sidecar";
@@ -52,15 +62,19 @@ pub enum Invariant {
     BucketHealth,
     /// A leader and a finished compaction after the faults heal.
     Liveness,
+    /// Stream ownership: a mutation under the epoch of another unit's key than the unit of
+    /// the object it touches.
+    WrongUnit,
 }
 
 impl Invariant {
     /// Every invariant, in report order.
-    pub const ALL: [Invariant; 4] = [
+    pub const ALL: [Invariant; 5] = [
         Invariant::SingleWriter,
         Invariant::CommitOrder,
         Invariant::BucketHealth,
         Invariant::Liveness,
+        Invariant::WrongUnit,
     ];
 
     /// Its name in reports.
@@ -70,6 +84,7 @@ impl Invariant {
             Invariant::CommitOrder => "commit-order",
             Invariant::BucketHealth => "bucket-health",
             Invariant::Liveness => "liveness",
+            Invariant::WrongUnit => "wrong-unit",
         }
     }
 }
@@ -136,10 +151,21 @@ impl WriterOrder {
     }
 }
 
+/// How single-writer and commit order are keyed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Keying {
+    /// One writer at a time for the whole bucket: every world of bucket ownership.
+    Bucket,
+    /// One writer at a time per unit, and wrong-unit: stream worlds.
+    Units(UnitRules),
+}
+
 /// The checker of one world.
 #[derive(Debug)]
 pub struct Checker {
     strict: bool,
+    /// Stream worlds: the write log by unit, judged at the end ([`Self::finish_units`]).
+    units: Option<units::UnitLog>,
     processed: usize,
     all: WriterOrder,
     commits: WriterOrder,
@@ -159,10 +185,16 @@ fn is_commit(op: &str) -> bool {
 }
 
 impl Checker {
-    /// A checker; `strict` checks the order of every mutation, not only of commits.
-    pub fn new(strict: bool) -> Checker {
+    /// A checker; `strict` checks the order of every mutation, not only of commits; `keying`
+    /// says over what.
+    pub fn new(strict: bool, keying: Keying) -> Checker {
+        let units = match keying {
+            Keying::Bucket => None,
+            Keying::Units(rules) => Some(units::UnitLog::new(rules)),
+        };
         Checker {
             strict,
+            units,
             processed: 0,
             all: WriterOrder::default(),
             commits: WriterOrder::default(),
@@ -176,6 +208,9 @@ impl Checker {
     /// Starts the write log after the writes already in `store` (the seeded bucket).
     pub fn skip_existing(&mut self, store: &StoreModel) {
         self.processed = store.writes().len();
+        if let Some(units) = &mut self.units {
+            units.learn_blocks(store);
+        }
     }
 
     /// Records a violation (the first few of each invariant are kept, all are counted).
@@ -205,6 +240,9 @@ impl Checker {
     /// another visible block (reported by [`Self::after`] if the delete then removes the
     /// block's meta.json).
     pub fn before(&mut self, store: &StoreModel, req: &StoreRequest, at_ms: i64) {
+        if let Some(units) = &mut self.units {
+            units.before(store, req);
+        }
         let Some(WriteOp::DeleteBlock(id)) = req.write_op() else {
             return;
         };
@@ -241,6 +279,11 @@ impl Checker {
                 self.violate(Invariant::BucketHealth, at_ms, text);
             }
         }
+        if let Some(units) = &mut self.units {
+            for w in new.iter().filter(|w| w.applied()) {
+                units.note(store, w);
+            }
+        }
         for w in new.iter().filter(|w| w.applied() && w.node != SIDECAR) {
             let writer = (w.epoch, w.node.clone());
             if w.epoch > 0 {
@@ -257,13 +300,15 @@ impl Checker {
                     self.violate(Invariant::SingleWriter, w.at_ms - WALL0, text);
                 }
             }
-            if self.strict {
+            // Stream worlds judge both orders per unit, once every unit is known
+            // (`finish_units`).
+            if self.units.is_none() && self.strict {
                 if let Some(p) = self.all.note(&writer) {
                     let text = format!("{p}: {} {} {}", w.op, method(w), w.path);
                     self.violate(Invariant::SingleWriter, w.at_ms - WALL0, text);
                 }
             }
-            if is_commit(w.op) {
+            if self.units.is_none() && is_commit(w.op) {
                 if let Some(p) = self.commits.note(&writer) {
                     let text = format!("{p}: {} {} {}", w.op, method(w), w.path);
                     self.violate(Invariant::CommitOrder, w.at_ms - WALL0, text);
@@ -274,6 +319,19 @@ impl Checker {
                     self.check_files(store, id, w.at_ms - WALL0);
                 }
             }
+        }
+    }
+
+    /// Stream worlds: single writer and commit order per unit, and wrong-unit, over the whole
+    /// write log once it is complete (files uploaded before their meta.json take its unit),
+    /// with `etcd`'s history of election keys naming each epoch's unit. Does nothing in
+    /// bucket worlds.
+    pub fn finish_units(&mut self, etcd: &EtcdModel) {
+        let Some(units) = self.units.take() else {
+            return;
+        };
+        for (invariant, at_ms, text) in units.judge(etcd, self.strict) {
+            self.violate(invariant, at_ms, text);
         }
     }
 
@@ -440,29 +498,55 @@ pub fn block_files(store: &StoreModel, id: BlockId) -> Files {
 /// True when nothing is left to do: no partial, marked or covered block, and the oracle finds
 /// no work in any group ([`oracle::work_left`]).
 pub fn finished(store: &StoreModel, cycle: &CycleConfig) -> bool {
+    unfinished(store, cycle).is_empty()
+}
+
+/// What is left to do, per unit (the first thing found in each): partial blocks (the bucket
+/// leader's), marked blocks, blocks whose sources another block holds, and groups where the
+/// oracle finds work. Units as in stream worlds, with the replica labels of `cycle`.
+pub fn unfinished(store: &StoreModel, cycle: &CycleConfig) -> BTreeMap<Unit, String> {
     oracle::assert_modelled(cycle);
+    let replica_labels = &cycle.view.replica_labels;
+    let mut left: BTreeMap<Unit, String> = BTreeMap::new();
     let visible = visible_blocks(store);
-    if block_dirs(store).len() != visible.len() || visible.values().any(|(_, marked)| *marked) {
-        return false;
+    for id in block_dirs(store) {
+        if !visible.contains_key(&id) {
+            left.entry(Unit::Bucket)
+                .or_insert_with(|| format!("partial block {id}"));
+        }
     }
-    // A block whose sources another block holds is garbage the compactor has yet to collect
-    // (the overlap rule alone calls that "nothing to do": without vertical compaction the
-    // group halts).
-    let covered = visible.values().any(|(a, _)| {
-        visible.values().any(|(b, _)| {
+    for (a, marked) in visible.values() {
+        let unit = unit_of_meta(a, replica_labels);
+        let group = oracle::group_of(a);
+        if *marked {
+            left.entry(unit)
+                .or_insert_with(|| format!("block {} of {group} marked for deletion", a.ulid));
+            continue;
+        }
+        // A block whose sources another block holds is garbage the compactor has yet to
+        // collect (the overlap rule alone calls that "nothing to do": without vertical
+        // compaction the group halts).
+        let covering = visible.values().find(|(b, _)| {
             a.ulid != b.ulid
                 && a.compaction
                     .sources
                     .iter()
                     .all(|s| b.compaction.sources.contains(s))
-        })
-    });
-    if covered {
-        return false;
+        });
+        if let Some((b, _)) = covering {
+            left.entry(unit).or_insert_with(|| {
+                format!("block {} of {group} covered by block {}", a.ulid, b.ulid)
+            });
+        }
     }
-    oracle::groups(visible.values().map(|(m, _)| m))
-        .values()
-        .all(|blocks| oracle::work_left(blocks, &cycle.ranges, cycle.vertical).is_none())
+    for (group, blocks) in oracle::groups(visible.values().map(|(m, _)| m)) {
+        if let Some(work) = oracle::work_left(&blocks, &cycle.ranges, cycle.vertical) {
+            let unit = unit_of_labels(&group.labels, replica_labels);
+            left.entry(unit)
+                .or_insert_with(|| format!("group {group}: {work:?}"));
+        }
+    }
+    left
 }
 
 #[cfg(test)]

@@ -154,6 +154,10 @@ pub struct EtcdModel {
     next_watch: u64,
     /// Watch answers not yet returned by `poll_watches`, in the order they were decided.
     answered: Vec<(WatchId, CoordResult)>,
+    /// Every key ever created, by its create revision: for checkers, which judge an epoch by
+    /// the key it is the create revision of. Not etcd's history (compaction keeps it), and
+    /// nothing the model answers depends on it.
+    created: BTreeMap<i64, String>,
 }
 
 impl EtcdModel {
@@ -172,6 +176,7 @@ impl EtcdModel {
             watches: BTreeMap::new(),
             next_watch: 1,
             answered: Vec::new(),
+            created: BTreeMap::new(),
         }
     }
 
@@ -183,6 +188,13 @@ impl EtcdModel {
     /// A key as stored, for checkers.
     pub fn get(&self, key: &str) -> Option<&KeyValue> {
         self.keys.get(key)
+    }
+
+    /// The key created at `create_revision`, whether or not it still exists, for checkers: an
+    /// elected epoch is its key's create revision, so this names what the epoch was elected
+    /// for.
+    pub fn created_key(&self, create_revision: i64) -> Option<&str> {
+        self.created.get(&create_revision).map(String::as_str)
     }
 
     /// Executes one operation at `now_ms` (after expiring the leases due). Every operation
@@ -367,6 +379,7 @@ impl EtcdModel {
             lease: lease.0,
         };
         self.keys.insert(key.to_string(), kv);
+        self.created.insert(self.revision, key.to_string());
         Ok(CoordResult::Campaigned {
             create_revision: self.revision,
         })

@@ -129,6 +129,17 @@ pub enum Mode {
     },
 }
 
+/// Who owns what in the bucket (issue 17, `docs/simulation.md`, "Stream worlds").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ownership {
+    /// One elected leader owns the whole bucket: single-writer over the whole bucket.
+    Bucket,
+    /// Every stream (a block's external labels without the replica labels) has its own
+    /// owner; the bucket leader keeps the objects of no stream. The world seeds 4–30 streams,
+    /// and the checker keys single-writer and commit order by unit (a stream, or the bucket).
+    Stream,
+}
+
 /// A scenario's world and schedule.
 #[derive(Clone, Debug)]
 pub struct Plan {
@@ -147,6 +158,8 @@ pub struct Plan {
     pub starts_ms: Vec<i64>,
     /// Keep the leader busy: more streams and more blocks arriving during the fault phase.
     pub busy: bool,
+    /// Who owns what: the blocks the world seeds and how the checker keys its orders.
+    pub ownership: Ownership,
 }
 
 /// The scenarios.
@@ -184,11 +197,14 @@ pub enum Scenario {
     SingleCrash,
     /// A random mix of every elected-mode fault.
     Chaos,
+    /// 4–30 streams under the faults of a scenario drawn from the elected ones, checked per
+    /// unit (stream ownership).
+    Streams,
 }
 
 impl Scenario {
     /// Every scenario, in listing order.
-    pub const ALL: [Scenario; 16] = [
+    pub const ALL: [Scenario; 17] = [
         Scenario::Calm,
         Scenario::LeaderCrash,
         Scenario::CrashAny,
@@ -204,6 +220,26 @@ impl Scenario {
         Scenario::LeaseRevoked,
         Scenario::DoubleSingle,
         Scenario::SingleCrash,
+        Scenario::Chaos,
+        Scenario::Streams,
+    ];
+
+    /// The scenarios of elected replicas a stream world draws its faults from: every one but
+    /// the single instances' (no etcd, no elected stream owners) and itself.
+    pub const ELECTED: [Scenario; 14] = [
+        Scenario::Calm,
+        Scenario::LeaderCrash,
+        Scenario::CrashAny,
+        Scenario::EtcdPartition,
+        Scenario::OnewayPartition,
+        Scenario::StorePartition,
+        Scenario::Pause,
+        Scenario::ClockSkew,
+        Scenario::EtcdRestart,
+        Scenario::StoreErrors,
+        Scenario::HoldRelease,
+        Scenario::MessageDelay,
+        Scenario::LeaseRevoked,
         Scenario::Chaos,
     ];
 
@@ -226,6 +262,7 @@ impl Scenario {
             Scenario::DoubleSingle => "double-single",
             Scenario::SingleCrash => "single-crash",
             Scenario::Chaos => "chaos",
+            Scenario::Streams => "streams",
         }
     }
 
@@ -248,6 +285,7 @@ impl Scenario {
             Scenario::DoubleSingle => "two single instances (no etcd) started by mistake 0-20s apart",
             Scenario::SingleCrash => "one single instance killed at random moments, with store errors",
             Scenario::Chaos => "a random mix of every elected-mode fault",
+            Scenario::Streams => "4-30 streams (replicas, label-less blocks) under an elected scenario's faults, checked per stream",
         }
     }
 
@@ -261,6 +299,13 @@ impl Scenario {
 
     /// Draws this scenario's world and schedule for `nodes` elected nodes.
     pub fn plan(self, rng: &mut Rng, nodes: usize) -> Plan {
+        if self == Scenario::Streams {
+            let kind = Scenario::ELECTED[rng.below(Scenario::ELECTED.len() as u64) as usize];
+            return Plan {
+                ownership: Ownership::Stream,
+                ..kind.plan(rng, nodes)
+            };
+        }
         let mut p = Plan {
             mode: Mode::Elected,
             skew: false,
@@ -269,6 +314,7 @@ impl Scenario {
             strict: true,
             starts_ms: (0..nodes).map(|_| rng.below(5_000) as i64).collect(),
             busy: false,
+            ownership: Ownership::Bucket,
         };
         let d = Draw {
             heal_at_ms: p.heal_at_ms,
@@ -400,6 +446,7 @@ impl Scenario {
                     (d.at(rng), crash(Target::Node(0), ms))
                 });
             }
+            Scenario::Streams => unreachable!("drawn above"),
             Scenario::Chaos => {
                 p.skew = rng.chance(0.5);
                 let kinds = [

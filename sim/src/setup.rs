@@ -1,6 +1,9 @@
 //! What a world is made of before it runs: node names and clusters, the source blocks and
 //! their sidecar uploads, the nodes' settings and clocks.
 
+use std::collections::BTreeMap;
+use std::path::Path;
+
 use compactd::core::cycle::CycleConfig;
 use compactd::core::leader::{LeaderConfig, Safety};
 use compactd::core::plan::compaction_ranges;
@@ -13,7 +16,7 @@ use crate::blocks::{generate_stream, read_samples, Samples, SourceBlock, BLOCK_M
 use crate::bug::Bug;
 use crate::checker::SIDECAR;
 use crate::clock::Clock;
-use crate::scenario::Mode;
+use crate::scenario::{Mode, Ownership};
 use crate::shared::WALL0;
 use crate::store::{Origin, PutMode, StoreModel};
 
@@ -52,35 +55,136 @@ fn letter(i: usize) -> char {
 /// there is compaction work while faults strike), and every sample they hold.
 pub fn seed_blocks(
     rng: &mut Rng,
-    scratch: &std::path::Path,
+    scratch: &Path,
     upload_until_ms: i64,
     busy: bool,
 ) -> (Vec<(i64, SourceBlock)>, Samples) {
     let mut blocks = Vec::new();
-    let start = (WALL0 - 40 * DAY_MS) / BLOCK_MS * BLOCK_MS;
     let streams = if busy { 3 } else { 1 + rng.below(3) };
     for stream in 0..streams {
         let initial = 3 + rng.below(8) as usize;
         let later = if busy { 8 + rng.below(9) } else { rng.below(9) } as usize;
-        let generated = generate_stream(
-            &scratch.join("sources"),
-            &format!("c{stream}"),
-            start + BLOCK_MS * rng.below(6) as i64,
-            initial + later,
-            rng.next_u64(),
-        )
-        .expect("generate source blocks");
-        let mut times: Vec<i64> = (0..later)
-            .map(|_| 5_000 + rng.below((upload_until_ms - 10_000).max(1) as u64) as i64)
-            .collect();
-        times.sort_unstable();
-        let at = std::iter::repeat_n(0, initial).chain(times);
-        for (i, (b, at)) in generated.into_iter().zip(at).enumerate() {
-            if i < 2 || !rng.chance(0.15) {
-                blocks.push((at, b));
+        let name = format!("c{stream}");
+        let labels = [("cluster".to_string(), name.clone())].into();
+        let source = SourceStream {
+            name,
+            labels,
+            initial,
+            later,
+        };
+        blocks.extend(seed_stream(rng, scratch, upload_until_ms, source));
+    }
+    with_samples(scratch, blocks)
+}
+
+/// The streams of a stream world: at most this many.
+const STREAMS_MAX: u64 = 30;
+/// The streams of a stream world: at least this many.
+const STREAMS_MIN: u64 = 4;
+
+/// The source blocks of a stream world ([`Ownership::Stream`](crate::scenario::Ownership)):
+/// 4–30 streams `{cluster=cN, tenant=tM}` in three clusters, some of them as two replicas
+/// (`replica=r0`, `replica=r1`: one stream once `replica` is a deduplication replica label),
+/// and in 30% of the worlds one stream of blocks without external labels (the bucket
+/// leader's). Each stream has 2–4 blocks in the bucket and 0–2 arriving later: few per
+/// stream, so that 30 streams cost about what a busy world of three does.
+pub fn seed_stream_blocks(
+    rng: &mut Rng,
+    scratch: &Path,
+    upload_until_ms: i64,
+) -> (Vec<(i64, SourceBlock)>, Samples) {
+    let count = (STREAMS_MIN + rng.below(STREAMS_MAX - STREAMS_MIN + 1)) as usize;
+    let mut streams: Vec<BTreeMap<String, String>> = Vec::new();
+    if rng.chance(0.3) {
+        streams.push(BTreeMap::new());
+    }
+    for i in 0.. {
+        if streams.len() >= count {
+            break;
+        }
+        let labels: BTreeMap<String, String> = [
+            ("cluster".to_string(), format!("c{}", i % 3)),
+            ("tenant".to_string(), format!("t{}", i / 3)),
+        ]
+        .into();
+        if streams.len() + 2 <= count && rng.chance(0.25) {
+            for replica in ["r0", "r1"] {
+                let mut labels = labels.clone();
+                labels.insert("replica".to_string(), replica.to_string());
+                streams.push(labels);
             }
+        } else {
+            streams.push(labels);
         }
     }
+    let mut blocks = Vec::new();
+    for (i, labels) in streams.into_iter().enumerate() {
+        let source = SourceStream {
+            name: format!("s{i}"),
+            labels,
+            initial: 2 + rng.below(3) as usize,
+            later: rng.below(3) as usize,
+        };
+        blocks.extend(seed_stream(rng, scratch, upload_until_ms, source));
+    }
+    with_samples(scratch, blocks)
+}
+
+/// One stream to generate.
+struct SourceStream {
+    /// Its scratch directory's name.
+    name: String,
+    /// Its external labels.
+    labels: BTreeMap<String, String>,
+    /// Blocks in the bucket from the start.
+    initial: usize,
+    /// Blocks a sidecar uploads during the fault phase.
+    later: usize,
+}
+
+/// The blocks of one stream with their upload times (a block after the second one is left
+/// out 15% of the time: a gap).
+fn seed_stream(
+    rng: &mut Rng,
+    scratch: &Path,
+    upload_until_ms: i64,
+    source: SourceStream,
+) -> Vec<(i64, SourceBlock)> {
+    let start = (WALL0 - 40 * DAY_MS) / BLOCK_MS * BLOCK_MS;
+    let SourceStream {
+        name,
+        labels,
+        initial,
+        later,
+    } = source;
+    let generated = generate_stream(
+        &scratch.join("sources"),
+        &name,
+        labels,
+        start + BLOCK_MS * rng.below(6) as i64,
+        initial + later,
+        rng.next_u64(),
+    )
+    .expect("generate source blocks");
+    let mut times: Vec<i64> = (0..later)
+        .map(|_| 5_000 + rng.below((upload_until_ms - 10_000).max(1) as u64) as i64)
+        .collect();
+    times.sort_unstable();
+    let at = std::iter::repeat_n(0, initial).chain(times);
+    let mut blocks = Vec::new();
+    for (i, (b, at)) in generated.into_iter().zip(at).enumerate() {
+        if i < 2 || !rng.chance(0.15) {
+            blocks.push((at, b));
+        }
+    }
+    blocks
+}
+
+/// `blocks` in upload order, and every sample they hold.
+fn with_samples(
+    scratch: &Path,
+    mut blocks: Vec<(i64, SourceBlock)>,
+) -> (Vec<(i64, SourceBlock)>, Samples) {
     blocks.sort_by_key(|(at, b)| (*at, b.meta.ulid));
     let files: Vec<_> = blocks
         .iter()
@@ -168,7 +272,30 @@ pub fn clock(rng: &mut Rng, skew: bool) -> Clock {
     }
 }
 
-pub fn leader_config(name: &str, mode: Mode, bug: Option<Bug>) -> LeaderConfig {
+/// Issue 17's hand-off: the ownership the nodes run in a world of `world` ownership. The core
+/// has no stream mode yet, so every node owns the whole bucket, whatever the world; the
+/// checker then lets the bucket leader's key write every unit
+/// ([`UnitRules::nodes_own_streams`](crate::checker::UnitRules)). Once the core has its
+/// field, return `world` here and set the field in [`leader_config`], which receives this.
+pub fn node_ownership(world: Ownership) -> Ownership {
+    match world {
+        Ownership::Bucket | Ownership::Stream => Ownership::Bucket,
+    }
+}
+
+/// A node's leadership settings; `ownership` is [`node_ownership`]'s answer, the one place it
+/// reaches a node.
+pub fn leader_config(
+    name: &str,
+    mode: Mode,
+    bug: Option<Bug>,
+    ownership: Ownership,
+) -> LeaderConfig {
+    assert_eq!(
+        ownership,
+        Ownership::Bucket,
+        "the core has no stream ownership yet (issue 17): set it in the LeaderConfig here"
+    );
     LeaderConfig {
         node: name.to_string(),
         election: (mode == Mode::Elected).then(|| ELECTION.to_string()),

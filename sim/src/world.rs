@@ -13,13 +13,18 @@ use compactd::tsdb::block_id::BlockId;
 use compactd::units::MINUTE_MS;
 
 use crate::bug::Bug;
-use crate::checker::{finished, Checker, Invariant, Violation, SIDECAR};
+use crate::checker::{
+    finished, unfinished, Checker, Invariant, Keying, UnitRules, Violation, SIDECAR,
+};
 use crate::etcd::EtcdModel;
 use crate::injector::Injector;
 use crate::log::EventLog;
 use crate::net::{Mailbox, ETCD, STORE};
-use crate::scenario::{Mode, Scenario};
-use crate::setup::{clock, cycle_config, leader_config, seed_blocks, topology, upload_source};
+use crate::scenario::{Mode, Ownership, Scenario};
+use crate::setup::{
+    clock, cycle_config, leader_config, node_ownership, seed_blocks, seed_stream_blocks, topology,
+    upload_source, ELECTION,
+};
 use crate::shared::{NodeState, Shared, Stats, StoreFaults, Timing, World, WALL0};
 use crate::store::StoreModel;
 
@@ -71,6 +76,20 @@ fn check_failover(world: &World, now: i64, bound_ms: i64) {
     );
     w.checker.violate(Invariant::Liveness, now, text);
 }
+/// Units named in a liveness violation; the count says how many were left.
+const UNFINISHED_SHOWN_MAX: usize = 5;
+
+/// The units (streams, or the bucket leader's objects) with work left, and what is left in
+/// each: a few, and how many in all.
+fn describe_unfinished(left: &BTreeMap<crate::checker::Unit, String>) -> String {
+    let shown: Vec<String> = left
+        .iter()
+        .take(UNFINISHED_SHOWN_MAX)
+        .map(|(unit, what)| format!("{unit}: {what}"))
+        .collect();
+    format!("{} units not finished: {}", left.len(), shown.join("; "))
+}
+
 /// What one world did and found.
 #[derive(Clone, Debug)]
 pub struct Outcome {
@@ -112,7 +131,10 @@ pub fn run_world(seed: u64, scenario: Scenario, bug: Option<Bug>, keep_log: bool
     let elected = 3 + rng.below(3) as usize;
     let plan = scenario.plan(&mut rng, elected);
     let (names, clusters) = topology(&mut rng, plan.mode, elected);
-    let (sources, expected) = seed_blocks(&mut rng, scratch.path(), plan.heal_at_ms, plan.busy);
+    let (sources, expected) = match plan.ownership {
+        Ownership::Bucket => seed_blocks(&mut rng, scratch.path(), plan.heal_at_ms, plan.busy),
+        Ownership::Stream => seed_stream_blocks(&mut rng, scratch.path(), plan.heal_at_ms),
+    };
     let timing = Timing {
         op_timeout_ms: 5_000,
         coord_timeout_ms: 3_000,
@@ -128,13 +150,22 @@ pub fn run_world(seed: u64, scenario: Scenario, bug: Option<Bug>, keep_log: bool
             uploads.push_back((*at, b.clone()));
         }
     }
-    let mut checker = Checker::new(plan.strict);
-    checker.skip_existing(&store);
     let cycle = cycle_config(&mut rng);
+    let ownership = node_ownership(plan.ownership);
+    let keying = match plan.ownership {
+        Ownership::Bucket => Keying::Bucket,
+        Ownership::Stream => Keying::Units(UnitRules {
+            replica_labels: cycle.view.replica_labels.clone(),
+            election: ELECTION.to_string(),
+            nodes_own_streams: ownership == Ownership::Stream,
+        }),
+    };
+    let mut checker = Checker::new(plan.strict, keying);
+    checker.skip_existing(&store);
     let mut nodes = BTreeMap::new();
     for (i, name) in names.iter().enumerate() {
         let clock = clock(&mut rng, plan.skew);
-        let leader = leader_config(name, plan.mode, bug);
+        let leader = leader_config(name, plan.mode, bug, ownership);
         nodes.insert(
             name.clone(),
             NodeState {
@@ -256,10 +287,12 @@ pub fn run_world(seed: u64, scenario: Scenario, bug: Option<Bug>, keep_log: bool
             done_since = None;
         }
         if now > heal_at + FINISH_BOUND_MS {
+            let left = unfinished(&w.store, &cycle);
             drop(w);
             let text = format!(
-                "compaction not finished {} min after the faults healed",
-                FINISH_BOUND_MS / MINUTE_MS
+                "compaction not finished {} min after the faults healed: {}",
+                FINISH_BOUND_MS / MINUTE_MS,
+                describe_unfinished(&left)
             );
             world
                 .borrow_mut()
@@ -271,7 +304,13 @@ pub fn run_world(seed: u64, scenario: Scenario, bug: Option<Bug>, keep_log: bool
     drop(sim);
     let mut w = world.borrow_mut();
     let ids: BTreeSet<BlockId> = sources.iter().map(|(_, b)| b.meta.ulid).collect();
-    let Shared { checker, store, .. } = &mut *w;
+    let Shared {
+        checker,
+        store,
+        etcd,
+        ..
+    } = &mut *w;
+    checker.finish_units(etcd);
     checker.finish(store, &ids, &expected, &scratch.path().join("final"), now);
     Outcome {
         seed,

@@ -377,3 +377,24 @@ fn time_never_goes_back() {
     model.advance(10);
     model.advance(9);
 }
+
+#[test]
+fn created_keys_are_remembered_after_they_go() {
+    let mut model = EtcdModel::new(3);
+    let lease = grant(&mut model, 0, 1);
+    let CoordResult::Campaigned { create_revision } = campaign(&mut model, 0, lease) else {
+        panic!("campaign");
+    };
+    assert_eq!(
+        model.created_key(create_revision),
+        Some(key_of(lease).as_str())
+    );
+    // The lease expires: the key goes, its create revision still names it.
+    model.advance(60_000);
+    assert!(model.get(&key_of(lease)).is_none());
+    assert_eq!(
+        model.created_key(create_revision),
+        Some(key_of(lease).as_str())
+    );
+    assert_eq!(model.created_key(create_revision + 1), None);
+}
