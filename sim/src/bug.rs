@@ -18,16 +18,25 @@ pub enum Bug {
     /// A node keeps renewing its lease while it hears no acknowledgement (etcd keeps its key
     /// alive as long as the renewals reach it): no failover under one-way cuts.
     KeepRenewing,
+    /// A stream's holder commits without CASing the stream's fence.
+    NoStreamFence,
+    /// A node keeps writing to a stream after it handed it over (withdrew its key).
+    StaleOwnership,
+    /// A stream's new holder commits right after fencing it, without the takeover delay.
+    NoRebalanceDelay,
 }
 
 impl Bug {
     /// Every mutation.
-    pub const ALL: [Bug; 5] = [
+    pub const ALL: [Bug; 8] = [
         Bug::NoDeadline,
         Bug::NoFence,
         Bug::NoTakeoverDelay,
         Bug::NoPermitCheck,
         Bug::KeepRenewing,
+        Bug::NoStreamFence,
+        Bug::StaleOwnership,
+        Bug::NoRebalanceDelay,
     ];
 
     /// The `--bug` name.
@@ -38,6 +47,9 @@ impl Bug {
             Bug::NoTakeoverDelay => "no-takeover-delay",
             Bug::NoPermitCheck => "no-permit-check",
             Bug::KeepRenewing => "keep-renewing",
+            Bug::NoStreamFence => "no-stream-fence",
+            Bug::StaleOwnership => "stale-ownership",
+            Bug::NoRebalanceDelay => "no-rebalance-delay",
         }
     }
 }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use compactd::core::cycle::CycleConfig;
-use compactd::core::leader::{LeaderConfig, Safety};
+use compactd::core::leader::{LeaderConfig, Safety, StreamsConfig};
 use compactd::core::plan::compaction_ranges;
 use compactd::core::view::{Scope, ViewConfig};
 use compactd::rng::Rng;
@@ -21,6 +21,9 @@ use crate::shared::WALL0;
 use crate::store::{Origin, PutMode, StoreModel};
 
 /// The election's etcd prefix.
+/// The etcd prefix of every world (`--etcd.prefix`).
+pub const PREFIX: &str = "/compactd/sim";
+/// The bucket's election: `<PREFIX>/election`.
 pub const ELECTION: &str = "/compactd/sim/election";
 /// Cluster names.
 const CLUSTERS: [&str; 3] = ["eu-1", "eu-2", "us-1"];
@@ -272,30 +275,20 @@ pub fn clock(rng: &mut Rng, skew: bool) -> Clock {
     }
 }
 
-/// Issue 17's hand-off: the ownership the nodes run in a world of `world` ownership. The core
-/// has no stream mode yet, so every node owns the whole bucket, whatever the world; the
-/// checker then lets the bucket leader's key write every unit
-/// ([`UnitRules::nodes_own_streams`](crate::checker::UnitRules)). Once the core has its
-/// field, return `world` here and set the field in [`leader_config`], which receives this.
-pub fn node_ownership(world: Ownership) -> Ownership {
-    match world {
-        Ownership::Bucket | Ownership::Stream => Ownership::Bucket,
-    }
-}
-
-/// A node's leadership settings; `ownership` is [`node_ownership`]'s answer, the one place it
-/// reaches a node.
+/// A node's leadership settings; in a stream world every node holds the streams assigned to
+/// it (`--ownership=stream`), with a short rebalance delay so that worlds see rebalances.
 pub fn leader_config(
     name: &str,
     mode: Mode,
     bug: Option<Bug>,
     ownership: Ownership,
 ) -> LeaderConfig {
-    assert_eq!(
-        ownership,
-        Ownership::Bucket,
-        "the core has no stream ownership yet (issue 17): set it in the LeaderConfig here"
-    );
+    let streams = (ownership == Ownership::Stream).then(|| StreamsConfig {
+        prefix: PREFIX.to_string(),
+        observe_interval_ms: 1_000,
+        discover_interval_ms: 10_000,
+        rebalance_delay_ms: 5_000,
+    });
     LeaderConfig {
         node: name.to_string(),
         election: (mode == Mode::Elected).then(|| ELECTION.to_string()),
@@ -311,8 +304,11 @@ pub fn leader_config(
             lease_deadline: bug != Some(Bug::NoDeadline),
             fence: bug != Some(Bug::NoFence),
             abandon_unheard_lease: bug != Some(Bug::KeepRenewing),
+            stream_fence: bug != Some(Bug::NoStreamFence),
+            stream_takeover_delay: bug != Some(Bug::NoRebalanceDelay),
+            stream_release: bug != Some(Bug::StaleOwnership),
         },
         stream: None,
-        streams: None,
+        streams,
     }
 }

@@ -22,8 +22,8 @@ use crate::log::EventLog;
 use crate::net::{Mailbox, ETCD, STORE};
 use crate::scenario::{Mode, Ownership, Scenario};
 use crate::setup::{
-    clock, cycle_config, leader_config, node_ownership, seed_blocks, seed_stream_blocks, topology,
-    upload_source, ELECTION,
+    clock, cycle_config, leader_config, seed_blocks, seed_stream_blocks, topology,
+    upload_source, PREFIX,
 };
 use crate::shared::{NodeState, Shared, Stats, StoreFaults, Timing, World, WALL0};
 use crate::store::StoreModel;
@@ -151,13 +151,12 @@ pub fn run_world(seed: u64, scenario: Scenario, bug: Option<Bug>, keep_log: bool
         }
     }
     let cycle = cycle_config(&mut rng);
-    let ownership = node_ownership(plan.ownership);
+    let ownership = plan.ownership;
     let keying = match plan.ownership {
         Ownership::Bucket => Keying::Bucket,
         Ownership::Stream => Keying::Units(UnitRules {
             replica_labels: cycle.view.replica_labels.clone(),
-            election: ELECTION.to_string(),
-            nodes_own_streams: ownership == Ownership::Stream,
+            prefix: PREFIX.to_string(),
         }),
     };
     let mut checker = Checker::new(plan.strict, keying);

@@ -229,12 +229,16 @@ impl Streams {
         let slot = self.next_slot;
         self.next_slot = slot.next();
         let prefix = self.director_prefix();
-        let leader = LeaderConfig {
+        let mut leader = LeaderConfig {
             election: Some(format!("{prefix}/streams/{stream}")),
             stream: Some(stream),
             streams: None,
             ..self.leader.clone()
         };
+        leader.safety.fence &= leader.safety.stream_fence;
+        if !leader.safety.stream_takeover_delay {
+            leader.takeover_delay_ms = 0;
+        }
         let mut cycle = self.cycle.clone();
         cycle.view.scope = Scope::Stream(stream);
         let seed = self.seed ^ u64::from(slot.0).wrapping_mul(0x9E37_79B9_7F4A_7C15);

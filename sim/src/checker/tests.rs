@@ -281,7 +281,7 @@ fn a_bucket_is_finished_once_no_window_is_left_and_covered_blocks_are_gone() {
 // Stream ownership: single writer and commit order per unit, wrong-unit.
 
 /// The etcd prefix of the stream logs' elections.
-const ELECTION: &str = "/e";
+const PREFIX: &str = "/e";
 
 /// External labels from `name=value` pairs.
 fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
@@ -302,20 +302,18 @@ fn labeled(n: u128, l: &BTreeMap<String, String>) -> Box<BlockMeta> {
 }
 
 impl Log {
-    /// A stream world's log: `replica` is the replica label; `own` says whether the nodes
-    /// own streams (else the bucket leader's key owns every unit).
-    fn streams(strict: bool, own: bool) -> Log {
+    /// A stream world's log, with `replica` as the replica label.
+    fn streams(strict: bool) -> Log {
         Log::keyed(
             strict,
             Keying::Units(UnitRules {
                 replica_labels: vec!["replica".into()],
-                election: ELECTION.into(),
-                nodes_own_streams: own,
+                prefix: PREFIX.into(),
             }),
         )
     }
 
-    /// A new election key `<ELECTION>/<under><lease hex>` on a new lease: its epoch.
+    /// A new election key `<PREFIX>/<under><lease hex>` on a new lease: its epoch.
     fn elect(&mut self, under: &str) -> u64 {
         self.at += 1;
         let lease = match self
@@ -326,7 +324,7 @@ impl Log {
             other => panic!("grant: {other:?}"),
         };
         let campaign = CoordOp::Campaign {
-            key: format!("{ELECTION}/{under}{:x}", lease.0),
+            key: format!("{PREFIX}/{under}{:x}", lease.0),
             value: "node".into(),
             lease,
         };
@@ -383,7 +381,7 @@ impl Log {
 #[test]
 fn two_streams_interleaved_by_their_two_owners_are_clean() {
     let (a, b) = (labels(&[("cluster", "c0")]), labels(&[("cluster", "c1")]));
-    let mut log = Log::streams(true, true);
+    let mut log = Log::streams(true);
     let (ea, eb) = (log.stream_epoch(&a), log.stream_epoch(&b));
     log.block_in("x", ea, 1, &a);
     log.block_in("y", eb, 2, &b);
@@ -407,7 +405,7 @@ fn two_streams_interleaved_by_their_two_owners_are_clean() {
 #[test]
 fn one_stream_interleaved_by_two_owners_breaks_both_orders() {
     let a = labels(&[("cluster", "c0")]);
-    let mut log = Log::streams(true, true);
+    let mut log = Log::streams(true);
     let (old, new) = (log.stream_epoch(&a), log.stream_epoch(&a));
     log.block_in("x", old, 1, &a);
     log.block_in("y", new, 2, &a);
@@ -429,7 +427,7 @@ fn one_stream_interleaved_by_two_owners_breaks_both_orders() {
 fn replicas_of_a_stream_are_one_unit() {
     let r0 = labels(&[("cluster", "c0"), ("replica", "r0")]);
     let r1 = labels(&[("cluster", "c0"), ("replica", "r1")]);
-    let mut log = Log::streams(false, true);
+    let mut log = Log::streams(false);
     let (old, new) = (log.stream_epoch(&r0), log.stream_epoch(&r1));
     log.block_in("x", old, 1, &r0);
     log.block_in("y", new, 2, &r1);
@@ -445,7 +443,7 @@ fn replicas_of_a_stream_are_one_unit() {
 #[test]
 fn an_epoch_of_stream_a_on_a_block_of_stream_b_is_wrong_unit() {
     let (a, b) = (labels(&[("cluster", "c0")]), labels(&[("cluster", "c1")]));
-    let mut log = Log::streams(true, true);
+    let mut log = Log::streams(true);
     let ea = log.stream_epoch(&a);
     log.block_in("x", ea, 1, &b);
     log.judge();
@@ -463,8 +461,8 @@ fn an_epoch_of_stream_a_on_a_block_of_stream_b_is_wrong_unit() {
 fn the_bucket_leader_owns_label_less_blocks_partial_blocks_and_its_fence() {
     let a = labels(&[("cluster", "c0")]);
     let only_replica = labels(&[("replica", "r0")]);
-    let mut log = Log::streams(true, true);
-    let (bucket, ea) = (log.elect(""), log.stream_epoch(&a));
+    let mut log = Log::streams(true);
+    let (bucket, ea) = (log.elect("election/"), log.stream_epoch(&a));
     log.block_in("x", bucket, 1, &only_replica);
     log.put("x", bucket, "compactd/fence.json");
     let fence = format!("compactd/fence/{:016x}.json", labels_hash(&a));
@@ -479,7 +477,7 @@ fn the_bucket_leader_owns_label_less_blocks_partial_blocks_and_its_fence() {
         log.checker.violations()
     );
 
-    let mut wrong = Log::streams(true, true);
+    let mut wrong = Log::streams(true);
     let (bucket, ea) = (wrong.elect(""), wrong.stream_epoch(&a));
     wrong.put("y", ea, "compactd/fence.json");
     wrong.put("x", bucket, &fence);
@@ -499,7 +497,7 @@ fn the_bucket_leader_owns_label_less_blocks_partial_blocks_and_its_fence() {
 #[test]
 fn files_take_the_unit_of_the_meta_json_that_lands_later() {
     let (a, b) = (labels(&[("cluster", "c0")]), labels(&[("cluster", "c1")]));
-    let mut log = Log::streams(true, true);
+    let mut log = Log::streams(true);
     let (ea, eb) = (log.stream_epoch(&a), log.stream_epoch(&b));
     log.files("x", ea, 1);
     log.block_in("y", eb, 2, &b);
@@ -519,7 +517,7 @@ fn files_take_the_unit_of_the_meta_json_that_lands_later() {
 
     // An older owner of stream a writing between the files and the meta.json of a newer one
     // breaks a's order, though the files were not yet visible.
-    let mut log = Log::streams(true, true);
+    let mut log = Log::streams(true);
     let (old, new) = (log.stream_epoch(&a), log.stream_epoch(&a));
     log.files("y", new, 1);
     log.put(
@@ -541,7 +539,7 @@ fn files_take_the_unit_of_the_meta_json_that_lands_later() {
 #[test]
 fn a_stream_epoch_belongs_to_one_node() {
     let a = labels(&[("cluster", "c0")]);
-    let mut log = Log::streams(false, true);
+    let mut log = Log::streams(false);
     let ea = log.stream_epoch(&a);
     log.block_in("x", ea, 1, &a);
     log.block_in("y", ea, 2, &a);
@@ -554,23 +552,13 @@ fn a_stream_epoch_belongs_to_one_node() {
 }
 
 #[test]
-fn while_the_nodes_own_the_bucket_its_leader_writes_every_stream() {
-    let (a, b) = (labels(&[("cluster", "c0")]), labels(&[("cluster", "c1")]));
-    let mut log = Log::streams(true, false);
-    let bucket = log.elect("");
+fn the_bucket_leader_writing_a_stream_is_a_wrong_unit() {
+    let a = labels(&[("cluster", "c0")]);
+    let mut log = Log::streams(true);
+    let bucket = log.elect("election/");
     log.block_in("x", bucket, 1, &a);
-    log.block_in("x", bucket, 2, &b);
     log.judge();
-    assert!(log.checker.violations().is_empty());
-
-    let mut log = Log::streams(true, false);
-    let ea = log.stream_epoch(&a);
-    log.block_in("x", ea, 1, &a);
-    log.judge();
-    assert!(
-        log.count(Invariant::WrongUnit) > 0,
-        "a stream owner while none exist"
-    );
+    assert!(log.count(Invariant::WrongUnit) > 0, "the bucket's key on a stream");
 }
 
 /// The checker's stream ids are the core's (its fence paths and election keys): the one place

@@ -4,8 +4,8 @@
 //! A stream is a block's external labels without the deduplication replica labels, across
 //! resolutions; its id is Prometheus' `labels.Hash()` of them ([`labels_hash`], written here
 //! from Prometheus' definition, not taken from compactd). Its owner's epoch is the create
-//! revision of its election key `<election>/streams/<16-hex id>/<lease hex>`; the bucket
-//! leader's is that of `<election>/<lease hex>`.
+//! revision of its election key `<prefix>/streams/<16-hex id>/<lease hex>`; the bucket
+//! leader's is that of `<prefix>/election/<lease hex>`.
 //!
 //! The unit of a mutation comes from the bucket, never from the node that sent it:
 //! - a block object: the block's labels, from its meta.json as the bucket held it (the seeded
@@ -44,8 +44,10 @@ use crate::store::{StoreModel, WriteOutcome, WriteRecord};
 const BUCKET_FENCE_PATH: &str = "compactd/fence.json";
 /// A stream's fence object is `<this><16-hex id>.json`.
 const STREAM_FENCE_PREFIX: &str = "compactd/fence/";
-/// A stream's election keys are `<election>/<this><16-hex id>/<lease hex>`.
+/// A stream's election keys are `<prefix>/<this><16-hex id>/<lease hex>`.
 const STREAM_KEYS: &str = "streams/";
+/// The bucket's election keys are `<prefix>/<this><lease hex>`.
+const BUCKET_KEYS: &str = "election/";
 /// Prometheus' label separator in `labels.Hash()` (`model/labels`, `seps = []byte{'\xff'}`).
 const LABEL_SEPARATOR: u8 = 0xff;
 
@@ -73,11 +75,8 @@ impl fmt::Display for Unit {
 pub struct UnitRules {
     /// The deduplication replica labels the nodes are configured with.
     pub replica_labels: Vec<String>,
-    /// The election's etcd prefix.
-    pub election: String,
-    /// Whether the nodes run stream ownership; while they do not, the bucket leader's key may
-    /// write every unit (it owns them all).
-    pub nodes_own_streams: bool,
+    /// The etcd prefix (`--etcd.prefix`): the bucket's election and the streams' are below.
+    pub prefix: String,
 }
 
 /// Prometheus' `labels.Hash()`: xxh64, seed 0, over `name 0xff value 0xff` of each label in
@@ -225,10 +224,11 @@ impl UnitLog {
     /// key was.
     fn epoch_unit(&self, etcd: &EtcdModel, epoch: u64) -> Option<Unit> {
         let key = etcd.created_key(i64::try_from(epoch).ok()?)?;
-        let rest = key.strip_prefix(&self.rules.election)?.strip_prefix('/')?;
-        let Some(stream) = rest.strip_prefix(STREAM_KEYS) else {
+        let rest = key.strip_prefix(&self.rules.prefix)?.strip_prefix('/')?;
+        if rest.starts_with(BUCKET_KEYS) {
             return Some(Unit::Bucket);
-        };
+        }
+        let stream = rest.strip_prefix(STREAM_KEYS)?;
         let (hex, _lease) = stream.split_once('/')?;
         stream_id(hex).map(Unit::Stream)
     }
@@ -248,11 +248,7 @@ impl UnitLog {
             };
             let unit = match object_unit {
                 Some(unit) => {
-                    let owner = if self.rules.nodes_own_streams {
-                        unit
-                    } else {
-                        Unit::Bucket
-                    };
+                    let owner = unit;
                     if epoch_unit != Some(owner) {
                         let epoch = epoch_unit
                             .map_or_else(|| "no election key's".to_string(), |u| u.to_string());

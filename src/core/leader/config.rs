@@ -75,6 +75,16 @@ pub struct Safety {
     /// [`Safety::lease_deadline`] on: without it the node writes until told otherwise.
     #[serde(default = "on")]
     pub abandon_unheard_lease: bool,
+    /// A stream's seat fences its stream (`compactd/fence/<stream>.json`) before writing and
+    /// before every commit, as the bucket leader fences the bucket.
+    #[serde(default = "on")]
+    pub stream_fence: bool,
+    /// A stream's new holder waits out the takeover delay before its first commit.
+    #[serde(default = "on")]
+    pub stream_takeover_delay: bool,
+    /// A seat stops writing before it hands its stream over (withdraws its key).
+    #[serde(default = "on")]
+    pub stream_release: bool,
 }
 
 fn on() -> bool {
@@ -87,6 +97,9 @@ impl Safety {
         lease_deadline: true,
         fence: true,
         abandon_unheard_lease: true,
+        stream_fence: true,
+        stream_takeover_delay: true,
+        stream_release: true,
     };
 }
 

@@ -188,6 +188,13 @@ impl Leader {
             return;
         }
         if self.seated() {
+            if !self.cfg.safety.stream_release {
+                // Switched off (`--bug stale-ownership`): withdraw the key, write on.
+                if let Some((key, create_revision)) = self.key.take() {
+                    self.send_coord(CoordOp::Withdraw { key, create_revision }, out);
+                }
+                return;
+            }
             self.lose_write_right(now, "handing the stream over", out);
             match self.key.take() {
                 Some(key) => self.request_at(Role::withdrawing(key, false), now.mono),
