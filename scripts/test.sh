@@ -70,6 +70,11 @@ done
 # Keeping a lease alive unheard only shows under one-way cuts longer than the failover bound.
 log "simulation: --bug keep-renewing must be caught within 100 oneway-partition seeds"
 $SIM run --seeds 100 --scenario oneway-partition --bug keep-renewing | tail -1
+# The per-stream mechanisms (docs/scaleout.md) only act in stream worlds.
+for bug in stale-ownership no-rebalance-delay; do
+  log "simulation: --bug $bug must be caught within 100 streams seeds"
+  $SIM run --seeds 100 --scenario streams --bug "$bug" | tail -1
+done
 
 # Fuzzing (fuzz/README.md): every cargo-fuzz target runs for a short fixed time on seeds cut
 # from generated blocks and must find nothing (no panic, hang or oversized allocation).

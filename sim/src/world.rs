@@ -22,8 +22,8 @@ use crate::log::EventLog;
 use crate::net::{Mailbox, ETCD, STORE};
 use crate::scenario::{Mode, Ownership, Scenario};
 use crate::setup::{
-    clock, cycle_config, leader_config, seed_blocks, seed_stream_blocks, topology,
-    upload_source, PREFIX,
+    clock, cycle_config, leader_config, seed_blocks, seed_stream_blocks, topology, upload_source,
+    PREFIX,
 };
 use crate::shared::{NodeState, Shared, Stats, StoreFaults, Timing, World, WALL0};
 use crate::store::StoreModel;

@@ -558,7 +558,10 @@ fn the_bucket_leader_writing_a_stream_is_a_wrong_unit() {
     let bucket = log.elect("election/");
     log.block_in("x", bucket, 1, &a);
     log.judge();
-    assert!(log.count(Invariant::WrongUnit) > 0, "the bucket's key on a stream");
+    assert!(
+        log.count(Invariant::WrongUnit) > 0,
+        "the bucket's key on a stream"
+    );
 }
 
 /// The checker's stream ids are the core's (its fence paths and election keys): the one place

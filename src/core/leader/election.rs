@@ -171,34 +171,13 @@ impl Leader {
                 req: Some(r),
                 key,
                 then_campaign,
-            } if r == id => match result {
-                CoordResult::Failed(_) => self.retry(Role::withdrawing(key, then_campaign), now),
-                _ if then_campaign => {
-                    self.backoff.reset();
-                    self.campaign_or_idle(now);
-                }
-                _ => self.exit(0, out),
-            },
+            } if r == id => self.on_withdrawn(now, key, then_campaign, &result, out),
             Role::Revoking {
                 req: Some(r),
                 lease,
                 key,
                 expired_by,
-            } if r == id => {
-                let revoking = Role::Revoking {
-                    req: None,
-                    lease,
-                    key,
-                    expired_by,
-                };
-                match result {
-                    CoordResult::Failed(_) => self.retry(revoking, now),
-                    _ => {
-                        self.backoff.reset();
-                        self.request_at(Role::Granting(None), now.mono);
-                    }
-                }
-            }
+            } if r == id => self.on_revoked(now, (lease, key, expired_by), &result),
             // A result for a request of an abandoned role: ignored.
             _ => {}
         }
@@ -263,6 +242,62 @@ impl Leader {
         }
     }
 
+    /// The revocation of `lease` (and `key`, surely gone by `expired_by`) was answered:
+    /// retry a failure, else campaign with a new lease.
+    fn on_revoked(
+        &mut self,
+        now: Now,
+        (lease, key, expired_by): (LeaseId, Option<(String, i64)>, Millis),
+        result: &CoordResult,
+    ) {
+        let revoking = Role::Revoking {
+            req: None,
+            lease,
+            key,
+            expired_by,
+        };
+        match result {
+            CoordResult::Failed(_) => self.retry(revoking, now),
+            _ => {
+                self.backoff.reset();
+                self.request_at(Role::Granting(None), now.mono);
+            }
+        }
+    }
+
+    /// A seat's withdrawal of `key` was answered: retry a failure; then campaign anew or exit.
+    fn on_withdrawn(
+        &mut self,
+        now: Now,
+        key: (String, i64),
+        then_campaign: bool,
+        result: &CoordResult,
+        out: &mut Vec<Output>,
+    ) {
+        match result {
+            CoordResult::Failed(_) => self.retry(Role::withdrawing(key, then_campaign), now),
+            _ if then_campaign => {
+                self.backoff.reset();
+                self.campaign_or_idle(now);
+            }
+            _ => self.exit(0, out),
+        }
+    }
+
+    /// Sends a seat's withdrawal of `key` (see [`Role::Withdrawing`]).
+    fn send_withdraw(&mut self, key: (String, i64), then_campaign: bool, out: &mut Vec<Output>) {
+        let op = CoordOp::Withdraw {
+            key: key.0.clone(),
+            create_revision: key.1,
+        };
+        let req = Some(self.send_coord(op, out));
+        self.set_role(Role::Withdrawing {
+            req,
+            key,
+            then_campaign,
+        });
+    }
+
     /// Campaigns from scratch: with a new lease, or (a seat) a new key on the session's.
     fn start_over(&mut self, now: Now) {
         if self.seated() {
@@ -323,18 +358,7 @@ impl Leader {
                 req: None,
                 key,
                 then_campaign,
-            } => {
-                let op = CoordOp::Withdraw {
-                    key: key.0.clone(),
-                    create_revision: key.1,
-                };
-                let req = Some(self.send_coord(op, out));
-                self.set_role(Role::Withdrawing {
-                    req,
-                    key,
-                    then_campaign,
-                });
-            }
+            } => self.send_withdraw(key, then_campaign, out),
             Role::Revoking {
                 req: None,
                 lease,

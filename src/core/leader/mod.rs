@@ -191,7 +191,13 @@ impl Leader {
             if !self.cfg.safety.stream_release {
                 // Switched off (`--bug stale-ownership`): withdraw the key, write on.
                 if let Some((key, create_revision)) = self.key.take() {
-                    self.send_coord(CoordOp::Withdraw { key, create_revision }, out);
+                    self.send_coord(
+                        CoordOp::Withdraw {
+                            key,
+                            create_revision,
+                        },
+                        out,
+                    );
                 }
                 return;
             }

@@ -78,6 +78,16 @@ fn store_reqs(out: &[Output]) -> Vec<StoreRequest> {
         .collect()
 }
 
+/// The record and expected version of a fence CAS.
+fn cas_of(cas: &StoreRequest) -> (&FenceRecord, &Option<FenceVersion>) {
+    match cas.write_op() {
+        Some(WriteOp::CasFence {
+            record, expected, ..
+        }) => (record, expected),
+        _ => panic!("not a fence CAS: {cas:?}"),
+    }
+}
+
 fn only<T: std::fmt::Debug>(mut v: Vec<T>) -> T {
     assert_eq!(v.len(), 1, "{v:?}");
     v.pop().unwrap()
@@ -161,12 +171,7 @@ fn elect(l: &mut Leader) -> i64 {
     out.clear();
     l.on_store(at(40), read.id(), StoreResult::Fence(None), &mut out);
     let cas = only(store_reqs(&out));
-    let Some(WriteOp::CasFence {
-        record, expected, ..
-    }) = cas.write_op()
-    else {
-        panic!("{cas:?}")
-    };
+    let (record, expected) = cas_of(&cas);
     assert_eq!((record.epoch, record.seq, expected), (7, 1, &None));
     out.clear();
     let v1 = ver("1");
@@ -219,12 +224,7 @@ fn elected_leader_fences_waits_and_guards_each_commit_with_a_cas() {
     l.submit_commit(RequestId(1), put_meta);
     l.drive(at(t + 1), &mut out);
     let cas = only(store_reqs(&out));
-    let Some(WriteOp::CasFence {
-        record, expected, ..
-    }) = cas.write_op()
-    else {
-        panic!("{cas:?}")
-    };
+    let (record, expected) = cas_of(&cas);
     assert_eq!((record.seq, expected.is_some()), (3, true));
     out.clear();
     let v2 = ver("2");

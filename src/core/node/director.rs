@@ -10,11 +10,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::core::assign::assign;
 use crate::core::coord::{CoordId, CoordOp, CoordRequest, CoordResult};
 use crate::core::leader::StreamsConfig;
 use crate::core::request_ids::{Requester, Slot, StoreRequestIds};
 use crate::core::stream::StreamId;
-use crate::core::assign::assign;
 use crate::core::types::{
     Event, MetaState, Millis, Now, Output, ReadOp, RequestId, StoreRequest, StoreResult, SyncResult,
 };

@@ -183,28 +183,21 @@ impl Env {
                     CoordResult::Deleted
                 }
             }
-            CoordOp::Resign { key, lease } => {
-                if let Some((k, _)) = key {
-                    self.keys.remove(k);
-                }
-                self.leases.remove(&lease.0);
-                self.keys.retain(|_, (_, l, _)| *l != lease.0);
-                CoordResult::Resigned
-            }
-            CoordOp::Withdraw {
-                key,
-                create_revision,
-            } => {
-                if self
-                    .keys
-                    .get(key)
-                    .is_some_and(|(rev, _, _)| rev == create_revision)
-                {
-                    self.keys.remove(key);
-                }
-                CoordResult::Resigned
-            }
+            CoordOp::Resign { key, lease } => self.resign(key.as_ref(), *lease),
+            op @ CoordOp::Withdraw { .. } => self.withdraw(op),
         }
+    }
+
+    /// Deletes `key` if it has `create_revision`.
+    fn withdraw(&mut self, key: &str, create_revision: i64) -> CoordResult {
+        if self
+            .keys
+            .get(key)
+            .is_some_and(|(rev, _, _)| *rev == create_revision)
+        {
+            self.keys.remove(key);
+        }
+        CoordResult::Resigned
     }
 
     fn answer_store(&mut self, r: &StoreRequest, sent: i64) -> StoreResult {

@@ -42,7 +42,13 @@ fn lead(seat: &mut Leader, read: StoreRequest) -> i64 {
     let cas = only(store_reqs(&out));
     assert_eq!(cas.permit().map(|p| p.epoch), Some(Epoch(11)));
     assert!(
-        matches!(cas.write_op(), Some(WriteOp::CasFence { stream: Some(STREAM), .. })),
+        matches!(
+            cas.write_op(),
+            Some(WriteOp::CasFence {
+                stream: Some(STREAM),
+                ..
+            })
+        ),
         "the stream's own fence: {cas:?}"
     );
     out.clear();
@@ -98,7 +104,10 @@ fn chosen_seat(rev: i64) -> (Leader, StoreRequest) {
         &mut out,
     );
     let read = only(store_reqs(&out));
-    assert_eq!(read.read_op(), Some(&ReadOp::ReadStreamFence { stream: STREAM }));
+    assert_eq!(
+        read.read_op(),
+        Some(&ReadOp::ReadStreamFence { stream: STREAM })
+    );
     (seat, read)
 }
 
