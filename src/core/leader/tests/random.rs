@@ -188,13 +188,27 @@ impl Env {
         }
     }
 
-    /// Deletes `key` if it has `create_revision`.
-    fn withdraw(&mut self, key: &str, create_revision: i64) -> CoordResult {
-        if self
-            .keys
-            .get(key)
-            .is_some_and(|(rev, _, _)| *rev == create_revision)
-        {
+    /// A resignation: deletes our key, then revokes the lease with its keys.
+    fn resign(&mut self, key: Option<&(String, i64)>, lease: LeaseId) -> CoordResult {
+        if let Some((k, _)) = key {
+            self.keys.remove(k);
+        }
+        self.leases.remove(&lease.0);
+        self.keys.retain(|_, (_, l, _)| *l != lease.0);
+        CoordResult::Resigned
+    }
+
+    /// A withdrawal: deletes the key if it has the create revision.
+    fn withdraw(&mut self, op: &CoordOp) -> CoordResult {
+        let CoordOp::Withdraw {
+            key,
+            create_revision,
+        } = op
+        else {
+            unreachable!("{op:?}")
+        };
+        let ours = self.keys.get(key).map(|(rev, _, _)| rev) == Some(create_revision);
+        if ours {
             self.keys.remove(key);
         }
         CoordResult::Resigned
