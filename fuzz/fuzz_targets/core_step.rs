@@ -137,6 +137,7 @@ impl Harness {
                     vec![]
                 },
                 selector_relabel: vec![],
+                scope: Default::default(),
             },
             wait: true,
             wait_interval_ms: 300_000,
@@ -163,6 +164,8 @@ impl Harness {
             takeover_delay_ms: 2_000,
             commit_window_ms: COMMIT_WINDOW_MS,
             safety: Safety::ALL,
+            stream: None,
+            streams: None,
         };
         leader.validate().expect("the harness' settings are valid");
         let mut blocks = BTreeMap::new();
