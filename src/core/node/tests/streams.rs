@@ -214,3 +214,17 @@ fn a_stream_assigned_elsewhere_is_handed_over_and_its_key_withdrawn() {
         assert!(!world.keys.contains_key(&key), "{key} not withdrawn");
     }
 }
+
+#[test]
+fn the_streams_of_a_member_that_left_move_at_once() {
+    let mut n = streams_node();
+    let mut world = World::new(4);
+    world.run(&mut n, 30_000);
+    assert_eq!(mine(&n).len(), 2);
+    world.keys.remove("/p/election/ff");
+    // Within two member reads, without the rebalance delay (5 s).
+    world.run(&mut n, 32_500);
+    assert_eq!(mine(&n).len(), 4, "{:?}", n.assignment());
+    world.run(&mut n, 32_500 + 2_000 + 1_000);
+    assert_eq!(n.owned_streams().len(), 4, "held after the takeover delay");
+}
