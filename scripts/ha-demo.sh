@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # High availability demo: a local etcd, three compactd replicas on one generated
-# local-filesystem bucket, the leader killed with SIGKILL, and the handover shown.
+# local-filesystem bucket, the leader killed with SIGKILL, and the handover shown. It shows the
+# bucket election (--ownership bucket: one leader writes everything); with the default,
+# --ownership stream, every replica holds streams too (docs/scaleout.md, GET /api/v1/streams).
 # Needs etcd (Debian: apt-get install etcd-server etcd-client). Safe to re-run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -46,7 +48,7 @@ for i in 1 2 3; do
   "$BIN" run --objstore.config-file "$DEMO/bucket.yml" --data-dir "$DEMO/data-$i" --wait --wait-interval 1h \
     --delete-delay 0s --downsampling.disable --http-address 127.0.0.1:1090$i \
     --etcd.url http://127.0.0.1:$PORT_ETCD --etcd.prefix /compactd/demo --etcd.lease-ttl $TTL \
-    --objstore.op-timeout 1s --leader.takeover-delay 2s --node.name replica-$i >"$DEMO/replica-$i.log" 2>&1 &
+    --objstore.op-timeout 1s --leader.takeover-delay 2s --ownership bucket --node.name replica-$i >"$DEMO/replica-$i.log" 2>&1 &
   PID[replica-$i]=$!
   PIDS+=($!)
 done

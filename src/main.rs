@@ -149,8 +149,8 @@ struct RunArgs {
     /// This replica's name in etcd, the fence and block stamps [default: the host name].
     #[arg(long = "node.name")]
     node_name: Option<String>,
-    /// What one elected writer owns: `stream` (every replica compacts the streams assigned to it; needs --etcd.url and --wait) or `bucket` (one leader writes everything).
-    #[arg(long = "ownership", default_value = "bucket", value_parser = ["stream", "bucket"])]
+    /// What one elected writer owns: `stream` (every replica compacts the streams assigned to it; with --etcd.url and --wait, else the one instance owns the bucket) or `bucket` (one leader writes everything).
+    #[arg(long = "ownership", default_value = "stream", value_parser = ["stream", "bucket"])]
     ownership: String,
     /// How long an assignment that moves streams between live replicas (one joined) must hold before it is adopted.
     #[arg(long = "streams.rebalance-delay", default_value = "30s", value_parser = duration_ms)]

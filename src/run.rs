@@ -135,8 +135,9 @@ pub struct HaSettings {
 }
 
 /// How often a replica reads the members from etcd with per-stream ownership: a replica
-/// that left is noticed within this after its lease expired.
-const STREAMS_OBSERVE_INTERVAL_MS: i64 = 1_000;
+/// that left is noticed within this after its lease expired, so it adds to every stream's
+/// failover (one small range read per replica each time).
+const STREAMS_OBSERVE_INTERVAL_MS: i64 = 250;
 
 /// Downsampling needs raw data kept at least this long (Thanos' start-up check).
 const MIN_RAW_RETENTION_WITH_DOWNSAMPLING_MS: u64 = DOWNSAMPLE_RANGE_5M_MS as u64;
@@ -350,6 +351,7 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<i32> {
         trace,
         hash_func: cfg.hash_func,
         accept_malformed_index: cfg.accept_malformed_index,
+        job_slots: crate::driver::JobSlots::new(cfg.concurrency, cfg.downsample_concurrency),
     };
     http.set_ready();
     let code = crate::driver::run(node, driver, shutdown_signal()).await;

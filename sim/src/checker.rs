@@ -23,6 +23,7 @@
 //! block reader, `crate::blocks`.)
 //! `tests.rs` fails if this file or the oracle imports anything else from `compactd::core`.
 
+pub mod balance;
 pub mod oracle;
 pub mod units;
 
@@ -65,16 +66,20 @@ pub enum Invariant {
     /// Stream ownership: a mutation under the epoch of another unit's key than the unit of
     /// the object it touches.
     WrongUnit,
+    /// Stream ownership at rest: the members do not lead ⌊S/N⌋ or ⌈S/N⌉ streams each
+    /// ([`balance`]).
+    Unbalanced,
 }
 
 impl Invariant {
     /// Every invariant, in report order.
-    pub const ALL: [Invariant; 5] = [
+    pub const ALL: [Invariant; 6] = [
         Invariant::SingleWriter,
         Invariant::CommitOrder,
         Invariant::BucketHealth,
         Invariant::Liveness,
         Invariant::WrongUnit,
+        Invariant::Unbalanced,
     ];
 
     /// Its name in reports.
@@ -85,6 +90,7 @@ impl Invariant {
             Invariant::BucketHealth => "bucket-health",
             Invariant::Liveness => "liveness",
             Invariant::WrongUnit => "wrong-unit",
+            Invariant::Unbalanced => "unbalanced",
         }
     }
 }
@@ -210,6 +216,16 @@ impl Checker {
         self.processed = store.writes().len();
         if let Some(units) = &mut self.units {
             units.learn_blocks(store);
+        }
+    }
+
+    /// A fault broke the lease assumption for `unit` in a stream world (its holder's key
+    /// deleted by hand while the holder's lease, and so its permit, lives on): the old holder
+    /// may still upload files after the new one fenced, so single writer is no longer promised
+    /// for that unit; commit order still is.
+    pub fn lease_broken(&mut self, unit: Unit) {
+        if let Some(units) = &mut self.units {
+            units.relax(unit);
         }
     }
 

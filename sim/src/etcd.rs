@@ -190,6 +190,15 @@ impl EtcdModel {
         self.keys.get(key)
     }
 
+    /// The keys under `prefix` as stored now, by create revision (what a range would answer,
+    /// without moving the model's clock), for the world's injector and checkers.
+    pub fn keys_under(&self, prefix: &str) -> Vec<ElectionKey> {
+        match self.observe(prefix) {
+            CoordResult::Observed { keys, .. } => keys,
+            _ => Vec::new(),
+        }
+    }
+
     /// The key created at `create_revision`, whether or not it still exists, for checkers: an
     /// elected epoch is its key's create revision, so this names what the epoch was elected
     /// for.

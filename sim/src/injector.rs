@@ -6,14 +6,14 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use compactd::core::coord::{CoordOp, CoordResult, LeaseId};
+use compactd::core::coord::{CoordOp, CoordResult, ElectionKey, LeaseId};
 use compactd::rng::Rng;
 use compactd::units::MINUTE_MS;
 
 use crate::etcd::Answer;
 use crate::net::{ETCD, STORE};
 use crate::scenario::{Fault, Peer, Target, Way};
-use crate::setup::ELECTION;
+use crate::setup::{ELECTION, PREFIX};
 use crate::shared::{LostLeader, StoreFaults, World};
 
 /// An armed fault strikes after this long even if its moment did not come.
@@ -53,6 +53,26 @@ pub struct Injector {
     armed: Vec<(i64, Fault)>,
     /// Commits sent per node when last looked at.
     commits_seen: BTreeMap<String, u64>,
+    /// Commits each stream holder sent under its epoch when last looked at.
+    stream_commits_seen: BTreeMap<u64, u64>,
+    /// The holder key an armed [`Fault::DeleteStreamKey`] strikes at, once found.
+    doomed: Option<StreamQueue>,
+}
+
+/// A stream's holder key (the lowest create revision under the stream's prefix) with
+/// another running node's key queued behind it.
+#[derive(Clone, Debug)]
+struct StreamQueue {
+    /// The stream.
+    stream: u64,
+    /// The holder's key.
+    key: String,
+    /// Its create revision: the holder's epoch.
+    create_revision: i64,
+    /// The holder.
+    holder: String,
+    /// The first other node queued.
+    queued: String,
 }
 
 fn peer_name(peer: Peer) -> &'static str {
@@ -82,10 +102,13 @@ impl Injector {
             etcd,
             armed: Vec::new(),
             commits_seen: BTreeMap::new(),
+            stream_commits_seen: BTreeMap::new(),
+            doomed: None,
         }
     }
 
-    /// Injects `fault` now, or arms it (a lease revoke, a pause of the leader).
+    /// Injects `fault` now, or arms it (a lease revoke, a pause of the leader, a stream key
+    /// deleted by hand).
     pub fn inject(&mut self, sim: &mut turmoil::Sim<'_>, fault: Fault, now: i64) {
         match fault {
             Fault::RevokeLease { .. }
@@ -94,6 +117,10 @@ impl Injector {
                 ..
             } => {
                 self.commits_seen.clear();
+                self.armed.push((now, fault));
+            }
+            Fault::DeleteStreamKey { .. } => {
+                self.stream_commits_seen.clear();
                 self.armed.push((now, fault));
             }
             f => self.apply(sim, f, now),
@@ -106,7 +133,7 @@ impl Injector {
             if now >= heal_at {
                 continue;
             }
-            if self.strikes(&f, now - since) {
+            if self.strikes(sim, &f, now, since) {
                 self.apply(sim, f, now);
             } else {
                 self.armed.push((since, f));
@@ -118,6 +145,9 @@ impl Injector {
     pub fn heal_all(&mut self, sim: &mut turmoil::Sim<'_>, now: i64) {
         for (_, h) in std::mem::take(&mut self.heals) {
             self.heal(sim, h, now);
+        }
+        for n in self.world.borrow_mut().nodes.values_mut() {
+            n.slow_until_ms = n.slow_until_ms.min(now);
         }
         self.log(now, "every fault healed");
     }
@@ -135,10 +165,15 @@ impl Injector {
         due.into_iter().map(|(_, h)| h).collect()
     }
 
-    /// Whether an armed fault strikes now, `waited` ms after it was armed: a lease revoke
-    /// when the leader has just sent a commit (it is in flight), a pause of the leader when
-    /// its driver holds mutations not yet sent; either after a minute regardless.
-    fn strikes(&mut self, fault: &Fault, waited: i64) -> bool {
+    /// Whether an armed fault strikes now, armed at `since`: a lease revoke when the leader
+    /// has just sent a commit (it is in flight), a pause of the leader when its driver holds
+    /// mutations not yet sent; either after a minute regardless; a stream key deleted by hand
+    /// as [`Self::stream_queue_strikes`] says.
+    fn strikes(&mut self, sim: &mut turmoil::Sim<'_>, fault: &Fault, now: i64, since: i64) -> bool {
+        let waited = now - since;
+        if let Fault::DeleteStreamKey { at_commit, .. } = fault {
+            return self.stream_queue_strikes(sim, now, *at_commit, waited > ARMED_MAX_MS);
+        }
         if waited > ARMED_MAX_MS {
             return true;
         }
@@ -165,6 +200,86 @@ impl Injector {
             .is_some_and(|seen| sent > *seen);
         self.commits_seen.insert(leader.to_string(), sent);
         fresh
+    }
+
+    /// Whether an armed stream-key deletion strikes now: when a stream's holder, with another
+    /// running node queued behind it, is compacting blocks of the stream (it will upload and
+    /// commit the output afterwards, still under its old epoch), or (`at_commit`) sent a
+    /// commit of it since the last look (the commit is in flight); once the fault waited its
+    /// longest (`late`), at any holder with a queue. With no queue it keeps waiting (it is
+    /// dropped when the faults heal).
+    fn stream_queue_strikes(
+        &mut self,
+        sim: &mut turmoil::Sim<'_>,
+        now: i64,
+        at_commit: bool,
+        late: bool,
+    ) -> bool {
+        if !sim.is_host_running(ETCD) {
+            return false;
+        }
+        let queues = self.stream_queues(sim, now);
+        let w = self.world.borrow();
+        let sent = |q: &StreamQueue| {
+            let commits = &w.nodes[&q.holder].commits_by_epoch;
+            commits
+                .get(&(q.create_revision as u64))
+                .copied()
+                .unwrap_or(0)
+        };
+        let busy = queues.iter().find(|q| {
+            let seen = self.stream_commits_seen.get(&(q.create_revision as u64));
+            if at_commit {
+                seen.is_some_and(|seen| sent(q) > *seen)
+            } else {
+                w.nodes[&q.holder].compacting.contains(&q.stream)
+            }
+        });
+        self.doomed = busy.or(queues.first().filter(|_| late)).cloned();
+        for q in &queues {
+            self.stream_commits_seen
+                .insert(q.create_revision as u64, sent(q));
+        }
+        self.doomed.is_some()
+    }
+
+    /// The streams whose holder has another running, unpaused node queued behind it, as etcd
+    /// holds their keys now.
+    fn stream_queues(&self, sim: &mut turmoil::Sim<'_>, now: i64) -> Vec<StreamQueue> {
+        let w = self.world.borrow();
+        let ready: Vec<&str> = w
+            .nodes
+            .iter()
+            .filter(|(name, n)| {
+                n.exited.is_none() && n.paused_until_ms <= now && sim.is_host_running(name.as_str())
+            })
+            .map(|(name, _)| name.as_str())
+            .collect();
+        let prefix = format!("{PREFIX}/streams/");
+        let mut by_stream: BTreeMap<u64, Vec<ElectionKey>> = BTreeMap::new();
+        // By create revision: the first key of each stream holds it.
+        for k in w.etcd.keys_under(&prefix) {
+            let hex = k.key[prefix.len()..].split('/').next().unwrap_or_default();
+            if let Ok(stream) = u64::from_str_radix(hex, 16) {
+                by_stream.entry(stream).or_default().push(k);
+            }
+        }
+        by_stream
+            .into_iter()
+            .filter_map(|(stream, keys)| {
+                let (holder, rest) = keys.split_first()?;
+                let queued = rest
+                    .iter()
+                    .find(|k| k.value != holder.value && ready.contains(&k.value.as_str()))?;
+                Some(StreamQueue {
+                    stream,
+                    key: holder.key.clone(),
+                    create_revision: holder.create_revision,
+                    holder: holder.value.clone(),
+                    queued: queued.value.clone(),
+                })
+            })
+            .collect()
     }
 
     fn log(&self, now: i64, what: &str) {
@@ -208,7 +323,11 @@ impl Injector {
                     && sim.is_host_running(name.as_str())
             })
         };
-        let judged = others_fit && self.heals.is_empty() && self.armed.is_empty();
+        let armed = self
+            .armed
+            .iter()
+            .any(|(_, f)| !matches!(f, Fault::DeleteStreamKey { .. }));
+        let judged = others_fit && self.heals.is_empty() && !armed;
         let mut w = self.world.borrow_mut();
         if let (Some(epoch), None) = (w.nodes[node].leading, &w.stats.leader_lost) {
             w.stats.leader_lost = Some(LostLeader {
@@ -249,6 +368,8 @@ impl Injector {
                     n.leading = None;
                     n.paused_until_ms = 0;
                     n.unsent_mutations = 0;
+                    n.compacting.clear();
+                    n.owned_streams = 0;
                 }
                 self.log(now, &format!("crash {node} for {ms}ms"));
                 self.heals.push((now + ms, Heal::Restart(node)));
@@ -384,6 +505,10 @@ impl Injector {
                 );
                 self.heals.push((now + ms, Heal::StoreCalm));
             }
+            Fault::DeleteStreamKey { hold_ms, .. } => self.delete_stream_key(sim, now, hold_ms),
+            Fault::SlowCompactions { nodes, slow_ms, ms } => {
+                self.slow_compactions(now, nodes, slow_ms, ms)
+            }
             Fault::RevokeLease { ms, hold_ms } => {
                 let Some(node) = self.world.borrow().leader().map(str::to_string) else {
                     return;
@@ -421,6 +546,51 @@ impl Injector {
                 w.log(now, "world", &format!("revoke {node}'s lease, cut it from etcd for {ms}ms, hold its store link {hold_ms}ms"));
             }
         }
+    }
+
+    /// The first `nodes` nodes' compactions take `slow_ms` longer for `ms` from `now`.
+    fn slow_compactions(&mut self, now: i64, nodes: usize, slow_ms: i64, ms: i64) {
+        let mut w = self.world.borrow_mut();
+        for name in self.names.iter().take(nodes) {
+            let n = w.nodes.get_mut(name).expect("node");
+            n.slow_until_ms = now + ms;
+            n.slow_by_ms = slow_ms;
+        }
+        let what =
+            format!("compactions of the first {nodes} nodes take {slow_ms}ms longer for {ms}ms");
+        w.log(now, "world", &what);
+    }
+
+    /// `etcdctl del` of the holder key found by [`Self::stream_queue_strikes`]: a delete of
+    /// exactly that key (a compare-and-delete on its create revision, so a key created anew
+    /// since is left alone); the holder's lease and its other keys stay. The holder's link to
+    /// the store holds its messages for `hold_ms` (a request in flight lands late).
+    fn delete_stream_key(&mut self, sim: &mut turmoil::Sim<'_>, now: i64, hold_ms: i64) {
+        let Some(q) = self.doomed.take() else {
+            return;
+        };
+        sim.hold(q.holder.as_str(), STORE);
+        let heal = Heal::Release {
+            node: q.holder.clone(),
+            peer: STORE,
+        };
+        self.heals.push((now + hold_ms, heal));
+        let op = CoordOp::Withdraw {
+            key: q.key.clone(),
+            create_revision: q.create_revision,
+        };
+        let mut w = self.world.borrow_mut();
+        w.etcd.execute(now, &op);
+        // The lease assumption no longer holds for this stream: only commit order is promised
+        // there (the old holder's uploads may land after the new one fenced).
+        w.checker
+            .lease_broken(crate::checker::Unit::Stream(q.stream));
+        let what = format!(
+            "delete {}'s key {} (epoch {}) by hand, {} queued behind it; hold {}'s store link \
+             {hold_ms}ms",
+            q.holder, q.key, q.create_revision, q.queued, q.holder
+        );
+        w.log(now, "world", &what);
     }
 
     fn heal(&mut self, sim: &mut turmoil::Sim<'_>, heal: Heal, now: i64) {

@@ -19,6 +19,7 @@ use std::time::Duration;
 use compactd::core::admission::{Admission, Refusal};
 use compactd::core::coord::{CoordError, CoordErrorKind, CoordId, CoordOp, CoordResult};
 use compactd::core::node::Node;
+use compactd::core::stream::StreamId;
 use compactd::core::types::{
     CompactJob, CompactedBlock, Event, Input, JobError, JobId, Millis, Output, RequestId,
     StoreError, StoreRequest, StoreResult, WriteOp,
@@ -28,10 +29,17 @@ use turmoil::net::UdpSocket;
 
 use crate::blocks::run_job;
 use crate::bug::Bug;
+use crate::checker::Invariant;
 use crate::clock::Clock;
 use crate::net::{bind_addr, decode, encode, Files, Message, ETCD, PORT, STORE};
 use crate::shared::{sim_ms, Shared, World};
 use crate::store_host::target;
+
+/// Turns of a driver at one world instant, each finding something due at once, that make a
+/// busy loop.
+const SPIN_MAX: u32 = 10_000;
+/// How long a spinning driver waits between turns (one turmoil tick).
+const SPIN_WAIT_MS: u64 = 25;
 
 /// Runs node `name`'s process until it exits.
 pub async fn run(world: World, name: String) -> turmoil::Result {
@@ -58,7 +66,14 @@ pub async fn run(world: World, name: String) -> turmoil::Result {
             let mut w = world.borrow_mut();
             let outbox = d.work(&mut w, sim_ms());
             let unsent = d.queued.values().filter(|q| q.req.is_mutation()).count();
-            w.nodes.get_mut(&name).expect("node").unsent_mutations = unsent;
+            let state = w.nodes.get_mut(&name).expect("node");
+            state.unsent_mutations = unsent;
+            state.compacting = d.job_streams.values().copied().collect();
+            state.owned_streams = if d.exited {
+                0
+            } else {
+                d.node.owned_streams().len()
+            };
             outbox
         };
         for (to, n) in outbox {
@@ -67,9 +82,7 @@ pub async fn run(world: World, name: String) -> turmoil::Result {
         if d.exited {
             return Ok(());
         }
-        let wait = d.next_wake().map_or(Duration::from_secs(3600), |at| {
-            Duration::from_millis((at - sim_ms()).max(0) as u64)
-        });
+        let wait = d.wait(&mut world.borrow_mut(), sim_ms());
         tokio::select! {
             biased;
             r = socket.recv_from(&mut buf) => {
@@ -113,8 +126,15 @@ struct Driver {
     computing: BTreeMap<(i64, JobId), Result<Option<CompactedBlock>, JobError>>,
     /// Files of compacted blocks, for their upload.
     outputs: BTreeMap<BlockId, Files>,
+    /// The stream of each job running (downloading or computing), in stream worlds.
+    job_streams: BTreeMap<JobId, u64>,
     scratch: PathBuf,
     exited: bool,
+    /// Turns in a row that found something due at once, and the world time of the last.
+    spins: u32,
+    spin_at: i64,
+    /// True once this process was found spinning.
+    spun: bool,
 }
 
 impl Driver {
@@ -151,8 +171,12 @@ impl Driver {
             downloads: BTreeMap::new(),
             computing: BTreeMap::new(),
             outputs: BTreeMap::new(),
+            job_streams: BTreeMap::new(),
             scratch,
             exited: false,
+            spins: 0,
+            spin_at: i64::MIN,
+            spun: false,
         }
     }
 
@@ -185,6 +209,41 @@ impl Driver {
             }
         }
         outbox
+    }
+
+    /// How long to wait for the next thing due (a message may come first). A driver that
+    /// finds something due at once, over and over at one instant, spins: the node asks to be
+    /// woken at a time already past after every tick, and turmoil's clock would never move
+    /// again. That is reported once as a liveness violation, and the process then waits a
+    /// turmoil tick instead of not at all, so that the world goes on.
+    fn wait(&mut self, w: &mut Shared, now: i64) -> Duration {
+        let Some(at) = self.next_wake() else {
+            return Duration::from_secs(3600);
+        };
+        if at > now {
+            self.spins = 0;
+            return Duration::from_millis((at - now) as u64);
+        }
+        self.spins = if self.spin_at == now {
+            self.spins + 1
+        } else {
+            1
+        };
+        self.spin_at = now;
+        if self.spins < SPIN_MAX && !self.spun {
+            return Duration::ZERO;
+        }
+        if !self.spun {
+            self.spun = true;
+            let text = format!(
+                "{} spins: its node asks to be woken at {at} (world ms) again after every turn \
+                 at {now}",
+                self.name
+            );
+            w.log(now, &self.name, &text);
+            w.checker.violate(Invariant::Liveness, now, text);
+        }
+        Duration::from_millis(SPIN_WAIT_MS)
     }
 
     /// The next world time something is due.
@@ -238,7 +297,11 @@ impl Driver {
                     })
                 });
                 w.stats.compactions += 1;
-                let took = 500 + w.rng.below(w.timing.compact_max_ms as u64) as i64;
+                let mut took = 500 + w.rng.below(w.timing.compact_max_ms as u64) as i64;
+                let state = &w.nodes[&self.name];
+                if now < state.slow_until_ms {
+                    took += state.slow_by_ms;
+                }
                 self.computing.insert((now + took, job.job), result);
             }
             other => w.log(now, &self.name, &format!("unexpected message {other:?}")),
@@ -259,6 +322,7 @@ impl Driver {
         }
         for id in take_due(&mut self.downloads, now, |(_, d)| *d) {
             let err = JobError::io("download timed out");
+            self.job_streams.remove(&id);
             self.inputs
                 .push_back(Input::Compacted(id, Box::new(Err(err))));
         }
@@ -269,6 +333,7 @@ impl Driver {
             .collect();
         for key in done {
             let result = self.computing.remove(&key).expect("done");
+            self.job_streams.remove(&key.1);
             self.inputs
                 .push_back(Input::Compacted(key.1, Box::new(result)));
         }
@@ -321,6 +386,14 @@ impl Driver {
                     job.output
                 );
                 w.log(now, &self.name, &what);
+                let labels = &w.nodes[&self.name].cycle.view.replica_labels;
+                if let Some(s) = job
+                    .inputs
+                    .first()
+                    .and_then(|m| StreamId::of_block(m, labels))
+                {
+                    self.job_streams.insert(job.job, s.0);
+                }
                 let deadline = now + self.clock.sim_span(3 * w.timing.op_timeout_ms);
                 let n = w.mailbox.post(Message::Download {
                     from: self.name.clone(),
@@ -369,7 +442,10 @@ impl Driver {
             return;
         }
         if q.req.is_commit() {
-            w.nodes.get_mut(&self.name).expect("node").commits_sent += 1;
+            let state = w.nodes.get_mut(&self.name).expect("node");
+            state.commits_sent += 1;
+            let epoch = q.req.permit().map_or(0, |p| p.epoch.0);
+            *state.commits_by_epoch.entry(epoch).or_default() += 1;
         }
         let what = format!("store#{} {} {}", id.0, q.req.name(), target(&q.req));
         w.log(now, &self.name, &what);

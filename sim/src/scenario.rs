@@ -115,6 +115,33 @@ pub enum Fault {
         /// when it releases, within one op timeout of being sent).
         hold_ms: i64,
     },
+    /// The first `nodes` nodes are overloaded: their compactions take `slow_ms` longer for
+    /// `ms`, so that their passes with a compaction outlast the takeover delay and their
+    /// hand-overs wait for them.
+    SlowCompactions {
+        /// How many nodes (the first ones).
+        nodes: usize,
+        /// How much longer a compaction takes.
+        slow_ms: i64,
+        /// How long.
+        ms: i64,
+    },
+    /// An operator deletes a stream's holder key by hand (`etcdctl del
+    /// <prefix>/streams/<stream>/<lease>`) during a rebalance: another replica is queued for
+    /// the stream (its own key there, a higher create revision) while the holder still runs
+    /// its pass. The queued replica becomes the lowest key and takes the stream while the old
+    /// holder's session lease, and so its permit, stays valid: when the old holder's pass
+    /// outlasts the takeover delay, only the stream's fence stops its next commit. Armed at
+    /// its time, it strikes when a holder with a queued replica is compacting the stream, or
+    /// (`at_commit`) sends a commit of it; the holder's link to the store then holds its
+    /// messages for `hold_ms` (a commit in flight lands late: the takeover delay covers that
+    /// one).
+    DeleteStreamKey {
+        /// Strike as the holder sends a commit rather than while it compacts.
+        at_commit: bool,
+        /// How long the old holder's store link holds its messages.
+        hold_ms: i64,
+    },
 }
 
 /// How the replicas run.
@@ -151,6 +178,9 @@ pub struct Plan {
     pub faults: Vec<(i64, Fault)>,
     /// When the fault phase ends: every fault is healed then.
     pub heal_at_ms: i64,
+    /// Sidecar uploads of stream worlds happen before this (the fault phase, unless a fault
+    /// wants the streams busy earlier).
+    pub uploads_until_ms: i64,
     /// Check the order of every mutation (false when a fault breaks the lease assumption:
     /// only commit order is then promised).
     pub strict: bool,
@@ -301,16 +331,23 @@ impl Scenario {
     pub fn plan(self, rng: &mut Rng, nodes: usize) -> Plan {
         if self == Scenario::Streams {
             let kind = Scenario::ELECTED[rng.below(Scenario::ELECTED.len() as u64) as usize];
-            return Plan {
+            let mut p = Plan {
                 ownership: Ownership::Stream,
                 ..kind.plan(rng, nodes)
             };
+            // Drawn aside, so that the worlds without it stay as they were.
+            let mut aside = Rng::new(rng.clone().next_u64() ^ ASIDE);
+            if aside.chance(STREAM_KEY_DELETED) {
+                stream_key_deleted(&mut aside, &mut p);
+            }
+            return p;
         }
         let mut p = Plan {
             mode: Mode::Elected,
             skew: false,
             faults: Vec::new(),
             heal_at_ms: 60_000 + rng.below(240_000) as i64,
+            uploads_until_ms: 0,
             strict: true,
             starts_ms: (0..nodes).map(|_| rng.below(5_000) as i64).collect(),
             busy: false,
@@ -470,8 +507,40 @@ impl Scenario {
             }
         }
         p.faults.sort_by_key(|(t, _)| *t);
+        p.uploads_until_ms = p.heal_at_ms;
         p
     }
+}
+
+/// Mixed into the seed of the draws a stream world makes aside from the main sequence.
+const ASIDE: u64 = 0x5EED_A51D_E0F5_7EA3;
+
+/// The share of stream worlds in which a replica is added during the fault phase and an
+/// operator deletes a stream's holder key by hand while the streams move.
+const STREAM_KEY_DELETED: f64 = 0.6;
+
+/// A replica added (the last node starts) 15–45 s into the world, while the first passes
+/// run, and an armed [`Fault::DeleteStreamKey`] from then on: the new replica's director
+/// adopts its share at once (nobody else holds it in its view) and campaigns, queued
+/// behind the holders until they hand over (the rebalance delay, then the end of their pass).
+fn stream_key_deleted(rng: &mut Rng, p: &mut Plan) {
+    let at = span(rng, 15_000, 30_000).min(p.heal_at_ms - 1);
+    // The sidecars' later blocks land before the replica comes: the holders' passes around
+    // the join have work.
+    p.uploads_until_ms = at + 5_000;
+    if let Some(last) = p.starts_ms.last_mut() {
+        *last = at;
+    }
+    let slow_ms = span(rng, 15_000, 15_000);
+    let ms = p.heal_at_ms;
+    let nodes = p.starts_ms.len() - 1;
+    p.faults
+        .push((0, Fault::SlowCompactions { nodes, slow_ms, ms }));
+    let at_commit = rng.chance(0.5);
+    let hold_ms = span(rng, 2_000, 2_600);
+    p.faults
+        .push((at, Fault::DeleteStreamKey { at_commit, hold_ms }));
+    p.faults.sort_by_key(|(t, _)| *t);
 }
 
 /// The draws every scenario shares.

@@ -4,7 +4,7 @@
 //! order; nobody holds the borrow across an `.await`.
 
 use std::cell::RefCell;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::rc::Rc;
 
@@ -57,6 +57,19 @@ pub struct NodeState {
     pub exited: Option<i32>,
     /// Commit points its drivers sent (meta.json, marks, deletes), over all its processes.
     pub commits_sent: u64,
+    /// Commit points its drivers sent, by the epoch of their permit (a stream's seat commits
+    /// under its key's create revision), over all its processes.
+    pub commits_by_epoch: BTreeMap<u64, u64>,
+    /// How many streams its process leads (`Node::owned_streams`), as it last said.
+    pub owned_streams: usize,
+    /// The streams (stream worlds) of the compaction jobs its process is running: blocks
+    /// downloading or being compacted.
+    pub compacting: BTreeSet<u64>,
+    /// Its compactions whose blocks arrive before this world time take `slow_by_ms` longer
+    /// (an overloaded node).
+    pub slow_until_ms: i64,
+    /// How much longer.
+    pub slow_by_ms: i64,
     /// Mutations its driver holds, issued by the core but not yet sent.
     pub unsent_mutations: usize,
     /// The epoch it leads, if it does.

@@ -1,5 +1,5 @@
 //! The summary table of a `run`: per scenario the seeds, simulated hours, violations by
-//! invariant (wrong-unit only in stream worlds), failovers with their p50/p99 duration (all of them, and the p99 of those the
+//! invariant (wrong-unit and unbalanced only in stream worlds), failovers with their p50/p99 duration (all of them, and the p99 of those the
 //! failover bound applies to: no other fault in force); the throughput in simulated hours per
 //! CPU-hour.
 
@@ -67,7 +67,7 @@ impl Summary {
         let inv: Vec<&str> = Invariant::ALL.iter().map(|i| i.name()).collect();
         let _ = writeln!(
             s,
-            "{:<17} {:>6} {:>8} {:>13} {:>12} {:>13} {:>9} {:>10} {:>10} {:>7} {:>7} {:>8} {:>7}",
+            "{:<17} {:>6} {:>8} {:>13} {:>12} {:>13} {:>9} {:>10} {:>10} {:>10} {:>7} {:>7} {:>8} {:>7}",
             "scenario",
             "seeds",
             "sim h",
@@ -76,6 +76,7 @@ impl Summary {
             inv[2],
             inv[3],
             inv[4],
+            inv[5],
             "failovers",
             "p50 s",
             "p99 s",
@@ -108,7 +109,7 @@ impl Summary {
         let p99_bounded = percentile(&r.bounded_failovers, 0.99);
         let _ = writeln!(
             s,
-            "{:<17} {:>6} {:>8.1} {:>13} {:>12} {:>13} {:>9} {:>10} {:>10} {:>7} {:>7} {:>8} {:>7}",
+            "{:<17} {:>6} {:>8.1} {:>13} {:>12} {:>13} {:>9} {:>10} {:>10} {:>10} {:>7} {:>7} {:>8} {:>7}",
             name,
             r.seeds,
             r.sim_ms as f64 / 3.6e6,
@@ -117,6 +118,7 @@ impl Summary {
             v(Invariant::BucketHealth),
             v(Invariant::Liveness),
             v(Invariant::WrongUnit),
+            v(Invariant::Unbalanced),
             r.failovers.len(),
             percentile(&r.failovers, 0.5),
             percentile(&r.failovers, 0.99),

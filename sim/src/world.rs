@@ -8,13 +8,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
 use std::time::{Duration, UNIX_EPOCH};
 
+use compactd::core::cycle::CycleConfig;
 use compactd::rng::Rng;
 use compactd::tsdb::block_id::BlockId;
 use compactd::units::MINUTE_MS;
 
 use crate::bug::Bug;
 use crate::checker::{
-    finished, unfinished, Checker, Invariant, Keying, UnitRules, Violation, SIDECAR,
+    balance, finished, unfinished, Checker, Invariant, Keying, UnitRules, Violation, SIDECAR,
 };
 use crate::etcd::EtcdModel;
 use crate::injector::Injector;
@@ -23,7 +24,7 @@ use crate::net::{Mailbox, ETCD, STORE};
 use crate::scenario::{Mode, Ownership, Scenario};
 use crate::setup::{
     clock, cycle_config, leader_config, seed_blocks, seed_stream_blocks, topology, upload_source,
-    PREFIX,
+    ELECTION, PREFIX,
 };
 use crate::shared::{NodeState, Shared, Stats, StoreFaults, Timing, World, WALL0};
 use crate::store::StoreModel;
@@ -76,6 +77,56 @@ fn check_failover(world: &World, now: i64, bound_ms: i64) {
     );
     w.checker.violate(Invariant::Liveness, now, text);
 }
+/// Slack of the balance check's wait: a pass of the old holder to end, the hand-over's and
+/// the takeover's round trips, a listing of the streams.
+const BALANCE_SLACK_MS: i64 = 30_000;
+
+/// How long the members of a stream world must stay unchanged, after the faults healed,
+/// before the streams must be shared out evenly: the rebalance delay, the takeover delay and
+/// slack (from the settings, not from the core). `None` in bucket worlds.
+fn balance_settle_ms(leader: &compactd::core::leader::LeaderConfig) -> Option<i64> {
+    let streams = leader.streams.as_ref()?;
+    Some(streams.rebalance_delay_ms + leader.takeover_delay_ms + BALANCE_SLACK_MS)
+}
+
+/// The bucket's members (the names under its election, as etcd holds them) and since when
+/// they are what they are.
+#[derive(Debug, Default)]
+struct Members {
+    names: Option<BTreeSet<String>>,
+    since_ms: i64,
+}
+
+impl Members {
+    /// Looks at the members at `now`; the first look counts from `since_ms`.
+    fn look(&mut self, w: &Shared, now: i64) {
+        let names: BTreeSet<String> = w
+            .etcd
+            .keys_under(&format!("{ELECTION}/"))
+            .into_iter()
+            .map(|k| k.value)
+            .collect();
+        if self.names.as_ref().is_some_and(|n| *n != names) {
+            self.since_ms = now;
+        }
+        self.names = Some(names);
+    }
+}
+
+/// Stream worlds that ended at rest: the streams must be shared out evenly among the members
+/// ([`balance::unbalanced`]).
+fn check_balance(w: &mut Shared, members: &BTreeSet<String>, cycle: &CycleConfig, now: i64) {
+    let streams = balance::streams_in(&w.store, &cycle.view.replica_labels);
+    let owned: BTreeMap<String, usize> = w
+        .nodes
+        .iter()
+        .map(|(name, n)| (name.clone(), n.owned_streams))
+        .collect();
+    if let Some(text) = balance::unbalanced(streams.len(), members, &owned) {
+        w.checker.violate(Invariant::Unbalanced, now, text);
+    }
+}
+
 /// Units named in a liveness violation; the count says how many were left.
 const UNFINISHED_SHOWN_MAX: usize = 5;
 
@@ -133,7 +184,7 @@ pub fn run_world(seed: u64, scenario: Scenario, bug: Option<Bug>, keep_log: bool
     let (names, clusters) = topology(&mut rng, plan.mode, elected);
     let (sources, expected) = match plan.ownership {
         Ownership::Bucket => seed_blocks(&mut rng, scratch.path(), plan.heal_at_ms, plan.busy),
-        Ownership::Stream => seed_stream_blocks(&mut rng, scratch.path(), plan.heal_at_ms),
+        Ownership::Stream => seed_stream_blocks(&mut rng, scratch.path(), plan.uploads_until_ms),
     };
     let timing = Timing {
         op_timeout_ms: 5_000,
@@ -172,6 +223,11 @@ pub fn run_world(seed: u64, scenario: Scenario, bug: Option<Bug>, keep_log: bool
                 clock,
                 start_ms: plan.starts_ms.get(i).copied().unwrap_or(0),
                 commits_sent: 0,
+                commits_by_epoch: BTreeMap::new(),
+                owned_streams: 0,
+                compacting: BTreeSet::new(),
+                slow_until_ms: 0,
+                slow_by_ms: 0,
                 unsent_mutations: 0,
                 paused_until_ms: 0,
                 starts: 0,
@@ -221,16 +277,24 @@ pub fn run_world(seed: u64, scenario: Scenario, bug: Option<Bug>, keep_log: bool
             crate::node_host::run(w.clone(), n.clone())
         });
     }
-    let failover_bound = {
+    let (failover_bound, balance_settle) = {
         let w = world.borrow();
         let first = w.nodes.values().next().expect("a node");
-        failover_bound_ms(&first.leader)
+        (
+            failover_bound_ms(&first.leader),
+            balance_settle_ms(&first.leader),
+        )
     };
     let mut run = Injector::new(world.clone(), rng, names, latency_max_ms, etcd);
     let mut faults = plan.faults.into_iter().peekable();
     let heal_at = plan.heal_at_ms;
     let (mut healed, mut leader_ok, mut done_since) = (false, !etcd, None::<i64>);
     let mut now = 0;
+    let mut members = Members {
+        names: None,
+        since_ms: heal_at,
+    };
+    let mut at_rest = false;
     loop {
         if let Err(e) = sim.step() {
             let text = format!("the simulation stopped: {e}");
@@ -277,9 +341,12 @@ pub fn run_world(seed: u64, scenario: Scenario, bug: Option<Bug>, keep_log: bool
                 continue;
             }
         }
+        members.look(&w, now);
         if finished(&w.store, &cycle) {
             let since = *done_since.get_or_insert(now);
-            if now - since >= SETTLE_MS {
+            // Stream worlds also wait for their members to stay unchanged long enough.
+            at_rest = balance_settle.is_some_and(|ms| now - members.since_ms >= ms);
+            if now - since >= SETTLE_MS && (balance_settle.is_none() || at_rest) {
                 break;
             }
         } else {
@@ -288,11 +355,18 @@ pub fn run_world(seed: u64, scenario: Scenario, bug: Option<Bug>, keep_log: bool
         if now > heal_at + FINISH_BOUND_MS {
             let left = unfinished(&w.store, &cycle);
             drop(w);
-            let text = format!(
-                "compaction not finished {} min after the faults healed: {}",
-                FINISH_BOUND_MS / MINUTE_MS,
-                describe_unfinished(&left)
-            );
+            let text = match done_since {
+                Some(_) => format!(
+                    "the members still change {} min after the faults healed",
+                    FINISH_BOUND_MS / MINUTE_MS
+                ),
+                None => format!(
+                    "compaction not finished {} min after the faults healed: {}",
+                    FINISH_BOUND_MS / MINUTE_MS,
+                    describe_unfinished(&left)
+                ),
+            };
+            at_rest = false;
             world
                 .borrow_mut()
                 .checker
@@ -302,6 +376,9 @@ pub fn run_world(seed: u64, scenario: Scenario, bug: Option<Bug>, keep_log: bool
     }
     drop(sim);
     let mut w = world.borrow_mut();
+    if let (true, Some(names)) = (at_rest, &members.names) {
+        check_balance(&mut w, names, &cycle, now);
+    }
     let ids: BTreeSet<BlockId> = sources.iter().map(|(_, b)| b.meta.ulid).collect();
     let Shared {
         checker,

@@ -12,6 +12,7 @@ pub mod jobs;
 mod record;
 mod report;
 pub mod store;
+pub mod unit_gauges;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -63,6 +64,41 @@ pub struct DriverConfig {
     /// `--debug.accept-malformed-index`: compact and downsample blocks whose series have
     /// unsorted label names.
     pub accept_malformed_index: bool,
+    /// How many jobs of each kind may run at once in this process.
+    pub job_slots: JobSlots,
+}
+
+/// The process-wide bound on running jobs: `--compact.concurrency` compactions and
+/// `--downsample.concurrency` downsamplings at once. A cycle already keeps its own jobs within
+/// these; with `--ownership=stream` each held stream runs a cycle of its own, and these slots
+/// keep the process within the flags however many streams it holds (a job waits for a slot
+/// before it downloads anything).
+#[derive(Clone, Debug)]
+pub struct JobSlots {
+    compact: Arc<tokio::sync::Semaphore>,
+    downsample: Arc<tokio::sync::Semaphore>,
+}
+
+impl JobSlots {
+    /// `compact` compactions and `downsample` downsamplings at once (each at least one).
+    pub fn new(compact: usize, downsample: usize) -> JobSlots {
+        JobSlots {
+            compact: Arc::new(tokio::sync::Semaphore::new(compact.max(1))),
+            downsample: Arc::new(tokio::sync::Semaphore::new(downsample.max(1))),
+        }
+    }
+
+    /// Waits for a slot for a job of `kind`; the slot is free again when the permit drops.
+    async fn acquire(&self, kind: &JobKind) -> tokio::sync::OwnedSemaphorePermit {
+        let slots = match kind {
+            JobKind::Compact => &self.compact,
+            JobKind::Downsample { .. } => &self.downsample,
+        };
+        Arc::clone(slots)
+            .acquire_owned()
+            .await
+            .expect("the job semaphores are never closed")
+    }
 }
 
 /// The clocks of this process.
@@ -495,6 +531,7 @@ fn spawn_job(cfg: &DriverConfig, job: CompactJob, tx: mpsc::UnboundedSender<Inpu
     let dedup = cfg.dedup;
     let accept_malformed_index = cfg.accept_malformed_index;
     let reporter = cfg.reporter.clone();
+    let slots = cfg.job_slots.clone();
     let id = job.job;
     let on_panic = Input::Compacted(
         id,
@@ -504,6 +541,7 @@ fn spawn_job(cfg: &DriverConfig, job: CompactJob, tx: mpsc::UnboundedSender<Inpu
     );
     let panic_tx = tx.clone();
     let work = async move {
+        let _slot = slots.acquire(&job.kind).await;
         let started = Instant::now();
         reporter.compaction_started(&job);
         let series_written = Arc::new(std::sync::atomic::AtomicU64::new(0));
@@ -555,6 +593,33 @@ pub fn reset_data_dir(data_dir: &std::path::Path) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// However many cycles ask, no more jobs of a kind run than its slots; the two kinds do
+    /// not wait for each other.
+    #[test]
+    fn job_slots_bound_each_kind_on_its_own() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let slots = JobSlots::new(2, 1);
+            let a = slots.acquire(&JobKind::Compact).await;
+            let _b = slots.acquire(&JobKind::Compact).await;
+            let third =
+                tokio::time::timeout(Duration::from_millis(50), slots.acquire(&JobKind::Compact));
+            assert!(third.await.is_err(), "a third compaction must wait");
+            let down = JobKind::Downsample {
+                resolution_ms: 300_000,
+            };
+            let d = tokio::time::timeout(Duration::from_millis(50), slots.acquire(&down));
+            assert!(d.await.is_ok(), "a downsampling has slots of its own");
+            drop(a);
+            let third =
+                tokio::time::timeout(Duration::from_secs(5), slots.acquire(&JobKind::Compact));
+            assert!(third.await.is_ok(), "a freed slot is taken");
+        });
+    }
 
     /// A running upload follows the node's current permit: a renewal published before the
     /// first permit ends keeps it going; a lapse of the renewed permit ends it; a new term

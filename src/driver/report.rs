@@ -3,8 +3,10 @@
 //! mark and delete, and a progress line every [`PROGRESS_LOG_INTERVAL`] of a long compaction.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
+
+use super::unit_gauges::{Backlog, UnitGauges, UnitKey};
 
 use crate::core::stream::StreamId;
 use crate::core::types::{CompactJob, Event, JobKind, ReadOp, StoreError, StoreRequest, WriteOp};
@@ -18,12 +20,67 @@ pub const PROGRESS_LOG_INTERVAL: Duration = Duration::from_secs(30);
 #[derive(Clone)]
 pub struct Reporter {
     metrics: Arc<Metrics>,
+    /// The sync states and backlog of each unit this replica holds, summed into the gauges.
+    units: Arc<Mutex<UnitGauges>>,
 }
 
 impl Reporter {
     /// A reporter updating `metrics`.
     pub fn new(metrics: Arc<Metrics>) -> Self {
-        Reporter { metrics }
+        Reporter {
+            metrics,
+            units: Arc::default(),
+        }
+    }
+
+    fn units(&self) -> std::sync::MutexGuard<'_, UnitGauges> {
+        self.units.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Sets `thanos_blocks_meta_synced` to the sum over the units held.
+    fn publish_synced(&self, states: &BTreeMap<String, u64>) {
+        let states: BTreeMap<&str, u64> = states.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+        self.metrics.fetcher.set_synced(&states);
+    }
+
+    /// Sets the `thanos_compact_todo_*` gauges to the sum over the units held.
+    fn publish_backlog(&self, b: Backlog) {
+        let p = &self.metrics.progress;
+        p.todo_compactions.set(b.compactions as i64);
+        p.todo_compaction_blocks.set(b.compaction_blocks as i64);
+        if let Some(blocks) = b.downsample_blocks {
+            p.todo_downsample_blocks.set(blocks as i64);
+        }
+        p.todo_deletion_blocks.set(b.deletion_blocks as i64);
+    }
+
+    /// A unit's sync: counted, its problems logged, the gauges re-summed.
+    fn synced(&self, unit: UnitKey, states: &BTreeMap<String, u64>, problems: &[String]) {
+        let total = self.units().synced(unit, states);
+        self.publish_synced(&total);
+        self.metrics.fetcher.syncs.inc();
+        for p in problems {
+            tracing::warn!(problem = %p, "bucket sync");
+        }
+        tracing::info!(
+            loaded = states.get("loaded").copied().unwrap_or(0),
+            partial = states.get("no-meta-json").copied().unwrap_or(0)
+                + states.get("corrupted-meta-json").copied().unwrap_or(0),
+            "synced block metadata"
+        );
+    }
+
+    /// A unit's backlog: the gauges re-summed.
+    fn backlog(&self, unit: UnitKey, b: Backlog) {
+        let total = self.units().backlog(unit, b);
+        self.publish_backlog(total);
+        tracing::debug!(
+            compactions = b.compactions,
+            compaction_blocks = b.compaction_blocks,
+            downsample_blocks = ?b.downsample_blocks,
+            deletion_blocks = b.deletion_blocks,
+            "backlog calculated"
+        );
     }
 
     /// The metrics.
@@ -35,21 +92,7 @@ impl Reporter {
     pub fn event(&self, e: &Event) {
         let m = &self.metrics;
         match e {
-            Event::Synced { states, problems } => {
-                let states_ref: BTreeMap<&str, u64> =
-                    states.iter().map(|(k, v)| (k.as_str(), *v)).collect();
-                m.fetcher.set_synced(&states_ref);
-                m.fetcher.syncs.inc();
-                for p in problems {
-                    tracing::warn!(problem = %p, "bucket sync");
-                }
-                tracing::info!(
-                    loaded = states.get("loaded").copied().unwrap_or(0),
-                    partial = states.get("no-meta-json").copied().unwrap_or(0)
-                        + states.get("corrupted-meta-json").copied().unwrap_or(0),
-                    "synced block metadata"
-                );
-            }
+            Event::Synced { states, problems } => self.synced(None, states, problems),
             Event::SyncFailed(err) => {
                 m.fetcher.sync_failures.inc();
                 tracing::error!(error = %err, "bucket sync failed");
@@ -143,30 +186,7 @@ impl Reporter {
                 }
                 tracing::warn!(op = %op, error = %error, "bucket mutation failed")
             }
-            Event::Progress {
-                todo_compactions,
-                todo_compaction_blocks,
-                todo_downsample_blocks,
-                todo_deletion_blocks,
-            } => {
-                m.progress.todo_compactions.set(*todo_compactions as i64);
-                m.progress
-                    .todo_compaction_blocks
-                    .set(*todo_compaction_blocks as i64);
-                if let Some(blocks) = todo_downsample_blocks {
-                    m.progress.todo_downsample_blocks.set(*blocks as i64);
-                }
-                m.progress
-                    .todo_deletion_blocks
-                    .set(*todo_deletion_blocks as i64);
-                tracing::debug!(
-                    compactions = todo_compactions,
-                    compaction_blocks = todo_compaction_blocks,
-                    downsample_blocks = ?todo_downsample_blocks,
-                    deletion_blocks = todo_deletion_blocks,
-                    "backlog calculated"
-                );
-            }
+            Event::Progress { .. } => self.backlog(None, backlog_of(e)),
             Event::Halted(reason) => {
                 m.compact.halted.set(1);
                 tracing::error!(reason = %reason, "critical error detected; halting");
@@ -257,8 +277,8 @@ impl Reporter {
     /// bucket's: logged with the stream, counted by `compactd_owned_streams` (set from the
     /// node after every step), never in the bucket leader's gauges. A seat's sync sees only
     /// its stream, so it counts as a sync without setting the bucket's block gauges.
-    fn stream_event(&self, stream: StreamId, e: &Event) {
-        let stream = stream.to_string();
+    fn stream_event(&self, id: StreamId, e: &Event) {
+        let stream = id.to_string();
         match e {
             Event::Elected { epoch } => {
                 tracing::info!(stream, epoch, "elected for the stream; fencing it")
@@ -273,16 +293,21 @@ impl Reporter {
                 tracing::info!(stream, epoch, failover_ms, "holding the stream; writing")
             }
             Event::SteppedDown { epoch, reason } => {
+                if let Some((synced, backlog)) = self.units().dropped(Some(id)) {
+                    self.publish_synced(&synced);
+                    self.publish_backlog(backlog);
+                }
                 tracing::warn!(stream, epoch, reason = %reason, "stopped holding the stream")
             }
             Event::LeaderKnown(Some(l)) => {
                 tracing::debug!(stream, holder = %l.node, epoch = l.epoch, "stream holder changed")
             }
             Event::LeaderKnown(None) => tracing::debug!(stream, "no stream holder known"),
-            Event::Synced { .. } => {
-                self.metrics.fetcher.syncs.inc();
+            Event::Synced { states, problems } => {
+                let _span = tracing::info_span!("stream", stream).entered();
+                self.synced(Some(id), states, problems);
             }
-            Event::Progress { .. } => {}
+            Event::Progress { .. } => self.backlog(Some(id), backlog_of(e)),
             other => {
                 let _span = tracing::info_span!("stream", stream).entered();
                 self.event(other);
@@ -408,6 +433,24 @@ impl Reporter {
                 tracing::error!(group = %job.group, inputs = %inputs.join(","), error = %e, "compaction job failed")
             }
         }
+    }
+}
+
+/// The backlog an `Event::Progress` carries (zero for any other event).
+fn backlog_of(e: &Event) -> Backlog {
+    match e {
+        Event::Progress {
+            todo_compactions,
+            todo_compaction_blocks,
+            todo_downsample_blocks,
+            todo_deletion_blocks,
+        } => Backlog {
+            compactions: *todo_compactions,
+            compaction_blocks: *todo_compaction_blocks,
+            downsample_blocks: *todo_downsample_blocks,
+            deletion_blocks: *todo_deletion_blocks,
+        },
+        _ => Backlog::default(),
     }
 }
 

@@ -346,6 +346,8 @@ impl Drop for KillOnDrop {
 }
 
 /// Downloads every object of the bucket into `dir` (object names become relative paths).
+/// Objects deleted between the listing and their download (by a compactor at work) are left
+/// out.
 pub fn download_bucket(config: &str, dir: &Path) {
     use futures::TryStreamExt;
     use object_store::ObjectStoreExt;
@@ -354,15 +356,12 @@ pub fn download_bucket(config: &str, dir: &Path) {
         let objects: Vec<_> = bucket.store.list(None).try_collect().await.unwrap();
         for o in objects {
             let target = dir.join(o.location.as_ref());
+            let got = match bucket.store.get(&o.location).await {
+                Err(object_store::Error::NotFound { .. }) => continue,
+                r => r.unwrap(),
+            };
+            let bytes = got.bytes().await.unwrap();
             std::fs::create_dir_all(target.parent().unwrap()).unwrap();
-            let bytes = bucket
-                .store
-                .get(&o.location)
-                .await
-                .unwrap()
-                .bytes()
-                .await
-                .unwrap();
             std::fs::write(target, bytes).unwrap();
         }
     });

@@ -21,6 +21,11 @@
 //! connection. The end of a stream is withheld like its bytes: a direction that discards
 //! forwards the end (a half-close) only once it forwards again.
 //!
+//! The proxy also reads the requests it forwards as a store would log them: the request
+//! line (`PUT /bucket/key HTTP/1.1`) of every plain-HTTP request that can change something
+//! (`PUT`, `POST`, `DELETE`), for tests that must show a client wrote nothing
+//! ([`Proxy::mutations`]).
+//!
 //! Dropping the [`Proxy`] closes the listener and every connection it made.
 
 use std::io::{Read, Write};
@@ -35,6 +40,10 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often a direction that reached the end of its stream while discarding checks whether
 /// it forwards again (and may pass the end on).
 const HEAL_POLL: Duration = Duration::from_millis(10);
+/// The HTTP methods whose requests [`Proxy::mutations`] records.
+const MUTATING: [&[u8]; 3] = [b"PUT /", b"POST /", b"DELETE /"];
+/// A request line longer than this is not one (the scanner gives up on it).
+const MAX_REQUEST_LINE: usize = 8 * 1024;
 
 /// What the proxy does with the bytes it reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -115,6 +124,8 @@ struct Shared {
     /// Indexed by `Dir as usize`.
     forwarded: [AtomicU64; 2],
     discarded: [AtomicU64; 2],
+    /// The request lines of mutating requests forwarded to the target, in arrival order.
+    mutations: Mutex<Vec<String>>,
 }
 
 impl Shared {
@@ -149,6 +160,7 @@ impl Proxy {
             peak_open: AtomicU64::new(0),
             forwarded: [AtomicU64::new(0), AtomicU64::new(0)],
             discarded: [AtomicU64::new(0), AtomicU64::new(0)],
+            mutations: Mutex::new(Vec::new()),
         });
         let s = shared.clone();
         let accept = std::thread::Builder::new()
@@ -194,6 +206,57 @@ impl Proxy {
             discarded_to_target: get(&s.discarded[Dir::ToTarget as usize]),
             discarded_to_client: get(&s.discarded[Dir::ToClient as usize]),
         }
+    }
+
+    /// The request lines of the `PUT`, `POST` and `DELETE` requests forwarded to the target
+    /// so far (plain HTTP/1.1, as an S3 client speaks to a store without TLS).
+    pub fn mutations(&self) -> Vec<String> {
+        self.shared.mutations.lock().unwrap().clone()
+    }
+}
+
+/// Finds the request lines of mutating HTTP requests in a byte stream that arrives in chunks
+/// (a line may be split between two). Bodies are not parsed: a body that happens to contain
+/// `PUT /...\r\n` would count too, which for a test that expects none errs on the safe side.
+#[derive(Default)]
+struct RequestLines {
+    /// Bytes not yet resolved: the start of an unfinished request line, or a tail short
+    /// enough to hold the start of a method split from its rest.
+    pending: Vec<u8>,
+}
+
+impl RequestLines {
+    /// Scans `bytes`, appending each request line it completes to `out`.
+    fn feed(&mut self, bytes: &[u8], out: &mut Vec<String>) {
+        self.pending.extend_from_slice(bytes);
+        let find = |hay: &[u8], needle: &[u8]| hay.windows(needle.len()).position(|w| w == needle);
+        let mut from = 0;
+        let mut unfinished = false;
+        while let Some(start) = MUTATING
+            .iter()
+            .filter_map(|m| find(&self.pending[from..], m).map(|i| i + from))
+            .min()
+        {
+            match find(&self.pending[start..], b"\r\n") {
+                Some(len) => {
+                    out.push(String::from_utf8_lossy(&self.pending[start..start + len]).into());
+                    from = start + len + 2;
+                }
+                None if self.pending.len() - start > MAX_REQUEST_LINE => from = start + 1,
+                None => {
+                    from = start;
+                    unfinished = true;
+                    break;
+                }
+            }
+        }
+        let longest = MUTATING.iter().map(|m| m.len()).max().unwrap_or(0);
+        let keep = if unfinished {
+            from
+        } else {
+            from.max(self.pending.len().saturating_sub(longest - 1))
+        };
+        self.pending.drain(..keep);
     }
 }
 
@@ -272,6 +335,7 @@ fn accept_loop(listener: TcpListener, target: SocketAddr, shared: Arc<Shared>) {
 /// Copies `from` to `to` while the mode forwards `dir`, discards what it reads otherwise.
 fn copy(mut from: TcpStream, mut to: TcpStream, dir: Dir, shared: Arc<Shared>) {
     let mut buf = vec![0u8; 64 * 1024];
+    let mut requests = RequestLines::default();
     loop {
         let n = match from.read(&mut buf) {
             Ok(0) | Err(_) => break,
@@ -286,6 +350,11 @@ fn copy(mut from: TcpStream, mut to: TcpStream, dir: Dir, shared: Arc<Shared>) {
                 return;
             }
             shared.forwarded[dir as usize].fetch_add(n as u64, Ordering::SeqCst);
+            if dir == Dir::ToTarget {
+                let mut found = Vec::new();
+                requests.feed(&buf[..n], &mut found);
+                shared.mutations.lock().unwrap().extend(found);
+            }
         } else {
             shared.discarded[dir as usize].fetch_add(n as u64, Ordering::SeqCst);
         }

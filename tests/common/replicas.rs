@@ -110,9 +110,22 @@ impl Replica {
     /// Spawns `compactd <args>` with its output in `<dir>/<name>.log`; waits until it serves
     /// HTTP (on the port the kernel picked for `--http-address 127.0.0.1:0`).
     pub fn spawn(dir: &Path, name: &str, args: &[String]) -> Replica {
+        Replica::spawn_pinned(dir, name, args, None)
+    }
+
+    /// [`spawn`](Self::spawn), on the CPUs `cpus` only (`taskset -c <cpus>`) when given.
+    pub fn spawn_pinned(dir: &Path, name: &str, args: &[String], cpus: Option<&str>) -> Replica {
         let log = dir.join(format!("{name}.log"));
         let file = std::fs::File::create(&log).expect("replica log file");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_compactd"));
+        let bin = env!("CARGO_BIN_EXE_compactd");
+        let mut cmd = match cpus {
+            Some(cpus) => {
+                let mut taskset = Command::new("taskset");
+                taskset.args(["-c", cpus, bin]);
+                taskset
+            }
+            None => Command::new(bin),
+        };
         cmd.args(args)
             .stdin(Stdio::null())
             .stdout(file.try_clone().expect("log file handle"))
@@ -255,6 +268,14 @@ pub struct Cluster {
     dir: PathBuf,
     /// The test's temp dir when the cluster owns it: deleted after the replicas are killed.
     tmp: Option<tempfile::TempDir>,
+    /// `--wait-interval` of the replicas it starts.
+    wait_interval: String,
+    /// Flags added to every replica it starts, after this suite's.
+    flags: Vec<String>,
+    /// `--ownership` of the replicas it starts: `bucket` unless a test asks otherwise. The
+    /// HA tests are about the bucket election and its fence, which every replica runs in
+    /// both modes; `tests/scaleout.rs` runs the default, `stream`.
+    ownership: &'static str,
 }
 
 impl Drop for Cluster {
@@ -295,6 +316,9 @@ impl Cluster {
             config: config.to_string(),
             dir: dir.to_path_buf(),
             tmp: None,
+            wait_interval: "1h".to_string(),
+            flags: Vec::new(),
+            ownership: "bucket",
         }
     }
 
@@ -308,12 +332,33 @@ impl Cluster {
             config: config.to_string(),
             dir: dir.to_path_buf(),
             tmp: None,
+            wait_interval: "1h".to_string(),
+            flags: Vec::new(),
+            ownership: "bucket",
         }
     }
 
     /// Takes the test's temp dir, to delete it only after the replicas are killed.
     pub fn owning(mut self, tmp: tempfile::TempDir) -> Cluster {
         self.tmp = Some(tmp);
+        self
+    }
+
+    /// Replicas started from now on run one iteration every `interval` (default 1h).
+    pub fn wait_interval(mut self, interval: &str) -> Cluster {
+        self.wait_interval = interval.to_string();
+        self
+    }
+
+    /// Replicas started from now on get `--ownership <mode>`.
+    pub fn ownership(mut self, mode: &'static str) -> Cluster {
+        self.ownership = mode;
+        self
+    }
+
+    /// Replicas started from now on also get `flags`.
+    pub fn with_flags(mut self, flags: &[&str]) -> Cluster {
+        self.flags.extend(flags.iter().map(|f| f.to_string()));
         self
     }
 
@@ -352,9 +397,22 @@ impl Cluster {
         self.spawn_with(name, Some(etcd_url));
     }
 
+    /// [`spawn`](Self::spawn), reaching the bucket through `config` (a proxy to it) instead of
+    /// the cluster's config.
+    pub fn spawn_on(&mut self, name: &str, config: &str) {
+        let cluster_config = std::mem::replace(&mut self.config, config.to_string());
+        self.spawn(name);
+        self.config = cluster_config;
+    }
+
     /// Starts replica `name`, electing through `etcd_url` when there is one.
     fn spawn_with(&mut self, name: &str, etcd_url: Option<&str>) {
-        let mut run = self.run(name).wait().wait_interval("1h");
+        let mut run = self
+            .run(name)
+            .wait()
+            .wait_interval(&self.wait_interval)
+            .flag("--ownership", self.ownership)
+            .extra(&self.flags);
         if let Some(url) = etcd_url {
             run = run
                 .flag("--etcd.url", url)

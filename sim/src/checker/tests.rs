@@ -238,6 +238,7 @@ fn the_checker_uses_no_core_logic() {
         ("checker.rs", include_str!("../checker.rs")),
         ("checker/oracle.rs", include_str!("oracle.rs")),
         ("checker/units.rs", include_str!("units.rs")),
+        ("checker/balance.rs", include_str!("balance.rs")),
     ];
     for (file, source) in sources {
         for line in source.lines().map(str::trim) {

@@ -25,7 +25,7 @@
 //! The write log is judged once it is complete, at the end of the world ([`UnitLog::judge`]):
 //! then every file upload knows its unit and every epoch its key.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use compactd::bucket::layout::{block_of, meta_path};
@@ -146,6 +146,8 @@ pub struct UnitLog {
     blocks: BTreeMap<BlockId, Unit>,
     /// The block a delete under way removes, and the unit of the meta.json it found.
     deleting: Option<(BlockId, Unit)>,
+    /// Units whose single-writer order is not judged: a fault broke their lease assumption.
+    relaxed: BTreeSet<Unit>,
 }
 
 impl UnitLog {
@@ -156,7 +158,14 @@ impl UnitLog {
             writes: Vec::new(),
             blocks: BTreeMap::new(),
             deleting: None,
+            relaxed: BTreeSet::new(),
         }
+    }
+
+    /// Judges `unit` by commit order only, not single writer (see
+    /// [`super::Checker::lease_broken`]).
+    pub fn relax(&mut self, unit: Unit) {
+        self.relaxed.insert(unit);
     }
 
     /// Learns the unit of every block the bucket holds a meta.json of (the seeded bucket).
@@ -233,8 +242,8 @@ impl UnitLog {
         stream_id(hex).map(Unit::Stream)
     }
 
-    /// The violations of the whole log: wrong-unit, then single writer (when `strict`) and
-    /// commit order per unit, as `(invariant, world ms, text)`.
+    /// The violations of the whole log: wrong-unit, then single writer (when `strict`, in the
+    /// units not relaxed) and commit order per unit, as `(invariant, world ms, text)`.
     pub fn judge(&self, etcd: &EtcdModel, strict: bool) -> Vec<(Invariant, i64, String)> {
         let mut found = Vec::new();
         let mut all: BTreeMap<Unit, WriterOrder> = BTreeMap::new();
@@ -268,7 +277,7 @@ impl UnitLog {
                     None => continue,
                 },
             };
-            if strict {
+            if strict && !self.relaxed.contains(&unit) {
                 if let Some(p) = all.entry(unit).or_default().note(&w.writer) {
                     found.push((
                         Invariant::SingleWriter,
