@@ -102,8 +102,11 @@ impl Director {
             self.discover = Request::InFlight(id);
         }
         if !member {
-            // Without the session nothing may be held: forget the members until we are one.
+            // Without the session nothing may be held: forget the members until we are one,
+            // and the assignment that waited for them (its delay would be due at once, and
+            // stay due, until a member again: a busy loop).
             self.members = None;
+            self.pending = None;
         }
         self.adopt(now, out);
     }

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use super::*;
-use crate::core::coord::CoordRequest;
+use crate::core::coord::{CoordError, CoordErrorKind, CoordRequest};
 use crate::core::leader::StreamsConfig;
 use crate::core::stream::StreamId;
 use crate::core::testing::synced;
@@ -21,6 +21,8 @@ struct World {
     queue: VecDeque<Input>,
     /// The time of the last step.
     now: i64,
+    /// etcd answers nothing but "unavailable".
+    etcd_down: bool,
 }
 
 impl World {
@@ -44,6 +46,7 @@ impl World {
             blocks,
             queue: VecDeque::from([Input::Start]),
             now: 0,
+            etcd_down: false,
         }
     }
 
@@ -55,6 +58,9 @@ impl World {
     }
 
     fn coord(&mut self, r: &CoordRequest) -> CoordResult {
+        if self.etcd_down {
+            return CoordResult::Failed(CoordError::new(CoordErrorKind::Unavailable, "down"));
+        }
         match &r.op {
             CoordOp::Grant { .. } => CoordResult::Granted {
                 lease: LeaseId(0xab),
@@ -144,13 +150,18 @@ impl World {
 }
 
 fn streams_node() -> Node {
+    streams_node_delayed(5_000)
+}
+
+/// A streams node whose rebalance delay is `rebalance_delay_ms`.
+fn streams_node_delayed(rebalance_delay_ms: i64) -> Node {
     let (cycle, mut leader) = settings();
     leader.election = Some("/p/election".into());
     leader.streams = Some(StreamsConfig {
         prefix: "/p".into(),
         observe_interval_ms: 1_000,
         discover_interval_ms: 10_000,
-        rebalance_delay_ms: 5_000,
+        rebalance_delay_ms,
     });
     Node::new(cycle, leader, 1)
 }
@@ -227,4 +238,21 @@ fn the_streams_of_a_member_that_left_move_at_once() {
     assert_eq!(mine(&n).len(), 4, "{:?}", n.assignment());
     world.run(&mut n, 32_500 + 2_000 + 1_000);
     assert_eq!(n.owned_streams().len(), 4, "held after the takeover delay");
+}
+
+#[test]
+fn a_rebalance_pending_when_the_session_is_lost_is_forgotten() {
+    // The rebalance delay outlasts the lease: the session is lost while a join's
+    // assignment waits. Kept, its deadline would pass while this node is no member and stay
+    // past (nothing adopts without members): the node would ask for a tick at once, forever
+    // (`run` fails on a runaway).
+    let mut n = streams_node_delayed(60_000);
+    let mut world = World::new(6);
+    world.run(&mut n, 30_000);
+    world.join("third");
+    world.run(&mut n, 32_000);
+    world.etcd_down = true;
+    world.run(&mut n, 120_000);
+    assert!(n.owned_streams().is_empty(), "no session, no streams");
+    assert_eq!(mine(&n).len(), 3, "the assignment in force stays");
 }
