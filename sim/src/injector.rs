@@ -11,6 +11,7 @@ use compactd::rng::Rng;
 use compactd::units::MINUTE_MS;
 
 use crate::etcd::Answer;
+use crate::failover::LostStreams;
 use crate::net::{ETCD, STORE};
 use crate::scenario::{Fault, Peer, Target, Way};
 use crate::setup::{ELECTION, PREFIX};
@@ -338,11 +339,30 @@ impl Injector {
             });
             self.lost = Some(node.to_string());
         }
+        let holders: BTreeMap<u64, (String, u64)> = hit
+            .iter()
+            .flat_map(|n| {
+                let led = &w.nodes[n].streams_led;
+                led.iter().map(move |(s, e)| (*s, (n.clone(), *e)))
+            })
+            .collect();
+        if !holders.is_empty() && w.stats.streams_lost.is_none() {
+            w.stats.streams_lost = Some(LostStreams {
+                at_ms: now,
+                left: holders.iter().map(|(s, (_, e))| (*s, *e)).collect(),
+                holders: holders.into_iter().map(|(s, (n, _))| (s, n)).collect(),
+                judged,
+            });
+        }
     }
 
     /// Another fault strikes: the failover being timed (if any) is no longer judged.
     fn unjudge(&mut self) {
-        if let Some(lost) = self.world.borrow_mut().stats.leader_lost.as_mut() {
+        let stats = &mut self.world.borrow_mut().stats;
+        if let Some(lost) = stats.leader_lost.as_mut() {
+            lost.judged = false;
+        }
+        if let Some(lost) = stats.streams_lost.as_mut() {
             lost.judged = false;
         }
     }
@@ -369,7 +389,7 @@ impl Injector {
                     n.paused_until_ms = 0;
                     n.unsent_mutations = 0;
                     n.compacting.clear();
-                    n.owned_streams = 0;
+                    n.streams_led.clear();
                 }
                 self.log(now, &format!("crash {node} for {ms}ms"));
                 self.heals.push((now + ms, Heal::Restart(node)));

@@ -10,6 +10,7 @@ pub mod checker;
 pub mod clock;
 pub mod etcd;
 pub mod etcd_host;
+pub mod failover;
 pub mod injector;
 pub mod log;
 pub mod net;

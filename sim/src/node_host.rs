@@ -69,11 +69,9 @@ pub async fn run(world: World, name: String) -> turmoil::Result {
             let state = w.nodes.get_mut(&name).expect("node");
             state.unsent_mutations = unsent;
             state.compacting = d.job_streams.values().copied().collect();
-            state.owned_streams = if d.exited {
-                0
-            } else {
-                d.node.owned_streams().len()
-            };
+            if d.exited {
+                state.streams_led.clear();
+            }
             outbox
         };
         for (to, n) in outbox {
@@ -479,10 +477,38 @@ impl Driver {
             Event::SteppedDown { .. } => {
                 w.nodes.get_mut(&self.name).expect("node").leading = None;
             }
+            Event::Stream { stream, event } => self.stream_event(w, stream.0, event, now),
             Event::Progress { .. } | Event::Planned { .. } | Event::LeaseRenewed { .. } => return,
             _ => {}
         }
         w.log(now, &self.name, &format!("{e:?}"));
+    }
+
+    /// What a stream's seat says: which streams this node leads, and the end of a stream's
+    /// failover when it leads one that a fault took out.
+    fn stream_event(&mut self, w: &mut Shared, stream: u64, e: &Event, now: i64) {
+        let led = &mut w.nodes.get_mut(&self.name).expect("node").streams_led;
+        match e {
+            Event::Leading { epoch, .. } => {
+                led.insert(stream, *epoch);
+                let Some(lost) = w.stats.streams_lost.as_mut() else {
+                    return;
+                };
+                if let Some(took) = lost.led(stream, *epoch, now) {
+                    w.stats.stream_failovers.push(took);
+                    if lost.judged {
+                        w.stats.bounded_stream_failovers.push(took);
+                    }
+                }
+                if lost.left.is_empty() {
+                    w.stats.streams_lost = None;
+                }
+            }
+            Event::SteppedDown { .. } => {
+                led.remove(&stream);
+            }
+            _ => {}
+        }
     }
 }
 

@@ -16,6 +16,7 @@ use crate::bug::Bug;
 use crate::checker::Checker;
 use crate::clock::Clock;
 use crate::etcd::EtcdModel;
+use crate::failover::LostStreams;
 use crate::log::EventLog;
 use crate::net::Mailbox;
 use crate::store::StoreModel;
@@ -60,8 +61,9 @@ pub struct NodeState {
     /// Commit points its drivers sent, by the epoch of their permit (a stream's seat commits
     /// under its key's create revision), over all its processes.
     pub commits_by_epoch: BTreeMap<u64, u64>,
-    /// How many streams its process leads (`Node::owned_streams`), as it last said.
-    pub owned_streams: usize,
+    /// The streams its process leads and the epoch of each, as its `Leading` and
+    /// `SteppedDown` events of each stream said.
+    pub streams_led: BTreeMap<u64, u64>,
     /// The streams (stream worlds) of the compaction jobs its process is running: blocks
     /// downloading or being compacted.
     pub compacting: BTreeSet<u64>,
@@ -99,6 +101,13 @@ pub struct Stats {
     pub bounded_failovers: Vec<i64>,
     /// The leader taken out by a fault, while no node leads again yet.
     pub leader_lost: Option<LostLeader>,
+    /// Per-stream failover durations (ms), stream worlds: from a fault that took a stream's
+    /// holder out until a node leads the stream again; one entry per stream.
+    pub stream_failovers: Vec<i64>,
+    /// Those of them the failover bound applied to.
+    pub bounded_stream_failovers: Vec<i64>,
+    /// The streams a fault took out with their holders, while some are not led again yet.
+    pub streams_lost: Option<LostStreams>,
     /// The highest epoch any node was elected for.
     pub max_elected: u64,
     /// Requests that reached the store too late and were dropped.

@@ -1,7 +1,8 @@
 //! The summary table of a `run`: per scenario the seeds, simulated hours, violations by
-//! invariant (wrong-unit and unbalanced only in stream worlds), failovers with their p50/p99 duration (all of them, and the p99 of those the
-//! failover bound applies to: no other fault in force); the throughput in simulated hours per
-//! CPU-hour.
+//! invariant (wrong-unit and unbalanced only in stream worlds), failovers of the bucket's
+//! leader with their p50/p99 duration (all of them, and the p99 of those the failover bound
+//! applies to: no other fault in force), per-stream failovers in stream worlds (all, and the
+//! bounded ones with their p99); the throughput in simulated hours per CPU-hour.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -19,6 +20,24 @@ struct Row {
     failing: Vec<u64>,
     failovers: Vec<i64>,
     bounded_failovers: Vec<i64>,
+    stream_failovers: usize,
+    bounded_stream_failovers: Vec<i64>,
+}
+
+impl Row {
+    /// Adds the failovers of `stats`.
+    fn add_failovers(
+        &mut self,
+        failovers: &[i64],
+        bounded: &[i64],
+        streams: usize,
+        bounded_streams: &[i64],
+    ) {
+        self.failovers.extend(failovers);
+        self.bounded_failovers.extend(bounded);
+        self.stream_failovers += streams;
+        self.bounded_stream_failovers.extend(bounded_streams);
+    }
 }
 
 /// The totals of a run.
@@ -39,8 +58,13 @@ impl Summary {
         if !o.counts.is_empty() {
             row.failing.push(o.seed);
         }
-        row.failovers.extend(&o.stats.failovers);
-        row.bounded_failovers.extend(&o.stats.bounded_failovers);
+        let st = &o.stats;
+        row.add_failovers(
+            &st.failovers,
+            &st.bounded_failovers,
+            st.stream_failovers.len(),
+            &st.bounded_stream_failovers,
+        );
     }
 
     /// Seeds run.
@@ -67,7 +91,7 @@ impl Summary {
         let inv: Vec<&str> = Invariant::ALL.iter().map(|i| i.name()).collect();
         let _ = writeln!(
             s,
-            "{:<17} {:>6} {:>8} {:>13} {:>12} {:>13} {:>9} {:>10} {:>10} {:>10} {:>7} {:>7} {:>8} {:>7}",
+            "{:<17} {:>6} {:>8} {:>13} {:>12} {:>13} {:>9} {:>10} {:>10} {:>10} {:>7} {:>7} {:>8} {:>7} {:>10} {:>8} {:>7}",
             "scenario",
             "seeds",
             "sim h",
@@ -81,6 +105,9 @@ impl Summary {
             "p50 s",
             "p99 s",
             "bounded",
+            "p99 s",
+            "stream fo",
+            "bounded",
             "p99 s"
         );
         let mut total = Row::default();
@@ -91,8 +118,12 @@ impl Summary {
             for (i, n) in &r.violations {
                 *total.violations.entry(*i).or_default() += n;
             }
-            total.failovers.extend(&r.failovers);
-            total.bounded_failovers.extend(&r.bounded_failovers);
+            total.add_failovers(
+                &r.failovers,
+                &r.bounded_failovers,
+                r.stream_failovers,
+                &r.bounded_stream_failovers,
+            );
         }
         self.line(&mut s, "total", &total);
         let hours = self.sim_hours();
@@ -109,7 +140,7 @@ impl Summary {
         let p99_bounded = percentile(&r.bounded_failovers, 0.99);
         let _ = writeln!(
             s,
-            "{:<17} {:>6} {:>8.1} {:>13} {:>12} {:>13} {:>9} {:>10} {:>10} {:>10} {:>7} {:>7} {:>8} {:>7}",
+            "{:<17} {:>6} {:>8.1} {:>13} {:>12} {:>13} {:>9} {:>10} {:>10} {:>10} {:>7} {:>7} {:>8} {:>7} {:>10} {:>8} {:>7}",
             name,
             r.seeds,
             r.sim_ms as f64 / 3.6e6,
@@ -124,6 +155,9 @@ impl Summary {
             percentile(&r.failovers, 0.99),
             r.bounded_failovers.len(),
             p99_bounded,
+            r.stream_failovers,
+            r.bounded_stream_failovers.len(),
+            percentile(&r.bounded_stream_failovers, 0.99),
         );
     }
 }

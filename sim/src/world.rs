@@ -18,6 +18,7 @@ use crate::checker::{
     balance, finished, unfinished, Checker, Invariant, Keying, UnitRules, Violation, SIDECAR,
 };
 use crate::etcd::EtcdModel;
+use crate::failover;
 use crate::injector::Injector;
 use crate::log::EventLog;
 use crate::net::{Mailbox, ETCD, STORE};
@@ -37,46 +38,6 @@ const LEADER_BOUND_MS: i64 = MINUTE_MS;
 const FINISH_BOUND_MS: i64 = 20 * MINUTE_MS;
 /// The bucket must stay finished this long before the world ends (in-flight work lands).
 const SETTLE_MS: i64 = 20_000;
-/// The clock-rate difference `docs/safety.md` assumes between a node and etcd, permille.
-const DRIFT_PERMILLE: i64 = 50;
-/// Slack of the failover bound: a retry backoff of a follower's etcd requests and the
-/// round trips of observing, fencing and the first commit's CAS.
-const FAILOVER_SLACK_MS: i64 = 5_000;
-
-/// The failover bound of `docs/safety.md` ("Failover"), worked out here from the settings
-/// rather than taken from the core it judges: from the moment a leader stops hearing etcd
-/// (in either direction), is killed or paused, until another node leads: two lease TTLs at
-/// the largest clock-rate difference (the old leader renews for at most one TTL after its
-/// last acknowledged renewal; etcd expires the lease one TTL after the last renewal it
-/// received), the takeover delay, one op timeout and slack.
-fn failover_bound_ms(leader: &compactd::core::leader::LeaderConfig) -> i64 {
-    2 * leader.lease_ttl_ms * (1000 + DRIFT_PERMILLE) / 1000
-        + leader.takeover_delay_ms
-        + leader.op_timeout_ms
-        + FAILOVER_SLACK_MS
-}
-
-/// Liveness of failover: a leader taken out while another node could take over must be
-/// replaced (or back in its term) within the bound; reported once per failover.
-fn check_failover(world: &World, now: i64, bound_ms: i64) {
-    let mut w = world.borrow_mut();
-    let Some(lost) = w.stats.leader_lost.as_mut() else {
-        return;
-    };
-    if !lost.judged || now - lost.at_ms <= bound_ms {
-        return;
-    }
-    lost.judged = false;
-    let text = format!(
-        "no node leads {:.1}s after the leader {} (epoch {}) was taken out at {} (bound {:.1}s)",
-        (now - lost.at_ms) as f64 / 1000.0,
-        lost.node,
-        lost.epoch,
-        crate::log::format_ms(lost.at_ms),
-        bound_ms as f64 / 1000.0,
-    );
-    w.checker.violate(Invariant::Liveness, now, text);
-}
 /// Slack of the balance check's wait: a pass of the old holder to end, the hand-over's and
 /// the takeover's round trips, a listing of the streams.
 const BALANCE_SLACK_MS: i64 = 30_000;
@@ -120,7 +81,7 @@ fn check_balance(w: &mut Shared, members: &BTreeSet<String>, cycle: &CycleConfig
     let owned: BTreeMap<String, usize> = w
         .nodes
         .iter()
-        .map(|(name, n)| (name.clone(), n.owned_streams))
+        .map(|(name, n)| (name.clone(), n.streams_led.len()))
         .collect();
     if let Some(text) = balance::unbalanced(streams.len(), members, &owned) {
         w.checker.violate(Invariant::Unbalanced, now, text);
@@ -224,7 +185,7 @@ pub fn run_world(seed: u64, scenario: Scenario, bug: Option<Bug>, keep_log: bool
                 start_ms: plan.starts_ms.get(i).copied().unwrap_or(0),
                 commits_sent: 0,
                 commits_by_epoch: BTreeMap::new(),
-                owned_streams: 0,
+                streams_led: BTreeMap::new(),
                 compacting: BTreeSet::new(),
                 slow_until_ms: 0,
                 slow_by_ms: 0,
@@ -281,7 +242,7 @@ pub fn run_world(seed: u64, scenario: Scenario, bug: Option<Bug>, keep_log: bool
         let w = world.borrow();
         let first = w.nodes.values().next().expect("a node");
         (
-            failover_bound_ms(&first.leader),
+            failover::Bounds::of(&first.leader),
             balance_settle_ms(&first.leader),
         )
     };
@@ -314,7 +275,7 @@ pub fn run_world(seed: u64, scenario: Scenario, bug: Option<Bug>, keep_log: bool
             run.inject(&mut sim, f, now);
         }
         run.strike_armed(&mut sim, now, heal_at);
-        check_failover(&world, now, failover_bound);
+        failover::check(&world, now, failover_bound, |n| sim.is_host_running(n));
         if !healed && now >= heal_at {
             healed = true;
             run.heal_all(&mut sim, now);
