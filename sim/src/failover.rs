@@ -137,7 +137,7 @@ impl LostStreams {
     /// A node leads `stream` under `epoch`: its failover ends if it was lost under an epoch
     /// no newer (the old holder back in its term, or a new holder); returns how long it took.
     pub fn led(&mut self, stream: u64, epoch: u64, now: i64) -> Option<i64> {
-        if !self.left.get(&stream).is_some_and(|lost| epoch >= *lost) {
+        if self.left.get(&stream).is_none_or(|lost| epoch < *lost) {
             return None;
         }
         self.left.remove(&stream);
