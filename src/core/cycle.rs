@@ -129,6 +129,8 @@ pub struct Cycle {
     progress_next_at: Millis,
     /// The background clean-up.
     cleanup: Cleanup,
+    /// The stream is being handed over: nothing new starts (see [`Cycle::may_hand_over`]).
+    handing_over: bool,
 }
 
 impl Cycle {
@@ -150,6 +152,7 @@ impl Cycle {
             marks_seen: BTreeMap::new(),
             progress_next_at: Millis(i64::MIN),
             cleanup,
+            handing_over: false,
         }
     }
 
@@ -176,6 +179,30 @@ impl Cycle {
             Phase::Idle { .. } | Phase::Halted | Phase::Exited
         );
         phase && !self.cleanup.busy()
+    }
+
+    /// Marks the cycle as handing its stream over (`yes`) or keeping it: while handing over,
+    /// no sync, job or clean-up starts; jobs running go on to their end.
+    pub fn hand_over(&mut self, yes: bool) {
+        self.handing_over = yes;
+    }
+
+    /// True when the cycle may stop for a hand-over: at rest, or handing over with no job
+    /// running, no mutation and no clean-up under way. What is left of a pass (its items not
+    /// started) is the next holder's to plan again; a sync in flight is only a read.
+    pub fn may_hand_over(&self) -> bool {
+        if self.at_rest() {
+            return true;
+        }
+        if !self.handing_over || self.cleanup.busy() {
+            return false;
+        }
+        match &self.phase {
+            Phase::Syncing { .. } => true,
+            Phase::Compacting(pass) => pass.drained(),
+            Phase::Downsampling(pass, _) => pass.drained(),
+            _ => false,
+        }
     }
 
     /// True once compaction halted.
@@ -213,6 +240,7 @@ impl Cycle {
     fn drive(&mut self, now: Now, permit: Option<Permit>, out: &mut Vec<Output>) {
         loop {
             match &mut self.phase {
+                Phase::Idle { .. } if self.handing_over => return,
                 Phase::Idle { next_at } => {
                     let next_at = *next_at;
                     if !self.wait_and_clean(now, Some(next_at), permit, out) {
@@ -226,6 +254,7 @@ impl Cycle {
                     }
                 }
                 Phase::Compacting(pass) => {
+                    pass.set_draining(self.handing_over);
                     let Some(permit) = permit else { return };
                     let (cleanup, ids) = (&mut self.cleanup, &mut self.ids);
                     let Some(outcome) = drive_pass(&mut **pass, cleanup, ids, now, permit, out)
@@ -241,6 +270,7 @@ impl Cycle {
                     return;
                 }
                 Phase::Downsampling(pass, number) => {
+                    pass.set_draining(self.handing_over);
                     let Some(permit) = permit else { return };
                     let next = if *number == 1 {
                         AfterSync::Downsampling(2)
@@ -479,3 +509,5 @@ mod testing;
 mod tests;
 #[cfg(test)]
 mod tests_cleanup;
+#[cfg(test)]
+mod tests_hand_over;

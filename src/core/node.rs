@@ -193,7 +193,8 @@ impl Streams {
     }
 
     /// Keeps the seats in line with the assignment and the session: seats for the streams
-    /// assigned to this node, hand-over of the others once their cycle is at rest, the
+    /// assigned to this node, hand-over of the others at their cycle's next job boundary
+    /// (the jobs running finish, none starts), the
     /// session's lease lent to every seat; then every seat gets its turn.
     fn tend(&mut self, now: Now, bucket: &Unit, out: &mut Vec<Output>) {
         let session = bucket.leader.session_lease();
@@ -215,8 +216,10 @@ impl Streams {
             } else {
                 Input::Start
             };
+            let handing_over = !mine.contains(stream);
+            seat.unit.cycle.hand_over(handing_over);
             seat.unit.step(now, input, &mut seat_out);
-            if !mine.contains(stream) && seat.unit.cycle.at_rest() {
+            if handing_over && seat.unit.cycle.may_hand_over() {
                 seat.unit.step(now, Input::Shutdown, &mut seat_out);
             }
             wrap(*stream, seat_out, out);

@@ -140,6 +140,8 @@ pub(super) struct Pass<K: PassKind> {
     ids: JobIds,
     progress: bool,
     outcome: Option<Outcome>,
+    /// No item starts: the stream is being handed over once the jobs running are done.
+    draining: bool,
 }
 
 impl<K: PassKind> Pass<K> {
@@ -159,7 +161,18 @@ impl<K: PassKind> Pass<K> {
             concurrency: concurrency.max(1),
             progress: false,
             outcome: None,
+            draining: false,
         }
+    }
+
+    /// Starts no further item while `draining` (the jobs running go on to their end).
+    pub(super) fn set_draining(&mut self, draining: bool) {
+        self.draining = draining;
+    }
+
+    /// True when no job runs: a draining pass has done all it will.
+    pub(super) fn drained(&self) -> bool {
+        self.running.values().all(|j| j.finished())
     }
 
     /// How the pass ended, once it has.
@@ -196,7 +209,7 @@ impl<K: PassKind> Pass<K> {
         out: &mut Vec<Output>,
     ) {
         self.running.retain(|_, j| !j.finished());
-        while self.outcome.is_none() && self.running.len() < self.concurrency {
+        while self.outcome.is_none() && !self.draining && self.running.len() < self.concurrency {
             let Some(item) = self.queue.pop_front() else {
                 break;
             };
