@@ -240,7 +240,13 @@ impl Cycle {
     fn drive(&mut self, now: Now, permit: Option<Permit>, out: &mut Vec<Output>) {
         loop {
             match &mut self.phase {
-                Phase::Idle { .. } if self.handing_over => return,
+                Phase::Idle { .. } if self.handing_over => {
+                    // No iteration and no clean-up starts; one under way goes on to its end.
+                    if self.cleanup.busy() {
+                        self.cleanup.drive(now, permit, true, &mut self.ids, out);
+                    }
+                    return;
+                }
                 Phase::Idle { next_at } => {
                     let next_at = *next_at;
                     if !self.wait_and_clean(now, Some(next_at), permit, out) {

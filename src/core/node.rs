@@ -217,7 +217,10 @@ impl Streams {
                 Input::Start
             };
             let handing_over = !mine.contains(stream);
-            seat.unit.cycle.hand_over(handing_over);
+            // With `stream_release` off (`--bug stale-ownership`) nothing stops the cycle: it
+            // withdraws the key when at rest and goes on writing.
+            let drain = handing_over && self.leader.safety.stream_release;
+            seat.unit.cycle.hand_over(drain);
             seat.unit.step(now, input, &mut seat_out);
             if handing_over && seat.unit.cycle.may_hand_over() {
                 seat.unit.step(now, Input::Shutdown, &mut seat_out);
