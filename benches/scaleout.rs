@@ -20,6 +20,11 @@
 //! too) leaves, by labels and time range. Timings of the HA layer as in the HA tests (3 s
 //! TTL, 2 s takeover delay, 1 s rebalance delay, 1 s `--wait-interval`); both runs pay them.
 //! `BENCH_RUNS` (default 1) runs of each cluster size; the median is reported.
+//!
+//! The machine's ceiling, measured in the same run: the streams split in two halves, one half
+//! compacted alone on core 0, then both at once on cores 0 and 1 (one-shot runs, no etcd):
+//! 2 × alone / together is what two processes can gain here at most; each speed-up is also
+//! printed as a share of it.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -74,6 +79,11 @@ fn main() {
         single.seconds,
         single.peak_rss_kb / 1024
     );
+    let (alone, together, most) = ceiling(&work, &src, runs);
+    println!(
+        "  the machine's ceiling: half the streams alone on core 0 {alone:.2} s, both halves \
+         at once on cores 0 and 1 {together:.2} s (medians of {runs}): {most:.2}x at most"
+    );
     let etcd = Etcd::start().expect("etcd is needed (scripts/test.sh installs it)");
     for warm in [false, true] {
         let median_of = |cpus: &[&str]| {
@@ -94,8 +104,10 @@ fn main() {
         let two = median_of(&["0", "1"]);
         println!("  2 replicas, cores 0 and 1:               {two:8.2} s (median of {runs})");
         println!(
-            "  speed-up of the second replica: {:.2}x (goal >= 1.8x)",
-            one / two
+            "  speed-up of the second replica: {:.2}x (goal >= 1.8x; {:.0}% of the machine's \
+             ceiling)",
+            one / two,
+            100.0 * one / two / most
         );
     }
     let _ = std::fs::remove_dir_all(&work);
@@ -119,7 +131,56 @@ fn live_blocks(bucket: &Path) -> BTreeSet<(String, i64, i64)> {
 /// Compacts a copy of `src` with one `compactd compact` on core 0: its wall time and peak
 /// RSS, and the blocks it leaves.
 fn single_instance(data: &Path, src: &Path) -> (Measure, BTreeSet<(String, i64, i64)>) {
-    let dir = fresh(&data.join("single"));
+    one_shot(&data.join("single"), src, "0")
+}
+
+/// What two cores can give at most on this machine, with no etcd and nothing shared but the
+/// machine (memory bus, kernel): the streams of `src` split in two halves, one half compacted
+/// by a one-shot `compactd compact` on core 0 alone, then both at once, one per core. Returns
+/// the medians of `runs` runs (alone, together) and 2 × alone / together.
+fn ceiling(data: &Path, src: &Path, runs: usize) -> (f64, f64, f64) {
+    let dir = fresh(&data.join("ceiling"));
+    let halves = [dir.join("half-a"), dir.join("half-b")];
+    let labels_of = |block: &Path| {
+        let bytes = std::fs::read(block.join("meta.json")).unwrap();
+        let meta: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        meta["thanos"]["labels"].to_string()
+    };
+    let blocks = block_dirs(src);
+    // Streams in label order, every other one to each half.
+    let streams: Vec<String> = blocks
+        .iter()
+        .map(|b| labels_of(b))
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    for block in &blocks {
+        let i = streams.binary_search(&labels_of(block)).unwrap();
+        copy_dir(block, &halves[i % 2].join(block.file_name().unwrap()));
+    }
+    let alone = median(
+        (0..runs)
+            .map(|_| one_shot(&dir.join("alone"), &halves[0], "0").0.seconds)
+            .collect(),
+    );
+    let together = median(
+        (0..runs)
+            .map(|_| {
+                std::thread::scope(|s| {
+                    let a = s.spawn(|| one_shot(&dir.join("a"), &halves[0], "0").0.seconds);
+                    let b = s.spawn(|| one_shot(&dir.join("b"), &halves[1], "1").0.seconds);
+                    a.join().unwrap().max(b.join().unwrap())
+                })
+            })
+            .collect(),
+    );
+    (alone, together, 2.0 * alone / together)
+}
+
+/// Compacts a copy of `src` in `dir` with one `compactd compact` pinned to `cpu`: its wall
+/// time and peak RSS, and the blocks it leaves.
+fn one_shot(dir: &Path, src: &Path, cpu: &str) -> (Measure, BTreeSet<(String, i64, i64)>) {
+    let dir = fresh(dir);
     let bucket = dir.join("bucket");
     copy_dir(src, &bucket);
     let run = CompactdRun::on_dir(&bucket)
@@ -130,7 +191,7 @@ fn single_instance(data: &Path, src: &Path) -> (Measure, BTreeSet<(String, i64, 
         .flag("--log.level", "warn")
         .arg("--downsampling.disable");
     let mut cmd = std::process::Command::new("taskset");
-    cmd.args(["-c", "0", env!("CARGO_BIN_EXE_compactd")])
+    cmd.args(["-c", cpu, env!("CARGO_BIN_EXE_compactd")])
         .args(run.args());
     let (measure, _) = run_measured(&mut cmd);
     (measure, live_blocks(&bucket))
