@@ -182,7 +182,8 @@ impl Cycle {
     }
 
     /// Marks the cycle as handing its stream over (`yes`) or keeping it: while handing over,
-    /// no sync, job or clean-up starts; jobs running go on to their end.
+    /// no sync or job starts, nor a clean-up between iterations or while halted; jobs running
+    /// go on to their end (inside their pass a due clean-up still runs, as it would anyway).
     pub fn hand_over(&mut self, yes: bool) {
         self.handing_over = yes;
     }
@@ -240,7 +241,7 @@ impl Cycle {
     fn drive(&mut self, now: Now, permit: Option<Permit>, out: &mut Vec<Output>) {
         loop {
             match &mut self.phase {
-                Phase::Idle { .. } if self.handing_over => {
+                Phase::Idle { .. } | Phase::Halted if self.handing_over => {
                     // No iteration and no clean-up starts; one under way goes on to its end.
                     if self.cleanup.busy() {
                         self.cleanup.drive(now, permit, true, &mut self.ids, out);

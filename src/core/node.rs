@@ -193,9 +193,9 @@ impl Streams {
     }
 
     /// Keeps the seats in line with the assignment and the session: seats for the streams
-    /// assigned to this node, hand-over of the others at their cycle's next job boundary
-    /// (the jobs running finish, none starts), the
-    /// session's lease lent to every seat; then every seat gets its turn.
+    /// assigned to this node, hand-over of the others at their cycle's next job boundary (the
+    /// jobs running finish, none starts), the session's lease lent to every seat; then every
+    /// seat gets its turn.
     fn tend(&mut self, now: Now, bucket: &Unit, out: &mut Vec<Output>) {
         let session = bucket.leader.session_lease();
         self.director.drive(now, session.is_some(), out);

@@ -6,8 +6,9 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use super::unit_gauges::{Backlog, UnitGauges, UnitKey};
+use super::unit_gauges::{UnitGauges, UnitKey};
 
+use crate::core::progress::{Backlog, CompactionBacklog};
 use crate::core::stream::StreamId;
 use crate::core::types::{CompactJob, Event, JobKind, ReadOp, StoreError, StoreRequest, WriteOp};
 use crate::metrics::{Marker, Metrics};
@@ -46,8 +47,8 @@ impl Reporter {
     /// Sets the `thanos_compact_todo_*` gauges to the sum over the units held.
     fn publish_backlog(&self, b: Backlog) {
         let p = &self.metrics.progress;
-        p.todo_compactions.set(b.compactions as i64);
-        p.todo_compaction_blocks.set(b.compaction_blocks as i64);
+        p.todo_compactions.set(b.compaction.runs as i64);
+        p.todo_compaction_blocks.set(b.compaction.blocks as i64);
         if let Some(blocks) = b.downsample_blocks {
             p.todo_downsample_blocks.set(blocks as i64);
         }
@@ -75,8 +76,8 @@ impl Reporter {
         let total = self.units().backlog(unit, b);
         self.publish_backlog(total);
         tracing::debug!(
-            compactions = b.compactions,
-            compaction_blocks = b.compaction_blocks,
+            compactions = b.compaction.runs,
+            compaction_blocks = b.compaction.blocks,
             downsample_blocks = ?b.downsample_blocks,
             deletion_blocks = b.deletion_blocks,
             "backlog calculated"
@@ -275,8 +276,9 @@ impl Reporter {
 
     /// Logs and counts an event of one stream's seat. Its leadership is the stream's, not the
     /// bucket's: logged with the stream, counted by `compactd_owned_streams` (set from the
-    /// node after every step), never in the bucket leader's gauges. A seat's sync sees only
-    /// its stream, so it counts as a sync without setting the bucket's block gauges.
+    /// node after every step), never in the bucket leader's gauges. A seat's sync and backlog
+    /// see only its stream: they are added to this replica's block and backlog gauges
+    /// ([`UnitGauges`]), and taken out again when the seat steps down.
     fn stream_event(&self, id: StreamId, e: &Event) {
         let stream = id.to_string();
         match e {
@@ -445,8 +447,10 @@ fn backlog_of(e: &Event) -> Backlog {
             todo_downsample_blocks,
             todo_deletion_blocks,
         } => Backlog {
-            compactions: *todo_compactions,
-            compaction_blocks: *todo_compaction_blocks,
+            compaction: CompactionBacklog {
+                runs: *todo_compactions,
+                blocks: *todo_compaction_blocks,
+            },
             downsample_blocks: *todo_downsample_blocks,
             deletion_blocks: *todo_deletion_blocks,
         },

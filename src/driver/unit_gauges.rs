@@ -11,24 +11,12 @@
 
 use std::collections::BTreeMap;
 
+use crate::core::progress::{Backlog, CompactionBacklog};
 use crate::core::stream::StreamId;
 use crate::metrics::STATE_SCOPE_EXCLUDED;
 
 /// One unit of a replica: the bucket (`None`) or a stream it holds.
 pub type UnitKey = Option<StreamId>;
-
-/// The backlog of one unit, as `Event::Progress` reports it.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Backlog {
-    /// `thanos_compact_todo_compactions`.
-    pub compactions: u64,
-    /// `thanos_compact_todo_compaction_blocks`.
-    pub compaction_blocks: u64,
-    /// `thanos_compact_todo_downsample_blocks`; `None` when not computed.
-    pub downsample_blocks: Option<u64>,
-    /// `thanos_compact_todo_deletion_blocks`.
-    pub deletion_blocks: u64,
-}
 
 /// The last sync states and backlog of each unit held.
 #[derive(Debug, Default)]
@@ -94,8 +82,10 @@ impl UnitGauges {
         self.backlog
             .values()
             .fold(Backlog::default(), |t, b| Backlog {
-                compactions: t.compactions + b.compactions,
-                compaction_blocks: t.compaction_blocks + b.compaction_blocks,
+                compaction: CompactionBacklog {
+                    runs: t.compaction.runs + b.compaction.runs,
+                    blocks: t.compaction.blocks + b.compaction.blocks,
+                },
                 downsample_blocks: match (t.downsample_blocks, b.downsample_blocks) {
                     (None, None) => None,
                     (a, b) => Some(a.unwrap_or(0) + b.unwrap_or(0)),
@@ -119,8 +109,7 @@ mod tests {
         let s = states(&[("loaded", 7), ("too-fresh", 2)]);
         assert_eq!(g.synced(None, &s), s);
         let b = Backlog {
-            compactions: 3,
-            compaction_blocks: 9,
+            compaction: CompactionBacklog { runs: 3, blocks: 9 },
             downsample_blocks: None,
             deletion_blocks: 1,
         };
@@ -155,8 +144,10 @@ mod tests {
             ])
         );
         let backlog = |c, d| Backlog {
-            compactions: c,
-            compaction_blocks: 2 * c,
+            compaction: CompactionBacklog {
+                runs: c,
+                blocks: 2 * c,
+            },
             downsample_blocks: d,
             deletion_blocks: 0,
         };

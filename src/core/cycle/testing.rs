@@ -162,6 +162,17 @@ pub(super) fn run_failing(
     start: Now,
     fail: impl Fn(&CompactJob) -> Option<JobError>,
 ) -> (Option<i32>, Vec<Output>) {
+    run_with(cycle, model, start, |_, job| fail(job))
+}
+
+/// [`run`], calling `on_job` with the cycle as each job is issued (before its result is
+/// delivered); the error it returns replaces the job's block.
+pub(super) fn run_with(
+    cycle: &mut Cycle,
+    model: &mut Model,
+    start: Now,
+    mut on_job: impl FnMut(&mut Cycle, &CompactJob) -> Option<JobError>,
+) -> (Option<i32>, Vec<Output>) {
     let (mut code, mut all) = (None, Vec::new());
     let mut inputs = VecDeque::from([Input::Start]);
     for step in 1.. {
@@ -179,7 +190,7 @@ pub(super) fn run_failing(
             match o {
                 Output::Store(r) => inputs.push_back(Input::Store(r.id(), model.apply(r, now))),
                 Output::Compact(job) => {
-                    let result = fail(job).map_or_else(|| model.compact(job), Err);
+                    let result = on_job(cycle, job).map_or_else(|| model.compact(job), Err);
                     inputs.push_back(Input::Compacted(job.job, Box::new(result)));
                 }
                 Output::Exit(c) => code = Some(*c),
