@@ -47,9 +47,15 @@ struct RunArgs {
     /// Bucket configuration YAML inline (alternative to --objstore.config-file).
     #[arg(long = "objstore.config")]
     objstore_config: Option<String>,
-    /// Local cache for blocks being compacted; safe to delete when compactd is stopped.
+    /// Local cache for blocks being compacted with --compact.download-blocks; safe to delete
+    /// when compactd is stopped. Not used (it may be absent or read-only) otherwise.
     #[arg(long = "data-dir", default_value = "./data")]
     data_dir: PathBuf,
+    /// Download each job's input blocks into --data-dir, compact there and upload the result
+    /// (Thanos' way), instead of reading the inputs from the bucket and writing the output to
+    /// it as it is produced.
+    #[arg(long = "compact.download-blocks", num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false", action = clap::ArgAction::Set)]
+    download_blocks: bool,
     /// Listen address for /metrics, /-/healthy, /-/ready and /api/v1/leader.
     #[arg(long = "http-address", default_value = compactd::http::DEFAULT_HTTP_ADDRESS)]
     http_address: String,
@@ -400,6 +406,7 @@ fn run(
         block_max_index_size: a.block_max_index_size,
         downsampling_disabled: a.downsampling_disable,
         downsample_concurrency: a.downsample_concurrency,
+        download_blocks: a.download_blocks,
         op_timeout_ms: a.op_timeout,
         ha: compactd::run::HaSettings {
             etcd_urls: a.etcd_urls,

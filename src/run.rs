@@ -13,7 +13,8 @@ use crate::core::node::Node;
 use crate::core::plan::compaction_ranges;
 use crate::core::view::{Scope, ViewConfig};
 use crate::driver::store::StoreExecutor;
-use crate::driver::{DriverConfig, Recorder, Reporter};
+use crate::driver::streamed::InputSource;
+use crate::driver::{DriverConfig, JobIo, Recorder, Reporter};
 use crate::election::etcd::{EtcdConfig, EtcdCoordinator};
 use crate::http::HttpState;
 use crate::metrics::Metrics;
@@ -22,6 +23,25 @@ use crate::relabel::RelabelConfig;
 use crate::trace::TraceHeader;
 use crate::tsdb::compact::DedupFunc;
 use crate::units::{DOWNSAMPLE_RANGE_1H_MS, DOWNSAMPLE_RANGE_5M_MS};
+
+/// How jobs reach the bucket: streaming unless `--compact.download-blocks` asks otherwise or
+/// the bucket cannot take multipart uploads (S3 `disable_multipart: true`).
+fn job_io(cfg: &RunConfig, bucket: &crate::objstore::Bucket) -> JobIo {
+    if cfg.download_blocks {
+        tracing::info!(data_dir = %cfg.data_dir.display(), "jobs download their input blocks into --data-dir (--compact.download-blocks)");
+        return JobIo::Download;
+    }
+    if bucket.part_size_bytes.is_none() {
+        tracing::warn!(data_dir = %cfg.data_dir.display(), "the bucket disables multipart uploads: jobs download their input blocks into --data-dir instead of streaming");
+        return JobIo::Download;
+    }
+    let source = match bucket.kind {
+        crate::objstore::BucketKind::Filesystem => InputSource::Directory(PathBuf::from(&bucket.name)),
+        _ => InputSource::Bucket,
+    };
+    tracing::info!(inputs = ?source, "jobs stream: inputs read from the bucket, output written to it as produced; --data-dir is not used");
+    JobIo::Stream(source)
+}
 
 /// Everything `compactd run` is configured with (parsed flags).
 #[derive(Clone, Debug)]
@@ -74,6 +94,8 @@ pub struct RunConfig {
     pub downsampling_disabled: bool,
     /// `--downsample.concurrency`.
     pub downsample_concurrency: usize,
+    /// `--compact.download-blocks`: jobs download their inputs into --data-dir.
+    pub download_blocks: bool,
     /// `--objstore.op-timeout` in ms.
     pub op_timeout_ms: u64,
     /// Leadership flags.
@@ -278,8 +300,11 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<i32> {
     )?;
     let bucket = crate::objstore::open(&bucket_cfg)?;
     tracing::info!(bucket = %crate::objstore::describe(&bucket_cfg), "opened bucket");
-    crate::driver::reset_data_dir(&cfg.data_dir)
-        .with_context(|| format!("--data-dir {}", cfg.data_dir.display()))?;
+    let job_io = job_io(&cfg, &bucket);
+    if matches!(job_io, JobIo::Download) {
+        crate::driver::reset_data_dir(&cfg.data_dir)
+            .with_context(|| format!("--data-dir {}", cfg.data_dir.display()))?;
+    }
     let metrics = Arc::new(Metrics::new(&bucket.name));
     metrics
         .compact
@@ -352,6 +377,8 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<i32> {
         hash_func: cfg.hash_func,
         accept_malformed_index: cfg.accept_malformed_index,
         job_slots: crate::driver::JobSlots::new(cfg.concurrency, cfg.downsample_concurrency),
+        job_io,
+        read_counts: Arc::default(),
     };
     http.set_ready();
     let code = crate::driver::run(node, driver, shutdown_signal()).await;

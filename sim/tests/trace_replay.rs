@@ -67,6 +67,7 @@ fn recorded() -> &'static Path {
             block_max_index_size: 64 << 30,
             downsampling_disabled: true,
             downsample_concurrency: 1,
+            download_blocks: false,
             op_timeout_ms: 5_000,
             ha: HaSettings {
                 lease_ttl_ms: 15_000,

@@ -9,9 +9,12 @@
 //! clocks or spawn tasks.
 
 pub mod jobs;
+pub mod ranged;
 mod record;
 mod report;
+pub mod staged;
 pub mod store;
+pub mod streamed;
 pub mod unit_gauges;
 
 use std::collections::BTreeMap;
@@ -66,6 +69,21 @@ pub struct DriverConfig {
     pub accept_malformed_index: bool,
     /// How many jobs of each kind may run at once in this process.
     pub job_slots: JobSlots,
+    /// How jobs read their inputs and write their output.
+    pub job_io: JobIo,
+    /// What the streaming jobs' ranged reads fetched.
+    pub read_counts: Arc<ranged::ReadCounts>,
+}
+
+/// How compaction and downsampling jobs reach the bucket.
+#[derive(Clone, Debug)]
+pub enum JobIo {
+    /// Read the inputs where they are and write the output to the bucket as it is produced
+    /// (the default; `docs/streaming.md`).
+    Stream(streamed::InputSource),
+    /// `--compact.download-blocks`: download every input into `--data-dir`, compact there,
+    /// upload the result (Thanos' way).
+    Download,
 }
 
 /// The process-wide bound on running jobs: `--compact.concurrency` compactions and
@@ -132,6 +150,8 @@ struct Books {
     running_jobs: usize,
     /// The admission check of store requests, and the uploads it follows.
     admission: Admission,
+    /// Streamed jobs' blocks waiting for their upload step.
+    staged: streamed::Staged,
 }
 
 impl Books {
@@ -210,7 +230,7 @@ pub async fn run(
                 Output::Compact(job) => {
                     books.jobs.insert(job.job, (job.group.clone(), job.output));
                     books.running_jobs += 1;
-                    spawn_job(&cfg, job, tx.clone());
+                    spawn_job(&cfg, job, books.staged.clone(), tx.clone());
                 }
                 Output::Timer(at) => timer = Some(clock.instant(at)),
                 Output::Event(e) => {
@@ -218,10 +238,14 @@ pub async fn run(
                     let iteration_over = matches!(e, Event::IterationDone | Event::Retrying(_));
                     if iteration_over && books.running_jobs == 0 {
                         // Nothing runs: whatever is left in the cache (failed uploads) is garbage.
-                        if let Err(err) = reset_data_dir(&cfg.data_dir) {
-                            tracing::warn!(error = %err, "could not empty the --data-dir cache");
+                        if matches!(cfg.job_io, JobIo::Download) {
+                            if let Err(err) = reset_data_dir(&cfg.data_dir) {
+                                tracing::warn!(error = %err, "could not empty the --data-dir cache");
+                            }
                         }
                         books.jobs.clear();
+                        // Staged blocks nobody uploads any more: their uploads are aborted.
+                        books.staged.lock().expect("not poisoned").clear();
                     }
                 }
                 Output::Exit(code) => return code,
@@ -309,12 +333,22 @@ fn spawn_store(
         let _ = tx.send(Input::Store(id, StoreResult::Failed(refusal.into())));
         return;
     }
+    let staged = match req.write_op() {
+        Some(WriteOp::UploadFiles { block, .. }) => {
+            books.staged.lock().expect("not poisoned").remove(block)
+        }
+        _ => None,
+    };
     let local = match req.write_op() {
         Some(WriteOp::UploadFiles { block, .. }) => books
             .job_dir_of(&cfg.data_dir, *block)
             .map(|d| d.join(block.to_string())),
         Some(WriteOp::PutMeta { meta }) => books.job_dir_of(&cfg.data_dir, meta.ulid),
         _ => None,
+    };
+    let local = match staged {
+        Some(block) => Some(Files::Staged(block)),
+        None => local.map(Files::Local),
     };
     let store = Arc::clone(&cfg.store);
     let timeout = cfg.op_timeout;
@@ -338,11 +372,15 @@ fn spawn_store(
         let lapse = req
             .permit()
             .map(|p| Box::pin(permit_lapsed(permits, p.epoch, clock)) as Lapse);
-        let result = execute(&store, &req, local.clone(), timeout, lapse).await;
+        let dir = match &local {
+            Some(Files::Local(dir)) => Some(dir.clone()),
+            _ => None,
+        };
+        let result = execute(&store, &req, local, timeout, lapse).await;
         reporter.store_op(&req, started.elapsed(), result.as_ref().err());
         let result = result.unwrap_or_else(StoreResult::Failed);
         let committed = matches!(req.write_op(), Some(WriteOp::PutMeta { .. }));
-        if let (true, StoreResult::Done, Some(dir)) = (committed, &result, &local) {
+        if let (true, StoreResult::Done, Some(dir)) = (committed, &result, &dir) {
             // The block is visible: its local working directory is no longer needed.
             let _ = tokio::fs::remove_dir_all(dir).await;
         }
@@ -405,10 +443,18 @@ async fn until_lapse<T>(
     }
 }
 
+/// The files a mutation needs besides the bucket.
+enum Files {
+    /// A local job directory (downloaded jobs).
+    Local(PathBuf),
+    /// A streamed job's staged block.
+    Staged(staged::StagedBlock),
+}
+
 async fn execute(
     store: &StoreExecutor,
     req: &StoreRequest,
-    local: Option<PathBuf>,
+    local: Option<Files>,
     timeout: Duration,
     lapse: Option<Lapse>,
 ) -> Result<StoreResult, StoreError> {
@@ -440,7 +486,7 @@ async fn read(
 async fn write(
     store: &StoreExecutor,
     op: &WriteOp,
-    local: Option<PathBuf>,
+    local: Option<Files>,
     timeout: Duration,
     lapse: Option<Lapse>,
 ) -> Result<StoreResult, StoreError> {
@@ -461,14 +507,22 @@ async fn write(
                 })
         }
         WriteOp::UploadFiles { block, .. } => {
-            let dir = local.ok_or_else(|| {
-                let what = format!("no local copy of block {block} to upload");
-                StoreError::new(StoreErrorKind::NotFound, what)
-            })?;
-            let upload = store.upload_files(*block, &dir);
-            until_lapse(lapse, format!("upload of block {block}"), upload)
-                .await
-                .map(|()| StoreResult::Done)
+            let what = format!("upload of block {block}");
+            match local {
+                Some(Files::Staged(staged)) => {
+                    let files_at_once = store.transfers().block_files;
+                    let commit = staged.commit(store.store(), files_at_once);
+                    until_lapse(lapse, what, commit).await
+                }
+                Some(Files::Local(dir)) => {
+                    until_lapse(lapse, what, store.upload_files(*block, &dir)).await
+                }
+                None => Err(StoreError::new(
+                    StoreErrorKind::NotFound,
+                    format!("no staged or local copy of block {block} to upload"),
+                )),
+            }
+            .map(|()| StoreResult::Done)
         }
         WriteOp::PutMeta { meta } => with_timeout(timeout, "put meta.json", store.put_meta(meta))
             .await
@@ -522,7 +576,12 @@ fn spawn_coord(cfg: &DriverConfig, req: CoordRequest, tx: mpsc::UnboundedSender<
     spawn_reporting(work, panic_tx, on_panic);
 }
 
-fn spawn_job(cfg: &DriverConfig, job: CompactJob, tx: mpsc::UnboundedSender<Input>) {
+fn spawn_job(
+    cfg: &DriverConfig,
+    job: CompactJob,
+    staged: streamed::Staged,
+    tx: mpsc::UnboundedSender<Input>,
+) {
     let store = Arc::clone(cfg.store.store());
     let transfers = cfg.store.transfers();
     let hash = cfg.hash_func;
@@ -532,6 +591,8 @@ fn spawn_job(cfg: &DriverConfig, job: CompactJob, tx: mpsc::UnboundedSender<Inpu
     let accept_malformed_index = cfg.accept_malformed_index;
     let reporter = cfg.reporter.clone();
     let slots = cfg.job_slots.clone();
+    let job_io = cfg.job_io.clone();
+    let counts = Arc::clone(&cfg.read_counts);
     let id = job.job;
     let on_panic = Input::Compacted(
         id,
@@ -552,7 +613,18 @@ fn spawn_job(cfg: &DriverConfig, job: CompactJob, tx: mpsc::UnboundedSender<Inpu
             accept_malformed_index,
             ..CompactOptions::default()
         };
-        let work = jobs::run_job(store, data_dir, job.clone(), opts, transfers, hash);
+        let work = async {
+            match job_io {
+                JobIo::Download => {
+                    jobs::run_job(store, data_dir, job.clone(), opts, transfers, hash).await
+                }
+                JobIo::Stream(source) => {
+                    let job = job.clone();
+                    streamed::run_streamed_job(store, source, job, opts, hash, counts, staged)
+                        .await
+                }
+            }
+        };
         tokio::pin!(work);
         let mut ticker = tokio::time::interval_at(
             tokio::time::Instant::now() + report::PROGRESS_LOG_INTERVAL,

@@ -11,12 +11,16 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use super::block_id::BlockId;
+use std::sync::Arc;
+
 use super::chunks::SegmentReader;
 use super::error::{IoContext, Result, TsdbError};
+use super::files::{BlockFiles, BlockOutput, LocalOutput};
 use super::fsutil;
 use super::index::{IndexReader, ReadOptions};
 use super::meta::BlockMeta;
 use super::tombstones::Tombstones;
+use super::window::FileWindow;
 
 mod series;
 #[cfg(test)]
@@ -72,6 +76,58 @@ impl BlockReader {
             tombstones: Tombstones::read_dir(dir)?,
             meta,
         })
+    }
+
+    /// Opens the block whose files `files` gives (in a bucket, read where they are) with
+    /// `meta` as its meta (the one the caller planned with) and no tombstones, as blocks in a
+    /// bucket have none.
+    pub fn open_files(files: &dyn BlockFiles, meta: BlockMeta, options: ReadOptions) -> Result<Self> {
+        let index_path = files.path_of(INDEX_FILENAME);
+        let window = FileWindow::over(files.open(INDEX_FILENAME)?, &index_path, files.window_bytes());
+        Ok(BlockReader {
+            dir: files.location().to_path_buf(),
+            index: IndexReader::from_window(window, options)?,
+            chunks: SegmentReader::open_files(files)?,
+            tombstones: Tombstones::default(),
+            meta,
+        })
+    }
+}
+
+/// Where a new block goes.
+pub enum BlockTarget {
+    /// A local directory, published atomically with its meta.json and tombstones.
+    Local(PendingBlock),
+    /// Only the files (`chunks/*`, `index`) into `output`: a bucket, where the caller
+    /// commits the block by creating its meta.json afterwards.
+    Files(Arc<dyn BlockOutput>),
+}
+
+impl BlockTarget {
+    /// The block `<dest>/<id>` on the local disk.
+    pub fn local(dest: &Path, id: BlockId) -> Result<Self> {
+        Ok(BlockTarget::Local(PendingBlock::create(dest, id)?))
+    }
+
+    /// Where the block's files are written.
+    pub fn output(&self) -> Arc<dyn BlockOutput> {
+        match self {
+            BlockTarget::Local(pending) => Arc::new(LocalOutput::new(pending.dir())),
+            BlockTarget::Files(output) => Arc::clone(output),
+        }
+    }
+
+    /// Ends a block whose files are finished: a local one gets `meta` and empty tombstones
+    /// and is published; returns where the block is.
+    pub fn finish(self, meta: &BlockMeta) -> Result<PathBuf> {
+        match self {
+            BlockTarget::Local(pending) => {
+                meta.write_dir(pending.dir())?;
+                Tombstones::default().write_dir(pending.dir())?;
+                pending.publish()
+            }
+            BlockTarget::Files(output) => Ok(output.location().to_path_buf()),
+        }
     }
 }
 

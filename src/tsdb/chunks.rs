@@ -10,14 +10,14 @@
 //! to start a new segment per series (see [`SegmentWriter::write_series_chunks`]). The reader
 //! reads through one [`FileWindow`] per segment, never `mmap`.
 
-use std::fs::{File, OpenOptions};
-use std::io::{BufWriter, Write};
-use std::os::unix::fs::FileExt;
+use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use super::encoding::{crc32, read_uvarint};
 use super::error::{IoContext, Result, TsdbError};
-use super::fsutil::fsync_dir;
+use super::block::CHUNKS_DIRNAME;
+use super::files::{BlockFiles, BlockOutput, LocalBlockFiles, LocalOutput, OutputFile, ReadAt};
 use super::window::{FileWindow, WINDOW_BYTES_DEFAULT};
 
 /// Magic number at the start of every segment file.
@@ -42,8 +42,6 @@ pub const ENCODING_AGGR: u8 = 0xFF;
 const LENGTH_FIELD_BYTES_MAX: u64 = 5;
 /// Encoding byte plus CRC: the fixed part of a record besides the length field.
 const ENCODING_AND_CRC_BYTES: u64 = 1 + 4;
-/// Write buffer per segment, as Go's `bufio.NewWriterSize(f, 8 MiB)`.
-const WRITE_BUFFER_BYTES: usize = 8 << 20;
 
 /// Where a chunk record lives: `segment_index << 32 | byte_offset`.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -110,13 +108,17 @@ fn plan_cuts(
 
 /// The segment being written.
 struct Tail {
-    out: BufWriter<File>,
+    out: Box<dyn OutputFile>,
     path: PathBuf,
     name: String,
 }
 
 /// Writes the chunk segment files of a new block.
 pub struct SegmentWriter {
+    output: Arc<dyn BlockOutput>,
+    /// The segments' directory relative to `output`: `""` or `chunks`.
+    rel_dir: &'static str,
+    /// Where errors say the segments are.
     dir: PathBuf,
     segment_size: u64,
     tail: Option<Tail>,
@@ -143,8 +145,31 @@ impl SegmentWriter {
                 ));
             }
         }
-        Ok(SegmentWriter {
-            dir: chunks_dir.to_path_buf(),
+        Ok(Self::new(
+            Arc::new(LocalOutput::new(chunks_dir)),
+            "",
+            chunks_dir.to_path_buf(),
+            segment_size,
+        ))
+    }
+
+    /// Writes the segments under `chunks/` of `output` (a local block directory or a block
+    /// in a bucket), cut as [`Self::create`] cuts them.
+    pub fn to(output: Arc<dyn BlockOutput>, segment_size: u64) -> Self {
+        let dir = output.location().join(CHUNKS_DIRNAME);
+        Self::new(output, CHUNKS_DIRNAME, dir, segment_size)
+    }
+
+    fn new(
+        output: Arc<dyn BlockOutput>,
+        rel_dir: &'static str,
+        dir: PathBuf,
+        segment_size: u64,
+    ) -> Self {
+        SegmentWriter {
+            output,
+            rel_dir,
+            dir,
             segment_size: if segment_size == 0 {
                 DEFAULT_SEGMENT_SIZE
             } else {
@@ -156,7 +181,7 @@ impl SegmentWriter {
             total_bytes: 0,
             finished: Vec::new(),
             cuts: Vec::new(),
-        })
+        }
     }
 
     /// Writes all chunks of one series, given as `(encoding, data)`, and appends their refs
@@ -247,12 +272,12 @@ impl SegmentWriter {
         let index = self.segment_count;
         let name = segment_file_name(index);
         let path = self.dir.join(&name);
-        let file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&path)
-            .at(&path)?;
-        let mut out = BufWriter::with_capacity(WRITE_BUFFER_BYTES, file);
+        let rel = if self.rel_dir.is_empty() {
+            name.clone()
+        } else {
+            format!("{}/{name}", self.rel_dir)
+        };
+        let mut out = self.output.create(&rel)?;
         out.write_all(&segment_header()).at(&path)?;
         self.segment_count = index
             .checked_add(1)
@@ -268,16 +293,7 @@ impl SegmentWriter {
         let Some(tail) = self.tail.take() else {
             return Ok(());
         };
-        let file = tail
-            .out
-            .into_inner()
-            .map_err(|e| TsdbError::io(&tail.path, e.into_error()))?;
-        file.sync_all().at(&tail.path)?;
-        debug_assert_eq!(
-            file.metadata().map(|m| m.len()).ok(),
-            Some(self.tail_bytes),
-            "segment size matches the bytes counted"
-        );
+        tail.out.finish()?;
         self.finished
             .push((format!("chunks/{}", tail.name), self.tail_bytes));
         Ok(())
@@ -298,7 +314,7 @@ impl SegmentWriter {
     /// chunk was written, which leaves an empty `chunks` directory as Prometheus does.
     pub fn finish(mut self) -> Result<Vec<(String, u64)>> {
         self.finish_tail()?;
-        fsync_dir(&self.dir)?;
+        self.output.finish_dir(self.rel_dir)?;
         Ok(std::mem::take(&mut self.finished))
     }
 }
@@ -318,9 +334,10 @@ fn parse_segment_number(name: &str) -> Option<u64> {
     name.parse().ok()
 }
 
-/// One segment of a [`SegmentReader`], opened for reading on first use.
+/// One segment of a [`SegmentReader`]: its source, wrapped in a window on first use.
 struct Segment {
     path: PathBuf,
+    source: Option<Box<dyn ReadAt>>,
     window: Option<FileWindow>,
 }
 
@@ -340,33 +357,42 @@ impl SegmentReader {
 
     /// [`Self::open`], reading each segment through a window of `window_bytes`.
     pub fn open_with_window(chunks_dir: &Path, window_bytes: usize) -> Result<Self> {
-        let mut numbered = Vec::new();
-        for entry in std::fs::read_dir(chunks_dir).at(chunks_dir)? {
-            let name = entry.at(chunks_dir)?.file_name();
-            let name = name.to_string_lossy();
-            if let Some(number) = parse_segment_number(&name) {
-                numbered.push((number, name.into_owned()));
-            }
-        }
+        Self::open_files(&LocalBlockFiles::segments_in(chunks_dir, window_bytes))
+    }
+
+    /// Opens the `chunks/` segments of `files` (a local block or one in a bucket), with the
+    /// same checks as [`Self::open`].
+    pub fn open_files(files: &dyn BlockFiles) -> Result<Self> {
+        let chunks_dir = files.path_of(CHUNKS_DIRNAME);
+        let mut numbered: Vec<(u64, String)> = files
+            .chunk_names()?
+            .into_iter()
+            .filter_map(|name| parse_segment_number(&name).map(|n| (n, name)))
+            .collect();
         numbered.sort();
         let mut segments = Vec::with_capacity(numbered.len());
         for (i, (number, name)) in numbered.into_iter().enumerate() {
             let expected = segment_file_name(i as u32);
             if number != i as u64 + 1 || name != expected {
                 return Err(TsdbError::corrupt(
-                    chunks_dir,
+                    &chunks_dir,
                     0,
                     format!("segment files are not 000001…N: expected {expected}, found {name}"),
                 ));
             }
-            let path = chunks_dir.join(&name);
-            check_header(&path)?;
-            segments.push(Segment { path, window: None });
+            let path = files.path_of(&format!("{CHUNKS_DIRNAME}/{name}"));
+            let mut source = files.open(&format!("{CHUNKS_DIRNAME}/{name}"))?;
+            check_header(source.as_mut(), &path)?;
+            segments.push(Segment {
+                path,
+                source: Some(source),
+                window: None,
+            });
         }
         Ok(SegmentReader {
-            dir: chunks_dir.to_path_buf(),
+            dir: chunks_dir,
             segments,
-            window_bytes,
+            window_bytes: files.window_bytes(),
         })
     }
 
@@ -397,19 +423,22 @@ impl SegmentReader {
                 ),
             ));
         };
-        let Segment { path, window } = segment;
-        if window.is_none() {
-            *window = Some(FileWindow::with_window(path, self.window_bytes)?);
+        let Segment {
+            path,
+            source,
+            window,
+        } = segment;
+        if let Some(source) = source.take() {
+            *window = Some(FileWindow::over(source, path, self.window_bytes));
         }
-        let window = window.as_mut().expect("opened just above");
+        let window = window.as_mut().expect("opened with its source");
         read_record(window, path, offset)
     }
 }
 
-/// Checks the magic number and version of the segment at `path`.
-fn check_header(path: &Path) -> Result<()> {
-    let file = File::open(path).at(path)?;
-    let len = file.metadata().at(path)?.len();
+/// Checks the magic number and version of the segment `source`, named `path` in errors.
+fn check_header(source: &mut dyn ReadAt, path: &Path) -> Result<()> {
+    let len = source.len();
     if len < SEGMENT_HEADER_BYTES {
         return Err(TsdbError::corrupt(
             path,
@@ -418,7 +447,7 @@ fn check_header(path: &Path) -> Result<()> {
         ));
     }
     let mut header = [0u8; SEGMENT_HEADER_BYTES as usize];
-    file.read_exact_at(&mut header, 0).at(path)?;
+    source.read_exact_at(&mut header, 0).at(path)?;
     let magic = u32::from_be_bytes([header[0], header[1], header[2], header[3]]);
     if magic != SEGMENT_MAGIC {
         return Err(TsdbError::corrupt(

@@ -17,6 +17,7 @@ pub mod compact;
 pub mod downsample;
 pub mod encoding;
 pub mod error;
+pub mod files;
 pub mod fsutil;
 pub mod histogram;
 pub mod index;

@@ -1,20 +1,24 @@
-//! Buffered positional reads of a file (`pread`), used instead of `mmap` so that reading a
-//! block does not make its pages part of the process' resident memory. Readers of the block
-//! formats walk their files mostly in order, so one window of read-ahead per file serves most
-//! requests from memory and the process keeps O(window) bytes per open file.
+//! Buffered positional reads of a file (`pread` locally, ranged GETs from a bucket), used
+//! instead of `mmap` so that reading a block does not make its pages part of the process'
+//! resident memory. Readers of the block formats walk their files mostly in order, so one
+//! window of read-ahead per file serves most requests from memory and the process keeps
+//! O(window) bytes per open file.
+//!
+//! The window slides: when a request starts inside the window but runs past its end, the bytes
+//! already held are kept and only what follows them is read, so a walk front to back reads
+//! every byte of the file once, in order (what lets a remote source read ahead).
 
-use std::fs::File;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use super::error::{IoContext, Result, TsdbError};
+use super::files::{LocalFile, ReadAt};
 
 /// Default read-ahead of a [`FileWindow`], in bytes.
 pub const WINDOW_BYTES_DEFAULT: usize = 1 << 20;
 
 /// A file read through a sliding in-memory window.
 pub struct FileWindow {
-    file: File,
+    source: Box<dyn ReadAt>,
     path: PathBuf,
     len: u64,
     buf: Vec<u8>,
@@ -30,16 +34,23 @@ impl FileWindow {
 
     /// Opens `path`, reading ahead `window_bytes` at a time.
     pub fn with_window(path: &Path, window_bytes: usize) -> Result<Self> {
-        let file = File::open(path).at(path)?;
-        let len = file.metadata().at(path)?.len();
-        Ok(FileWindow {
-            file,
+        Ok(Self::over(
+            Box::new(LocalFile::open(path)?),
+            path,
+            window_bytes,
+        ))
+    }
+
+    /// Reads `source`, named `path` in errors, `window_bytes` at a time.
+    pub fn over(source: Box<dyn ReadAt>, path: &Path, window_bytes: usize) -> Self {
+        FileWindow {
+            len: source.len(),
+            source,
             path: path.to_path_buf(),
-            len,
             buf: Vec::new(),
             start: 0,
             window_bytes,
-        })
+        }
     }
 
     /// The file's size in bytes.
@@ -94,9 +105,18 @@ impl FileWindow {
         }
         let want = n.max(self.window_bytes).min((self.len - offset) as usize);
         debug_assert!(want >= n, "window smaller than the request");
+        // Keep what the window holds from `offset` on, and read only what follows it.
+        let kept = if offset >= self.start && offset < have_end {
+            let from = (offset - self.start) as usize;
+            self.buf.copy_within(from.., 0);
+            self.buf.len() - from
+        } else {
+            0
+        };
+        let want = want.max(kept);
         self.buf.resize(want, 0);
-        self.file
-            .read_exact_at(&mut self.buf, offset)
+        self.source
+            .read_exact_at(&mut self.buf[kept..], offset + kept as u64)
             .at(&self.path)?;
         self.start = offset;
         Ok(())
@@ -119,6 +139,10 @@ mod tests {
         assert_eq!(w.read(60, 10, "x").unwrap(), &data[60..70]);
         assert_eq!(w.read_up_to(9990, 100).unwrap(), &data[9990..]);
         assert!(w.read_up_to(10_000, 1).unwrap().is_empty());
+        // A request across the window's end keeps the bytes held, even after a large read.
+        assert_eq!(w.read(100, 500, "x").unwrap(), &data[100..600]);
+        assert_eq!(w.read(550, 100, "x").unwrap(), &data[550..650]);
+        assert_eq!(w.read(640, 5, "x").unwrap(), &data[640..645]);
         let err = w.read(9990, 11, "chunk").unwrap_err().to_string();
         assert!(
             err.contains("offset 9990") && err.contains("past the end"),

@@ -19,7 +19,7 @@ mod symbols;
 
 use std::path::{Path, PathBuf};
 
-use super::block::{BlockReader, PendingBlock, CHUNKS_DIRNAME, INDEX_FILENAME};
+use super::block::{BlockReader, BlockTarget, CHUNKS_DIRNAME, INDEX_FILENAME};
 use super::block_id::BlockId;
 use super::chunks::{SegmentWriter, DEFAULT_SEGMENT_SIZE};
 use super::error::Result;
@@ -28,7 +28,6 @@ use super::index::Symbols;
 use super::index::{ChunkMeta, IndexWriter, ReadOptions};
 use super::labels::Labels;
 use super::meta::{merge_metas, BlockMeta, BlockStats};
-use super::tombstones::Tombstones;
 pub use dedup::DedupFunc;
 use merge::MergeFailure;
 use pipeline::FailedSeries;
@@ -93,10 +92,24 @@ pub fn compact_blocks(
         .iter()
         .map(|dir| BlockReader::open_with(dir, read))
         .collect::<Result<Vec<_>>>()?;
+    compact_to(blocks, BlockTarget::local(dest, id)?, id, opts)
+}
+
+/// Compacts the open `blocks` (in that order) into block `id` written to `target`: what
+/// [`compact_blocks`] does, wherever the inputs are read from and the output goes. A local
+/// target is published with its meta; a bucket target gets its files only, and the caller
+/// creates meta.json from the returned meta.
+pub fn compact_to(
+    blocks: Vec<BlockReader>,
+    target: BlockTarget,
+    id: BlockId,
+    opts: &CompactOptions,
+) -> Result<Option<CompactOutput>> {
     let metas: Vec<BlockMeta> = blocks.iter().map(|b| b.meta.clone()).collect();
     let mut meta = merge_metas(id, &metas)?;
-    let pending = PendingBlock::create(dest, id)?;
-    let mut index = IndexWriter::create(&pending.dir().join(INDEX_FILENAME))?;
+    let output = target.output();
+    let index_path = output.location().join(INDEX_FILENAME);
+    let mut index = IndexWriter::to(output.create(INDEX_FILENAME)?, &index_path)?;
     if opts.accept_malformed_index {
         index.accept_unsorted_label_names();
     }
@@ -107,16 +120,14 @@ pub fn compact_blocks(
         .enumerate()
         .map(|(i, (b, m))| Input::new(b, m, i))
         .collect::<Result<Vec<_>>>()?;
-    let mut chunks = SegmentWriter::create(&pending.dir().join(CHUNKS_DIRNAME), opts.segment_size)?;
+    let mut chunks = SegmentWriter::to(output, opts.segment_size);
     meta.stats = write_series(inputs, opts, &mut chunks, &mut index)?;
     chunks.finish()?;
     index.finish()?;
     if meta.stats.num_samples == 0 {
         return Ok(None);
     }
-    meta.write_dir(pending.dir())?;
-    Tombstones::default().write_dir(pending.dir())?;
-    let dir = pending.publish()?;
+    let dir = target.finish(&meta)?;
     Ok(Some(CompactOutput { dir, meta }))
 }
 

@@ -7,7 +7,7 @@ use super::*;
 use crate::tsdb::block_writer::{BlockWriter, EncodedChunk};
 use crate::tsdb::chunks::ChunkRef;
 use crate::tsdb::labels::Labels;
-use crate::tsdb::tombstones::Interval;
+use crate::tsdb::tombstones::{Interval, Tombstones};
 use crate::tsdb::xor::XorIter;
 
 type Series = BTreeMap<Labels, Vec<(i64, f64)>>;

@@ -44,7 +44,7 @@ mod tests;
 
 use std::path::Path;
 
-use super::block::{BlockReader, CHUNKS_DIRNAME};
+use super::block::{BlockReader, BlockTarget, CHUNKS_DIRNAME};
 use super::block_id::BlockId;
 use super::chunks::{segment_file_name, ChunkRef};
 use super::compact::CompactOutput;
@@ -148,7 +148,20 @@ pub fn downsample_block_with(
     resolution_ms: i64,
     read: ReadOptions,
 ) -> Result<Option<CompactOutput>> {
-    let mut block = BlockReader::open_with(input, read)?;
+    let block = BlockReader::open_with(input, read)?;
+    downsample_to(block, BlockTarget::local(dest, id)?, id, resolution_ms, read)
+}
+
+/// Downsamples the open `block` into `target`: what [`downsample_block_with`] does, wherever
+/// the input is read from and the output goes (a bucket target gets the files only; the
+/// caller creates meta.json from the returned meta).
+pub fn downsample_to(
+    mut block: BlockReader,
+    target: BlockTarget,
+    id: BlockId,
+    resolution_ms: i64,
+    read: ReadOptions,
+) -> Result<Option<CompactOutput>> {
     let from = block
         .meta
         .thanos
@@ -157,7 +170,7 @@ pub fn downsample_block_with(
     check_resolutions(from, resolution_ms).map_err(|e| {
         TsdbError::Unsupported(format!("downsampling block {}: {e}", block.meta.ulid))
     })?;
-    let mut out = writer::Output::create(dest, id, block.index.symbols())?;
+    let mut out = writer::Output::create(target, block.index.symbols())?;
     if read.accept_unsorted_label_names {
         out.accept_unsorted_label_names();
     }

@@ -14,23 +14,20 @@
 //!   `index_stats` measured on the new index as Thanos measures them. Unlike Thanos, `files`
 //!   is emptied and `upload_time` reset, since the upload fills both.
 
-use std::path::Path;
-
-use super::super::block::{PendingBlock, CHUNKS_DIRNAME, INDEX_FILENAME};
+use super::super::block::{BlockTarget, INDEX_FILENAME};
 use super::super::block_id::BlockId;
 use super::super::chunks::{ChunkRef, SegmentWriter, DEFAULT_SEGMENT_SIZE, ENCODING_AGGR};
 use super::super::compact::CompactOutput;
 use super::super::error::Result;
-use super::super::index::{ChunkMeta, IndexReader, IndexWriter, Symbols, FORMAT_V1, SERIES_ALIGN};
+use super::super::index::{ChunkMeta, IndexWriter, Symbols};
 use super::super::meta::{
     BlockMeta, BlockStats, ThanosMeta, META_VERSION, SOURCE_COMPACTOR, ZERO_TIME,
 };
-use super::super::tombstones::Tombstones;
 use super::builder::AggrOutput;
 
-/// A downsampled block under construction in `<dest>/<id>.tmp-for-creation`.
+/// A downsampled block under construction (locally in `<dest>/<id>.tmp-for-creation`).
 pub struct Output {
-    pending: PendingBlock,
+    target: BlockTarget,
     index: IndexWriter,
     chunks: SegmentWriter,
     stats: BlockStats,
@@ -42,16 +39,16 @@ pub struct Output {
 
 impl Output {
     /// Starts the block with the input's symbol table.
-    pub fn create(dest: &Path, id: BlockId, symbols: &Symbols) -> Result<Self> {
-        let pending = PendingBlock::create(dest, id)?;
-        let mut index = IndexWriter::create(&pending.dir().join(INDEX_FILENAME))?;
+    pub fn create(target: BlockTarget, symbols: &Symbols) -> Result<Self> {
+        let output = target.output();
+        let index_path = output.location().join(INDEX_FILENAME);
+        let mut index = IndexWriter::to(output.create(INDEX_FILENAME)?, &index_path)?;
         for s in symbols.iter() {
             index.add_symbol(s)?;
         }
-        let chunks =
-            SegmentWriter::create(&pending.dir().join(CHUNKS_DIRNAME), DEFAULT_SEGMENT_SIZE)?;
+        let chunks = SegmentWriter::to(output, DEFAULT_SEGMENT_SIZE);
         Ok(Output {
-            pending,
+            target,
             index,
             chunks,
             stats: BlockStats::default(),
@@ -106,11 +103,12 @@ impl Output {
         resolution_ms: i64,
     ) -> Result<Option<CompactOutput>> {
         let segments = self.chunks.finish()?;
+        // Thanos measures the distance between consecutive series ids of the written index.
+        let series_size_max = i64::try_from(self.index.series_gap_max()).unwrap_or(i64::MAX);
         self.index.finish()?;
         if self.stats.num_series == 0 {
-            return Ok(None); // Dropping `pending` removes the temporary directory.
+            return Ok(None); // Dropping a local target removes its temporary directory.
         }
-        let series_size_max = series_size_max(&self.pending.dir().join(INDEX_FILENAME))?;
         let mut meta = input.clone();
         meta.ulid = id;
         meta.version = META_VERSION;
@@ -140,9 +138,7 @@ impl Output {
             thanos.index_stats.series_max_size = series_size_max;
         }
         meta.thanos = Some(thanos);
-        meta.write_dir(self.pending.dir())?;
-        Tombstones::default().write_dir(self.pending.dir())?;
-        let dir = self.pending.publish()?;
+        let dir = self.target.finish(&meta)?;
         Ok(Some(CompactOutput { dir, meta }))
     }
 }
@@ -155,21 +151,4 @@ fn chunk_sizes(refs: &[ChunkRef]) -> impl Iterator<Item = i64> + '_ {
         .take(measured)
         .filter(|w| w[0].segment() == w[1].segment())
         .map(|w| i64::from(w[1].offset()) - i64::from(w[0].offset()))
-}
-
-/// Thanos' series size estimate: the largest distance between consecutive series ids of the
-/// index at `path`, in bytes (each series but the last).
-fn series_size_max(path: &Path) -> Result<i64> {
-    let mut index = IndexReader::open(path)?;
-    let unit = if index.version() == FORMAT_V1 {
-        1
-    } else {
-        SERIES_ALIGN as i64
-    };
-    let ids = index.all_postings()?;
-    Ok(ids
-        .windows(2)
-        .map(|w| (i64::from(w[1]) - i64::from(w[0])) * unit)
-        .max()
-        .unwrap_or(0))
 }

@@ -56,7 +56,12 @@ impl IndexReader {
 
     /// [`open`](Self::open) with `options`.
     pub fn open_with(path: &Path, options: ReadOptions) -> Result<Self> {
-        let mut window = FileWindow::open(path)?;
+        Self::from_window(FileWindow::open(path)?, options)
+    }
+
+    /// Reads the index behind `window` (a local file or an object in a bucket) with `options`.
+    pub fn from_window(mut window: FileWindow, options: ReadOptions) -> Result<Self> {
+        let path = &window.path().to_path_buf();
         let file_len = window.len();
         if file_len < HEADER_LEN + TOC_LEN {
             return Err(TsdbError::corrupt(

@@ -6,8 +6,7 @@
 //! label count per series. [`IndexWriter::finish`] turns that into the lists with a counting
 //! sort, so no per-key `Vec` is ever allocated.
 
-use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use super::order::NameOrder;
@@ -17,10 +16,9 @@ use super::{
 };
 use crate::tsdb::encoding::{crc32, uvarint_len, Encbuf};
 use crate::tsdb::error::{IoContext, Result, TsdbError};
+use crate::tsdb::files::{LocalOutput, OutputFile};
 use crate::tsdb::labels::{write_go_quoted, Labels};
 
-/// Bytes buffered between the writer and the file.
-const WRITE_BUFFER_BYTES: usize = 1 << 20;
 /// Sections that are streamed (symbols, postings, offset table) are encoded in batches of
 /// about this many bytes, so their CRC can be computed without holding the whole section.
 const ENCODE_BATCH_BYTES: usize = 64 << 10;
@@ -40,7 +38,7 @@ enum Stage {
 
 /// The file being written, with the absolute offset of the next byte.
 struct Output {
-    file: BufWriter<File>,
+    file: Box<dyn OutputFile>,
     pos: u64,
     path: PathBuf,
 }
@@ -91,6 +89,10 @@ pub struct IndexWriter {
     /// Reused by `add_series_labels`.
     scratch_labels: Vec<(u32, u32)>,
     postings: PostingsBuilder,
+    /// Offset of the last series written, and the largest distance between two consecutive
+    /// series so far (Thanos' `series_max_size` estimate).
+    last_series_offset: Option<u64>,
+    series_gap_max: u64,
     /// Write series whose label names are not sorted (see
     /// [`accept_unsorted_label_names`](Self::accept_unsorted_label_names)).
     accept_unsorted_label_names: bool,
@@ -99,9 +101,17 @@ pub struct IndexWriter {
 impl IndexWriter {
     /// Creates (or truncates) the index file at `path` and writes its header.
     pub fn create(path: &Path) -> Result<Self> {
-        let file = File::create(path).at(path)?;
+        let dir = path.parent().unwrap_or(Path::new(""));
+        let name = path.file_name().unwrap_or_default().to_string_lossy();
+        let file = crate::tsdb::files::BlockOutput::create(&LocalOutput::new(dir), &name)?;
+        Self::to(file, path)
+    }
+
+    /// Writes the index into `file` (a local file or an upload to a bucket), named `path` in
+    /// errors, starting with its header.
+    pub fn to(file: Box<dyn OutputFile>, path: &Path) -> Result<Self> {
         let mut out = Output {
-            file: BufWriter::with_capacity(WRITE_BUFFER_BYTES, file),
+            file,
             pos: 0,
             path: path.to_path_buf(),
         };
@@ -123,6 +133,8 @@ impl IndexWriter {
             head: Encbuf::new(),
             scratch_labels: Vec::new(),
             postings: PostingsBuilder::new(),
+            last_series_offset: None,
+            series_gap_max: 0,
             accept_unsorted_label_names: false,
         })
     }
@@ -249,15 +261,14 @@ impl IndexWriter {
         self.toc.encode(&mut self.head);
         self.out.put(&self.head.buf)?;
         let size = self.out.pos;
-        let path = self.out.path;
-        let file = self
-            .out
-            .file
-            .into_inner()
-            .map_err(|e| TsdbError::io(&path, e.into_error()))?;
-        file.sync_all().at(&path)?;
-        debug_assert_eq!(file.metadata().map(|m| m.len()).ok(), Some(size));
+        self.out.file.finish()?;
         Ok(size)
+    }
+
+    /// The largest distance in bytes between the starts of two consecutive series written so
+    /// far: Thanos' `series_max_size` estimate of the index (0 below two series).
+    pub fn series_gap_max(&self) -> u64 {
+        self.series_gap_max
     }
 
     fn usage(&self, what: impl Into<String>) -> TsdbError {
@@ -393,6 +404,10 @@ impl IndexWriter {
         self.out.pad_to(SERIES_ALIGN)?;
         debug_assert_eq!(self.out.pos % SERIES_ALIGN, 0);
         let id = u32::try_from(self.out.pos / SERIES_ALIGN).expect("checked by check_chunks");
+        if let Some(last) = self.last_series_offset {
+            self.series_gap_max = self.series_gap_max.max(self.out.pos - last);
+        }
+        self.last_series_offset = Some(self.out.pos);
         encode_series(&mut self.entry, labels, chunks);
         self.head.reset();
         self.head.put_uvarint(self.entry.len() as u64);
