@@ -36,7 +36,9 @@ fn job_io(cfg: &RunConfig, bucket: &crate::objstore::Bucket) -> JobIo {
         return JobIo::Download;
     }
     let source = match bucket.kind {
-        crate::objstore::BucketKind::Filesystem => InputSource::Directory(PathBuf::from(&bucket.name)),
+        crate::objstore::BucketKind::Filesystem => {
+            InputSource::Directory(PathBuf::from(&bucket.name))
+        }
         _ => InputSource::Bucket,
     };
     tracing::info!(inputs = ?source, "jobs stream: inputs read from the bucket, output written to it as produced; --data-dir is not used");

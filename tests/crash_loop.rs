@@ -134,8 +134,21 @@ fn dumps(dir: &Path, promtool: Option<&Path>) -> BTreeMap<String, (String, Optio
         .collect()
 }
 
+/// The default: jobs stream their inputs from the bucket and their output to it.
 #[test]
 fn sigkill_at_random_moments_then_one_full_run_converges_on_s3() {
+    crash_loop(&[]);
+}
+
+/// The download path: jobs work in --data-dir.
+#[test]
+fn sigkill_loop_with_downloaded_blocks_converges_on_s3() {
+    crash_loop(&["--compact.download-blocks"]);
+}
+
+/// Runs the crash loop with `mode` flags added to every run.
+fn crash_loop(mode: &[&str]) {
+    let downloads = !mode.is_empty();
     let Some(s3) = seaweed::Seaweed::start() else {
         return;
     };
@@ -183,7 +196,7 @@ fn sigkill_at_random_moments_then_one_full_run_converges_on_s3() {
     let estimate = s3.objstore_yaml_with_prefix("estimate");
     upload_dir(&estimate, &all_input);
     let log = tmp.path().join("compactd.log");
-    let full = run_to_completion(&estimate, &tmp.path().join("data-estimate"), &log, &[]);
+    let full = run_to_completion(&estimate, &tmp.path().join("data-estimate"), &log, mode);
     let mut window_ms = (full.as_millis() as u64).max(200);
     eprintln!("an uninterrupted run takes {full:?}; the first kill falls in 0..{window_ms} ms");
 
@@ -206,7 +219,7 @@ fn sigkill_at_random_moments_then_one_full_run_converges_on_s3() {
             uploaded += 1;
         }
         let delay = Duration::from_millis(rng.below(window_ms));
-        let child = spawn_run(&config, &data, &log, &[]);
+        let child = spawn_run(&config, &data, &log, mode);
         match kill_after(child, delay, &log) {
             None => {
                 landed += 1;
@@ -239,19 +252,20 @@ fn sigkill_at_random_moments_then_one_full_run_converges_on_s3() {
     );
 
     // One run to completion, cleaning up partial uploads at once.
-    let last = run_to_completion(
-        &config,
-        &data,
-        &log,
-        &["--debug.partial-upload-threshold", "0s"],
-    );
+    let mut last_flags = vec!["--debug.partial-upload-threshold", "0s"];
+    last_flags.extend(mode);
+    let last = run_to_completion(&config, &data, &log, &last_flags);
     let last_log = std::fs::read_to_string(&log).unwrap();
-    assert_eq!(
-        std::fs::read_dir(data.join("compact")).unwrap().count(),
-        0,
-        "the --data-dir cache left by the killed runs is emptied"
-    );
-    eprintln!("{leftovers} kills left files in --data-dir for the next run to clear");
+    if downloads {
+        assert_eq!(
+            std::fs::read_dir(data.join("compact")).unwrap().count(),
+            0,
+            "the --data-dir cache left by the killed runs is emptied"
+        );
+        eprintln!("{leftovers} kills left files in --data-dir for the next run to clear");
+    } else {
+        assert!(!data.exists(), "streaming runs never touch --data-dir");
+    }
 
     let out = tmp.path().join("downloaded");
     download_bucket(&config, &out);

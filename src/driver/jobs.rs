@@ -32,6 +32,76 @@ pub fn job_dir(data_dir: &Path, group: &str, output: BlockId) -> PathBuf {
         .join(output.to_string())
 }
 
+/// What a job of the download path needs on `--data-dir`: its inputs (the sizes their metas
+/// list, or the bucket's listing) and as much again for the output, as Thanos' sizing
+/// guidance assumes. Refused up front, before anything is downloaded, when the file system
+/// has less free space: the error names both figures.
+pub async fn check_disk(
+    store: &Arc<dyn ObjectStore>,
+    data_dir: &Path,
+    job: &CompactJob,
+) -> Result<(), JobError> {
+    let mut inputs = 0u64;
+    for meta in &job.inputs {
+        inputs += block_bytes(store, meta).await?;
+    }
+    let needed = inputs.saturating_mul(2);
+    let free = free_bytes(data_dir).map_err(|e| {
+        JobError::io(format!(
+            "--data-dir {}: free space: {e}",
+            data_dir.display()
+        ))
+    })?;
+    if needed > free {
+        return Err(JobError::io(format!(
+            "insufficient disk: job for block {} needs {needed} bytes in --data-dir {} ({inputs} bytes of inputs and as much for the output), {free} bytes are free; free space, or stream the job (without --compact.download-blocks)",
+            job.output,
+            data_dir.display()
+        )));
+    }
+    Ok(())
+}
+
+/// The bytes of a block's `index` and `chunks/*`: from its meta's `thanos.files`, else listed.
+async fn block_bytes(store: &Arc<dyn ObjectStore>, meta: &BlockMeta) -> Result<u64, JobError> {
+    let listed_in_meta = meta
+        .thanos
+        .as_ref()
+        .map(|t| &t.files)
+        .filter(|f| !f.is_empty());
+    if let Some(files) = listed_in_meta {
+        return Ok(files
+            .iter()
+            .filter(|f| is_block_data(&f.rel_path))
+            .map(|f| f.size_bytes.max(0) as u64)
+            .sum());
+    }
+    let prefix = ObjectPath::from(meta.ulid.to_string());
+    let objects: Vec<object_store::ObjectMeta> = store
+        .list(Some(&prefix))
+        .try_collect()
+        .await
+        .map_err(|e| JobError::io(format!("list {prefix}: {e}")))?;
+    Ok(objects.iter().map(|o| o.size).sum())
+}
+
+/// Free bytes for an unprivileged writer on the file system of `dir` (or of its nearest
+/// existing ancestor: `--data-dir` is made on first use).
+fn free_bytes(dir: &Path) -> std::io::Result<u64> {
+    let existing = dir.ancestors().find(|p| p.exists()).unwrap_or(dir);
+    let path = std::ffi::CString::new(existing.as_os_str().as_encoded_bytes())
+        .map_err(std::io::Error::other)?;
+    let mut stat = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+    // SAFETY: `path` is NUL-terminated and `stat` is written by statvfs before it is read.
+    let rc = unsafe { libc::statvfs(path.as_ptr(), stat.as_mut_ptr()) };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: statvfs returned 0, so it filled `stat`.
+    let stat = unsafe { stat.assume_init() };
+    Ok((stat.f_bavail as u64).saturating_mul(stat.f_frsize as u64))
+}
+
 /// Runs a compaction or downsampling job; returns the new block (`None` if it has no
 /// samples).
 pub async fn run_job(

@@ -616,12 +616,15 @@ fn spawn_job(
         let work = async {
             match job_io {
                 JobIo::Download => {
+                    if let Err(e) = jobs::check_disk(&store, &data_dir, &job).await {
+                        reporter.insufficient_disk(&e);
+                        return Err(e);
+                    }
                     jobs::run_job(store, data_dir, job.clone(), opts, transfers, hash).await
                 }
                 JobIo::Stream(source) => {
                     let job = job.clone();
-                    streamed::run_streamed_job(store, source, job, opts, hash, counts, staged)
-                        .await
+                    streamed::run_streamed_job(store, source, job, opts, hash, counts, staged).await
                 }
             }
         };

@@ -10,7 +10,9 @@ use super::unit_gauges::{UnitGauges, UnitKey};
 
 use crate::core::progress::{Backlog, CompactionBacklog};
 use crate::core::stream::StreamId;
-use crate::core::types::{CompactJob, Event, JobKind, ReadOp, StoreError, StoreRequest, WriteOp};
+use crate::core::types::{
+    CompactJob, Event, JobError, JobKind, ReadOp, StoreError, StoreRequest, WriteOp,
+};
 use crate::metrics::{Marker, Metrics};
 use crate::tsdb::meta::BlockMeta;
 
@@ -326,6 +328,12 @@ impl Reporter {
         let label = if kind == Marker::Deletion { "" } else { reason };
         self.metrics.compact.block_marked(kind, label);
         tracing::info!(block = %block, marker = %marker, reason = %reason, "marked block");
+    }
+
+    /// A job of the download path was refused: `--data-dir` is too small for it.
+    pub fn insufficient_disk(&self, error: &JobError) {
+        self.metrics.compact.insufficient_disk.inc();
+        tracing::error!(error = %error.message, "job refused: --data-dir is too small");
     }
 
     /// A mutation was refused because its permit had expired.

@@ -241,7 +241,9 @@ impl FileUpload {
         }
         let bytes = std::mem::replace(&mut self.part, Vec::with_capacity(PART_BYTES));
         let upload = self.upload.as_mut().and_then(|u| u.upload.as_mut());
-        let sending = upload.expect("started above").put_part(PutPayload::from(bytes));
+        let sending = upload
+            .expect("started above")
+            .put_part(PutPayload::from(bytes));
         self.in_flight.push_back(self.handle.spawn(sending));
         Ok(())
     }
@@ -253,7 +255,10 @@ impl FileUpload {
         match self.handle.block_on(oldest) {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(self.error(e)),
-            Err(e) => Err(std::io::Error::other(format!("upload {}: task {e}", self.object))),
+            Err(e) => Err(std::io::Error::other(format!(
+                "upload {}: task {e}",
+                self.object
+            ))),
         }
     }
 

@@ -62,6 +62,9 @@ pub struct CompactMetrics {
     pub delete_delay_seconds: FloatGauge,
     /// `thanos_consistency_delay_seconds`: the configured `--consistency-delay`.
     pub consistency_delay_seconds: FloatGauge,
+    /// `compactd_compact_insufficient_disk_total`: jobs of the download path refused before
+    /// downloading anything because `--data-dir` had less free space than they need.
+    pub insufficient_disk: Counter,
 }
 
 impl CompactMetrics {
@@ -151,6 +154,12 @@ impl CompactMetrics {
                 "thanos_consistency_delay_seconds",
                 "Configured consistency delay in seconds.",
                 FloatGauge::default(),
+            ),
+            insufficient_disk: register(
+                registry,
+                "compactd_compact_insufficient_disk",
+                "Total number of jobs refused before downloading because --data-dir had less free space than they need.",
+                Counter::default(),
             ),
         };
         metrics.blocks_marked_counter(Marker::NoCompact, REASON_OUT_OF_ORDER_CHUNKS);

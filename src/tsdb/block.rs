@@ -81,9 +81,17 @@ impl BlockReader {
     /// Opens the block whose files `files` gives (in a bucket, read where they are) with
     /// `meta` as its meta (the one the caller planned with) and no tombstones, as blocks in a
     /// bucket have none.
-    pub fn open_files(files: &dyn BlockFiles, meta: BlockMeta, options: ReadOptions) -> Result<Self> {
+    pub fn open_files(
+        files: &dyn BlockFiles,
+        meta: BlockMeta,
+        options: ReadOptions,
+    ) -> Result<Self> {
         let index_path = files.path_of(INDEX_FILENAME);
-        let window = FileWindow::over(files.open(INDEX_FILENAME)?, &index_path, files.window_bytes());
+        let window = FileWindow::over(
+            files.open(INDEX_FILENAME)?,
+            &index_path,
+            files.window_bytes(),
+        );
         Ok(BlockReader {
             dir: files.location().to_path_buf(),
             index: IndexReader::from_window(window, options)?,

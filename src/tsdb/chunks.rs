@@ -14,9 +14,9 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use super::block::CHUNKS_DIRNAME;
 use super::encoding::{crc32, read_uvarint};
 use super::error::{IoContext, Result, TsdbError};
-use super::block::CHUNKS_DIRNAME;
 use super::files::{BlockFiles, BlockOutput, LocalBlockFiles, LocalOutput, OutputFile, ReadAt};
 use super::window::{FileWindow, WINDOW_BYTES_DEFAULT};
 

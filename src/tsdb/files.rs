@@ -124,7 +124,13 @@ impl BlockFiles for LocalBlockFiles {
             other => other.at(&self.chunks)?,
         };
         for entry in entries {
-            names.push(entry.at(&self.chunks)?.file_name().to_string_lossy().into_owned());
+            names.push(
+                entry
+                    .at(&self.chunks)?
+                    .file_name()
+                    .to_string_lossy()
+                    .into_owned(),
+            );
         }
         Ok(names)
     }

@@ -133,6 +133,19 @@ impl Seaweed {
         out
     }
 
+    /// Multipart uploads begun and neither completed nor aborted, from the filer's own
+    /// listing of the bucket's `.uploads` folder (where SeaweedFS keeps them).
+    pub fn incomplete_uploads(&self) -> usize {
+        let path = format!("/buckets/{}/.uploads/?limit=10000", self.bucket);
+        let (code, body) =
+            http_text(self.ports[3], &path).unwrap_or_else(|e| panic!("filer {path}: {e}"));
+        match code {
+            404 => 0,
+            200 => body.matches("\"FullPath\"").count(),
+            other => panic!("filer {path} answered {other}: {body}"),
+        }
+    }
+
     /// The last `lines` lines of weed's log.
     pub fn log_tail(&self, lines: usize) -> String {
         tail(&self.log, lines)
@@ -413,19 +426,29 @@ fn healthz(port: u16) -> bool {
     stream.read_exact(&mut head).is_ok() && head.starts_with(b"HTTP/1.") && &head[9..12] == b"200"
 }
 
-/// weed's /metrics page, asked for over HTTP/1.0 so that the body comes unchunked.
+/// weed's /metrics page.
 fn metrics_text(port: u16) -> std::io::Result<String> {
+    http_text(port, "/metrics").and_then(|(code, body)| match code {
+        200 => Ok(body),
+        _ => Err(std::io::Error::other(format!("/metrics answered {code}"))),
+    })
+}
+
+/// Status and body of a GET asked for over HTTP/1.0 (so that the body comes unchunked), as
+/// JSON where the server offers it.
+fn http_text(port: u16, path: &str) -> std::io::Result<(u16, String)> {
     let mut stream = TcpStream::connect(("127.0.0.1", port))?;
     stream.set_read_timeout(Some(Duration::from_secs(5)))?;
     write!(
         stream,
-        "GET /metrics HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n\r\n"
+        "GET {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\nAccept: application/json\r\n\r\n"
     )?;
     let mut text = String::new();
     stream.read_to_string(&mut text)?;
-    match text.split_once("\r\n\r\n") {
-        Some((head, body)) if head.starts_with("HTTP/1.") && head[9..].starts_with("200") => {
-            Ok(body.to_string())
+    let code = text.get(9..12).and_then(|c| c.parse().ok());
+    match (text.split_once("\r\n\r\n"), code) {
+        (Some((head, body)), Some(code)) if head.starts_with("HTTP/1.") => {
+            Ok((code, body.to_string()))
         }
         _ => Err(std::io::Error::other(format!(
             "unexpected answer: {}",

@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 
 use super::*;
 use crate::tsdb::block_writer::BlockWriter;
-use crate::tsdb::tombstones::Tombstones;
 use crate::tsdb::downsample::downsample_block_with;
 use crate::tsdb::index::{IndexReader, ReadOptions};
+use crate::tsdb::tombstones::Tombstones;
 use crate::units::{HOUR_MS, RESOLUTION_5M_MS};
 
 /// A 2h block of three series, four chunks each: `up{a,b}` twice, then `zz{a,b}`.

@@ -149,7 +149,13 @@ pub fn downsample_block_with(
     read: ReadOptions,
 ) -> Result<Option<CompactOutput>> {
     let block = BlockReader::open_with(input, read)?;
-    downsample_to(block, BlockTarget::local(dest, id)?, id, resolution_ms, read)
+    downsample_to(
+        block,
+        BlockTarget::local(dest, id)?,
+        id,
+        resolution_ms,
+        read,
+    )
 }
 
 /// Downsamples the open `block` into `target`: what [`downsample_block_with`] does, wherever
