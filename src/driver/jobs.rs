@@ -99,7 +99,9 @@ fn free_bytes(dir: &Path) -> std::io::Result<u64> {
     }
     // SAFETY: statvfs returned 0, so it filled `stat`.
     let stat = unsafe { stat.assume_init() };
-    Ok((stat.f_bavail as u64).saturating_mul(stat.f_frsize as u64))
+    #[allow(clippy::unnecessary_cast)] // u64 here; narrower on 32-bit targets.
+    let (blocks, size) = (stat.f_bavail as u64, stat.f_frsize as u64);
+    Ok(blocks.saturating_mul(size))
 }
 
 /// Runs a compaction or downsampling job; returns the new block (`None` if it has no
@@ -357,4 +359,56 @@ fn sha256_file(path: &Path) -> std::io::Result<String> {
     }
     let digest = ctx.finish();
     Ok(digest.as_ref().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::types::{JobErrorKind, JobId};
+
+    /// A meta whose `thanos.files` lists one chunk segment of `chunk_bytes`.
+    fn meta_with_files(id: BlockId, chunk_bytes: u64) -> BlockMeta {
+        let json = format!(
+            r#"{{"ulid":"{id}","minTime":0,"maxTime":7200000,"stats":{{}},"version":1,
+            "compaction":{{"level":1,"sources":["{id}"]}},
+            "thanos":{{"labels":{{"a":"1"}},"downsample":{{"resolution":0}},"source":"sidecar",
+            "files":[{{"rel_path":"chunks/000001","size_bytes":{chunk_bytes}}},
+                     {{"rel_path":"index","size_bytes":1000}},
+                     {{"rel_path":"meta.json"}}]}}}}"#
+        );
+        BlockMeta::parse(json.as_bytes(), Path::new("meta.json")).unwrap()
+    }
+
+    fn job(chunk_bytes: u64) -> CompactJob {
+        let id = BlockId::from_parts(1_735_689_600_000, 1);
+        CompactJob {
+            job: JobId(1),
+            group: "0@1".into(),
+            inputs: vec![meta_with_files(id, chunk_bytes)],
+            output: BlockId::from_parts(1_735_689_600_000, 2),
+            kind: JobKind::Compact,
+        }
+    }
+
+    /// A job that needs more than the file system has free is refused before any download,
+    /// naming the bytes it needs and the bytes free; one that fits passes.
+    #[tokio::test]
+    async fn a_job_larger_than_the_free_disk_is_refused_up_front() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn ObjectStore> = Arc::new(object_store::memory::InMemory::new());
+        let data_dir = dir.path().join("data");
+        let free = free_bytes(&data_dir).unwrap();
+        let too_big = job(free);
+        let err = check_disk(&store, &data_dir, &too_big).await.unwrap_err();
+        assert_eq!(err.kind, JobErrorKind::Io);
+        let needed = (free + 1000) * 2;
+        assert!(
+            err.message.contains(&format!("needs {needed} bytes"))
+                && err.message.contains("bytes are free"),
+            "{}",
+            err.message
+        );
+        assert!(!data_dir.exists(), "nothing was written");
+        check_disk(&store, &data_dir, &job(1000)).await.unwrap();
+    }
 }
