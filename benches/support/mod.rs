@@ -11,6 +11,10 @@ pub struct Measure {
     pub seconds: f64,
     /// `ru_maxrss` of the child, in KiB.
     pub peak_rss_kb: i64,
+    /// Bytes the child wrote to disk-backed files (`ru_oublock` × 512: the bytes it dirtied
+    /// in the page cache of a block-device file system; tmpfs writes count nothing).
+    #[allow(dead_code)] // Each bench compiles this module; only the streaming bench reads it.
+    pub disk_written_bytes: i64,
 }
 
 /// The environment variable `key` parsed, or `default`.
@@ -60,6 +64,7 @@ pub fn run_measured(cmd: &mut Command) -> (Measure, String) {
     let measure = Measure {
         seconds,
         peak_rss_kb: usage.ru_maxrss,
+        disk_written_bytes: usage.ru_oublock * 512,
     };
     (measure, stdout)
 }

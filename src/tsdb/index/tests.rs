@@ -201,18 +201,18 @@ fn empty_index_round_trips() {
     assert!(r.label_names().unwrap().is_empty());
 }
 
-#[test]
-fn many_series_cross_batch_and_table_growth() {
-    // Enough series that postings lists, symbol batches and the key table all grow.
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("index");
-    let count = 20_000u32;
+/// Writes `count` series `{id="NNNNN", parity="even|odd"}` to `path`, spilling the postings
+/// every `run_bytes` when given.
+fn write_many(path: &Path, count: u32, run_bytes: Option<usize>) {
     let mut values: Vec<String> = (0..count).map(|i| format!("{i:05}")).collect();
     values.extend(["even".to_string(), "odd".to_string()]);
     let mut symbols: Vec<&str> = values.iter().map(String::as_str).collect();
     symbols.extend(["id", "parity"]);
     symbols.sort_unstable();
-    let mut w = IndexWriter::create(&path).unwrap();
+    let mut w = IndexWriter::create(path).unwrap();
+    if let Some(run_bytes) = run_bytes {
+        w.spill_postings_every(run_bytes);
+    }
     for s in &symbols {
         w.add_symbol(s).unwrap();
     }
@@ -229,6 +229,28 @@ fn many_series_cross_batch_and_table_growth() {
         .unwrap();
     }
     w.finish().unwrap();
+}
+
+/// Postings spilled to sorted runs on disk give the same bytes as postings sorted in memory.
+#[test]
+fn spilled_postings_write_the_same_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let (memory, spilled) = (dir.path().join("memory"), dir.path().join("spilled"));
+    write_many(&memory, 5_000, None);
+    write_many(&spilled, 5_000, Some(16 * 1000));
+    assert_eq!(
+        std::fs::read(&memory).unwrap(),
+        std::fs::read(&spilled).unwrap()
+    );
+}
+
+#[test]
+fn many_series_cross_batch_and_table_growth() {
+    // Enough series that postings lists and symbol batches grow past their batches.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("index");
+    let count = 20_000u32;
+    write_many(&path, count, None);
     let mut r = IndexReader::open(&path).unwrap();
     let all = r.all_postings().unwrap();
     assert_eq!(all.len(), count as usize);

@@ -1,16 +1,17 @@
 //! [`IndexWriter`]: writes an index file in one pass, in the stages symbols → series → done
 //! (see the module doc of [`super`] for the layout).
 //!
-//! Symbols and series go straight to the file. The only state that grows with the number of
-//! series is what the postings lists need: one key index per label pair and one id and
-//! label count per series. [`IndexWriter::finish`] turns that into the lists with a counting
-//! sort, so no per-key `Vec` is ever allocated.
+//! Symbols and series go straight to the file. What the postings lists need is one 16-byte
+//! record per label pair of every series and one per series ([`super::postings`]): at most
+//! 64 MiB of them stay in memory, and beyond that sorted runs are spilled to an anonymous
+//! temporary file and merged back by [`IndexWriter::finish`], which then holds one list's ids
+//! and the offset of every list (16 bytes per distinct label pair) at a time.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use super::order::NameOrder;
-use super::postings::{unpack, PostingsBuilder, PostingsLists};
+use super::postings::{id_of, list_of, unpack, PostingsBuilder, RUN_BYTES_DEFAULT};
 use super::{
     ChunkMeta, Symbols, Toc, FORMAT_V2, HEADER_LEN, MAGIC_INDEX, POSTINGS_ALIGN, SERIES_ALIGN,
 };
@@ -132,7 +133,7 @@ impl IndexWriter {
             entry: Encbuf::new(),
             head: Encbuf::new(),
             scratch_labels: Vec::new(),
-            postings: PostingsBuilder::new(),
+            postings: PostingsBuilder::new(RUN_BYTES_DEFAULT),
             last_series_offset: None,
             series_gap_max: 0,
             accept_unsorted_label_names: false,
@@ -227,6 +228,13 @@ impl IndexWriter {
         result
     }
 
+    /// Test support: spill the postings records every `run_bytes` (before the first series).
+    #[cfg(test)]
+    pub(crate) fn spill_postings_every(&mut self, run_bytes: usize) {
+        assert!(self.postings.is_empty(), "before the first series");
+        self.postings = PostingsBuilder::new(run_bytes);
+    }
+
     /// Test support: [`add_series`](Self::add_series) without the chunk checks, to write the
     /// out-of-order chunks that old writers left in some indexes.
     #[cfg(test)]
@@ -252,11 +260,11 @@ impl IndexWriter {
         }
         self.toc.label_indices = self.out.pos;
         self.toc.postings = self.out.pos;
-        let lists = std::mem::take(&mut self.postings).into_lists();
-        let list_offsets = self.write_postings(&lists)?;
+        let postings = std::mem::replace(&mut self.postings, PostingsBuilder::new(0));
+        let list_offsets = self.write_postings(postings)?;
         self.toc.label_offset_table = self.out.pos;
         self.toc.postings_offset_table = self.out.pos;
-        self.write_postings_offset_table(&lists, &list_offsets)?;
+        self.write_postings_offset_table(&list_offsets)?;
         self.head.reset();
         self.toc.encode(&mut self.head);
         self.out.put(&self.head.buf)?;
@@ -415,24 +423,40 @@ impl IndexWriter {
         self.out.put(&self.head.buf)?;
         self.out.put(&self.entry.buf)?;
         self.out.put(&crc.to_be_bytes())?;
-        if !self.postings.add(id, labels, &self.previous_labels) {
-            // The entry is written but not listed: the index cannot be completed.
-            return Err(self.usage("more than 2^32 - 2 distinct label pairs"));
-        }
+        // On failure the entry is written but not listed: the index cannot be completed.
+        self.postings.add(id, labels).at(&self.out.path)?;
         self.previous_labels.clear();
         self.previous_labels.extend_from_slice(labels);
         self.last_chunk_ref = chunks.last().map_or(self.last_chunk_ref, |c| c.chunk_ref);
         Ok(())
     }
 
-    /// Writes the all-series list, then one list per key in key order; returns the offset of
-    /// each list in that order.
-    fn write_postings(&mut self, lists: &PostingsLists) -> Result<Vec<u64>> {
+    /// Writes the all-series list, then one list per key in key order, reading the sorted
+    /// records of `postings`; returns the offset of each list in that order (the all-series
+    /// list's with key `None`). Only one list's ids are held at a time.
+    fn write_postings(&mut self, postings: PostingsBuilder) -> Result<Vec<(Option<u64>, u64)>> {
         self.out.pad_to(POSTINGS_ALIGN)?;
-        let mut offsets = Vec::with_capacity(lists.order.len() + 1);
-        offsets.push(self.write_list(&lists.series_ids)?);
-        for &key in &lists.order {
-            offsets.push(self.write_list(lists.ids_of(key))?);
+        let path = self.out.path.clone();
+        let mut offsets = Vec::new();
+        let mut list: Option<Option<u64>> = None;
+        let mut ids = Vec::new();
+        for record in postings.into_sorted().at(&path)? {
+            let record = record.at(&path)?;
+            let key = list_of(record);
+            if list != Some(key) {
+                if let Some(done) = list {
+                    offsets.push((done, self.write_list(&ids)?));
+                } else if key.is_some() {
+                    offsets.push((None, self.write_list(&[])?));
+                }
+                ids.clear();
+                list = Some(key);
+            }
+            ids.push(id_of(record));
+        }
+        match list {
+            Some(done) => offsets.push((done, self.write_list(&ids)?)),
+            None => offsets.push((None, self.write_list(&[])?)),
         }
         Ok(offsets)
     }
@@ -463,17 +487,12 @@ impl IndexWriter {
     }
 
     /// Writes the postings offset table: one entry per list, in list order.
-    fn write_postings_offset_table(
-        &mut self,
-        lists: &PostingsLists,
-        offsets: &[u64],
-    ) -> Result<()> {
-        debug_assert_eq!(offsets.len(), lists.order.len() + 1);
-        let strings = |j: usize| -> (&str, &str) {
-            let (name, value) = match j.checked_sub(1) {
-                None => return ("", ""),
-                Some(k) => unpack(lists.keys[lists.order[k] as usize]),
+    fn write_postings_offset_table(&mut self, offsets: &[(Option<u64>, u64)]) -> Result<()> {
+        let strings = |key: Option<u64>| -> (&str, &str) {
+            let Some(key) = key else {
+                return ("", "");
             };
+            let (name, value) = unpack(key);
             let symbol = |r| self.symbols.get(r).expect("checked in add_series");
             (symbol(name), symbol(value))
         };
@@ -485,8 +504,8 @@ impl IndexWriter {
                 + uvarint_len(offset)) as u64
         };
         let mut len = 4;
-        for (j, &offset) in offsets.iter().enumerate() {
-            let (name, value) = strings(j);
+        for &(key, offset) in offsets {
+            let (name, value) = strings(key);
             len += entry_len(name, value, offset);
         }
         if len > SECTION_LEN_MAX {
@@ -499,8 +518,8 @@ impl IndexWriter {
         let mut batch = Encbuf::new();
         batch.put_be32(offsets.len() as u32);
         let mut crc = 0;
-        for (j, &offset) in offsets.iter().enumerate() {
-            let (name, value) = strings(j);
+        for &(key, offset) in offsets {
+            let (name, value) = strings(key);
             batch.put_uvarint(2);
             batch.put_uvarint_str(name);
             batch.put_uvarint_str(value);
