@@ -35,11 +35,9 @@ fn job_io(cfg: &RunConfig, bucket: &crate::objstore::Bucket) -> JobIo {
         tracing::warn!(data_dir = %cfg.data_dir.display(), "the bucket disables multipart uploads: jobs download their input blocks into --data-dir instead of streaming");
         return JobIo::Download;
     }
-    let source = match bucket.kind {
-        crate::objstore::BucketKind::Filesystem => {
-            InputSource::Directory(PathBuf::from(&bucket.name))
-        }
-        _ => InputSource::Bucket,
+    let source = match &bucket.local_root {
+        Some(root) => InputSource::Directory(root.clone()),
+        None => InputSource::Bucket,
     };
     tracing::info!(inputs = ?source, "jobs stream: inputs read from the bucket, output written to it as produced; --data-dir is not used");
     JobIo::Stream(source)

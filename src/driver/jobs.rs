@@ -76,13 +76,31 @@ async fn block_bytes(store: &Arc<dyn ObjectStore>, meta: &BlockMeta) -> Result<u
             .map(|f| f.size_bytes.max(0) as u64)
             .sum());
     }
-    let prefix = ObjectPath::from(meta.ulid.to_string());
+    let files = block_data_objects(store, meta.ulid)
+        .await
+        .map_err(JobError::io)?;
+    Ok(files.iter().map(|(_, size)| size).sum())
+}
+
+/// The block data objects (`index`, `chunks/*`) of block `id` in `store`, from one listing:
+/// each one's path relative to the block and its size.
+pub async fn block_data_objects(
+    store: &Arc<dyn ObjectStore>,
+    id: BlockId,
+) -> Result<Vec<(String, u64)>, String> {
+    let prefix = ObjectPath::from(id.to_string());
     let objects: Vec<object_store::ObjectMeta> = store
         .list(Some(&prefix))
         .try_collect()
         .await
-        .map_err(|e| JobError::io(format!("list {prefix}: {e}")))?;
-    Ok(objects.iter().map(|o| o.size).sum())
+        .map_err(|e| format!("list {prefix}: {e}"))?;
+    Ok(objects
+        .into_iter()
+        .filter_map(|o| {
+            let rel = o.location.as_ref().strip_prefix(&format!("{prefix}/"))?;
+            is_block_data(rel).then(|| (rel.to_string(), o.size))
+        })
+        .collect())
 }
 
 /// Free bytes for an unprivileged writer on the file system of `dir` (or of its nearest
@@ -192,22 +210,13 @@ async fn download_block(
     let local = dir.join(meta.ulid.to_string());
     if !local.join(META_FILENAME).is_file() {
         let _ = tokio::fs::remove_dir_all(&local).await;
-        let prefix = ObjectPath::from(meta.ulid.to_string());
-        let objects: Vec<object_store::ObjectMeta> = store
-            .list(Some(&prefix))
-            .try_collect()
+        let wanted: Vec<(ObjectPath, PathBuf)> = block_data_objects(store, meta.ulid)
             .await
-            .map_err(|e| JobError::io(format!("list {prefix}: {e}")))?;
-        let wanted: Vec<(ObjectPath, PathBuf)> = objects
+            .map_err(JobError::io)?
             .into_iter()
-            .filter_map(|o| {
-                let rel = o
-                    .location
-                    .as_ref()
-                    .strip_prefix(&format!("{prefix}/"))
-                    .unwrap_or_default()
-                    .to_string();
-                is_block_data(&rel).then(|| (o.location.clone(), local.join(&rel)))
+            .map(|(rel, _)| {
+                let from = ObjectPath::from(format!("{}/{rel}", meta.ulid));
+                (from, local.join(&rel))
             })
             .collect();
         // `--block-files-concurrency` files at once.

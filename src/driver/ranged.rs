@@ -13,13 +13,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use futures::TryStreamExt;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt};
 use tokio::runtime::Handle;
 use tokio::task::JoinHandle;
 
-use crate::bucket::layout::is_block_data;
 use crate::tsdb::block::CHUNKS_DIRNAME;
 use crate::tsdb::block_id::BlockId;
 use crate::tsdb::files::{BlockFiles, ReadAt};
@@ -59,19 +57,7 @@ impl BucketBlockFiles {
         id: BlockId,
         counts: Arc<ReadCounts>,
     ) -> std::result::Result<Self, String> {
-        let prefix = ObjectPath::from(id.to_string());
-        let objects: Vec<object_store::ObjectMeta> = store
-            .list(Some(&prefix))
-            .try_collect()
-            .await
-            .map_err(|e| format!("list {prefix}: {e}"))?;
-        let files = objects
-            .into_iter()
-            .filter_map(|o| {
-                let rel = o.location.as_ref().strip_prefix(&format!("{prefix}/"))?;
-                is_block_data(rel).then(|| (rel.to_string(), o.size))
-            })
-            .collect();
+        let files = super::jobs::block_data_objects(&store, id).await?;
         Ok(BucketBlockFiles {
             store,
             handle: Handle::current(),

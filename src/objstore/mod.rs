@@ -143,6 +143,9 @@ pub struct Bucket {
     /// parts of this size (Thanos: S3 `part_size`, GCS `chunk_size_bytes`). `None` when the
     /// configuration disables multipart uploads (S3 `disable_multipart: true`).
     pub part_size_bytes: Option<u64>,
+    /// FILESYSTEM: the directory the objects are files in (`directory`, then `prefix:`), so
+    /// that block files can be read in place.
+    pub local_root: Option<std::path::PathBuf>,
 }
 
 impl fmt::Debug for Bucket {
@@ -153,6 +156,7 @@ impl fmt::Debug for Bucket {
             .field("kind", &self.kind)
             .field("conditional_update", &self.conditional_update)
             .field("part_size_bytes", &self.part_size_bytes)
+            .field("local_root", &self.local_root)
             .finish()
     }
 }
@@ -350,7 +354,12 @@ pub(crate) fn open_with_env(cfg: &BucketConfig, env: &dyn Env) -> Result<Bucket,
             source,
         },
     })?;
+    let local_root = match &cfg.provider {
+        Provider::Filesystem(c) => Some(std::path::Path::new(&c.directory).join(&cfg.prefix)),
+        _ => None,
+    };
     Ok(Bucket {
+        local_root,
         store: opened.store.wrap(prefix),
         name: cfg.name(),
         kind: cfg.kind,
