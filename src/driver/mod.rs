@@ -509,11 +509,7 @@ async fn write(
         WriteOp::UploadFiles { block, .. } => {
             let what = format!("upload of block {block}");
             match local {
-                Some(Files::Staged(staged)) => {
-                    let files_at_once = store.transfers().block_files;
-                    let commit = staged.commit(store.store(), files_at_once);
-                    until_lapse(lapse, what, commit).await
-                }
+                Some(Files::Staged(staged)) => until_lapse(lapse, what, staged.commit(store)).await,
                 Some(Files::Local(dir)) => {
                     until_lapse(lapse, what, store.upload_files(*block, &dir)).await
                 }

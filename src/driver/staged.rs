@@ -27,7 +27,9 @@ use tokio::runtime::Handle;
 use tokio::task::JoinHandle;
 
 use super::jobs::HashFunc;
+use super::store::{object_error, StoreExecutor};
 use crate::core::types::StoreError;
+use crate::metrics::BucketOp;
 use crate::tsdb::block::CHUNKS_DIRNAME;
 use crate::tsdb::block_id::BlockId;
 use crate::tsdb::files::{BlockOutput, OutputFile};
@@ -107,44 +109,46 @@ impl StagedBlock {
         files
     }
 
-    /// Makes the files objects: chunk segments (`files_at_once` at a time), then the index,
-    /// which points into them. Uploads not completed when this fails or is dropped are aborted.
-    pub async fn commit(
-        self,
-        store: &Arc<dyn ObjectStore>,
-        files_at_once: usize,
-    ) -> std::result::Result<(), StoreError> {
+    /// Makes the files objects: chunk segments (`--block-files-concurrency` at a time), then
+    /// the index, which points into them; each one counted and passed through the crash
+    /// test hook as the download path's uploads are. Uploads not completed when this fails or
+    /// is dropped are aborted.
+    pub async fn commit(self, exec: &StoreExecutor) -> std::result::Result<(), StoreError> {
         let id = self.id;
         let (chunks, index): (Vec<_>, Vec<_>) = self
             .files
             .into_iter()
             .partition(|f| f.rel.starts_with(CHUNKS_DIRNAME));
         futures::stream::iter(chunks)
-            .map(|f| commit_file(store, id, f))
-            .buffer_unordered(files_at_once.max(1))
+            .map(|f| commit_file(exec, id, f))
+            .buffer_unordered(exec.transfers().block_files)
             .try_collect::<Vec<()>>()
             .await?;
         for f in index {
-            commit_file(store, id, f).await?;
+            commit_file(exec, id, f).await?;
         }
         Ok(())
     }
 }
 
 async fn commit_file(
-    store: &Arc<dyn ObjectStore>,
+    exec: &StoreExecutor,
     id: BlockId,
     f: StagedFile,
 ) -> std::result::Result<(), StoreError> {
     let path = format!("{id}/{}", f.rel);
+    exec.mutation_point(&path);
+    let started = std::time::Instant::now();
     let result = match f.body {
-        Body::Whole(bytes) => store
+        Body::Whole(bytes) => exec
+            .store()
             .put(&ObjectPath::from(path.as_str()), PutPayload::from(bytes))
             .await
             .map(|_| ()),
         Body::Parts(upload) => upload.complete().await,
     };
-    result.map_err(|e| StoreError::other(format!("upload {path}: {e}")))
+    exec.observe(BucketOp::Upload, started, &result);
+    result.map_err(|e| object_error(format!("upload {path}"), &e))
 }
 
 /// Where the engine writes a block it streams to the bucket.

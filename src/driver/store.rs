@@ -121,7 +121,7 @@ impl StoreExecutor {
     }
 
     /// Records one object operation; a missing or existing object is an expected outcome.
-    fn observe<T>(
+    pub(super) fn observe<T>(
         &self,
         op: BucketOp,
         started: std::time::Instant,
@@ -145,7 +145,7 @@ impl StoreExecutor {
     }
 
     /// Called before every object mutation; the crash test hook lives here.
-    fn mutation_point(&self, what: &str) {
+    pub(super) fn mutation_point(&self, what: &str) {
         let n = self.mutations.fetch_add(1, Ordering::SeqCst) + 1;
         if self.crash_before == Some(n) {
             eprintln!("COMPACTD_TEST_CRASH_BEFORE_MUTATION={n}: aborting before {what}");
@@ -449,7 +449,7 @@ pub async fn with_timeout<T>(
 
 /// The failure for error `e` of the object store in `context` (`read <path>`, ...): a missing
 /// object, a failed precondition, or another failure.
-fn object_error(context: String, e: &object_store::Error) -> StoreError {
+pub(super) fn object_error(context: String, e: &object_store::Error) -> StoreError {
     let kind = match e {
         object_store::Error::NotFound { .. } => StoreErrorKind::NotFound,
         object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. } => {
