@@ -497,34 +497,28 @@ fn leader_paused_mid_compaction_uploads_nothing_when_it_wakes() {
     });
     let old = cluster.replicas[leader].name.clone();
     let epoch = logged_epoch(&cluster.replicas[leader], "elected leader");
-    // Stop it once its inputs are downloaded (each input's meta.json is written last), that
-    // is when the compaction proper begins: it then wakes holding a block to upload.
-    let (plan, _) = wait_for(SLOW, "the leader's compaction plan", || {
+    // Stop it once its job has started ("compacting", logged as the job's task begins: it
+    // reads its inputs from the bucket and writes its output as it goes): it then wakes
+    // holding a block it was about to upload.
+    let (output, _) = wait_for(SLOW, "the leader's compaction plan", || {
         let text = cluster.replicas[leader].log_text();
         let line = text.lines().find(|l| l.contains("compaction plan"))?;
-        let field = |name: &str| {
-            line.split_whitespace()
-                .find_map(|f| f.strip_prefix(name))
-                .map(String::from)
-        };
-        Some((field("group=")?, field("inputs=")?, field("output=")?))
+        let output = line
+            .split_whitespace()
+            .find_map(|f| f.strip_prefix("output="))?
+            .to_string();
+        Some(output)
     });
-    let (group, inputs, output) = plan;
-    let job = dir
-        .join(format!("data-{old}"))
-        .join("compact")
-        .join(&group)
-        .join(&output);
-    let inputs: Vec<PathBuf> = inputs
-        .split(',')
-        .map(|id| job.join(id).join("meta.json"))
-        .collect();
     let start = Instant::now();
-    while !inputs.iter().all(|m| m.is_file()) {
+    let started = format!("output={output}");
+    while !cluster.replicas[leader]
+        .log_text()
+        .lines()
+        .any(|l| l.contains("compacting") && l.contains(&started))
+    {
         assert!(
             start.elapsed() < SLOW,
-            "{old} never downloaded its inputs into {}",
-            job.display()
+            "{old} never started compacting {output}"
         );
         std::thread::sleep(Duration::from_millis(1));
     }
@@ -556,20 +550,23 @@ fn leader_paused_mid_compaction_uploads_nothing_when_it_wakes() {
         secs(took),
         secs(paused.elapsed())
     );
-    // The old leader's compaction ends after it wakes: it holds a block it would upload.
+    // The old leader's compaction ends after it wakes: with a block it would upload, or
+    // failed, when the new leader had already deleted the inputs it had yet to read (the
+    // test's delete delay is 0).
+    let ends = ["compacted blocks", "compaction job failed"];
     wake_stale_leader(
         &cluster,
         &bucket,
         leader,
         new,
         new_epoch,
-        &["compacted blocks"],
+        &ends,
         "pause-compaction",
     );
     let old_log = cluster.replicas[leader].log_text();
     assert!(
-        old_log.contains(&format!("output={output}")) && old_log.contains("compacted blocks"),
-        "{old} finished compacting {output} after waking up"
+        old_log.contains(&format!("output={output}")) && ends.iter().any(|e| old_log.contains(e)),
+        "{old} ended its compaction of {output} after waking up"
     );
     verify_ok(&config);
     let audit = audit_ok(&config);
