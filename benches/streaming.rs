@@ -1,9 +1,8 @@
 //! `cargo bench --bench streaming`: streaming compaction against the download path (issue 18),
 //! in one run on a real S3 server (SeaweedFS).
 //!
-//! One stream of `BENCH_BLOCKS` (default 12) 2h blocks of `BENCH_INSTANCES` instances (default
-//! 650, 77 series each: about 50k series) is generated once into the target's tmp dir and
-//! uploaded under a fresh prefix for every run. Each run is one `compactd run` (one shot,
+//! One stream of `BENCH_BLOCKS` (default 12) 2h blocks of `BENCH_SERIES` series (default 50,000)
+//! is generated once into the target's tmp dir and uploaded under a fresh prefix for every run. Each run is one `compactd run` (one shot,
 //! downsampling off, delete delay 0) that compacts the group as Thanos' planner does, either
 //! streaming (the default) or with `--compact.download-blocks` and `--data-dir` on this
 //! machine's disk. compactd talks to the store through a counting TCP proxy, so the bytes it
@@ -46,21 +45,20 @@ fn main() {
     if std::env::args().any(|a| a == "--list") {
         return; // `cargo bench -- --list` asks benches to list themselves.
     }
-    let instances: usize = env_or("BENCH_INSTANCES", 650);
+    let series: usize = env_or("BENCH_SERIES", 50_000);
     let blocks: u32 = env_or("BENCH_BLOCKS", 12);
     let runs: usize = env_or("BENCH_RUNS", 1).max(1);
-    let data =
-        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("streaming-{instances}x{blocks}"));
+    let data = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("streaming-{series}x{blocks}"));
     let generated = data.join("generated");
     let done = data.join("generated.done");
     if !done.exists() {
         let _ = std::fs::remove_dir_all(&data);
         let hours = blocks * 2;
         eprintln!(
-            "generating {blocks} x 2h blocks of {instances} instances into {}",
+            "generating {blocks} x 2h blocks of {series} series into {}",
             generated.display()
         );
-        generate_stream(&generated, instances, hours, "cluster=bench", 1, &[]);
+        generate_stream(&generated, series, hours, "cluster=bench", 1, &[]);
         std::fs::write(&done, "").unwrap();
     }
     let input_bytes = dir_bytes(&generated);
@@ -69,8 +67,7 @@ fn main() {
     let proxy = Proxy::start(s3.endpoint.parse().expect("weed's endpoint is an address"));
     let via_proxy = |prefix: &str| objstore_yaml(&s3, &proxy.addr().to_string(), prefix);
     println!(
-        "streaming bench: {blocks} x 2h blocks, {instances} instances (~{} series), {:.1} MiB of block files, SeaweedFS behind a counting proxy",
-        instances * 77,
+        "streaming bench: {blocks} x 2h blocks of {series} series, {:.1} MiB of block files, SeaweedFS behind a counting proxy",
         input_bytes as f64 / 1048576.0
     );
     let (mut stream, mut download) = (Vec::new(), Vec::new());
@@ -81,8 +78,9 @@ fn main() {
             upload_dir(&objstore_yaml(&s3, &s3.endpoint, &prefix), &generated);
             let figures = compact(&proxy, &via_proxy(&prefix), &data.join(&prefix), downloads);
             println!(
-                "  {name:>8} run {run}: {:.2} s, peak RSS {:.0} MiB, disk written {:.1} MiB, to store {:.1} MiB, from store {:.1} MiB",
+                "  {name:>8} run {run}: {:.2} s ({:.2} s CPU), peak RSS {:.0} MiB, disk written {:.1} MiB, to store {:.1} MiB, from store {:.1} MiB",
                 figures.measure.seconds,
+                figures.measure.cpu_seconds,
                 figures.measure.peak_rss_kb as f64 / 1024.0,
                 figures.measure.disk_written_bytes as f64 / 1048576.0,
                 figures.to_store as f64 / 1048576.0,
@@ -92,7 +90,8 @@ fn main() {
         }
     }
     let output_bytes = compacted_bytes(&objstore_yaml(&s3, &s3.endpoint, "stream-0"));
-    let floor = floor_seconds(&via_proxy("stream-0"), &generated, output_bytes);
+    upload_dir(&objstore_yaml(&s3, &s3.endpoint, "floor"), &generated);
+    let floor = floor_seconds(&via_proxy("floor"), &generated, output_bytes);
     report(&stream, &download, floor, output_bytes);
 }
 
@@ -108,7 +107,8 @@ fn objstore_yaml(s3: &Seaweed, endpoint: &str, prefix: &str) -> String {
 fn compact(proxy: &Proxy, config: &str, data_dir: &Path, downloads: bool) -> Figures {
     let _ = std::fs::remove_dir_all(data_dir);
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_compactd"));
-    cmd.args(["run", "--objstore.config", config, "--downsampling.disable"])
+    cmd.args(["--log.level=warn", "run", "--objstore.config", config])
+        .arg("--downsampling.disable")
         .args(["--delete-delay", "0s", "--consistency-delay", "0s"])
         .arg("--data-dir")
         .arg(data_dir);

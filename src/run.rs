@@ -378,7 +378,6 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<i32> {
         accept_malformed_index: cfg.accept_malformed_index,
         job_slots: crate::driver::JobSlots::new(cfg.concurrency, cfg.downsample_concurrency),
         job_io,
-        read_counts: Arc::default(),
     };
     http.set_ready();
     let code = crate::driver::run(node, driver, shutdown_signal()).await;

@@ -15,6 +15,9 @@ pub struct Measure {
     /// in the page cache of a block-device file system; tmpfs writes count nothing).
     #[allow(dead_code)] // Each bench compiles this module; only the streaming bench reads it.
     pub disk_written_bytes: i64,
+    /// User plus system CPU time of the child, in seconds.
+    #[allow(dead_code)] // Each bench compiles this module; only the streaming bench reads it.
+    pub cpu_seconds: f64,
 }
 
 /// The environment variable `key` parsed, or `default`.
@@ -65,6 +68,10 @@ pub fn run_measured(cmd: &mut Command) -> (Measure, String) {
         seconds,
         peak_rss_kb: usage.ru_maxrss,
         disk_written_bytes: usage.ru_oublock * 512,
+        cpu_seconds: [usage.ru_utime, usage.ru_stime]
+            .iter()
+            .map(|t| t.tv_sec as f64 + t.tv_usec as f64 / 1e6)
+            .sum(),
     };
     (measure, stdout)
 }

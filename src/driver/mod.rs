@@ -71,8 +71,6 @@ pub struct DriverConfig {
     pub job_slots: JobSlots,
     /// How jobs read their inputs and write their output.
     pub job_io: JobIo,
-    /// What the streaming jobs' ranged reads fetched.
-    pub read_counts: Arc<ranged::ReadCounts>,
 }
 
 /// How compaction and downsampling jobs reach the bucket.
@@ -588,7 +586,6 @@ fn spawn_job(
     let reporter = cfg.reporter.clone();
     let slots = cfg.job_slots.clone();
     let job_io = cfg.job_io.clone();
-    let counts = Arc::clone(&cfg.read_counts);
     let id = job.job;
     let on_panic = Input::Compacted(
         id,
@@ -620,7 +617,7 @@ fn spawn_job(
                 }
                 JobIo::Stream(source) => {
                     let job = job.clone();
-                    streamed::run_streamed_job(store, source, job, opts, hash, counts, staged).await
+                    streamed::run_streamed_job(store, source, job, opts, hash, staged).await
                 }
             }
         };

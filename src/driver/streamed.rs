@@ -38,16 +38,15 @@ pub enum InputSource {
 
 /// Runs a compaction or downsampling job reading from and writing to the bucket; returns the
 /// new block (`None` if it has no samples) and stages its files in `staged`.
-#[allow(clippy::too_many_arguments)] // One job's whole context, as run_job takes it.
 pub async fn run_streamed_job(
     store: Arc<dyn ObjectStore>,
     source: InputSource,
     job: CompactJob,
     opts: CompactOptions,
     hash: HashFunc,
-    counts: Arc<ReadCounts>,
     staged: Staged,
 ) -> Result<Option<CompactedBlock>, JobError> {
+    let counts = Arc::new(ReadCounts::default());
     let mut inputs: Vec<Box<dyn BlockFiles>> = Vec::with_capacity(job.inputs.len());
     for meta in &job.inputs {
         inputs.push(match &source {
@@ -88,6 +87,10 @@ pub async fn run_streamed_job(
     .await
     .map_err(|e| JobError::bad_input(format!("compaction task: {e}")))?;
     let block = output.staged();
+    let read = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+    if matches!(source, InputSource::Bucket) {
+        tracing::info!(output = %id, gets = read(&counts.gets), bytes = read(&counts.bytes), jumps = read(&counts.jumps), "read the inputs from the bucket");
+    }
     // Dropping `block` (an error, or no samples) aborts whatever it staged.
     let Some(compacted) = result.map_err(job_error)? else {
         return Ok(None);
