@@ -1,8 +1,8 @@
 //! `--compact.cleanup-interval`, Thanos' background clean-up, on a filesystem bucket: with
-//! `--wait`, `--delete-delay=0s` and an interval of 1s, the sources of the first groups'
-//! compactions (marked once their new block is visible) are deleted while later groups are
-//! still being compacted, not only once the compaction pass is over; with `0s`, only then.
-//! The order comes from the log; the counters from `/metrics`.
+//! `--wait`, `--delete-delay=0s` and an interval of 100ms (streaming jobs make the pass short),
+//! the sources of the first groups' compactions (marked once their new block is visible) are
+//! deleted while later groups are still being compacted, not only once the compaction pass is
+//! over; with `0s`, only then. The order comes from the log; the counters from `/metrics`.
 
 mod common;
 
@@ -73,7 +73,7 @@ fn marked_blocks_are_deleted_while_the_pass_still_compacts() {
     let compacted = |l: &str| l.contains("msg=\"compacted blocks\"");
     let deleted = |l: &str| l.contains("msg=\"deleted block marked for deletion\"");
 
-    let (log, metrics, blocks) = run("on", "1s");
+    let (log, metrics, blocks) = run("on", "100ms");
     let background = position(&log, 0, |l| {
         l.contains("msg=\"background clean-up") && !l.contains(" blocks=0 ")
     })
