@@ -53,7 +53,10 @@ struct FileState {
 }
 
 /// Every file under `dir` (relative path -> size, mtime, JSON content). Files that vanish
-/// while it lists (a staging file renamed into place) are left out.
+/// while it lists (a staging file renamed into place) are left out, and so are multipart
+/// uploads in progress: `object_store` keeps one as `<object>#<n>` until it is completed or
+/// aborted, and it is no object (listings skip it). A stale leader sends no part after waking
+/// (its job's part gate is closed), but aborts the parts it sent before its pause.
 fn listing(dir: &Path) -> BTreeMap<String, FileState> {
     fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, FileState>) {
         let gone = |e: &std::io::Error| e.kind() == std::io::ErrorKind::NotFound;
@@ -72,6 +75,12 @@ fn listing(dir: &Path) -> BTreeMap<String, FileState> {
                 continue;
             }
             let rel = p.strip_prefix(root).unwrap().to_str().unwrap().to_string();
+            let multipart = rel
+                .rsplit_once('#')
+                .is_some_and(|(_, n)| n.bytes().all(|b| b.is_ascii_digit()));
+            if multipart {
+                continue;
+            }
             let json = if rel.ends_with(".json") {
                 match std::fs::read_to_string(&p) {
                     Err(e) if gone(&e) => continue,

@@ -228,7 +228,8 @@ pub async fn run(
                 Output::Compact(job) => {
                     books.jobs.insert(job.job, (job.group.clone(), job.output));
                     books.running_jobs += 1;
-                    spawn_job(&cfg, job, books.staged.clone(), tx.clone());
+                    let gate = part_gate(permit_rx.clone(), clock);
+                    spawn_job(&cfg, job, books.staged.clone(), gate, tx.clone());
                 }
                 Output::Timer(at) => timer = Some(clock.instant(at)),
                 Output::Event(e) => {
@@ -570,10 +571,28 @@ fn spawn_coord(cfg: &DriverConfig, req: CoordRequest, tx: mpsc::UnboundedSender<
     spawn_reporting(work, panic_tx, on_panic);
 }
 
+/// The gate of a streaming job's part uploads: open while one of the permits the node held
+/// when the job was issued is still published and unexpired by this process' clock (a
+/// process that wakes from a pause past its deadline is refused before the driver has even
+/// stepped the node).
+fn part_gate(permits: tokio::sync::watch::Receiver<Vec<Permit>>, clock: Clock) -> staged::PartGate {
+    let epochs: Vec<Epoch> = permits.borrow().iter().map(|p| p.epoch).collect();
+    Arc::new(move || {
+        let now = clock.now().mono;
+        let live = permits
+            .borrow()
+            .iter()
+            .any(|p| epochs.contains(&p.epoch) && p.valid_until > now);
+        live.then_some(())
+            .ok_or_else(|| "the write permit the job started under has lapsed".to_string())
+    })
+}
+
 fn spawn_job(
     cfg: &DriverConfig,
     job: CompactJob,
     staged: streamed::Staged,
+    gate: staged::PartGate,
     tx: mpsc::UnboundedSender<Input>,
 ) {
     let store = Arc::clone(cfg.store.store());
@@ -617,7 +636,7 @@ fn spawn_job(
                 }
                 JobIo::Stream(source) => {
                     let job = job.clone();
-                    streamed::run_streamed_job(store, source, job, opts, hash, staged).await
+                    streamed::run_streamed_job(store, source, job, opts, hash, gate, staged).await
                 }
             }
         };

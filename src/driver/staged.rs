@@ -151,6 +151,11 @@ async fn commit_file(
     result.map_err(|e| object_error(format!("upload {path}"), &e))
 }
 
+/// Whether the job may still send data to the bucket: `Err` (saying why) once the write
+/// permit it was started under has lapsed. Parts are invisible, but a process that lost its
+/// term sends nothing at all (a FILESYSTEM bucket would even show the staging files).
+pub type PartGate = Arc<dyn Fn() -> std::result::Result<(), String> + Send + Sync>;
+
 /// Where the engine writes a block it streams to the bucket.
 pub struct BucketOutput {
     store: Arc<dyn ObjectStore>,
@@ -158,18 +163,21 @@ pub struct BucketOutput {
     id: BlockId,
     location: PathBuf,
     hash: HashFunc,
+    gate: PartGate,
     finished: Arc<Mutex<Vec<StagedFile>>>,
 }
 
 impl BucketOutput {
-    /// Stages block `id` in `store`; must be called inside the runtime.
-    pub fn new(store: Arc<dyn ObjectStore>, id: BlockId, hash: HashFunc) -> Self {
+    /// Stages block `id` in `store`, sending each part only while `gate` allows; must be
+    /// called inside the runtime.
+    pub fn new(store: Arc<dyn ObjectStore>, id: BlockId, hash: HashFunc, gate: PartGate) -> Self {
         BucketOutput {
             store,
             handle: Handle::current(),
             id,
             location: PathBuf::from(id.to_string()),
             hash,
+            gate,
             finished: Arc::default(),
         }
     }
@@ -199,6 +207,7 @@ impl BlockOutput for BucketOutput {
             size: 0,
             hash: (self.hash == HashFunc::Sha256)
                 .then(|| ring::digest::Context::new(&ring::digest::SHA256)),
+            gate: Arc::clone(&self.gate),
             finished: Arc::clone(&self.finished),
         }))
     }
@@ -222,15 +231,20 @@ struct FileUpload {
     in_flight: VecDeque<JoinHandle<object_store::Result<()>>>,
     size: u64,
     hash: Option<ring::digest::Context>,
+    gate: PartGate,
     finished: Arc<Mutex<Vec<StagedFile>>>,
 }
 
 impl FileUpload {
-    /// Sends the filled part, waiting first for the oldest part when enough are under way.
+    /// Sends the filled part, waiting first for the oldest part when enough are under way;
+    /// refused once the job's permit lapsed.
     fn send_part(&mut self) -> std::io::Result<()> {
         while self.in_flight.len() >= PARTS_IN_FLIGHT {
             self.wait_oldest()?;
         }
+        (self.gate)().map_err(|why| {
+            std::io::Error::other(format!("upload {}: part not sent: {why}", self.object))
+        })?;
         if self.upload.is_none() {
             let store = Arc::clone(&self.store);
             let object = self.object.clone();

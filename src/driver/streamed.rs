@@ -14,7 +14,7 @@ use object_store::ObjectStore;
 
 use super::jobs::{job_error, HashFunc};
 use super::ranged::{BucketBlockFiles, ReadCounts};
-use super::staged::{BucketOutput, StagedBlock};
+use super::staged::{BucketOutput, PartGate, StagedBlock};
 use crate::core::types::{CompactJob, CompactedBlock, JobError, JobKind};
 use crate::tsdb::block::{BlockReader, BlockTarget};
 use crate::tsdb::block_id::BlockId;
@@ -44,6 +44,7 @@ pub async fn run_streamed_job(
     job: CompactJob,
     opts: CompactOptions,
     hash: HashFunc,
+    gate: PartGate,
     staged: Staged,
 ) -> Result<Option<CompactedBlock>, JobError> {
     let counts = Arc::new(ReadCounts::default());
@@ -61,7 +62,7 @@ pub async fn run_streamed_job(
             )),
         });
     }
-    let output = Arc::new(BucketOutput::new(store, job.output, hash));
+    let output = Arc::new(BucketOutput::new(store, job.output, hash, gate));
     let target = BlockTarget::Files(Arc::clone(&output) as _);
     let read = ReadOptions {
         accept_unsorted_label_names: opts.accept_malformed_index,
