@@ -639,3 +639,76 @@ mod histograms {
         assert!(err.contains("255"), "{err}");
     }
 }
+
+/// An output whose files fail once `limit` bytes were written to them.
+struct FailingOutput {
+    limit: usize,
+}
+
+struct FailingFile {
+    left: usize,
+}
+
+impl std::io::Write for FailingFile {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if buf.len() > self.left {
+            return Err(std::io::Error::other("the store refused the part"));
+        }
+        self.left -= buf.len();
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl crate::tsdb::files::OutputFile for FailingFile {
+    fn finish(self: Box<Self>) -> Result<()> {
+        Ok(())
+    }
+}
+
+impl crate::tsdb::files::BlockOutput for FailingOutput {
+    fn location(&self) -> &Path {
+        Path::new("failing")
+    }
+
+    fn create(&self, _rel: &str) -> Result<Box<dyn crate::tsdb::files::OutputFile>> {
+        Ok(Box::new(FailingFile { left: self.limit }))
+    }
+
+    fn finish_dir(&self, _rel_dir: &str) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// A write that fails in the middle of a compaction (a store refusing a part) ends it with
+/// the error, however many batches the pipeline's other stages still hold: it never hangs.
+#[test]
+fn a_failing_output_ends_the_compaction_with_its_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let series = |salt: f64| -> Series {
+        (0..3000)
+            .map(|i| (lbl("s", i), samples(0, 7_200_000, 15_000, salt)))
+            .collect()
+    };
+    let a = write_block(dir.path(), 1, 0, 7_200_000, &series(1.0), &Tombstones::default());
+    let b = write_block(dir.path(), 2, 7_200_000, 14_400_000, &series(2.0), &Tombstones::default());
+    let (done, result) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let blocks = [a, b]
+            .iter()
+            .map(|d| BlockReader::open(d).unwrap())
+            .collect();
+        let output = std::sync::Arc::new(FailingOutput { limit: 256 << 10 });
+        let target = BlockTarget::Files(output);
+        let id = BlockId::from_parts(1_000, 9);
+        let _ = done.send(compact_to(blocks, target, id, &CompactOptions::default()).map(|_| ()));
+    });
+    let result = result
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .expect("the compaction ended");
+    let err = result.unwrap_err().to_string();
+    assert!(err.contains("the store refused the part"), "{err}");
+}
