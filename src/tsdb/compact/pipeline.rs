@@ -97,6 +97,9 @@ pub(super) fn run(
             let (queue, out) = (Arc::clone(&merge_queue), to_write.clone());
             scope.spawn(move || merge_batches(&queue, dedup, &out));
         }
+        // Only the mergers hold the merge queue: once they stop (the writer failed), the
+        // reader's sends fail and it stops too, instead of waiting on a full queue forever.
+        drop(merge_queue);
         drop(to_write);
         let written = write_in_order(&write_queue, &mut write, &to_recycle);
         drop(write_queue);

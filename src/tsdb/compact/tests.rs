@@ -684,13 +684,14 @@ impl crate::tsdb::files::BlockOutput for FailingOutput {
 }
 
 /// A write that fails in the middle of a compaction (a store refusing a part) ends it with
-/// the error, however many batches the pipeline's other stages still hold: it never hangs.
+/// the error, however many batches the pipeline's other stages still hold: it never hangs
+/// (it did: the reader waited on a full merge queue that nobody read any more).
 #[test]
 fn a_failing_output_ends_the_compaction_with_its_error() {
     let dir = tempfile::tempdir().unwrap();
     let series = |salt: f64| -> Series {
-        (0..3000)
-            .map(|i| (lbl("s", i), samples(0, 7_200_000, 15_000, salt)))
+        (0..20_000)
+            .map(|i| (lbl("s", i), samples(0, 7_200_000, 120_000, salt)))
             .collect()
     };
     let a = write_block(dir.path(), 1, 0, 7_200_000, &series(1.0), &Tombstones::default());
