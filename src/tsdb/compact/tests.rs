@@ -694,8 +694,22 @@ fn a_failing_output_ends_the_compaction_with_its_error() {
             .map(|i| (lbl("s", i), samples(0, 7_200_000, 120_000, salt)))
             .collect()
     };
-    let a = write_block(dir.path(), 1, 0, 7_200_000, &series(1.0), &Tombstones::default());
-    let b = write_block(dir.path(), 2, 7_200_000, 14_400_000, &series(2.0), &Tombstones::default());
+    let a = write_block(
+        dir.path(),
+        1,
+        0,
+        7_200_000,
+        &series(1.0),
+        &Tombstones::default(),
+    );
+    let b = write_block(
+        dir.path(),
+        2,
+        7_200_000,
+        14_400_000,
+        &series(2.0),
+        &Tombstones::default(),
+    );
     let (done, result) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let blocks = [a, b]
