@@ -708,6 +708,32 @@ mod tests {
         });
     }
 
+    /// A streaming job's parts go out only while a permit of the epoch it started under is
+    /// published and unexpired by the clock.
+    #[test]
+    fn a_streaming_jobs_part_gate_closes_with_its_permit() {
+        let clock = Clock {
+            start: Instant::now(),
+        };
+        let permit = |epoch: u64, until_ms: i64| Permit {
+            epoch: Epoch(epoch),
+            valid_until: clock.now().mono.plus(until_ms),
+        };
+        let (tx, rx) = tokio::sync::watch::channel(vec![permit(7, 60_000)]);
+        let gate = part_gate(rx, clock);
+        assert!(gate().is_ok(), "open under the permit the job started with");
+        tx.send_replace(vec![permit(7, 120_000)]);
+        assert!(gate().is_ok(), "a renewal keeps it open");
+        tx.send_replace(vec![permit(9, 60_000)]);
+        assert!(gate().is_err(), "another term's permit does not open it");
+        tx.send_replace(vec![permit(7, -1)]);
+        let why = gate().unwrap_err();
+        assert!(
+            why.contains("lapsed"),
+            "past its deadline by the clock: {why}"
+        );
+    }
+
     /// A running upload follows the node's current permit: a renewal published before the
     /// first permit ends keeps it going; a lapse of the renewed permit ends it; a new term
     /// ends it at once.
