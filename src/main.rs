@@ -6,12 +6,13 @@ use std::process::ExitCode;
 
 use clap::{Args, CommandFactory, Parser, Subcommand};
 
-use compactd::duration::parse_duration_ms;
 use compactd::tools;
 use compactd::tsdb::chunks::DEFAULT_SEGMENT_SIZE;
 use compactd::tsdb::compact::{CompactOptions, DedupFunc};
 
 mod cli;
+
+use cli::{bytes, duration_ms};
 
 /// A highly available compactor for Prometheus/Thanos block buckets.
 #[derive(Parser)]
@@ -102,7 +103,7 @@ struct RunArgs {
     #[arg(long = "deduplication.replica-label", value_delimiter = ',')]
     replica_labels: Vec<String>,
     #[command(flatten)]
-    selector: SelectorArgs,
+    selector: cli::bucket::SelectorArgs,
     /// How overlapping samples merge: "" keeps one sample per timestamp; "penalty" is Thanos' replica deduplication (needs a replica label).
     #[arg(long = "deduplication.func", default_value = "", value_parser = DedupFunc::parse)]
     dedup_func: DedupFunc,
@@ -184,92 +185,7 @@ enum ToolsCommand {
     Inspect(InspectArgs),
     /// Look at a bucket (any Thanos objstore config).
     #[command(subcommand)]
-    Bucket(BucketCommand),
-}
-
-#[derive(Subcommand)]
-enum BucketCommand {
-    /// List the block directories: ULID, time range, level, resolution, labels, marks.
-    Ls(BucketArgs),
-    /// Check for overlaps, missing files, unreadable metas and partial uploads; non-zero exit if any.
-    Verify(BucketArgs),
-    /// Report per stream and epoch who committed which blocks, and every fence; non-zero exit
-    /// when a stream's commits go back in epoch, an epoch has two holders or a stamp is malformed.
-    Audit(AuditArgs),
-    /// Sync the bucket and print what `run` would compact next, without writing; with timings.
-    Plan(PlanArgs),
-}
-
-#[derive(Args)]
-struct BucketArgs {
-    /// Path to the bucket configuration YAML (Thanos objstore format).
-    #[arg(long = "objstore.config-file")]
-    objstore_config_file: Option<PathBuf>,
-    /// Bucket configuration YAML inline.
-    #[arg(long = "objstore.config")]
-    objstore_config: Option<String>,
-}
-
-/// Thanos' block selection flags (`run` and `tools bucket plan`).
-#[derive(Args)]
-struct SelectorArgs {
-    /// Relabel config YAML (keep, drop, hashmod) over each block's external labels and __block_id: blocks it drops are left to other instances (Thanos' sharding).
-    #[arg(long = "selector.relabel-config-file")]
-    file: Option<PathBuf>,
-    /// The relabel config inline (alternative to --selector.relabel-config-file; not both).
-    #[arg(long = "selector.relabel-config", allow_hyphen_values = true)]
-    inline: Option<String>,
-}
-
-impl SelectorArgs {
-    fn load(&self) -> anyhow::Result<Vec<compactd::relabel::RelabelConfig>> {
-        let rules = compactd::relabel::selector::load_selector(
-            self.file.as_deref(),
-            self.inline.as_deref(),
-        )?;
-        Ok(rules)
-    }
-}
-
-#[derive(Args)]
-struct PlanArgs {
-    #[command(flatten)]
-    bucket: BucketArgs,
-    /// As `run`: blocks uploaded less than this long ago are left alone.
-    #[arg(long = "consistency-delay", default_value = "30m", value_parser = duration_ms)]
-    consistency_delay: u64,
-    /// As `run`: blocks marked for deletion longer than half of this ago are hidden.
-    #[arg(long = "delete-delay", default_value = "48h", value_parser = duration_ms)]
-    delete_delay: u64,
-    /// As `run`: merge overlapping blocks instead of halting on them.
-    #[arg(long = "compact.enable-vertical-compaction")]
-    vertical: bool,
-    /// As `run`: label removed before grouping (repeatable or comma-separated); enables vertical compaction.
-    #[arg(long = "deduplication.replica-label", value_delimiter = ',')]
-    replica_labels: Vec<String>,
-    #[command(flatten)]
-    selector: SelectorArgs,
-    /// As `run`: highest compaction level (0..4 = 1h, 2h, 8h, 2d, 14d).
-    #[arg(long = "debug.max-compaction-level", default_value_t = 4)]
-    max_compaction_level: usize,
-    /// As `run`: plans whose index would pass 85% of this get their largest block no-compact-marked.
-    #[arg(long = "compact.block-max-index-size", default_value = "64GB", value_parser = bytes)]
-    block_max_index_size: u64,
-    /// Print every group, also those with nothing to do.
-    #[arg(long)]
-    all: bool,
-}
-
-#[derive(Args)]
-struct AuditArgs {
-    #[command(flatten)]
-    bucket: BucketArgs,
-    /// As `run`: label removed to find a block's stream (repeatable or comma-separated); each stream's commits are audited apart.
-    #[arg(long = "deduplication.replica-label", value_delimiter = ',')]
-    replica_labels: Vec<String>,
-    /// Output format.
-    #[arg(long, default_value = "text", value_parser = ["text", "json"])]
-    output: String,
+    Bucket(cli::bucket::BucketCommand),
 }
 
 #[derive(Args)]
@@ -338,14 +254,6 @@ struct InspectArgs {
     block: PathBuf,
 }
 
-fn duration_ms(s: &str) -> Result<u64, String> {
-    parse_duration_ms(s)
-}
-
-fn bytes(s: &str) -> Result<u64, String> {
-    compactd::flags::parse_bytes(s)
-}
-
 fn main() -> ExitCode {
     let bools = cli::thanos::bool_flags(&Cli::command());
     let cli = Cli::parse_from(cli::thanos::kingpin_args(std::env::args_os(), &bools));
@@ -356,7 +264,7 @@ fn main() -> ExitCode {
         Command::Tools(ToolsCommand::Compact(a)) => compact(a),
         Command::Tools(ToolsCommand::Downsample(a)) => downsample(a),
         Command::Tools(ToolsCommand::Inspect(a)) => inspect(a),
-        Command::Tools(ToolsCommand::Bucket(c)) => bucket(c),
+        Command::Tools(ToolsCommand::Bucket(c)) => cli::bucket::run(c),
     };
     match result {
         Ok(code) => code,
@@ -502,78 +410,6 @@ fn downsample(a: DownsampleArgs) -> anyhow::Result<ExitCode> {
     let report = tools::downsample::run(&a.block, &a.out, a.resolution)?;
     print!("{}", tools::downsample::render(&report));
     Ok(ExitCode::SUCCESS)
-}
-
-/// Opens the bucket the flags name, with a runtime to drive it.
-fn open_bucket(
-    args: &BucketArgs,
-) -> anyhow::Result<(compactd::objstore::Bucket, tokio::runtime::Runtime)> {
-    let cfg = compactd::objstore::load(
-        args.objstore_config_file.as_deref(),
-        args.objstore_config.as_deref(),
-    )?;
-    let bucket = compactd::objstore::open(&cfg)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    Ok((bucket, runtime))
-}
-
-fn bucket(cmd: BucketCommand) -> anyhow::Result<ExitCode> {
-    let (args, verify) = match cmd {
-        BucketCommand::Ls(a) => (a, false),
-        BucketCommand::Verify(a) => (a, true),
-        BucketCommand::Audit(a) => return audit(a),
-        BucketCommand::Plan(a) => return plan(a),
-    };
-    let (bucket, runtime) = open_bucket(&args)?;
-    if !verify {
-        let sync = runtime.block_on(tools::bucket::sync(&bucket.store))?;
-        print!("{}", tools::bucket::render_ls(&sync));
-        return Ok(ExitCode::SUCCESS);
-    }
-    let issues = runtime.block_on(tools::bucket::verify(&bucket.store))?;
-    for i in &issues {
-        println!("ISSUE: {i}");
-    }
-    if issues.is_empty() {
-        println!("OK: no overlaps, no missing files, no unreadable metas, no partial uploads");
-        return Ok(ExitCode::SUCCESS);
-    }
-    println!("{} issues found", issues.len());
-    Ok(ExitCode::FAILURE)
-}
-
-fn plan(a: PlanArgs) -> anyhow::Result<ExitCode> {
-    let selector_relabel = a.selector.load()?;
-    let (bucket, runtime) = open_bucket(&a.bucket)?;
-    let settings = tools::plan::PlanSettings {
-        selector_relabel,
-        replica_labels: a.replica_labels,
-        vertical: a.vertical,
-        consistency_delay_ms: a.consistency_delay as i64,
-        delete_delay_ms: a.delete_delay as i64,
-        max_compaction_level: a.max_compaction_level,
-        block_max_index_size: a.block_max_index_size,
-    };
-    let report = runtime.block_on(tools::plan::plan_bucket(&bucket.store, &settings))?;
-    print!("{}", tools::plan::render(&report, a.all));
-    Ok(ExitCode::SUCCESS)
-}
-
-fn audit(a: AuditArgs) -> anyhow::Result<ExitCode> {
-    let (bucket, runtime) = open_bucket(&a.bucket)?;
-    let report = runtime.block_on(tools::audit::audit_bucket(&bucket.store, &a.replica_labels))?;
-    if a.output == "json" {
-        print!("{}", report.render_json());
-    } else {
-        print!("{}", report.render_text());
-    }
-    Ok(if report.ok() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
 }
 
 fn inspect(a: InspectArgs) -> anyhow::Result<ExitCode> {
