@@ -415,7 +415,8 @@ impl StoreExecutor {
         self.delete_object(&mark).await
     }
 
-    async fn delete_object(&self, path: &str) -> Result<(), StoreError> {
+    /// Deletes one object (an absent one is no error).
+    pub async fn delete_object(&self, path: &str) -> Result<(), StoreError> {
         self.mutation_point(path);
         let started = std::time::Instant::now();
         let result = self.store.delete(&ObjectPath::from(path)).await;

@@ -7,6 +7,7 @@ pub mod audit;
 pub mod bucket;
 pub mod compact;
 pub mod downsample;
+pub mod fenced;
 pub mod generate;
 pub mod inspect;
 pub mod plan;
