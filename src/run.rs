@@ -357,13 +357,15 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<i32> {
         tracing::warn!("this bucket has no conditional update (If-Match): the fence CAS compares then overwrites, which is not atomic; safety rests on the lease deadline and the takeover delay (docs/safety.md)");
     }
     let coord_timeout = Duration::from_millis((cfg.ha.lease_ttl_ms / 5).max(1_000));
+    let leader_node = leader.node.clone();
     let node = Node::new(cycle, leader, seed);
     let driver = DriverConfig {
         store: Arc::new(
             StoreExecutor::new(Arc::clone(&bucket.store))
                 .with_metrics(Arc::clone(&metrics))
                 .with_conditional_update(bucket.conditional_update)
-                .with_transfers(cfg.transfers),
+                .with_transfers(cfg.transfers)
+                .with_writer(leader_node.clone()),
         ),
         data_dir: cfg.data_dir.clone(),
         compact_threads: cfg.compact_threads,

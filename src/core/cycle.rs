@@ -42,6 +42,7 @@
 //! interval with `--wait`, exit 1 without. Overlapping blocks without vertical compaction and
 //! compaction errors *halt*: nothing more is done, HTTP keeps serving (exit 2 without `--wait`).
 
+mod admin;
 mod cleanup;
 mod compaction;
 mod config;
@@ -131,6 +132,8 @@ pub struct Cycle {
     cleanup: Cleanup,
     /// The stream is being handed over: nothing new starts (see [`Cycle::may_hand_over`]).
     handing_over: bool,
+    /// Operator requests to commit ([`crate::core::admin`]).
+    admin: admin::AdminQueue,
 }
 
 impl Cycle {
@@ -153,6 +156,7 @@ impl Cycle {
             progress_next_at: Millis(i64::MIN),
             cleanup,
             handing_over: false,
+            admin: admin::AdminQueue::default(),
         }
     }
 
@@ -227,7 +231,9 @@ impl Cycle {
                 out.push(Output::Exit(0));
                 return;
             }
+            Input::Admin(request) => self.admin(*request, out),
         }
+        self.drive_admin(permit, out);
         self.drive(now, permit, out);
     }
 
@@ -339,6 +345,9 @@ impl Cycle {
     fn on_store(&mut self, now: Now, id: RequestId, result: StoreResult, out: &mut Vec<Output>) {
         if self.cleanup.owns(id) {
             self.on_cleanup_store(now, result, out);
+            return;
+        }
+        if self.on_admin_store(id, &result, out) {
             return;
         }
         match &mut self.phase {

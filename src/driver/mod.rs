@@ -459,7 +459,9 @@ async fn execute(
 ) -> Result<StoreResult, StoreError> {
     match req {
         StoreRequest::Read { op, .. } => read(store, op, timeout).await,
-        StoreRequest::Write { op, .. } => write(store, op, local, timeout, lapse).await,
+        StoreRequest::Write { op, permit, .. } => {
+            write(store, op, permit.epoch.0, local, timeout, lapse).await
+        }
     }
 }
 
@@ -485,6 +487,7 @@ async fn read(
 async fn write(
     store: &StoreExecutor,
     op: &WriteOp,
+    epoch: u64,
     local: Option<Files>,
     timeout: Duration,
     lapse: Option<Lapse>,
@@ -522,12 +525,31 @@ async fn write(
         WriteOp::PutMeta { meta } => with_timeout(timeout, "put meta.json", store.put_meta(meta))
             .await
             .map(|()| StoreResult::Done),
-        WriteOp::MarkDeletion(m) => with_timeout(timeout, "deletion mark", store.put_marker(m))
-            .await
-            .map(|created| marked(created, m)),
-        WriteOp::MarkNoCompact(m) => with_timeout(timeout, "no-compact mark", store.put_marker(m))
-            .await
-            .map(|created| marked(created, m)),
+        WriteOp::MarkDeletion(m) => {
+            with_timeout(timeout, "deletion mark", store.put_stamped_marker(m, epoch))
+                .await
+                .map(|created| marked(created, m))
+        }
+        WriteOp::MarkNoCompact(m) => with_timeout(
+            timeout,
+            "no-compact mark",
+            store.put_stamped_marker(m, epoch),
+        )
+        .await
+        .map(|created| marked(created, m)),
+        WriteOp::MarkNoDownsample(m) => with_timeout(
+            timeout,
+            "no-downsample mark",
+            store.put_stamped_marker(m, epoch),
+        )
+        .await
+        .map(|created| marked(created, m)),
+        WriteOp::RemoveMarker { block, marker } => {
+            let path = crate::bucket::layout::marker_path(*block, marker);
+            with_timeout(timeout, "remove marker", store.delete_object(&path))
+                .await
+                .map(|()| StoreResult::Done)
+        }
         WriteOp::DeleteBlock(id) => {
             let delete = with_timeout(timeout * 10, "delete block", store.delete_block(*id));
             until_lapse(lapse, format!("delete of block {id}"), delete)

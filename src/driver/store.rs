@@ -21,8 +21,8 @@ use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutPayload};
 
 use crate::bucket::layout::{block_prefix, listed_blocks, marker_path, meta_path, ListedBlock};
 use crate::bucket::markers::{
-    encode_marker, parse_marker, DeletionMark, Marker, NoCompactMark, NoDownsampleMark,
-    DELETION_MARK_FILENAME,
+    encode_marker, encode_stamped_marker, parse_marker, DeletionMark, Marker, NoCompactMark,
+    NoDownsampleMark, DELETION_MARK_FILENAME,
 };
 use crate::core::types::{MetaState, Millis, StoreError, StoreErrorKind, SyncResult, SyncedBlock};
 use crate::metrics::{BucketOp, Metrics, OpOutcome};
@@ -71,6 +71,8 @@ pub struct StoreExecutor {
     conditional_update: bool,
     /// Transfers at once.
     transfers: Transfers,
+    /// The writer stamped on markers (the node name, or a tool's holder name).
+    writer: Option<String>,
 }
 
 pub use fence::CasOutcome;
@@ -89,6 +91,7 @@ impl StoreExecutor {
             meta_cache: Default::default(),
             conditional_update: true,
             transfers: Transfers::default(),
+            writer: None,
         }
     }
 
@@ -111,6 +114,12 @@ impl StoreExecutor {
     /// fence CAS compares, then overwrites.
     pub fn with_conditional_update(mut self, supported: bool) -> Self {
         self.conditional_update = supported;
+        self
+    }
+
+    /// Stamps the markers this executor writes with `writer` (and the epoch of each write).
+    pub fn with_writer(mut self, writer: impl Into<String>) -> Self {
+        self.writer = Some(writer.into());
         self
     }
 
@@ -383,6 +392,19 @@ impl StoreExecutor {
             self.create(&path, encode_marker(m)).await?,
             Created::Yes
         ))
+    }
+
+    /// [`StoreExecutor::put_marker`], the marker stamped with `epoch` and this executor's
+    /// writer ([`StoreExecutor::with_writer`]; unstamped without one).
+    pub async fn put_stamped_marker<M: Marker>(
+        &self,
+        m: &M,
+        epoch: u64,
+    ) -> Result<bool, StoreError> {
+        let path = marker_path(m.block(), M::FILENAME);
+        let stamp = self.writer.as_deref().map(|w| (epoch, w));
+        let bytes = encode_stamped_marker(m, stamp);
+        Ok(matches!(self.create(&path, bytes).await?, Created::Yes))
     }
 
     async fn create(&self, path: &str, bytes: Vec<u8>) -> Result<Created, StoreError> {

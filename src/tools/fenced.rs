@@ -58,6 +58,13 @@ impl ToolFenceOptions {
     }
 }
 
+impl ToolFenceOptions {
+    /// An executor over `store` that stamps the markers it writes with this holder.
+    pub fn executor(&self, store: std::sync::Arc<dyn object_store::ObjectStore>) -> StoreExecutor {
+        StoreExecutor::new(store).with_writer(self.holder.clone())
+    }
+}
+
 /// One commit a tool makes: what changes what readers of the bucket see.
 #[derive(Clone, Debug)]
 pub enum ToolCommit {
@@ -196,7 +203,10 @@ impl ToolFence {
         exec: &StoreExecutor,
         commit: ToolCommit,
     ) -> anyhow::Result<Committed> {
-        if self.commit_until.is_none_or(|until| Instant::now() >= until) {
+        if self
+            .commit_until
+            .is_none_or(|until| Instant::now() >= until)
+        {
             self.renew(exec).await?;
         }
         let timeout = self.options.op_timeout;
@@ -207,12 +217,14 @@ impl ToolFence {
                 with_timeout(timeout, &what, exec.put_meta(&meta)).await?;
                 true
             }
-            ToolCommit::MarkDeletion(m) => with_timeout(timeout, "mark", exec.put_marker(&m)).await?,
+            ToolCommit::MarkDeletion(m) => {
+                with_timeout(timeout, "mark", exec.put_stamped_marker(&m, 0)).await?
+            }
             ToolCommit::MarkNoCompact(m) => {
-                with_timeout(timeout, "mark", exec.put_marker(&m)).await?
+                with_timeout(timeout, "mark", exec.put_stamped_marker(&m, 0)).await?
             }
             ToolCommit::MarkNoDownsample(m) => {
-                with_timeout(timeout, "mark", exec.put_marker(&m)).await?
+                with_timeout(timeout, "mark", exec.put_stamped_marker(&m, 0)).await?
             }
             ToolCommit::RemoveMarker { block, name } => {
                 let path = crate::bucket::layout::marker_path(block, name);
