@@ -124,6 +124,8 @@ pub struct RunConfig {
     /// `--debug.accept-malformed-index`: compact and downsample blocks whose series have
     /// unsorted label names (Prometheus 2.8.0 and older) instead of halting on them.
     pub accept_malformed_index: bool,
+    /// `--disable-admin-operations`: `POST /api/v1/admin/commit` answers 403.
+    pub disable_admin_operations: bool,
 }
 
 /// The flags of leadership (`--etcd.*`, `--leader.*`, `--node.name`).
@@ -315,6 +317,9 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<i32> {
         .consistency_delay_seconds
         .set(cfg.consistency_delay_ms as f64 / 1000.0);
     let http = Arc::new(HttpState::new(Arc::clone(&metrics)));
+    if cfg.disable_admin_operations {
+        http.admin.disable();
+    }
     let listener = crate::http::bind(&cfg.http_address).await?;
     let scheme = match &web {
         Some(web) if web.current().tls.is_some() => "https",

@@ -66,7 +66,8 @@ use compaction::{compaction_pass, Compaction};
 pub use config::{CycleConfig, PARTIAL_UPLOAD_THRESHOLD_MS_DEFAULT};
 use downsampling::{downsampling_pass, Downsampling};
 use ids::CycleIds;
-use marks::{garbage_marks, retention_marks};
+use marks::garbage_marks;
+pub use marks::retention_marks;
 use pass::{Outcome, Pass};
 
 /// Exit code of a one-shot run that halted.

@@ -82,7 +82,7 @@ pub enum ToolCommit {
         /// The block.
         block: BlockId,
         /// The marker's file name.
-        name: &'static str,
+        name: String,
     },
     /// Delete a block in Thanos' order (meta.json first, the deletion mark last).
     DeleteBlock(BlockId),
@@ -227,7 +227,7 @@ impl ToolFence {
                 with_timeout(timeout, "mark", exec.put_stamped_marker(&m, 0)).await?
             }
             ToolCommit::RemoveMarker { block, name } => {
-                let path = crate::bucket::layout::marker_path(block, name);
+                let path = crate::bucket::layout::marker_path(block, &name);
                 with_timeout(timeout, &path, exec.delete_object(&path)).await?;
                 true
             }

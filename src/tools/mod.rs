@@ -5,11 +5,13 @@
 
 pub mod audit;
 pub mod bucket;
+pub mod commits;
 pub mod compact;
 pub mod downsample;
 pub mod fenced;
 pub mod generate;
 pub mod inspect;
+pub mod maintenance;
 pub mod plan;
 
 use std::time::{SystemTime, UNIX_EPOCH};
