@@ -5,11 +5,16 @@
 
 pub mod audit;
 pub mod bucket;
+pub mod bucket_inspect;
 pub mod compact;
 pub mod downsample;
 pub mod fenced;
 pub mod generate;
+pub mod gofmt;
+pub mod gotemplate;
 pub mod inspect;
+pub mod label_matcher;
+pub mod ls;
 pub mod plan;
 
 use std::time::{SystemTime, UNIX_EPOCH};
