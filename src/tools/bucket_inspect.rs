@@ -104,8 +104,9 @@ impl Cell {
     /// Thanos' `compare`: as times if both are, else durations, else integers, else text.
     fn compare(&self, other: &Cell) -> Ordering {
         match (self.key, other.key) {
-            (SortKey::Time(a), SortKey::Time(b))
-            | (SortKey::Duration(a), SortKey::Duration(b)) => a.cmp(&b),
+            (SortKey::Time(a), SortKey::Time(b)) | (SortKey::Duration(a), SortKey::Duration(b)) => {
+                a.cmp(&b)
+            }
             (SortKey::Int(a), SortKey::Int(b)) => a.cmp(&b),
             _ => self.text.cmp(&other.text),
         }
@@ -221,7 +222,11 @@ fn table(rows: &[Vec<&str>]) -> String {
     for (h, w) in COLUMNS.iter().zip(&widths) {
         let gap = w - width(h);
         let left = gap / 2;
-        out.push_str(&format!(" {}{h}{} |", " ".repeat(left), " ".repeat(gap - left)));
+        out.push_str(&format!(
+            " {}{h}{} |",
+            " ".repeat(left),
+            " ".repeat(gap - left)
+        ));
     }
     out.push_str("\n|");
     for w in &widths {
@@ -314,7 +319,12 @@ mod tests {
 
     #[test]
     fn cells_and_default_order() {
-        let csv = render(&sync(), &[], &sort_indices(&["FROM".into(), "UNTIL".into()]).unwrap(), InspectOutput::Csv);
+        let csv = render(
+            &sync(),
+            &[],
+            &sort_indices(&["FROM".into(), "UNTIL".into()]).unwrap(),
+            InspectOutput::Csv,
+        );
         let ids = ids();
         let want = format!(
             "ULID,FROM,UNTIL,RANGE,UNTIL-DOWN,#SERIES,#SAMPLES,#CHUNKS,COMP-LEVEL,COMP-FAILED,LABELS,RESOLUTION,SOURCE\n\
@@ -326,7 +336,10 @@ mod tests {
         assert_eq!(csv, want);
         let tsv = render(&sync(), &[], &[], InspectOutput::Tsv);
         assert!(tsv.starts_with("ULID\tFROM\tUNTIL\tRANGE\t"), "{tsv}");
-        assert!(tsv.contains("\t1,234\t1,234,567\t10\t1\tfalse\tcluster=eu-1,env=prod\t0s\tsidecar\n"), "{tsv}");
+        assert!(
+            tsv.contains("\t1,234\t1,234,567\t10\t1\tfalse\tcluster=eu-1,env=prod\t0s\tsidecar\n"),
+            "{tsv}"
+        );
     }
 
     #[test]
@@ -351,9 +364,18 @@ mod tests {
         let out = render(&sync(), &eu, &[1, 2], InspectOutput::Table);
         let lines: Vec<&str> = out.lines().collect();
         assert_eq!(lines.len(), 4);
-        assert!(lines[0].starts_with("|            ULID            |         FROM         |"), "{out}");
-        assert!(lines[1].starts_with("|----------------------------|----------------------|"), "{out}");
-        assert!(lines[2].starts_with(&format!("| {} | 2025-01-01T00:00:00Z |", ids()[2])), "{out}");
+        assert!(
+            lines[0].starts_with("|            ULID            |         FROM         |"),
+            "{out}"
+        );
+        assert!(
+            lines[1].starts_with("|----------------------------|----------------------|"),
+            "{out}"
+        );
+        assert!(
+            lines[2].starts_with(&format!("| {} | 2025-01-01T00:00:00Z |", ids()[2])),
+            "{out}"
+        );
         assert!(lines[2].ends_with("| 1h0m0s     | sidecar |"), "{out}");
         assert!(lines.iter().all(|l| l.len() == lines[0].len()), "{out}");
         let empty = render(&SyncResult::default(), &[], &[], InspectOutput::Table);

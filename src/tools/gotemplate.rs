@@ -77,12 +77,13 @@ impl MetaTemplate {
             match part {
                 Part::Text(t) => out.push_str(t),
                 Part::Field(path) => {
-                    let text = lookup(&root, path).and_then(|v| v.print()).map_err(|p| {
-                        TemplateError {
-                            template: self.source.clone(),
-                            problem: format!("at <.{}>: {p}", path.join(".")),
-                        }
-                    })?;
+                    let text =
+                        lookup(&root, path)
+                            .and_then(|v| v.print())
+                            .map_err(|p| TemplateError {
+                                template: self.source.clone(),
+                                problem: format!("at <.{}>: {p}", path.join(".")),
+                            })?;
                     out.push_str(&text);
                 }
             }
@@ -110,8 +111,8 @@ fn split_actions(source: &str) -> Result<Vec<Part>, String> {
             inner = after;
         }
         push_text(&mut parts, text);
-        let close = action_end(inner)
-            .ok_or_else(|| format!("unclosed action {:?}", &rest[open..]))?;
+        let close =
+            action_end(inner).ok_or_else(|| format!("unclosed action {:?}", &rest[open..]))?;
         let mut action = &inner[..close];
         rest = &inner[close + 2..];
         if let Some(before) = action.strip_suffix('-').filter(|b| ends_with_space(b)) {
@@ -179,15 +180,16 @@ fn parse_action(action: &str) -> Result<Option<Part>, String> {
     };
     let path = action.strip_prefix('.').ok_or_else(unsupported)?;
     if path.is_empty() {
-        return Err("{{.}} prints the whole metadata.Meta, which compactd does not: \
+        return Err(
+            "{{.}} prints the whole metadata.Meta, which compactd does not: \
                     name one of its fields (ULID, MinTime, MaxTime, Stats, Compaction, \
                     Version, Thanos)"
-            .into());
+                .into(),
+        );
     }
     let segments: Vec<String> = path.split('.').map(str::to_string).collect();
-    let identifier = |s: &String| {
-        !s.is_empty() && s.chars().all(|c| c.is_alphanumeric() || c == '_')
-    };
+    let identifier =
+        |s: &String| !s.is_empty() && s.chars().all(|c| c.is_alphanumeric() || c == '_');
     if !segments.iter().all(identifier) {
         return Err(unsupported());
     }
@@ -294,14 +296,18 @@ fn meta_value(m: &BlockMeta) -> GoValue {
         fields: vec![
             ("NumSamples", scalar("uint64", s.num_samples)),
             ("NumFloatSamples", scalar("uint64", s.num_float_samples)),
-            ("NumHistogramSamples", scalar("uint64", s.num_histogram_samples)),
+            (
+                "NumHistogramSamples",
+                scalar("uint64", s.num_histogram_samples),
+            ),
             ("NumSeries", scalar("uint64", s.num_series)),
             ("NumChunks", scalar("uint64", s.num_chunks)),
             ("NumTombstones", scalar("uint64", s.num_tombstones)),
         ],
     };
     let c = &m.compaction;
-    let ulids = |ids: &[BlockId]| GoValue::List(ids.iter().map(|i| scalar("ulid.ULID", i)).collect());
+    let ulids =
+        |ids: &[BlockId]| GoValue::List(ids.iter().map(|i| scalar("ulid.ULID", i)).collect());
     let parents = c.parents.iter().map(|p| GoValue::Struct {
         ty: "tsdb.BlockDesc",
         fields: vec![
@@ -318,7 +324,10 @@ fn meta_value(m: &BlockMeta) -> GoValue {
             ("Deletable", scalar("bool", c.deletable)),
             ("Parents", GoValue::List(parents.collect())),
             ("Failed", scalar("bool", c.failed)),
-            ("Hints", GoValue::List(c.hints.iter().map(|h| scalar("string", h)).collect())),
+            (
+                "Hints",
+                GoValue::List(c.hints.iter().map(|h| scalar("string", h)).collect()),
+            ),
         ],
     };
     GoValue::Struct {
@@ -357,22 +366,46 @@ fn thanos_value(t: Option<&ThanosMeta>) -> GoValue {
             ("Source", scalar("metadata.SourceType", &t.source)),
             (
                 "SegmentFiles",
-                GoValue::List(t.segment_files.iter().map(|f| scalar("string", f)).collect()),
+                GoValue::List(
+                    t.segment_files
+                        .iter()
+                        .map(|f| scalar("string", f))
+                        .collect(),
+                ),
             ),
-            ("Files", GoValue::Opaque { ty: "[]metadata.File" }),
-            ("Rewrites", GoValue::Opaque { ty: "[]metadata.Rewrite" }),
+            (
+                "Files",
+                GoValue::Opaque {
+                    ty: "[]metadata.File",
+                },
+            ),
+            (
+                "Rewrites",
+                GoValue::Opaque {
+                    ty: "[]metadata.Rewrite",
+                },
+            ),
             (
                 "IndexStats",
                 GoValue::Struct {
                     ty: "metadata.IndexStats",
                     fields: vec![
-                        ("SeriesMaxSize", scalar("int64", t.index_stats.series_max_size)),
-                        ("ChunkMaxSize", scalar("int64", t.index_stats.chunk_max_size)),
+                        (
+                            "SeriesMaxSize",
+                            scalar("int64", t.index_stats.series_max_size),
+                        ),
+                        (
+                            "ChunkMaxSize",
+                            scalar("int64", t.index_stats.chunk_max_size),
+                        ),
                     ],
                 },
             ),
             ("Extensions", GoValue::Opaque { ty: "interface {}" }),
-            ("UploadTime", scalar("time.Time", gofmt::time_string(&t.upload_time))),
+            (
+                "UploadTime",
+                scalar("time.Time", gofmt::time_string(&t.upload_time)),
+            ),
         ],
     }
 }
@@ -402,7 +435,10 @@ mod tests {
     #[test]
     fn fields_print_as_go_prints_them() {
         let id = meta().ulid.to_string();
-        assert_eq!(render("{{.ULID}} {{.MinTime}}").unwrap(), format!("{id} 1000"));
+        assert_eq!(
+            render("{{.ULID}} {{.MinTime}}").unwrap(),
+            format!("{id} 1000")
+        );
         assert_eq!(
             render("{{ .Thanos.Labels }}|{{.Thanos.Labels.cluster}}|{{.Thanos.Labels.nope}}")
                 .unwrap(),
@@ -442,20 +478,39 @@ mod tests {
     fn unknown_fields_and_actions_name_the_problem() {
         let e = MetaTemplate::parse("{{.ULID}} {{.Nope}}").unwrap_err();
         assert_eq!(e.template, "{{.ULID}} {{.Nope}}");
-        assert!(e.problem.contains("can't evaluate field Nope in type metadata.Meta"), "{e}");
+        assert!(
+            e.problem
+                .contains("can't evaluate field Nope in type metadata.Meta"),
+            "{e}"
+        );
         let e = MetaTemplate::parse("{{.Thanos.Downsample.Res}}").unwrap_err();
-        assert!(e.to_string().contains("field Res in type metadata.ThanosDownsample"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("field Res in type metadata.ThanosDownsample"),
+            "{e}"
+        );
         let e = MetaTemplate::parse("{{.MinTime.Foo}}").unwrap_err();
         assert!(e.problem.contains("field Foo in type int64"), "{e}");
         let e = MetaTemplate::parse("{{.Thanos.Files}}").unwrap_err();
         assert!(e.problem.contains("[]metadata.File"), "{e}");
         let e = MetaTemplate::parse("{{.Thanos}}").unwrap_err();
         assert!(e.problem.contains("at <.Thanos>"), "{e}");
-        for bad in ["{{printf \"%d\" .MinTime}}", "{{.ULID | len}}", "{{if .ULID}}x{{end}}", "{{$x}}"] {
+        for bad in [
+            "{{printf \"%d\" .MinTime}}",
+            "{{.ULID | len}}",
+            "{{if .ULID}}x{{end}}",
+            "{{$x}}",
+        ] {
             let e = MetaTemplate::parse(bad).unwrap_err();
             assert!(e.problem.contains("is not supported"), "{bad}: {e}");
         }
-        assert!(MetaTemplate::parse("{{.}}").unwrap_err().problem.contains("whole"));
-        assert!(MetaTemplate::parse("{{.ULID").unwrap_err().problem.contains("unclosed"));
+        assert!(MetaTemplate::parse("{{.}}")
+            .unwrap_err()
+            .problem
+            .contains("whole"));
+        assert!(MetaTemplate::parse("{{.ULID")
+            .unwrap_err()
+            .problem
+            .contains("unclosed"));
     }
 }

@@ -155,7 +155,10 @@ mod tests {
             ("a=~(", "invalid regex"),
         ] {
             let e = LabelMatcher::parse(bad).unwrap_err();
-            assert!(e.starts_with("--selector ") && e.contains(why), "{bad}: {e}");
+            assert!(
+                e.starts_with("--selector ") && e.contains(why),
+                "{bad}: {e}"
+            );
         }
     }
 }

@@ -72,15 +72,21 @@ pub struct LsFilter {
 }
 
 /// Reads every block's meta and markers, giving up after `timeout_ms` (`--timeout`).
-pub async fn sync_within(store: &Arc<dyn ObjectStore>, timeout_ms: u64) -> anyhow::Result<SyncResult> {
-    tokio::time::timeout(Duration::from_millis(timeout_ms), super::bucket::sync(store))
-        .await
-        .map_err(|_| {
-            anyhow::anyhow!(
-                "reading the bucket's metas took longer than --timeout {}",
-                crate::duration::format_duration_ms(timeout_ms)
-            )
-        })?
+pub async fn sync_within(
+    store: &Arc<dyn ObjectStore>,
+    timeout_ms: u64,
+) -> anyhow::Result<SyncResult> {
+    tokio::time::timeout(
+        Duration::from_millis(timeout_ms),
+        super::bucket::sync(store),
+    )
+    .await
+    .map_err(|_| {
+        anyhow::anyhow!(
+            "reading the bucket's metas took longer than --timeout {}",
+            crate::duration::format_duration_ms(timeout_ms)
+        )
+    })?
 }
 
 /// The blocks of `sync` that `filter` keeps. A block without a readable meta.json has no
@@ -194,7 +200,10 @@ mod tests {
 
     fn sync() -> SyncResult {
         let mut blocks = std::collections::BTreeMap::new();
-        blocks.extend([block(1, 0, 7_200_000, false), block(2, 7_200_000, 14_400_000, true)]);
+        blocks.extend([
+            block(1, 0, 7_200_000, false),
+            block(2, 7_200_000, 14_400_000, true),
+        ]);
         blocks.insert(
             BlockId::from_parts(1_735_689_600_000, 3),
             SyncedBlock {
@@ -218,14 +227,26 @@ mod tests {
     fn filters_as_thanos() {
         let s = sync();
         assert_eq!(filter(&s, &all()).blocks.len(), 3);
-        let live = LsFilter { exclude_delete: true, ..all() };
+        let live = LsFilter {
+            exclude_delete: true,
+            ..all()
+        };
         assert_eq!(filter(&s, &live).blocks.len(), 2);
         // Touching the boundary counts: maxTime >= min-time, minTime <= max-time.
-        let late = LsFilter { min_time: 7_200_000, ..all() };
+        let late = LsFilter {
+            min_time: 7_200_000,
+            ..all()
+        };
         assert_eq!(filter(&s, &late).blocks.len(), 3);
-        let later = LsFilter { min_time: 7_200_001, ..all() };
+        let later = LsFilter {
+            min_time: 7_200_001,
+            ..all()
+        };
         assert_eq!(filter(&s, &later).blocks.len(), 2);
-        let early = LsFilter { max_time: 7_199_999, ..all() };
+        let early = LsFilter {
+            max_time: 7_199_999,
+            ..all()
+        };
         assert_eq!(filter(&s, &early).blocks.len(), 2);
     }
 
