@@ -80,7 +80,7 @@ fn sorted(ids: &[&String]) -> Vec<String> {
     v
 }
 
-fn check_ls(config: &str, b: &Blocks) {
+fn check_ls_filters(config: &str, b: &Blocks) {
     let json = run_ok(config, &["ls", "-o", "json"]);
     let metas: Vec<BlockMeta> = serde_json::Deserializer::from_str(&json)
         .into_iter()
@@ -110,11 +110,13 @@ fn check_ls(config: &str, b: &Blocks) {
             "2025-01-01T05:00:00Z",
         ],
     );
-    assert_eq!(window, [b.us.clone()]);
+    assert_eq!(window, [b.us.as_str()]);
     // Relative times: the blocks lie in the past.
     assert_eq!(ulids(config, &["--max-time", "-1h"]).len(), 3);
     assert!(ulids(config, &["--min-time", "-1h"]).is_empty());
+}
 
+fn check_ls_formats(config: &str, b: &Blocks) {
     let template = run_ok(
         config,
         &[
@@ -173,11 +175,14 @@ fn check_ls(config: &str, b: &Blocks) {
     );
 }
 
-fn check_inspect(config: &str, b: &Blocks) {
-    let header = "ULID,FROM,UNTIL,RANGE,UNTIL-DOWN,#SERIES,#SAMPLES,#CHUNKS,COMP-LEVEL,COMP-FAILED,LABELS,RESOLUTION,SOURCE";
+/// Thanos' inspect columns, comma-separated.
+const HEADER: &str = "ULID,FROM,UNTIL,RANGE,UNTIL-DOWN,#SERIES,#SAMPLES,#CHUNKS,COMP-LEVEL,\
+                      COMP-FAILED,LABELS,RESOLUTION,SOURCE";
+
+fn check_inspect_csv(config: &str, b: &Blocks) {
     let csv = run_ok(config, &["inspect", "--output", "csv"]);
     let lines: Vec<&str> = csv.lines().collect();
-    assert_eq!(lines[0], header);
+    assert_eq!(lines[0], HEADER);
     // Default order: FROM, then UNTIL.
     let order: Vec<&str> = lines[1..].iter().map(|l| &l[..26]).collect();
     assert_eq!(order, [&b.eu_early, &b.us, &b.eu_late]);
@@ -192,69 +197,26 @@ fn check_inspect(config: &str, b: &Blocks) {
         lines[2].ends_with(",1,false,\"cluster=us-1,env=prod\",0s,sidecar"),
         "{csv}"
     );
+}
 
+fn check_inspect_selectors(config: &str, b: &Blocks) {
     let tsv = run_ok(
         config,
         &["inspect", "--output", "tsv", "-l", "cluster=\"us-1\""],
     );
     let lines: Vec<&str> = tsv.lines().collect();
-    assert_eq!(lines[0], header.replace(',', "\t"));
+    assert_eq!(lines[0], HEADER.replace(',', "\t"));
     assert_eq!(lines.len(), 2, "{tsv}");
     assert!(
         lines[1].starts_with(&format!("{}\t", b.us))
             && lines[1].contains("\tcluster=us-1,env=prod\t"),
         "{tsv}"
     );
-    let eu = run_ok(
-        config,
-        &[
-            "inspect",
-            "--output=tsv",
-            "--selector",
-            "cluster=~eu-.*",
-            "-l",
-            "env!=prod",
-        ],
-    );
+    let eu = ["--selector", "cluster=~eu-.*", "-l", "env!=prod"];
+    let eu = run_ok(config, &[&["inspect", "--output=tsv"][..], &eu].concat());
     assert_eq!(eu.lines().count(), 3, "{eu}");
-
-    let by_down = run_ok(
-        config,
-        &[
-            "inspect",
-            "--output",
-            "csv",
-            "--sort-by",
-            "UNTIL-DOWN",
-            "--sort-by",
-            "FROM",
-        ],
-    );
-    let order: Vec<&str> = by_down.lines().skip(1).map(|l| &l[..26]).collect();
-    assert_eq!(order, [&b.us, &b.eu_early, &b.eu_late]);
-
-    let table = run_ok(config, &["inspect"]);
-    let lines: Vec<&str> = table.lines().collect();
-    assert_eq!(lines.len(), 5, "{table}");
-    assert!(
-        lines[0].starts_with(
-            "|            ULID            |         FROM         |        UNTIL         |"
-        ),
-        "{table}"
-    );
-    assert!(
-        lines[1].starts_with("|----------------------------|"),
-        "{table}"
-    );
-    assert!(
-        lines[2].starts_with(&format!(
-            "| {} | 2025-01-01T00:00:00Z | 2025-01-01T02:00:00Z | 2h0m0s | 38h0m0s    |",
-            b.eu_early
-        )),
-        "{table}"
-    );
-
-    let out = compactd(&[
+    assert!(!eu.contains(&b.us), "{eu}");
+    let bad = [
         "tools",
         "bucket",
         "inspect",
@@ -262,9 +224,46 @@ fn check_inspect(config: &str, b: &Blocks) {
         "cluster",
         "--objstore.config",
         config,
-    ]);
+    ];
+    let out = compactd(&bad);
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("--selector \"cluster\""));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--selector \"cluster\""), "{stderr}");
+}
+
+fn check_inspect_order_and_table(config: &str, b: &Blocks) {
+    let by_down = ["--sort-by", "UNTIL-DOWN", "--sort-by", "FROM"];
+    let by_down = run_ok(
+        config,
+        &[&["inspect", "--output", "csv"][..], &by_down].concat(),
+    );
+    let order: Vec<&str> = by_down.lines().skip(1).map(|l| &l[..26]).collect();
+    assert_eq!(order, [&b.us, &b.eu_early, &b.eu_late]);
+
+    let table = run_ok(config, &["inspect"]);
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines.len(), 5, "{table}");
+    let head = "|            ULID            |         FROM         |        UNTIL         |";
+    assert!(lines[0].starts_with(head), "{table}");
+    assert!(
+        lines[1].starts_with("|----------------------------|"),
+        "{table}"
+    );
+    let first = format!(
+        "| {} | 2025-01-01T00:00:00Z | 2025-01-01T02:00:00Z | 2h0m0s | 38h0m0s    |",
+        b.eu_early
+    );
+    assert!(lines[2].starts_with(&first), "{table}");
+    assert!(lines.iter().all(|l| l.len() == lines[0].len()), "{table}");
+}
+
+/// Every check, on the bucket of `config`.
+fn check_all(config: &str, b: &Blocks) {
+    check_ls_filters(config, b);
+    check_ls_formats(config, b);
+    check_inspect_csv(config, b);
+    check_inspect_selectors(config, b);
+    check_inspect_order_and_table(config, b);
 }
 
 #[test]
@@ -273,8 +272,7 @@ fn ls_and_inspect_on_a_filesystem_bucket() {
     let bucket = tmp.path().join("bucket");
     let blocks = generate(&bucket);
     let config = fs_config(&bucket);
-    check_ls(&config, &blocks);
-    check_inspect(&config, &blocks);
+    check_all(&config, &blocks);
 }
 
 #[test]
@@ -286,6 +284,5 @@ fn ls_and_inspect_on_s3() {
     let blocks = generate(tmp.path());
     let config = server.objstore_yaml();
     upload_dir(&config, tmp.path());
-    check_ls(&config, &blocks);
-    check_inspect(&config, &blocks);
+    check_all(&config, &blocks);
 }
