@@ -9,11 +9,14 @@ use clap::{Args, Subcommand};
 use super::{bytes, duration_ms};
 use compactd::tools;
 
+mod inspect;
+mod ls;
+
 /// The `tools bucket` subcommands.
 #[derive(Subcommand)]
 pub enum BucketCommand {
-    /// List the block directories: ULID, time range, level, resolution, labels, marks.
-    Ls(BucketArgs),
+    /// List the blocks: compactd's table (ULID, range, level, resolution, labels, marks), or Thanos' -o json|wide|''|<template>.
+    Ls(ls::LsArgs),
     /// Check for overlaps, missing files, unreadable metas and partial uploads; non-zero exit if any.
     Verify(BucketArgs),
     /// Report per stream and epoch who committed which blocks, and every fence; non-zero exit
@@ -21,6 +24,8 @@ pub enum BucketCommand {
     Audit(AuditArgs),
     /// Sync the bucket and print what `run` would compact next, without writing; with timings.
     Plan(PlanArgs),
+    /// Every block in Thanos' inspect table (ULID, FROM, UNTIL, RANGE, UNTIL-DOWN, counts, level, labels, resolution, source); table, csv or tsv.
+    Inspect(inspect::InspectArgs),
 }
 
 /// The bucket every subcommand works on (Thanos' `--objstore.config[-file]`).
@@ -115,18 +120,14 @@ pub fn open_bucket(
 
 /// Runs a `tools bucket` subcommand.
 pub fn run(cmd: BucketCommand) -> anyhow::Result<ExitCode> {
-    let (args, verify) = match cmd {
-        BucketCommand::Ls(a) => (a, false),
-        BucketCommand::Verify(a) => (a, true),
+    let args = match cmd {
+        BucketCommand::Ls(a) => return ls::run(a),
+        BucketCommand::Verify(a) => a,
         BucketCommand::Audit(a) => return audit(a),
         BucketCommand::Plan(a) => return plan(a),
+        BucketCommand::Inspect(a) => return inspect::run(a),
     };
     let (bucket, runtime) = open_bucket(&args)?;
-    if !verify {
-        let sync = runtime.block_on(tools::bucket::sync(&bucket.store))?;
-        print!("{}", tools::bucket::render_ls(&sync));
-        return Ok(ExitCode::SUCCESS);
-    }
     let issues = runtime.block_on(tools::bucket::verify(&bucket.store))?;
     for i in &issues {
         println!("ISSUE: {i}");
