@@ -41,6 +41,9 @@ pub struct ToolFenceOptions {
     pub lease_ttl: Duration,
     /// Timeout of one store operation; also the commit window after a renewal.
     pub op_timeout: Duration,
+    /// The store has conditional update (If-Match); without it (the local filesystem) the
+    /// fence is compared, then overwritten, as a single instance does.
+    pub conditional_update: bool,
 }
 
 impl ToolFenceOptions {
@@ -54,6 +57,7 @@ impl ToolFenceOptions {
             holder: format!("tools/{what}@{host}/{}", std::process::id()),
             lease_ttl: Duration::from_secs(15),
             op_timeout: Duration::from_secs(5),
+            conditional_update: true,
         }
     }
 }
@@ -61,7 +65,9 @@ impl ToolFenceOptions {
 impl ToolFenceOptions {
     /// An executor over `store` that stamps the markers it writes with this holder.
     pub fn executor(&self, store: std::sync::Arc<dyn object_store::ObjectStore>) -> StoreExecutor {
-        StoreExecutor::new(store).with_writer(self.holder.clone())
+        StoreExecutor::new(store)
+            .with_writer(self.holder.clone())
+            .with_conditional_update(self.conditional_update)
     }
 }
 

@@ -11,6 +11,7 @@ use compactd::tools;
 
 mod inspect;
 mod ls;
+mod maintain;
 
 /// The `tools bucket` subcommands.
 #[derive(Subcommand)]
@@ -26,6 +27,12 @@ pub enum BucketCommand {
     Plan(PlanArgs),
     /// Every block in Thanos' inspect table (ULID, FROM, UNTIL, RANGE, UNTIL-DOWN, counts, level, labels, resolution, source); table, csv or tsv.
     Inspect(inspect::InspectArgs),
+    /// Place (or --remove) a deletion, no-compact or no-downsample mark on blocks, under the fence or through the leader (--leader.url).
+    Mark(maintain::MarkArgs),
+    /// Mark for deletion the blocks past their resolution's retention, under the fence or through the leader.
+    Retention(maintain::RetentionArgs),
+    /// Delete blocks marked for deletion longer than --delete-delay ago and old partial uploads, under the fence or through the leader.
+    Cleanup(maintain::CleanupArgs),
 }
 
 /// The bucket every subcommand works on (Thanos' `--objstore.config[-file]`).
@@ -126,6 +133,9 @@ pub fn run(cmd: BucketCommand) -> anyhow::Result<ExitCode> {
         BucketCommand::Audit(a) => return audit(a),
         BucketCommand::Plan(a) => return plan(a),
         BucketCommand::Inspect(a) => return inspect::run(a),
+        BucketCommand::Mark(a) => return maintain::mark(a),
+        BucketCommand::Retention(a) => return maintain::retention(a),
+        BucketCommand::Cleanup(a) => return maintain::cleanup(a),
     };
     let (bucket, runtime) = open_bucket(&args)?;
     let issues = runtime.block_on(tools::bucket::verify(&bucket.store))?;
