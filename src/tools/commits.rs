@@ -48,6 +48,9 @@ pub async fn apply(
     ops: Vec<(Option<StreamId>, WriteOp)>,
 ) -> anyhow::Result<CommitReport> {
     if ops.is_empty() {
+        if let CommitRoute::Fenced(options) = route {
+            ToolFence::check(&options.executor(store), options).await?;
+        }
         return Ok(CommitReport::default());
     }
     match route {

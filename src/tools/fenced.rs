@@ -197,6 +197,21 @@ impl ToolFence {
         Ok(fence)
     }
 
+    /// Refuses, as [`ToolFence::acquire`] would, when a live holder has a fence; writes
+    /// nothing (a tool with nothing to commit still tells the operator a compactd runs).
+    pub async fn check(exec: &StoreExecutor, options: &ToolFenceOptions) -> anyhow::Result<()> {
+        let mut paths = vec![FENCE_PATH.to_string()];
+        paths.extend(stream_fences(exec, options.op_timeout).await?);
+        let now = wall_ms();
+        for path in &paths {
+            let read = with_timeout(options.op_timeout, path, exec.read_fence(path)).await?;
+            if let Some((record, _)) = &read {
+                refuse_if_live(path, record, now, options)?;
+            }
+        }
+        Ok(())
+    }
+
     /// The holder name stamped on the tool's commits.
     pub fn holder(&self) -> &str {
         &self.options.holder

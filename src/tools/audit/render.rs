@@ -90,6 +90,10 @@ impl AuditReport {
 fn fence_text(fence: &Fence) -> String {
     match fence {
         Fence::Absent => "none".to_string(),
+        Fence::Present(r) if r.renewed_unix_ms == 0 => format!(
+            "epoch {}, holder {}, seq {}, released",
+            r.epoch, r.holder, r.seq
+        ),
         Fence::Present(r) => format!(
             "epoch {}, holder {}, seq {}, renewed {}",
             r.epoch,
