@@ -64,6 +64,14 @@ pub enum ToolCommit {
     /// Create `<block>/meta.json` (the block's other files are uploaded before). The meta is
     /// stamped with the tool's holder under epoch 0.
     PutMeta(Box<BlockMeta>),
+    /// Create `<block>/meta.json` with exactly these bytes, not stamped: a replica of a block
+    /// of another bucket (`replicate`), whose meta names the writer that made the block.
+    CopyMeta {
+        /// The block.
+        block: BlockId,
+        /// The source's meta.json, byte for byte.
+        json: Vec<u8>,
+    },
     /// Create a deletion mark (an existing one is left as it is).
     MarkDeletion(DeletionMark),
     /// Create a no-compact mark (an existing one is left as it is).
@@ -196,7 +204,10 @@ impl ToolFence {
         exec: &StoreExecutor,
         commit: ToolCommit,
     ) -> anyhow::Result<Committed> {
-        if self.commit_until.is_none_or(|until| Instant::now() >= until) {
+        if self
+            .commit_until
+            .is_none_or(|until| Instant::now() >= until)
+        {
             self.renew(exec).await?;
         }
         let timeout = self.options.op_timeout;
@@ -207,7 +218,14 @@ impl ToolFence {
                 with_timeout(timeout, &what, exec.put_meta(&meta)).await?;
                 true
             }
-            ToolCommit::MarkDeletion(m) => with_timeout(timeout, "mark", exec.put_marker(&m)).await?,
+            ToolCommit::CopyMeta { block, json } => {
+                let what = format!("create {block}/meta.json");
+                with_timeout(timeout, &what, exec.put_meta_json(block, json)).await?;
+                true
+            }
+            ToolCommit::MarkDeletion(m) => {
+                with_timeout(timeout, "mark", exec.put_marker(&m)).await?
+            }
             ToolCommit::MarkNoCompact(m) => {
                 with_timeout(timeout, "mark", exec.put_marker(&m)).await?
             }

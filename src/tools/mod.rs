@@ -11,6 +11,8 @@ pub mod fenced;
 pub mod generate;
 pub mod inspect;
 pub mod plan;
+pub mod replicate;
+pub mod upload;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 

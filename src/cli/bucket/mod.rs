@@ -1,6 +1,9 @@
 //! `compactd tools bucket ...`: the bucket subcommands' flags and what they print. Each
 //! subcommand's work lives in `compactd::tools`; this module only parses and prints.
 
+mod replicate;
+mod upload_blocks;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -21,6 +24,10 @@ pub enum BucketCommand {
     Audit(AuditArgs),
     /// Sync the bucket and print what `run` would compact next, without writing; with timings.
     Plan(PlanArgs),
+    /// Copy blocks to another bucket (--objstore-to.config), under the target's fence.
+    Replicate(replicate::ReplicateArgs),
+    /// Upload the block directories of --path with --label external labels, under the fence.
+    UploadBlocks(upload_blocks::UploadBlocksArgs),
 }
 
 /// The bucket every subcommand works on (Thanos' `--objstore.config[-file]`).
@@ -120,6 +127,8 @@ pub fn run(cmd: BucketCommand) -> anyhow::Result<ExitCode> {
         BucketCommand::Verify(a) => (a, true),
         BucketCommand::Audit(a) => return audit(a),
         BucketCommand::Plan(a) => return plan(a),
+        BucketCommand::Replicate(a) => return replicate::run(a),
+        BucketCommand::UploadBlocks(a) => return upload_blocks::run(a),
     };
     let (bucket, runtime) = open_bucket(&args)?;
     if !verify {
