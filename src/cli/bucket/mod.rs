@@ -25,7 +25,7 @@ pub enum BucketCommand {
     /// Sync the bucket and print what `run` would compact next, without writing; with timings.
     Plan(PlanArgs),
     /// Copy blocks to another bucket (--objstore-to.config), under the target's fence.
-    Replicate(replicate::ReplicateArgs),
+    Replicate(Box<replicate::ReplicateArgs>),
     /// Upload the block directories of --path with --label external labels, under the fence.
     UploadBlocks(upload_blocks::UploadBlocksArgs),
 }
@@ -127,7 +127,7 @@ pub fn run(cmd: BucketCommand) -> anyhow::Result<ExitCode> {
         BucketCommand::Verify(a) => (a, true),
         BucketCommand::Audit(a) => return audit(a),
         BucketCommand::Plan(a) => return plan(a),
-        BucketCommand::Replicate(a) => return replicate::run(a),
+        BucketCommand::Replicate(a) => return replicate::run(*a),
         BucketCommand::UploadBlocks(a) => return upload_blocks::run(a),
     };
     let (bucket, runtime) = open_bucket(&args)?;

@@ -1,20 +1,35 @@
 //! What `replicate` does with one selected block, from the two buckets' listings and the two
-//! meta.json files: copy the data objects the target lacks (`chunks/*` in order, then
-//! `index`) and then the meta, skip a block the target has complete, or report it.
+//! meta.json files: copy the data objects the target lacks (`chunks/*` in order, any other
+//! file of the block such as `tombstones`, then `index`) and then the meta, skip a block the
+//! target has complete, or report it.
 //!
 //! Rules (Thanos' `ensureBlockIsReplicated`, with compactd's immutable metas): a target
 //! meta.json equal to the source's byte for byte means replicated, provided every data object
 //! is there with the source's size (else the target block is damaged: reported, left as it
 //! is); a different target meta.json is reported and never overwritten (Thanos overwrites
 //! it); without a target meta.json the block is invisible there, so its data objects are
-//! (re)copied unless present with the source's size. Markers are not copied, as in Thanos.
+//! (re)copied unless present with the source's size. Markers are not copied, as in Thanos
+//! (which copies `chunks/*` and `index` only; other files are copied here so that the replica
+//! is the source's block object for object).
 
 use std::collections::BTreeMap;
 
 use object_store::ObjectMeta;
 
-use crate::bucket::layout::{block_of, is_block_data};
+use crate::bucket::layout::block_of;
+use crate::bucket::markers::{
+    DELETION_MARK_FILENAME, NO_COMPACT_MARK_FILENAME, NO_DOWNSAMPLE_MARK_FILENAME,
+};
 use crate::tsdb::block_id::BlockId;
+use crate::tsdb::meta::META_FILENAME;
+
+/// The objects of a block that are not copied as data: meta.json (committed last) and markers.
+const NOT_DATA: [&str; 4] = [
+    META_FILENAME,
+    DELETION_MARK_FILENAME,
+    NO_COMPACT_MARK_FILENAME,
+    NO_DOWNSAMPLE_MARK_FILENAME,
+];
 
 /// A block's objects: path inside the block → size in bytes.
 pub type BlockObjects = BTreeMap<String, u64>;
@@ -57,9 +72,12 @@ pub fn plan_block(
             "block {id}: the source has no index object; not replicated"
         ));
     }
-    let mut data: Vec<(&String, &u64)> = source.iter().filter(|(p, _)| is_block_data(p)).collect();
-    // Chunk segments first, the index after every segment it points into.
-    data.sort_by_key(|(p, _)| (p.as_str() == "index", p.as_str()));
+    let mut data: Vec<(&String, &u64)> = source
+        .iter()
+        .filter(|(p, _)| !NOT_DATA.contains(&p.as_str()))
+        .collect();
+    // Chunk segments first, the index last, after every segment it points into.
+    data.sort_by_key(|(p, _)| (*p == "index", !p.starts_with("chunks/"), p.as_str()));
     let lacking: Vec<String> = data
         .into_iter()
         .filter(|(p, size)| target.get(*p) != Some(size))

@@ -182,6 +182,8 @@ fn plan_copies_chunks_then_index_and_skips_what_the_target_has() {
         ("chunks/000001", 10),
         ("meta.json", 5),
         ("no-compact-mark.json", 3),
+        ("deletion-mark.json", 3),
+        ("tombstones", 9),
     ]);
     let none = BTreeMap::new();
     assert_eq!(
@@ -189,6 +191,7 @@ fn plan_copies_chunks_then_index_and_skips_what_the_target_has() {
         BlockPlan::Copy(vec![
             "chunks/000001".into(),
             "chunks/000002".into(),
+            "tombstones".into(),
             "index".into()
         ])
     );
@@ -196,11 +199,16 @@ fn plan_copies_chunks_then_index_and_skips_what_the_target_has() {
     let partial = objects(&[("chunks/000001", 10), ("chunks/000002", 7)]);
     assert_eq!(
         plan_block(id(1), b"m", &source, None, &partial),
-        BlockPlan::Copy(vec!["chunks/000002".into(), "index".into()])
+        BlockPlan::Copy(vec![
+            "chunks/000002".into(),
+            "tombstones".into(),
+            "index".into()
+        ])
     );
     let complete = objects(&[
         ("chunks/000001", 10),
         ("chunks/000002", 20),
+        ("tombstones", 9),
         ("index", 50),
         ("meta.json", 5),
     ]);
