@@ -145,7 +145,8 @@ impl Selection {
 pub struct Replicated {
     /// The block.
     pub block: BlockId,
-    /// Objects copied (meta.json included).
+    /// Objects copied before meta.json (`thanos_replicate_objects_replicated_total` counts
+    /// these).
     pub objects: u64,
     /// Bytes copied (meta.json included).
     pub bytes: u64,
@@ -184,7 +185,7 @@ impl RunReport {
         for r in &self.replicated {
             let _ = writeln!(
                 out,
-                "replicated {} ({} objects, {} bytes)",
+                "replicated {} ({} objects + meta.json, {} bytes)",
                 r.block, r.objects, r.bytes
             );
         }
@@ -340,7 +341,6 @@ impl Replicator<'_> {
         if let Err(e) = fence.commit(self.target, commit).await {
             return Err((done.objects, e));
         }
-        done.objects += 1;
         done.bytes += meta_bytes;
         Ok(done)
     }
