@@ -94,3 +94,56 @@ fn check_length(path: &str, got: u64, want: u64) -> Result<(), StoreError> {
         format!("read source {path}: got {got} bytes of {want}; not copied"),
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use object_store::memory::InMemory;
+
+    use super::*;
+
+    /// Copies `len` patterned bytes between two in-memory stores and compares them.
+    async fn round_trip(len: usize) {
+        let source = InMemory::new();
+        let data: Vec<u8> = (0..len).map(|i| (i * 7 % 251) as u8).collect();
+        let name = ObjectPath::from("01JGFSEP80SH2Z1WNHDH9PTJZZ/chunks/000001");
+        source
+            .put(&name, PutPayload::from(data.clone()))
+            .await
+            .expect("put the source object");
+        let target = StoreExecutor::new(Arc::new(InMemory::new()));
+        let copied = target
+            .copy_object_from(&source, name.as_ref())
+            .await
+            .expect("copy");
+        assert_eq!(copied, len as u64);
+        let got = target.read_optional(name.as_ref()).await.expect("read");
+        assert!(
+            got.is_some_and(|b| b.as_ref() == data.as_slice()),
+            "{len} bytes differ"
+        );
+    }
+
+    #[tokio::test]
+    async fn small_and_multipart_copies_are_byte_identical() {
+        round_trip(1_000).await;
+        // Above the multipart threshold: parts of PART_BYTES and a short last part.
+        round_trip(MULTIPART_THRESHOLD_BYTES as usize + PART_BYTES / 3).await;
+    }
+
+    #[tokio::test]
+    async fn a_missing_source_object_is_an_error_naming_it() {
+        let target = StoreExecutor::new(Arc::new(InMemory::new()));
+        let err = target
+            .copy_object_from(&InMemory::new(), "x/index")
+            .await
+            .expect_err("nothing to copy");
+        assert!(
+            err.message.contains("read source x/index"),
+            "{}",
+            err.message
+        );
+        assert_eq!(err.kind, StoreErrorKind::NotFound);
+    }
+}
