@@ -6,6 +6,7 @@
 //! test hook `COMPACTD_TEST_CRASH_BEFORE_MUTATION=N` aborts the process right before the N-th
 //! object mutation: the crash-safety tests use it to stop the compactor at every step.
 
+mod copy;
 mod fence;
 
 use std::collections::BTreeMap;
@@ -365,16 +366,20 @@ impl StoreExecutor {
     /// Creates `<id>/meta.json`. If it exists with the same content (a retried request that
     /// did land), that is success; different content is an error.
     pub async fn put_meta(&self, meta: &BlockMeta) -> Result<(), StoreError> {
-        let path = meta_path(meta.ulid);
-        let bytes = meta.to_json();
+        self.put_meta_json(meta.ulid, meta.to_json()).await?;
+        self.meta_cache
+            .lock()
+            .expect("meta cache lock")
+            .insert(meta.ulid, meta.clone());
+        Ok(())
+    }
+
+    /// Creates `<id>/meta.json` with exactly `bytes` (a replica's meta, copied as it is); the
+    /// same rules as [`Self::put_meta`].
+    pub async fn put_meta_json(&self, id: BlockId, bytes: Vec<u8>) -> Result<(), StoreError> {
+        let path = meta_path(id);
         match self.create(&path, bytes.clone()).await? {
-            Created::Yes => {
-                self.meta_cache
-                    .lock()
-                    .expect("meta cache lock")
-                    .insert(meta.ulid, meta.clone());
-                Ok(())
-            }
+            Created::Yes => Ok(()),
             Created::AlreadyExisted => match self.get_optional(&path).await? {
                 Some(existing) if existing.as_ref() == bytes.as_slice() => Ok(()),
                 _ => Err(StoreError::new(

@@ -77,6 +77,14 @@ pub enum ToolCommit {
     /// Create `<block>/meta.json` (the block's other files are uploaded before). The meta is
     /// stamped with the tool's holder under epoch 0.
     PutMeta(Box<BlockMeta>),
+    /// Create `<block>/meta.json` with exactly these bytes, not stamped: a replica of a block
+    /// of another bucket (`replicate`), whose meta names the writer that made the block.
+    CopyMeta {
+        /// The block.
+        block: BlockId,
+        /// The source's meta.json, byte for byte.
+        json: Vec<u8>,
+    },
     /// Create a deletion mark (an existing one is left as it is).
     MarkDeletion(DeletionMark),
     /// Create a no-compact mark (an existing one is left as it is).
@@ -236,6 +244,11 @@ impl ToolFence {
                 stamp_writer(&mut meta, Epoch(0), &self.options.holder);
                 let what = format!("create {}/meta.json", meta.ulid);
                 with_timeout(timeout, &what, exec.put_meta(&meta)).await?;
+                true
+            }
+            ToolCommit::CopyMeta { block, json } => {
+                let what = format!("create {block}/meta.json");
+                with_timeout(timeout, &what, exec.put_meta_json(block, json)).await?;
                 true
             }
             ToolCommit::MarkDeletion(m) => {

@@ -18,6 +18,8 @@ pub mod label_matcher;
 pub mod ls;
 pub mod maintenance;
 pub mod plan;
+pub mod replicate;
+pub mod upload;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 

@@ -12,6 +12,8 @@ use compactd::tools;
 mod inspect;
 mod ls;
 mod maintain;
+mod replicate;
+mod upload_blocks;
 
 /// The `tools bucket` subcommands.
 #[derive(Subcommand)]
@@ -33,6 +35,10 @@ pub enum BucketCommand {
     Retention(maintain::RetentionArgs),
     /// Delete blocks marked for deletion longer than --delete-delay ago and old partial uploads, under the fence or through the leader.
     Cleanup(maintain::CleanupArgs),
+    /// Copy blocks to another bucket (--objstore-to.config), under the target's fence.
+    Replicate(Box<replicate::ReplicateArgs>),
+    /// Upload the block directories of --path with --label external labels, under the fence.
+    UploadBlocks(upload_blocks::UploadBlocksArgs),
 }
 
 /// The bucket every subcommand works on (Thanos' `--objstore.config[-file]`).
@@ -136,6 +142,8 @@ pub fn run(cmd: BucketCommand) -> anyhow::Result<ExitCode> {
         BucketCommand::Mark(a) => return maintain::mark(a),
         BucketCommand::Retention(a) => return maintain::retention(a),
         BucketCommand::Cleanup(a) => return maintain::cleanup(a),
+        BucketCommand::Replicate(a) => return replicate::run(*a),
+        BucketCommand::UploadBlocks(a) => return upload_blocks::run(a),
     };
     let (bucket, runtime) = open_bucket(&args)?;
     let issues = runtime.block_on(tools::bucket::verify(&bucket.store))?;
