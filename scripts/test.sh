@@ -78,7 +78,7 @@ log "simulation: --bug keep-renewing must be caught within 100 oneway-partition 
 $SIM run --seeds 100 --scenario oneway-partition --bug keep-renewing | tail -1
 # The per-stream mechanisms (docs/scaleout.md) only act in stream worlds; the stream fence
 # only under a stream key deleted by hand while its holder's pass outlasts the takeover delay.
-for bug in stale-ownership no-rebalance-delay no-stream-fence; do
+for bug in stale-ownership no-rebalance-delay no-stream-fence admin-wrong-unit; do
   log "simulation: --bug $bug must be caught within 100 streams seeds"
   $SIM run --seeds 100 --scenario streams --bug "$bug" | tail -1
 done

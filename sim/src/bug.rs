@@ -24,8 +24,9 @@ pub enum Bug {
     StaleOwnership,
     /// A stream's new holder commits right after fencing it, without the takeover delay.
     NoRebalanceDelay,
-    /// Operator requests' commits skip the gate: sent under the permit, no fence CAS first.
-    UngatedAdmin,
+    /// An operator request for a stream this node holds no seat for goes to its bucket unit
+    /// instead of being refused.
+    AdminWrongUnit,
 }
 
 impl Bug {
@@ -39,7 +40,7 @@ impl Bug {
         Bug::NoStreamFence,
         Bug::StaleOwnership,
         Bug::NoRebalanceDelay,
-        Bug::UngatedAdmin,
+        Bug::AdminWrongUnit,
     ];
 
     /// The `--bug` name.
@@ -53,7 +54,7 @@ impl Bug {
             Bug::NoStreamFence => "no-stream-fence",
             Bug::StaleOwnership => "stale-ownership",
             Bug::NoRebalanceDelay => "no-rebalance-delay",
-            Bug::UngatedAdmin => "ungated-admin",
+            Bug::AdminWrongUnit => "admin-wrong-unit",
         }
     }
 }

@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use compactd::bucket::markers::NO_DOWNSAMPLE_MARK_FILENAME;
+use compactd::bucket::markers::{NoDownsampleMark, MARKER_VERSION, NO_DOWNSAMPLE_MARK_FILENAME};
 use compactd::core::admin::{AdminId, AdminRequest};
 use compactd::core::admission::{Admission, Refusal};
 use compactd::core::coord::{CoordError, CoordErrorKind, CoordId, CoordOp, CoordResult};
@@ -27,6 +27,7 @@ use compactd::core::types::{
     StoreError, StoreRequest, StoreResult, WriteOp,
 };
 use compactd::tsdb::block_id::BlockId;
+use compactd::tsdb::meta::BlockMeta;
 use turmoil::net::UdpSocket;
 
 use crate::blocks::run_job;
@@ -206,8 +207,8 @@ impl Driver {
         if now >= self.admin_next_at {
             self.admin_next_at = now + ADMIN_INTERVAL_MS;
             self.admin_sent += 1;
-            self.inputs
-                .push_back(operator_request(self.process, self.admin_sent));
+            let request = operator_request(w, &self.name, self.admin_sent);
+            self.inputs.push_back(request);
         }
         while let Some(input) = self.inputs.pop_front() {
             if self.exited {
@@ -526,21 +527,51 @@ impl Driver {
 }
 
 /// How often each process hands its node an operator request (world ms): followers refuse
-/// it, the leader commits it through its gate, so `--bug ungated-admin` has commits to get
-/// wrong.
+/// it, the leader (or, in stream worlds, the stream's seat) commits it through its gate; a
+/// node without the stream's seat refuses it (`--bug admin-wrong-unit` lets its bucket unit
+/// commit it, a write under another unit's epoch).
 const ADMIN_INTERVAL_MS: i64 = 4_000;
 
-/// The `n`-th operator request of process `process`: the removal of a marker no block has (a
-/// commit that changes nothing the checker's oracle judges, but is ordered like any other).
-fn operator_request(process: u32, n: u64) -> Input {
-    let block = BlockId::from_parts(1, (u128::from(process) << 64) | u128::from(n));
-    Input::Admin(Box::new(AdminRequest {
-        id: AdminId(n),
-        stream: None,
-        ops: vec![WriteOp::RemoveMarker {
+/// The `n`-th operator request of node `name`: a no-downsample mark on a visible block
+/// (odd `n`), then its removal (even `n`), sent with the block's stream in stream worlds; the
+/// world does not downsample, so these commits change nothing the checker's oracle judges,
+/// but they are ordered like any other. A marker of no block while the bucket has none yet.
+fn operator_request(w: &Shared, name: &str, n: u64) -> Input {
+    let node = &w.nodes[name];
+    let blocks: Vec<(BlockId, BlockMeta)> = crate::checker::visible_blocks(&w.store)
+        .into_iter()
+        .map(|(id, (meta, _))| (id, meta))
+        .collect();
+    let pick = n.div_ceil(2) as usize;
+    let (block, stream) = match blocks.get(pick % blocks.len().max(1)) {
+        Some((id, meta)) => {
+            let stream = node
+                .leader
+                .streams
+                .as_ref()
+                .and_then(|_| StreamId::of_block(meta, &node.cycle.view.replica_labels));
+            (*id, stream)
+        }
+        None => (BlockId::from_parts(1, u128::from(n)), None),
+    };
+    let op = if n % 2 == 1 {
+        WriteOp::MarkNoDownsample(NoDownsampleMark {
+            id: block,
+            version: MARKER_VERSION,
+            details: "simulated operator".into(),
+            no_downsample_time: 0,
+            reason: "manual".into(),
+        })
+    } else {
+        WriteOp::RemoveMarker {
             block,
             marker: NO_DOWNSAMPLE_MARK_FILENAME.into(),
-        }],
+        }
+    };
+    Input::Admin(Box::new(AdminRequest {
+        id: AdminId(n),
+        stream,
+        ops: vec![op],
     }))
 }
 

@@ -307,7 +307,7 @@ pub fn leader_config(
             stream_fence: bug != Some(Bug::NoStreamFence),
             stream_takeover_delay: bug != Some(Bug::NoRebalanceDelay),
             stream_release: bug != Some(Bug::StaleOwnership),
-            admin_gate: bug != Some(Bug::UngatedAdmin),
+            admin_stream_routing: bug != Some(Bug::AdminWrongUnit),
         },
         stream: None,
         streams,

@@ -171,6 +171,8 @@ impl Streams {
                 None => Slot::BUCKET,
                 Some(stream) => match self.seats.get(&stream) {
                     Some(seat) => seat.slot,
+                    // `--bug admin-wrong-unit`: the bucket leader takes it instead.
+                    None if !self.leader.safety.admin_stream_routing => Slot::BUCKET,
                     None => {
                         out.push(self.not_held(stream, request.id));
                         return;

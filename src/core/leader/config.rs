@@ -85,10 +85,10 @@ pub struct Safety {
     /// A seat stops writing before it hands its stream over (withdraws its key).
     #[serde(default = "on")]
     pub stream_release: bool,
-    /// Operator requests' commits pass through the gate (a fence CAS before each), as the
-    /// cycle's own do.
+    /// An operator request for a stream goes to the stream's seat, or is refused when the
+    /// node holds no seat for it (never to another unit).
     #[serde(default = "on")]
-    pub admin_gate: bool,
+    pub admin_stream_routing: bool,
 }
 
 fn on() -> bool {
@@ -104,7 +104,7 @@ impl Safety {
         stream_fence: true,
         stream_takeover_delay: true,
         stream_release: true,
-        admin_gate: true,
+        admin_stream_routing: true,
     };
 }
 
