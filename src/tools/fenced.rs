@@ -196,7 +196,10 @@ impl ToolFence {
         exec: &StoreExecutor,
         commit: ToolCommit,
     ) -> anyhow::Result<Committed> {
-        if self.commit_until.is_none_or(|until| Instant::now() >= until) {
+        if self
+            .commit_until
+            .is_none_or(|until| Instant::now() >= until)
+        {
             self.renew(exec).await?;
         }
         let timeout = self.options.op_timeout;
@@ -207,7 +210,9 @@ impl ToolFence {
                 with_timeout(timeout, &what, exec.put_meta(&meta)).await?;
                 true
             }
-            ToolCommit::MarkDeletion(m) => with_timeout(timeout, "mark", exec.put_marker(&m)).await?,
+            ToolCommit::MarkDeletion(m) => {
+                with_timeout(timeout, "mark", exec.put_marker(&m)).await?
+            }
             ToolCommit::MarkNoCompact(m) => {
                 with_timeout(timeout, "mark", exec.put_marker(&m)).await?
             }
