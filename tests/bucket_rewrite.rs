@@ -107,7 +107,7 @@ fn deletes_series_and_ranges(config: &str) {
     };
     let tmp = tempfile::tempdir().unwrap();
     let (id, block) = seed(config, tmp.path(), "cluster=eu-1");
-    let original = promtool_dump(&promtool, &[block.clone()]);
+    let original = promtool_dump(&promtool, std::slice::from_ref(&block));
     let delete = deletion_config();
     let work = tmp.path().join("work");
     let before = objects(config);

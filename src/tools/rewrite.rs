@@ -200,10 +200,30 @@ async fn rewrite_block(
         *fence = Some(ToolFence::acquire(exec, settings.fence.clone()).await?);
     }
     let fence = fence.as_mut().expect("the fence was just taken");
+    done.marked = commit_block(exec, fence, settings, &meta, new_id, &stats).await?;
+    done.stats = Some((meta.stats.clone(), stats));
+    // The data is in the bucket now; the change log and meta.json stay for the operator.
+    let _ = tokio::fs::remove_dir_all(&local).await;
+    let _ = tokio::fs::remove_dir_all(new_dir.join("chunks")).await;
+    let _ = tokio::fs::remove_file(new_dir.join(crate::tsdb::block::INDEX_FILENAME)).await;
+    Ok(done)
+}
+
+/// Uploads the new block `new_id` (built in `<tmp.dir>/<new_id>` from `old`), commits its
+/// meta.json, and with `--delete-blocks` marks `old` for deletion; returns whether it did.
+async fn commit_block(
+    exec: &StoreExecutor,
+    fence: &mut ToolFence,
+    settings: &RewriteSettings,
+    old: &BlockMeta,
+    new_id: BlockId,
+    stats: &BlockStats,
+) -> anyhow::Result<bool> {
+    let (id, new_dir) = (old.ulid, settings.tmp_dir.join(new_id.to_string()));
     let files = block_files(&new_dir, settings.hash)
         .await
         .map_err(|e| anyhow!("new block {new_id}: {e}"))?;
-    let new_meta = rewritten_meta(&meta, new_id, stats.clone(), settings, files);
+    let new_meta = rewritten_meta(old, new_id, stats.clone(), settings, files);
     new_meta.write_dir(&new_dir)?;
     exec.upload_files(new_id, &new_dir)
         .await
@@ -212,25 +232,20 @@ async fn rewrite_block(
         .commit(exec, ToolCommit::PutMeta(Box::new(new_meta)))
         .await
         .with_context(|| format!("commit block {new_id} (rewrite of {id})"))?;
-    if settings.delete_blocks {
-        let mark = DeletionMark {
-            id,
-            version: MARKER_VERSION,
-            details: DELETION_DETAILS.to_string(),
-            deletion_time: unix_ms() / 1000,
-        };
-        fence
-            .commit(exec, ToolCommit::MarkDeletion(mark))
-            .await
-            .with_context(|| format!("mark block {id} for deletion (rewritten as {new_id})"))?;
-        done.marked = true;
+    if !settings.delete_blocks {
+        return Ok(false);
     }
-    done.stats = Some((meta.stats.clone(), stats));
-    // The data is in the bucket now; the change log and meta.json stay for the operator.
-    let _ = tokio::fs::remove_dir_all(&local).await;
-    let _ = tokio::fs::remove_dir_all(new_dir.join("chunks")).await;
-    let _ = tokio::fs::remove_file(new_dir.join(crate::tsdb::block::INDEX_FILENAME)).await;
-    Ok(done)
+    let mark = DeletionMark {
+        id,
+        version: MARKER_VERSION,
+        details: DELETION_DETAILS.to_string(),
+        deletion_time: unix_ms() / 1000,
+    };
+    fence
+        .commit(exec, ToolCommit::MarkDeletion(mark))
+        .await
+        .with_context(|| format!("mark block {id} for deletion (rewritten as {new_id})"))?;
+    Ok(true)
 }
 
 /// Plans the rewrite of the block in `local` and, unless `dry_run`, writes the new block

@@ -24,7 +24,7 @@ pub enum BucketCommand {
     /// Sync the bucket and print what `run` would compact next, without writing; with timings.
     Plan(PlanArgs),
     /// Rewrite blocks without the series the deletion requests select and/or with relabelled series (dry run by default).
-    Rewrite(rewrite::RewriteArgs),
+    Rewrite(Box<rewrite::RewriteArgs>),
 }
 
 /// The bucket every subcommand works on (Thanos' `--objstore.config[-file]`).
@@ -124,7 +124,7 @@ pub fn run(cmd: BucketCommand) -> anyhow::Result<ExitCode> {
         BucketCommand::Verify(a) => (a, true),
         BucketCommand::Audit(a) => return audit(a),
         BucketCommand::Plan(a) => return plan(a),
-        BucketCommand::Rewrite(a) => return rewrite::run(a),
+        BucketCommand::Rewrite(a) => return rewrite::run(*a),
     };
     let (bucket, runtime) = open_bucket(&args)?;
     if !verify {

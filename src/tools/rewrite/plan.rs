@@ -67,6 +67,18 @@ pub fn plan(
         }
         return Ok(plan);
     };
+    plan_relabelled(block, deletions, rules, &mut plan)?;
+    Ok(plan)
+}
+
+/// [`plan`] with relabel rules: relabels every series, then applies the deletions to the
+/// relabelled series in their new order.
+fn plan_relabelled(
+    block: &mut BlockReader,
+    deletions: &[DeletionRequest],
+    rules: &[RelabelConfig],
+    plan: &mut RewritePlan,
+) -> Result<(), TsdbError> {
     let mut relabel = SeriesRelabel::new();
     let mut kept: Vec<(Labels, u32, Vec<ChunkMeta>)> = Vec::new();
     for s in block.index.all_series()? {
@@ -87,13 +99,8 @@ pub fn plan(
                 kept.push((new, s.id, s.chunks));
             }
             _ => {
-                let min = s.chunks.iter().map(|c| c.min_time).min();
-                let max = s.chunks.iter().map(|c| c.max_time).max();
-                let range: Vec<Interval> = min
-                    .zip(max)
-                    .map(|(min_time, max_time)| Interval { min_time, max_time })
-                    .into_iter()
-                    .collect();
+                let span = whole_span(&s.chunks);
+                let range: Vec<Interval> = changelog::whole_range(&span);
                 plan.changes.push(changelog::deleted(&s.labels, &range));
                 plan.deleted += 1;
                 relabel.insert(s.id, Labels::default());
@@ -102,14 +109,7 @@ pub fn plan(
     }
     // Stable: series that meet keep their index order.
     kept.sort_by(|a, b| a.0.cmp(&b.0));
-    let mut start = 0;
-    while start < kept.len() {
-        let end = start
-            + kept[start..]
-                .iter()
-                .take_while(|k| k.0 == kept[start].0)
-                .count();
-        let group = &kept[start..end];
+    for group in kept.chunk_by(|a, b| a.0 == b.0) {
         let ids: Vec<u32> = group.iter().map(|g| g.1).collect();
         let chunks: Vec<ChunkMeta> = group.iter().flat_map(|g| g.2.iter().copied()).collect();
         let verdict = verdict(&group[0].0, deletions);
@@ -119,10 +119,9 @@ pub fn plan(
             Verdict::Cut(_) => reencoded_ranges(block, &chunks)?,
         };
         plan.apply(&group[0].0, &ids, &ranges, verdict);
-        start = end;
     }
     plan.relabel = Some(relabel);
-    Ok(plan)
+    Ok(())
 }
 
 impl RewritePlan {

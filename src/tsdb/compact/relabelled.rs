@@ -77,6 +77,14 @@ pub(super) fn relabelled_order(
             (*n, *v) = (rank[*n as usize], rank[*v as usize]);
         }
     }
+    Ok(RelabelledOrder {
+        symbols,
+        order: Order::Relabelled(group(series)),
+    })
+}
+
+/// Sorts `series` by labels and gathers the ids of equal label sets, in postings order.
+fn group(mut series: Vec<(Vec<(u32, u32)>, u32)>) -> Vec<RelabelledSeries> {
     // Stable: block series that meet keep their postings order.
     series.sort_by(|a, b| a.0.cmp(&b.0));
     let mut walk: Vec<RelabelledSeries> = Vec::new();
@@ -89,10 +97,7 @@ pub(super) fn relabelled_order(
             }),
         }
     }
-    Ok(RelabelledOrder {
-        symbols,
-        order: Order::Relabelled(walk),
-    })
+    walk
 }
 
 /// The error for series `id` of `block`, which references a symbol past the table.

@@ -49,6 +49,9 @@ pub(super) struct RelabelledSeries {
     pub ids: Vec<u32>,
 }
 
+/// Labels as `(name, value)` symbol refs.
+type LabelRefs = [(u32, u32)];
+
 /// One block series behind the current output series.
 struct Member {
     id: u32,
@@ -129,7 +132,7 @@ impl Input {
         self.raw_labels.clear();
         self.chunks.clear();
         self.labels.clear();
-        let (ids, relabelled): (&[u32], Option<&[(u32, u32)]>) = match &self.order {
+        let (ids, relabelled): (&[u32], Option<&LabelRefs>) = match &self.order {
             Order::Stored(postings) => match postings.get(self.next) {
                 Some(id) => (std::slice::from_ref(id), None),
                 None => (&[], None),
