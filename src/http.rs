@@ -13,6 +13,7 @@
 //! `--http.config` ([`web_config`]) adds TLS, basic authentication, response headers and a
 //! rate limit to every endpoint, as the Prometheus web configuration does in Thanos.
 
+pub mod admin;
 mod guard;
 mod tls;
 pub mod web_config;
@@ -52,7 +53,8 @@ const INDEX: &str = "compactd\n\n\
     /-/healthy       liveness probe: 200 OK once the server runs\n\
     /-/ready         readiness probe: 200 OK once set up, 503 NOT OK: <reason> before\n\
     /api/v1/leader   current leader as JSON: {\"leader\", \"epoch\", \"since\"}\n\
-    /api/v1/streams  per-stream ownership as JSON: {\"streams\": [{\"stream\", \"assigned\", \"held\", \"epoch\"}]}\n";
+    /api/v1/streams  per-stream ownership as JSON: {\"streams\": [{\"stream\", \"assigned\", \"held\", \"epoch\"}]}\n\
+    /api/v1/admin/commit  POST: marks, marker removals and deletions committed under this writer's fence (tools bucket mark|retention|cleanup --leader.url)\n";
 
 /// Errors of [`parse_address`] and [`bind`].
 #[derive(Debug, thiserror::Error)]
@@ -130,6 +132,8 @@ pub struct HttpState {
     healthy: AtomicBool,
     leader: RwLock<LeaderStatus>,
     streams: RwLock<StreamsStatus>,
+    /// Operator requests on their way to the node (`POST /api/v1/admin/commit`).
+    pub admin: admin::AdminDesk,
 }
 
 impl HttpState {
@@ -143,6 +147,7 @@ impl HttpState {
             healthy: AtomicBool::new(false),
             leader: RwLock::new(LeaderStatus::default()),
             streams: RwLock::new(StreamsStatus::default()),
+            admin: admin::AdminDesk::default(),
         }
     }
 
@@ -278,6 +283,7 @@ pub fn router(state: Arc<HttpState>) -> Router {
         .route("/-/ready", get(ready))
         .route("/api/v1/leader", get(leader))
         .route("/api/v1/streams", get(streams))
+        .route("/api/v1/admin/commit", axum::routing::post(admin::commit))
         .fallback(not_found)
         .with_state(state)
 }
@@ -392,13 +398,13 @@ async fn streams(State(state): State<Arc<HttpState>>) -> Response {
 
 /// `value` as a JSON response; the error names `what`.
 fn json(value: &impl Serialize, what: &str) -> Response {
+    json_with(StatusCode::OK, value, what)
+}
+
+/// `value` as a JSON response with `status`; the error names `what`.
+fn json_with(status: StatusCode, value: &impl Serialize, what: &str) -> Response {
     match serde_json::to_string(value) {
-        Ok(body) => (
-            StatusCode::OK,
-            [(header::CONTENT_TYPE, JSON_CONTENT_TYPE)],
-            body,
-        )
-            .into_response(),
+        Ok(body) => (status, [(header::CONTENT_TYPE, JSON_CONTENT_TYPE)], body).into_response(),
         Err(error) => text(
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("encoding {what}: {error}\n"),

@@ -348,6 +348,7 @@ fn run(
         halt_on_error: a.thanos.halt_on_error,
         skip_out_of_order_chunks: a.thanos.skip_out_of_order,
         accept_malformed_index: a.thanos.accept_malformed_index,
+        disable_admin_operations: a.thanos.disable_admin_operations,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

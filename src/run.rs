@@ -124,6 +124,8 @@ pub struct RunConfig {
     /// `--debug.accept-malformed-index`: compact and downsample blocks whose series have
     /// unsorted label names (Prometheus 2.8.0 and older) instead of halting on them.
     pub accept_malformed_index: bool,
+    /// `--disable-admin-operations`: `POST /api/v1/admin/commit` answers 403.
+    pub disable_admin_operations: bool,
 }
 
 /// The flags of leadership (`--etcd.*`, `--leader.*`, `--node.name`).
@@ -315,6 +317,9 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<i32> {
         .consistency_delay_seconds
         .set(cfg.consistency_delay_ms as f64 / 1000.0);
     let http = Arc::new(HttpState::new(Arc::clone(&metrics)));
+    if cfg.disable_admin_operations {
+        http.admin.disable();
+    }
     let listener = crate::http::bind(&cfg.http_address).await?;
     let scheme = match &web {
         Some(web) if web.current().tls.is_some() => "https",
@@ -357,13 +362,15 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<i32> {
         tracing::warn!("this bucket has no conditional update (If-Match): the fence CAS compares then overwrites, which is not atomic; safety rests on the lease deadline and the takeover delay (docs/safety.md)");
     }
     let coord_timeout = Duration::from_millis((cfg.ha.lease_ttl_ms / 5).max(1_000));
+    let leader_node = leader.node.clone();
     let node = Node::new(cycle, leader, seed);
     let driver = DriverConfig {
         store: Arc::new(
             StoreExecutor::new(Arc::clone(&bucket.store))
                 .with_metrics(Arc::clone(&metrics))
                 .with_conditional_update(bucket.conditional_update)
-                .with_transfers(cfg.transfers),
+                .with_transfers(cfg.transfers)
+                .with_writer(leader_node.clone()),
         ),
         data_dir: cfg.data_dir.clone(),
         compact_threads: cfg.compact_threads,

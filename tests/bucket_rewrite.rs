@@ -373,3 +373,42 @@ fn bad_input_fails_naming_the_problem_and_writes_nothing() {
     args.push("--prom-blocks");
     ok(&rewrite(&prom_config, &args));
 }
+
+#[test]
+fn rewrite_refuses_next_to_a_live_compactd_and_writes_nothing() {
+    use object_store::ObjectStoreExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let config = fs_config(&tmp.path().join("bucket"));
+    let (id, _) = seed(&config, tmp.path(), "cluster=eu-1");
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let live = compactd::core::fence::FenceRecord::successor(None, 0, "node-x", now_ms);
+    let bucket = open(&config);
+    let path = object_store::path::Path::from(compactd::core::fence::FENCE_PATH);
+    let body = serde_json::to_vec(&live).unwrap();
+    runtime()
+        .block_on(bucket.store.put(&path, body.into()))
+        .unwrap();
+    let before = objects(&config);
+    let work = tmp.path().join("work");
+    let up = "- matchers: '{__name__=\"up\"}'";
+    let base = ["--id", &id, "--rewrite.to-delete-config", up];
+    let base = [&base[..], &["--tmp.dir", work.to_str().unwrap()]].concat();
+    let out = rewrite(&config, &[&base[..], &["--no-dry-run"]].concat());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "rewrote next to a live compactd");
+    assert!(
+        err.contains("refusing to write") && err.contains("\"node-x\""),
+        "{err}"
+    );
+    assert_eq!(
+        objects(&config),
+        before,
+        "a refused rewrite changed the bucket"
+    );
+    // A dry run only reads: it reports next to a live compactd.
+    let dry = ok(&rewrite(&config, &base));
+    assert!(dry.contains("dry run"), "{dry}");
+}

@@ -463,6 +463,22 @@ impl Harness {
                 }
                 StoreResult::Done
             }
+            WriteOp::MarkNoDownsample(m) => {
+                if let Some(b) = self.blocks.get_mut(&m.id) {
+                    b.no_downsample_mark.get_or_insert(m.clone());
+                }
+                StoreResult::Done
+            }
+            WriteOp::RemoveMarker { block, marker } => {
+                if let Some(b) = self.blocks.get_mut(block) {
+                    match marker.as_str() {
+                        "deletion-mark.json" => b.deletion_mark = None,
+                        "no-compact-mark.json" => b.no_compact_mark = None,
+                        _ => b.no_downsample_mark = None,
+                    }
+                }
+                StoreResult::Done
+            }
             WriteOp::DeleteBlock(id) => {
                 self.blocks.remove(id);
                 StoreResult::Done

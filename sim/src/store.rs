@@ -390,6 +390,10 @@ impl StoreModel {
             WriteOp::PutMeta { meta } => exec.put_meta(meta).map(|()| StoreResult::Done),
             WriteOp::MarkDeletion(m) => exec.put_marker(m).map(|()| StoreResult::Done),
             WriteOp::MarkNoCompact(m) => exec.put_marker(m).map(|()| StoreResult::Done),
+            WriteOp::MarkNoDownsample(m) => exec.put_marker(m).map(|()| StoreResult::Done),
+            WriteOp::RemoveMarker { block, marker } => exec
+                .delete(&marker_path(*block, marker))
+                .map(|()| StoreResult::Done),
             WriteOp::DeleteBlock(id) => exec.delete_block(*id).map(|()| StoreResult::Done),
             WriteOp::CasFence {
                 stream,

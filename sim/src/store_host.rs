@@ -164,6 +164,8 @@ pub fn target(req: &StoreRequest) -> String {
         WriteOp::PutMeta { meta } => meta.ulid.to_string(),
         WriteOp::MarkDeletion(m) => m.id.to_string(),
         WriteOp::MarkNoCompact(m) => m.id.to_string(),
+        WriteOp::MarkNoDownsample(m) => m.id.to_string(),
+        WriteOp::RemoveMarker { block, marker } => format!("{block}/{marker}"),
         WriteOp::DeleteBlock(id) => id.to_string(),
         // The bucket fence's as before streams had fences, so logs (and their hashes) stay.
         WriteOp::CasFence {

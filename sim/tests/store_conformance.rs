@@ -246,6 +246,11 @@ impl Store {
             WriteOp::PutMeta { meta } => exec.put_meta(meta).await.map(|()| StoreResult::Done),
             WriteOp::MarkDeletion(m) => exec.put_marker(m).await.map(|_| StoreResult::Done),
             WriteOp::MarkNoCompact(m) => exec.put_marker(m).await.map(|_| StoreResult::Done),
+            WriteOp::MarkNoDownsample(m) => exec.put_marker(m).await.map(|_| StoreResult::Done),
+            WriteOp::RemoveMarker { block, marker } => exec
+                .delete_object(&compactd::bucket::layout::marker_path(*block, marker))
+                .await
+                .map(|()| StoreResult::Done),
             WriteOp::DeleteBlock(id) => exec.delete_block(*id).await.map(|()| StoreResult::Done),
             WriteOp::CasFence {
                 stream,

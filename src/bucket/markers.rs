@@ -140,6 +140,26 @@ pub fn parse_marker<M: Marker>(bytes: &[u8], path: &str, block: BlockId) -> Resu
     Ok(m)
 }
 
+/// The key of compactd's writer stamp in a marker it writes: `{"epoch": N, "holder":
+/// "<node>"}` next to Thanos' fields (Thanos ignores fields it does not know).
+pub const MARKER_STAMP_KEY: &str = "compactd";
+
+/// Serialises a marker as Thanos does (compact JSON), with compactd's writer stamp when
+/// `stamp` (epoch, holder) is given.
+pub fn encode_stamped_marker<M: Marker>(m: &M, stamp: Option<(u64, &str)>) -> Vec<u8> {
+    let Some((epoch, holder)) = stamp else {
+        return encode_marker(m);
+    };
+    let mut value = serde_json::to_value(m).expect("markers serialise to memory");
+    if let serde_json::Value::Object(map) = &mut value {
+        map.insert(
+            MARKER_STAMP_KEY.into(),
+            serde_json::json!({ "epoch": epoch, "holder": holder }),
+        );
+    }
+    serde_json::to_vec(&value).expect("markers serialise to memory")
+}
+
 /// Serialises a marker as Thanos does (compact JSON).
 pub fn encode_marker<M: Marker>(m: &M) -> Vec<u8> {
     serde_json::to_vec(m).expect("markers serialise to memory")

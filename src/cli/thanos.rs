@@ -59,7 +59,7 @@ pub struct ThanosCompat {
     /// Block viewer: not built yet, warns.
     #[arg(long = "bucket-web-label")]
     pub bucket_web_label: Option<String>,
-    /// Block viewer's mark API: not built yet (compactd has no admin API), accepted.
+    /// Refuse operator requests on the HTTP port (`POST /api/v1/admin/commit`: marks, marker removals, deletions).
     #[arg(long = "disable-admin-operations", num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false", action = clap::ArgAction::Set)]
     pub disable_admin_operations: bool,
     /// Block viewer: not built yet, warns.

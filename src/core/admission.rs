@@ -114,6 +114,8 @@ impl Admission {
                 op:
                     WriteOp::MarkDeletion(_)
                     | WriteOp::MarkNoCompact(_)
+                    | WriteOp::MarkNoDownsample(_)
+                    | WriteOp::RemoveMarker { .. }
                     | WriteOp::DeleteBlock(_)
                     | WriteOp::CasFence { .. },
                 ..

@@ -42,6 +42,7 @@
 //! interval with `--wait`, exit 1 without. Overlapping blocks without vertical compaction and
 //! compaction errors *halt*: nothing more is done, HTTP keeps serving (exit 2 without `--wait`).
 
+mod admin;
 mod cleanup;
 mod compaction;
 mod config;
@@ -65,7 +66,8 @@ use compaction::{compaction_pass, Compaction};
 pub use config::{CycleConfig, PARTIAL_UPLOAD_THRESHOLD_MS_DEFAULT};
 use downsampling::{downsampling_pass, Downsampling};
 use ids::CycleIds;
-use marks::{garbage_marks, retention_marks};
+use marks::garbage_marks;
+pub use marks::retention_marks;
 use pass::{Outcome, Pass};
 
 /// Exit code of a one-shot run that halted.
@@ -131,6 +133,8 @@ pub struct Cycle {
     cleanup: Cleanup,
     /// The stream is being handed over: nothing new starts (see [`Cycle::may_hand_over`]).
     handing_over: bool,
+    /// Operator requests to commit ([`crate::core::admin`]).
+    admin: admin::AdminQueue,
 }
 
 impl Cycle {
@@ -153,6 +157,7 @@ impl Cycle {
             progress_next_at: Millis(i64::MIN),
             cleanup,
             handing_over: false,
+            admin: admin::AdminQueue::default(),
         }
     }
 
@@ -227,7 +232,9 @@ impl Cycle {
                 out.push(Output::Exit(0));
                 return;
             }
+            Input::Admin(request) => self.admin(*request, out),
         }
+        self.drive_admin(permit, out);
         self.drive(now, permit, out);
     }
 
@@ -339,6 +346,9 @@ impl Cycle {
     fn on_store(&mut self, now: Now, id: RequestId, result: StoreResult, out: &mut Vec<Output>) {
         if self.cleanup.owns(id) {
             self.on_cleanup_store(now, result, out);
+            return;
+        }
+        if self.on_admin_store(id, &result, out) {
             return;
         }
         match &mut self.phase {

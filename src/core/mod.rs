@@ -3,6 +3,7 @@
 //! every I/O result come in as inputs, and the outputs are plain requests for the driver.
 //! The same core runs in production (`driver`) and in the simulation (`sim/`).
 
+pub mod admin;
 pub mod admission;
 pub mod assign;
 pub mod coord;

@@ -13,6 +13,7 @@ mod unit;
 
 use std::collections::BTreeMap;
 
+use super::admin::{AdminId, AdminOutcome};
 use super::cycle::{Cycle, CycleConfig};
 use super::leader::{Leader, LeaderConfig};
 use super::request_ids::Slot;
@@ -166,6 +167,16 @@ impl Streams {
             Input::Store(id, _) => Slot::of_request(*id),
             Input::Compacted(job, _) => Slot::of_job(*job),
             Input::Start | Input::Tick => Slot::BUCKET,
+            Input::Admin(request) => match request.stream {
+                None => Slot::BUCKET,
+                Some(stream) => match self.seats.get(&stream) {
+                    Some(seat) => seat.slot,
+                    None => {
+                        out.push(self.not_held(stream, request.id));
+                        return;
+                    }
+                },
+            },
             Input::Shutdown => {
                 // Hand every stream over at once; the bucket leader then resigns, which
                 // revokes the session's lease and the seats' keys with it.
@@ -190,6 +201,20 @@ impl Streams {
                 }
             }
         }
+    }
+
+    /// The answer to an operator request for a stream this node holds no seat for.
+    fn not_held(&self, stream: StreamId, id: AdminId) -> Output {
+        let owner = match self.director.assignment().get(&stream) {
+            Some(member) => format!("it is assigned to {member:?}"),
+            None => "no replica is assigned it".into(),
+        };
+        Output::Event(Event::AdminDone {
+            id,
+            outcome: AdminOutcome::failed(format!(
+                "this replica does not hold stream {stream}: {owner}"
+            )),
+        })
     }
 
     /// Keeps the seats in line with the assignment and the session: seats for the streams

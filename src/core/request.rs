@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::fence::{fence_path, FenceRecord, FenceVersion};
 use super::stream::StreamId;
 use super::types::{Event, JobId, Permit, RequestId, StoreResult};
-use crate::bucket::markers::{DeletionMark, NoCompactMark};
+use crate::bucket::markers::{DeletionMark, NoCompactMark, NoDownsampleMark};
 use crate::tsdb::block_id::BlockId;
 use crate::tsdb::meta::BlockMeta;
 
@@ -70,6 +70,16 @@ pub enum WriteOp {
     MarkDeletion(DeletionMark),
     /// Commit point: create a no-compact mark (an existing one is left as is).
     MarkNoCompact(NoCompactMark),
+    /// Commit point: create a no-downsample mark (an existing one is left as is).
+    MarkNoDownsample(NoDownsampleMark),
+    /// Commit point: delete a block's marker file (an absent one is no error).
+    RemoveMarker {
+        /// The block.
+        block: BlockId,
+        /// The marker's file name (`deletion-mark.json`, `no-compact-mark.json`,
+        /// `no-downsample-mark.json`).
+        marker: String,
+    },
     /// Commit point: delete a block in Thanos' order (meta.json first, the deletion mark last).
     DeleteBlock(BlockId),
     /// Write a fence object ([`WriteOp::fence_path`]) if its version is still `expected`
@@ -189,6 +199,15 @@ impl WriteOp {
                 marker: crate::bucket::markers::NO_COMPACT_MARK_FILENAME.into(),
                 reason: m.reason.clone(),
             }),
+            WriteOp::MarkNoDownsample(m) => Some(Event::Marked {
+                block: m.id,
+                marker: crate::bucket::markers::NO_DOWNSAMPLE_MARK_FILENAME.into(),
+                reason: m.reason.clone(),
+            }),
+            WriteOp::RemoveMarker { block, marker } => Some(Event::Unmarked {
+                block: *block,
+                marker: marker.clone(),
+            }),
             WriteOp::DeleteBlock(id) => Some(Event::Deleted(*id)),
         }
     }
@@ -201,6 +220,8 @@ impl WriteOp {
             WriteOp::PutMeta { .. }
                 | WriteOp::MarkDeletion(_)
                 | WriteOp::MarkNoCompact(_)
+                | WriteOp::MarkNoDownsample(_)
+                | WriteOp::RemoveMarker { .. }
                 | WriteOp::DeleteBlock(_)
         )
     }
@@ -212,6 +233,8 @@ impl WriteOp {
             WriteOp::PutMeta { .. } => "put-meta",
             WriteOp::MarkDeletion(_) => "mark-deletion",
             WriteOp::MarkNoCompact(_) => "mark-no-compact",
+            WriteOp::MarkNoDownsample(_) => "mark-no-downsample",
+            WriteOp::RemoveMarker { .. } => "remove-marker",
             WriteOp::DeleteBlock(_) => "delete-block",
             WriteOp::CasFence { stream: None, .. } => "cas-fence",
             WriteOp::CasFence {

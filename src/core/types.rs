@@ -91,6 +91,8 @@ pub enum Input {
     Coord(CoordId, CoordResult),
     /// The process was asked to stop (SIGTERM/SIGINT).
     Shutdown,
+    /// An operator request to commit under this writer's fence ([`super::admin`]).
+    Admin(Box<super::admin::AdminRequest>),
 }
 
 /// What the core asks for.
@@ -310,6 +312,13 @@ pub enum Event {
         /// Why.
         reason: String,
     },
+    /// A marker was removed (an operator request).
+    Unmarked {
+        /// The block.
+        block: BlockId,
+        /// The marker's file name.
+        marker: String,
+    },
     /// A marked block was deleted.
     Deleted(BlockId),
     /// A partial upload older than the threshold was deleted.
@@ -350,6 +359,13 @@ pub enum Event {
     IterationDone,
     /// An iteration ended in an error and will be retried.
     Retrying(String),
+    /// An operator request ([`Input::Admin`]) ended.
+    AdminDone {
+        /// The request.
+        id: super::admin::AdminId,
+        /// What it did.
+        outcome: super::admin::AdminOutcome,
+    },
     /// The election chose this node; it fences the bucket next.
     Elected {
         /// The term (our election key's create revision).

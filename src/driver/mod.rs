@@ -24,6 +24,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::mpsc;
 
+use crate::core::admin::{AdminId, AdminOutcome};
 use crate::core::admission::{permit_live, Admission, Refusal};
 use crate::core::coord::{CoordError, CoordErrorKind, CoordRequest, CoordResult};
 use crate::core::fence::fence_path;
@@ -198,6 +199,9 @@ pub async fn run(
     // The node's current write permit, republished after every step: running uploads and
     // deletes follow it (renewals extend them, a lapse or a new term aborts them).
     let (permit_tx, permit_rx) = tokio::sync::watch::channel(Vec::new());
+    if let Some(http) = &cfg.http {
+        http.admin.connect(tx.clone());
+    }
     loop {
         let input = match next.take() {
             Some(i) => i,
@@ -234,6 +238,9 @@ pub async fn run(
                 Output::Timer(at) => timer = Some(clock.instant(at)),
                 Output::Event(e) => {
                     cfg.reporter.event(&e);
+                    if let (Some((id, outcome)), Some(http)) = (admin_done(&e), &cfg.http) {
+                        http.admin.answer(id, outcome.clone());
+                    }
                     let iteration_over = matches!(e, Event::IterationDone | Event::Retrying(_));
                     if iteration_over && books.running_jobs == 0 {
                         // Nothing runs: whatever is left in the cache (failed uploads) is garbage.
@@ -250,6 +257,15 @@ pub async fn run(
                 Output::Exit(code) => return code,
             }
         }
+    }
+}
+
+/// The answer to an operator request, if `e` is one (a stream seat's comes wrapped).
+fn admin_done(e: &Event) -> Option<(AdminId, &AdminOutcome)> {
+    match e {
+        Event::AdminDone { id, outcome } => Some((*id, outcome)),
+        Event::Stream { event, .. } => admin_done(event),
+        _ => None,
     }
 }
 
@@ -459,7 +475,9 @@ async fn execute(
 ) -> Result<StoreResult, StoreError> {
     match req {
         StoreRequest::Read { op, .. } => read(store, op, timeout).await,
-        StoreRequest::Write { op, .. } => write(store, op, local, timeout, lapse).await,
+        StoreRequest::Write { op, permit, .. } => {
+            write(store, op, permit.epoch.0, local, timeout, lapse).await
+        }
     }
 }
 
@@ -485,6 +503,7 @@ async fn read(
 async fn write(
     store: &StoreExecutor,
     op: &WriteOp,
+    epoch: u64,
     local: Option<Files>,
     timeout: Duration,
     lapse: Option<Lapse>,
@@ -522,12 +541,31 @@ async fn write(
         WriteOp::PutMeta { meta } => with_timeout(timeout, "put meta.json", store.put_meta(meta))
             .await
             .map(|()| StoreResult::Done),
-        WriteOp::MarkDeletion(m) => with_timeout(timeout, "deletion mark", store.put_marker(m))
-            .await
-            .map(|created| marked(created, m)),
-        WriteOp::MarkNoCompact(m) => with_timeout(timeout, "no-compact mark", store.put_marker(m))
-            .await
-            .map(|created| marked(created, m)),
+        WriteOp::MarkDeletion(m) => {
+            with_timeout(timeout, "deletion mark", store.put_stamped_marker(m, epoch))
+                .await
+                .map(|created| marked(created, m))
+        }
+        WriteOp::MarkNoCompact(m) => with_timeout(
+            timeout,
+            "no-compact mark",
+            store.put_stamped_marker(m, epoch),
+        )
+        .await
+        .map(|created| marked(created, m)),
+        WriteOp::MarkNoDownsample(m) => with_timeout(
+            timeout,
+            "no-downsample mark",
+            store.put_stamped_marker(m, epoch),
+        )
+        .await
+        .map(|created| marked(created, m)),
+        WriteOp::RemoveMarker { block, marker } => {
+            let path = crate::bucket::layout::marker_path(*block, marker);
+            with_timeout(timeout, "remove marker", store.delete_object(&path))
+                .await
+                .map(|()| StoreResult::Done)
+        }
         WriteOp::DeleteBlock(id) => {
             let delete = with_timeout(timeout * 10, "delete block", store.delete_block(*id));
             until_lapse(lapse, format!("delete of block {id}"), delete)

@@ -165,6 +165,25 @@ impl Reporter {
                 marker,
                 reason,
             } => self.marked(*block, marker, reason),
+            Event::Unmarked { block, marker } => {
+                tracing::info!(block = %block, marker = %marker, "marker removed (operator request)");
+            }
+            Event::AdminDone { id, outcome } => match &outcome.error {
+                None => tracing::info!(
+                    request = id.0,
+                    committed = outcome.committed,
+                    existed = outcome.existed,
+                    epoch = outcome.epoch,
+                    "operator request committed"
+                ),
+                Some(error) => tracing::warn!(
+                    request = id.0,
+                    committed = outcome.committed,
+                    existed = outcome.existed,
+                    error = %error,
+                    "operator request stopped"
+                ),
+            },
             Event::Deleted(id) => {
                 m.compact.blocks_cleaned.inc();
                 tracing::info!(block = %id, "deleted block marked for deletion");

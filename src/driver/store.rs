@@ -6,6 +6,7 @@
 //! test hook `COMPACTD_TEST_CRASH_BEFORE_MUTATION=N` aborts the process right before the N-th
 //! object mutation: the crash-safety tests use it to stop the compactor at every step.
 
+mod copy;
 mod fence;
 
 use std::collections::BTreeMap;
@@ -21,8 +22,8 @@ use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutPayload};
 
 use crate::bucket::layout::{block_prefix, listed_blocks, marker_path, meta_path, ListedBlock};
 use crate::bucket::markers::{
-    encode_marker, parse_marker, DeletionMark, Marker, NoCompactMark, NoDownsampleMark,
-    DELETION_MARK_FILENAME,
+    encode_marker, encode_stamped_marker, parse_marker, DeletionMark, Marker, NoCompactMark,
+    NoDownsampleMark, DELETION_MARK_FILENAME,
 };
 use crate::core::types::{MetaState, Millis, StoreError, StoreErrorKind, SyncResult, SyncedBlock};
 use crate::metrics::{BucketOp, Metrics, OpOutcome};
@@ -71,6 +72,8 @@ pub struct StoreExecutor {
     conditional_update: bool,
     /// Transfers at once.
     transfers: Transfers,
+    /// The writer stamped on markers (the node name, or a tool's holder name).
+    writer: Option<String>,
 }
 
 pub use fence::CasOutcome;
@@ -89,6 +92,7 @@ impl StoreExecutor {
             meta_cache: Default::default(),
             conditional_update: true,
             transfers: Transfers::default(),
+            writer: None,
         }
     }
 
@@ -111,6 +115,12 @@ impl StoreExecutor {
     /// fence CAS compares, then overwrites.
     pub fn with_conditional_update(mut self, supported: bool) -> Self {
         self.conditional_update = supported;
+        self
+    }
+
+    /// Stamps the markers this executor writes with `writer` (and the epoch of each write).
+    pub fn with_writer(mut self, writer: impl Into<String>) -> Self {
+        self.writer = Some(writer.into());
         self
     }
 
@@ -356,16 +366,20 @@ impl StoreExecutor {
     /// Creates `<id>/meta.json`. If it exists with the same content (a retried request that
     /// did land), that is success; different content is an error.
     pub async fn put_meta(&self, meta: &BlockMeta) -> Result<(), StoreError> {
-        let path = meta_path(meta.ulid);
-        let bytes = meta.to_json();
+        self.put_meta_json(meta.ulid, meta.to_json()).await?;
+        self.meta_cache
+            .lock()
+            .expect("meta cache lock")
+            .insert(meta.ulid, meta.clone());
+        Ok(())
+    }
+
+    /// Creates `<id>/meta.json` with exactly `bytes` (a replica's meta, copied as it is); the
+    /// same rules as [`Self::put_meta`].
+    pub async fn put_meta_json(&self, id: BlockId, bytes: Vec<u8>) -> Result<(), StoreError> {
+        let path = meta_path(id);
         match self.create(&path, bytes.clone()).await? {
-            Created::Yes => {
-                self.meta_cache
-                    .lock()
-                    .expect("meta cache lock")
-                    .insert(meta.ulid, meta.clone());
-                Ok(())
-            }
+            Created::Yes => Ok(()),
             Created::AlreadyExisted => match self.get_optional(&path).await? {
                 Some(existing) if existing.as_ref() == bytes.as_slice() => Ok(()),
                 _ => Err(StoreError::new(
@@ -383,6 +397,19 @@ impl StoreExecutor {
             self.create(&path, encode_marker(m)).await?,
             Created::Yes
         ))
+    }
+
+    /// [`StoreExecutor::put_marker`], the marker stamped with `epoch` and this executor's
+    /// writer ([`StoreExecutor::with_writer`]; unstamped without one).
+    pub async fn put_stamped_marker<M: Marker>(
+        &self,
+        m: &M,
+        epoch: u64,
+    ) -> Result<bool, StoreError> {
+        let path = marker_path(m.block(), M::FILENAME);
+        let stamp = self.writer.as_deref().map(|w| (epoch, w));
+        let bytes = encode_stamped_marker(m, stamp);
+        Ok(matches!(self.create(&path, bytes).await?, Created::Yes))
     }
 
     async fn create(&self, path: &str, bytes: Vec<u8>) -> Result<Created, StoreError> {

@@ -259,6 +259,8 @@ pub struct AuditReport {
     pub problems: Vec<String>,
     /// Shared epochs first, then malformed stamps, then late commits in commit order.
     pub violations: Vec<Violation>,
+    /// Every marker with its writer ([`marks`]); filled by [`audit_bucket`].
+    pub marks: Vec<marks::MarkRecord>,
 }
 
 impl AuditReport {
@@ -343,6 +345,7 @@ pub fn audit(blocks: &[ListedBlock], fences: Fences, replica_labels: &[String]) 
         epochs,
         problems,
         violations,
+        marks: Vec::new(),
     }
 }
 
@@ -499,6 +502,9 @@ pub async fn audit_bucket(
     }
     let mut report = audit(&blocks, fences, replica_labels);
     report.problems.extend(misnamed);
+    let (marks, mark_problems) = marks::read_marks(store, &objects).await;
+    report.marks = marks;
+    report.problems.extend(mark_problems);
     Ok(report)
 }
 
@@ -541,6 +547,7 @@ fn single_instances_interleave(stamped: &[(BlockId, Stamp, i64)]) -> bool {
     spans.windows(2).any(|w| w[1].0 < w[0].1)
 }
 
+pub mod marks;
 mod render;
 
 #[cfg(test)]

@@ -41,6 +41,9 @@ pub struct ToolFenceOptions {
     pub lease_ttl: Duration,
     /// Timeout of one store operation; also the commit window after a renewal.
     pub op_timeout: Duration,
+    /// The store has conditional update (If-Match); without it (the local filesystem) the
+    /// fence is compared, then overwritten, as a single instance does.
+    pub conditional_update: bool,
 }
 
 impl ToolFenceOptions {
@@ -54,7 +57,17 @@ impl ToolFenceOptions {
             holder: format!("tools/{what}@{host}/{}", std::process::id()),
             lease_ttl: Duration::from_secs(15),
             op_timeout: Duration::from_secs(5),
+            conditional_update: true,
         }
+    }
+}
+
+impl ToolFenceOptions {
+    /// An executor over `store` that stamps the markers it writes with this holder.
+    pub fn executor(&self, store: std::sync::Arc<dyn object_store::ObjectStore>) -> StoreExecutor {
+        StoreExecutor::new(store)
+            .with_writer(self.holder.clone())
+            .with_conditional_update(self.conditional_update)
     }
 }
 
@@ -64,6 +77,14 @@ pub enum ToolCommit {
     /// Create `<block>/meta.json` (the block's other files are uploaded before). The meta is
     /// stamped with the tool's holder under epoch 0.
     PutMeta(Box<BlockMeta>),
+    /// Create `<block>/meta.json` with exactly these bytes, not stamped: a replica of a block
+    /// of another bucket (`replicate`), whose meta names the writer that made the block.
+    CopyMeta {
+        /// The block.
+        block: BlockId,
+        /// The source's meta.json, byte for byte.
+        json: Vec<u8>,
+    },
     /// Create a deletion mark (an existing one is left as it is).
     MarkDeletion(DeletionMark),
     /// Create a no-compact mark (an existing one is left as it is).
@@ -75,7 +96,7 @@ pub enum ToolCommit {
         /// The block.
         block: BlockId,
         /// The marker's file name.
-        name: &'static str,
+        name: String,
     },
     /// Delete a block in Thanos' order (meta.json first, the deletion mark last).
     DeleteBlock(BlockId),
@@ -184,6 +205,21 @@ impl ToolFence {
         Ok(fence)
     }
 
+    /// Refuses, as [`ToolFence::acquire`] would, when a live holder has a fence; writes
+    /// nothing (a tool with nothing to commit still tells the operator a compactd runs).
+    pub async fn check(exec: &StoreExecutor, options: &ToolFenceOptions) -> anyhow::Result<()> {
+        let mut paths = vec![FENCE_PATH.to_string()];
+        paths.extend(stream_fences(exec, options.op_timeout).await?);
+        let now = wall_ms();
+        for path in &paths {
+            let read = with_timeout(options.op_timeout, path, exec.read_fence(path)).await?;
+            if let Some((record, _)) = &read {
+                refuse_if_live(path, record, now, options)?;
+            }
+        }
+        Ok(())
+    }
+
     /// The holder name stamped on the tool's commits.
     pub fn holder(&self) -> &str {
         &self.options.holder
@@ -210,17 +246,22 @@ impl ToolFence {
                 with_timeout(timeout, &what, exec.put_meta(&meta)).await?;
                 true
             }
+            ToolCommit::CopyMeta { block, json } => {
+                let what = format!("create {block}/meta.json");
+                with_timeout(timeout, &what, exec.put_meta_json(block, json)).await?;
+                true
+            }
             ToolCommit::MarkDeletion(m) => {
-                with_timeout(timeout, "mark", exec.put_marker(&m)).await?
+                with_timeout(timeout, "mark", exec.put_stamped_marker(&m, 0)).await?
             }
             ToolCommit::MarkNoCompact(m) => {
-                with_timeout(timeout, "mark", exec.put_marker(&m)).await?
+                with_timeout(timeout, "mark", exec.put_stamped_marker(&m, 0)).await?
             }
             ToolCommit::MarkNoDownsample(m) => {
-                with_timeout(timeout, "mark", exec.put_marker(&m)).await?
+                with_timeout(timeout, "mark", exec.put_stamped_marker(&m, 0)).await?
             }
             ToolCommit::RemoveMarker { block, name } => {
-                let path = crate::bucket::layout::marker_path(block, name);
+                let path = crate::bucket::layout::marker_path(block, &name);
                 with_timeout(timeout, &path, exec.delete_object(&path)).await?;
                 true
             }

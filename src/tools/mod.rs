@@ -6,13 +6,22 @@
 
 pub mod audit;
 pub mod bucket;
+pub mod bucket_inspect;
+pub mod commits;
 pub mod compact;
 pub mod downsample;
 pub mod fenced;
 pub mod generate;
+pub mod gofmt;
+pub mod gotemplate;
 pub mod inspect;
+pub mod label_matcher;
+pub mod ls;
+pub mod maintenance;
 pub mod plan;
+pub mod replicate;
 pub mod rewrite;
+pub mod upload;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 

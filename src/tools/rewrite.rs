@@ -9,8 +9,8 @@
 //!
 //! `--dry-run` (the default) writes nothing to the bucket and takes no fence: it reports what
 //! would change (the change log). Otherwise every block id is checked first (an unknown one
-//! fails before anything is written); once the first new block is built locally the tool
-//! takes the fence ([`ToolFence`]), uploads the new block's files, then commits its meta.json
+//! fails before anything is written) and the tool refuses next to a live compactd
+//! ([`ToolFence::check`]); once the first new block is built locally it takes the fence ([`ToolFence`]), uploads the new block's files, then commits its meta.json
 //! under the fence, and with `--delete-blocks`
 //! marks the old block for deletion (`block rewritten`). A rewrite that would leave no sample
 //! fails for that block with nothing uploaded. With `--rewrite.add-change-log` (the default)
@@ -71,7 +71,7 @@ pub struct RewriteSettings {
     pub relabels: Option<Vec<RelabelConfig>>,
     /// `--rewrite.add-change-log`: write `change.log` next to the new block.
     pub add_change_log: bool,
-    /// How the tool holds the fence.
+    /// How the tool holds the fence (`conditional_update` is taken from the bucket).
     pub fence: ToolFenceOptions,
 }
 
@@ -112,8 +112,12 @@ pub async fn rewrite(
              --rewrite.to-relabel-config[-file]"
         );
     }
-    let exec =
-        StoreExecutor::new(bucket.store.clone()).with_conditional_update(bucket.conditional_update);
+    let fence_options = ToolFenceOptions {
+        conditional_update: bucket.conditional_update,
+        ..settings.fence.clone()
+    };
+    // Stamps what it writes with the tool's holder, as every fenced tool's executor does.
+    let exec = fence_options.executor(bucket.store.clone());
     // Every meta first: an unknown id or a refused block fails before anything is written.
     let mut metas = Vec::with_capacity(settings.ids.len());
     for &id in &settings.ids {
@@ -127,12 +131,16 @@ pub async fn rewrite(
         }
         metas.push(meta);
     }
+    if !settings.dry_run {
+        // Refuse next to a live compactd before the work, not only at the first commit.
+        ToolFence::check(&exec, &fence_options).await?;
+    }
     reset_dir(&settings.tmp_dir).await?;
     // Taken at the first commit, once a new block is built: a failure before touches nothing.
     let mut fence = None;
     let mut result = Ok(());
     for meta in metas {
-        match rewrite_block(&exec, &mut fence, settings, meta).await {
+        match rewrite_block(&exec, &mut fence, &fence_options, settings, meta).await {
             Ok(done) => report(&done),
             Err(e) => {
                 result = Err(e);
@@ -152,6 +160,7 @@ pub async fn rewrite(
 async fn rewrite_block(
     exec: &StoreExecutor,
     fence: &mut Option<ToolFence>,
+    fence_options: &ToolFenceOptions,
     settings: &RewriteSettings,
     meta: BlockMeta,
 ) -> anyhow::Result<BlockRewrite> {
@@ -197,7 +206,7 @@ async fn rewrite_block(
         return Ok(done);
     };
     if fence.is_none() {
-        *fence = Some(ToolFence::acquire(exec, settings.fence.clone()).await?);
+        *fence = Some(ToolFence::acquire(exec, fence_options.clone()).await?);
     }
     let fence = fence.as_mut().expect("the fence was just taken");
     done.marked = commit_block(exec, fence, settings, &meta, new_id, &stats).await?;

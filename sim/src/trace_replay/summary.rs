@@ -29,6 +29,7 @@ pub fn input(input: &Input) -> String {
         Input::Start => "start".into(),
         Input::Tick => "tick".into(),
         Input::Shutdown => "shutdown".into(),
+        Input::Admin(request) => format!("admin#{} ({} ops)", request.id.0, request.ops.len()),
         Input::Store(id, result) => format!("store#{} {}", id.0, store_result(result)),
         Input::Compacted(job, result) => match result.as_ref() {
             Ok(Some(block)) => format!("job#{} compacted {}", job.0, block.meta.ulid),

@@ -9,13 +9,18 @@ use clap::{Args, Subcommand};
 use super::{bytes, duration_ms};
 use compactd::tools;
 
+mod inspect;
+mod ls;
+mod maintain;
+mod replicate;
 mod rewrite;
+mod upload_blocks;
 
 /// The `tools bucket` subcommands.
 #[derive(Subcommand)]
 pub enum BucketCommand {
-    /// List the block directories: ULID, time range, level, resolution, labels, marks.
-    Ls(BucketArgs),
+    /// List the blocks: compactd's table (ULID, range, level, resolution, labels, marks), or Thanos' -o json|wide|''|<template>.
+    Ls(ls::LsArgs),
     /// Check for overlaps, missing files, unreadable metas and partial uploads; non-zero exit if any.
     Verify(BucketArgs),
     /// Report per stream and epoch who committed which blocks, and every fence; non-zero exit
@@ -23,6 +28,18 @@ pub enum BucketCommand {
     Audit(AuditArgs),
     /// Sync the bucket and print what `run` would compact next, without writing; with timings.
     Plan(PlanArgs),
+    /// Every block in Thanos' inspect table (ULID, FROM, UNTIL, RANGE, UNTIL-DOWN, counts, level, labels, resolution, source); table, csv or tsv.
+    Inspect(inspect::InspectArgs),
+    /// Place (or --remove) a deletion, no-compact or no-downsample mark on blocks, under the fence or through the leader (--leader.url).
+    Mark(maintain::MarkArgs),
+    /// Mark for deletion the blocks past their resolution's retention, under the fence or through the leader.
+    Retention(maintain::RetentionArgs),
+    /// Delete blocks marked for deletion longer than --delete-delay ago and old partial uploads, under the fence or through the leader.
+    Cleanup(maintain::CleanupArgs),
+    /// Copy blocks to another bucket (--objstore-to.config), under the target's fence.
+    Replicate(Box<replicate::ReplicateArgs>),
+    /// Upload the block directories of --path with --label external labels, under the fence.
+    UploadBlocks(upload_blocks::UploadBlocksArgs),
     /// Rewrite blocks without the series the deletion requests select and/or with relabelled series (dry run by default).
     Rewrite(Box<rewrite::RewriteArgs>),
 }
@@ -119,19 +136,20 @@ pub fn open_bucket(
 
 /// Runs a `tools bucket` subcommand.
 pub fn run(cmd: BucketCommand) -> anyhow::Result<ExitCode> {
-    let (args, verify) = match cmd {
-        BucketCommand::Ls(a) => (a, false),
-        BucketCommand::Verify(a) => (a, true),
+    let args = match cmd {
+        BucketCommand::Ls(a) => return ls::run(a),
+        BucketCommand::Verify(a) => a,
         BucketCommand::Audit(a) => return audit(a),
         BucketCommand::Plan(a) => return plan(a),
+        BucketCommand::Inspect(a) => return inspect::run(a),
+        BucketCommand::Mark(a) => return maintain::mark(a),
+        BucketCommand::Retention(a) => return maintain::retention(a),
+        BucketCommand::Cleanup(a) => return maintain::cleanup(a),
+        BucketCommand::Replicate(a) => return replicate::run(*a),
+        BucketCommand::UploadBlocks(a) => return upload_blocks::run(a),
         BucketCommand::Rewrite(a) => return rewrite::run(*a),
     };
     let (bucket, runtime) = open_bucket(&args)?;
-    if !verify {
-        let sync = runtime.block_on(tools::bucket::sync(&bucket.store))?;
-        print!("{}", tools::bucket::render_ls(&sync));
-        return Ok(ExitCode::SUCCESS);
-    }
     let issues = runtime.block_on(tools::bucket::verify(&bucket.store))?;
     for i in &issues {
         println!("ISSUE: {i}");

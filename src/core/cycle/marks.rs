@@ -29,7 +29,7 @@ pub(super) fn garbage_marks(view: &BucketView, now: Now) -> Vec<WriteOp> {
 
 /// Deletion marks for visible blocks past their resolution's retention (`retention_ms` per
 /// resolution: raw, 5m, 1h; 0 keeps forever).
-pub(super) fn retention_marks(view: &BucketView, retention_ms: [i64; 3], now: Now) -> Vec<WriteOp> {
+pub fn retention_marks(view: &BucketView, retention_ms: [i64; 3], now: Now) -> Vec<WriteOp> {
     view.blocks
         .values()
         .filter(|m| !view.deletion_marks.contains_key(&m.ulid))

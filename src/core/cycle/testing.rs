@@ -107,12 +107,31 @@ impl Model {
                     b.no_compact_mark.get_or_insert(m.clone());
                 }
             }
+            WriteOp::MarkNoDownsample(m) => {
+                if let Some(b) = self.blocks.get_mut(&m.id) {
+                    b.no_downsample_mark.get_or_insert(m.clone());
+                }
+            }
+            WriteOp::RemoveMarker { block, marker } => {
+                if let Some(b) = self.blocks.get_mut(block) {
+                    match marker.as_str() {
+                        crate::bucket::markers::DELETION_MARK_FILENAME => b.deletion_mark = None,
+                        crate::bucket::markers::NO_COMPACT_MARK_FILENAME => {
+                            b.no_compact_mark = None
+                        }
+                        _ => b.no_downsample_mark = None,
+                    }
+                }
+            }
             WriteOp::DeleteBlock(id) => {
                 self.blocks.remove(id);
             }
             WriteOp::CasFence { .. } => unreachable!("the cycle never writes the fence"),
         }
-        let marker = matches!(op, WriteOp::MarkDeletion(_) | WriteOp::MarkNoCompact(_));
+        let marker = matches!(
+            op,
+            WriteOp::MarkDeletion(_) | WriteOp::MarkNoCompact(_) | WriteOp::MarkNoDownsample(_)
+        );
         if marker && self.markers_already_there {
             return StoreResult::MarkerExisted;
         }

@@ -254,4 +254,5 @@ fn a_job_without_a_term_is_caught() {
     node().check_invariants(at(0), &[job]);
 }
 
+mod admin;
 mod streams;

@@ -8,9 +8,10 @@
 //! from. Its commits pass through the leader's gate, which guards each with a fence CAS;
 //! its other mutations carry the leader's permit.
 
+use crate::core::admin::{AdminId, AdminOutcome};
 use crate::core::cycle::Cycle;
 use crate::core::leader::Leader;
-use crate::core::types::{Epoch, Input, Millis, Now, Output, StoreRequest};
+use crate::core::types::{Epoch, Event, Input, Millis, Now, Output, StoreRequest};
 
 /// A leader and its cycle.
 #[derive(Debug)]
@@ -52,6 +53,15 @@ impl Unit {
                 }
             }
             Input::Tick => self.leader.drive(now, out),
+            Input::Admin(request) => {
+                if self.term.is_some() {
+                    let permit = self.leader.permit(now);
+                    self.cycle
+                        .step(now, Input::Admin(request), permit, &mut cycle_out);
+                } else {
+                    out.push(self.not_leading(request.id));
+                }
+            }
         }
         self.follow_term(now, &mut cycle_out);
         if self.term.is_some() && cycle_out.is_empty() {
@@ -77,6 +87,7 @@ impl Unit {
         }
         self.term = leading;
         self.cycle_timer = None;
+        self.cycle.abandon_admin(cycle_out);
         self.cycle.restart();
         if leading.is_some() {
             self.cycle
@@ -99,6 +110,19 @@ impl Unit {
             }
         }
         self.leader.drive(now, out);
+    }
+
+    /// The answer to an operator request that reached a unit without a term.
+    pub(super) fn not_leading(&self, id: AdminId) -> Output {
+        let leader = match self.leader.known_leader() {
+            Some(l) => format!("the leader is {:?} (epoch {})", l.node, l.epoch),
+            None => "no leader is known".into(),
+        };
+        let error = format!("this replica does not lead here: {leader}");
+        Output::Event(Event::AdminDone {
+            id,
+            outcome: AdminOutcome::failed(error),
+        })
     }
 
     /// When the unit next wants a tick, if ever.

@@ -39,6 +39,7 @@ impl AuditReport {
             self.epochs.len(),
             self.unstamped
         );
+        super::marks::marks_text(&mut out, &self.marks);
         for p in &self.problems {
             let _ = writeln!(out, "PROBLEM: {p}");
         }
@@ -76,6 +77,7 @@ impl AuditReport {
             "epochs": epochs_json(&self.epochs),
             "streams": streams,
             "unstamped": self.unstamped,
+            "marks": super::marks::marks_json(&self.marks),
             "problems": self.problems,
             "violations": violations,
         });
@@ -88,6 +90,10 @@ impl AuditReport {
 fn fence_text(fence: &Fence) -> String {
     match fence {
         Fence::Absent => "none".to_string(),
+        Fence::Present(r) if r.renewed_unix_ms == 0 => format!(
+            "epoch {}, holder {}, seq {}, released",
+            r.epoch, r.holder, r.seq
+        ),
         Fence::Present(r) => format!(
             "epoch {}, holder {}, seq {}, renewed {}",
             r.epoch,

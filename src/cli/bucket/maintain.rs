@@ -1,0 +1,234 @@
+//! `compactd tools bucket mark|retention|cleanup`: Thanos' flags, plus where the commits go
+//! ([`FenceArgs`]): made by the tool under its own hold of the fence (refused next to a live
+//! compactd), or sent to a compactd with `--leader.url`. What they change is decided by
+//! `compactd::tools::maintenance`, every input checked before anything is written.
+
+use std::process::ExitCode;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use clap::Args;
+
+use super::{open_bucket, BucketArgs, SelectorArgs};
+use crate::cli::duration_ms;
+use compactd::core::cycle::PARTIAL_UPLOAD_THRESHOLD_MS_DEFAULT;
+use compactd::core::request::WriteOp;
+use compactd::core::stream::StreamId;
+use compactd::core::types::{MetaState, SyncResult};
+use compactd::tools::commits::{apply, CommitReport, CommitRoute};
+use compactd::tools::fenced::ToolFenceOptions;
+use compactd::tools::maintenance::{
+    cleanup_ops, mark_ops, retention_ops, MaintenanceSettings, MarkerKind,
+};
+use compactd::tsdb::block_id::BlockId;
+
+/// Where a writing tool's commits go, and how it judges the fence.
+#[derive(Args)]
+pub struct FenceArgs {
+    /// Send the commits to this compactd (http://host:10902), which makes them under its own epoch and fence; without it the tool holds the fence itself and refuses while a compactd holds it.
+    #[arg(long = "leader.url")]
+    leader_url: Option<String>,
+    /// The compactd replicas' --etcd.lease-ttl: a fence renewed less than this ago has a live holder.
+    #[arg(long = "etcd.lease-ttl", default_value = "15s", value_parser = duration_ms)]
+    lease_ttl: u64,
+    /// Timeout of one bucket operation; also the commit window after each renewal of the fence.
+    #[arg(long = "objstore.op-timeout", default_value = "5s", value_parser = duration_ms)]
+    op_timeout: u64,
+    /// As `run`: label removed to find a block's stream (per-stream ownership sends each stream's commits to its owner).
+    #[arg(long = "deduplication.replica-label", value_delimiter = ',')]
+    replica_labels: Vec<String>,
+}
+
+impl FenceArgs {
+    fn route(&self, tool: &str, bucket: &compactd::objstore::Bucket) -> CommitRoute {
+        match &self.leader_url {
+            Some(url) => CommitRoute::Leader(url.clone()),
+            None => CommitRoute::Fenced(ToolFenceOptions {
+                lease_ttl: Duration::from_millis(self.lease_ttl),
+                op_timeout: Duration::from_millis(self.op_timeout),
+                conditional_update: bucket.conditional_update,
+                ..ToolFenceOptions::for_tool(tool)
+            }),
+        }
+    }
+}
+
+/// `tools bucket mark`.
+#[derive(Args)]
+pub struct MarkArgs {
+    #[command(flatten)]
+    bucket: BucketArgs,
+    #[command(flatten)]
+    fence: FenceArgs,
+    /// ID (ULID) of a block to mark (repeatable).
+    #[arg(long = "id", required = true, value_parser = parse_id)]
+    ids: Vec<BlockId>,
+    /// Marker to place: deletion-mark.json, no-compact-mark.json or no-downsample-mark.json.
+    #[arg(long = "marker", required = true, value_parser = MarkerKind::parse)]
+    marker: MarkerKind,
+    /// Human readable details put into the marker (required unless --remove).
+    #[arg(long = "details", default_value = "")]
+    details: String,
+    /// Remove the marker instead.
+    #[arg(long = "remove", num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false", action = clap::ArgAction::Set)]
+    remove: bool,
+}
+
+/// The filters of `retention` and `cleanup`.
+#[derive(Args)]
+pub struct SyncFilterArgs {
+    /// Blocks marked for deletion are hidden half of this after their mark, and deleted (cleanup) this after it.
+    #[arg(long = "delete-delay", default_value = "48h", value_parser = duration_ms)]
+    delete_delay: u64,
+    /// Blocks uploaded less than this long ago are left alone.
+    #[arg(long = "consistency-delay", default_value = "30m", value_parser = duration_ms)]
+    consistency_delay: u64,
+    /// Accepted for Thanos compatibility (metas are fetched with the bucket's own concurrency).
+    #[arg(long = "block-sync-concurrency", default_value_t = 20)]
+    block_sync_concurrency: usize,
+    #[command(flatten)]
+    selector: SelectorArgs,
+}
+
+/// `tools bucket retention`.
+#[derive(Args)]
+pub struct RetentionArgs {
+    #[command(flatten)]
+    bucket: BucketArgs,
+    #[command(flatten)]
+    fence: FenceArgs,
+    #[command(flatten)]
+    filter: SyncFilterArgs,
+    /// How long to keep raw blocks; 0d keeps them forever.
+    #[arg(long = "retention.resolution-raw", default_value = "0d", value_parser = duration_ms)]
+    raw: u64,
+    /// How long to keep 5m blocks; 0d keeps them forever.
+    #[arg(long = "retention.resolution-5m", default_value = "0d", value_parser = duration_ms)]
+    five_minutes: u64,
+    /// How long to keep 1h blocks; 0d keeps them forever.
+    #[arg(long = "retention.resolution-1h", default_value = "0d", value_parser = duration_ms)]
+    one_hour: u64,
+}
+
+/// `tools bucket cleanup`.
+#[derive(Args)]
+pub struct CleanupArgs {
+    #[command(flatten)]
+    bucket: BucketArgs,
+    #[command(flatten)]
+    fence: FenceArgs,
+    #[command(flatten)]
+    filter: SyncFilterArgs,
+}
+
+/// Runs `mark`.
+pub fn mark(a: MarkArgs) -> anyhow::Result<ExitCode> {
+    let (bucket, runtime) = open_bucket(&a.bucket)?;
+    let sync = runtime.block_on(compactd::tools::bucket::sync(&bucket.store))?;
+    let ops = mark_ops(&sync, &a.ids, a.marker, &a.details, a.remove, now_ms())
+        .map_err(anyhow::Error::msg)?;
+    let ops = with_streams(&sync, ops, &a.fence.replica_labels);
+    let route = a.fence.route("mark", &bucket);
+    let report = runtime.block_on(apply(bucket.store, &route, ops))?;
+    let verb = if a.remove { "removed" } else { "placed" };
+    println!(
+        "{}: {verb} on {} blocks",
+        a.marker.filename(),
+        report.committed
+    );
+    print_writers(&report);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs `retention`.
+pub fn retention(a: RetentionArgs) -> anyhow::Result<ExitCode> {
+    let settings = settings(&a.filter, &a.fence)?;
+    let (bucket, runtime) = open_bucket(&a.bucket)?;
+    let sync = runtime.block_on(compactd::tools::bucket::sync(&bucket.store))?;
+    let keep = [a.raw as i64, a.five_minutes as i64, a.one_hour as i64];
+    let ops = retention_ops(&sync, &settings, keep, now_ms());
+    let ops = with_streams(&sync, ops, &a.fence.replica_labels);
+    let route = a.fence.route("retention", &bucket);
+    let report = runtime.block_on(apply(bucket.store, &route, ops))?;
+    println!(
+        "retention: {} blocks marked for deletion ({} already marked)",
+        report.committed, report.existed
+    );
+    print_writers(&report);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs `cleanup`.
+pub fn cleanup(a: CleanupArgs) -> anyhow::Result<ExitCode> {
+    let settings = settings(&a.filter, &a.fence)?;
+    let (bucket, runtime) = open_bucket(&a.bucket)?;
+    let sync = runtime.block_on(compactd::tools::bucket::sync(&bucket.store))?;
+    let ops = cleanup_ops(
+        &sync,
+        &settings,
+        PARTIAL_UPLOAD_THRESHOLD_MS_DEFAULT,
+        now_ms(),
+    );
+    let ops = with_streams(&sync, ops, &a.fence.replica_labels);
+    let route = a.fence.route("cleanup", &bucket);
+    let report = runtime.block_on(apply(bucket.store, &route, ops))?;
+    println!("cleanup: {} blocks deleted", report.committed);
+    print_writers(&report);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn settings(filter: &SyncFilterArgs, fence: &FenceArgs) -> anyhow::Result<MaintenanceSettings> {
+    Ok(MaintenanceSettings {
+        consistency_delay_ms: filter.consistency_delay as i64,
+        delete_delay_ms: filter.delete_delay as i64,
+        selector_relabel: filter.selector.load()?,
+        replica_labels: fence.replica_labels.clone(),
+    })
+}
+
+/// Each commit with the stream of its block (none for a block without a readable meta).
+fn with_streams(
+    sync: &SyncResult,
+    ops: Vec<WriteOp>,
+    replica_labels: &[String],
+) -> Vec<(Option<StreamId>, WriteOp)> {
+    ops.into_iter()
+        .map(|op| {
+            let block = op_block(&op);
+            let stream = block
+                .and_then(|id| sync.blocks.get(&id))
+                .and_then(|b| match &b.meta {
+                    MetaState::Ok(m) => StreamId::of_block(m, replica_labels),
+                    _ => None,
+                });
+            (stream, op)
+        })
+        .collect()
+}
+
+fn op_block(op: &WriteOp) -> Option<BlockId> {
+    match op {
+        WriteOp::MarkDeletion(m) => Some(m.id),
+        WriteOp::MarkNoCompact(m) => Some(m.id),
+        WriteOp::MarkNoDownsample(m) => Some(m.id),
+        WriteOp::RemoveMarker { block, .. } => Some(*block),
+        WriteOp::DeleteBlock(id) => Some(*id),
+        _ => None,
+    }
+}
+
+fn print_writers(report: &CommitReport) {
+    for writer in &report.writers {
+        println!("committed by {writer}");
+    }
+}
+
+fn parse_id(s: &str) -> Result<BlockId, String> {
+    s.parse::<BlockId>()
+        .map_err(|e| format!("block id {s:?} is not a ULID: {e}"))
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
