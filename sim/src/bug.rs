@@ -24,11 +24,13 @@ pub enum Bug {
     StaleOwnership,
     /// A stream's new holder commits right after fencing it, without the takeover delay.
     NoRebalanceDelay,
+    /// Operator requests' commits skip the gate: sent under the permit, no fence CAS first.
+    UngatedAdmin,
 }
 
 impl Bug {
     /// Every mutation.
-    pub const ALL: [Bug; 8] = [
+    pub const ALL: [Bug; 9] = [
         Bug::NoDeadline,
         Bug::NoFence,
         Bug::NoTakeoverDelay,
@@ -37,6 +39,7 @@ impl Bug {
         Bug::NoStreamFence,
         Bug::StaleOwnership,
         Bug::NoRebalanceDelay,
+        Bug::UngatedAdmin,
     ];
 
     /// The `--bug` name.
@@ -50,6 +53,7 @@ impl Bug {
             Bug::NoStreamFence => "no-stream-fence",
             Bug::StaleOwnership => "stale-ownership",
             Bug::NoRebalanceDelay => "no-rebalance-delay",
+            Bug::UngatedAdmin => "ungated-admin",
         }
     }
 }

@@ -16,6 +16,8 @@ use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use compactd::bucket::markers::NO_DOWNSAMPLE_MARK_FILENAME;
+use compactd::core::admin::{AdminId, AdminRequest};
 use compactd::core::admission::{Admission, Refusal};
 use compactd::core::coord::{CoordError, CoordErrorKind, CoordId, CoordOp, CoordResult};
 use compactd::core::node::Node;
@@ -133,6 +135,9 @@ struct Driver {
     spin_at: i64,
     /// True once this process was found spinning.
     spun: bool,
+    /// When this process next hands its node an operator request, and how many it sent.
+    admin_next_at: i64,
+    admin_sent: u64,
 }
 
 impl Driver {
@@ -175,6 +180,8 @@ impl Driver {
             spins: 0,
             spin_at: i64::MIN,
             spun: false,
+            admin_next_at: now + ADMIN_INTERVAL_MS,
+            admin_sent: 0,
         }
     }
 
@@ -195,6 +202,12 @@ impl Driver {
         if self.timer.is_some_and(|t| self.clock.now(now).mono >= t) {
             self.timer = None;
             self.inputs.push_back(Input::Tick);
+        }
+        if now >= self.admin_next_at {
+            self.admin_next_at = now + ADMIN_INTERVAL_MS;
+            self.admin_sent += 1;
+            self.inputs
+                .push_back(operator_request(self.process, self.admin_sent));
         }
         while let Some(input) = self.inputs.pop_front() {
             if self.exited {
@@ -510,6 +523,25 @@ impl Driver {
             _ => {}
         }
     }
+}
+
+/// How often each process hands its node an operator request (world ms): followers refuse
+/// it, the leader commits it through its gate, so `--bug ungated-admin` has commits to get
+/// wrong.
+const ADMIN_INTERVAL_MS: i64 = 4_000;
+
+/// The `n`-th operator request of process `process`: the removal of a marker no block has (a
+/// commit that changes nothing the checker's oracle judges, but is ordered like any other).
+fn operator_request(process: u32, n: u64) -> Input {
+    let block = BlockId::from_parts(1, (u128::from(process) << 64) | u128::from(n));
+    Input::Admin(Box::new(AdminRequest {
+        id: AdminId(n),
+        stream: None,
+        ops: vec![WriteOp::RemoveMarker {
+            block,
+            marker: NO_DOWNSAMPLE_MARK_FILENAME.into(),
+        }],
+    }))
 }
 
 /// Removes and returns, in key order, the entries whose deadline (`deadline` of the value) is

@@ -307,6 +307,7 @@ pub fn leader_config(
             stream_fence: bug != Some(Bug::NoStreamFence),
             stream_takeover_delay: bug != Some(Bug::NoRebalanceDelay),
             stream_release: bug != Some(Bug::StaleOwnership),
+            admin_gate: bug != Some(Bug::UngatedAdmin),
         },
         stream: None,
         streams,

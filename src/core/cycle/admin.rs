@@ -102,6 +102,14 @@ impl Cycle {
         true
     }
 
+    /// True when `id` is an operator request's commit in flight.
+    pub fn is_admin_request(&self, id: RequestId) -> bool {
+        self.admin
+            .waiting
+            .front()
+            .is_some_and(|r| r.in_flight == Some(id))
+    }
+
     /// The term ended: every request is answered with what it did so far.
     pub fn abandon_admin(&mut self, out: &mut Vec<Output>) {
         for mut running in self.admin.waiting.drain(..) {

@@ -85,6 +85,10 @@ pub struct Safety {
     /// A seat stops writing before it hands its stream over (withdraws its key).
     #[serde(default = "on")]
     pub stream_release: bool,
+    /// Operator requests' commits pass through the gate (a fence CAS before each), as the
+    /// cycle's own do.
+    #[serde(default = "on")]
+    pub admin_gate: bool,
 }
 
 fn on() -> bool {
@@ -100,6 +104,7 @@ impl Safety {
         stream_fence: true,
         stream_takeover_delay: true,
         stream_release: true,
+        admin_gate: true,
     };
 }
 

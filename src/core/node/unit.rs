@@ -98,8 +98,14 @@ impl Unit {
     fn route_cycle_outputs(&mut self, now: Now, cycle_out: Vec<Output>, out: &mut Vec<Output>) {
         for o in cycle_out {
             match o {
-                Output::Store(StoreRequest::Write { id, op, .. }) if op.is_commit() => {
-                    self.leader.submit_commit(id, op)
+                Output::Store(StoreRequest::Write { id, op, permit }) if op.is_commit() => {
+                    // With `admin_gate` off (`--bug ungated-admin`) an operator's commit goes
+                    // out under the term's permit alone, no fence CAS before it.
+                    if !self.leader.safety().admin_gate && self.cycle.is_admin_request(id) {
+                        out.push(Output::Store(StoreRequest::write(id, op, permit)));
+                    } else {
+                        self.leader.submit_commit(id, op)
+                    }
                 }
                 Output::Timer(at) => self.cycle_timer = Some(at),
                 Output::Exit(code) => {
