@@ -201,7 +201,7 @@ pub fn job_error(e: TsdbError) -> JobError {
 /// Downloads `<id>/` into `<dir>/<id>/` (with a `chunks/` dir, empty for an empty block) unless
 /// a complete copy is there (meta.json is written last, so its presence means complete), then
 /// writes the planned meta over the local one.
-async fn download_block(
+pub async fn download_block(
     store: &Arc<dyn ObjectStore>,
     dir: &Path,
     meta: &BlockMeta,
@@ -326,7 +326,7 @@ impl HashFunc {
 
 /// `chunks/*` and `index` of a local block as `thanos.files` entries, sorted by path, each
 /// with its hash when `hash` asks for one.
-async fn block_files(dir: &Path, hash: HashFunc) -> Result<Vec<BlockFile>, String> {
+pub async fn block_files(dir: &Path, hash: HashFunc) -> Result<Vec<BlockFile>, String> {
     let mut files = Vec::new();
     for (path, size) in local_block_files(dir).await? {
         let hash = match hash {

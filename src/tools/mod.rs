@@ -1,5 +1,6 @@
 //! Offline subcommands under `compactd tools`: generate sample blocks, compact block
-//! directories, downsample a block, inspect and verify a block, look at, plan and audit a bucket.
+//! directories, downsample a block, inspect and verify a block, look at, plan and audit a bucket,
+//! rewrite blocks in it.
 //! Each reports errors that name the object and the problem; the CLI in `main.rs` only parses
 //! arguments and prints.
 
@@ -19,6 +20,7 @@ pub mod ls;
 pub mod maintenance;
 pub mod plan;
 pub mod replicate;
+pub mod rewrite;
 pub mod upload;
 
 use std::time::{SystemTime, UNIX_EPOCH};

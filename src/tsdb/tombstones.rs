@@ -51,6 +51,15 @@ impl Tombstones {
         merge_intervals(list);
     }
 
+    /// Adds every interval of `other`.
+    pub fn merge(&mut self, other: &Tombstones) {
+        for (series_ref, ivs) in &other.by_series {
+            for iv in ivs {
+                self.add(*series_ref, *iv);
+            }
+        }
+    }
+
     /// The deleted intervals of a series (empty when none).
     pub fn get(&self, series_ref: u64) -> &[Interval] {
         self.by_series.get(&series_ref).map_or(&[], Vec::as_slice)

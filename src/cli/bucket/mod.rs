@@ -13,6 +13,7 @@ mod inspect;
 mod ls;
 mod maintain;
 mod replicate;
+mod rewrite;
 mod upload_blocks;
 
 /// The `tools bucket` subcommands.
@@ -39,6 +40,8 @@ pub enum BucketCommand {
     Replicate(Box<replicate::ReplicateArgs>),
     /// Upload the block directories of --path with --label external labels, under the fence.
     UploadBlocks(upload_blocks::UploadBlocksArgs),
+    /// Rewrite blocks without the series the deletion requests select and/or with relabelled series (dry run by default).
+    Rewrite(Box<rewrite::RewriteArgs>),
 }
 
 /// The bucket every subcommand works on (Thanos' `--objstore.config[-file]`).
@@ -144,6 +147,7 @@ pub fn run(cmd: BucketCommand) -> anyhow::Result<ExitCode> {
         BucketCommand::Cleanup(a) => return maintain::cleanup(a),
         BucketCommand::Replicate(a) => return replicate::run(*a),
         BucketCommand::UploadBlocks(a) => return upload_blocks::run(a),
+        BucketCommand::Rewrite(a) => return rewrite::run(*a),
     };
     let (bucket, runtime) = open_bucket(&args)?;
     let issues = runtime.block_on(tools::bucket::verify(&bucket.store))?;

@@ -7,6 +7,9 @@
 //! ([`series`]); the *merge* turns the source chunks of all inputs that hold the same label set
 //! into output chunks ([`merge`]). Symbols are the union of every input's table ([`symbols`]).
 //!
+//! An input may also relabel its series ([`CompactInput::relabel`], module `relabelled`):
+//! its series are then walked in the order of their new labels.
+//!
 //! Meta follows Prometheus: level max+1, sorted source union, parents in input order. A result
 //! without samples writes nothing and returns `None` (Prometheus then marks the inputs
 //! deletable; callers decide).
@@ -14,9 +17,11 @@
 pub mod dedup;
 mod merge;
 mod pipeline;
+mod relabelled;
 mod series;
 mod symbols;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use super::block::{BlockReader, BlockTarget, CHUNKS_DIRNAME, INDEX_FILENAME};
@@ -105,20 +110,65 @@ pub fn compact_to(
     id: BlockId,
     opts: &CompactOptions,
 ) -> Result<Option<CompactOutput>> {
-    let metas: Vec<BlockMeta> = blocks.iter().map(|b| b.meta.clone()).collect();
+    let inputs = blocks
+        .into_iter()
+        .map(|block| CompactInput {
+            block,
+            relabel: None,
+        })
+        .collect();
+    compact_inputs(inputs, target, id, opts)
+}
+
+/// New labels for series of one input block, by series id (the index's series reference): a
+/// series not named keeps its labels, one given an empty set is left out. Series whose new
+/// labels are equal become one series, merged as overlapping series of several blocks are.
+pub type SeriesRelabel = HashMap<u32, Labels>;
+
+/// An input of [`compact_inputs`]: an open block (its tombstones applied) and, optionally,
+/// new labels for its series.
+pub struct CompactInput {
+    /// The block.
+    pub block: BlockReader,
+    /// New labels: with them the block's series are read up front, sorted by their new
+    /// labels, and its symbol table becomes the strings those use; `None` walks the block as
+    /// stored.
+    pub relabel: Option<SeriesRelabel>,
+}
+
+/// [`compact_to`] over inputs that may relabel their series.
+pub fn compact_inputs(
+    inputs: Vec<CompactInput>,
+    target: BlockTarget,
+    id: BlockId,
+    opts: &CompactOptions,
+) -> Result<Option<CompactOutput>> {
+    let metas: Vec<BlockMeta> = inputs.iter().map(|i| i.block.meta.clone()).collect();
     let mut meta = merge_metas(id, &metas)?;
+    let mut walks = Vec::with_capacity(inputs.len());
+    for CompactInput { mut block, relabel } in inputs {
+        let walk = match &relabel {
+            Some(r) => Some(relabelled::relabelled_order(&mut block, r)?),
+            None => None,
+        };
+        walks.push((block, walk));
+    }
     let output = target.output();
     let index_path = output.location().join(INDEX_FILENAME);
     let mut index = IndexWriter::to(output.create(INDEX_FILENAME)?, &index_path)?;
     if opts.accept_malformed_index {
         index.accept_unsorted_label_names();
     }
-    let sym_maps = symbols::write_union(&blocks, &mut index)?;
-    let inputs: Vec<Input> = blocks
+    let tables: Vec<&Symbols> = walks
+        .iter()
+        .map(|(b, w)| w.as_ref().map_or(b.index.symbols(), |w| &w.symbols))
+        .collect();
+    let sym_maps = symbols::write_union(&tables, &mut index)?;
+    let inputs: Vec<Input> = walks
         .into_iter()
         .zip(sym_maps)
         .enumerate()
-        .map(|(i, (b, m))| Input::new(b, m, i))
+        .map(|(i, ((b, w), m))| Input::new(b, m, i, w.map(|w| w.order)))
         .collect::<Result<Vec<_>>>()?;
     let mut chunks = SegmentWriter::to(output, opts.segment_size);
     meta.stats = write_series(inputs, opts, &mut chunks, &mut index)?;
@@ -257,5 +307,7 @@ fn failure_error(
 
 #[cfg(test)]
 mod malformed_tests;
+#[cfg(test)]
+mod relabelled_tests;
 #[cfg(test)]
 mod tests;

@@ -1,15 +1,16 @@
 //! One input block of a compaction: a cursor over its series in label order (the order of the
-//! all-series postings list) and the source chunks of the current series, after the block's
-//! time range and tombstones were applied as Prometheus does: a chunk entirely inside a deleted
-//! interval is dropped, a chunk touching none is kept byte for byte, any other is re-encoded
-//! into one chunk of its surviving samples.
+//! all-series postings list, or for a relabelled input the order of the new label sets, where
+//! one output series may gather several block series) and the source chunks of the current
+//! series, after the block's time range and each block series' tombstones were applied as
+//! Prometheus does: a chunk entirely inside a deleted interval is dropped, a chunk touching
+//! none is kept byte for byte, any other is re-encoded into one chunk of its surviving samples.
 
 use std::ops::Range;
 
 use super::super::block::BlockReader;
 use super::super::chunks::{ChunkRef, ENCODING_XOR};
 use super::super::error::{Result, TsdbError};
-use super::super::index::{first_out_of_order_chunk, ChunkMeta};
+use super::super::index::{first_out_of_order_chunk, ChunkMeta, Symbols};
 use super::super::labels::Labels;
 use super::super::tombstones::Interval;
 use super::super::xor::{XorEncoder, XorIter};
@@ -31,33 +32,78 @@ pub(super) struct SourceChunk {
     pub origin: Option<ChunkRef>,
 }
 
+/// The order an input's series are walked in.
+pub(super) enum Order {
+    /// The index's all-series postings: each series with its labels as stored.
+    Stored(Vec<u32>),
+    /// Series with new labels, sorted by them ([`super::relabelled`]).
+    Relabelled(Vec<RelabelledSeries>),
+}
+
+/// One output series of a relabelled input: its new labels (refs into the input's own
+/// symbol table) and the block's series that got them, in postings order.
+pub(super) struct RelabelledSeries {
+    /// The new labels, sorted by name.
+    pub labels: Vec<(u32, u32)>,
+    /// The series ids (one unless relabelling made label sets equal).
+    pub ids: Vec<u32>,
+}
+
+/// Labels as `(name, value)` symbol refs.
+type LabelRefs = [(u32, u32)];
+
+/// One block series behind the current output series.
+struct Member {
+    id: u32,
+    /// Its labels as stored, in [`Input::raw_labels`].
+    raw: Range<usize>,
+    /// Its chunks, in [`Input::chunks`].
+    chunks: Range<usize>,
+}
+
 /// An input block with a cursor on its current series.
 pub(super) struct Input {
     pub block: BlockReader,
     sym_map: Vec<u32>,
-    postings: Vec<u32>,
+    order: Order,
     next: usize,
-    current: Option<u32>,
+    current: bool,
     labels: Vec<(u32, u32)>,
+    members: Vec<Member>,
     raw_labels: Vec<(u32, u32)>,
     chunks: Vec<ChunkMeta>,
+    scratch_labels: Vec<(u32, u32)>,
+    scratch_chunks: Vec<ChunkMeta>,
     position: usize,
 }
 
 impl Input {
-    /// Opens the cursor on the first series of `block`.
-    /// `position` is the input's index among the compaction's inputs.
-    pub fn new(mut block: BlockReader, sym_map: Vec<u32>, position: usize) -> Result<Self> {
-        let postings = block.index.all_postings()?;
+    /// Opens the cursor on the first series of `block`, walked in `order` (`None`: the
+    /// index's). `sym_map` maps the refs of the labels walked (the block's, or the relabelled
+    /// order's own table) to output refs. `position` is the input's index among the
+    /// compaction's inputs.
+    pub fn new(
+        mut block: BlockReader,
+        sym_map: Vec<u32>,
+        position: usize,
+        order: Option<Order>,
+    ) -> Result<Self> {
+        let order = match order {
+            Some(o) => o,
+            None => Order::Stored(block.index.all_postings()?),
+        };
         let mut input = Input {
             block,
             sym_map,
-            postings,
+            order,
             next: 0,
-            current: None,
+            current: false,
             labels: Vec::new(),
+            members: Vec::new(),
             raw_labels: Vec::new(),
             chunks: Vec::new(),
+            scratch_labels: Vec::new(),
+            scratch_chunks: Vec::new(),
             position,
         };
         input.advance()?;
@@ -66,52 +112,77 @@ impl Input {
 
     /// The current series' labels as output symbol refs; `None` when exhausted.
     pub fn current_labels(&self) -> Option<&[(u32, u32)]> {
-        self.current.map(|_| self.labels.as_slice())
+        self.current.then_some(self.labels.as_slice())
     }
 
-    /// The current series' labels as strings (for error messages).
-    pub fn current_labels_text(&self) -> String {
-        let symbols = self.block.index.symbols();
-        let pairs = self.raw_labels.iter().map(|&(n, v)| {
-            let s = |r: u32| symbols.get(r).unwrap_or("?").to_string();
-            (s(n), s(v))
-        });
-        Labels::from_pairs(pairs).to_string()
+    /// The stored labels of member `m` of the current series as strings (for messages).
+    fn member_labels_text(&self, m: usize) -> String {
+        let raw = self
+            .members
+            .get(m)
+            .map_or(&[][..], |m| &self.raw_labels[m.raw.clone()]);
+        labels_text(self.block.index.symbols(), raw)
     }
 
     /// Moves to the next series. A series whose chunks are out of time order fails with
     /// [`TsdbError::OutOfOrderChunks`], before any of its chunks is read: Thanos refuses such
     /// a block before compacting it.
     pub fn advance(&mut self) -> Result<()> {
-        let Some(&id) = self.postings.get(self.next) else {
-            self.current = None;
-            return Ok(());
-        };
-        self.next += 1;
-        self.block
-            .index
-            .series(id, &mut self.raw_labels, &mut self.chunks)?;
-        if let Some(i) = first_out_of_order_chunk(&self.chunks) {
-            return Err(self.out_of_order(i));
-        }
+        self.members.clear();
+        self.raw_labels.clear();
+        self.chunks.clear();
         self.labels.clear();
-        for &(n, v) in &self.raw_labels {
-            self.labels.push((self.map_symbol(n)?, self.map_symbol(v)?));
+        let (ids, relabelled): (&[u32], Option<&LabelRefs>) = match &self.order {
+            Order::Stored(postings) => match postings.get(self.next) {
+                Some(id) => (std::slice::from_ref(id), None),
+                None => (&[], None),
+            },
+            Order::Relabelled(series) => match series.get(self.next) {
+                Some(s) => (&s.ids, Some(&s.labels)),
+                None => (&[], None),
+            },
+        };
+        self.current = !ids.is_empty();
+        if !self.current {
+            return Ok(());
         }
-        self.current = Some(id);
+        self.next += 1;
+        for &id in ids {
+            self.block
+                .index
+                .series(id, &mut self.scratch_labels, &mut self.scratch_chunks)?;
+            let (raw_start, chunks_start) = (self.raw_labels.len(), self.chunks.len());
+            self.raw_labels.extend_from_slice(&self.scratch_labels);
+            self.chunks.extend_from_slice(&self.scratch_chunks);
+            self.members.push(Member {
+                id,
+                raw: raw_start..self.raw_labels.len(),
+                chunks: chunks_start..self.chunks.len(),
+            });
+            if let Some(i) = first_out_of_order_chunk(&self.scratch_chunks) {
+                return Err(self.out_of_order(self.members.len() - 1, i));
+            }
+        }
+        let walked = relabelled.unwrap_or(&self.raw_labels);
+        let mut labels = Vec::with_capacity(walked.len());
+        for &(n, v) in walked {
+            labels.push((self.map_symbol(n)?, self.map_symbol(v)?));
+        }
+        self.labels = labels;
         Ok(())
     }
 
-    /// The error for chunk `i` of the series just read, which does not follow chunk `i - 1`.
-    fn out_of_order(&self, i: usize) -> TsdbError {
-        debug_assert!(i > 0 && i < self.chunks.len(), "a chunk with a predecessor");
-        let (previous, chunk) = (self.chunks[i - 1], self.chunks[i]);
+    /// The error for chunk `i` of member `m`, which does not follow chunk `i - 1`.
+    fn out_of_order(&self, m: usize, i: usize) -> TsdbError {
+        let chunks = &self.chunks[self.members[m].chunks.clone()];
+        debug_assert!(i > 0 && i < chunks.len(), "a chunk with a predecessor");
+        let (previous, chunk) = (chunks[i - 1], chunks[i]);
         TsdbError::OutOfOrderChunks {
             block: self.block.meta.ulid,
             file: self.block.index.path().to_path_buf(),
             what: format!(
                 "series {}: chunk {i} [{}, {}] starts at or before the end of chunk {} [{}, {}]",
-                self.current_labels_text(),
+                self.member_labels_text(m),
                 chunk.min_time,
                 chunk.max_time,
                 i - 1,
@@ -134,12 +205,25 @@ impl Input {
         })
     }
 
-    /// Appends the current series' chunks, with the block range and tombstones applied, to
-    /// `out`, their bytes to `arena`.
+    /// Appends the current series' chunks (of every member), with the block range and each
+    /// member's tombstones applied, to `out`, their bytes to `arena`.
     pub fn source_chunks(&mut self, arena: &mut Vec<u8>, out: &mut Vec<SourceChunk>) -> Result<()> {
-        let id = self.current.expect("source_chunks on an exhausted input");
+        assert!(self.current, "source_chunks on an exhausted input");
+        for m in 0..self.members.len() {
+            self.member_source_chunks(m, arena, out)?;
+        }
+        Ok(())
+    }
+
+    fn member_source_chunks(
+        &mut self,
+        m: usize,
+        arena: &mut Vec<u8>,
+        out: &mut Vec<SourceChunk>,
+    ) -> Result<()> {
         let meta = &self.block.meta;
-        let mut deleted: Vec<Interval> = self.block.tombstones.get(u64::from(id)).to_vec();
+        let member = &self.members[m];
+        let mut deleted: Vec<Interval> = self.block.tombstones.get(u64::from(member.id)).to_vec();
         deleted.push(Interval {
             min_time: i64::MIN,
             max_time: meta.min_time.saturating_sub(1),
@@ -148,7 +232,7 @@ impl Input {
             min_time: meta.max_time,
             max_time: i64::MAX,
         });
-        for i in 0..self.chunks.len() {
+        for i in member.chunks.clone() {
             let c = self.chunks[i];
             if deleted
                 .iter()
@@ -166,14 +250,16 @@ impl Input {
                 if encoding != ENCODING_XOR {
                     return Err(TsdbError::Unsupported(format!(
                         "series {} in block {} has deleted or out-of-range samples in a chunk of encoding {encoding}; only float (XOR) chunks can be cut",
-                        self.current_labels_text(),
+                        self.member_labels_text(m),
                         self.block.meta.ulid
                     )));
                 }
                 match filter_xor(data, &deleted, arena) {
                     Ok(Some(range)) => range,
                     Ok(None) => continue,
-                    Err(what) => return Err(self.chunk_corrupt(ChunkRef(c.chunk_ref), &what)),
+                    Err(what) => {
+                        return Err(self.chunk_corrupt(m, ChunkRef(c.chunk_ref), &what));
+                    }
                 }
             } else {
                 arena.extend_from_slice(data);
@@ -191,8 +277,8 @@ impl Input {
         Ok(())
     }
 
-    /// An error for an undecodable chunk of the current series.
-    pub fn chunk_corrupt(&self, r: ChunkRef, what: &str) -> TsdbError {
+    /// An error for an undecodable chunk of member `m` of the current series.
+    fn chunk_corrupt(&self, m: usize, r: ChunkRef, what: &str) -> TsdbError {
         let file = self
             .block
             .dir
@@ -201,9 +287,15 @@ impl Input {
         TsdbError::corrupt(
             &file,
             u64::from(r.offset()),
-            format!("chunk of series {}: {what}", self.current_labels_text()),
+            format!("chunk of series {}: {what}", self.member_labels_text(m)),
         )
     }
+}
+
+/// `raw` (refs into `symbols`) as a label set's text.
+fn labels_text(symbols: &Symbols, raw: &[(u32, u32)]) -> String {
+    let s = |r: u32| symbols.get(r).unwrap_or("?").to_string();
+    Labels::from_pairs(raw.iter().map(|&(n, v)| (s(n), s(v)))).to_string()
 }
 
 /// Re-encodes the samples of an XOR chunk that lie outside `deleted` into `arena`; returns the

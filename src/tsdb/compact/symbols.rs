@@ -1,18 +1,14 @@
 //! The output symbol table: the sorted union of every input's symbols (Prometheus writes the
-//! union, used or not), plus for each input a map from its symbol refs to the output's.
+//! union, used or not; a relabelled input brings its own table), plus for each input a map
+//! from its symbol refs to the output's.
 //! Because both tables are sorted, comparing output refs compares the strings.
 
-use super::super::block::BlockReader;
 use super::super::error::Result;
-use super::super::index::IndexWriter;
+use super::super::index::{IndexWriter, Symbols};
 
 /// Writes the union of the inputs' symbol tables to `index`; returns, per input, the output
 /// ref of each of its symbol refs.
-pub(super) fn write_union(
-    blocks: &[BlockReader],
-    index: &mut IndexWriter,
-) -> Result<Vec<Vec<u32>>> {
-    let tables: Vec<_> = blocks.iter().map(|b| b.index.symbols()).collect();
+pub(super) fn write_union(tables: &[&Symbols], index: &mut IndexWriter) -> Result<Vec<Vec<u32>>> {
     let mut maps: Vec<Vec<u32>> = tables.iter().map(|t| Vec::with_capacity(t.len())).collect();
     let mut cursors = vec![0usize; tables.len()];
     let mut next_ref: u32 = 0;

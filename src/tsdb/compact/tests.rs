@@ -10,9 +10,9 @@ use crate::tsdb::labels::Labels;
 use crate::tsdb::tombstones::{Interval, Tombstones};
 use crate::tsdb::xor::XorIter;
 
-type Series = BTreeMap<Labels, Vec<(i64, f64)>>;
+pub(super) type Series = BTreeMap<Labels, Vec<(i64, f64)>>;
 
-fn lbl(name: &str, i: u32) -> Labels {
+pub(super) fn lbl(name: &str, i: u32) -> Labels {
     Labels::from_pairs([("__name__", name.to_string()), ("i", i.to_string())])
 }
 
@@ -21,7 +21,7 @@ fn block_meta(id: BlockId, min: i64, max: i64) -> BlockMeta {
 }
 
 /// Writes a block of float series covering `[min, max)`.
-fn write_block(
+pub(super) fn write_block(
     dest: &Path,
     id: u128,
     min: i64,
@@ -44,7 +44,7 @@ fn write_block(
 }
 
 /// Every float sample of a block, by series.
-fn read_samples(dir: &Path) -> Series {
+pub(super) fn read_samples(dir: &Path) -> Series {
     let mut b = BlockReader::open(dir).unwrap();
     let mut out = Series::new();
     for series in b.series().unwrap() {
@@ -61,7 +61,7 @@ fn read_samples(dir: &Path) -> Series {
     out
 }
 
-fn samples(from: i64, to: i64, step: i64, salt: f64) -> Vec<(i64, f64)> {
+pub(super) fn samples(from: i64, to: i64, step: i64, salt: f64) -> Vec<(i64, f64)> {
     (0..)
         .map(|k| from + k * step)
         .take_while(|t| *t < to)

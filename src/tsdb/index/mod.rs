@@ -213,6 +213,16 @@ impl Symbols {
         }
     }
 
+    /// A table of `symbols`, which the caller gives sorted and unique, under 4 GiB in total.
+    pub fn from_sorted<'a>(symbols: impl IntoIterator<Item = &'a str>) -> Self {
+        let mut table = Symbols::new();
+        for s in symbols {
+            debug_assert!(table.last().is_none_or(|l| l < s), "sorted and unique");
+            table.push(s);
+        }
+        table
+    }
+
     /// Number of symbols.
     pub fn len(&self) -> usize {
         self.starts.len().saturating_sub(1)
