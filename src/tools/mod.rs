@@ -20,6 +20,7 @@ pub mod maintenance;
 pub mod plan;
 pub mod replicate;
 pub mod upload;
+pub mod verify;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
