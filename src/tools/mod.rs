@@ -22,6 +22,7 @@ pub mod plan;
 pub mod replicate;
 pub mod rewrite;
 pub mod upload;
+pub mod verify;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 

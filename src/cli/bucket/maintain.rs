@@ -26,7 +26,7 @@ use compactd::tsdb::block_id::BlockId;
 pub struct FenceArgs {
     /// Send the commits to this compactd (http://host:10902), which makes them under its own epoch and fence; without it the tool holds the fence itself and refuses while a compactd holds it.
     #[arg(long = "leader.url")]
-    leader_url: Option<String>,
+    pub(super) leader_url: Option<String>,
     /// The compactd replicas' --etcd.lease-ttl: a fence renewed less than this ago has a live holder.
     #[arg(long = "etcd.lease-ttl", default_value = "15s", value_parser = duration_ms)]
     lease_ttl: u64,
@@ -35,11 +35,12 @@ pub struct FenceArgs {
     op_timeout: u64,
     /// As `run`: label removed to find a block's stream (per-stream ownership sends each stream's commits to its owner).
     #[arg(long = "deduplication.replica-label", value_delimiter = ',')]
-    replica_labels: Vec<String>,
+    pub(super) replica_labels: Vec<String>,
 }
 
 impl FenceArgs {
-    fn route(&self, tool: &str, bucket: &compactd::objstore::Bucket) -> CommitRoute {
+    /// Where the commits of `tool` go: the leader, or the tool's own hold of the fence.
+    pub(super) fn route(&self, tool: &str, bucket: &compactd::objstore::Bucket) -> CommitRoute {
         match &self.leader_url {
             Some(url) => CommitRoute::Leader(url.clone()),
             None => CommitRoute::Fenced(ToolFenceOptions {
@@ -216,18 +217,21 @@ fn op_block(op: &WriteOp) -> Option<BlockId> {
     }
 }
 
-fn print_writers(report: &CommitReport) {
+/// Prints who made the commits.
+pub(super) fn print_writers(report: &CommitReport) {
     for writer in &report.writers {
         println!("committed by {writer}");
     }
 }
 
-fn parse_id(s: &str) -> Result<BlockId, String> {
+/// A `--id` value.
+pub(super) fn parse_id(s: &str) -> Result<BlockId, String> {
     s.parse::<BlockId>()
         .map_err(|e| format!("block id {s:?} is not a ULID: {e}"))
 }
 
-fn now_ms() -> i64 {
+/// Now, Unix ms.
+pub(super) fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)

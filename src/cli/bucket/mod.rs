@@ -15,14 +15,15 @@ mod maintain;
 mod replicate;
 mod rewrite;
 mod upload_blocks;
+mod verify;
 
 /// The `tools bucket` subcommands.
 #[derive(Subcommand)]
 pub enum BucketCommand {
     /// List the blocks: compactd's table (ULID, range, level, resolution, labels, marks), or Thanos' -o json|wide|''|<template>.
     Ls(ls::LsArgs),
-    /// Check for overlaps, missing files, unreadable metas and partial uploads; non-zero exit if any.
-    Verify(BucketArgs),
+    /// Verify the blocks against Thanos' issues (-i index_known_issues, overlapped_blocks, duplicated_compaction) and compactd's bucket_consistency; --repair removes duplicated compactions. Non-zero exit on any issue.
+    Verify(Box<verify::VerifyArgs>),
     /// Report per stream and epoch who committed which blocks, and every fence; non-zero exit
     /// when a stream's commits go back in epoch, an epoch has two holders or a stamp is malformed.
     Audit(AuditArgs),
@@ -149,17 +150,7 @@ pub fn run(cmd: BucketCommand) -> anyhow::Result<ExitCode> {
         BucketCommand::UploadBlocks(a) => return upload_blocks::run(a),
         BucketCommand::Rewrite(a) => return rewrite::run(*a),
     };
-    let (bucket, runtime) = open_bucket(&args)?;
-    let issues = runtime.block_on(tools::bucket::verify(&bucket.store))?;
-    for i in &issues {
-        println!("ISSUE: {i}");
-    }
-    if issues.is_empty() {
-        println!("OK: no overlaps, no missing files, no unreadable metas, no partial uploads");
-        return Ok(ExitCode::SUCCESS);
-    }
-    println!("{} issues found", issues.len());
-    Ok(ExitCode::FAILURE)
+    verify::run(*args)
 }
 
 fn plan(a: PlanArgs) -> anyhow::Result<ExitCode> {
