@@ -85,6 +85,7 @@ fn recorded() -> &'static Path {
             halt_on_error: true,
             skip_out_of_order_chunks: false,
             accept_malformed_index: false,
+            disable_admin_operations: false,
         };
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
