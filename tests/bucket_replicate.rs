@@ -15,22 +15,6 @@ use common::seaweed::Seaweed;
 use common::*;
 use compactd::core::fence::{FenceRecord, FENCE_PATH};
 
-/// Every object of a bucket: name → bytes.
-fn objects(config: &str) -> BTreeMap<String, Vec<u8>> {
-    use futures::TryStreamExt;
-    use object_store::ObjectStoreExt;
-    let bucket = open(config);
-    runtime().block_on(async {
-        let listed: Vec<_> = bucket.store.list(None).try_collect().await.unwrap();
-        let mut out = BTreeMap::new();
-        for o in listed {
-            let got = bucket.store.get(&o.location).await.unwrap();
-            out.insert(o.location.to_string(), got.bytes().await.unwrap().to_vec());
-        }
-        out
-    })
-}
-
 /// The objects of the blocks `ids` only.
 fn of_blocks(all: &BTreeMap<String, Vec<u8>>, ids: &[&str]) -> BTreeMap<String, Vec<u8>> {
     all.iter()
@@ -117,7 +101,7 @@ fn replicates_between_two_s3_prefixes_with_filters_then_copies_nothing() {
         s3.objstore_yaml_with_prefix("dst"),
     );
     upload_dir(&from, &local);
-    let source = objects(&from);
+    let source = bucket_objects(&from);
 
     let out = replicate(
         &from,
@@ -137,9 +121,9 @@ fn replicates_between_two_s3_prefixes_with_filters_then_copies_nothing() {
         out.contains("01JGZZZZZZZZZZZZZZZZZZZZZZ: no meta.json"),
         "{out}"
     );
-    assert_eq!(block_ids(&objects(&to)), [a.as_str()]);
+    assert_eq!(block_ids(&bucket_objects(&to)), [a.as_str()]);
     assert_same(
-        &of_blocks(&objects(&to), &[&a]),
+        &of_blocks(&bucket_objects(&to), &[&a]),
         &of_blocks(&source, &[&a]),
         "block a",
     );
@@ -149,14 +133,14 @@ fn replicates_between_two_s3_prefixes_with_filters_then_copies_nothing() {
     assert!(out.contains(&format!("replicated {b} (")), "{out}");
     let mut want = vec![a.clone(), b.clone()];
     want.sort();
-    assert_eq!(block_ids(&objects(&to)), want);
+    assert_eq!(block_ids(&bucket_objects(&to)), want);
 
     let out = replicate(&from, &to, &[]);
     assert!(
         out.contains("2 blocks replicated, 2 already replicated"),
         "{out}"
     );
-    let target = objects(&to);
+    let target = bucket_objects(&to);
     let all = [a.as_str(), b.as_str(), c.as_str(), d.as_str()];
     assert_eq!(
         of_blocks(&target, &all),
@@ -173,7 +157,7 @@ fn replicates_between_two_s3_prefixes_with_filters_then_copies_nothing() {
         "{out}"
     );
     assert_eq!(
-        objects(&to),
+        bucket_objects(&to),
         target,
         "a second run writes nothing, not even the fence"
     );
@@ -198,7 +182,7 @@ fn replicates_a_filesystem_bucket_to_s3_leaving_marked_blocks_out() {
         &["--ignore-marked-for-deletion", "--compaction-max=2"],
     );
     assert!(out.contains("3 blocks replicated"), "{out}");
-    let (source, target) = (objects(&from), objects(&to));
+    let (source, target) = (bucket_objects(&from), bucket_objects(&to));
     let copied = [a.as_str(), b.as_str(), c.as_str()];
     assert_same(
         &of_blocks(&target, &copied),
@@ -256,7 +240,7 @@ fn a_live_fence_on_the_target_refuses_the_replication_and_nothing_is_written() {
         stderr.contains("refusing to write") && stderr.contains("compactd-0"),
         "{stderr}"
     );
-    let written = objects(&fs_config(&dst));
+    let written = bucket_objects(&fs_config(&dst));
     assert_eq!(written.keys().collect::<Vec<_>>(), [FENCE_PATH]);
     assert_eq!(written[FENCE_PATH], fence, "the fence is untouched");
 }
@@ -287,7 +271,10 @@ fn without_single_run_replication_repeats_until_sigterm() {
         .expect("a run summary")
         .unwrap();
     assert!(summary.contains("4 blocks replicated"), "{summary}");
-    assert_eq!(block_ids(&objects(&fs_config(&dst))).len(), ids.len());
+    assert_eq!(
+        block_ids(&bucket_objects(&fs_config(&dst))).len(),
+        ids.len()
+    );
     unsafe { libc::kill(child.0.id() as i32, libc::SIGTERM) };
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     let status = loop {
@@ -353,7 +340,7 @@ fn upload_blocks_adds_labels_skips_compacted_and_uploads_once() {
         out.contains(&format!("skipped {}: compaction level 2", name(&dirs[2]))),
         "{out}"
     );
-    let bucket = objects(&config);
+    let bucket = bucket_objects(&config);
     for dir in &dirs[..2] {
         let id = name(dir);
         for f in ["index", "chunks/000001"] {
@@ -383,7 +370,11 @@ fn upload_blocks_adds_labels_skips_compacted_and_uploads_once() {
 
     let out = stdout_ok(upload_blocks(&config, &data, &labels));
     assert!(out.contains("0 blocks uploaded, 3 skipped"), "{out}");
-    assert_same(&objects(&config), &bucket, "a second run writes nothing");
+    assert_same(
+        &bucket_objects(&config),
+        &bucket,
+        "a second run writes nothing",
+    );
 
     let mut compacted = labels.to_vec();
     compacted.push("--shipper.upload-compacted");
@@ -411,7 +402,7 @@ fn upload_blocks_names_a_corrupt_block_directory_and_uploads_nothing() {
         stderr.contains(&format!("block directory {}", dirs[1].display())),
         "{stderr}"
     );
-    assert!(objects(&config).is_empty(), "nothing uploaded");
+    assert!(bucket_objects(&config).is_empty(), "nothing uploaded");
 
     let out = upload_blocks(&config, &data, &[]);
     let stderr = String::from_utf8_lossy(&out.stderr);

@@ -109,22 +109,6 @@ fn issues<'a>(text: &'a str, issue: &str) -> Vec<&'a str> {
     text.lines().filter(|l| l.starts_with(&prefix)).collect()
 }
 
-/// Every object of a bucket: name → bytes.
-fn objects(config: &str) -> BTreeMap<String, Vec<u8>> {
-    use futures::TryStreamExt;
-    use object_store::ObjectStoreExt;
-    let bucket = open(config);
-    runtime().block_on(async {
-        let listed: Vec<_> = bucket.store.list(None).try_collect().await.unwrap();
-        let mut out = BTreeMap::new();
-        for o in listed {
-            let got = bucket.store.get(&o.location).await.unwrap();
-            out.insert(o.location.to_string(), got.bytes().await.unwrap().to_vec());
-        }
-        out
-    })
-}
-
 fn of_block(all: &BTreeMap<String, Vec<u8>>, id: &str) -> BTreeMap<String, Vec<u8>> {
     all.iter()
         .filter(|(k, _)| k.starts_with(&format!("{id}/")))
@@ -229,13 +213,13 @@ fn repair(config: &str, backup: &str, extra: &[&str]) -> String {
 }
 
 fn check_marking_repair(config: &str, backup: &str, f: &Fixture) {
-    let before = objects(config);
+    let before = bucket_objects(config);
     let out = repair(config, backup, &["--delete-delay=48h"]);
     assert!(
         out.contains("1 blocks backed up and marked for deletion"),
         "{out}"
     );
-    let after = objects(config);
+    let after = bucket_objects(config);
     let mark = format!("{}/deletion-mark.json", f.duplicate);
     assert!(after.contains_key(&mark), "{out}");
     assert!(!after.contains_key(&format!("{}/deletion-mark.json", f.original)));
@@ -244,7 +228,7 @@ fn check_marking_repair(config: &str, backup: &str, f: &Fixture) {
         of_block(&before, &f.original)
     );
     assert_eq!(
-        objects(backup),
+        bucket_objects(backup),
         of_block(&before, &f.duplicate),
         "the backup is the block"
     );
@@ -282,16 +266,16 @@ fn without_delete_delay_the_duplicate_is_deleted_after_its_backup() {
     let bucket = tmp.path().join("bucket");
     let f = fixture(&bucket);
     let (config, backup) = (fs_config(&bucket), fs_config(&tmp.path().join("backup")));
-    let before = objects(&config);
+    let before = bucket_objects(&config);
     let out = repair(&config, &backup, &[]);
     assert!(out.contains("1 blocks backed up and deleted"), "{out}");
-    let after = objects(&config);
+    let after = bucket_objects(&config);
     assert!(of_block(&after, &f.duplicate).is_empty(), "{out}");
     assert_eq!(
         of_block(&after, &f.original),
         of_block(&before, &f.original)
     );
-    assert_eq!(objects(&backup), of_block(&before, &f.duplicate));
+    assert_eq!(bucket_objects(&backup), of_block(&before, &f.duplicate));
 }
 
 #[test]
@@ -312,7 +296,7 @@ fn a_live_fence_makes_repair_refuse_and_write_nothing() {
     std::fs::create_dir_all(bucket.join("compactd")).unwrap();
     std::fs::write(bucket.join(FENCE_PATH), record.to_json()).unwrap();
     let (config, backup) = (fs_config(&bucket), fs_config(&tmp.path().join("backup")));
-    let before = objects(&config);
+    let before = bucket_objects(&config);
     let (ok, _, err) = verify(
         &config,
         &[
@@ -328,8 +312,12 @@ fn a_live_fence_makes_repair_refuse_and_write_nothing() {
         err.contains("refusing to write") && err.contains("compactd-0"),
         "{err}"
     );
-    assert_eq!(objects(&config), before, "nothing written to the bucket");
-    assert!(objects(&backup).is_empty(), "nothing backed up");
+    assert_eq!(
+        bucket_objects(&config),
+        before,
+        "nothing written to the bucket"
+    );
+    assert!(bucket_objects(&backup).is_empty(), "nothing backed up");
     // Verifying alone needs no fence.
     let (ok, out, _) = verify(&config, &["-i", "duplicated_compaction"]);
     assert!(

@@ -288,15 +288,7 @@ mod tests {
         t.labels.insert("env".into(), "prod".into());
         t.downsample.resolution = res;
         t.source = "sidecar".into();
-        let b = SyncedBlock {
-            meta: MetaState::Ok(Box::new(m)),
-            deletion_mark: None,
-            no_compact_mark: None,
-            no_downsample_mark: None,
-            marker_problems: Vec::new(),
-            newest_modified: crate::core::types::Millis(0),
-        };
-        (id, b)
+        (id, crate::core::testing::synced(MetaState::Ok(Box::new(m))))
     }
 
     fn sync() -> SyncResult {

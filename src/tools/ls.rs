@@ -187,14 +187,8 @@ mod tests {
             details: String::new(),
             deletion_time: 1,
         });
-        let b = SyncedBlock {
-            meta: MetaState::Ok(Box::new(meta)),
-            deletion_mark: mark,
-            no_compact_mark: None,
-            no_downsample_mark: None,
-            marker_problems: Vec::new(),
-            newest_modified: crate::core::types::Millis(0),
-        };
+        let mut b = crate::core::testing::synced(MetaState::Ok(Box::new(meta)));
+        b.deletion_mark = mark;
         (id, b)
     }
 

@@ -1,6 +1,7 @@
 //! Offline subcommands under `compactd tools`: generate sample blocks, compact block
 //! directories, downsample a block, inspect and verify a block, look at, plan and audit a bucket,
-//! rewrite blocks in it.
+//! and change it (mark, retention, cleanup, rewrite, replicate, upload-blocks, verify --repair)
+//! under compactd's fence (`fenced`, `commits`).
 //! Each reports errors that name the object and the problem; the CLI in `main.rs` only parses
 //! arguments and prints.
 

@@ -304,6 +304,22 @@ pub fn open(config: &str) -> compactd::objstore::Bucket {
     compactd::objstore::open(&cfg).unwrap()
 }
 
+/// Every object of the bucket of `config`: name → bytes.
+pub fn bucket_objects(config: &str) -> BTreeMap<String, Vec<u8>> {
+    use futures::TryStreamExt;
+    use object_store::ObjectStoreExt;
+    let bucket = open(config);
+    runtime().block_on(async {
+        let listed: Vec<_> = bucket.store.list(None).try_collect().await.unwrap();
+        let mut out = BTreeMap::new();
+        for o in listed {
+            let got = bucket.store.get(&o.location).await.unwrap();
+            out.insert(o.location.to_string(), got.bytes().await.unwrap().to_vec());
+        }
+        out
+    })
+}
+
 /// Uploads every file under `dir` (relative paths become object names).
 pub fn upload_dir(config: &str, dir: &Path) {
     use object_store::ObjectStoreExt;
