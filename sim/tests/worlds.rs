@@ -66,11 +66,13 @@ fn every_bug_is_caught() {
     // lease kept alive shows only under a one-way etcd cut longer than the failover bound).
     // A stale leader's write lands in only about 5% of etcd-partition and clock-skew worlds
     // (measured over 400 seeds, with and without the background clean-up), so those two get
-    // 16 seeds: the first caught are seeds 11 and 14.
+    // 16 seeds: the first caught are seeds 11 and 14. Since every world hands its nodes
+    // operator requests (which shifts the draws), no-takeover-delay is first caught at seed 12
+    // of lease-revoked: it gets 16 too.
     for (bug, scenario, seeds) in [
         (Bug::NoDeadline, Scenario::EtcdPartition, 16),
         (Bug::NoFence, Scenario::DoubleSingle, 8),
-        (Bug::NoTakeoverDelay, Scenario::LeaseRevoked, 8),
+        (Bug::NoTakeoverDelay, Scenario::LeaseRevoked, 16),
         (Bug::NoPermitCheck, Scenario::ClockSkew, 16),
         (Bug::KeepRenewing, Scenario::OnewayPartition, 40),
     ] {
