@@ -71,6 +71,67 @@ fn marker(config: &str, block: BlockId, name: &str) -> serde_json::Value {
     serde_json::from_slice(&bytes).expect("marker JSON")
 }
 
+/// A deletion request of the `up` series.
+const DELETE_UP: &str = "- matchers: '{__name__=\"up\"}'";
+
+/// `POST`s `body` to `url`; the status and the answer.
+fn post(url: &str, body: &serde_json::Value) -> (u16, String) {
+    runtime().block_on(async {
+        let response = reqwest::Client::new()
+            .post(url)
+            .body(body.to_string())
+            .send()
+            .await
+            .expect("POST");
+        let status = response.status().as_u16();
+        (status, response.text().await.expect("answer"))
+    })
+}
+
+/// `rewrite --leader.url`: the tool uploads the new block, the leader checks its files and
+/// commits its meta.json and the old block's deletion mark under its epoch; a meta.json whose
+/// files are not in the bucket is refused.
+fn rewrite_through_the_leader(config: &str, url: &str, block: BlockId, epoch: u64) {
+    let tmp = tempfile::tempdir().unwrap();
+    let id = block.to_string();
+    let work = tmp.path().to_str().unwrap();
+    let mut args = vec!["rewrite", "--id", &id, "--no-dry-run", "--delete-blocks"];
+    args.extend(["--tmp.dir", work, "--rewrite.to-delete-config", DELETE_UP]);
+    args.extend(["--leader.url", url]);
+    let out = tool(config, &args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let new: BlockId = stdout(&out)
+        .split_whitespace()
+        .skip_while(|w| *w != "as")
+        .nth(1)
+        .and_then(|w| w.trim_end_matches(';').parse().ok())
+        .unwrap_or_else(|| panic!("no new block in {}", stdout(&out)));
+    let meta = marker(config, new, "meta.json");
+    assert_eq!(meta["thanos"]["source"], "bucket.rewrite", "{meta}");
+    assert_eq!(
+        meta["thanos"]["extensions"]["compactd"]["epoch"], epoch,
+        "{meta}"
+    );
+    assert_eq!(
+        meta["thanos"]["extensions"]["compactd"]["holder"], "r1",
+        "{meta}"
+    );
+    let mark = marker(config, block, "deletion-mark.json");
+    assert_eq!(mark["details"], "block rewritten", "{mark}");
+    assert_eq!(mark["compactd"]["epoch"], epoch, "{mark}");
+
+    // A meta.json whose files were never uploaded: refused, nothing written.
+    let before = listing(config);
+    let mut orphan = meta.clone();
+    let ghost = "01ARZ3NDEKTSV4RRFFQ69G5FAV";
+    orphan["ulid"] = serde_json::json!(ghost);
+    let body = serde_json::json!({"stream": null, "ops": [{"AdoptMeta": {"meta": orphan}}]});
+    let (status, answer) = post(&format!("{url}/api/v1/admin/commit"), &body);
+    assert_eq!(status, 409, "{answer}");
+    assert!(answer.contains("is not in the bucket"), "{answer}");
+    assert_eq!(listing(config), before, "a refused meta.json was written");
+}
+
 /// The bucket fence as stored.
 fn fence_record(config: &str) -> Option<compactd::core::fence::FenceRecord> {
     use object_store::ObjectStoreExt;
@@ -171,17 +232,12 @@ fn tools_next_to_a_leader(etcd: &Etcd, dir: &Path, config: &str, prefix: &str) {
     assert_eq!(m["compactd"]["holder"], "r1", "{m}");
     assert_eq!(m["reason"], "manual", "{m}");
     assert_bad_input_writes_nothing(config, blocks[0], &["--leader.url", &url]);
+    rewrite_through_the_leader(config, &url, blocks[1], epoch);
 
-    let out = tool(
-        config,
-        &[
-            "retention",
-            "--retention.resolution-raw",
-            "1d",
-            "--leader.url",
-            &url,
-        ],
-    );
+    // No consistency delay: the rewritten block is fresh.
+    let mut args = vec!["retention", "--retention.resolution-raw", "1d"];
+    args.extend(["--consistency-delay", "0s", "--leader.url", &url]);
+    let out = tool(config, &args);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(live_blocks(config).is_empty(), "retention left blocks live");
     let audit = tool(config, &["audit", "--output", "json"]);

@@ -446,7 +446,7 @@ impl Harness {
         };
         match op {
             WriteOp::UploadFiles { .. } => StoreResult::Done,
-            WriteOp::PutMeta { meta } => {
+            WriteOp::PutMeta { meta } | WriteOp::AdoptMeta { meta } => {
                 let block = synced(MetaState::Ok(meta.clone()), now.wall);
                 self.blocks.insert(meta.ulid, block);
                 StoreResult::Done

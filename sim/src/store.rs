@@ -387,7 +387,9 @@ impl StoreModel {
             WriteOp::UploadFiles { block, .. } => {
                 exec.upload_files(*block, files).map(|()| StoreResult::Done)
             }
-            WriteOp::PutMeta { meta } => exec.put_meta(meta).map(|()| StoreResult::Done),
+            WriteOp::PutMeta { meta } | WriteOp::AdoptMeta { meta } => {
+                exec.put_meta(meta).map(|()| StoreResult::Done)
+            }
             WriteOp::MarkDeletion(m) => exec.put_marker(m).map(|()| StoreResult::Done),
             WriteOp::MarkNoCompact(m) => exec.put_marker(m).map(|()| StoreResult::Done),
             WriteOp::MarkNoDownsample(m) => exec.put_marker(m).map(|()| StoreResult::Done),

@@ -161,7 +161,7 @@ pub fn target(req: &StoreRequest) -> String {
     };
     match op {
         WriteOp::UploadFiles { block, .. } => block.to_string(),
-        WriteOp::PutMeta { meta } => meta.ulid.to_string(),
+        WriteOp::PutMeta { meta } | WriteOp::AdoptMeta { meta } => meta.ulid.to_string(),
         WriteOp::MarkDeletion(m) => m.id.to_string(),
         WriteOp::MarkNoCompact(m) => m.id.to_string(),
         WriteOp::MarkNoDownsample(m) => m.id.to_string(),

@@ -244,6 +244,7 @@ impl Store {
                     .map(|()| StoreResult::Done)
             }
             WriteOp::PutMeta { meta } => exec.put_meta(meta).await.map(|()| StoreResult::Done),
+            WriteOp::AdoptMeta { meta } => exec.adopt_meta(meta).await.map(|()| StoreResult::Done),
             WriteOp::MarkDeletion(m) => exec.put_marker(m).await.map(|_| StoreResult::Done),
             WriteOp::MarkNoCompact(m) => exec.put_marker(m).await.map(|_| StoreResult::Done),
             WriteOp::MarkNoDownsample(m) => exec.put_marker(m).await.map(|_| StoreResult::Done),

@@ -1,7 +1,7 @@
 //! Operator requests the writer commits under its own fence: `compactd tools bucket mark`,
-//! `retention` and `cleanup` sent to the leader (`POST /api/v1/admin/commit`) instead of
-//! writing beside it. A request is a list of commits (marks, marker removals, block
-//! deletions); the unit that owns the blocks (the bucket leader, or with per-stream ownership
+//! `retention`, `cleanup` and `rewrite` sent to the leader (`POST /api/v1/admin/commit`)
+//! instead of writing beside it. A request is a list of commits (marks, marker removals, block
+//! deletions, the meta.json of a block the tool uploaded); the unit that owns the blocks (the bucket leader, or with per-stream ownership
 //! the stream's seat) queues it in its cycle, which sends the commits one at a time through
 //! the leader's gate, like its own: each is guarded by a fence CAS and carries the term's
 //! permit, so they are ordered with the compactions. The answer is an
@@ -30,7 +30,8 @@ pub struct AdminRequest {
     /// The stream whose writer commits them (per-stream ownership), `None` for the bucket
     /// leader.
     pub stream: Option<StreamId>,
-    /// The commits, each a mark, a marker removal or a block deletion.
+    /// The commits, each a mark, a marker removal, a block deletion or the meta.json of a
+    /// block the operator's tool uploaded.
     pub ops: Vec<WriteOp>,
 }
 
@@ -53,11 +54,13 @@ impl AdminRequest {
         })
     }
 
-    /// True for the operations an operator may ask the writer to commit.
+    /// True for the operations an operator may ask the writer to commit (not
+    /// [`WriteOp::PutMeta`], which commits only blocks this process uploaded).
     fn allowed(op: &WriteOp) -> bool {
         matches!(
             op,
-            WriteOp::MarkDeletion(_)
+            WriteOp::AdoptMeta { .. }
+                | WriteOp::MarkDeletion(_)
                 | WriteOp::MarkNoCompact(_)
                 | WriteOp::MarkNoDownsample(_)
                 | WriteOp::RemoveMarker { .. }

@@ -112,7 +112,8 @@ impl Admission {
             // either fence's among them, need nothing.
             StoreRequest::Write {
                 op:
-                    WriteOp::MarkDeletion(_)
+                    WriteOp::AdoptMeta { .. }
+                    | WriteOp::MarkDeletion(_)
                     | WriteOp::MarkNoCompact(_)
                     | WriteOp::MarkNoDownsample(_)
                     | WriteOp::RemoveMarker { .. }

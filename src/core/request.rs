@@ -66,6 +66,13 @@ pub enum WriteOp {
         /// The block's final meta.
         meta: Box<BlockMeta>,
     },
+    /// Commit point: create `<block>/meta.json` of a block an operator's tool uploaded (an
+    /// operator request: `tools bucket rewrite --leader.url`). The driver first checks that
+    /// every file the meta lists is in the bucket with its size; never overwrites.
+    AdoptMeta {
+        /// The block's final meta.
+        meta: Box<BlockMeta>,
+    },
     /// Commit point: create a deletion mark (an existing one is left as is).
     MarkDeletion(DeletionMark),
     /// Commit point: create a no-compact mark (an existing one is left as is).
@@ -188,7 +195,9 @@ impl WriteOp {
         }
         match self {
             WriteOp::UploadFiles { .. } | WriteOp::CasFence { .. } => None,
-            WriteOp::PutMeta { meta } => Some(Event::Uploaded(meta.ulid)),
+            WriteOp::PutMeta { meta } | WriteOp::AdoptMeta { meta } => {
+                Some(Event::Uploaded(meta.ulid))
+            }
             WriteOp::MarkDeletion(m) => Some(Event::Marked {
                 block: m.id,
                 marker: crate::bucket::markers::DELETION_MARK_FILENAME.into(),
@@ -218,6 +227,7 @@ impl WriteOp {
         matches!(
             self,
             WriteOp::PutMeta { .. }
+                | WriteOp::AdoptMeta { .. }
                 | WriteOp::MarkDeletion(_)
                 | WriteOp::MarkNoCompact(_)
                 | WriteOp::MarkNoDownsample(_)
@@ -231,6 +241,7 @@ impl WriteOp {
         match self {
             WriteOp::UploadFiles { .. } => "upload-files",
             WriteOp::PutMeta { .. } => "put-meta",
+            WriteOp::AdoptMeta { .. } => "adopt-meta",
             WriteOp::MarkDeletion(_) => "mark-deletion",
             WriteOp::MarkNoCompact(_) => "mark-no-compact",
             WriteOp::MarkNoDownsample(_) => "mark-no-downsample",

@@ -538,6 +538,11 @@ async fn write(
             }
             .map(|()| StoreResult::Done)
         }
+        WriteOp::AdoptMeta { meta } => {
+            with_timeout(timeout * 2, "adopt meta.json", store.adopt_meta(meta))
+                .await
+                .map(|()| StoreResult::Done)
+        }
         WriteOp::PutMeta { meta } => with_timeout(timeout, "put meta.json", store.put_meta(meta))
             .await
             .map(|()| StoreResult::Done),

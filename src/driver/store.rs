@@ -390,6 +390,52 @@ impl StoreExecutor {
         }
     }
 
+    /// Creates `<id>/meta.json` of a block someone else uploaded, once every file the meta
+    /// lists (`thanos.files`, else the index) is in the bucket with its size; a missing or
+    /// short one is a precondition failure naming it, and nothing is written.
+    pub async fn adopt_meta(&self, meta: &BlockMeta) -> Result<(), StoreError> {
+        let id = meta.ulid;
+        let prefix = ObjectPath::from(block_prefix(id));
+        let listed: BTreeMap<String, u64> = self
+            .list_all(Some(&prefix))
+            .await?
+            .into_iter()
+            .map(|o| (o.location.to_string(), o.size))
+            .collect();
+        let mut wanted: Vec<(String, i64)> = meta
+            .thanos
+            .iter()
+            .flat_map(|t| t.files.iter())
+            .filter(|f| f.rel_path != crate::tsdb::meta::META_FILENAME)
+            .map(|f| (f.rel_path.clone(), f.size_bytes))
+            .collect();
+        if wanted.is_empty() {
+            wanted.push((crate::tsdb::block::INDEX_FILENAME.to_string(), 0));
+        }
+        for (rel, size) in wanted {
+            let path = format!("{id}/{rel}");
+            match listed.get(&path) {
+                None => {
+                    return Err(StoreError::new(
+                        StoreErrorKind::Precondition,
+                        format!("block {id}: {rel} is not in the bucket; refusing its meta.json"),
+                    ))
+                }
+                Some(got) if size > 0 && *got != size as u64 => {
+                    return Err(StoreError::new(
+                        StoreErrorKind::Precondition,
+                        format!(
+                            "block {id}: {rel} is {got} bytes, meta.json says {size}; refusing \
+                             its meta.json"
+                        ),
+                    ))
+                }
+                Some(_) => {}
+            }
+        }
+        self.put_meta(meta).await
+    }
+
     /// Creates a marker unless one is already there (Thanos never overwrites markers).
     pub async fn put_marker<M: Marker>(&self, m: &M) -> Result<bool, StoreError> {
         let path = marker_path(m.block(), M::FILENAME);

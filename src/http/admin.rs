@@ -1,5 +1,5 @@
 //! `POST /api/v1/admin/commit`: operator requests (`compactd tools bucket mark|retention|
-//! cleanup --leader.url ...`) handed to the node, which commits them under its own fence
+//! cleanup|rewrite --leader.url ...`) handed to the node, which commits them under its own fence
 //! ([`crate::core::admin`]), and the answer once the node reports it.
 //!
 //! The body is `{"stream": <stream id or null>, "ops": [<WriteOp>, ...]}` (the core's

@@ -10,12 +10,15 @@
 //! `--dry-run` (the default) writes nothing to the bucket and takes no fence: it reports what
 //! would change (the change log). Otherwise every block id is checked first (an unknown one
 //! fails before anything is written) and the tool refuses next to a live compactd
-//! ([`ToolFence::check`]); once the first new block is built locally it takes the fence ([`ToolFence`]), uploads the new block's files, then commits its meta.json
-//! under the fence, and with `--delete-blocks`
-//! marks the old block for deletion (`block rewritten`). A rewrite that would leave no sample
-//! fails for that block with nothing uploaded. With `--rewrite.add-change-log` (the default)
-//! the change log is written to `<tmp.dir>/<new id>/change.log` (it is not uploaded: Thanos
-//! uploads only chunks, index and meta.json).
+//! ([`ToolFence::check`]); once the first new block is built locally it uploads the new
+//! block's files (invisible without meta.json) and commits its meta.json, then with
+//! `--delete-blocks` marks the old block for deletion (`block rewritten`): under its own hold
+//! of the fence ([`ToolFence`]), or, with `--leader.url`, through the leader, which checks the
+//! uploaded files and commits both under its epoch (`WriteOp::AdoptMeta`). A rewrite that
+//! would leave no sample fails for that block with nothing uploaded. With
+//! `--rewrite.add-change-log` (the default) the change log is written to
+//! `<tmp.dir>/<new id>/change.log` (it is not uploaded: Thanos uploads only chunks, index and
+//! meta.json).
 
 pub mod changelog;
 pub mod config;
@@ -31,10 +34,13 @@ use object_store::ObjectStoreExt;
 use serde_json::{json, Value};
 
 use crate::bucket::markers::{DeletionMark, MARKER_VERSION};
+use crate::core::request::WriteOp;
+use crate::core::stream::StreamId;
 use crate::driver::jobs::{block_files, download_block, HashFunc};
 use crate::driver::store::StoreExecutor;
 use crate::objstore::Bucket;
 use crate::relabel::RelabelConfig;
+use crate::tools::commits::{apply, CommitRoute};
 use crate::tools::fenced::{ToolCommit, ToolFence, ToolFenceOptions};
 use crate::tsdb::block::{BlockReader, BlockTarget};
 use crate::tsdb::block_id::BlockId;
@@ -71,8 +77,11 @@ pub struct RewriteSettings {
     pub relabels: Option<Vec<RelabelConfig>>,
     /// `--rewrite.add-change-log`: write `change.log` next to the new block.
     pub add_change_log: bool,
-    /// How the tool holds the fence (`conditional_update` is taken from the bucket).
-    pub fence: ToolFenceOptions,
+    /// Who commits: the tool under its own hold of the fence (`conditional_update` is taken
+    /// from the bucket), or the leader at `--leader.url`.
+    pub route: CommitRoute,
+    /// `--deduplication.replica-label`: a block's stream, for the leader's per-stream routing.
+    pub replica_labels: Vec<String>,
 }
 
 /// What was (or, in a dry run, would be) done to one block.
@@ -112,12 +121,18 @@ pub async fn rewrite(
              --rewrite.to-relabel-config[-file]"
         );
     }
-    let fence_options = ToolFenceOptions {
-        conditional_update: bucket.conditional_update,
-        ..settings.fence.clone()
+    let fence_options = match &settings.route {
+        CommitRoute::Fenced(options) => Some(ToolFenceOptions {
+            conditional_update: bucket.conditional_update,
+            ..options.clone()
+        }),
+        CommitRoute::Leader(_) => None,
     };
     // Stamps what it writes with the tool's holder, as every fenced tool's executor does.
-    let exec = fence_options.executor(bucket.store.clone());
+    let exec = match &fence_options {
+        Some(options) => options.executor(bucket.store.clone()),
+        None => StoreExecutor::new(bucket.store.clone()),
+    };
     // Every meta first: an unknown id or a refused block fails before anything is written.
     let mut metas = Vec::with_capacity(settings.ids.len());
     for &id in &settings.ids {
@@ -131,16 +146,16 @@ pub async fn rewrite(
         }
         metas.push(meta);
     }
-    if !settings.dry_run {
+    if let (false, Some(options)) = (settings.dry_run, &fence_options) {
         // Refuse next to a live compactd before the work, not only at the first commit.
-        ToolFence::check(&exec, &fence_options).await?;
+        ToolFence::check(&exec, options).await?;
     }
     reset_dir(&settings.tmp_dir).await?;
     // Taken at the first commit, once a new block is built: a failure before touches nothing.
     let mut fence = None;
     let mut result = Ok(());
     for meta in metas {
-        match rewrite_block(&exec, &mut fence, &fence_options, settings, meta).await {
+        match rewrite_block(&exec, &mut fence, fence_options.as_ref(), settings, meta).await {
             Ok(done) => report(&done),
             Err(e) => {
                 result = Err(e);
@@ -160,7 +175,7 @@ pub async fn rewrite(
 async fn rewrite_block(
     exec: &StoreExecutor,
     fence: &mut Option<ToolFence>,
-    fence_options: &ToolFenceOptions,
+    fence_options: Option<&ToolFenceOptions>,
     settings: &RewriteSettings,
     meta: BlockMeta,
 ) -> anyhow::Result<BlockRewrite> {
@@ -205,11 +220,17 @@ async fn rewrite_block(
     let Some(stats) = written else {
         return Ok(done);
     };
-    if fence.is_none() {
-        *fence = Some(ToolFence::acquire(exec, fence_options.clone()).await?);
-    }
-    let fence = fence.as_mut().expect("the fence was just taken");
-    done.marked = commit_block(exec, fence, settings, &meta, new_id, &stats).await?;
+    let new_meta = upload_block(exec, settings, &meta, new_id, &stats).await?;
+    done.marked = match (fence_options, &settings.route) {
+        (Some(options), _) => {
+            if fence.is_none() {
+                *fence = Some(ToolFence::acquire(exec, options.clone()).await?);
+            }
+            let fence = fence.as_mut().expect("the fence was just taken");
+            commit_block(exec, fence, settings, &meta, new_meta).await?
+        }
+        (None, route) => commit_by_leader(exec, route, settings, &meta, new_meta).await?,
+    };
     done.stats = Some((meta.stats.clone(), stats));
     // The data is in the bucket now; the change log and meta.json stay for the operator.
     let _ = tokio::fs::remove_dir_all(&local).await;
@@ -218,16 +239,15 @@ async fn rewrite_block(
     Ok(done)
 }
 
-/// Uploads the new block `new_id` (built in `<tmp.dir>/<new_id>` from `old`), commits its
-/// meta.json, and with `--delete-blocks` marks `old` for deletion; returns whether it did.
-async fn commit_block(
+/// Uploads the new block `new_id` (built in `<tmp.dir>/<new_id>` from `old`): its files,
+/// not its meta.json, which it returns (invisible until committed).
+async fn upload_block(
     exec: &StoreExecutor,
-    fence: &mut ToolFence,
     settings: &RewriteSettings,
     old: &BlockMeta,
     new_id: BlockId,
     stats: &BlockStats,
-) -> anyhow::Result<bool> {
+) -> anyhow::Result<BlockMeta> {
     let (id, new_dir) = (old.ulid, settings.tmp_dir.join(new_id.to_string()));
     let files = block_files(&new_dir, settings.hash)
         .await
@@ -237,6 +257,29 @@ async fn commit_block(
     exec.upload_files(new_id, &new_dir)
         .await
         .with_context(|| format!("upload block {new_id} (rewrite of {id})"))?;
+    Ok(new_meta)
+}
+
+/// The deletion mark of a rewritten block.
+fn rewritten_mark(id: BlockId) -> DeletionMark {
+    DeletionMark {
+        id,
+        version: MARKER_VERSION,
+        details: DELETION_DETAILS.to_string(),
+        deletion_time: unix_ms() / 1000,
+    }
+}
+
+/// Commits the uploaded block's meta.json under the tool's `fence`, and with
+/// `--delete-blocks` marks `old` for deletion; returns whether it did.
+async fn commit_block(
+    exec: &StoreExecutor,
+    fence: &mut ToolFence,
+    settings: &RewriteSettings,
+    old: &BlockMeta,
+    new_meta: BlockMeta,
+) -> anyhow::Result<bool> {
+    let (id, new_id) = (old.ulid, new_meta.ulid);
     fence
         .commit(exec, ToolCommit::PutMeta(Box::new(new_meta)))
         .await
@@ -244,17 +287,37 @@ async fn commit_block(
     if !settings.delete_blocks {
         return Ok(false);
     }
-    let mark = DeletionMark {
-        id,
-        version: MARKER_VERSION,
-        details: DELETION_DETAILS.to_string(),
-        deletion_time: unix_ms() / 1000,
-    };
     fence
-        .commit(exec, ToolCommit::MarkDeletion(mark))
+        .commit(exec, ToolCommit::MarkDeletion(rewritten_mark(id)))
         .await
         .with_context(|| format!("mark block {id} for deletion (rewritten as {new_id})"))?;
     Ok(true)
+}
+
+/// Sends the uploaded block's meta.json (and with `--delete-blocks` the old block's deletion
+/// mark) to the leader, which commits them under its fence after checking the files.
+async fn commit_by_leader(
+    exec: &StoreExecutor,
+    route: &CommitRoute,
+    settings: &RewriteSettings,
+    old: &BlockMeta,
+    new_meta: BlockMeta,
+) -> anyhow::Result<bool> {
+    let (id, new_id) = (old.ulid, new_meta.ulid);
+    let stream = StreamId::of_block(old, &settings.replica_labels);
+    let mut ops = vec![(
+        stream,
+        WriteOp::AdoptMeta {
+            meta: Box::new(new_meta),
+        },
+    )];
+    if settings.delete_blocks {
+        ops.push((stream, WriteOp::MarkDeletion(rewritten_mark(id))));
+    }
+    apply(exec.store().clone(), route, ops)
+        .await
+        .with_context(|| format!("commit block {new_id} (rewrite of {id}) through the leader"))?;
+    Ok(settings.delete_blocks)
 }
 
 /// Plans the rewrite of the block in `local` and, unless `dry_run`, writes the new block

@@ -8,7 +8,6 @@ use clap::Args;
 
 use super::{open_bucket, BucketArgs};
 use compactd::driver::jobs::HashFunc;
-use compactd::tools::fenced::ToolFenceOptions;
 use compactd::tools::rewrite::{self, config, BlockRewrite, RewriteSettings};
 use compactd::tsdb::block_id::BlockId;
 
@@ -17,6 +16,8 @@ use compactd::tsdb::block_id::BlockId;
 pub struct RewriteArgs {
     #[command(flatten)]
     bucket: BucketArgs,
+    #[command(flatten)]
+    fence: super::maintain::FenceArgs,
     /// ID (ULID) of the blocks for rewrite (repeated flag).
     #[arg(long = "id", required = true)]
     ids: Vec<String>,
@@ -77,6 +78,7 @@ pub fn run(a: RewriteArgs) -> anyhow::Result<ExitCode> {
         }
         None => None,
     };
+    let (bucket, runtime) = open_bucket(&a.bucket)?;
     let settings = RewriteSettings {
         ids,
         tmp_dir: a.tmp_dir,
@@ -87,9 +89,9 @@ pub fn run(a: RewriteArgs) -> anyhow::Result<ExitCode> {
         deletions,
         relabels,
         add_change_log: a.add_change_log,
-        fence: ToolFenceOptions::for_tool("rewrite"),
+        route: a.fence.route("rewrite", &bucket),
+        replica_labels: a.fence.replica_labels.clone(),
     };
-    let (bucket, runtime) = open_bucket(&a.bucket)?;
     runtime.block_on(rewrite::rewrite(&bucket, &settings, print))?;
     Ok(ExitCode::SUCCESS)
 }

@@ -92,7 +92,7 @@ impl Model {
         };
         match op {
             WriteOp::UploadFiles { .. } => {}
-            WriteOp::PutMeta { meta } => {
+            WriteOp::PutMeta { meta } | WriteOp::AdoptMeta { meta } => {
                 let mut b = synced(MetaState::Ok(meta.clone()));
                 b.newest_modified = now.wall;
                 self.blocks.insert(meta.ulid, b);

@@ -79,7 +79,7 @@ impl Leader {
 
     /// Sends a commit under `permit`, a block's meta.json stamped with its writer.
     fn release(&self, (id, mut op): (RequestId, WriteOp), permit: Permit, out: &mut Vec<Output>) {
-        if let WriteOp::PutMeta { meta } = &mut op {
+        if let WriteOp::PutMeta { meta } | WriteOp::AdoptMeta { meta } = &mut op {
             stamp_writer(meta, permit.epoch, &self.cfg.node);
         }
         out.push(Output::Store(StoreRequest::write(id, op, permit)));
