@@ -283,9 +283,7 @@ fn run(
     for warning in a.thanos.warnings() {
         tracing::warn!("{warning}");
     }
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64);
+    let now_ms = compactd::tools::now_unix_ms();
     let time = |flag: &str, v: &str| {
         compactd::flags::parse_time_or_duration(v, now_ms)
             .map_err(|e| anyhow::anyhow!("--{flag}: {e}"))

@@ -8,12 +8,12 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use common::replicas::verify_ok;
 use common::seaweed::Seaweed;
 use common::*;
-use compactd::core::fence::{FenceRecord, FENCE_PATH};
+use compactd::core::fence::FENCE_PATH;
 
 /// The objects of the blocks `ids` only.
 fn of_blocks(all: &BTreeMap<String, Vec<u8>>, ids: &[&str]) -> BTreeMap<String, Vec<u8>> {
@@ -200,30 +200,12 @@ fn replicates_a_filesystem_bucket_to_s3_leaving_marked_blocks_out() {
     );
 }
 
-/// A fence record of a live compactd, renewed now.
-fn live_fence(dir: &Path) -> Vec<u8> {
-    let now_ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64;
-    let record = FenceRecord {
-        epoch: 3,
-        holder: "compactd-0".into(),
-        seq: 7,
-        renewed_unix_ms: now_ms,
-    };
-    let path = dir.join(FENCE_PATH);
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(&path, record.to_json()).unwrap();
-    record.to_json()
-}
-
 #[test]
 fn a_live_fence_on_the_target_refuses_the_replication_and_nothing_is_written() {
     let tmp = tempfile::tempdir().unwrap();
     let (src, dst) = (tmp.path().join("src"), tmp.path().join("dst"));
     source_blocks(&src);
-    let fence = live_fence(&dst);
+    let fence = put_live_fence(&fs_config(&dst), "compactd-0");
     let out = compactd(&[
         "tools",
         "bucket",

@@ -376,21 +376,10 @@ fn bad_input_fails_naming_the_problem_and_writes_nothing() {
 
 #[test]
 fn rewrite_refuses_next_to_a_live_compactd_and_writes_nothing() {
-    use object_store::ObjectStoreExt;
     let tmp = tempfile::tempdir().unwrap();
     let config = fs_config(&tmp.path().join("bucket"));
     let (id, _) = seed(&config, tmp.path(), "cluster=eu-1");
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64;
-    let live = compactd::core::fence::FenceRecord::successor(None, 0, "node-x", now_ms);
-    let bucket = open(&config);
-    let path = object_store::path::Path::from(compactd::core::fence::FENCE_PATH);
-    let body = serde_json::to_vec(&live).unwrap();
-    runtime()
-        .block_on(bucket.store.put(&path, body.into()))
-        .unwrap();
+    put_live_fence(&config, "node-x");
     let before = objects(&config);
     let work = tmp.path().join("work");
     let up = "- matchers: '{__name__=\"up\"}'";

@@ -11,11 +11,9 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use common::seaweed::Seaweed;
 use common::*;
-use compactd::core::fence::{FenceRecord, FENCE_PATH};
 use compactd::tsdb::block_id::BlockId;
 
 /// The blocks of the fixture.
@@ -283,19 +281,8 @@ fn a_live_fence_makes_repair_refuse_and_write_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let bucket = tmp.path().join("bucket");
     fixture(&bucket);
-    let now_ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64;
-    let record = FenceRecord {
-        epoch: 3,
-        holder: "compactd-0".into(),
-        seq: 7,
-        renewed_unix_ms: now_ms,
-    };
-    std::fs::create_dir_all(bucket.join("compactd")).unwrap();
-    std::fs::write(bucket.join(FENCE_PATH), record.to_json()).unwrap();
     let (config, backup) = (fs_config(&bucket), fs_config(&tmp.path().join("backup")));
+    put_live_fence(&config, "compactd-0");
     let before = bucket_objects(&config);
     let (ok, _, err) = verify(
         &config,

@@ -226,3 +226,73 @@ async fn bind_reports_the_address_in_use() {
     assert!(matches!(error, HttpError::Bind { .. }));
     assert!(error.to_string().contains(&taken));
 }
+
+/// Sends one `POST path` with `body`.
+async fn post(addr: SocketAddr, path: &str, body: &str) -> Reply {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let request = format!(
+        "POST {path} HTTP/1.1\r\nHost: test\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .expect("write request");
+    let mut raw = String::new();
+    tokio::time::timeout(TEST_TIMEOUT, stream.read_to_string(&mut raw))
+        .await
+        .expect("response in time")
+        .expect("read");
+    parse_reply(&raw)
+}
+
+/// `POST /api/v1/admin/commit`: a malformed body is 400, no node yet 503; with the node
+/// connected the request reaches it as `Input::Admin` and its answer is relayed (409 for a
+/// stopped request); disabled, 403 before anything reaches the node.
+#[tokio::test]
+async fn admin_requests_reach_the_node_and_its_answer_comes_back() {
+    use crate::core::admin::AdminOutcome;
+    let (addr, state, stop, task) = start().await;
+    let path = "/api/v1/admin/commit";
+    let body = r#"{"stream": null, "ops": [{"DeleteBlock": "01ARZ3NDEKTSV4RRFFQ69G5FAV"}]}"#;
+    let reply = post(addr, path, "{not json").await;
+    assert_eq!(reply.status, 400, "{}", reply.body);
+    assert!(
+        reply.body.contains("malformed request body"),
+        "{}",
+        reply.body
+    );
+    assert_eq!(post(addr, path, body).await.status, 503);
+
+    let (node, mut inputs) = tokio::sync::mpsc::unbounded_channel();
+    state.admin.connect(node);
+    let answering = Arc::clone(&state);
+    let answer = tokio::spawn(async move {
+        let Some(crate::core::types::Input::Admin(request)) = inputs.recv().await else {
+            panic!("no operator request reached the node");
+        };
+        assert_eq!(request.ops.len(), 1);
+        let outcome = AdminOutcome {
+            committed: 0,
+            existed: 0,
+            error: Some("this replica does not lead here".into()),
+            epoch: 0,
+        };
+        answering.admin.answer(request.id, outcome);
+        inputs
+    });
+    let reply = post(addr, path, body).await;
+    assert_eq!(reply.status, 409, "{}", reply.body);
+    assert!(reply.body.contains("does not lead here"), "{}", reply.body);
+    let mut inputs = answer.await.expect("the node's side");
+
+    state.admin.disable();
+    let reply = post(addr, path, body).await;
+    assert_eq!(reply.status, 403, "{}", reply.body);
+    assert!(
+        inputs.try_recv().is_err(),
+        "a disabled request reached the node"
+    );
+    stop.send(()).expect("stop");
+    task.await.expect("join").expect("serve");
+}

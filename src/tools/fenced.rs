@@ -15,7 +15,7 @@
 //! tool had started land before the newcomer's first. [`ToolFence::release`] marks the fences
 //! released (renewed at 0), so a compactd can take them at once.
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use futures::TryStreamExt;
 use object_store::path::Path as ObjectPath;
@@ -170,7 +170,7 @@ impl ToolFence {
     ) -> anyhow::Result<ToolFence> {
         let mut paths = vec![FENCE_PATH.to_string()];
         paths.extend(stream_fences(exec, options.op_timeout).await?);
-        let now = wall_ms();
+        let now = super::now_unix_ms();
         let mut found = Vec::new();
         for path in &paths {
             let read = with_timeout(options.op_timeout, path, exec.read_fence(path)).await?;
@@ -190,8 +190,12 @@ impl ToolFence {
                 Some((r, v)) => (Some(r), Some(v)),
                 None => (None, None),
             };
-            let record =
-                FenceRecord::successor(previous.as_ref(), 0, &fence.options.holder, wall_ms());
+            let record = FenceRecord::successor(
+                previous.as_ref(),
+                0,
+                &fence.options.holder,
+                super::now_unix_ms(),
+            );
             match fence.cas(exec, &path, &record, version.as_ref()).await? {
                 CasOutcome::Written(v) => fence.held.push((path, record, v)),
                 CasOutcome::Conflict => {
@@ -210,7 +214,7 @@ impl ToolFence {
     pub async fn check(exec: &StoreExecutor, options: &ToolFenceOptions) -> anyhow::Result<()> {
         let mut paths = vec![FENCE_PATH.to_string()];
         paths.extend(stream_fences(exec, options.op_timeout).await?);
-        let now = wall_ms();
+        let now = super::now_unix_ms();
         for path in &paths {
             let read = with_timeout(options.op_timeout, path, exec.read_fence(path)).await?;
             if let Some((record, _)) = &read {
@@ -297,7 +301,12 @@ impl ToolFence {
         let sent = Instant::now();
         for i in 0..self.held.len() {
             let (path, record, version) = self.held[i].clone();
-            let next = FenceRecord::successor(Some(&record), 0, &self.options.holder, wall_ms());
+            let next = FenceRecord::successor(
+                Some(&record),
+                0,
+                &self.options.holder,
+                super::now_unix_ms(),
+            );
             match self.cas(exec, &path, &next, Some(&version)).await? {
                 CasOutcome::Written(v) => self.held[i] = (path, next, v),
                 CasOutcome::Conflict => {
@@ -377,9 +386,100 @@ async fn stream_fences(exec: &StoreExecutor, timeout: Duration) -> anyhow::Resul
     Ok(paths)
 }
 
-/// The wall clock in Unix ms (the fence's `renewed_unix_ms`).
-fn wall_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use object_store::memory::InMemory;
+    use object_store::ObjectStoreExt;
+
+    use super::*;
+    use crate::bucket::markers::{NoCompactMark, MARKER_VERSION};
+
+    fn options(holder: &str) -> ToolFenceOptions {
+        ToolFenceOptions {
+            holder: holder.into(),
+            ..ToolFenceOptions::for_tool("test")
+        }
+    }
+
+    fn mark(n: u128) -> ToolCommit {
+        ToolCommit::MarkNoCompact(NoCompactMark {
+            id: BlockId::from_parts(1, n),
+            version: MARKER_VERSION,
+            details: "test".into(),
+            no_compact_time: 1,
+            reason: "manual".into(),
+        })
+    }
+
+    async fn fence(exec: &StoreExecutor) -> FenceRecord {
+        exec.read_fence(FENCE_PATH)
+            .await
+            .expect("read")
+            .expect("a fence")
+            .0
+    }
+
+    /// A live holder refuses the tool (nothing written); a holder that took the fence while
+    /// the tool held it stops the tool before its next commit; a release leaves the fence
+    /// renewed at 0.
+    #[tokio::test]
+    async fn a_tool_refuses_a_live_holder_stops_when_taken_and_releases() {
+        let exec = StoreExecutor::new(Arc::new(InMemory::new()));
+        let mut tool = ToolFence::acquire(&exec, options("tool"))
+            .await
+            .expect("free");
+        assert_eq!(
+            tool.commit(&exec, mark(1)).await.expect("commit"),
+            Committed::Done
+        );
+        let held = fence(&exec).await;
+        assert_eq!((held.holder.as_str(), held.epoch), ("tool", 0));
+
+        let refused = ToolFence::acquire(&exec, options("other")).await;
+        let error = refused.err().expect("the tool's fence is live").to_string();
+        assert!(error.contains("held by \"tool\""), "{error}");
+
+        // A compactd takes the fence over the tool's record.
+        let (record, version) = exec
+            .read_fence(FENCE_PATH)
+            .await
+            .expect("read")
+            .expect("fence");
+        let taken = FenceRecord::successor(Some(&record), 7, "r1", crate::tools::now_unix_ms());
+        let cas = exec.cas_fence(FENCE_PATH, &taken, Some(&version)).await;
+        assert!(matches!(cas, Ok(CasOutcome::Written(_))));
+        tool.commit_until = None;
+        let error = tool
+            .commit(&exec, mark(2))
+            .await
+            .expect_err("taken")
+            .to_string();
+        assert!(error.contains("taken by \"r1\" (epoch 7)"), "{error}");
+        let second = crate::bucket::layout::marker_path(BlockId::from_parts(1, 2), NO_COMPACT);
+        let got = exec
+            .store()
+            .get(&object_store::path::Path::from(second))
+            .await;
+        assert!(got.is_err(), "the commit after the takeover was written");
+        tool.release(&exec).await.expect("release");
+        assert_eq!(
+            fence(&exec).await,
+            taken,
+            "the release wrote over the new holder"
+        );
+
+        let exec = StoreExecutor::new(Arc::new(InMemory::new()));
+        let tool = ToolFence::acquire(&exec, options("tool"))
+            .await
+            .expect("free");
+        tool.release(&exec).await.expect("release");
+        assert_eq!(fence(&exec).await.renewed_unix_ms, 0);
+        ToolFence::acquire(&exec, options("other"))
+            .await
+            .expect("a released fence is free");
+    }
+
+    const NO_COMPACT: &str = crate::bucket::markers::NO_COMPACT_MARK_FILENAME;
 }

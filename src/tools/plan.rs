@@ -9,7 +9,7 @@
 
 use std::fmt::Write as _;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use object_store::ObjectStore;
 
@@ -91,9 +91,7 @@ pub async fn plan_bucket(
     let sync_seconds = started.elapsed().as_secs_f64();
 
     let started = Instant::now();
-    let wall_ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64);
+    let wall_ms = super::now_unix_ms();
     let now = Now {
         mono: Millis(0),
         wall: Millis(wall_ms),

@@ -26,7 +26,6 @@ pub mod matchers;
 pub mod plan;
 
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{anyhow, bail, Context};
 use object_store::path::Path as ObjectPath;
@@ -266,7 +265,7 @@ fn rewritten_mark(id: BlockId) -> DeletionMark {
         id,
         version: MARKER_VERSION,
         details: DELETION_DETAILS.to_string(),
-        deletion_time: unix_ms() / 1000,
+        deletion_time: crate::tools::now_unix_ms() / 1000,
     }
 }
 
@@ -395,7 +394,7 @@ fn rewritten_meta(
         .filter_map(|f| f.rel_path.strip_prefix("chunks/").map(str::to_string))
         .collect();
     thanos.files = files;
-    thanos.upload_time = crate::timefmt::format_rfc3339_ms(unix_ms());
+    thanos.upload_time = crate::timefmt::format_rfc3339_ms(crate::tools::now_unix_ms());
     meta.thanos = Some(thanos);
     meta
 }
@@ -442,10 +441,4 @@ async fn write_change_log(dir: &Path, changes: &[String]) -> anyhow::Result<Path
     tokio::fs::create_dir_all(dir).await.map_err(io)?;
     tokio::fs::write(&path, text).await.map_err(io)?;
     Ok(path)
-}
-
-fn unix_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }

@@ -212,7 +212,7 @@ pub async fn upload_blocks(
     if todo.is_empty() {
         return Ok(report);
     }
-    let now_ms = wall_ms();
+    let now_ms = crate::tools::now_unix_ms();
     let metas: Vec<BlockMeta> = todo
         .iter()
         .map(|b| upload_meta(&b.meta, &settings.labels, Vec::new(), now_ms))
@@ -258,7 +258,7 @@ async fn upload_one(
             hash: None,
         });
     }
-    let meta = upload_meta(&block.meta, labels, files, wall_ms());
+    let meta = upload_meta(&block.meta, labels, files, crate::tools::now_unix_ms());
     exec.upload_files(meta.ulid, &block.dir).await?;
     fence
         .commit(exec, ToolCommit::PutMeta(Box::new(meta)))
@@ -299,13 +299,6 @@ async fn check_overlaps(exec: &StoreExecutor, uploads: &[BlockMeta]) -> anyhow::
         }
     }
     Ok(())
-}
-
-/// The wall clock in Unix ms (`thanos.upload_time`).
-fn wall_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 #[cfg(test)]

@@ -320,6 +320,25 @@ pub fn bucket_objects(config: &str) -> BTreeMap<String, Vec<u8>> {
     })
 }
 
+/// Writes `compactd/fence.json` of a live compactd into the bucket of `config`: `holder`
+/// under epoch 3, renewed now. Returns the bytes written.
+pub fn put_live_fence(config: &str, holder: &str) -> Vec<u8> {
+    use object_store::ObjectStoreExt;
+    let record = compactd::core::fence::FenceRecord {
+        epoch: 3,
+        holder: holder.into(),
+        seq: 7,
+        renewed_unix_ms: compactd::tools::now_unix_ms(),
+    };
+    let bucket = open(config);
+    let path = object_store::path::Path::from(compactd::core::fence::FENCE_PATH);
+    let bytes = record.to_json();
+    runtime()
+        .block_on(bucket.store.put(&path, bytes.clone().into()))
+        .expect("write the fence");
+    bytes
+}
+
 /// Uploads every file under `dir` (relative paths become object names).
 pub fn upload_dir(config: &str, dir: &Path) {
     use object_store::ObjectStoreExt;

@@ -36,10 +36,7 @@ pub struct LsArgs {
 
 /// A `--min-time`/`--max-time` value (Thanos' `model.TimeOrDurationValue`) in Unix ms.
 pub fn time_or_duration(s: &str) -> Result<i64, String> {
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64);
-    compactd::flags::parse_time_or_duration(s, now_ms)
+    compactd::flags::parse_time_or_duration(s, compactd::tools::now_unix_ms())
 }
 
 /// Runs `tools bucket ls`.

@@ -4,7 +4,7 @@
 //! `compactd::tools::maintenance`, every input checked before anything is written.
 
 use std::process::ExitCode;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use clap::Args;
 
@@ -123,13 +123,9 @@ pub struct CleanupArgs {
 
 /// Runs `mark`.
 pub fn mark(a: MarkArgs) -> anyhow::Result<ExitCode> {
-    let (bucket, runtime) = open_bucket(&a.bucket)?;
-    let sync = runtime.block_on(compactd::tools::bucket::sync(&bucket.store))?;
-    let ops = mark_ops(&sync, &a.ids, a.marker, &a.details, a.remove, now_ms())
-        .map_err(anyhow::Error::msg)?;
-    let ops = with_streams(&sync, ops, &a.fence.replica_labels);
-    let route = a.fence.route("mark", &bucket);
-    let report = runtime.block_on(apply(bucket.store, &route, ops))?;
+    let report = plan_and_commit(&a.bucket, &a.fence, "mark", |sync, now| {
+        mark_ops(sync, &a.ids, a.marker, &a.details, a.remove, now).map_err(anyhow::Error::msg)
+    })?;
     let verb = if a.remove { "removed" } else { "placed" };
     println!(
         "{}: {verb} on {} blocks",
@@ -143,13 +139,10 @@ pub fn mark(a: MarkArgs) -> anyhow::Result<ExitCode> {
 /// Runs `retention`.
 pub fn retention(a: RetentionArgs) -> anyhow::Result<ExitCode> {
     let settings = settings(&a.filter, &a.fence)?;
-    let (bucket, runtime) = open_bucket(&a.bucket)?;
-    let sync = runtime.block_on(compactd::tools::bucket::sync(&bucket.store))?;
     let keep = [a.raw as i64, a.five_minutes as i64, a.one_hour as i64];
-    let ops = retention_ops(&sync, &settings, keep, now_ms());
-    let ops = with_streams(&sync, ops, &a.fence.replica_labels);
-    let route = a.fence.route("retention", &bucket);
-    let report = runtime.block_on(apply(bucket.store, &route, ops))?;
+    let report = plan_and_commit(&a.bucket, &a.fence, "retention", |sync, now| {
+        Ok(retention_ops(sync, &settings, keep, now))
+    })?;
     println!(
         "retention: {} blocks marked for deletion ({} already marked)",
         report.committed, report.existed
@@ -161,20 +154,33 @@ pub fn retention(a: RetentionArgs) -> anyhow::Result<ExitCode> {
 /// Runs `cleanup`.
 pub fn cleanup(a: CleanupArgs) -> anyhow::Result<ExitCode> {
     let settings = settings(&a.filter, &a.fence)?;
-    let (bucket, runtime) = open_bucket(&a.bucket)?;
-    let sync = runtime.block_on(compactd::tools::bucket::sync(&bucket.store))?;
-    let ops = cleanup_ops(
-        &sync,
-        &settings,
-        PARTIAL_UPLOAD_THRESHOLD_MS_DEFAULT,
-        now_ms(),
-    );
-    let ops = with_streams(&sync, ops, &a.fence.replica_labels);
-    let route = a.fence.route("cleanup", &bucket);
-    let report = runtime.block_on(apply(bucket.store, &route, ops))?;
+    let report = plan_and_commit(&a.bucket, &a.fence, "cleanup", |sync, now| {
+        Ok(cleanup_ops(
+            sync,
+            &settings,
+            PARTIAL_UPLOAD_THRESHOLD_MS_DEFAULT,
+            now,
+        ))
+    })?;
     println!("cleanup: {} blocks deleted", report.committed);
     print_writers(&report);
     Ok(ExitCode::SUCCESS)
+}
+
+/// One look at the bucket, the commits `plan` decides from it (at the wall clock's now, Unix
+/// ms), made by the route the fence flags choose for `tool`.
+fn plan_and_commit(
+    bucket: &BucketArgs,
+    fence: &FenceArgs,
+    tool: &str,
+    plan: impl FnOnce(&SyncResult, i64) -> anyhow::Result<Vec<WriteOp>>,
+) -> anyhow::Result<CommitReport> {
+    let (bucket, runtime) = open_bucket(bucket)?;
+    let sync = runtime.block_on(compactd::tools::bucket::sync(&bucket.store))?;
+    let ops = plan(&sync, compactd::tools::now_unix_ms())?;
+    let ops = with_streams(&sync, ops, &fence.replica_labels);
+    let route = fence.route(tool, &bucket);
+    runtime.block_on(apply(bucket.store, &route, ops))
 }
 
 fn settings(filter: &SyncFilterArgs, fence: &FenceArgs) -> anyhow::Result<MaintenanceSettings> {
@@ -228,11 +234,4 @@ pub(super) fn print_writers(report: &CommitReport) {
 pub(super) fn parse_id(s: &str) -> Result<BlockId, String> {
     s.parse::<BlockId>()
         .map_err(|e| format!("block id {s:?} is not a ULID: {e}"))
-}
-
-/// Now, Unix ms.
-pub(super) fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }

@@ -91,9 +91,7 @@ impl ReplicateArgs {
                     .map_err(|e| anyhow::anyhow!("--id {s:?}: invalid ULID: {e}"))
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
-        let now_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64);
+        let now_ms = compactd::tools::now_unix_ms();
         let time = |flag: &str, v: &str| {
             compactd::flags::parse_time_or_duration(v, now_ms)
                 .map_err(|e| anyhow::anyhow!("--{flag}: {e}"))

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use clap::Args;
 
-use super::maintain::{now_ms, parse_id, print_writers, FenceArgs};
+use super::maintain::{parse_id, print_writers, FenceArgs};
 use super::{open_bucket, BucketArgs};
 use crate::cli::duration_ms;
 use compactd::tools::verify::repair::{self, RepairSettings};
@@ -100,7 +100,7 @@ fn repair_duplicates(
     let repair_settings = RepairSettings {
         delete_delay_ms: a.delete_delay as i64,
         replica_labels: a.fence.replica_labels.clone(),
-        now_ms: now_ms(),
+        now_ms: compactd::tools::now_unix_ms(),
     };
     let store = Arc::clone(&bucket.store);
     let done = runtime.block_on(repair::remove(
