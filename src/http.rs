@@ -47,7 +47,7 @@ const NOT_READY_STARTING: &str = "starting";
 /// Readiness reason once the shutdown signal fired.
 const NOT_READY_SHUTTING_DOWN: &str = "shutting down";
 
-/// The endpoint list served at `/`.
+/// The endpoint list served at `/` without the block viewer (`--web.disable`).
 const INDEX: &str = "compactd\n\n\
     /metrics         Prometheus metrics (OpenMetrics when accepted, else text 0.0.4)\n\
     /-/healthy       liveness probe: 200 OK once the server runs\n\
@@ -134,6 +134,10 @@ pub struct HttpState {
     streams: RwLock<StreamsStatus>,
     /// Operator requests on their way to the node (`POST /api/v1/admin/commit`).
     pub admin: admin::AdminDesk,
+    /// What the block viewer shows, fed by the driver.
+    pub board: Arc<crate::web::board::Board>,
+    /// The block viewer, unless `--web.disable`.
+    viewer: Option<Arc<crate::web::Viewer>>,
 }
 
 impl HttpState {
@@ -148,7 +152,15 @@ impl HttpState {
             leader: RwLock::new(LeaderStatus::default()),
             streams: RwLock::new(StreamsStatus::default()),
             admin: admin::AdminDesk::default(),
+            board: Arc::default(),
+            viewer: None,
         }
+    }
+
+    /// Serves the block viewer `viewer` too (its page, `/api/v1/blocks`, ...).
+    pub fn with_viewer(mut self, viewer: Arc<crate::web::Viewer>) -> HttpState {
+        self.viewer = Some(viewer);
+        self
     }
 
     /// Marks compactd ready: `/-/ready` answers 200.
@@ -276,8 +288,7 @@ pub async fn bind(address: &str) -> Result<TcpListener, HttpError> {
 
 /// The routes, for embedding; [`serve`] runs them.
 pub fn router(state: Arc<HttpState>) -> Router {
-    Router::new()
-        .route("/", get(index))
+    let base = Router::new()
         .route("/metrics", get(metrics))
         .route("/-/healthy", get(healthy))
         .route("/-/ready", get(ready))
@@ -285,7 +296,11 @@ pub fn router(state: Arc<HttpState>) -> Router {
         .route("/api/v1/streams", get(streams))
         .route("/api/v1/admin/commit", axum::routing::post(admin::commit))
         .fallback(not_found)
-        .with_state(state)
+        .with_state(Arc::clone(&state));
+    match &state.viewer {
+        Some(viewer) => base.merge(crate::web::routes(Arc::clone(&state), Arc::clone(viewer))),
+        None => base.route("/", get(index)),
+    }
 }
 
 /// Serves the routes on `listener` until `shutdown` completes, then finishes in-flight

@@ -22,3 +22,4 @@ pub mod tools;
 pub mod trace;
 pub mod tsdb;
 pub mod units;
+pub mod web;

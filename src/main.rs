@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, CommandFactory, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use compactd::tools;
 use compactd::tsdb::chunks::DEFAULT_SEGMENT_SIZE;
@@ -255,11 +255,24 @@ struct InspectArgs {
 }
 
 fn main() -> ExitCode {
-    let bools = cli::thanos::bool_flags(&Cli::command());
-    let cli = Cli::parse_from(cli::thanos::kingpin_args(std::env::args_os(), &bools));
+    let command = Cli::command();
+    let bools = cli::thanos::bool_flags(&command);
+    let matches = command
+        .clone()
+        .get_matches_from(cli::thanos::kingpin_args(std::env::args_os(), &bools));
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let logging = (cli.log_level, cli.log_format);
     let result = match cli.command {
-        Command::Run(a) => run(*a, logging),
+        Command::Run(a) => {
+            let flags = match (
+                command.find_subcommand("run"),
+                matches.subcommand_matches("run"),
+            ) {
+                (Some(cmd), Some(m)) => cli::flags_map(cmd, m),
+                _ => Default::default(),
+            };
+            run(*a, flags, logging)
+        }
         Command::Tools(ToolsCommand::Generate(a)) => generate(a),
         Command::Tools(ToolsCommand::Compact(a)) => compact(a),
         Command::Tools(ToolsCommand::Downsample(a)) => downsample(a),
@@ -277,6 +290,7 @@ fn main() -> ExitCode {
 
 fn run(
     a: RunArgs,
+    flags: std::collections::BTreeMap<String, String>,
     (log_level, log_format): (String, compactd::logging::LogFormat),
 ) -> anyhow::Result<ExitCode> {
     compactd::logging::init(&log_level, log_format).map_err(anyhow::Error::msg)?;
@@ -347,6 +361,17 @@ fn run(
         skip_out_of_order_chunks: a.thanos.skip_out_of_order,
         accept_malformed_index: a.thanos.accept_malformed_index,
         disable_admin_operations: a.thanos.disable_admin_operations,
+        web: compactd::run::WebFlags {
+            disable: a.thanos.web_disable,
+            route_prefix: a.thanos.web_route_prefix,
+            external_prefix: a.thanos.web_external_prefix,
+            prefix_header: a.thanos.web_prefix_header,
+            disable_cors: a.thanos.web_disable_cors,
+            label: a.thanos.bucket_web_label,
+            global_sync_interval_ms: a.thanos.block_viewer_sync_interval,
+            global_sync_timeout_ms: a.thanos.block_viewer_sync_timeout,
+            flags,
+        },
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

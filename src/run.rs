@@ -20,9 +20,13 @@ use crate::http::HttpState;
 use crate::metrics::Metrics;
 use crate::relabel::selector::load_selector;
 use crate::relabel::RelabelConfig;
+use crate::tools::plan::PlanSettings;
 use crate::trace::TraceHeader;
 use crate::tsdb::compact::DedupFunc;
 use crate::units::{DOWNSAMPLE_RANGE_1H_MS, DOWNSAMPLE_RANGE_5M_MS};
+use crate::web::{
+    MarkRoute, Role, Viewer, WebSettings, GLOBAL_SYNC_INTERVAL_DEFAULT, GLOBAL_SYNC_TIMEOUT_DEFAULT,
+};
 
 /// How jobs reach the bucket: streaming unless `--compact.download-blocks` asks otherwise or
 /// the bucket cannot take multipart uploads (S3 `disable_multipart: true`).
@@ -126,6 +130,31 @@ pub struct RunConfig {
     pub accept_malformed_index: bool,
     /// `--disable-admin-operations`: `POST /api/v1/admin/commit` answers 403.
     pub disable_admin_operations: bool,
+    /// The block viewer's flags (`--web.*`, `--bucket-web-label`, `--block-viewer.*`).
+    pub web: WebFlags,
+}
+
+/// The block viewer's flags of `compactd run`.
+#[derive(Clone, Debug, Default)]
+pub struct WebFlags {
+    /// `--web.disable`: no page and no viewer API.
+    pub disable: bool,
+    /// `--web.route-prefix`.
+    pub route_prefix: Option<String>,
+    /// `--web.external-prefix`.
+    pub external_prefix: Option<String>,
+    /// `--web.prefix-header`.
+    pub prefix_header: Option<String>,
+    /// `--web.disable-cors`.
+    pub disable_cors: bool,
+    /// `--bucket-web-label`.
+    pub label: Option<String>,
+    /// `--block-viewer.global.sync-block-interval` in ms (`None`: Thanos' 1m).
+    pub global_sync_interval_ms: Option<u64>,
+    /// `--block-viewer.global.sync-block-timeout` in ms (`None`: Thanos' 5m).
+    pub global_sync_timeout_ms: Option<u64>,
+    /// Every flag of the command line and its value, for `/api/v1/status/flags`.
+    pub flags: std::collections::BTreeMap<String, String>,
 }
 
 /// The flags of leadership (`--etcd.*`, `--leader.*`, `--node.name`).
@@ -250,6 +279,53 @@ impl RunConfig {
         )?)
     }
 
+    /// The block viewer of this run.
+    fn viewer(
+        &self,
+        bucket: &crate::objstore::Bucket,
+        leader: &LeaderConfig,
+        selector_relabel: Vec<RelabelConfig>,
+    ) -> anyhow::Result<Arc<Viewer>> {
+        let web = &self.web;
+        let (route_prefix, external_prefix) =
+            WebSettings::prefixes(web.route_prefix.as_deref(), web.external_prefix.as_deref());
+        let ms = |v: Option<u64>, default: Duration| v.map_or(default, Duration::from_millis);
+        let settings = WebSettings {
+            route_prefix,
+            external_prefix,
+            prefix_header: web.prefix_header.clone().filter(|h| !h.is_empty()),
+            disable_cors: web.disable_cors,
+            label: web.label.clone().unwrap_or_default(),
+            disable_admin: self.disable_admin_operations,
+            per_stream: self.ha.per_stream && leader.election.is_some(),
+            flags: web.flags.clone(),
+            plan: PlanSettings {
+                replica_labels: self.replica_labels.clone(),
+                vertical: self.vertical,
+                consistency_delay_ms: self.consistency_delay_ms as i64,
+                delete_delay_ms: self.delete_delay_ms as i64,
+                max_compaction_level: self.max_compaction_level,
+                block_max_index_size: self.block_max_index_size,
+                selector_relabel,
+            },
+            ranges: compaction_ranges(self.max_compaction_level)
+                .map_err(|e| anyhow::anyhow!("{e}"))?,
+            global_sync_interval: ms(web.global_sync_interval_ms, GLOBAL_SYNC_INTERVAL_DEFAULT),
+            global_sync_timeout: ms(web.global_sync_timeout_ms, GLOBAL_SYNC_TIMEOUT_DEFAULT),
+        };
+        Ok(Arc::new(Viewer {
+            settings,
+            store: Arc::clone(&bucket.store),
+            marks: MarkRoute::Node,
+            node: leader.node.clone(),
+            role: if leader.election.is_some() {
+                Role::Elected
+            } else {
+                Role::Single
+            },
+        }))
+    }
+
     fn cycle_config(&self, selector_relabel: Vec<RelabelConfig>) -> anyhow::Result<CycleConfig> {
         Ok(CycleConfig {
             view: ViewConfig {
@@ -316,7 +392,30 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<i32> {
         .compact
         .consistency_delay_seconds
         .set(cfg.consistency_delay_ms as f64 / 1000.0);
-    let http = Arc::new(HttpState::new(Arc::clone(&metrics)));
+    let leader = cfg.leader_config(&bucket.name)?;
+    let viewer = (!cfg.web.disable)
+        .then(|| cfg.viewer(&bucket, &leader, selector_relabel.clone()))
+        .transpose()?;
+    let mut http = HttpState::new(Arc::clone(&metrics));
+    if let Some(viewer) = &viewer {
+        http = http.with_viewer(Arc::clone(viewer));
+    }
+    let http = Arc::new(http);
+    if let Some(viewer) = &viewer {
+        // The node's own syncs feed the views; a node that has not synced within the interval
+        // (a follower syncs nothing) syncs the bucket for the page.
+        let settings = &viewer.settings;
+        let interval = settings
+            .global_sync_interval
+            .max(Duration::from_millis(cfg.wait_interval_ms));
+        tokio::spawn(crate::web::refresh::refresh_loop(
+            Arc::clone(&http.board),
+            Arc::clone(&bucket.store),
+            crate::web::refresh::Refresh::GlobalWhenStale,
+            interval,
+            settings.global_sync_timeout,
+        ));
+    }
     if cfg.disable_admin_operations {
         http.admin.disable();
     }
@@ -337,7 +436,6 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<i32> {
         },
     ));
     let seed = seed_from_entropy();
-    let leader = cfg.leader_config(&bucket.name)?;
     let cycle = cfg.cycle_config(selector_relabel)?;
     let trace = match &cfg.trace_record {
         Some(path) => {

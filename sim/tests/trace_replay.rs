@@ -86,6 +86,7 @@ fn recorded() -> &'static Path {
             skip_out_of_order_chunks: false,
             accept_malformed_index: false,
             disable_admin_operations: false,
+            web: Default::default(),
         };
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()

@@ -41,33 +41,33 @@ pub struct ThanosCompat {
     /// Thanos' tracing configuration (inline): not supported yet, warns.
     #[arg(long = "tracing.config")]
     pub tracing_config: Option<String>,
-    /// Block viewer: not built yet, warns.
+    /// Prefix of the block viewer's page and API routes (default: the path of --web.external-prefix).
     #[arg(long = "web.route-prefix")]
     pub web_route_prefix: Option<String>,
-    /// Block viewer: not built yet, warns.
+    /// The URL (or path) the block viewer is reached at behind a proxy; its links use its path.
     #[arg(long = "web.external-prefix")]
     pub web_external_prefix: Option<String>,
-    /// Block viewer: not built yet, warns.
+    /// Request header whose value prefixes the block viewer's links (ignored with --web.external-prefix).
     #[arg(long = "web.prefix-header")]
     pub web_prefix_header: Option<String>,
-    /// Block viewer: not built yet (compactd serves no UI), accepted.
+    /// Serve no block viewer (page and API); /metrics, the probes and the admin API stay.
     #[arg(long = "web.disable", num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false", action = clap::ArgAction::Set)]
     pub web_disable: bool,
-    /// Block viewer: not built yet, warns.
+    /// Leave out the CORS headers (Access-Control-Allow-Origin: *) of the viewer's API.
     #[arg(long = "web.disable-cors", num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false", action = clap::ArgAction::Set)]
     pub web_disable_cors: bool,
-    /// Block viewer: not built yet, warns.
+    /// External label the block viewer groups its timeline rows by.
     #[arg(long = "bucket-web-label")]
     pub bucket_web_label: Option<String>,
     /// Refuse operator requests on the HTTP port (`POST /api/v1/admin/commit`: marks, marker removals, deletions).
     #[arg(long = "disable-admin-operations", num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false", action = clap::ArgAction::Set)]
     pub disable_admin_operations: bool,
-    /// Block viewer: not built yet, warns.
-    #[arg(long = "block-viewer.global.sync-block-interval")]
-    pub block_viewer_sync_interval: Option<String>,
-    /// Block viewer: not built yet, warns.
-    #[arg(long = "block-viewer.global.sync-block-timeout")]
-    pub block_viewer_sync_timeout: Option<String>,
+    /// How often the block viewer's global view is synced when the compactor itself has not synced within it.
+    #[arg(long = "block-viewer.global.sync-block-interval", value_parser = super::duration_ms)]
+    pub block_viewer_sync_interval: Option<u64>,
+    /// Bound of one such sync.
+    #[arg(long = "block-viewer.global.sync-block-timeout", value_parser = super::duration_ms)]
+    pub block_viewer_sync_timeout: Option<u64>,
     /// Hash of each file of a new block in its meta.json: "" (none) or SHA256, as Thanos.
     #[arg(long = "hash-func", default_value = "", value_parser = compactd::driver::jobs::HashFunc::parse)]
     pub hash_func: compactd::driver::jobs::HashFunc,
@@ -99,28 +99,6 @@ impl ThanosCompat {
         }
         if self.tracing_config_file.is_some() || self.tracing_config.is_some() {
             w.push("--tracing.config: compactd exports no traces yet; ignored".into());
-        }
-        let viewer = [
-            ("--web.route-prefix", self.web_route_prefix.is_some()),
-            ("--web.external-prefix", self.web_external_prefix.is_some()),
-            ("--web.prefix-header", self.web_prefix_header.is_some()),
-            ("--web.disable-cors", self.web_disable_cors),
-            ("--bucket-web-label", self.bucket_web_label.is_some()),
-            (
-                "--block-viewer.global.sync-block-interval",
-                self.block_viewer_sync_interval.is_some(),
-            ),
-            (
-                "--block-viewer.global.sync-block-timeout",
-                self.block_viewer_sync_timeout.is_some(),
-            ),
-        ];
-        for (flag, given) in viewer {
-            if given {
-                w.push(format!(
-                    "{flag} belongs to the block viewer, which compactd does not serve yet; ignored"
-                ));
-            }
         }
         w
     }

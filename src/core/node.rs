@@ -19,7 +19,7 @@ use super::leader::{Leader, LeaderConfig};
 use super::request_ids::Slot;
 use super::stream::StreamId;
 use super::types::{Event, Input, LeaderInfo, Millis, Now, Output, Permit};
-use super::view::Scope;
+use super::view::{BucketView, Scope};
 use director::Director;
 use unit::Unit;
 
@@ -132,6 +132,12 @@ impl Node {
     /// The bucket's cycle, for status reporting.
     pub fn cycle(&self) -> &Cycle {
         &self.bucket.cycle
+    }
+
+    /// The views of the bucket's unit and of every stream held, as of their last syncs.
+    pub fn views(&self) -> impl Iterator<Item = &BucketView> {
+        let seats = self.seats().map(|(_, seat)| seat.unit.cycle.view());
+        std::iter::once(self.bucket.cycle.view()).chain(seats)
     }
 
     /// The bucket leader this node knows of (itself when it leads).

@@ -37,6 +37,7 @@ use crate::election::etcd::EtcdCoordinator;
 use crate::http::{HttpState, StreamStatus, StreamsStatus};
 use crate::tsdb::block_id::BlockId;
 use crate::tsdb::compact::{CompactOptions, DedupFunc};
+use crate::web::board::{Board, JobProgress, Loaded};
 pub use record::Recorder;
 pub use report::Reporter;
 use store::StoreExecutor;
@@ -216,11 +217,19 @@ pub async fn run(
             }
         };
         books.on_input(&input, &cfg.data_dir);
+        let synced = cfg
+            .http
+            .as_ref()
+            .is_some_and(|h| board_input(&h.board, &input, clock));
         let outputs = record::step(&mut node, clock.now(), input, &mut recorder);
         permit_tx.send_replace(node.permits(clock.now()));
         if let Some(http) = &cfg.http {
             publish_leader(http, node.known_leader(), &mut published);
             publish_streams(http, &node, &mut published_streams);
+            if synced {
+                let units = node.views().cloned().collect();
+                http.board.set_loaded(Loaded { units }, clock.now().wall.0);
+            }
         }
         for output in outputs {
             match output {
@@ -233,11 +242,18 @@ pub async fn run(
                     books.jobs.insert(job.job, (job.group.clone(), job.output));
                     books.running_jobs += 1;
                     let gate = part_gate(permit_rx.clone(), clock);
-                    spawn_job(&cfg, job, books.staged.clone(), gate, tx.clone());
+                    let progress = match &cfg.http {
+                        Some(http) => http.board.job_started(&job, clock.now().wall.0),
+                        None => Arc::default(),
+                    };
+                    spawn_job(&cfg, job, books.staged.clone(), gate, progress, tx.clone());
                 }
                 Output::Timer(at) => timer = Some(clock.instant(at)),
                 Output::Event(e) => {
                     cfg.reporter.event(&e);
+                    if let Some(http) = &cfg.http {
+                        http.board.on_event(&e, clock.now().wall.0);
+                    }
                     if let (Some((id, outcome)), Some(http)) = (admin_done(&e), &cfg.http) {
                         http.admin.answer(id, outcome.clone());
                     }
@@ -257,6 +273,22 @@ pub async fn run(
                 Output::Exit(code) => return code,
             }
         }
+    }
+}
+
+/// Shows what `input` tells the block viewer: a sync's result is the global view (returns
+/// true: the loaded view changes with it), a job's result ends the job.
+fn board_input(board: &Board, input: &Input, clock: Clock) -> bool {
+    match input {
+        Input::Store(_, StoreResult::Synced(sync)) => {
+            board.set_global(sync.clone(), clock.now().wall.0);
+            true
+        }
+        Input::Compacted(job, _) => {
+            board.job_ended(*job);
+            false
+        }
+        _ => false,
     }
 }
 
@@ -636,6 +668,7 @@ fn spawn_job(
     job: CompactJob,
     staged: streamed::Staged,
     gate: staged::PartGate,
+    progress: Arc<JobProgress>,
     tx: mpsc::UnboundedSender<Input>,
 ) {
     let store = Arc::clone(cfg.store.store());
@@ -660,7 +693,7 @@ fn spawn_job(
         let _slot = slots.acquire(&job.kind).await;
         let started = Instant::now();
         reporter.compaction_started(&job);
-        let series_written = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let series_written = Arc::clone(&progress.series_done);
         let opts = CompactOptions {
             threads,
             series_written: Some(Arc::clone(&series_written)),
@@ -679,7 +712,12 @@ fn spawn_job(
                 }
                 JobIo::Stream(source) => {
                     let job = job.clone();
-                    streamed::run_streamed_job(store, source, job, opts, hash, gate, staged).await
+                    let io = streamed::JobStreams {
+                        gate,
+                        staged,
+                        progress,
+                    };
+                    streamed::run_streamed_job(store, source, job, opts, hash, io).await
                 }
             }
         };

@@ -18,6 +18,7 @@
 use std::collections::VecDeque;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use futures::{StreamExt, TryStreamExt};
@@ -165,6 +166,7 @@ pub struct BucketOutput {
     hash: HashFunc,
     gate: PartGate,
     finished: Arc<Mutex<Vec<StagedFile>>>,
+    written: Arc<AtomicU64>,
 }
 
 impl BucketOutput {
@@ -179,7 +181,14 @@ impl BucketOutput {
             hash,
             gate,
             finished: Arc::default(),
+            written: Arc::default(),
         }
+    }
+
+    /// Counts the bytes of every file written into `written` too.
+    pub fn counting(mut self, written: Arc<AtomicU64>) -> Self {
+        self.written = written;
+        self
     }
 
     /// The files finished so far, as a block waiting for its upload step.
@@ -209,6 +218,7 @@ impl BlockOutput for BucketOutput {
                 .then(|| ring::digest::Context::new(&ring::digest::SHA256)),
             gate: Arc::clone(&self.gate),
             finished: Arc::clone(&self.finished),
+            written: Arc::clone(&self.written),
         }))
     }
 
@@ -233,6 +243,8 @@ struct FileUpload {
     hash: Option<ring::digest::Context>,
     gate: PartGate,
     finished: Arc<Mutex<Vec<StagedFile>>>,
+    /// The job's count of bytes written.
+    written: Arc<AtomicU64>,
 }
 
 impl FileUpload {
@@ -296,6 +308,7 @@ impl Write for FileUpload {
             ctx.update(buf);
         }
         self.size += buf.len() as u64;
+        self.written.fetch_add(buf.len() as u64, Ordering::Relaxed);
         while !buf.is_empty() {
             let n = buf.len().min(PART_BYTES - self.part.len());
             self.part.extend_from_slice(&buf[..n]);

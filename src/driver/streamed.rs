@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use object_store::ObjectStore;
 
 use super::jobs::{job_error, HashFunc};
-use super::ranged::{BucketBlockFiles, ReadCounts};
+use super::ranged::BucketBlockFiles;
 use super::staged::{BucketOutput, PartGate, StagedBlock};
 use crate::core::types::{CompactJob, CompactedBlock, JobError, JobKind};
 use crate::tsdb::block::{BlockReader, BlockTarget};
@@ -23,6 +23,7 @@ use crate::tsdb::downsample::downsample_to;
 use crate::tsdb::files::{BlockFiles, LocalBlockFiles};
 use crate::tsdb::index::ReadOptions;
 use crate::tsdb::window::WINDOW_BYTES_DEFAULT;
+use crate::web::board::JobProgress;
 
 /// Staged blocks of finished jobs, waiting for their upload step.
 pub type Staged = Arc<Mutex<BTreeMap<BlockId, StagedBlock>>>;
@@ -36,18 +37,32 @@ pub enum InputSource {
     Directory(PathBuf),
 }
 
+/// Where a streaming job's output goes and what it counts.
+pub struct JobStreams {
+    /// Parts are sent only while it allows.
+    pub gate: PartGate,
+    /// Where the finished block's files wait for the job's upload step.
+    pub staged: Staged,
+    /// The job's reads and writes are counted here (the block viewer shows them).
+    pub progress: Arc<JobProgress>,
+}
+
 /// Runs a compaction or downsampling job reading from and writing to the bucket; returns the
-/// new block (`None` if it has no samples) and stages its files in `staged`.
+/// new block (`None` if it has no samples) and stages its files in `io.staged`.
 pub async fn run_streamed_job(
     store: Arc<dyn ObjectStore>,
     source: InputSource,
     job: CompactJob,
     opts: CompactOptions,
     hash: HashFunc,
-    gate: PartGate,
-    staged: Staged,
+    io: JobStreams,
 ) -> Result<Option<CompactedBlock>, JobError> {
-    let counts = Arc::new(ReadCounts::default());
+    let JobStreams {
+        gate,
+        staged,
+        progress,
+    } = io;
+    let counts = Arc::clone(&progress.reads);
     let mut inputs: Vec<Box<dyn BlockFiles>> = Vec::with_capacity(job.inputs.len());
     for meta in &job.inputs {
         inputs.push(match &source {
@@ -62,7 +77,10 @@ pub async fn run_streamed_job(
             )),
         });
     }
-    let output = Arc::new(BucketOutput::new(store, job.output, hash, gate));
+    let output = Arc::new(
+        BucketOutput::new(store, job.output, hash, gate)
+            .counting(Arc::clone(&progress.bytes_written)),
+    );
     let target = BlockTarget::Files(Arc::clone(&output) as _);
     let read = ReadOptions {
         accept_unsorted_label_names: opts.accept_malformed_index,

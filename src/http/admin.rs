@@ -80,7 +80,10 @@ impl AdminDesk {
     }
 
     /// Sends `body` to the node; the receiver gets the answer.
-    fn submit(&self, body: AdminBody) -> Result<oneshot::Receiver<AdminOutcome>, String> {
+    pub(crate) fn submit(
+        &self,
+        body: AdminBody,
+    ) -> Result<oneshot::Receiver<AdminOutcome>, String> {
         let mut desk = self.inner.lock().expect("admin desk lock");
         let Some(node) = desk.node.clone() else {
             return Err("the node is not running yet".into());

@@ -15,7 +15,9 @@ use super::fenced::{Committed, ToolCommit, ToolFence, ToolFenceOptions};
 use crate::core::admin::{AdminOutcome, ADMIN_OPS_MAX};
 use crate::core::request::WriteOp;
 use crate::core::stream::StreamId;
+use crate::core::types::{MetaState, SyncResult};
 use crate::http::admin::AdminBody;
+use crate::tsdb::block_id::BlockId;
 
 /// How long the tool waits for the leader's answer to one request.
 const LEADER_TIMEOUT: Duration = Duration::from_secs(600);
@@ -166,5 +168,37 @@ impl ToolCommit {
             WriteOp::DeleteBlock(id) => ToolCommit::DeleteBlock(id),
             other => anyhow::bail!("{} is not a commit a tool makes", other.name()),
         })
+    }
+}
+
+/// Each commit with the stream of its block (none for a block without a readable meta).
+pub fn with_streams(
+    sync: &SyncResult,
+    ops: Vec<WriteOp>,
+    replica_labels: &[String],
+) -> Vec<(Option<StreamId>, WriteOp)> {
+    ops.into_iter()
+        .map(|op| {
+            let block = op_block(&op);
+            let stream = block
+                .and_then(|id| sync.blocks.get(&id))
+                .and_then(|b| match &b.meta {
+                    MetaState::Ok(m) => StreamId::of_block(m, replica_labels),
+                    _ => None,
+                });
+            (stream, op)
+        })
+        .collect()
+}
+
+/// The block `op` is about, if any.
+pub fn op_block(op: &WriteOp) -> Option<BlockId> {
+    match op {
+        WriteOp::MarkDeletion(m) => Some(m.id),
+        WriteOp::MarkNoCompact(m) => Some(m.id),
+        WriteOp::MarkNoDownsample(m) => Some(m.id),
+        WriteOp::RemoveMarker { block, .. } => Some(*block),
+        WriteOp::DeleteBlock(id) => Some(*id),
+        _ => None,
     }
 }

@@ -17,7 +17,7 @@ use crate::core::plan::{
     compaction_ranges, group_blocks, overlapping_blocks, plan_with_marks, PlanInput,
 };
 use crate::core::types::{Millis, Now};
-use crate::core::view::{build_view, Scope, ViewConfig};
+use crate::core::view::{build_view, BucketView, Scope, ViewConfig};
 use crate::driver::store::StoreExecutor;
 use crate::relabel::RelabelConfig;
 use crate::tsdb::block_id::BlockId;
@@ -49,6 +49,8 @@ pub struct GroupPlan {
     pub key: String,
     /// The group's external labels as Prometheus prints them, `{a="b", ...}`.
     pub labels: String,
+    /// The group's resolution in ms.
+    pub resolution: i64,
     /// Visible blocks in the group.
     pub blocks: usize,
     /// No-compact marks the planner would write first.
@@ -107,27 +109,7 @@ pub async fn plan_bucket(
     };
     // One look at the bucket: every mark is first seen now, so its own time decides.
     let view = build_view(&sync, now, &view_cfg, &std::collections::BTreeMap::new());
-    let vertical = settings.vertical || !settings.replica_labels.is_empty();
-    let groups = group_blocks(view.blocks.values())
-        .into_iter()
-        .map(|(key, blocks)| {
-            let planned = plan_with_marks(&PlanInput {
-                blocks: &blocks,
-                no_compact: &view.no_compact,
-                ranges: &ranges,
-                vertical,
-                index_size_limit_bytes: Some(settings.block_max_index_size),
-            });
-            GroupPlan {
-                key: key.to_string(),
-                labels: Labels::from_pairs(key.labels.clone()).to_string(),
-                blocks: blocks.len(),
-                marks: planned.marks.iter().map(|m| m.block).collect(),
-                compact: planned.compact,
-                halts_on_overlap: !vertical && !overlapping_blocks(&blocks).is_empty(),
-            }
-        })
-        .collect();
+    let groups = plan_view(&view, settings, &ranges);
     let plan_seconds = started.elapsed().as_secs_f64();
     Ok(PlanReport {
         block_dirs: sync.blocks.len(),
@@ -137,6 +119,33 @@ pub async fn plan_bucket(
         sync_seconds,
         plan_seconds,
     })
+}
+
+/// Every group of `view` with Thanos' grouper and planner ([`plan_with_marks`]), as an
+/// iteration of `compactd run` with `settings` would plan it over `ranges`.
+pub fn plan_view(view: &BucketView, settings: &PlanSettings, ranges: &[i64]) -> Vec<GroupPlan> {
+    let vertical = settings.vertical || !settings.replica_labels.is_empty();
+    group_blocks(view.blocks.values())
+        .into_iter()
+        .map(|(key, blocks)| {
+            let planned = plan_with_marks(&PlanInput {
+                blocks: &blocks,
+                no_compact: &view.no_compact,
+                ranges,
+                vertical,
+                index_size_limit_bytes: Some(settings.block_max_index_size),
+            });
+            GroupPlan {
+                key: key.to_string(),
+                labels: Labels::from_pairs(key.labels.clone()).to_string(),
+                resolution: key.resolution,
+                blocks: blocks.len(),
+                marks: planned.marks.iter().map(|m| m.block).collect(),
+                compact: planned.compact,
+                halts_on_overlap: !vertical && !overlapping_blocks(&blocks).is_empty(),
+            }
+        })
+        .collect()
 }
 
 /// One line per group with work (or `--all` groups), then the summary lines.
@@ -210,6 +219,7 @@ mod tests {
                 GroupPlan {
                     key: "0@1".into(),
                     labels: "{a=\"1\"}".into(),
+                    resolution: 0,
                     blocks: 3,
                     marks: vec![id(9)],
                     compact: vec![id(1), id(2)],
@@ -218,6 +228,7 @@ mod tests {
                 GroupPlan {
                     key: "0@2".into(),
                     labels: "{a=\"2\"}".into(),
+                    resolution: 0,
                     blocks: 1,
                     marks: vec![],
                     compact: vec![],

@@ -12,9 +12,8 @@ use super::{open_bucket, BucketArgs, SelectorArgs};
 use crate::cli::duration_ms;
 use compactd::core::cycle::PARTIAL_UPLOAD_THRESHOLD_MS_DEFAULT;
 use compactd::core::request::WriteOp;
-use compactd::core::stream::StreamId;
-use compactd::core::types::{MetaState, SyncResult};
-use compactd::tools::commits::{apply, CommitReport, CommitRoute};
+use compactd::core::types::SyncResult;
+use compactd::tools::commits::{apply, with_streams, CommitReport, CommitRoute};
 use compactd::tools::fenced::ToolFenceOptions;
 use compactd::tools::maintenance::{
     cleanup_ops, mark_ops, retention_ops, MaintenanceSettings, MarkerKind,
@@ -190,37 +189,6 @@ fn settings(filter: &SyncFilterArgs, fence: &FenceArgs) -> anyhow::Result<Mainte
         selector_relabel: filter.selector.load()?,
         replica_labels: fence.replica_labels.clone(),
     })
-}
-
-/// Each commit with the stream of its block (none for a block without a readable meta).
-fn with_streams(
-    sync: &SyncResult,
-    ops: Vec<WriteOp>,
-    replica_labels: &[String],
-) -> Vec<(Option<StreamId>, WriteOp)> {
-    ops.into_iter()
-        .map(|op| {
-            let block = op_block(&op);
-            let stream = block
-                .and_then(|id| sync.blocks.get(&id))
-                .and_then(|b| match &b.meta {
-                    MetaState::Ok(m) => StreamId::of_block(m, replica_labels),
-                    _ => None,
-                });
-            (stream, op)
-        })
-        .collect()
-}
-
-fn op_block(op: &WriteOp) -> Option<BlockId> {
-    match op {
-        WriteOp::MarkDeletion(m) => Some(m.id),
-        WriteOp::MarkNoCompact(m) => Some(m.id),
-        WriteOp::MarkNoDownsample(m) => Some(m.id),
-        WriteOp::RemoveMarker { block, .. } => Some(*block),
-        WriteOp::DeleteBlock(id) => Some(*id),
-        _ => None,
-    }
 }
 
 /// Prints who made the commits.

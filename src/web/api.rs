@@ -1,0 +1,414 @@
+//! The viewer's JSON API: Thanos' `GET /api/v1/blocks`, `POST /api/v1/blocks/mark` and
+//! `/api/v1/status/{flags,buildinfo}` in Thanos' shapes (its envelope `{"status", "data"}`),
+//! and compactd's own `GET /api/v1/compactor` (plan, running jobs, halt, backlog, ownership,
+//! failovers, last audit) and `POST /api/v1/compactor/audit`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{RawQuery, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde_json::{json, Map, Value};
+
+use super::board::{AuditStatus, Snapshot};
+use super::{MarkRoute, Role, WebState};
+use crate::core::admin::AdminOutcome;
+use crate::core::stream::StreamId;
+use crate::core::types::{MetaState, SyncResult, SyncedBlock};
+use crate::http::admin::AdminBody;
+use crate::metrics::ThanosBuildLabels;
+use crate::timefmt::format_rfc3339_ms;
+use crate::tools::maintenance::{mark_ops, MarkerKind};
+use crate::tsdb::block_id::BlockId;
+use crate::tsdb::meta::BlockMeta;
+
+/// The detail of a mark made from the page without one (Thanos leaves it empty).
+const DEFAULT_MARK_DETAIL: &str = "marked in the block viewer";
+
+/// An error in Thanos' envelope.
+pub(super) struct ApiError {
+    status: StatusCode,
+    kind: &'static str,
+    message: String,
+}
+
+impl ApiError {
+    fn bad_data(message: impl Into<String>) -> ApiError {
+        ApiError {
+            status: StatusCode::BAD_REQUEST,
+            kind: "bad_data",
+            message: message.into(),
+        }
+    }
+
+    fn conflict(message: impl Into<String>) -> ApiError {
+        ApiError {
+            status: StatusCode::CONFLICT,
+            kind: "conflict",
+            message: message.into(),
+        }
+    }
+
+    fn unavailable(message: impl Into<String>) -> ApiError {
+        ApiError {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            kind: "unavailable",
+            message: message.into(),
+        }
+    }
+
+    fn internal(message: impl Into<String>) -> ApiError {
+        ApiError {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            kind: "internal",
+            message: message.into(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({"status": "error", "errorType": self.kind, "error": self.message});
+        envelope(self.status, &body)
+    }
+}
+
+/// `data` in Thanos' success envelope.
+fn success(data: &impl Serialize) -> Response {
+    match serde_json::to_value(data) {
+        Ok(data) => envelope(StatusCode::OK, &json!({"status": "success", "data": data})),
+        Err(e) => ApiError::internal(format!("encoding the answer: {e}")).into_response(),
+    }
+}
+
+fn envelope(status: StatusCode, body: &Value) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+/// `GET /api/v1/blocks?view=global|loaded`.
+pub(super) async fn blocks(State(web): State<WebState>, RawQuery(query): RawQuery) -> Response {
+    let view = form_value(query.as_deref().unwrap_or("").as_bytes(), "view");
+    let label = web.viewer.settings.label.clone();
+    let board = &web.http.board;
+    let (global, error) = board.global();
+    let mut refreshed_ms = global.as_ref().map(|g| g.refreshed_ms);
+    let blocks = if view.as_deref() == Some("loaded") {
+        let loaded = board.loaded();
+        refreshed_ms = loaded.as_ref().map(|l| l.refreshed_ms);
+        loaded_blocks(loaded.as_deref(), global.as_deref())
+    } else {
+        global_blocks(global.as_deref(), &web)
+    };
+    success(&json!({
+        "label": label,
+        "blocks": blocks,
+        "refreshedAt": refreshed_ms.map(format_rfc3339_ms),
+        "err": error,
+    }))
+}
+
+/// Every block of the bucket with a readable meta.json.
+fn global_blocks(global: Option<&Snapshot<SyncResult>>, web: &WebState) -> Vec<Value> {
+    let Some(global) = global else {
+        return Vec::new();
+    };
+    let loaded = web.http.board.loaded();
+    let duplicate = |id: &BlockId| {
+        loaded
+            .as_ref()
+            .is_some_and(|l| l.view.units.iter().any(|u| u.duplicates.contains(id)))
+    };
+    global
+        .view
+        .blocks
+        .iter()
+        .filter_map(|(id, block)| {
+            let MetaState::Ok(meta) = &block.meta else {
+                return None;
+            };
+            let state = if block.deletion_mark.is_some() {
+                "deletion-marked"
+            } else if duplicate(id) {
+                "duplicate"
+            } else {
+                "visible"
+            };
+            Some(block_json(meta, Some(block), state))
+        })
+        .collect()
+}
+
+/// The blocks this node's units act on (replica labels removed), with their marks.
+fn loaded_blocks(
+    loaded: Option<&Snapshot<crate::web::board::Loaded>>,
+    global: Option<&Snapshot<SyncResult>>,
+) -> Vec<Value> {
+    let Some(loaded) = loaded else {
+        return Vec::new();
+    };
+    let mut blocks = BTreeMap::new();
+    for unit in &loaded.view.units {
+        for (id, meta) in &unit.blocks {
+            let synced = global.and_then(|g| g.view.blocks.get(id));
+            blocks.insert(*id, block_json(meta, synced, "visible"));
+        }
+    }
+    blocks.into_values().collect()
+}
+
+/// A block's meta.json as JSON with compactd's `compactd` key: its marks and state.
+fn block_json(meta: &BlockMeta, synced: Option<&SyncedBlock>, state: &str) -> Value {
+    let mut value = serde_json::to_value(meta).unwrap_or(Value::Null);
+    let mut marks = Vec::new();
+    if let Some(b) = synced {
+        if let Some(m) = &b.deletion_mark {
+            marks.push(json!({"kind": "deletion", "time": m.deletion_time, "details": m.details}));
+        }
+        if let Some(m) = &b.no_compact_mark {
+            marks.push(json!({"kind": "no-compact", "time": m.no_compact_time, "details": m.details, "reason": m.reason}));
+        }
+        if let Some(m) = &b.no_downsample_mark {
+            marks.push(json!({"kind": "no-downsample", "time": m.no_downsample_time, "details": m.details, "reason": m.reason}));
+        }
+    }
+    if let Value::Object(map) = &mut value {
+        map.insert("compactd".into(), json!({"marks": marks, "state": state}));
+    }
+    value
+}
+
+/// `POST /api/v1/blocks/mark`: form fields `id`, `action` (`DELETION`, `NO_COMPACTION`,
+/// `NO_DOWNSAMPLE`), `detail`, in the body or the query.
+pub(super) async fn mark(
+    State(web): State<WebState>,
+    RawQuery(query): RawQuery,
+    body: Bytes,
+) -> Response {
+    match mark_block(&web, query.as_deref().unwrap_or(""), &body).await {
+        Ok(()) => success(&Value::Null),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn mark_block(web: &WebState, query: &str, body: &[u8]) -> Result<(), ApiError> {
+    if web.viewer.settings.disable_admin {
+        return Err(ApiError::bad_data("Admin operations are disabled"));
+    }
+    let field = |name| form_value(body, name).or_else(|| form_value(query.as_bytes(), name));
+    let id = field("id").unwrap_or_default();
+    let action = field("action").unwrap_or_default();
+    let detail = field("detail").unwrap_or_default();
+    if id.is_empty() {
+        return Err(ApiError::bad_data("ID cannot be empty"));
+    }
+    if action.is_empty() {
+        return Err(ApiError::bad_data("Action cannot be empty"));
+    }
+    let block: BlockId = id
+        .parse()
+        .map_err(|e| ApiError::bad_data(format!("ULID {id:?} is not valid: {e}")))?;
+    let kind = match action.as_str() {
+        "DELETION" => MarkerKind::Deletion,
+        "NO_COMPACTION" => MarkerKind::NoCompact,
+        "NO_DOWNSAMPLE" => MarkerKind::NoDownsample,
+        other => return Err(ApiError::bad_data(format!("not supported marker {other}"))),
+    };
+    let detail = if detail.is_empty() {
+        DEFAULT_MARK_DETAIL
+    } else {
+        detail.as_str()
+    };
+    let (global, _) = web.http.board.global();
+    let Some(global) = global else {
+        return Err(ApiError::unavailable(
+            "the bucket has not been synced yet; try again shortly",
+        ));
+    };
+    let now_ms = crate::tools::now_unix_ms();
+    let ops = mark_ops(&global.view, &[block], kind, detail, false, now_ms)
+        .map_err(ApiError::bad_data)?;
+    let ops = crate::tools::commits::with_streams(
+        &global.view,
+        ops,
+        &web.viewer.settings.plan.replica_labels,
+    );
+    match &web.viewer.marks {
+        MarkRoute::Node => {
+            for (stream, op) in ops.iter().cloned() {
+                let outcome = submit(web, stream, op).await?;
+                if let Some(error) = outcome.error {
+                    return Err(ApiError::conflict(error));
+                }
+            }
+        }
+        MarkRoute::Tool(route) => {
+            crate::tools::commits::apply(Arc::clone(&web.viewer.store), route, ops.clone())
+                .await
+                .map_err(|e| ApiError::conflict(format!("{e:#}")))?;
+        }
+    }
+    for (_, op) in &ops {
+        web.http.board.note_commit(op);
+    }
+    Ok(())
+}
+
+/// Hands one commit to the node and waits for its answer.
+async fn submit(
+    web: &WebState,
+    stream: Option<StreamId>,
+    op: crate::core::request::WriteOp,
+) -> Result<AdminOutcome, ApiError> {
+    let body = AdminBody {
+        stream,
+        ops: vec![op],
+    };
+    let answer = web.http.admin.submit(body).map_err(ApiError::unavailable)?;
+    answer
+        .await
+        .map_err(|_| ApiError::internal("the node stopped before answering"))
+}
+
+/// The value of `name` in an `application/x-www-form-urlencoded` text.
+fn form_value(form: &[u8], name: &str) -> Option<String> {
+    form_urlencoded::parse(form)
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+/// `GET /api/v1/compactor`: what the compactor is doing.
+pub(super) async fn compactor(State(web): State<WebState>) -> Response {
+    let board = &web.http.board;
+    let settings = &web.viewer.settings;
+    let leader = web.http.leader();
+    let node = web.viewer.node.clone();
+    let role = match web.viewer.role {
+        Role::Single => "single",
+        Role::Tool => "tool",
+        Role::Elected if settings.per_stream => "streams",
+        Role::Elected if !leader.leader.is_empty() && leader.leader == node => "leader",
+        Role::Elected => "follower",
+    };
+    let (global, _) = board.global();
+    let loaded = board.loaded();
+    let plan: Vec<Value> = loaded
+        .as_ref()
+        .map(|l| {
+            l.view
+                .units
+                .iter()
+                .flat_map(|unit| {
+                    crate::tools::plan::plan_view(unit, &settings.plan, &settings.ranges)
+                })
+                .filter(|g| !g.compact.is_empty() || !g.marks.is_empty() || g.halts_on_overlap)
+                .map(|g| {
+                    json!({
+                        "group": g.key, "labels": g.labels, "resolution": g.resolution,
+                        "blocks": g.blocks,
+                        "compact": g.compact.iter().map(|b| b.to_string()).collect::<Vec<_>>(),
+                        "marks": g.marks.iter().map(|b| b.to_string()).collect::<Vec<_>>(),
+                        "halts_on_overlap": g.halts_on_overlap,
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let streams: Vec<Value> = web
+        .http
+        .streams()
+        .streams
+        .into_iter()
+        .map(|s| {
+            let labels = global
+                .as_deref()
+                .and_then(|g| stream_labels(&g.view, &s.stream, &settings.plan.replica_labels))
+                .unwrap_or_default();
+            json!({"stream": s.stream, "labels": labels, "assigned": s.assigned, "held": s.held, "epoch": s.epoch})
+        })
+        .collect();
+    let mut data = Map::new();
+    data.insert("node".into(), json!(node));
+    data.insert("role".into(), json!(role));
+    data.insert("admin_operations".into(), json!(!settings.disable_admin));
+    data.insert("leader".into(), json!(leader));
+    data.insert(
+        "lease_remaining_seconds".into(),
+        json!(board.lease_remaining_seconds()),
+    );
+    data.insert("streams".into(), json!(streams));
+    data.insert("failovers".into(), json!(board.failovers_of(&node)));
+    data.insert("halt".into(), json!(board.halt()));
+    data.insert("backlog".into(), json!(board.backlog()));
+    data.insert("jobs".into(), json!(board.jobs()));
+    data.insert("plan".into(), json!(plan));
+    data.insert("audit".into(), json!(board.audit()));
+    data.insert(
+        "refreshed_at".into(),
+        json!(loaded.map(|l| format_rfc3339_ms(l.refreshed_ms))),
+    );
+    success(&Value::Object(data))
+}
+
+/// The labels of `stream` (its id as 16 hex digits), from a block of it.
+fn stream_labels(sync: &SyncResult, stream: &str, replica_labels: &[String]) -> Option<String> {
+    sync.blocks.values().find_map(|b| match &b.meta {
+        MetaState::Ok(meta) => {
+            let id = StreamId::of_block(meta, replica_labels)?;
+            (id.to_string() == stream).then(|| {
+                let labels = meta.thanos.as_ref().map(|t| {
+                    t.labels
+                        .iter()
+                        .filter(|(k, _)| !replica_labels.contains(k))
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect::<Vec<_>>()
+                });
+                crate::tsdb::labels::Labels::from_pairs(labels.unwrap_or_default()).to_string()
+            })
+        }
+        _ => None,
+    })
+}
+
+/// `POST /api/v1/compactor/audit`: runs `tools bucket audit` once.
+pub(super) async fn audit(State(web): State<WebState>) -> Response {
+    let replica_labels = &web.viewer.settings.plan.replica_labels;
+    let report = match crate::tools::audit::audit_bucket(&web.viewer.store, replica_labels).await {
+        Ok(r) => r,
+        Err(e) => return ApiError::unavailable(format!("audit: {e:#}")).into_response(),
+    };
+    let status = AuditStatus {
+        at: format_rfc3339_ms(crate::tools::now_unix_ms()),
+        clean: report.ok() && report.problems.is_empty(),
+        violations: report.violations.iter().map(|v| v.to_string()).collect(),
+        problems: report.problems.clone(),
+        text: report.render_text(),
+    };
+    web.http.board.set_audit(status.clone());
+    success(&status)
+}
+
+/// `GET /api/v1/status/flags`: the flags this process runs with (secrets redacted).
+pub(super) async fn flags(State(web): State<WebState>) -> Response {
+    success(&web.viewer.settings.flags)
+}
+
+/// `GET /api/v1/status/buildinfo`, in Thanos' shape.
+pub(super) async fn buildinfo() -> Response {
+    let build = ThanosBuildLabels::of_this_build();
+    success(&json!({
+        "version": build.version,
+        "revision": build.revision,
+        "branch": build.branch,
+        "buildUser": "",
+        "buildDate": "",
+        "goVersion": build.goversion,
+    }))
+}
