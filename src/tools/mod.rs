@@ -24,6 +24,7 @@ pub mod replicate;
 pub mod rewrite;
 pub mod upload;
 pub mod verify;
+pub mod web;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 

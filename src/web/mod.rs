@@ -143,35 +143,30 @@ pub fn routes(http: Arc<HttpState>, viewer: Arc<Viewer>) -> Router {
     let prefix = viewer.settings.route_prefix.clone();
     let cors = !viewer.settings.disable_cors;
     let state = WebState { http, viewer };
+    let at = |path: &str| format!("{prefix}{path}");
     let mut api = Router::new()
-        .route("/api/v1/blocks", get(api::blocks))
-        .route("/api/v1/blocks/mark", post(api::mark))
-        .route("/api/v1/compactor", get(api::compactor))
-        .route("/api/v1/compactor/audit", post(api::audit))
-        .route("/api/v1/status/flags", get(api::flags))
-        .route("/api/v1/status/buildinfo", get(api::buildinfo));
+        .route(&at("/api/v1/blocks"), get(api::blocks))
+        .route(&at("/api/v1/blocks/mark"), post(api::mark))
+        .route(&at("/api/v1/compactor"), get(api::compactor))
+        .route(&at("/api/v1/compactor/audit"), post(api::audit))
+        .route(&at("/api/v1/status/flags"), get(api::flags))
+        .route(&at("/api/v1/status/buildinfo"), get(api::buildinfo));
     if cors {
         api = api.layer(axum::middleware::from_fn(with_cors));
     }
-    let pages = Router::new()
-        .route("/", get(assets::index))
-        .route("/blocks", get(assets::index))
-        .route("/loaded", get(assets::index))
-        .route("/static/app.js", get(assets::script))
-        .route("/static/style.css", get(assets::style));
-    let viewer = pages.merge(api).with_state(state);
-    if prefix.is_empty() {
-        return viewer;
+    let mut pages = Router::new()
+        .route(&at("/"), get(assets::index))
+        .route(&at("/blocks"), get(assets::index))
+        .route(&at("/loaded"), get(assets::index))
+        .route(&at("/static/app.js"), get(assets::script))
+        .route(&at("/static/style.css"), get(assets::style));
+    if !prefix.is_empty() {
+        let target = at("/");
+        pages = pages
+            .route(&prefix, get(assets::index))
+            .route("/", get(move || async move { Redirect::to(&target) }));
     }
-    let target = format!("{prefix}/");
-    let to_prefix = move || {
-        let target = target.clone();
-        async move { Redirect::to(&target) }
-    };
-    Router::new()
-        .nest(&prefix, viewer)
-        .route("/", get(to_prefix.clone()))
-        .route(&prefix, get(to_prefix))
+    pages.merge(api).with_state(state)
 }
 
 /// Thanos' CORS headers on every API answer (`--web.disable-cors` leaves them out); a

@@ -16,6 +16,7 @@ mod replicate;
 mod rewrite;
 mod upload_blocks;
 mod verify;
+mod web;
 
 /// The `tools bucket` subcommands.
 #[derive(Subcommand)]
@@ -43,6 +44,8 @@ pub enum BucketCommand {
     UploadBlocks(upload_blocks::UploadBlocksArgs),
     /// Rewrite blocks without the series the deletion requests select and/or with relabelled series (dry run by default).
     Rewrite(Box<rewrite::RewriteArgs>),
+    /// Serve the block viewer for the bucket (timelines, block details, marks under the fence or through --leader.url), refreshed every --refresh.
+    Web(Box<web::WebArgs>),
 }
 
 /// The bucket every subcommand works on (Thanos' `--objstore.config[-file]`).
@@ -149,6 +152,7 @@ pub fn run(cmd: BucketCommand) -> anyhow::Result<ExitCode> {
         BucketCommand::Replicate(a) => return replicate::run(*a),
         BucketCommand::UploadBlocks(a) => return upload_blocks::run(a),
         BucketCommand::Rewrite(a) => return rewrite::run(*a),
+        BucketCommand::Web(a) => return web::run(*a),
     };
     verify::run(*args)
 }

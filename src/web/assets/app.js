@@ -45,6 +45,8 @@
     auditRunning: false,
     markBusy: false,
     metaUrl: null,
+    detailsKey: "",        // what the details panel shows (re-rendered only when it changes)
+    loaded: false,         // a blocks answer was drawn at least once
     domain: null,          // {lo, hi, width} of the last draw (for zooming)         // object URL of the current "Download meta.json" link
   };
 
@@ -165,8 +167,11 @@
       setBlocks(data || {});
       setError("blocks", "");
       draw(t0);
+      S.loaded = true;
     } catch (e) {
-      if (seq === S.blocksSeq) setError("blocks", e.message);
+      if (seq !== S.blocksSeq) return;
+      setError("blocks", e.message);
+      if (!S.loaded) $("timeline").innerHTML = `<p class="pad bad">Could not load the blocks: ${esc(e.message)}</p>`;
     } finally {
       if (seq === S.blocksSeq) btn.disabled = false;
     }
@@ -185,8 +190,6 @@
     S.blocks = blocks.map(prepBlock);
     S.byId = new Map(S.blocks.map((b) => [b.id, b]));
     updateLevelOptions();
-    if (S.selected && S.byId.has(S.selected)) renderDetails(S.selected);
-    else if (S.selected) renderDetails(S.selected); // shows "no longer in this view"
   }
 
   /** Wraps a meta.json with the derived fields the page needs (the meta stays untouched). */
@@ -271,13 +274,8 @@
     }
     const out = new Set();
     for (const list of groups.values()) {
+      // Sorted by start, block j > i overlaps i exactly when it starts before i ends.
       list.sort((a, b) => a.min - b.min);
-      let reach = null; // the block reaching furthest right so far
-      for (const b of list) {
-        if (reach && b.min < reach.max) { out.add(b.id); out.add(reach.id); }
-        if (!reach || b.max > reach.max) reach = b;
-      }
-      // A block may overlap one that is not the furthest-reaching: second pass catches it.
       for (let i = 0; i < list.length; i++) {
         for (let j = i + 1; j < list.length && list[j].min < list[i].max; j++) {
           out.add(list[i].id); out.add(list[j].id);
@@ -407,7 +405,7 @@
       parts.push(`<p class="muted pad">${S.blocks.length ? "No block matches the filters." : "No blocks in this view."}</p>`);
     }
     for (const row of layoutRows(shown)) {
-      parts.push(`<div class="row"><div class="row-head"><span class="row-key">${esc(row.key)}</span> <span class="muted">${row.count} blocks</span></div>`);
+      parts.push(`<div class="row"><div class="row-head"><span class="row-key">${esc(row.key)}</span> <span class="muted">${row.count} block${row.count === 1 ? "" : "s"}</span></div>`);
       for (const lane of row.lanes) {
         const h = lane.subrows * SUBROW_H + 2;
         parts.push(`<div class="lane"><div class="lane-name">${esc(resName(lane.res))}</div><svg class="lane-svg" width="${width}" height="${h}">${grid(h)}`);
@@ -422,6 +420,7 @@
     S.rectById = new Map();
     for (const el of tl.querySelectorAll(".block")) S.rectById.set(el.getAttribute("data-block-id"), el);
     applyHighlights();
+    refreshDetails();
     void tl.offsetHeight; // force layout so renderMs includes it
     const renderMs = performance.now() - start;
     window.__compactd = { rendered: S.rectById.size, renderMs, view: VIEW };
@@ -503,6 +502,7 @@
     S.planIds = planIds;
     S.jobIds = jobIds;
     applyHighlights();
+    refreshDetails();
   }
 
   // ---------------------------------------------------------------- zoom (drag on the axis)
@@ -579,7 +579,7 @@
       if (scroll && el.scrollIntoView) el.scrollIntoView({ block: "nearest", inline: "nearest" });
     }
     if (prev !== id) $("mark-result").textContent = "";
-    renderDetails(id);
+    renderDetails(id, true);
     updateMarkControls();
     const panel = $("block-details");
     const r = panel.getBoundingClientRect();
@@ -599,11 +599,20 @@
     return JSON.stringify(copy, null, 2) + "\n";
   }
 
-  function renderDetails(id) {
+  /** Re-renders the details of the selected block if what they show changed. */
+  function refreshDetails() {
+    if (S.selected) renderDetails(S.selected, false);
+  }
+
+  /** Fills #block-details with a block's details (force: even if nothing changed). */
+  function renderDetails(id, force) {
     const panel = $("block-details");
     const body = $("details-body");
     panel.hidden = false;
     const b = S.byId.get(id);
+    const key = [id, !!b, S.rectById.has(id), S.planIds.has(id), S.jobIds.has(id), b ? JSON.stringify(b.meta) : ""].join("|");
+    if (!force && key === S.detailsKey) return;
+    S.detailsKey = key;
     if (!b) {
       body.innerHTML = `<p class="mono">${esc(id)}</p><p class="warn">This block is not in the ${VIEW} view (any more).</p>`;
       return;
@@ -708,6 +717,11 @@
       renderStatus(S.compactor);
     } catch (e) {
       setError("compactor", e.message);
+      if (!S.compactor) {
+        for (const id of ["jobs", "plan", "backlog", "ownership", "failovers", "audit-body"]) {
+          $(id).innerHTML = '<p class="muted">unavailable (see the status line)</p>';
+        }
+      }
     } finally {
       S.statusBusy = false;
     }
@@ -752,7 +766,7 @@
     el.className = "halt halt-on";
     el.innerHTML = `<div class="halt-title">Compactor halted${h.stream ? ` (stream ${esc(h.stream)})` : ""}` +
       `${h.since ? ` <span class="halt-since">since ${fmtTs(h.since)}</span>` : ""}</div>` +
-      `<div><b>Reason:</b> ${esc(h.reason)}</div><div><b>Fix:</b> ${esc(h.fix)}</div>`;
+      `<div class="halt-text"><b>Reason:</b> ${esc(h.reason)}</div><div class="halt-text"><b>Fix:</b> ${esc(h.fix)}</div>`;
   }
 
   function renderOwnership(o) {
