@@ -109,7 +109,17 @@ impl Chromium {
         args.push(format!("--user-data-dir={}", profile.path().display()));
         let caps = json!({
             "browserName": "chrome",
-            "goog:chromeOptions": { "binary": self.chromium, "args": args },
+            "goog:chromeOptions": {
+                "binary": self.chromium,
+                "args": args,
+                // Debian's default first tab is the new tab page, which navigates to
+                // https://start.duckduckgo.com/: on a closed network chromedriver's first
+                // command then waits up to a DNS timeout (5 s) for that navigation to fail.
+                "prefs": {
+                    "session.restore_on_startup": 4,
+                    "session.startup_urls": ["about:blank"],
+                },
+            },
             "goog:loggingPrefs": { "browser": "ALL" },
         });
         let body = json!({ "capabilities": { "alwaysMatch": caps } });
