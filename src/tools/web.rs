@@ -39,7 +39,7 @@ pub async fn serve(tool: WebTool, bucket_name: &str) -> anyhow::Result<()> {
         Some(web) if web.current().tls.is_some() => "https",
         _ => "http",
     };
-    tracing::info!(scheme, address = %listener.local_addr()?, "serving the block viewer");
+    tracing::info!(scheme, address = %listener.local_addr()?, "serving HTTP: the block viewer");
     let refresher = tokio::spawn(refresh_loop(
         Arc::clone(&http.board),
         Arc::clone(&tool.viewer.store),

@@ -107,7 +107,8 @@ pub struct JobStatus {
     pub elapsed_seconds: f64,
     /// Series written.
     pub series_done: u64,
-    /// The inputs' series (an upper bound: merging and deduplication make fewer).
+    /// The series the new block is expected to have: the largest input's (a stream's series
+    /// mostly repeat from block to block), or the series written if more (churn).
     pub series_total: u64,
     /// Bytes of the inputs read from the bucket.
     pub bytes_read: u64,
@@ -433,7 +434,14 @@ fn job_status(j: &RunningJob) -> JobStatus {
         started_at: format_rfc3339_ms(j.started_ms),
         elapsed_seconds: j.started.elapsed().as_secs_f64(),
         series_done: load(&j.progress.series_done),
-        series_total: j.job.inputs.iter().map(|m| m.stats.num_series).sum(),
+        series_total: j
+            .job
+            .inputs
+            .iter()
+            .map(|m| m.stats.num_series)
+            .max()
+            .unwrap_or(0)
+            .max(load(&j.progress.series_done)),
         bytes_read: load(&j.progress.reads.bytes),
         bytes_written: load(&j.progress.bytes_written),
     }

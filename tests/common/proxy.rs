@@ -26,6 +26,9 @@
 //! (`PUT`, `POST`, `DELETE`), for tests that must show a client wrote nothing
 //! ([`Proxy::mutations`]).
 //!
+//! [`Proxy::limit_answers`] slows the answers down to a rate (a slow link to the store), so
+//! that a test can watch work that would otherwise finish before it looks.
+//!
 //! Dropping the [`Proxy`] closes the listener and every connection it made.
 
 use std::io::{Read, Write};
@@ -126,6 +129,8 @@ struct Shared {
     discarded: [AtomicU64; 2],
     /// The request lines of mutating requests forwarded to the target, in arrival order.
     mutations: Mutex<Vec<String>>,
+    /// Bytes per second each connection forwards to its client; 0: no limit.
+    answer_rate: AtomicU64,
 }
 
 impl Shared {
@@ -161,6 +166,7 @@ impl Proxy {
             forwarded: [AtomicU64::new(0), AtomicU64::new(0)],
             discarded: [AtomicU64::new(0), AtomicU64::new(0)],
             mutations: Mutex::new(Vec::new()),
+            answer_rate: AtomicU64::new(0),
         });
         let s = shared.clone();
         let accept = std::thread::Builder::new()
@@ -187,6 +193,13 @@ impl Proxy {
     /// Switches the mode; it applies to the next chunk read on every connection, open or new.
     pub fn set_mode(&self, mode: Mode) {
         self.shared.mode.store(mode.as_u8(), Ordering::SeqCst);
+    }
+
+    /// Forwards answers at most `bytes_per_second` per connection from now on (0: no limit).
+    pub fn limit_answers(&self, bytes_per_second: u64) {
+        self.shared
+            .answer_rate
+            .store(bytes_per_second, Ordering::SeqCst);
     }
 
     /// The current mode.
@@ -350,6 +363,10 @@ fn copy(mut from: TcpStream, mut to: TcpStream, dir: Dir, shared: Arc<Shared>) {
                 return;
             }
             shared.forwarded[dir as usize].fetch_add(n as u64, Ordering::SeqCst);
+            let rate = shared.answer_rate.load(Ordering::SeqCst);
+            if dir == Dir::ToClient && rate > 0 {
+                std::thread::sleep(Duration::from_secs_f64(n as f64 / rate as f64));
+            }
             if dir == Dir::ToTarget {
                 let mut found = Vec::new();
                 requests.feed(&buf[..n], &mut found);

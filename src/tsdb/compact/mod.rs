@@ -202,6 +202,7 @@ fn write_series(
         opts.dedup,
         |batch| {
             let mut index = index_cell.borrow_mut();
+            let before = stats.num_series;
             for s in &batch.series {
                 let merged = &batch.merged[s.merged.clone()];
                 if merged.is_empty() {
@@ -218,6 +219,12 @@ fn write_series(
                     &mut metas,
                     &mut stats,
                 )?;
+            }
+            if let Some(written) = &opts.series_written {
+                written.fetch_add(
+                    stats.num_series - before,
+                    std::sync::atomic::Ordering::Relaxed,
+                );
             }
             Ok(())
         },

@@ -93,14 +93,19 @@ fn non_overlapping_blocks_are_concatenated_with_chunks_copied() {
     let pb = write_block(dir.path(), 2, 1000, 2000, &b, &Tombstones::default());
     let out = dir.path().join("out");
     let id = BlockId::from_parts(9, 9);
-    let res = compact_blocks(
-        &[pb.clone(), pa.clone()],
-        &out,
-        id,
-        &CompactOptions::default(),
-    )
-    .unwrap()
-    .unwrap();
+    let written = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let opts = CompactOptions {
+        series_written: Some(std::sync::Arc::clone(&written)),
+        ..CompactOptions::default()
+    };
+    let res = compact_blocks(&[pb.clone(), pa.clone()], &out, id, &opts)
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        written.load(std::sync::atomic::Ordering::Relaxed),
+        3,
+        "progress counts every series"
+    );
     let mut want = a.clone();
     for (l, s) in &b {
         want.entry(l.clone()).or_default().extend(s);
