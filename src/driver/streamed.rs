@@ -86,6 +86,7 @@ pub async fn run_streamed_job(
         accept_unsorted_label_names: opts.accept_malformed_index,
     };
     let (id, kind, metas) = (job.output, job.kind, job.inputs.clone());
+    let series_done = Arc::clone(&progress.series_done);
     // The engine blocks on its reads and uploads: off the async threads.
     let result = tokio::task::spawn_blocking(move || {
         let blocks = inputs
@@ -95,7 +96,9 @@ pub async fn run_streamed_job(
             .collect::<crate::tsdb::Result<Vec<_>>>()?;
         match kind {
             JobKind::Downsample { resolution_ms } => match blocks.into_iter().next() {
-                Some(block) => downsample_to(block, target, id, resolution_ms, read),
+                Some(block) => {
+                    downsample_to(block, target, id, resolution_ms, read, Some(&series_done))
+                }
                 None => Err(crate::tsdb::TsdbError::Unsupported(
                     "a downsampling job needs one input block".into(),
                 )),

@@ -43,6 +43,7 @@ mod writer;
 mod tests;
 
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::block::{BlockReader, BlockTarget, CHUNKS_DIRNAME};
 use super::block_id::BlockId;
@@ -155,18 +156,21 @@ pub fn downsample_block_with(
         id,
         resolution_ms,
         read,
+        None,
     )
 }
 
 /// Downsamples the open `block` into `target`: what [`downsample_block_with`] does, wherever
 /// the input is read from and the output goes (a bucket target gets the files only; the
-/// caller creates meta.json from the returned meta).
+/// caller creates meta.json from the returned meta); counts every series done into
+/// `series_done` when given (progress reports).
 pub fn downsample_to(
     mut block: BlockReader,
     target: BlockTarget,
     id: BlockId,
     resolution_ms: i64,
     read: ReadOptions,
+    series_done: Option<&AtomicU64>,
 ) -> Result<Option<CompactOutput>> {
     let from = block
         .meta
@@ -190,6 +194,9 @@ pub fn downsample_to(
             series::downsample_series(&chunks, &arena, from, resolution_ms, &mut scratch)
                 .map_err(|e| series_error(&block, resolution_ms, &labels, &metas, &chunks, e))?;
         out.add_series(&labels, &downsampled)?;
+        if let Some(done) = series_done {
+            done.fetch_add(1, Ordering::Relaxed);
+        }
     }
     out.finish(&block.meta, id, resolution_ms)
 }
