@@ -370,6 +370,7 @@ fn run(
             label: a.thanos.bucket_web_label,
             global_sync_interval_ms: a.thanos.block_viewer_sync_interval,
             global_sync_timeout_ms: a.thanos.block_viewer_sync_timeout,
+            node_url_template: a.thanos.web_node_url_template,
             flags,
         },
     };

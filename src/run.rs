@@ -153,6 +153,8 @@ pub struct WebFlags {
     pub global_sync_interval_ms: Option<u64>,
     /// `--block-viewer.global.sync-block-timeout` in ms (`None`: Thanos' 5m).
     pub global_sync_timeout_ms: Option<u64>,
+    /// `--web.node-url-template`.
+    pub node_url_template: Option<String>,
     /// Every flag of the command line and its value, for `/api/v1/status/flags`.
     pub flags: std::collections::BTreeMap<String, String>,
 }
@@ -312,6 +314,7 @@ impl RunConfig {
                 .map_err(|e| anyhow::anyhow!("{e}"))?,
             global_sync_interval: ms(web.global_sync_interval_ms, GLOBAL_SYNC_INTERVAL_DEFAULT),
             global_sync_timeout: ms(web.global_sync_timeout_ms, GLOBAL_SYNC_TIMEOUT_DEFAULT),
+            node_url_template: web.node_url_template.clone().filter(|t| !t.is_empty()),
         };
         Ok(Arc::new(Viewer {
             settings,

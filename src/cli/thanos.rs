@@ -56,6 +56,9 @@ pub struct ThanosCompat {
     /// Leave out the CORS headers (Access-Control-Allow-Origin: *) of the viewer's API.
     #[arg(long = "web.disable-cors", num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false", action = clap::ArgAction::Set)]
     pub web_disable_cors: bool,
+    /// compactd: another replica's block viewer URL with {node} for its --node.name (e.g. http://{node}.compactd:10902); a follower's page links to the leader's.
+    #[arg(long = "web.node-url-template")]
+    pub web_node_url_template: Option<String>,
     /// External label the block viewer groups its timeline rows by.
     #[arg(long = "bucket-web-label")]
     pub bucket_web_label: Option<String>,

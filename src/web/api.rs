@@ -331,14 +331,19 @@ pub(super) async fn compactor(State(web): State<WebState>) -> Response {
                 .as_deref()
                 .and_then(|g| stream_labels(&g.view, &s.stream, &settings.plan.replica_labels))
                 .unwrap_or_default();
-            json!({"stream": s.stream, "labels": labels, "assigned": s.assigned, "held": s.held, "epoch": s.epoch})
+            let owner_url = settings.node_url(&s.assigned);
+            json!({"stream": s.stream, "labels": labels, "assigned": s.assigned, "owner_url": owner_url, "held": s.held, "epoch": s.epoch})
         })
         .collect();
     let mut data = Map::new();
     data.insert("node".into(), json!(node));
     data.insert("role".into(), json!(role));
     data.insert("admin_operations".into(), json!(!settings.disable_admin));
+    let leader_url = (role == "follower")
+        .then(|| settings.node_url(&leader.leader))
+        .flatten();
     data.insert("leader".into(), json!(leader));
+    data.insert("leader_url".into(), json!(leader_url));
     data.insert(
         "lease_remaining_seconds".into(),
         json!(board.lease_remaining_seconds()),

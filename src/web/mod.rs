@@ -60,6 +60,17 @@ pub struct WebSettings {
     pub global_sync_interval: Duration,
     /// `--block-viewer.global.sync-block-timeout`.
     pub global_sync_timeout: Duration,
+    /// `--web.node-url-template`: another replica's viewer URL with `{node}` for its
+    /// `--node.name`, so that a follower's page links to the leader's live state.
+    pub node_url_template: Option<String>,
+}
+
+impl WebSettings {
+    /// The viewer URL of replica `node`, from `--web.node-url-template`.
+    pub fn node_url(&self, node: &str) -> Option<String> {
+        let template = self.node_url_template.as_deref()?;
+        (!node.is_empty()).then(|| template.replace("{node}", node))
+    }
 }
 
 impl WebSettings {

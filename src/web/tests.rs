@@ -42,6 +42,7 @@ fn settings() -> WebSettings {
         ranges: compaction_ranges(4).unwrap(),
         global_sync_interval: GLOBAL_SYNC_INTERVAL_DEFAULT,
         global_sync_timeout: GLOBAL_SYNC_TIMEOUT_DEFAULT,
+        node_url_template: Some("http://{node}.compactd:10902".into()),
     }
 }
 
@@ -206,12 +207,14 @@ async fn compactor_status_shows_the_plan_jobs_halt_and_failovers() {
         })),
         T0_MS,
     );
+    s.http.set_leader("r2", 7, "2025-01-01T00:00:00.000Z");
     board.on_event(&Event::Halted("overlaps found in group 0@1".into()), T0_MS);
     let (status, body, _) = s.get("/api/v1/compactor").await;
     assert_eq!(status, 200);
     let v: Value = serde_json::from_str(&body).unwrap();
     let data = &v["data"];
     assert_eq!(data["role"], "follower");
+    assert_eq!(data["leader_url"], "http://r2.compactd:10902");
     let plan = data["plan"].as_array().unwrap();
     assert_eq!(plan.len(), 1);
     assert_eq!(plan[0]["compact"].as_array().unwrap().len(), 4);

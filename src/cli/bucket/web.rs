@@ -113,6 +113,7 @@ pub fn run(a: WebArgs) -> anyhow::Result<ExitCode> {
         ranges: compaction_ranges(max_compaction_level).map_err(|e| anyhow::anyhow!("{e}"))?,
         global_sync_interval: Duration::from_millis(a.refresh),
         global_sync_timeout: Duration::from_millis(a.timeout),
+        node_url_template: None,
     };
     let viewer = Arc::new(Viewer {
         settings,

@@ -739,7 +739,7 @@
     const admin = c.admin_operations !== false;
     if (admin !== S.admin) { S.admin = admin; updateMarkControls(); }
     renderHalt(c.halt || null);
-    panel("ownership", { node: c.node, role: c.role, leader: c.leader, lease: c.lease_remaining_seconds, streams: c.streams, admin, at: c.refreshed_at }, renderOwnership);
+    panel("ownership", { node: c.node, role: c.role, leader: c.leader, leaderUrl: c.leader_url, lease: c.lease_remaining_seconds, streams: c.streams, admin, at: c.refreshed_at }, renderOwnership);
     panel("backlog", c.backlog || null, renderBacklog);
     panel("jobs", Array.isArray(c.jobs) ? c.jobs : [], renderJobs);
     panel("plan", Array.isArray(c.plan) ? c.plan : [], renderPlan);
@@ -776,6 +776,7 @@
       row("Role", esc(o.role || "—")) +
       row("Node", o.node ? esc(o.node) : '<span class="muted">(none)</span>') +
       row("Leader", L.leader ? `${esc(L.leader)}${L.leader === o.node && o.node ? " (this node)" : ""}` : '<span class="muted">unknown</span>') +
+      (o.leaderUrl ? row("Live state", `<a id="leader-link" href="${esc(o.leaderUrl)}">the leader's viewer</a> <span class="muted">(plan, jobs, backlog)</span>`) : "") +
       row("Epoch", L.epoch != null ? esc(L.epoch) : "—") +
       row("Leader since", fmtTs(L.since)) +
       row("Lease remaining", o.lease == null ? '<span class="muted">no lease held</span>' : esc(o.lease.toFixed(1) + " s")) +
@@ -784,7 +785,7 @@
       `</table>`;
     if (Array.isArray(o.streams) && o.streams.length) {
       html += `<table class="tbl"><tr><th>stream</th><th>labels</th><th>assigned</th><th>held</th><th>epoch</th></tr>` +
-        o.streams.map((s) => `<tr><td class="mono">${esc(s.stream)}</td><td>${esc(s.labels)}</td><td>${esc(s.assigned || "—")}</td>` +
+        o.streams.map((s) => `<tr><td class="mono">${esc(s.stream)}</td><td>${esc(s.labels)}</td><td>${s.owner_url ? `<a href="${esc(s.owner_url)}">${esc(s.assigned)}</a>` : esc(s.assigned || "—")}</td>` +
           `<td>${s.held ? "yes" : "no"}</td><td>${esc(s.epoch)}</td></tr>`).join("") + `</table>`;
     }
     return html;
