@@ -177,16 +177,24 @@ async fn blocks_api_answers_in_thanos_shape_with_marks_and_states() {
     assert!(data["refreshedAt"].as_str().unwrap().ends_with('Z'));
     let blocks = data["blocks"].as_array().unwrap();
     assert_eq!(blocks.len(), 5);
-    for field in [
-        "ulid",
-        "minTime",
-        "maxTime",
-        "stats",
-        "compaction",
-        "version",
-        "thanos",
+    // The fields of Thanos' UI type `Block` (pkg/ui/react-app/src/thanos/pages/blocks/block.ts).
+    for pointer in [
+        "/ulid",
+        "/minTime",
+        "/maxTime",
+        "/version",
+        "/stats/numSeries",
+        "/compaction/level",
+        "/compaction/sources",
+        "/thanos/labels",
+        "/thanos/downsample/resolution",
+        "/thanos/source",
     ] {
-        assert!(blocks[0].get(field).is_some(), "missing {field}");
+        assert!(
+            blocks[0].pointer(pointer).is_some(),
+            "missing {pointer}: {}",
+            blocks[0]
+        );
     }
     assert_eq!(blocks[0]["thanos"]["labels"]["cluster"], "eu1");
     assert_eq!(blocks[0]["compactd"]["state"], "visible");
