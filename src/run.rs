@@ -404,18 +404,18 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<i32> {
         http = http.with_viewer(Arc::clone(viewer));
     }
     let http = Arc::new(http);
-    if let Some(viewer) = &viewer {
-        // The node's own syncs feed the views; a node that has not synced within the interval
-        // (a follower syncs nothing) syncs the bucket for the page.
+    if let (Some(viewer), Some(_)) = (&viewer, &leader.election) {
+        // The node's own syncs feed the views; a follower syncs nothing, so it syncs the
+        // bucket for the page.
         let settings = &viewer.settings;
-        let interval = settings
-            .global_sync_interval
-            .max(Duration::from_millis(cfg.wait_interval_ms));
         tokio::spawn(crate::web::refresh::refresh_loop(
             Arc::clone(&http.board),
             Arc::clone(&bucket.store),
-            crate::web::refresh::Refresh::GlobalWhenStale,
-            interval,
+            crate::web::refresh::Refresh::WhileFollowing {
+                node: leader.node.clone(),
+                http: Arc::clone(&http),
+            },
+            settings.global_sync_interval,
             settings.global_sync_timeout,
         ));
     }

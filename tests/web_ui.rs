@@ -11,6 +11,8 @@
 //! - The scale benchmark's shape of bucket (200 streams of 25 blocks: 5,000 blocks) served by
 //!   `tools bucket web`: the page draws them all; the time from its fetch to the drawn page is
 //!   printed and must stay under 2 s.
+//! - Two replicas elected through etcd: the follower's page has the bucket (its own syncs) and
+//!   links to the leader's.
 //!
 //! Skipped with a printed reason when chromium, chromedriver or SeaweedFS is missing; failing
 //! under CI=true.
@@ -22,11 +24,14 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
+use common::etcd::Etcd;
 use common::proxy::Proxy;
-use common::replicas::Replica;
+use common::replicas::{wait_for, Cluster, Replica, SLOW};
 use common::seaweed::Seaweed;
 use common::webdriver::{wait_until, Chromium, Session};
-use common::{bucket_objects, fs_config, generate_stream, upload_dir, CompactdRun};
+use common::{
+    bucket_objects, fs_config, generate_stream, http_get, try_http_get, upload_dir, CompactdRun,
+};
 use compactd::tsdb::block_id::BlockId;
 use compactd::tsdb::meta::{BlockMeta, META_FILENAME};
 use serde_json::{json, Value};
@@ -393,4 +398,45 @@ fn five_thousand_blocks_render_in_under_two_seconds() -> Result<()> {
     assert!(ms < 2000.0, "{count} blocks took {ms:.0} ms to render");
     rt.block_on(session.close())?;
     Ok(())
+}
+
+/// An elected follower syncs nothing of its own: its page's global view comes from its own
+/// sync every `--block-viewer.global.sync-block-interval`, and it links to the leader's page
+/// (`--web.node-url-template`).
+#[test]
+fn a_follower_shows_the_bucket_and_links_to_its_leader() {
+    let Some(etcd) = Etcd::start() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().expect("tmp");
+    let bucket = tmp.path().join("bucket");
+    generate_stream(&bucket, 50, 12, "cluster=a", 1, &[]);
+    let config = fs_config(&bucket);
+    let cluster = Cluster::new(&etcd, tmp.path(), &config, "viewer-follower")
+        .with_flags(&[
+            "--web.node-url-template=http://{node}.compactd:10902",
+            "--block-viewer.global.sync-block-interval=1s",
+        ])
+        .with_replicas(2);
+    let ((leader, _), _) = cluster.agreed_leader(SLOW);
+    let leader_name = cluster.replicas[leader].name.clone();
+    let follower = &cluster.replicas[1 - leader];
+    let (status, _) = wait_for(SLOW, "the follower's global view", || {
+        let (_, body) = try_http_get(follower.port, "/api/v1/blocks?view=global").ok()?;
+        let v: Value = serde_json::from_str(&body).ok()?;
+        let blocks = v["data"]["blocks"].as_array()?.len();
+        (blocks > 0 && v["data"]["refreshedAt"].is_string()).then_some(v)
+    });
+    assert!(status["data"]["err"].is_null(), "{status}");
+    let (_, body) = http_get(follower.port, "/api/v1/compactor");
+    let v: Value = serde_json::from_str(&body).expect("JSON");
+    assert_eq!(v["data"]["role"], "follower", "{v}");
+    assert_eq!(
+        v["data"]["leader_url"],
+        format!("http://{leader_name}.compactd:10902")
+    );
+    let (_, body) = http_get(cluster.replicas[leader].port, "/api/v1/compactor");
+    let v: Value = serde_json::from_str(&body).expect("JSON");
+    assert_eq!(v["data"]["role"], "leader", "{v}");
+    assert!(v["data"]["leader_url"].is_null());
 }

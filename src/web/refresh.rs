@@ -1,8 +1,8 @@
-//! Keeps the global view fresh where the compactor's own syncs do not: a follower (which
-//! syncs nothing) and `tools bucket web` sync the bucket every
-//! `--block-viewer.global.sync-block-interval` (`--refresh` for the tool), each sync bounded
-//! by its timeout. A node that synced within the interval is not synced again: the page's
-//! views are the compactor's own syncs then, at no extra cost.
+//! Keeps the global view fresh where the compactor's own syncs do not: an elected replica
+//! that neither leads nor holds a stream (a follower, which syncs nothing) syncs the bucket
+//! when its view is older than `--block-viewer.global.sync-block-interval`, and `tools bucket
+//! web` every `--refresh`, each sync bounded by its timeout. A replica that writes syncs on its
+//! own schedule: the page shows its syncs, at no extra cost.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,14 +12,39 @@ use object_store::ObjectStore;
 use super::board::{Board, Loaded};
 use crate::core::types::{Millis, Now};
 use crate::core::view::{build_view, ViewConfig};
+use crate::http::HttpState;
 
-/// What a refresh makes of its sync besides the global view.
+/// How often a follower checks whether its view is stale.
+const FOLLOWER_CHECK: Duration = Duration::from_secs(5);
+
+/// When to sync, and what of.
 #[derive(Clone, Debug)]
 pub enum Refresh {
-    /// Only the global view, and only when the node has not synced within the interval.
-    GlobalWhenStale,
+    /// The global view, while replica `node` follows (neither leads nor holds a stream, as
+    /// `http` knows) and its view is older than the interval.
+    WhileFollowing {
+        /// This replica's `--node.name`.
+        node: String,
+        /// Who leads and which streams are held.
+        http: Arc<HttpState>,
+    },
     /// Every interval, the global view and the loaded view through these filters (a tool).
     Always(ViewConfig),
+}
+
+impl Refresh {
+    /// Whether to sync now, the global view last refreshed at `refreshed_ms`.
+    fn due(&self, refreshed_ms: Option<i64>, now_ms: i64, interval_ms: i64) -> bool {
+        match self {
+            Refresh::Always(_) => true,
+            Refresh::WhileFollowing { node, http } => {
+                let writes =
+                    http.leader().leader == *node || http.streams().streams.iter().any(|s| s.held);
+                let stale = refreshed_ms.is_none_or(|at| now_ms - at >= interval_ms);
+                !writes && stale
+            }
+        }
+    }
 }
 
 /// Syncs `store` into `board` every `interval` (bounded by `timeout`) as `what` says, until
@@ -32,15 +57,21 @@ pub async fn refresh_loop(
     timeout: Duration,
 ) {
     let interval_ms = interval.as_millis() as i64;
+    // A replica looks often whether it follows (it may lose or win a term any time), and
+    // first after a pause: a replica about to lead syncs on its own.
+    let pause = match what {
+        Refresh::Always(_) => Duration::ZERO,
+        Refresh::WhileFollowing { .. } => interval.min(FOLLOWER_CHECK),
+    };
     loop {
+        tokio::time::sleep(pause).await;
         let now_ms = crate::tools::now_unix_ms();
-        let fresh = board
-            .global_refreshed_ms()
-            .is_some_and(|at| now_ms - at < interval_ms);
-        if matches!(what, Refresh::Always(_)) || !fresh {
+        if what.due(board.global_refreshed_ms(), now_ms, interval_ms) {
             refresh_once(&board, &store, &what, timeout).await;
         }
-        tokio::time::sleep(interval).await;
+        if matches!(what, Refresh::Always(_)) {
+            tokio::time::sleep(interval).await;
+        }
     }
 }
 
