@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::{json, Map, Value};
@@ -190,12 +190,35 @@ fn block_json(meta: &BlockMeta, synced: Option<&SyncedBlock>, state: &str) -> Va
 pub(super) async fn mark(
     State(web): State<WebState>,
     RawQuery(query): RawQuery,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    if let Some(why) = cross_site(&headers) {
+        return ApiError {
+            status: StatusCode::FORBIDDEN,
+            kind: "forbidden",
+            message: format!("marks are refused from another site's page: {why}"),
+        }
+        .into_response();
+    }
     match mark_block(&web, query.as_deref().unwrap_or(""), &body).await {
         Ok(()) => success(&Value::Null),
         Err(e) => e.into_response(),
     }
+}
+
+/// Why a request comes from a page of another site, if it does: a form on any web page can
+/// POST to this port (no CORS preflight for a form), so a mark must come from the viewer's
+/// own page or from a client that is not a browser (no `Origin`, no `Sec-Fetch-Site`).
+fn cross_site(headers: &HeaderMap) -> Option<String> {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    if let Some(site) = header("sec-fetch-site") {
+        return (site == "cross-site").then(|| "Sec-Fetch-Site: cross-site".to_string());
+    }
+    let origin = header("origin")?;
+    let host = header("x-forwarded-host").or_else(|| header("host"))?;
+    let origin_host = origin.split_once("://").map_or(origin, |(_, h)| h);
+    (origin_host != host).then(|| format!("Origin {origin} is not {host}"))
 }
 
 async fn mark_block(web: &WebState, query: &str, body: &[u8]) -> Result<(), ApiError> {

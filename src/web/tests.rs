@@ -319,6 +319,42 @@ async fn marks_go_through_the_node_and_errors_keep_thanos_shape() {
 }
 
 #[tokio::test]
+async fn marks_from_another_sites_page_are_refused() {
+    let s = serve(settings(), true).await;
+    let form = format!("id={}&action=DELETION", first_block());
+    for (name, value) in [
+        ("sec-fetch-site", "cross-site"),
+        ("origin", "http://evil.example"),
+    ] {
+        let r = s
+            .client
+            .post(format!("{}/api/v1/blocks/mark", s.base))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header(name, value)
+            .body(form.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 403, "{name}: {value}");
+        let v: Value = serde_json::from_str(&r.text().await.unwrap()).unwrap();
+        assert_eq!(v["errorType"], "forbidden");
+    }
+    // The viewer's own page (same origin) gets through to the node (not running: 503).
+    let host = s.base.trim_start_matches("http://").to_string();
+    let r = s
+        .client
+        .post(format!("{}/api/v1/blocks/mark", s.base))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("origin", format!("http://{host}"))
+        .header("sec-fetch-site", "same-origin")
+        .body(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 503);
+}
+
+#[tokio::test]
 async fn admin_operations_disabled_refuses_marks() {
     let s = serve(
         WebSettings {
