@@ -16,7 +16,6 @@ use crate::core::types::{CompactJob, Event, JobId, JobKind, SyncResult};
 use crate::core::view::BucketView;
 use crate::driver::ranged::ReadCounts;
 use crate::timefmt::format_rfc3339_ms;
-use crate::tsdb::block_id::BlockId;
 
 /// Failover events kept for the page.
 const FAILOVERS_KEPT: usize = 50;
@@ -399,16 +398,6 @@ impl Board {
     /// The last audit's result.
     pub fn audit(&self) -> Option<AuditStatus> {
         self.state().audit.clone()
-    }
-
-    /// The inputs of the running jobs.
-    pub fn busy_blocks(&self) -> Vec<BlockId> {
-        let state = self.state();
-        state
-            .jobs
-            .values()
-            .flat_map(|j| j.job.inputs.iter().map(|m| m.ulid))
-            .collect()
     }
 }
 
