@@ -290,7 +290,8 @@ impl RunConfig {
     ) -> anyhow::Result<Arc<Viewer>> {
         let web = &self.web;
         let (route_prefix, external_prefix) =
-            WebSettings::prefixes(web.route_prefix.as_deref(), web.external_prefix.as_deref());
+            WebSettings::prefixes(web.route_prefix.as_deref(), web.external_prefix.as_deref())
+                .map_err(anyhow::Error::msg)?;
         let ms = |v: Option<u64>, default: Duration| v.map_or(default, Duration::from_millis);
         let settings = WebSettings {
             route_prefix,

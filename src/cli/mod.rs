@@ -15,7 +15,12 @@ pub fn bytes(s: &str) -> Result<u64, String> {
 }
 
 /// Flags whose values are secrets: `/api/v1/status/flags` shows them redacted.
-const SECRET_FLAGS: [&str; 3] = ["objstore.config", "etcd.password", "objstore-to.config"];
+const SECRET_FLAGS: [&str; 4] = [
+    "objstore.config",
+    "etcd.password",
+    "objstore-to.config",
+    "tracing.config",
+];
 
 /// Every long flag of `cmd` with its value in `matches` (given or default; repeated values
 /// joined by commas), secrets redacted: what `/api/v1/status/flags` shows, as Thanos does.

@@ -62,10 +62,10 @@ pub struct ThanosCompat {
     /// External label the block viewer groups its timeline rows by.
     #[arg(long = "bucket-web-label")]
     pub bucket_web_label: Option<String>,
-    /// Refuse operator requests on the HTTP port (`POST /api/v1/admin/commit`: marks, marker removals, deletions).
+    /// Refuse operator requests on the HTTP port: the block viewer's mark buttons and `POST /api/v1/admin/commit` (marks, marker removals, deletions).
     #[arg(long = "disable-admin-operations", num_args = 0..=1, require_equals = true, default_missing_value = "true", default_value = "false", action = clap::ArgAction::Set)]
     pub disable_admin_operations: bool,
-    /// How often the block viewer's global view is synced when the compactor itself has not synced within it.
+    /// How old the block viewer's global view may get on a follower, which syncs the bucket for its page (a writing replica's page shows its own syncs).
     #[arg(long = "block-viewer.global.sync-block-interval", value_parser = super::duration_ms)]
     pub block_viewer_sync_interval: Option<u64>,
     /// Bound of one such sync.

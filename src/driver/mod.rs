@@ -242,11 +242,7 @@ pub async fn run(
                     books.jobs.insert(job.job, (job.group.clone(), job.output));
                     books.running_jobs += 1;
                     let gate = part_gate(permit_rx.clone(), clock);
-                    let progress = match &cfg.http {
-                        Some(http) => http.board.job_started(&job, clock.now().wall.0),
-                        None => Arc::default(),
-                    };
-                    spawn_job(&cfg, job, books.staged.clone(), gate, progress, tx.clone());
+                    spawn_job(&cfg, job, books.staged.clone(), gate, tx.clone());
                 }
                 Output::Timer(at) => timer = Some(clock.instant(at)),
                 Output::Event(e) => {
@@ -668,7 +664,6 @@ fn spawn_job(
     job: CompactJob,
     staged: streamed::Staged,
     gate: staged::PartGate,
-    progress: Arc<JobProgress>,
     tx: mpsc::UnboundedSender<Input>,
 ) {
     let store = Arc::clone(cfg.store.store());
@@ -681,6 +676,7 @@ fn spawn_job(
     let reporter = cfg.reporter.clone();
     let slots = cfg.job_slots.clone();
     let job_io = cfg.job_io.clone();
+    let board = cfg.http.as_ref().map(|h| Arc::clone(&h.board));
     let id = job.job;
     let on_panic = Input::Compacted(
         id,
@@ -691,6 +687,11 @@ fn spawn_job(
     let panic_tx = tx.clone();
     let work = async move {
         let _slot = slots.acquire(&job.kind).await;
+        // Shown as running from here: a job waiting for a slot is not running yet.
+        let progress = match &board {
+            Some(board) => board.job_started(&job, crate::tools::now_unix_ms()),
+            None => Arc::<JobProgress>::default(),
+        };
         let started = Instant::now();
         reporter.compaction_started(&job);
         let series_written = Arc::clone(&progress.series_done);

@@ -427,7 +427,10 @@ fn unit_reports(
 }
 
 /// A block's labels without `replica_labels` (its stream's labels).
-fn stream_labels(meta: &BlockMeta, replica_labels: &[String]) -> BTreeMap<String, String> {
+pub(crate) fn stream_labels(
+    meta: &BlockMeta,
+    replica_labels: &[String],
+) -> BTreeMap<String, String> {
     let Some(thanos) = &meta.thanos else {
         return BTreeMap::new();
     };

@@ -52,6 +52,14 @@ impl ApiError {
         }
     }
 
+    fn forbidden(message: impl Into<String>) -> ApiError {
+        ApiError {
+            status: StatusCode::FORBIDDEN,
+            kind: "forbidden",
+            message: message.into(),
+        }
+    }
+
     fn unavailable(message: impl Into<String>) -> ApiError {
         ApiError {
             status: StatusCode::SERVICE_UNAVAILABLE,
@@ -194,12 +202,8 @@ pub(super) async fn mark(
     body: Bytes,
 ) -> Response {
     if let Some(why) = cross_site(&headers) {
-        return ApiError {
-            status: StatusCode::FORBIDDEN,
-            kind: "forbidden",
-            message: format!("marks are refused from another site's page: {why}"),
-        }
-        .into_response();
+        return ApiError::forbidden(format!("marks are refused from another site's page: {why}"))
+            .into_response();
     }
     match mark_block(&web, query.as_deref().unwrap_or(""), &body).await {
         Ok(()) => success(&Value::Null),
@@ -212,8 +216,12 @@ pub(super) async fn mark(
 /// own page or from a client that is not a browser (no `Origin`, no `Sec-Fetch-Site`).
 fn cross_site(headers: &HeaderMap) -> Option<String> {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    if let Some(site) = header("sec-fetch-site") {
-        return (site == "cross-site").then(|| "Sec-Fetch-Site: cross-site".to_string());
+    match header("sec-fetch-site") {
+        // The viewer's own page, or typed in by the user.
+        Some("same-origin" | "none") => return None,
+        // Another port of the host or another subdomain is another application.
+        Some(site) => return Some(format!("Sec-Fetch-Site: {site}")),
+        None => {}
     }
     let origin = header("origin")?;
     let host = header("x-forwarded-host").or_else(|| header("host"))?;
@@ -344,16 +352,16 @@ pub(super) async fn compactor(State(web): State<WebState>) -> Response {
                 .collect()
         })
         .unwrap_or_default();
-    let streams: Vec<Value> = web
-        .http
-        .streams()
+    let status = web.http.streams();
+    let labels = match (&global, status.streams.is_empty()) {
+        (Some(g), false) => stream_labels(&g.view, &settings.plan.replica_labels),
+        _ => BTreeMap::new(),
+    };
+    let streams: Vec<Value> = status
         .streams
         .into_iter()
         .map(|s| {
-            let labels = global
-                .as_deref()
-                .and_then(|g| stream_labels(&g.view, &s.stream, &settings.plan.replica_labels))
-                .unwrap_or_default();
+            let labels = labels.get(&s.stream).cloned().unwrap_or_default();
             let owner_url = settings.node_url(&s.assigned);
             json!({"stream": s.stream, "labels": labels, "assigned": s.assigned, "owner_url": owner_url, "held": s.held, "epoch": s.epoch})
         })
@@ -385,32 +393,47 @@ pub(super) async fn compactor(State(web): State<WebState>) -> Response {
     success(&Value::Object(data))
 }
 
-/// The labels of `stream` (its id as 16 hex digits), from a block of it.
-fn stream_labels(sync: &SyncResult, stream: &str, replica_labels: &[String]) -> Option<String> {
-    sync.blocks.values().find_map(|b| match &b.meta {
-        MetaState::Ok(meta) => {
-            let id = StreamId::of_block(meta, replica_labels)?;
-            (id.to_string() == stream).then(|| {
-                let labels = meta.thanos.as_ref().map(|t| {
-                    t.labels
-                        .iter()
-                        .filter(|(k, _)| !replica_labels.contains(k))
-                        .map(|(k, v)| (k.clone(), v.clone()))
-                        .collect::<Vec<_>>()
-                });
-                crate::tsdb::labels::Labels::from_pairs(labels.unwrap_or_default()).to_string()
-            })
-        }
-        _ => None,
-    })
+/// Every stream's labels (without the replica labels, as Prometheus prints them), by its id
+/// as 16 hex digits, from one look at each block.
+fn stream_labels(sync: &SyncResult, replica_labels: &[String]) -> BTreeMap<String, String> {
+    let mut labels = BTreeMap::new();
+    for block in sync.blocks.values() {
+        let MetaState::Ok(meta) = &block.meta else {
+            continue;
+        };
+        let Some(id) = StreamId::of_block(meta, replica_labels) else {
+            continue;
+        };
+        labels.entry(id.to_string()).or_insert_with(|| {
+            let pairs = crate::tools::audit::stream_labels(meta, replica_labels);
+            crate::tsdb::labels::Labels::from_pairs(pairs).to_string()
+        });
+    }
+    labels
 }
 
-/// `POST /api/v1/compactor/audit`: runs `tools bucket audit` once.
-pub(super) async fn audit(State(web): State<WebState>) -> Response {
+/// `POST /api/v1/compactor/audit`: runs `tools bucket audit` once (one at a time, bounded by
+/// `--block-viewer.global.sync-block-timeout`, not from another site's page).
+pub(super) async fn audit(State(web): State<WebState>, headers: HeaderMap) -> Response {
+    if let Some(why) = cross_site(&headers) {
+        return ApiError::forbidden(format!(
+            "audits are refused from another site's page: {why}"
+        ))
+        .into_response();
+    }
+    let Some(_running) = web.http.board.start_audit() else {
+        return ApiError::conflict("an audit is running; its result will show here")
+            .into_response();
+    };
     let replica_labels = &web.viewer.settings.plan.replica_labels;
-    let report = match crate::tools::audit::audit_bucket(&web.viewer.store, replica_labels).await {
-        Ok(r) => r,
-        Err(e) => return ApiError::unavailable(format!("audit: {e:#}")).into_response(),
+    let timeout = web.viewer.settings.global_sync_timeout;
+    let audit = crate::tools::audit::audit_bucket(&web.viewer.store, replica_labels);
+    let report = match tokio::time::timeout(timeout, audit).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => return ApiError::unavailable(format!("audit: {e:#}")).into_response(),
+        Err(_) => {
+            return ApiError::unavailable(format!("audit: longer than {timeout:?}")).into_response()
+        }
     };
     let status = AuditStatus {
         at: format_rfc3339_ms(crate::tools::now_unix_ms()),

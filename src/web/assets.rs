@@ -40,7 +40,7 @@ fn link_prefix(web: &WebState, headers: &HeaderMap) -> String {
         .as_deref()
         .and_then(|name| headers.get(name))
         .and_then(|v| v.to_str().ok())
-        .map(|v| v.trim_end_matches('/').to_string());
+        .map(super::normalise);
     from_header.unwrap_or_else(|| settings.route_prefix.clone())
 }
 

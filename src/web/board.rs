@@ -153,11 +153,15 @@ struct State {
     loaded: Option<Arc<Snapshot<Loaded>>>,
     jobs: BTreeMap<JobId, RunningJob>,
     halts: BTreeMap<Option<StreamId>, Halt>,
-    backlog: Option<BacklogStatus>,
+    /// Each unit's backlog (the bucket's, each stream seat's): the page shows their sum, as
+    /// the `thanos_compact_todo_*` gauges do.
+    backlogs: BTreeMap<Option<StreamId>, BacklogStatus>,
     failovers: VecDeque<Failover>,
     /// The write permit's end as last renewed: (when heard, remaining ms then).
     lease: Option<(Instant, i64)>,
     audit: Option<AuditStatus>,
+    /// An audit is running.
+    auditing: bool,
 }
 
 /// What the viewer shows; shared by its feeders and the handlers.
@@ -171,9 +175,16 @@ impl Board {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// A sync of the whole bucket completed at `at_ms` (Unix ms).
+    /// A sync of the whole bucket as of `at_ms` (Unix ms); ignored if the view is newer.
     pub fn set_global(&self, sync: SyncResult, at_ms: i64) {
         let mut state = self.state();
+        if state
+            .global
+            .as_ref()
+            .is_some_and(|g| g.refreshed_ms > at_ms)
+        {
+            return; // A slow sync ended after a newer one: keep the newer view.
+        }
         state.global = Some(Arc::new(Snapshot {
             view: sync,
             refreshed_ms: at_ms,
@@ -188,8 +199,7 @@ impl Board {
 
     /// Shows a mark committed from the page in the global view before the next sync.
     pub fn note_commit(&self, op: &WriteOp) {
-        let mut state = self.state();
-        let Some(global) = &state.global else {
+        let Some(global) = self.state().global.clone() else {
             return;
         };
         let mut view = global.view.clone();
@@ -212,7 +222,15 @@ impl Board {
             }
             _ => return,
         }
-        state.global = Some(Arc::new(Snapshot { view, refreshed_ms }));
+        let mut state = self.state();
+        // A sync that came in meanwhile has the mark (or a newer bucket): keep it.
+        if state
+            .global
+            .as_ref()
+            .is_some_and(|g| Arc::ptr_eq(g, &global))
+        {
+            state.global = Some(Arc::new(Snapshot { view, refreshed_ms }));
+        }
     }
 
     /// The global view and the last sync's error.
@@ -306,14 +324,17 @@ impl Board {
                 todo_compaction_blocks,
                 todo_downsample_blocks,
                 todo_deletion_blocks,
-            } if stream.is_none() => {
-                state.backlog = Some(BacklogStatus {
-                    todo_compactions: *todo_compactions,
-                    todo_compaction_blocks: *todo_compaction_blocks,
-                    todo_downsample_blocks: *todo_downsample_blocks,
-                    todo_deletion_blocks: *todo_deletion_blocks,
-                    at: at.clone(),
-                });
+            } => {
+                state.backlogs.insert(
+                    stream,
+                    BacklogStatus {
+                        todo_compactions: *todo_compactions,
+                        todo_compaction_blocks: *todo_compaction_blocks,
+                        todo_downsample_blocks: *todo_downsample_blocks,
+                        todo_deletion_blocks: *todo_deletion_blocks,
+                        at: at.clone(),
+                    },
+                );
                 None
             }
             Event::LeaseRenewed {
@@ -334,6 +355,7 @@ impl Board {
                     state.lease = None;
                 }
                 state.halts.remove(&stream);
+                state.backlogs.remove(&stream);
                 Some(failover("stepped_down", "", *epoch, reason.clone()))
             }
             Event::LeaderKnown(Some(leader)) if stream.is_none() => Some(failover(
@@ -378,9 +400,24 @@ impl Board {
         self.state().halts.values().next().cloned()
     }
 
-    /// The backlog at its last calculation.
+    /// The backlog of every unit this node holds, summed, at their last calculations (the
+    /// latest one's time); downsampling's is unknown if any unit's is.
     pub fn backlog(&self) -> Option<BacklogStatus> {
-        self.state().backlog.clone()
+        let state = self.state();
+        let mut units = state.backlogs.values();
+        let first = units.next()?.clone();
+        Some(units.fold(first, |sum, b| {
+            BacklogStatus {
+                todo_compactions: sum.todo_compactions + b.todo_compactions,
+                todo_compaction_blocks: sum.todo_compaction_blocks + b.todo_compaction_blocks,
+                todo_downsample_blocks: sum
+                    .todo_downsample_blocks
+                    .zip(b.todo_downsample_blocks)
+                    .map(|(x, y)| x + y),
+                todo_deletion_blocks: sum.todo_deletion_blocks + b.todo_deletion_blocks,
+                at: sum.at.max(b.at.clone()),
+            }
+        }))
     }
 
     /// Seconds left of this node's write permit, if it holds one.
@@ -395,9 +432,31 @@ impl Board {
         self.state().audit = Some(audit);
     }
 
+    /// Starts an audit unless one runs; it ends when the guard drops.
+    pub fn start_audit(&self) -> Option<AuditGuard<'_>> {
+        let mut state = self.state();
+        if state.auditing {
+            return None;
+        }
+        state.auditing = true;
+        Some(AuditGuard { board: self })
+    }
+
     /// The last audit's result.
     pub fn audit(&self) -> Option<AuditStatus> {
         self.state().audit.clone()
+    }
+}
+
+/// An audit under way ([`Board::start_audit`]).
+#[derive(Debug)]
+pub struct AuditGuard<'a> {
+    board: &'a Board,
+}
+
+impl Drop for AuditGuard<'_> {
+    fn drop(&mut self) {
+        self.board.state().auditing = false;
     }
 }
 
@@ -439,7 +498,10 @@ fn job_status(j: &RunningJob) -> JobStatus {
 /// The runbook's fix for a halt (`docs/operations.md`, Halting).
 pub fn fix_for(reason: &str) -> &'static str {
     let reason = reason.to_ascii_lowercase();
-    if reason.contains("overlap") {
+    if reason.contains("share source") || reason.contains("overlapping sources") {
+        "Two blocks of a plan share a source: a duplicated compaction. Run `compactd tools \
+         bucket verify -i duplicated_compaction --repair`, then restart."
+    } else if reason.contains("overlap") {
         "Blocks of one stream overlap and vertical compaction is off. Find them with the \
          \"overlaps\" filter; if they are replicas of the same data, enable vertical compaction \
          (--compact.enable-vertical-compaction or a --deduplication.replica-label); otherwise \
@@ -450,9 +512,6 @@ pub fn fix_for(reason: &str) -> &'static str {
     } else if reason.contains("label names") {
         "A block has series with unsorted label names (Prometheus 2.8.0 or older). Run with \
          --debug.accept-malformed-index, or mark the block no-compact, then restart."
-    } else if reason.contains("share") || reason.contains("source") {
-        "Two blocks of a plan share a source: a duplicated compaction. Run `compactd tools \
-         bucket verify -i duplicated_compaction --repair`, then restart."
     } else {
         "A compaction or downsampling failed on its input (a corrupt block). Mark the block \
          named in the reason no-compact (or no-downsample) with the button in its details, so \

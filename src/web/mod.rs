@@ -76,13 +76,21 @@ impl WebSettings {
 impl WebSettings {
     /// Settings for `run_prefix` (`--web.route-prefix`) and `external` (`--web.external-prefix`,
     /// a URL or a path); as in Thanos, the route prefix defaults to the external prefix's path.
-    pub fn prefixes(route: Option<&str>, external: Option<&str>) -> (String, String) {
+    ///
+    /// A prefix holds letters, digits and `-._~/` only (a route of the HTTP router; no
+    /// `{`, `:` or `*`); anything else is an error naming the flag.
+    pub fn prefixes(
+        route: Option<&str>,
+        external: Option<&str>,
+    ) -> Result<(String, String), String> {
         let external = external.map(url_path).unwrap_or_default();
+        check_prefix("--web.external-prefix", &external)?;
         let route = match route {
             Some(r) if !r.is_empty() => normalise(r),
             _ => external.clone(),
         };
-        (route, external)
+        check_prefix("--web.route-prefix", &route)?;
+        Ok((route, external))
     }
 }
 
@@ -95,8 +103,21 @@ fn url_path(url: &str) -> String {
     normalise(path)
 }
 
+/// Fails naming `flag` unless `prefix` is a plain path.
+fn check_prefix(flag: &str, prefix: &str) -> Result<(), String> {
+    match prefix
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || "-._~/".contains(*c)))
+    {
+        Some(c) => Err(format!(
+            "{flag} {prefix:?}: {c:?} is not allowed in a path prefix (letters, digits and -._~/ only)"
+        )),
+        None => Ok(()),
+    }
+}
+
 /// `a/b/` → `/a/b`; `/` → ``.
-fn normalise(path: &str) -> String {
+pub(crate) fn normalise(path: &str) -> String {
     let trimmed = path.trim_matches('/');
     if trimmed.is_empty() {
         String::new()

@@ -15,7 +15,7 @@ use crate::core::view::{build_view, ViewConfig};
 use crate::http::HttpState;
 
 /// How often a follower checks whether its view is stale.
-const FOLLOWER_CHECK: Duration = Duration::from_secs(5);
+const FOLLOWER_CHECK_INTERVAL: Duration = Duration::from_secs(5);
 
 /// When to sync, and what of.
 #[derive(Clone, Debug)]
@@ -61,7 +61,7 @@ pub async fn refresh_loop(
     // first after a pause: a replica about to lead syncs on its own.
     let pause = match what {
         Refresh::Always(_) => Duration::ZERO,
-        Refresh::WhileFollowing { .. } => interval.min(FOLLOWER_CHECK),
+        Refresh::WhileFollowing { .. } => interval.min(FOLLOWER_CHECK_INTERVAL),
     };
     loop {
         tokio::time::sleep(pause).await;
@@ -82,6 +82,8 @@ pub async fn refresh_once(
     what: &Refresh,
     timeout: Duration,
 ) {
+    // The view is as of the sync's start: a newer view that came in meanwhile stays.
+    let at_ms = crate::tools::now_unix_ms();
     let sync = match tokio::time::timeout(timeout, crate::tools::bucket::sync(store)).await {
         Ok(Ok(sync)) => sync,
         Ok(Err(e)) => {
@@ -96,7 +98,6 @@ pub async fn refresh_once(
             return;
         }
     };
-    let at_ms = crate::tools::now_unix_ms();
     if let Refresh::Always(cfg) = what {
         let now = Now {
             mono: Millis(0),

@@ -145,22 +145,46 @@ fn first_block() -> BlockId {
 
 #[test]
 fn prefixes_follow_thanos_defaults() {
+    let ok = |r, e| WebSettings::prefixes(r, e).unwrap();
+    assert_eq!(ok(None, None), (String::new(), String::new()));
     assert_eq!(
-        WebSettings::prefixes(None, None),
-        (String::new(), String::new())
-    );
-    assert_eq!(
-        WebSettings::prefixes(None, Some("https://example.com/thanos/compact/")),
+        ok(None, Some("https://example.com/thanos/compact/")),
         ("/thanos/compact".into(), "/thanos/compact".into())
     );
     assert_eq!(
-        WebSettings::prefixes(Some("internal/"), Some("/ext")),
+        ok(Some("internal/"), Some("/ext")),
         ("/internal".into(), "/ext".into())
     );
-    assert_eq!(
-        WebSettings::prefixes(Some("/"), None),
-        (String::new(), String::new())
+    assert_eq!(ok(Some("/"), None), (String::new(), String::new()));
+    let err = WebSettings::prefixes(Some("/a/{id}"), None).unwrap_err();
+    assert!(
+        err.contains("--web.route-prefix") && err.contains("'{'"),
+        "{err}"
     );
+    assert!(WebSettings::prefixes(None, Some("http://h/:x")).is_err());
+}
+
+#[test]
+fn halts_get_the_runbook_fix_for_their_reason() {
+    let cases = [
+        (
+            "pre compaction overlap check: overlaps found while gathering blocks in group 0@1: x",
+            "vertical compaction",
+        ),
+        (
+            "overlapping sources detected for plan in group 0@1: blocks A and B share source C",
+            "duplicated_compaction",
+        ),
+        ("series of block X: chunks out of order", "no-compact"),
+        (
+            "block X: series with unsorted label names",
+            "accept-malformed-index",
+        ),
+        ("corrupt chunk in block X", "verify --id"),
+    ];
+    for (reason, fix) in cases {
+        assert!(board::fix_for(reason).contains(fix), "{reason}");
+    }
 }
 
 #[tokio::test]
@@ -324,6 +348,7 @@ async fn marks_from_another_sites_page_are_refused() {
     let form = format!("id={}&action=DELETION", first_block());
     for (name, value) in [
         ("sec-fetch-site", "cross-site"),
+        ("sec-fetch-site", "same-site"),
         ("origin", "http://evil.example"),
     ] {
         let r = s
@@ -447,6 +472,24 @@ fn the_board_keeps_halts_per_unit_lease_and_a_bounded_history() {
     );
     let left = board.lease_remaining_seconds().unwrap();
     assert!(left > 9.0 && left <= 10.0, "{left}");
+    let progress = |n| Event::Progress {
+        todo_compactions: n,
+        todo_compaction_blocks: 2 * n,
+        todo_downsample_blocks: Some(n),
+        todo_deletion_blocks: 0,
+    };
+    board.on_event(&progress(1), T0_MS);
+    let stream = Event::Stream {
+        stream: crate::core::stream::StreamId(7),
+        event: Box::new(progress(3)),
+    };
+    board.on_event(&stream, T0_MS + 1);
+    let backlog = board.backlog().unwrap();
+    assert_eq!(
+        (backlog.todo_compactions, backlog.todo_compaction_blocks),
+        (4, 8)
+    );
+    assert_eq!(backlog.todo_downsample_blocks, Some(4));
     board.on_event(
         &Event::Halted("chunk out of order in block X".into()),
         T0_MS,

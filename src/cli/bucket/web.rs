@@ -17,6 +17,11 @@ use compactd::tools::plan::PlanSettings;
 use compactd::tools::web::{serve, WebTool};
 use compactd::web::{MarkRoute, Role, Viewer, WebSettings};
 
+/// The plan the page shows is `run`'s with its defaults: `--debug.max-compaction-level`.
+const MAX_COMPACTION_LEVEL_DEFAULT: usize = 4;
+/// And `--compact.block-max-index-size`.
+const BLOCK_MAX_INDEX_SIZE_DEFAULT: &str = "64GB";
+
 /// `tools bucket web`.
 #[derive(Args)]
 pub struct WebArgs {
@@ -89,8 +94,9 @@ pub fn run(a: WebArgs) -> anyhow::Result<ExitCode> {
     };
     let (bucket, runtime) = open_bucket(&a.bucket)?;
     let (route_prefix, external_prefix) =
-        WebSettings::prefixes(a.route_prefix.as_deref(), a.external_prefix.as_deref());
-    let max_compaction_level = 4;
+        WebSettings::prefixes(a.route_prefix.as_deref(), a.external_prefix.as_deref())
+            .map_err(anyhow::Error::msg)?;
+    let max_compaction_level = MAX_COMPACTION_LEVEL_DEFAULT;
     let settings = WebSettings {
         route_prefix,
         external_prefix,
@@ -106,7 +112,7 @@ pub fn run(a: WebArgs) -> anyhow::Result<ExitCode> {
             consistency_delay_ms: 0,
             delete_delay_ms: 0,
             max_compaction_level,
-            block_max_index_size: compactd::flags::parse_bytes("64GB")
+            block_max_index_size: compactd::flags::parse_bytes(BLOCK_MAX_INDEX_SIZE_DEFAULT)
                 .map_err(anyhow::Error::msg)?,
             selector_relabel,
         },

@@ -47,7 +47,7 @@
     metaUrl: null,
     detailsKey: "",        // what the details panel shows (re-rendered only when it changes)
     loaded: false,         // a blocks answer was drawn at least once
-    domain: null,          // {lo, hi, width} of the last draw (for zooming)         // object URL of the current "Download meta.json" link
+    domain: null,          // {lo, hi, width} of the last draw (for zooming)
   };
 
   const $ = (id) => document.getElementById(id);
@@ -93,7 +93,8 @@
   /** UTC ISO text of a Unix ms time ("2026-12-07T20:31:02Z"). */
   function isoMs(ms) {
     const d = new Date(ms);
-    return isNaN(d) ? "invalid" : d.toISOString().replace(".000Z", "Z");
+    // Outside ±8.64e15 ms (a corrupt meta.json) a Date is invalid and toISOString throws.
+    return isNaN(d.getTime()) ? "invalid" : d.toISOString().replace(".000Z", "Z");
   }
 
   /** Relative time of a Unix ms time: "3h 5m ago" / "in 2h". */
@@ -303,11 +304,14 @@
     const steps = [60e3, 5 * 60e3, 15 * 60e3, 30 * 60e3, 3600e3, 2 * 3600e3, 3 * 3600e3, 6 * 3600e3,
       12 * 3600e3, DAY_MS, 2 * DAY_MS, 7 * DAY_MS, 14 * DAY_MS, 30 * DAY_MS, 91 * DAY_MS, 365 * DAY_MS];
     const want = spanMs / Math.max(1, widthPx / 120);
-    return steps.find((s) => s >= want) || steps[steps.length - 1];
+    // Beyond a year a step, whole years: a corrupt meta.json's far-off time never makes
+    // millions of ticks.
+    return steps.find((s) => s >= want) || Math.ceil(want / (365 * DAY_MS)) * 365 * DAY_MS;
   }
 
   function tickLabel(ms, step) {
-    const iso = new Date(ms).toISOString();
+    const iso = isoMs(ms);
+    if (iso === "invalid") return "";
     if (step >= DAY_MS) return iso.slice(0, 10);
     if (iso.slice(11, 16) === "00:00") return iso.slice(5, 10);
     return iso.slice(11, 16);
@@ -481,7 +485,7 @@
       '<span class="legend-sep"></span>' +
       `<span class="legend-item">${sw(LEVEL_COLORS[2], "swatch plan")}in plan</span>` +
       `<span class="legend-item">${sw(LEVEL_COLORS[2], "swatch job")}being compacted</span>` +
-      (VIEW === "global" ? `<span class="legend-item">${sw(LEVEL_COLORS[2], "swatch dim")}hidden (duplicate, deletion-marked, excluded)</span>` : "") +
+      (VIEW === "global" ? `<span class="legend-item">${sw(LEVEL_COLORS[2], "swatch dim")}hidden (duplicate, deletion-marked)</span>` : "") +
       '<span class="legend-item muted">drag on the axis to zoom</span>';
     $("legend").innerHTML = html;
   }
@@ -508,7 +512,7 @@
   // ---------------------------------------------------------------- zoom (drag on the axis)
 
   /** A datetime-local value (UTC, minutes) of a Unix ms time. */
-  function toUtcInput(ms) { return new Date(ms).toISOString().slice(0, 16); }
+  function toUtcInput(ms) { const iso = isoMs(ms); return iso === "invalid" ? "" : iso.slice(0, 16); }
 
   /** Lets the user drag on the axis to set the from/to filter; double-click resets them. */
   function wireZoom(tl, redraw) {
@@ -630,7 +634,7 @@
     const labels = Object.keys(b.labels).sort().map((k) => `<span class="chip">${esc(k)}=${esc(b.labels[k])}</span>`).join(" ") || '<span class="muted">none</span>';
     const marks = b.marks.length
       ? `<table class="tbl"><tr><th>kind</th><th>time</th><th>details</th><th>reason</th></tr>${b.marks.map((mk) =>
-        `<tr><td>${esc(mk.kind)}</td><td>${mk.time ? fmtTs(new Date(mk.time * 1000).toISOString()) : "—"}</td><td>${esc(mk.details || "")}</td><td>${esc(mk.reason || "")}</td></tr>`).join("")}</table>`
+        `<tr><td>${esc(mk.kind)}</td><td>${mk.time ? esc(isoMs(mk.time * 1000)) : "—"}</td><td>${esc(mk.details || "")}</td><td>${esc(mk.reason || "")}</td></tr>`).join("")}</table>`
       : '<span class="muted">none</span>';
     const flags = [];
     if (S.jobIds.has(id)) flags.push('<span class="badge job">being compacted now</span>');
@@ -815,7 +819,7 @@
         `<span class="mono">${esc(j.group)}</span> <span class="muted">${esc(res)}</span>` +
         `<span class="right muted">${esc(fmtSecs(j.elapsed_seconds))}</span></div>` +
         `<div class="small">output <a href="#" class="mono" data-select="${esc(j.output)}">${esc(j.output)}</a> · ` +
-        `<span title="${esc(inputs.join("\n"))}">${inputs.length} input${inputs.length === 1 ? "" : "s"}</span>${j.stream ? ` · stream <span class="mono">${esc(j.stream)}</span>` : ""}</div>` +
+        `<span title="${esc(inputs.join("\n"))}">${inputs.length} input${inputs.length === 1 ? "" : "s"}</span></div>` +
         `<progress max="100" value="${pct.toFixed(1)}"></progress>` +
         `<div class="small"><span class="job-progress">${done} / ${total} series</span> <span class="muted">(${pct.toFixed(0)}%)</span>` +
         `<span class="right">read ${esc(fmtBytes(num(j.bytes_read)))} · written ${esc(fmtBytes(num(j.bytes_written)))}</span></div>` +
