@@ -79,11 +79,21 @@ impl AdminDesk {
         }
     }
 
+    /// Sends `body` to the node and waits for its answer (a failed outcome when the node
+    /// stops first or does not answer in time); an error when the node does not run.
+    pub(crate) async fn request(&self, body: AdminBody) -> Result<AdminOutcome, String> {
+        let answer = self.submit(body)?;
+        Ok(match tokio::time::timeout(ANSWER_TIMEOUT, answer).await {
+            Ok(Ok(outcome)) => outcome,
+            Ok(Err(_)) => AdminOutcome::failed("the node stopped before answering".into()),
+            Err(_) => AdminOutcome::failed(format!(
+                "no answer within {ANSWER_TIMEOUT:?}; the request may still complete"
+            )),
+        })
+    }
+
     /// Sends `body` to the node; the receiver gets the answer.
-    pub(crate) fn submit(
-        &self,
-        body: AdminBody,
-    ) -> Result<oneshot::Receiver<AdminOutcome>, String> {
+    fn submit(&self, body: AdminBody) -> Result<oneshot::Receiver<AdminOutcome>, String> {
         let mut desk = self.inner.lock().expect("admin desk lock");
         let Some(node) = desk.node.clone() else {
             return Err("the node is not running yet".into());
@@ -122,16 +132,9 @@ pub(super) async fn commit(State(state): State<Arc<HttpState>>, body: Bytes) -> 
             )
         }
     };
-    let answer = match state.admin.submit(body) {
-        Ok(rx) => rx,
+    let outcome = match state.admin.request(body).await {
+        Ok(outcome) => outcome,
         Err(why) => return text(StatusCode::SERVICE_UNAVAILABLE, format!("{why}\n")),
-    };
-    let outcome = match tokio::time::timeout(ANSWER_TIMEOUT, answer).await {
-        Ok(Ok(outcome)) => outcome,
-        Ok(Err(_)) => AdminOutcome::failed("the node stopped before answering".into()),
-        Err(_) => AdminOutcome::failed(format!(
-            "no answer within {ANSWER_TIMEOUT:?}; the request may still complete"
-        )),
     };
     let status = if outcome.error.is_none() {
         StatusCode::OK

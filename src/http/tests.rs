@@ -24,8 +24,13 @@ impl Reply {
 
 /// Sends one `GET path` with `extra` header lines over a fresh connection.
 async fn get(addr: SocketAddr, path: &str, extra: &str) -> Reply {
-    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
     let request = format!("GET {path} HTTP/1.1\r\nHost: test\r\n{extra}Connection: close\r\n\r\n");
+    exchange(addr, &request).await
+}
+
+/// Sends `request` over a fresh connection and reads the whole reply.
+async fn exchange(addr: SocketAddr, request: &str) -> Reply {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
     stream
         .write_all(request.as_bytes())
         .await
@@ -229,21 +234,11 @@ async fn bind_reports_the_address_in_use() {
 
 /// Sends one `POST path` with `body`.
 async fn post(addr: SocketAddr, path: &str, body: &str) -> Reply {
-    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
     let request = format!(
         "POST {path} HTTP/1.1\r\nHost: test\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
-    stream
-        .write_all(request.as_bytes())
-        .await
-        .expect("write request");
-    let mut raw = String::new();
-    tokio::time::timeout(TEST_TIMEOUT, stream.read_to_string(&mut raw))
-        .await
-        .expect("response in time")
-        .expect("read");
-    parse_reply(&raw)
+    exchange(addr, &request).await
 }
 
 /// `POST /api/v1/admin/commit`: a malformed body is 400, no node yet 503; with the node

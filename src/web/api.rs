@@ -15,7 +15,6 @@ use serde_json::{json, Map, Value};
 
 use super::board::{AuditStatus, Snapshot};
 use super::{MarkRoute, Role, WebState};
-use crate::core::admin::AdminOutcome;
 use crate::core::stream::StreamId;
 use crate::core::types::{MetaState, SyncResult, SyncedBlock};
 use crate::http::admin::AdminBody;
@@ -36,42 +35,18 @@ pub(super) struct ApiError {
 }
 
 impl ApiError {
-    fn bad_data(message: impl Into<String>) -> ApiError {
+    /// An error answered with `status`; its `errorType` follows from the status.
+    fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
+        let kind = match status {
+            StatusCode::BAD_REQUEST => "bad_data",
+            StatusCode::FORBIDDEN => "forbidden",
+            StatusCode::CONFLICT => "conflict",
+            StatusCode::SERVICE_UNAVAILABLE => "unavailable",
+            _ => "internal",
+        };
         ApiError {
-            status: StatusCode::BAD_REQUEST,
-            kind: "bad_data",
-            message: message.into(),
-        }
-    }
-
-    fn conflict(message: impl Into<String>) -> ApiError {
-        ApiError {
-            status: StatusCode::CONFLICT,
-            kind: "conflict",
-            message: message.into(),
-        }
-    }
-
-    fn forbidden(message: impl Into<String>) -> ApiError {
-        ApiError {
-            status: StatusCode::FORBIDDEN,
-            kind: "forbidden",
-            message: message.into(),
-        }
-    }
-
-    fn unavailable(message: impl Into<String>) -> ApiError {
-        ApiError {
-            status: StatusCode::SERVICE_UNAVAILABLE,
-            kind: "unavailable",
-            message: message.into(),
-        }
-    }
-
-    fn internal(message: impl Into<String>) -> ApiError {
-        ApiError {
-            status: StatusCode::INTERNAL_SERVER_ERROR,
-            kind: "internal",
+            status,
+            kind,
             message: message.into(),
         }
     }
@@ -88,7 +63,11 @@ impl IntoResponse for ApiError {
 fn success(data: &impl Serialize) -> Response {
     match serde_json::to_value(data) {
         Ok(data) => envelope(StatusCode::OK, &json!({"status": "success", "data": data})),
-        Err(e) => ApiError::internal(format!("encoding the answer: {e}")).into_response(),
+        Err(e) => ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("encoding the answer: {e}"),
+        )
+        .into_response(),
     }
 }
 
@@ -202,8 +181,11 @@ pub(super) async fn mark(
     body: Bytes,
 ) -> Response {
     if let Some(why) = cross_site(&headers) {
-        return ApiError::forbidden(format!("marks are refused from another site's page: {why}"))
-            .into_response();
+        return ApiError::new(
+            StatusCode::FORBIDDEN,
+            format!("marks are refused from another site's page: {why}"),
+        )
+        .into_response();
     }
     match mark_block(&web, query.as_deref().unwrap_or(""), &body).await {
         Ok(()) => success(&Value::Null),
@@ -231,26 +213,40 @@ fn cross_site(headers: &HeaderMap) -> Option<String> {
 
 async fn mark_block(web: &WebState, query: &str, body: &[u8]) -> Result<(), ApiError> {
     if web.viewer.settings.disable_admin {
-        return Err(ApiError::bad_data("Admin operations are disabled"));
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "Admin operations are disabled",
+        ));
     }
     let field = |name| form_value(body, name).or_else(|| form_value(query.as_bytes(), name));
     let id = field("id").unwrap_or_default();
     let action = field("action").unwrap_or_default();
     let detail = field("detail").unwrap_or_default();
     if id.is_empty() {
-        return Err(ApiError::bad_data("ID cannot be empty"));
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, "ID cannot be empty"));
     }
     if action.is_empty() {
-        return Err(ApiError::bad_data("Action cannot be empty"));
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "Action cannot be empty",
+        ));
     }
-    let block: BlockId = id
-        .parse()
-        .map_err(|e| ApiError::bad_data(format!("ULID {id:?} is not valid: {e}")))?;
+    let block: BlockId = id.parse().map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("ULID {id:?} is not valid: {e}"),
+        )
+    })?;
     let kind = match action.as_str() {
         "DELETION" => MarkerKind::Deletion,
         "NO_COMPACTION" => MarkerKind::NoCompact,
         "NO_DOWNSAMPLE" => MarkerKind::NoDownsample,
-        other => return Err(ApiError::bad_data(format!("not supported marker {other}"))),
+        other => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!("not supported marker {other}"),
+            ))
+        }
     };
     let detail = if detail.is_empty() {
         DEFAULT_MARK_DETAIL
@@ -259,13 +255,14 @@ async fn mark_block(web: &WebState, query: &str, body: &[u8]) -> Result<(), ApiE
     };
     let (global, _) = web.http.board.global();
     let Some(global) = global else {
-        return Err(ApiError::unavailable(
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
             "the bucket has not been synced yet; try again shortly",
         ));
     };
     let now_ms = crate::tools::now_unix_ms();
     let ops = mark_ops(&global.view, &[block], kind, detail, false, now_ms)
-        .map_err(ApiError::bad_data)?;
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e))?;
     let ops = crate::tools::commits::with_streams(
         &global.view,
         ops,
@@ -274,38 +271,31 @@ async fn mark_block(web: &WebState, query: &str, body: &[u8]) -> Result<(), ApiE
     match &web.viewer.marks {
         MarkRoute::Node => {
             for (stream, op) in ops.iter().cloned() {
-                let outcome = submit(web, stream, op).await?;
+                let body = AdminBody {
+                    stream,
+                    ops: vec![op],
+                };
+                let outcome = web
+                    .http
+                    .admin
+                    .request(body)
+                    .await
+                    .map_err(|why| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, why))?;
                 if let Some(error) = outcome.error {
-                    return Err(ApiError::conflict(error));
+                    return Err(ApiError::new(StatusCode::CONFLICT, error));
                 }
             }
         }
         MarkRoute::Tool(route) => {
             crate::tools::commits::apply(Arc::clone(&web.viewer.store), route, ops.clone())
                 .await
-                .map_err(|e| ApiError::conflict(format!("{e:#}")))?;
+                .map_err(|e| ApiError::new(StatusCode::CONFLICT, format!("{e:#}")))?;
         }
     }
     for (_, op) in &ops {
         web.http.board.note_commit(op);
     }
     Ok(())
-}
-
-/// Hands one commit to the node and waits for its answer.
-async fn submit(
-    web: &WebState,
-    stream: Option<StreamId>,
-    op: crate::core::request::WriteOp,
-) -> Result<AdminOutcome, ApiError> {
-    let body = AdminBody {
-        stream,
-        ops: vec![op],
-    };
-    let answer = web.http.admin.submit(body).map_err(ApiError::unavailable)?;
-    answer
-        .await
-        .map_err(|_| ApiError::internal("the node stopped before answering"))
 }
 
 /// The value of `name` in an `application/x-www-form-urlencoded` text.
@@ -416,23 +406,34 @@ fn stream_labels(sync: &SyncResult, replica_labels: &[String]) -> BTreeMap<Strin
 /// `--block-viewer.global.sync-block-timeout`, not from another site's page).
 pub(super) async fn audit(State(web): State<WebState>, headers: HeaderMap) -> Response {
     if let Some(why) = cross_site(&headers) {
-        return ApiError::forbidden(format!(
-            "audits are refused from another site's page: {why}"
-        ))
+        return ApiError::new(
+            StatusCode::FORBIDDEN,
+            format!("audits are refused from another site's page: {why}"),
+        )
         .into_response();
     }
     let Some(_running) = web.http.board.start_audit() else {
-        return ApiError::conflict("an audit is running; its result will show here")
-            .into_response();
+        return ApiError::new(
+            StatusCode::CONFLICT,
+            "an audit is running; its result will show here",
+        )
+        .into_response();
     };
     let replica_labels = &web.viewer.settings.plan.replica_labels;
     let timeout = web.viewer.settings.global_sync_timeout;
     let audit = crate::tools::audit::audit_bucket(&web.viewer.store, replica_labels);
     let report = match tokio::time::timeout(timeout, audit).await {
         Ok(Ok(r)) => r,
-        Ok(Err(e)) => return ApiError::unavailable(format!("audit: {e:#}")).into_response(),
+        Ok(Err(e)) => {
+            return ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("audit: {e:#}"))
+                .into_response()
+        }
         Err(_) => {
-            return ApiError::unavailable(format!("audit: longer than {timeout:?}")).into_response()
+            return ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("audit: longer than {timeout:?}"),
+            )
+            .into_response()
         }
     };
     let status = AuditStatus {

@@ -123,14 +123,19 @@ impl Served {
     }
 
     async fn post(&self, path: &str, form: &str) -> (u16, Value) {
-        let r = self
+        self.post_with(path, form, &[]).await
+    }
+
+    /// `POST path` with the form `form` and the extra `headers`.
+    async fn post_with(&self, path: &str, form: &str, headers: &[(&str, &str)]) -> (u16, Value) {
+        let mut request = self
             .client
             .post(format!("{}{path}", self.base))
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(form.to_string())
-            .send()
-            .await
-            .unwrap();
+            .header("content-type", "application/x-www-form-urlencoded");
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let r = request.body(form.to_string()).send().await.unwrap();
         let status = r.status().as_u16();
         (
             status,
@@ -351,32 +356,20 @@ async fn marks_from_another_sites_page_are_refused() {
         ("sec-fetch-site", "same-site"),
         ("origin", "http://evil.example"),
     ] {
-        let r = s
-            .client
-            .post(format!("{}/api/v1/blocks/mark", s.base))
-            .header("content-type", "application/x-www-form-urlencoded")
-            .header(name, value)
-            .body(form.clone())
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status().as_u16(), 403, "{name}: {value}");
-        let v: Value = serde_json::from_str(&r.text().await.unwrap()).unwrap();
+        let (status, v) = s
+            .post_with("/api/v1/blocks/mark", &form, &[(name, value)])
+            .await;
+        assert_eq!(status, 403, "{name}: {value}");
         assert_eq!(v["errorType"], "forbidden");
     }
     // The viewer's own page (same origin) gets through to the node (not running: 503).
-    let host = s.base.trim_start_matches("http://").to_string();
-    let r = s
-        .client
-        .post(format!("{}/api/v1/blocks/mark", s.base))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .header("origin", format!("http://{host}"))
-        .header("sec-fetch-site", "same-origin")
-        .body(form)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 503);
+    let origin = s.base.clone();
+    let same = [
+        ("origin", origin.as_str()),
+        ("sec-fetch-site", "same-origin"),
+    ];
+    let (status, v) = s.post_with("/api/v1/blocks/mark", &form, &same).await;
+    assert_eq!(status, 503, "{v}");
 }
 
 #[tokio::test]

@@ -324,3 +324,30 @@ fn output_bytes_do_not_depend_on_the_run() {
         .expect("counter");
     assert_eq!(super::xor_samples(counter.data)[0], (START, 0.0));
 }
+
+#[test]
+fn progress_counts_every_series_downsampled() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (input, meta) = raw_block(&tmp.path().join("raw"), None);
+    let block = BlockReader::open_with(&input, Default::default()).expect("open");
+    let dest = tmp.path().join("out");
+    let target = crate::tsdb::block::BlockTarget::local(&dest, id(2)).expect("target");
+    let done = std::sync::atomic::AtomicU64::new(0);
+    let out = super::super::downsample_to(
+        block,
+        target,
+        id(2),
+        RESOLUTION_5M_MS,
+        Default::default(),
+        Some(&done),
+    )
+    .expect("ok")
+    .expect("data");
+    // Every input series is counted once it is done, those left without samples too.
+    assert_eq!(
+        done.load(std::sync::atomic::Ordering::Relaxed),
+        meta.stats.num_series,
+        "one count per input series ({} written)",
+        out.meta.stats.num_series
+    );
+}
