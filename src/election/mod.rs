@@ -5,3 +5,4 @@
 //! coordinator at all: the core then never asks for one.
 
 pub mod etcd;
+pub mod selftest;
