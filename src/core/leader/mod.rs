@@ -28,6 +28,7 @@
 //! - `timers.rs`: every deadline the leader wakes for, and the retry backoff;
 //! - `ids.rs`: the ids of the leader's requests.
 
+pub mod bucket_lease;
 mod config;
 mod election;
 mod fencing;
