@@ -122,6 +122,9 @@ struct RunArgs {
     /// Hard timeout of each bucket request that commits (meta.json, markers, deletes, the fence).
     #[arg(long = "objstore.op-timeout", default_value = "5s", value_parser = duration_ms)]
     op_timeout: u64,
+    /// Who elects one leader among the replicas: `etcd` (--etcd.url), `bucket` (the bucket itself, with conditional writes; S3, GCS, AZURE) or `none` (a single instance) [default: etcd with --etcd.url, else none].
+    #[arg(long = "election", value_parser = ["etcd", "bucket", "none"])]
+    election: Option<String>,
     /// etcd endpoints (comma-separated or repeated): elect one leader among the replicas. Without it, a single instance.
     #[arg(long = "etcd.url", value_delimiter = ',')]
     etcd_urls: Vec<String>,
@@ -329,6 +332,12 @@ fn run(
         download_blocks: a.download_blocks,
         op_timeout_ms: a.op_timeout,
         ha: compactd::run::HaSettings {
+            election: a
+                .election
+                .as_deref()
+                .map(str::parse)
+                .transpose()
+                .map_err(anyhow::Error::msg)?,
             etcd_urls: a.etcd_urls,
             etcd_prefix: a.etcd_prefix,
             lease_ttl_ms: a.etcd_lease_ttl,

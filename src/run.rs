@@ -8,7 +8,8 @@ use std::time::Duration;
 use anyhow::Context;
 
 use crate::core::cycle::CycleConfig;
-use crate::core::leader::{LeaderConfig, Safety, StreamsConfig};
+use crate::core::fence::FENCE_PATH;
+use crate::core::leader::{LeaderConfig, Provider, Safety, StreamsConfig};
 use crate::core::node::Node;
 use crate::core::plan::compaction_ranges;
 use crate::core::view::{Scope, ViewConfig};
@@ -159,9 +160,35 @@ pub struct WebFlags {
     pub flags: std::collections::BTreeMap<String, String>,
 }
 
-/// The flags of leadership (`--etcd.*`, `--leader.*`, `--node.name`).
+/// `--election`: who elects the leader.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ElectionFlag {
+    /// Through etcd (`--etcd.url`).
+    Etcd,
+    /// On the bucket itself: the fence object is the lease.
+    Bucket,
+    /// None: a single instance.
+    None,
+}
+
+impl std::str::FromStr for ElectionFlag {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<ElectionFlag, String> {
+        match s {
+            "etcd" => Ok(ElectionFlag::Etcd),
+            "bucket" => Ok(ElectionFlag::Bucket),
+            "none" => Ok(ElectionFlag::None),
+            other => Err(format!("--election={other:?}: one of etcd, bucket, none")),
+        }
+    }
+}
+
+/// The flags of leadership (`--election`, `--etcd.*`, `--leader.*`, `--node.name`).
 #[derive(Clone, Debug, Default)]
 pub struct HaSettings {
+    /// `--election` (`None`: etcd with `--etcd.url`, else a single instance).
+    pub election: Option<ElectionFlag>,
     /// `--etcd.url`; empty runs a single instance.
     pub etcd_urls: Vec<String>,
     /// `--etcd.prefix`.
@@ -239,7 +266,8 @@ impl RunConfig {
         if node.is_empty() || node.contains(char::is_whitespace) {
             anyhow::bail!("--node.name {node:?}: must be non-empty, without spaces");
         }
-        let prefix = (!self.ha.etcd_urls.is_empty()).then(|| {
+        let provider = self.election_provider()?;
+        let prefix = (provider == Some(Provider::Etcd)).then(|| {
             let prefix = match &self.ha.etcd_prefix {
                 Some(p) => p.trim_end_matches('/').to_string(),
                 None => format!("/compactd/{bucket_name}"),
@@ -256,10 +284,18 @@ impl RunConfig {
                     .max(STREAMS_OBSERVE_INTERVAL_MS),
                 rebalance_delay_ms: self.ha.rebalance_delay_ms as i64,
             });
-        let election = prefix.map(|p| format!("{p}/election"));
+        if provider == Some(Provider::Bucket) && self.ha.per_stream && self.wait {
+            tracing::info!("--ownership=stream needs --election=etcd (the members and stream seats live in etcd): with --election=bucket one leader owns the bucket");
+        }
+        let election = match provider {
+            Some(Provider::Bucket) => Some(FENCE_PATH.to_string()),
+            _ => prefix.map(|p| format!("{p}/election")),
+        };
         let cfg = LeaderConfig {
             node,
             election,
+            provider: provider.unwrap_or_default(),
+            nonce: format!("{:016x}", seed_from_entropy()),
             stream: None,
             streams,
             lease_ttl_ms: self.ha.lease_ttl_ms as i64,
@@ -270,6 +306,24 @@ impl RunConfig {
         };
         cfg.validate().map_err(anyhow::Error::msg)?;
         Ok(cfg)
+    }
+
+    /// Who elects the leader (`None`: a single instance), from `--election` and
+    /// `--etcd.url`; contradictory flags are an error naming both.
+    fn election_provider(&self) -> anyhow::Result<Option<Provider>> {
+        let etcd = !self.ha.etcd_urls.is_empty();
+        Ok(match (self.ha.election, etcd) {
+            (Some(ElectionFlag::Etcd), false) => anyhow::bail!("--election=etcd needs --etcd.url"),
+            (Some(ElectionFlag::Etcd), true) | (None, true) => Some(Provider::Etcd),
+            (Some(ElectionFlag::Bucket), false) => Some(Provider::Bucket),
+            (Some(ElectionFlag::Bucket), true) => anyhow::bail!(
+                "--election=bucket elects on the bucket itself: remove --etcd.url (or use --election=etcd)"
+            ),
+            (Some(ElectionFlag::None), true) => anyhow::bail!(
+                "--election=none runs a single instance: remove --etcd.url (or use --election=etcd)"
+            ),
+            (Some(ElectionFlag::None), false) | (None, false) => None,
+        })
     }
 
     /// The rules of `--selector.relabel-config[-file]` (none: every block); the error names
@@ -300,7 +354,7 @@ impl RunConfig {
             disable_cors: web.disable_cors,
             label: web.label.clone().unwrap_or_default(),
             disable_admin: self.disable_admin_operations,
-            per_stream: self.ha.per_stream && leader.election.is_some(),
+            per_stream: leader.streams.is_some(),
             flags: web.flags.clone(),
             plan: PlanSettings {
                 replica_labels: self.replica_labels.clone(),
@@ -450,6 +504,11 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<i32> {
         None => None,
     };
     let coordinator = match &leader.election {
+        Some(_) if leader.provider == Provider::Bucket => {
+            check_bucket_election(&bucket, &leader).await?;
+            tracing::info!(node = %leader.node, lease = FENCE_PATH, "leader election on the bucket (--election=bucket): the fence object is the lease");
+            None
+        }
         Some(election) => {
             let etcd = connect_etcd(&cfg.ha).await?;
             tracing::info!(node = %leader.node, election = %election, etcd = %etcd.endpoints(), "leader election through etcd");
@@ -548,6 +607,34 @@ pub async fn shutdown_signal() {
 }
 
 /// A seed for the node's RNG (block ids); recorded traces replay it.
+/// Refuses a bucket that cannot hold the election: the filesystem (no atomic
+/// compare-and-swap), and any store whose conditional writes fail the self-test
+/// (`election::selftest`) on a scratch object of this replica's own.
+async fn check_bucket_election(
+    bucket: &crate::objstore::Bucket,
+    leader: &LeaderConfig,
+) -> anyhow::Result<()> {
+    if !bucket.conditional_update {
+        anyhow::bail!(
+            "--election=bucket: this {:?} bucket has no atomic compare-and-swap (If-Match), which the election on the bucket needs; use S3, GCS or AZURE, or --election=etcd",
+            bucket.kind
+        );
+    }
+    let scratch = format!(
+        "compactd/election/selftest-{}-{}.json",
+        leader.node, leader.nonce
+    );
+    crate::election::selftest::check_conditional_writes(&bucket.store, &scratch, 8)
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "--election=bucket: the store failed the conditional-write self-test: {e}"
+            )
+        })?;
+    tracing::info!(object = %scratch, "the store's conditional writes passed the self-test (one winner of 8 concurrent creates; a stale If-Match refused)");
+    Ok(())
+}
+
 fn seed_from_entropy() -> u64 {
     let mut bytes = [0u8; 8];
     if let Ok(mut f) = std::fs::File::open("/dev/urandom") {

@@ -84,6 +84,7 @@ fn audit_passes_ordered_epochs_and_fails_a_late_commit() {
         holder: "node-b".into(),
         seq: 4,
         renewed_unix_ms: T0_MS as i64 + 35_000,
+        nonce: String::new(),
     };
     std::fs::create_dir_all(bucket.join("compactd")).unwrap();
     std::fs::write(bucket.join(FENCE_PATH), fence.to_json()).unwrap();
@@ -150,6 +151,7 @@ fn write_fence(bucket: &Path, path: &str, epoch: u64, holder: &str) {
         holder: holder.into(),
         seq: 1,
         renewed_unix_ms: T0_MS as i64,
+        nonce: String::new(),
     };
     let path = bucket.join(path);
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();

@@ -159,6 +159,8 @@ impl Harness {
         let leader = LeaderConfig {
             node: "me".into(),
             election: elected.then(|| "/compactd/election".into()),
+            provider: Default::default(),
+            nonce: String::new(),
             lease_ttl_ms: LEASE_TTL_MS,
             op_timeout_ms: OP_TIMEOUT_MS,
             takeover_delay_ms: 2_000,
@@ -565,6 +567,7 @@ impl Harness {
                     holder: "other".into(),
                     seq,
                     renewed_unix_ms: self.now.wall.0,
+                    nonce: String::new(),
                 };
                 self.fence = Some((record, self.fence_versions));
             }

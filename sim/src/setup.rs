@@ -292,6 +292,8 @@ pub fn leader_config(
     LeaderConfig {
         node: name.to_string(),
         election: (mode == Mode::Elected).then(|| ELECTION.to_string()),
+        provider: Default::default(),
+        nonce: String::new(),
         lease_ttl_ms: 15_000,
         op_timeout_ms: 5_000,
         takeover_delay_ms: if bug == Some(Bug::NoTakeoverDelay) {

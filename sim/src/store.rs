@@ -704,6 +704,7 @@ mod tests {
             holder: format!("node-{epoch}"),
             seq,
             renewed_unix_ms: 5,
+            nonce: String::new(),
         }
     }
 

@@ -451,6 +451,7 @@ fn fence(epoch: u64, seq: u64) -> FenceRecord {
         holder: format!("node-{epoch}"),
         seq,
         renewed_unix_ms: 1_700_000_000_000 + seq as i64,
+        nonce: String::new(),
     }
 }
 

@@ -31,6 +31,10 @@ pub struct FenceRecord {
     pub seq: u64,
     /// When the holder last renewed it, Unix ms on the holder's wall clock.
     pub renewed_unix_ms: i64,
+    /// The holder's incarnation (bucket election): tells its own writes from another
+    /// process's of the same name and epoch when an answer was lost.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub nonce: String,
 }
 
 impl FenceRecord {
@@ -47,6 +51,7 @@ impl FenceRecord {
             holder: holder.to_string(),
             seq: previous.map_or(1, |p| p.seq + 1),
             renewed_unix_ms,
+            nonce: String::new(),
         }
     }
 
@@ -83,6 +88,7 @@ mod tests {
             holder: "a".into(),
             seq: 7,
             renewed_unix_ms: 1_700_000_000_000,
+            nonce: String::new(),
         };
         assert_eq!(FenceRecord::parse(FENCE_PATH, &r.to_json()).unwrap(), r);
         let err = FenceRecord::parse(FENCE_PATH, b"{\"epoch\":").unwrap_err();

@@ -274,6 +274,7 @@ mod tests {
             holder: "a".into(),
             seq: 2,
             renewed_unix_ms: 1,
+            nonce: String::new(),
         };
         WriteOp::CasFence {
             stream,

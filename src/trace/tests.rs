@@ -21,6 +21,8 @@ fn header() -> TraceHeader {
     let leader = LeaderConfig {
         node: "node-a".into(),
         election: Some("/compactd/b/election".into()),
+        provider: Default::default(),
+        nonce: String::new(),
         lease_ttl_ms: 15_000,
         op_timeout_ms: 5_000,
         takeover_delay_ms: 10_000,

@@ -332,6 +332,7 @@ pub fn put_live_fence(config: &str, holder: &str) -> Vec<u8> {
         holder: holder.into(),
         seq: 7,
         renewed_unix_ms: compactd::tools::now_unix_ms(),
+        nonce: String::new(),
     };
     let bucket = open(config);
     let path = object_store::path::Path::from(compactd::core::fence::FENCE_PATH);

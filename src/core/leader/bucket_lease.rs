@@ -6,8 +6,8 @@
 //! version sooner. An absent fence, or one its holder released (renewed 0), may be taken at
 //! once: the create-only or If-Match write lets one candidate win.
 //!
-//! Not wired yet: the leader's bucket role will feed every fence read to a [`LeaseWatch`]
-//! and send its takeover CAS (If-Match on [`LeaseWatch::version`]) once
+//! The leader's watching role (`bucket.rs`) feeds every fence read to a [`LeaseWatch`] and
+//! sends its takeover CAS (If-Match on the version watched) once
 //! [`LeaseWatch::takeover_at`] has passed.
 
 use super::config::{MAX_DRIFT_PERMILLE, SAFETY_MARGIN_MS};
@@ -81,10 +81,15 @@ impl LeaseWatch {
 }
 
 /// Whether a write of `ours` whose answer was lost (a timeout, or a 412 after a retry that
-/// may follow a success) landed, judged by the record read back: the same epoch, holder and
-/// seq can only be our own write.
+/// may follow a success) landed, judged by the record read back: the same epoch, holder,
+/// nonce (the writing process's) and seq can only be our own write.
 pub fn landed(ours: &FenceRecord, read: Option<&FenceRecord>) -> bool {
-    read.is_some_and(|r| r.epoch == ours.epoch && r.holder == ours.holder && r.seq == ours.seq)
+    read.is_some_and(|r| {
+        r.epoch == ours.epoch
+            && r.holder == ours.holder
+            && r.nonce == ours.nonce
+            && r.seq == ours.seq
+    })
 }
 
 #[cfg(test)]
@@ -99,6 +104,7 @@ mod tests {
             holder: "r1".into(),
             seq,
             renewed_unix_ms: renewed,
+            nonce: String::new(),
         };
         let version = FenceVersion {
             e_tag: Some(etag.into()),
@@ -157,6 +163,9 @@ mod tests {
         let mut later = ours.clone();
         later.seq = 2;
         assert!(!landed(&ours, Some(&later)));
+        let mut twin = ours.clone();
+        twin.nonce = "another process of the same name".into();
+        assert!(!landed(&ours, Some(&twin)));
         assert!(!landed(&ours, None));
     }
 }

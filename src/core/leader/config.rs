@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::timers::RETRY_MIN_MS;
 use crate::core::stream::StreamId;
 
 /// Assumed bound of the rate difference between our clock and etcd's, in permille.
@@ -16,8 +17,16 @@ pub const SAFETY_MARGIN_MS: i64 = 500;
 pub struct LeaderConfig {
     /// `--node.name`: the holder name in etcd, the fence and block stamps.
     pub node: String,
-    /// `<--etcd.prefix>/election`: the election name; `None` runs a single instance.
+    /// The election's name: `<--etcd.prefix>/election` with etcd, the fence's path with the
+    /// bucket provider; `None` runs a single instance.
     pub election: Option<String>,
+    /// Who elects the leader when [`LeaderConfig::election`] is set (`--election`).
+    #[serde(default, skip_serializing_if = "Provider::is_etcd")]
+    pub provider: Provider,
+    /// This process's incarnation (random per start): written into the fence by the bucket
+    /// provider, so that a write whose answer was lost is recognised as ours when read back.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub nonce: String,
     /// `--etcd.lease-ttl` in ms (also the single instance's fence freshness window).
     pub lease_ttl_ms: i64,
     /// `--objstore.op-timeout` in ms: the longest a bucket request may take.
@@ -39,6 +48,25 @@ pub struct LeaderConfig {
     /// holds the streams assigned to it as well as the bucket's election.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub streams: Option<StreamsConfig>,
+}
+
+/// Who elects the leader (`--election`): the same leader state machine, permit, fence,
+/// commit gate and takeover delay behind either (`docs/safety.md`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Provider {
+    /// etcd's election recipe: a lease, the lowest key leads.
+    #[default]
+    Etcd,
+    /// The bucket itself: the fence object is the lease, renewed and taken over with
+    /// conditional writes (`bucket_lease.rs`).
+    Bucket,
+}
+
+impl Provider {
+    fn is_etcd(&self) -> bool {
+        *self == Provider::Etcd
+    }
 }
 
 /// The settings of per-stream ownership (`docs/scaleout.md`).
@@ -89,6 +117,10 @@ pub struct Safety {
     /// node holds no seat for it (never to another unit).
     #[serde(default = "on")]
     pub admin_stream_routing: bool,
+    /// The bucket provider: a candidate takes over only after it saw one version of the
+    /// fence unchanged for `TTL·(1 + drift) + margin` on its own clock.
+    #[serde(default = "on")]
+    pub observe_wait: bool,
 }
 
 fn on() -> bool {
@@ -105,6 +137,7 @@ impl Safety {
         stream_takeover_delay: true,
         stream_release: true,
         admin_stream_routing: true,
+        observe_wait: true,
     };
 }
 
@@ -121,7 +154,24 @@ impl LeaderConfig {
             return Ok(());
         }
         let budget = deadline_span(self.lease_ttl_ms) - self.op_timeout_ms;
-        if budget < 2 * keepalive_interval(self.lease_ttl_ms) {
+        if self.provider == Provider::Bucket {
+            let renewal = bucket_renewal_interval(self.lease_ttl_ms);
+            if budget < renewal + RETRY_MIN_MS {
+                return Err(format!(
+                    "--objstore.op-timeout {}ms is too long for --etcd.lease-ttl {}ms with \
+                     --election=bucket: a write may only start while it can end {}ms before \
+                     the lease can expire, which leaves {}ms after a renewal; renewals come \
+                     every {}ms and need {}ms more for their round trip \
+                     (lower the op timeout or raise the TTL)",
+                    self.op_timeout_ms,
+                    self.lease_ttl_ms,
+                    self.op_timeout_ms,
+                    budget,
+                    renewal,
+                    RETRY_MIN_MS,
+                ));
+            }
+        } else if budget < 2 * keepalive_interval(self.lease_ttl_ms) {
             return Err(format!(
                 "--objstore.op-timeout {}ms is too long for --etcd.lease-ttl {}ms: a write may \
                  only start while it can end {}ms before the lease can expire, which leaves {}ms \
@@ -148,15 +198,27 @@ impl LeaderConfig {
     }
 
     /// True when a lease no renewal of which was heard for a TTL is given up (see
-    /// [`Safety::abandon_unheard_lease`]).
+    /// [`Safety::abandon_unheard_lease`]); etcd's only: the bucket provider sends no
+    /// keepalives.
     pub(super) fn abandons_unheard_lease(&self) -> bool {
-        self.safety.abandon_unheard_lease && self.safety.lease_deadline
+        self.safety.abandon_unheard_lease && self.safety.lease_deadline && !self.on_bucket()
+    }
+
+    /// True when the bucket elects the leader.
+    pub(super) fn on_bucket(&self) -> bool {
+        self.election.is_some() && self.provider == Provider::Bucket
     }
 }
 
 /// How long after a renewal was sent the lease surely lives, on a clock that may drift.
 pub(super) fn deadline_span(ttl_ms: i64) -> i64 {
     ttl_ms * (1000 - MAX_DRIFT_PERMILLE) / 1000 - SAFETY_MARGIN_MS
+}
+
+/// How often the bucket provider renews its lease (the fence) and a follower reads it: three
+/// times a TTL.
+pub fn bucket_renewal_interval(ttl_ms: i64) -> i64 {
+    ttl_ms / 3
 }
 
 /// How often the lease is renewed: five keepalives a TTL.

@@ -24,6 +24,10 @@ pub(super) enum Role {
     Observing(Option<CoordId>),
     /// Watching the predecessor's key.
     Waiting(CoordId),
+    /// Bucket provider: reading the fence (the lease object) every third of a TTL, until
+    /// one version has stood unchanged for the observe wait, or the fence is free
+    /// (`bucket.rs`). The read is sent at [`Timer::CoordRequest`].
+    Watching,
     /// Chosen (or single): establishing the fence.
     Fencing(Epoch),
     /// Fenced; waiting out the takeover delay ([`Timer::TakeoverDelay`]).
@@ -184,7 +188,7 @@ impl Leader {
     }
 
     /// Switches to `role`, whose request failed at `now`: it is sent again after the backoff.
-    fn retry(&mut self, role: Role, now: Now) {
+    pub(super) fn retry(&mut self, role: Role, now: Now) {
         let at = self.backoff.retry_at(now.mono);
         self.request_at(role, at);
     }
@@ -359,6 +363,10 @@ impl Leader {
                 key,
                 then_campaign,
             } => self.send_withdraw(key, then_campaign, out),
+            Role::Watching => {
+                self.timers.stop(Timer::CoordRequest);
+                self.issue_read(out);
+            }
             Role::Revoking {
                 req: None,
                 lease,
@@ -398,6 +406,11 @@ impl Leader {
     /// A seat withdraws its key and campaigns anew with the session's lease.
     pub(super) fn revoke_and_recampaign(&mut self, now: Now) {
         let key = self.key.take();
+        if self.cfg.on_bucket() {
+            // Nothing to revoke: the fence is the lease. Watch it again.
+            self.drop_lease();
+            return self.request_at(Role::Watching, now.mono);
+        }
         if self.seated() {
             return match key {
                 Some(key) => self.request_at(Role::withdrawing(key, true), now.mono),

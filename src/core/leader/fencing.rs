@@ -40,9 +40,12 @@ pub(super) struct FenceKeeper {
     /// The fence request in flight.
     pub(super) in_flight: Option<(RequestId, FenceOp)>,
     /// True when `current` was read or written since fencing began.
-    read_since_fencing: bool,
+    pub(super) read_since_fencing: bool,
     /// When our last fence CAS succeeded: the next renewal is due a third of a TTL later.
     written_at: Option<Millis>,
+    /// Bucket provider: our CAS whose answer was a conflict or a failure, until the fence
+    /// is read back — holding our record, it landed (`bucket_lease::landed`).
+    pub(super) unconfirmed: Option<FenceOp>,
 }
 
 impl Leader {
@@ -60,7 +63,13 @@ impl Leader {
         self.fence
             .current
             .as_ref()
-            .is_some_and(|(r, _)| r.holder == self.cfg.node && r.renewed_unix_ms > 0)
+            .is_some_and(|(r, _)| self.is_ours(r) && r.renewed_unix_ms > 0)
+    }
+
+    /// True when `record` was written by this node (by this very process, with the bucket
+    /// provider, which stamps its nonce).
+    pub(super) fn is_ours(&self, record: &FenceRecord) -> bool {
+        record.holder == self.cfg.node && (!self.cfg.on_bucket() || record.nonce == self.cfg.nonce)
     }
 
     /// True when the fence as last read or written holds `epoch` and this node.
@@ -74,6 +83,14 @@ impl Leader {
     /// The epoch the fence work is for.
     fn fence_epoch(&self) -> Epoch {
         self.role.chosen_epoch().unwrap_or_default()
+    }
+
+    /// Bucket provider: keeps a CAS whose answer did not say it landed, to look for it in
+    /// the read that follows.
+    fn remember_unconfirmed(&mut self, op: FenceOp) {
+        if self.cfg.on_bucket() && matches!(op, FenceOp::Cas { .. }) {
+            self.fence.unconfirmed = Some(op);
+        }
     }
 
     /// Feeds the answer to the fence request `op`.
@@ -94,11 +111,12 @@ impl Leader {
                 },
                 StoreResult::FenceWritten(version),
             ) => self.on_fence_written(now, record, version, sent_at, guards_commit, out),
-            (_, StoreResult::FenceConflict) => {
+            (op, StoreResult::FenceConflict) => {
                 out.push(Output::Event(Event::FenceConflict {
                     epoch: self.fence_epoch().0,
                     found: None,
                 }));
+                self.remember_unconfirmed(op);
                 self.issue_read(out);
             }
             (op, result) => {
@@ -106,14 +124,18 @@ impl Leader {
                     StoreResult::Failed(e) => e.to_string(),
                     other => format!("unexpected answer {other:?}"),
                 };
-                let op = match op {
+                let op_name = match op {
                     FenceOp::Read => "read-fence",
                     FenceOp::Cas { .. } => "cas-fence",
                 };
                 out.push(Output::Event(Event::MutationFailed {
-                    op: op.into(),
+                    op: op_name.into(),
                     error,
                 }));
+                if self.role == Role::Watching {
+                    return self.retry(Role::Watching, now);
+                }
+                self.remember_unconfirmed(op);
                 // Whether a failed CAS applied is unknown: read the fence before anything else.
                 let retry = self.backoff.retry_at(now.mono);
                 self.timers.set(Timer::FenceRetry, retry);
@@ -129,6 +151,9 @@ impl Leader {
     ) {
         self.backoff.reset();
         self.fence.read_since_fencing = true;
+        if self.cfg.on_bucket() {
+            return self.on_bucket_fence_read(now, found, out);
+        }
         let epoch = self.fence_epoch();
         let Some((rec, ver)) = found else {
             if matches!(self.role, Role::Leading(_) | Role::Delaying(_)) {
@@ -197,7 +222,7 @@ impl Leader {
         self.fence.current = Some((rec, ver));
     }
 
-    fn on_fence_written(
+    pub(super) fn on_fence_written(
         &mut self,
         now: Now,
         record: FenceRecord,
@@ -209,6 +234,9 @@ impl Leader {
         self.backoff.reset();
         self.fence.current = Some((record, version));
         self.fence.written_at = Some(now.mono);
+        if self.cfg.on_bucket() && self.role.chosen_epoch().is_some() {
+            self.renew_bucket_lease(now, sent_at, out);
+        }
         match self.role {
             Role::Fencing(epoch) => self.fenced(now, epoch, out),
             Role::Leading(_) if guards_commit => self.release_guarded_commit(now, sent_at, out),
@@ -218,6 +246,9 @@ impl Leader {
 
     /// The bucket is fenced for `epoch`: wait out the takeover delay (elected) or lead.
     fn fenced(&mut self, now: Now, epoch: Epoch, out: &mut Vec<Output>) {
+        if self.cfg.on_bucket() {
+            self.took_bucket_lease(now, epoch, out);
+        }
         if self.cfg.election.is_some() {
             self.set_role(Role::Delaying(epoch));
             let until = now.mono.plus(self.cfg.takeover_delay_ms);
@@ -253,6 +284,13 @@ impl Leader {
                 self.issue_cas(record, expected, now, false, out);
             }
             Role::Leading(_) if self.fence.current.is_none() => self.issue_read(out),
+            // The bucket provider's lease is the fence: renewed through the takeover delay.
+            Role::Delaying(epoch)
+                if self.cfg.on_bucket() && now.mono >= self.fence_renewal_due() =>
+            {
+                let (record, expected) = self.next_fence_record(epoch, now);
+                self.issue_cas(record, expected, now, false, out);
+            }
             Role::Leading(epoch) => {
                 if self.gate.is_empty() && now.mono < self.fence_renewal_due() {
                     return;
@@ -285,11 +323,16 @@ impl Leader {
             .map_or(Millis::MAX, |t| t.plus(self.cfg.lease_ttl_ms / 3))
     }
 
-    /// Re-arms [`Timer::FenceRenewal`]: while leading with the fence idle (no request in
-    /// flight, no retry pending, which replaces the renewal).
+    /// Re-arms [`Timer::FenceRenewal`]: while leading (or, on the bucket, delaying) with the
+    /// fence idle (no request in flight, no retry pending, which replaces the renewal).
     pub(super) fn arm_fence_renewal(&mut self) {
         let idle = self.fence.in_flight.is_none() && self.timers.get(Timer::FenceRetry).is_none();
-        let due = (matches!(self.role, Role::Leading(_)) && idle).then(|| self.fence_renewal_due());
+        let renewing = match self.role {
+            Role::Leading(_) => true,
+            Role::Delaying(_) => self.cfg.on_bucket(),
+            _ => false,
+        };
+        let due = (renewing && idle).then(|| self.fence_renewal_due());
         self.timers.arm(Timer::FenceRenewal, due);
     }
 
@@ -316,7 +359,7 @@ impl Leader {
     /// its epoch; nothing without one.
     pub(super) fn issue_cas(
         &mut self,
-        record: FenceRecord,
+        mut record: FenceRecord,
         expected: Option<FenceVersion>,
         now: Now,
         guards_commit: bool,
@@ -325,6 +368,9 @@ impl Leader {
         let Some(permit) = self.permit_for(Epoch(record.epoch), now) else {
             return;
         };
+        if self.cfg.on_bucket() {
+            record.nonce = self.cfg.nonce.clone();
+        }
         let id = self.ids.next_store();
         let op = WriteOp::CasFence {
             stream: self.cfg.stream,

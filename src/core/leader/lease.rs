@@ -146,6 +146,33 @@ impl Leader {
         self.timers.set(Timer::Keepalive, next);
     }
 
+    /// Bucket provider: the lease a takeover write sent at `sent_at` starts if it lands. Its
+    /// permit covers that write; a takeover that fails goes back to watching without it.
+    pub(super) fn take_bucket_lease(&mut self, sent_at: Millis) {
+        let ttl_ms = self.cfg.lease_ttl_ms;
+        self.lease.current = Some(Lease {
+            id: LeaseId(0),
+            ttl_ms,
+            acked_sent_at: sent_at,
+            renewal_sent_at: sent_at,
+        });
+    }
+
+    /// Bucket provider: our fence write sent at `sent_at` landed, so no one takes the fence
+    /// over before `sent_at + TTL` on the slowest clock: the deadline moves as etcd's does
+    /// with an acknowledged keepalive.
+    pub(super) fn renew_bucket_lease(&mut self, now: Now, sent_at: Millis, out: &mut Vec<Output>) {
+        let Some(lease) = self.lease.current.as_mut() else {
+            return;
+        };
+        lease.acked_sent_at = lease.acked_sent_at.max(sent_at);
+        lease.renewal_sent_at = lease.renewal_sent_at.max(sent_at);
+        let remaining = self.permit(now).map_or(0, |p| p.valid_until.0 - now.mono.0);
+        out.push(Output::Event(Event::LeaseRenewed {
+            permit_remaining_ms: remaining,
+        }));
+    }
+
     /// Forgets the lease, and the keepalive in flight with it; returns the lease.
     pub(super) fn drop_lease(&mut self) -> Option<Lease> {
         self.lease.keepalive = None;
@@ -206,8 +233,9 @@ impl Leader {
         let Some(lease) = &self.lease.current else {
             return;
         };
-        if self.seated() {
-            // The session renews (or abandons) the lease.
+        if self.seated() || self.cfg.on_bucket() {
+            // The session renews (or abandons) the lease; the bucket's is renewed by the
+            // fence writes.
             return;
         }
         if self.cfg.abandons_unheard_lease() && now.mono >= lease.unheard_at() {

@@ -28,6 +28,7 @@
 //! - `timers.rs`: every deadline the leader wakes for, and the retry backoff;
 //! - `ids.rs`: the ids of the leader's requests.
 
+mod bucket;
 pub mod bucket_lease;
 mod config;
 mod election;
@@ -38,11 +39,15 @@ mod lease;
 mod observe;
 mod timers;
 
-pub use config::{LeaderConfig, Safety, StreamsConfig, MAX_DRIFT_PERMILLE, SAFETY_MARGIN_MS};
+pub use config::{
+    bucket_renewal_interval, LeaderConfig, Provider, Safety, StreamsConfig, MAX_DRIFT_PERMILLE,
+    SAFETY_MARGIN_MS,
+};
 pub use fencing::EXIT_FENCED;
 pub use gate::stamp_writer;
 pub use lease::SessionLease;
 
+use bucket_lease::LeaseWatch;
 use election::Role;
 use fencing::FenceKeeper;
 use gate::CommitGate;
@@ -69,6 +74,8 @@ pub struct Leader {
     lease: LeaseKeeper,
     /// The fence as we know it and its request in flight.
     fence: FenceKeeper,
+    /// Bucket provider: the versions of the fence seen while watching it.
+    watch: LeaseWatch,
     /// Commits waiting for a fence CAS.
     gate: CommitGate,
     /// The leader as observed, for reporting.
@@ -96,6 +103,7 @@ impl Leader {
             key: None,
             lease: LeaseKeeper::default(),
             fence: FenceKeeper::default(),
+            watch: LeaseWatch::default(),
             gate: CommitGate::default(),
             observed: Observer::default(),
             timers: Timers::default(),
@@ -161,6 +169,7 @@ impl Leader {
             return;
         }
         match self.cfg.election {
+            Some(_) if self.cfg.on_bucket() => self.request_at(Role::Watching, now.mono),
             Some(_) if self.seated() => self.campaign_or_idle(now),
             Some(_) => self.request_at(Role::Granting(None), now.mono),
             None => self.enter_fencing(Epoch(0)),
@@ -211,8 +220,9 @@ impl Leader {
             return;
         }
         self.lose_write_right(now, "shutting down", out);
+        let releases = self.cfg.election.is_none() || self.cfg.on_bucket();
         match (&self.cfg.election, &self.lease.current) {
-            (Some(_), Some(lease)) => {
+            (Some(_), Some(lease)) if !releases => {
                 let op = CoordOp::Resign {
                     key: self.key.clone(),
                     lease: lease.id,
@@ -221,11 +231,16 @@ impl Leader {
                 self.set_role(Role::Resigning { req, code });
                 self.drop_lease();
             }
-            (None, _) if self.fence_ours() && self.fence.in_flight.is_none() => {
+            _ if releases && self.fence_ours() && self.fence.in_flight.is_none() => {
+                // The fence is released (renewed 0): a successor need not wait it out.
                 let (rec, ver) = self.fence.current.clone().expect("fence_ours");
                 let released = FenceRecord::successor(Some(&rec), rec.epoch, &rec.holder, 0);
                 self.issue_cas(released, Some(ver), now, false, out);
-                self.set_role(Role::Releasing(code));
+                match self.fence.in_flight {
+                    Some(_) => self.set_role(Role::Releasing(code)),
+                    // No permit left to write with: the fence is left to expire.
+                    None => self.exit(code, out),
+                }
             }
             _ => self.exit(code, out),
         }
@@ -312,14 +327,16 @@ impl Leader {
                 | Role::Observing(None)
                 | Role::Revoking { req: None, .. }
                 | Role::Withdrawing { req: None, .. }
-        );
+        ) || (self.role == Role::Watching && self.fence.in_flight.is_none());
         let request_armed = self.timers.get(Timer::CoordRequest).is_some();
         debug_assert_eq!(request_armed, requesting, "{:?}", self.role);
         let delaying = matches!(self.role, Role::Delaying(_));
         let delay_armed = self.timers.get(Timer::TakeoverDelay).is_some();
         debug_assert_eq!(delay_armed, delaying, "{:?}", self.role);
-        let renewing =
-            !self.seated() && self.lease.current.is_some() && self.lease.keepalive.is_none();
+        let renewing = !self.seated()
+            && !self.cfg.on_bucket()
+            && self.lease.current.is_some()
+            && self.lease.keepalive.is_none();
         let keepalive_armed = self.timers.get(Timer::Keepalive).is_some();
         debug_assert_eq!(keepalive_armed, renewing, "{:?}", self.lease);
     }
@@ -337,7 +354,11 @@ impl Leader {
         self.fence.in_flight = None;
         self.timers.stop(Timer::FenceRetry);
         if self.role.chosen_epoch().is_some() {
-            self.request_at(Role::Observing(None), now.mono);
+            let observe = match self.cfg.on_bucket() {
+                true => Role::Watching,
+                false => Role::Observing(None),
+            };
+            self.request_at(observe, now.mono);
         }
     }
 }

@@ -26,6 +26,18 @@ impl Observer {
         out: &mut Vec<Output>,
     ) {
         let seen = first.map(|k| (k.value.clone(), k.create_revision as u64));
+        self.note_holder(now, seen, me, out);
+    }
+
+    /// The leader observed is `seen` (its name and epoch; none: no leader). `me` is this
+    /// node's name.
+    pub(super) fn note_holder(
+        &mut self,
+        now: Now,
+        seen: Option<(String, u64)>,
+        me: &str,
+        out: &mut Vec<Output>,
+    ) {
         let known = self.known.as_ref().map(|k| (k.node.clone(), k.epoch));
         if seen == known {
             return;

@@ -11,6 +11,7 @@ use crate::core::types::{ReadOp, StoreError, StoreRequest, WriteOp};
 use crate::tsdb::block_id::BlockId;
 use crate::tsdb::meta::{BlockMeta, ThanosMeta};
 
+mod bucket;
 mod random;
 mod seat;
 mod unheard_lease;
@@ -25,6 +26,8 @@ fn cfg(elected: bool) -> LeaderConfig {
     LeaderConfig {
         node: "me".into(),
         election: elected.then(|| "/compactd/b/election".into()),
+        provider: Default::default(),
+        nonce: String::new(),
         lease_ttl_ms: TTL,
         op_timeout_ms: OP_TIMEOUT,
         takeover_delay_ms: DELAY,
@@ -57,6 +60,7 @@ fn held_by(holder: &str, epoch: u64, seq: u64, renewed_ms: i64) -> FenceRecord {
         holder: holder.into(),
         seq,
         renewed_unix_ms: T0 + renewed_ms,
+        nonce: String::new(),
     }
 }
 

@@ -30,6 +30,8 @@ fn settings() -> (CycleConfig, LeaderConfig) {
     let leader = LeaderConfig {
         node: "me".into(),
         election: Some("/e".into()),
+        provider: Default::default(),
+        nonce: String::new(),
         lease_ttl_ms: 15_000,
         op_timeout_ms: 1_000,
         takeover_delay_ms: 2_000,

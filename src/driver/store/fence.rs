@@ -105,6 +105,7 @@ mod tests {
             holder: "a".into(),
             seq,
             renewed_unix_ms: 1,
+            nonce: String::new(),
         }
     }
 

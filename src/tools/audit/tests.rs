@@ -46,6 +46,7 @@ fn fence(epoch: u64, holder: &str) -> Fence {
         holder: holder.into(),
         seq: 3,
         renewed_unix_ms: T0,
+        nonce: String::new(),
     })
 }
 
@@ -301,6 +302,7 @@ fn stream_fence(epoch: u64, holder: &str) -> Fence {
         holder: holder.into(),
         seq: 2,
         renewed_unix_ms: T0,
+        nonce: String::new(),
     })
 }
 

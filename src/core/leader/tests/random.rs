@@ -256,6 +256,7 @@ impl Env {
             holder: "rival".into(),
             seq,
             renewed_unix_ms: T0 + self.now,
+            nonce: String::new(),
         };
         // Our CAS that landed before stays valid: its answer may still be on the way, and the
         // commit it guards may follow within the commit window (the takeover delay covers it).
