@@ -1,5 +1,5 @@
 //! The bucket provider's rule for taking over the lease object (the fence), as a candidate
-//! sees it (issue 21, `docs/plan-bucket-election.md`). Object stores keep no TTL, and hosts'
+//! sees it (`--election=bucket`, `docs/safety.md`). Object stores keep no TTL, and hosts'
 //! wall clocks are not compared: a candidate takes over only after it has seen the same
 //! version of the object for `TTL·(1 + drift) + margin` on its own monotonic clock
 //! ([`observe_wait_ms`]) — a holder renews every TTL/3, so a live holder always changes the
