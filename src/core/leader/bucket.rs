@@ -7,7 +7,7 @@
 //! does. A conflict or a lost answer is settled by reading the fence back: holding our
 //! nonce, epoch and seq, our write landed; anything else not ours ends the term.
 
-use super::bucket_lease::{landed, LeaseWatch};
+use super::bucket_lease::landed;
 use super::config::bucket_renewal_interval;
 use super::election::Role;
 use super::fencing::FenceOp;
@@ -98,7 +98,7 @@ impl Leader {
 
     /// Our takeover CAS for `epoch` landed: we hold the lease; the next term watches afresh.
     pub(super) fn took_bucket_lease(&mut self, now: Now, epoch: Epoch, out: &mut Vec<Output>) {
-        self.watch = LeaseWatch::default();
+        self.watch.restart(epoch.0);
         let me = Some((self.cfg.node.clone(), epoch.0));
         self.observed.note_holder(now, me, &self.cfg.node, out);
     }

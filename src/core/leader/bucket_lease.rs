@@ -27,6 +27,9 @@ pub struct LeaseWatch {
     /// The last read: the record and its version (`None`: the object was absent), and when
     /// that version was first seen.
     seen: Option<Seen>,
+    /// The highest epoch this process has seen in the fence or held: a fence deleted by hand
+    /// does not send the epochs back to 1 while a replica that saw them runs.
+    highest_epoch: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -43,6 +46,9 @@ impl LeaseWatch {
             .seen
             .as_ref()
             .is_some_and(|s| s.fence.as_ref().map(|(_, v)| v) == read.as_ref().map(|(_, v)| v));
+        if let Some((record, _)) = &read {
+            self.highest_epoch = self.highest_epoch.max(record.epoch);
+        }
         if !same {
             self.seen = Some(Seen {
                 fence: read,
@@ -71,12 +77,17 @@ impl LeaseWatch {
         self.seen.as_ref()?.fence.as_ref().map(|(_, v)| v)
     }
 
-    /// The epoch a takeover writes: one past the one seen (1 over an absent object).
+    /// The epoch a takeover writes: one past the highest seen (1 over an absent object, when
+    /// none was ever seen).
     pub fn next_epoch(&self) -> u64 {
-        self.seen
-            .as_ref()
-            .and_then(|s| s.fence.as_ref())
-            .map_or(1, |(record, _)| record.epoch + 1)
+        self.highest_epoch + 1
+    }
+
+    /// Forgets the versions seen (a term begins: the next watch starts afresh), keeping the
+    /// highest epoch, which `held` raises to the term's.
+    pub fn restart(&mut self, held: u64) {
+        self.seen = None;
+        self.highest_epoch = self.highest_epoch.max(held);
     }
 }
 
@@ -151,6 +162,16 @@ mod tests {
         assert_eq!((w.next_epoch(), w.version()), (1, None));
         w.observe(Millis(3_000), Some(fence(7, 5, 0, "c")));
         assert_eq!(w.takeover_at(TTL), Some(Millis(3_000)));
+    }
+
+    #[test]
+    fn epochs_never_go_back_when_the_fence_is_deleted() {
+        let mut w = LeaseWatch::default();
+        w.observe(Millis(1_000), Some(fence(7, 3, 99, "a")));
+        w.restart(8);
+        w.observe(Millis(9_000), None);
+        assert_eq!(w.next_epoch(), 9, "not 1: this process held epoch 8");
+        assert_eq!(w.takeover_at(TTL), Some(Millis(9_000)));
     }
 
     #[test]
