@@ -451,6 +451,9 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<i32> {
         .consistency_delay_seconds
         .set(cfg.consistency_delay_ms as f64 / 1000.0);
     let leader = cfg.leader_config(&bucket.name)?;
+    if leader.election.is_some() && leader.provider == Provider::Bucket {
+        check_bucket_election(&bucket, &leader).await?;
+    }
     let viewer = (!cfg.web.disable)
         .then(|| cfg.viewer(&bucket, &leader, selector_relabel.clone()))
         .transpose()?;
@@ -505,7 +508,6 @@ pub async fn run(cfg: RunConfig) -> anyhow::Result<i32> {
     };
     let coordinator = match &leader.election {
         Some(_) if leader.provider == Provider::Bucket => {
-            check_bucket_election(&bucket, &leader).await?;
             tracing::info!(node = %leader.node, lease = FENCE_PATH, "leader election on the bucket (--election=bucket): the fence object is the lease");
             None
         }
@@ -616,8 +618,8 @@ async fn check_bucket_election(
 ) -> anyhow::Result<()> {
     if !bucket.conditional_update {
         anyhow::bail!(
-            "--election=bucket: this {:?} bucket has no atomic compare-and-swap (If-Match), which the election on the bucket needs; use S3, GCS or AZURE, or --election=etcd",
-            bucket.kind
+            "--election=bucket: the {} bucket has no atomic compare-and-swap (If-Match), which the election on the bucket needs; use S3, GCS or AZURE, or --election=etcd",
+            format!("{:?}", bucket.kind).to_uppercase()
         );
     }
     let scratch = format!(
