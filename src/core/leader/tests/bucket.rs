@@ -152,14 +152,19 @@ fn an_absent_or_released_fence_is_taken_at_once() {
     assert_eq!((record.epoch, expected), (7, &Some(ver("r"))));
 }
 
-#[test]
-fn a_lost_takeover_goes_back_to_watching_and_writes_nothing() {
+/// A candidate whose takeover of an absent fence was answered 412, and its read-back.
+fn conflicted_takeover() -> (Leader, StoreRequest) {
     let (mut l, out) = watching(None, 10);
     let cas = only(store_reqs(&out));
     let mut out = vec![];
     l.on_store(at(20), cas.id(), StoreResult::FenceConflict, &mut out);
-    let read = read_of(&out);
-    out.clear();
+    (l, read_of(&out))
+}
+
+#[test]
+fn a_lost_takeover_goes_back_to_watching_and_writes_nothing() {
+    let (mut l, read) = conflicted_takeover();
+    let mut out = vec![];
     // Another candidate created it first.
     let theirs = Some((held_by("r2", 1, 1, 15), ver("x")));
     l.on_store(
@@ -205,12 +210,8 @@ fn a_takeover_whose_answer_was_lost_is_found_by_its_nonce() {
         "it landed"
     );
     // The same record by another process of the same name (another nonce) is not ours.
-    let (mut l, out) = watching(None, 10);
-    let cas = only(store_reqs(&out));
+    let (mut l, read) = conflicted_takeover();
     let mut out = vec![];
-    l.on_store(at(20), cas.id(), StoreResult::FenceConflict, &mut out);
-    let read = read_of(&out);
-    out.clear();
     let twin = FenceRecord {
         nonce: "n2".into(),
         ..landed
