@@ -608,7 +608,6 @@ pub async fn shutdown_signal() {
     tracing::info!("received a stop signal; exiting");
 }
 
-/// A seed for the node's RNG (block ids); recorded traces replay it.
 /// Refuses a bucket that cannot hold the election: the filesystem (no atomic
 /// compare-and-swap), and any store whose conditional writes fail the self-test
 /// (`election::selftest`) on a scratch object of this replica's own.
@@ -618,8 +617,8 @@ async fn check_bucket_election(
 ) -> anyhow::Result<()> {
     if !bucket.conditional_update {
         anyhow::bail!(
-            "--election=bucket: the {} bucket has no atomic compare-and-swap (If-Match), which the election on the bucket needs; use S3, GCS or AZURE, or --election=etcd",
-            format!("{:?}", bucket.kind).to_uppercase()
+            "--election=bucket: this {} bucket has no atomic compare-and-swap (If-Match), which the election on the bucket needs; use S3, GCS or AZURE, or --election=etcd",
+            bucket.kind.as_str()
         );
     }
     let scratch = format!(
@@ -637,6 +636,7 @@ async fn check_bucket_election(
     Ok(())
 }
 
+/// A seed for the node's RNG (block ids); recorded traces replay it.
 fn seed_from_entropy() -> u64 {
     let mut bytes = [0u8; 8];
     if let Ok(mut f) = std::fs::File::open("/dev/urandom") {

@@ -1,10 +1,12 @@
-//! `compactd run` replicas for the HA tests (`tests/ha.rs`, `tests/ha_oneway.rs`): each a
-//! child process with its log in a file, its HTTP port read back from that log, probes of
-//! /metrics and /api/v1/leader, and the flags and bucket helpers these tests share.
+//! `compactd run` replicas for the HA tests (`tests/ha.rs`, `tests/ha_oneway.rs`,
+//! `tests/ha_bucket.rs`): each a child process with its log in a file, its HTTP port read back
+//! from that log, probes of /metrics and /api/v1/leader, and the flags and bucket helpers these
+//! tests share.
 //!
 //! A [`Cluster`] is the harness of these tests: one bucket, one directory for the replicas'
-//! data dirs and logs, and the etcd election they share (none for single instances); it
-//! starts replicas by name with this suite's flags ([`Cluster::run`]). Timings are tight so
+//! data dirs and logs, and the election they share (through etcd, on the bucket itself with
+//! `--election=bucket`, or none for single instances); it starts replicas by name with this
+//! suite's flags ([`Cluster::run`]). Timings are tight so
 //! that each test takes seconds: a 3 s lease TTL, a 1 s op timeout and a 2 s takeover delay.
 //! A cluster prints its replicas' log tails (and etcd's) when the test fails, and always with
 //! `COMPACTD_HA_LOGS=1`.
@@ -251,15 +253,24 @@ impl Drop for Replica {
     }
 }
 
+/// Who elects the leader of a [`Cluster`].
+enum Election {
+    /// Nobody: single instances, which only the bucket's fence keeps apart.
+    Single,
+    /// etcd, at its client URL; its log is printed on failure.
+    Etcd { url: String, log: PathBuf },
+    /// The bucket itself (`--election=bucket`): the fence object is the lease.
+    Bucket,
+}
+
 /// The harness of one HA test: its replicas, the bucket they share, the directory of their
-/// data dirs and logs, and the etcd election they take part in. Prints their logs if the test
+/// data dirs and logs, and the election they take part in. Prints their logs if the test
 /// fails; kills them on drop, then deletes the test's temp dir if it owns it.
 pub struct Cluster {
     /// The replicas, in start order.
     pub replicas: Vec<Replica>,
-    /// The etcd the replicas elect through: its client URL and its log (printed on failure);
-    /// `None` for single instances, which only the bucket's fence keeps apart.
-    etcd: Option<(String, PathBuf)>,
+    /// Who elects the leader.
+    election: Election,
     /// The election's key prefix is `/compactd/<prefix>`.
     prefix: String,
     /// The bucket's objstore config.
@@ -294,8 +305,8 @@ impl Drop for Cluster {
                 lines[lines.len().saturating_sub(80)..].join("\n")
             );
         }
-        if let Some((_, path)) = &self.etcd {
-            let text = std::fs::read_to_string(path).unwrap_or_default();
+        if let Election::Etcd { log, .. } = &self.election {
+            let text = std::fs::read_to_string(log).unwrap_or_default();
             let lines: Vec<&str> = text.lines().collect();
             eprintln!(
                 "----- etcd log tail -----\n{}",
@@ -309,26 +320,31 @@ impl Cluster {
     /// A cluster without replicas yet on the bucket of `config`, electing through `etcd`
     /// under `/compactd/<prefix>`, with its replicas' data dirs and logs in `dir`.
     pub fn new(etcd: &Etcd, dir: &Path, config: &str, prefix: &str) -> Cluster {
-        Cluster {
-            replicas: Vec::new(),
-            etcd: Some((etcd.endpoint(), etcd.log_path())),
-            prefix: prefix.to_string(),
-            config: config.to_string(),
-            dir: dir.to_path_buf(),
-            tmp: None,
-            wait_interval: "1h".to_string(),
-            flags: Vec::new(),
-            ownership: "bucket",
-        }
+        let election = Election::Etcd {
+            url: etcd.endpoint(),
+            log: etcd.log_path(),
+        };
+        Cluster::with_election(election, dir, config, prefix)
     }
 
     /// A cluster of single instances (no election) on the bucket of `config`, with their
     /// data dirs and logs in `dir`.
     pub fn single(dir: &Path, config: &str) -> Cluster {
+        Cluster::with_election(Election::Single, dir, config, "")
+    }
+
+    /// A cluster without replicas yet on the bucket of `config` (a store with conditional
+    /// writes), electing on the bucket itself (`--election=bucket`, no etcd), with its
+    /// replicas' data dirs and logs in `dir`.
+    pub fn on_bucket(dir: &Path, config: &str) -> Cluster {
+        Cluster::with_election(Election::Bucket, dir, config, "")
+    }
+
+    fn with_election(election: Election, dir: &Path, config: &str, prefix: &str) -> Cluster {
         Cluster {
             replicas: Vec::new(),
-            etcd: None,
-            prefix: String::new(),
+            election,
+            prefix: prefix.to_string(),
             config: config.to_string(),
             dir: dir.to_path_buf(),
             tmp: None,
@@ -382,19 +398,24 @@ impl Cluster {
             .extra(&TIMING_FLAGS)
     }
 
-    /// Starts one more replica `name`, `--wait`ing and electing through the cluster's etcd.
+    /// Starts one more replica `name`, `--wait`ing and taking part in the cluster's election.
     pub fn spawn(&mut self, name: &str) {
-        let url = self.etcd.as_ref().map(|(url, _)| url.clone());
-        self.spawn_with(name, url.as_deref());
+        let election = match &self.election {
+            Election::Single => Vec::new(),
+            Election::Etcd { url, .. } => self.etcd_flags(url),
+            Election::Bucket => vec!["--election".to_string(), "bucket".to_string()],
+        };
+        self.spawn_with(name, &election);
     }
 
     /// [`spawn`](Self::spawn), reaching the cluster's etcd at `etcd_url` (a proxy to it).
     pub fn spawn_through(&mut self, name: &str, etcd_url: &str) {
         assert!(
-            self.etcd.is_some(),
-            "a cluster without etcd has no election"
+            matches!(self.election, Election::Etcd { .. }),
+            "a cluster without etcd has no etcd to reach"
         );
-        self.spawn_with(name, Some(etcd_url));
+        let election = self.etcd_flags(etcd_url);
+        self.spawn_with(name, &election);
     }
 
     /// [`spawn`](Self::spawn), reaching the bucket through `config` (a proxy to it) instead of
@@ -405,19 +426,23 @@ impl Cluster {
         self.config = cluster_config;
     }
 
-    /// Starts replica `name`, electing through `etcd_url` when there is one.
-    fn spawn_with(&mut self, name: &str, etcd_url: Option<&str>) {
-        let mut run = self
+    /// The flags of an election through etcd at `url`, under `/compactd/<prefix>`.
+    fn etcd_flags(&self, url: &str) -> Vec<String> {
+        let prefix = format!("/compactd/{}", self.prefix);
+        ["--etcd.url", url, "--etcd.prefix", &prefix]
+            .map(String::from)
+            .to_vec()
+    }
+
+    /// Starts replica `name` with the flags of its `election`.
+    fn spawn_with(&mut self, name: &str, election: &[String]) {
+        let run = self
             .run(name)
             .wait()
             .wait_interval(&self.wait_interval)
             .flag("--ownership", self.ownership)
-            .extra(&self.flags);
-        if let Some(url) = etcd_url {
-            run = run
-                .flag("--etcd.url", url)
-                .flag("--etcd.prefix", &format!("/compactd/{}", self.prefix));
-        }
+            .extra(&self.flags)
+            .extra(election);
         self.replicas
             .push(Replica::spawn(&self.dir, name, &run.args()));
     }
@@ -476,6 +501,15 @@ pub fn logged_epoch(r: &Replica, line: &str) -> u64 {
 /// with a deletion mark from a week ago, which the next iteration deletes (a commit). It is
 /// built next to the bucket and renamed into it, so a sync sees all of it or nothing.
 pub fn add_marked_block(dir: &Path, bucket: &Path, n: u32) -> PathBuf {
+    let block = stage_marked_block(dir, n);
+    let target = bucket.join(block.file_name().unwrap());
+    std::fs::rename(&block, &target).expect("move the block into the bucket");
+    target
+}
+
+/// The block of [`add_marked_block`], with its deletion mark, built in `<dir>/staging-<n>`;
+/// returns its directory (named by its id).
+pub fn stage_marked_block(dir: &Path, n: u32) -> PathBuf {
     let staging = dir.join(format!("staging-{n}"));
     let labels = format!("cluster=extra-{n}");
     generate_stream(&staging, 5, 2, &labels, u64::from(100 + n), &[]);
@@ -492,9 +526,7 @@ pub fn add_marked_block(dir: &Path, bucket: &Path, n: u32) -> PathBuf {
         format!(r#"{{"id": "{id}", "deletion_time": {week_ago}, "version": 1}}"#),
     )
     .unwrap();
-    let target = bucket.join(&id);
-    std::fs::rename(&blocks[0], &target).expect("move the block into the bucket");
-    target
+    blocks[0].clone()
 }
 
 /// The fence record of a filesystem bucket.

@@ -100,10 +100,16 @@ impl Seaweed {
 
     /// A compactd `--objstore.config` for the bucket.
     pub fn objstore_yaml(&self) -> String {
+        self.objstore_yaml_via(&self.endpoint)
+    }
+
+    /// [`Self::objstore_yaml`] reaching the server at `endpoint` (`host:port` of a proxy to
+    /// it).
+    pub fn objstore_yaml_via(&self, endpoint: &str) -> String {
         format!(
-            "type: S3\nconfig:\n  bucket: {}\n  endpoint: {}\n  access_key: {}\n  \
+            "type: S3\nconfig:\n  bucket: {}\n  endpoint: {endpoint}\n  access_key: {}\n  \
              secret_key: {}\n  insecure: true\n",
-            self.bucket, self.endpoint, self.access_key, self.secret_key
+            self.bucket, self.access_key, self.secret_key
         )
     }
 
