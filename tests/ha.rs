@@ -615,20 +615,35 @@ fn wake_stale_leader(
     );
 
     let woke = Instant::now();
+    let woke_unix_ms = compactd::tools::now_unix_ms();
     old_r.signal(libc::SIGCONT);
     let mut foreign = Vec::new();
+    let mut late = Vec::new();
     let mut last_seq = fence_before.seq;
     let mut stopped_after = None;
     let mut waited_after = wait_lines.is_empty().then_some(Duration::ZERO);
     let mut until = Duration::from_secs(4);
     while woke.elapsed() < until {
         let f = read_fence(bucket);
+        // A fence CAS the old leader stamped before it was stopped may land after it wakes:
+        // on the filesystem the store runs inside the stopped process, so a write already
+        // under way finishes then. The new leader must see it and fence again; a record
+        // stamped after the wake would be a write the old leader started after its deadline.
+        let stale_in_flight = f.holder == *old_name && f.renewed_unix_ms < woke_unix_ms;
         if (f.epoch != new_epoch || f.holder != new_name || f.seq < last_seq)
             && !foreign.contains(&f)
+            && !late.contains(&f)
         {
-            foreign.push(f.clone());
+            match stale_in_flight {
+                true => late.push(f.clone()),
+                false => foreign.push(f.clone()),
+            }
         }
-        last_seq = last_seq.max(f.seq);
+        // The new leader's next CAS continues from the late record's seq.
+        last_seq = match stale_in_flight {
+            true => f.seq,
+            false => last_seq.max(f.seq),
+        };
         if stopped_after.is_none() && old_r.count(STOPPED) > stopped_before {
             stopped_after = Some(woke.elapsed());
         }
@@ -642,6 +657,12 @@ fn wake_stale_leader(
         foreign.is_empty(),
         "the fence was written by someone other than {new_name} (epoch {new_epoch}): {foreign:?}"
     );
+    if !late.is_empty() {
+        eprintln!(
+            "[{tag}] a fence write {old_name} started before it was stopped landed after it \
+             woke (the new leader fenced again): {late:?}"
+        );
+    }
     let stopped_after = stopped_after.expect("the old leader logged that it stopped leading");
     let waited_after = waited_after
         .unwrap_or_else(|| panic!("{old_name} did not log any of {wait_lines:?} after waking up"));
@@ -657,8 +678,9 @@ fn wake_stale_leader(
         (new_epoch, new_name.as_str()),
         "the fence still names the new leader"
     );
+    let floor = late.last().map_or(fence_before.seq, |f| f.seq);
     assert!(
-        fence_after.seq > fence_before.seq,
+        fence_after.seq > floor,
         "the new leader kept renewing the fence"
     );
     assert_eq!(
