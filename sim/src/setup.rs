@@ -310,6 +310,7 @@ pub fn leader_config(
             stream_takeover_delay: bug != Some(Bug::NoRebalanceDelay),
             stream_release: bug != Some(Bug::StaleOwnership),
             admin_stream_routing: bug != Some(Bug::AdminWrongUnit),
+            observe_wait: true,
         },
         stream: None,
         streams,
