@@ -8,6 +8,7 @@ pub mod blocks;
 pub mod bug;
 pub mod checker;
 pub mod clock;
+pub mod election;
 pub mod etcd;
 pub mod etcd_host;
 pub mod failover;
