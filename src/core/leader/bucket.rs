@@ -4,8 +4,9 @@
 //! it is absent or released: a CAS with If-Match on the version it watched, to the next
 //! epoch. From there the roles are etcd's: fencing (that CAS), the takeover delay, leading,
 //! with every successful fence CAS moving the lease deadline as an acknowledged keepalive
-//! does. A conflict or a lost answer is settled by reading the fence back: holding our
-//! nonce, epoch and seq, our write landed; anything else not ours ends the term.
+//! does. A conflict or a lost answer is settled by reading the fence back: holding the very
+//! record we wrote (nonce, epoch, seq and renewal time), our write landed; an earlier record
+//! of ours is taken as the fence's current state; anything else not ours ends the term.
 
 use super::bucket_lease::{landed, LeaseWatch};
 use super::config::bucket_renewal_interval;
