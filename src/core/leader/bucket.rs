@@ -12,6 +12,7 @@ use super::bucket_lease::{landed, LeaseWatch};
 use super::config::bucket_renewal_interval;
 use super::election::Role;
 use super::fencing::FenceOp;
+use super::timers::Timer;
 use super::Leader;
 use crate::core::fence::{FenceRecord, FenceVersion, FENCE_PATH};
 use crate::core::types::{Epoch, Event, Now, Output};
@@ -95,6 +96,12 @@ impl Leader {
         self.enter_fencing(epoch);
         // The read just taken is the one the takeover CAS names (If-Match).
         self.fence.read_since_fencing = true;
+    }
+
+    /// A candidate's read of the fence is due (at [`Timer::CoordRequest`]): send it.
+    pub(super) fn send_watch_read(&mut self, out: &mut Vec<Output>) {
+        self.timers.stop(Timer::CoordRequest);
+        self.issue_read(out);
     }
 
     /// Our takeover CAS for `epoch` landed: we hold the lease; the next term watches afresh.

@@ -82,12 +82,8 @@ fn a_candidate_takes_over_only_after_one_version_stood_for_the_observe_wait() {
     );
     assert!(cas.permit().is_some_and(|p| p.epoch == Epoch(7)));
     let mut out = vec![];
-    l.on_store(
-        at(t + 20),
-        cas.id(),
-        StoreResult::FenceWritten(ver("b")),
-        &mut out,
-    );
+    let written = StoreResult::FenceWritten(ver("b"));
+    l.on_store(at(t + 20), cas.id(), written, &mut out);
     assert_eq!(l.leading(), None, "the takeover delay comes first");
     assert_eq!(l.known_leader().map(|k| k.node.as_str()), Some("me"));
     out.clear();
