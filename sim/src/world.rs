@@ -1,7 +1,8 @@
-//! One simulated world per (seed, scenario, bug): turmoil hosts for etcd, the object store
-//! and 3–5 compactor nodes in 2–3 clusters (or single instances), a bucket of real generated
-//! blocks, the scenario's faults applied and healed between turmoil steps, then a wait for a
-//! leader and a finished compaction, and the end-of-world checks.
+//! One simulated world per (seed, scenario, election, bug): turmoil hosts for etcd (when it
+//! elects the leader), the object store and 3–5 compactor nodes in 2–3 clusters (or single
+//! instances), a bucket of real generated blocks, the scenario's faults applied and healed
+//! between turmoil steps, then a wait for a leader and a finished compaction, and the
+//! end-of-world checks.
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
@@ -115,7 +116,7 @@ pub struct Outcome {
     pub election: Provider,
     /// The mechanism switched off.
     pub bug: Option<Bug>,
-    /// The event-log hash (same seed, scenario, bug and build: same hash).
+    /// The event-log hash (same seed, scenario, election, bug and build: same hash).
     pub hash: u64,
     /// Events logged.
     pub events: u64,
