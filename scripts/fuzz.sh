@@ -150,15 +150,21 @@ prefix: /tenant-a/
 for name, text in configs.items():
     seed("objstore_yaml", name, text.encode())
 
-# core_step programs (see fuzz_targets/core_step.rs): a header (flags, block count, two bytes
-# per block: 8 level-1 2h blocks of one stream), then ops. Op 6 answers everything pending
-# truthfully (election, fence, sync, jobs, uploads, commits), op 0 advances the clocks (index
-# 7: 2 s, the takeover delay), op 2 jumps to the node's next timer (keepalives included) and
-# ticks.
-blocks = bytes([8]) + b"".join(bytes([i, 4]) for i in range(8))
+# core_step programs (see fuzz_targets/core_step.rs): a header (flags, block count — bit 4
+# elects on the bucket —, two bytes per block: 8 level-1 2h blocks of one stream), then ops.
+# Op 6 answers everything pending truthfully (election, fence, sync, jobs, uploads, commits),
+# op 0 advances the clocks (index 7: 2 s, the takeover delay), op 2 jumps to the node's next
+# timer (keepalives and fence renewals included) and ticks.
+blocks = b"".join(bytes([i, 4]) for i in range(8))
 happy = bytes([6] * 5 + [0, 7] + [2, 6] * 60)
-for name, flags in (("elected", 1), ("single", 0), ("elected-downsampling", 3), ("single-retention", 0x40)):
-    seed("core_step", name, bytes([flags]) + blocks + happy)
+for name, flags, count in (
+    ("elected", 1, 8),
+    ("single", 0, 8),
+    ("elected-downsampling", 3, 8),
+    ("single-retention", 0x40, 8),
+    ("elected-bucket", 1, 0x18),
+):
+    seed("core_step", name, bytes([flags, count]) + blocks + happy)
 EOF
 for t in "${ALL[@]}"; do
   printf '    %-16s %4d seeds\n' "$t" "$(find "$CORPUS/$t" -type f 2>/dev/null | wc -l)"

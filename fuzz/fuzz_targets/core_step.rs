@@ -2,8 +2,8 @@
 //! mutation it asks for is issued under a live permit according to its own inputs.
 //!
 //! The fuzz bytes are a small program (see [`Harness::run`]): a header picks the mode
-//! (elected through etcd or single instance), the cycle settings and the blocks of a model
-//! bucket; then each op advances the clocks, fires a tick, answers one pending coordinator,
+//! (elected through etcd, elected on the bucket — the fence object is the lease — or single
+//! instance), the cycle settings and the blocks of a model bucket; then each op advances the clocks, fires a tick, answers one pending coordinator,
 //! store or compaction request (truthfully from the model, failed, or with a wrong variant),
 //! answers everything pending, changes the bucket behind the node's back (another fence
 //! writer, marks, removed metas), delivers a stale answer or shuts down.
@@ -12,10 +12,14 @@
 //! which cargo-fuzz makes). After every step, for each store request the node emitted:
 //! - a mutation carries a permit (its type requires one) that is live at `now`
 //!   (`now.mono < valid_until`);
-//! - elected: the permit ends no later than the lease deadline derived independently from
-//!   the inputs (`sent_at` of the last acknowledged grant or keepalive of a lease that is
-//!   not known dead, plus the TTL less drift, margin and op timeout), and its epoch is a
-//!   create revision the coordinator answered to a campaign; single: epoch 0;
+//! - elected through etcd: the permit ends no later than the lease deadline derived
+//!   independently from the inputs (`sent_at` of the last acknowledged grant or keepalive of
+//!   a lease that is not known dead, plus the TTL less drift, margin and op timeout), and its
+//!   epoch is a create revision the coordinator answered to a campaign; single: epoch 0;
+//! - elected on the bucket: no coordinator request ever; a fence CAS is issued under the
+//!   epoch it writes, with a permit no longer than a lease starting now; any other mutation's
+//!   permit ends no later than the deadline of the latest of our fence CASes that landed
+//!   (its `sent_at` plus the same span), under an epoch one of them wrote;
 //! - a commit (meta.json, marks, deletes) is released only by a step that delivered a
 //!   successful fence CAS, and its permit ends within the commit window after that CAS was
 //!   sent.
@@ -28,8 +32,10 @@ use compactd::core::coord::{
     CoordError, CoordErrorKind, CoordId, CoordOp, CoordRequest, CoordResult, ElectionKey, LeaseId,
 };
 use compactd::core::cycle::{CycleConfig, PARTIAL_UPLOAD_THRESHOLD_MS_DEFAULT};
-use compactd::core::fence::{FenceRecord, FenceVersion};
-use compactd::core::leader::{LeaderConfig, Safety, MAX_DRIFT_PERMILLE, SAFETY_MARGIN_MS};
+use compactd::core::fence::{FenceRecord, FenceVersion, FENCE_PATH};
+use compactd::core::leader::{
+    LeaderConfig, Provider, Safety, MAX_DRIFT_PERMILLE, SAFETY_MARGIN_MS,
+};
 use compactd::core::node::Node;
 use compactd::core::plan::compaction_ranges;
 use compactd::core::stream::StreamId;
@@ -88,14 +94,32 @@ struct LeaseModel {
 impl LeaseModel {
     /// The latest instant a mutation may still start under this lease.
     fn deadline(&self) -> Millis {
-        let span = self.ttl_ms * (1000 - MAX_DRIFT_PERMILLE) / 1000 - SAFETY_MARGIN_MS;
-        self.acked_sent_at.plus(span - OP_TIMEOUT_MS)
+        permit_end(self.acked_sent_at, self.ttl_ms)
     }
+}
+
+/// The latest instant a mutation may still start under a lease of `ttl_ms` whose last
+/// acknowledged renewal was sent at `sent_at`.
+fn permit_end(sent_at: Millis, ttl_ms: i64) -> Millis {
+    let span = ttl_ms * (1000 - MAX_DRIFT_PERMILLE) / 1000 - SAFETY_MARGIN_MS;
+    sent_at.plus(span - OP_TIMEOUT_MS)
+}
+
+/// What the inputs say of the bucket provider's lease (the fence).
+#[derive(Default)]
+struct BucketLeaseModel {
+    /// When the latest of our fence CASes that landed was sent.
+    landed_sent_at: Option<Millis>,
+    /// The epochs our landed fence CASes wrote.
+    epochs: BTreeSet<u64>,
 }
 
 struct Harness {
     node: Node,
     elected: bool,
+    /// Elected on the bucket rather than through etcd.
+    on_bucket: bool,
+    bucket_lease: BucketLeaseModel,
     now: Now,
     /// Wall clock minus monotonic clock.
     skew: i64,
@@ -125,6 +149,9 @@ impl Harness {
     fn new(src: &mut Src<'_>) -> Self {
         let flags = src.u8();
         let elected = flags & 1 == 1;
+        // The low 4 bits count the blocks; bit 4 puts an elected node on the bucket.
+        let count = src.u8();
+        let on_bucket = elected && count & 0x10 != 0;
         let cycle = CycleConfig {
             view: ViewConfig {
                 min_time: i64::MIN,
@@ -158,9 +185,17 @@ impl Harness {
         };
         let leader = LeaderConfig {
             node: "me".into(),
-            election: elected.then(|| "/compactd/election".into()),
-            provider: Default::default(),
-            nonce: String::new(),
+            election: match (elected, on_bucket) {
+                (true, true) => Some(FENCE_PATH.into()),
+                (true, false) => Some("/compactd/election".into()),
+                (false, _) => None,
+            },
+            provider: if on_bucket {
+                Provider::Bucket
+            } else {
+                Provider::Etcd
+            },
+            nonce: "n1".into(),
             lease_ttl_ms: LEASE_TTL_MS,
             op_timeout_ms: OP_TIMEOUT_MS,
             takeover_delay_ms: 2_000,
@@ -171,7 +206,7 @@ impl Harness {
         };
         leader.validate().expect("the harness' settings are valid");
         let mut blocks = BTreeMap::new();
-        for i in 0..src.u8() % 16 {
+        for i in 0..count % 16 {
             let (a, b) = (src.u8(), src.u8());
             let slot = i64::from(a % 32);
             let span = if b & 1 == 0 { 2 * HOUR_MS } else { 8 * HOUR_MS };
@@ -220,6 +255,8 @@ impl Harness {
         Harness {
             node: Node::new(cycle, leader, u64::from(flags)),
             elected,
+            on_bucket,
+            bucket_lease: BucketLeaseModel::default(),
             now: Now {
                 mono,
                 wall: mono.plus(skew),
@@ -410,7 +447,12 @@ impl Harness {
             _ => self.apply(&req, choice),
         };
         let cas_sent_at = match (req.write_op(), &result) {
-            (Some(WriteOp::CasFence { .. }), StoreResult::FenceWritten(_)) => Some(sent_at),
+            (Some(WriteOp::CasFence { record, .. }), StoreResult::FenceWritten(_)) => {
+                let lease = &mut self.bucket_lease;
+                lease.epochs.insert(record.epoch);
+                lease.landed_sent_at = lease.landed_sent_at.max(Some(sent_at));
+                Some(sent_at)
+            }
             _ => None,
         };
         self.step_checked(Input::Store(req.id(), result), cas_sent_at);
@@ -627,7 +669,10 @@ impl Harness {
                     self.check(&req, cas_sent_at);
                     self.store.push((req, now.mono));
                 }
-                Output::Coord(req) => self.coord.push((req, now.mono)),
+                Output::Coord(req) => {
+                    assert!(!self.on_bucket, "a coordinator request on the bucket: {req:?}");
+                    self.coord.push((req, now.mono));
+                }
                 Output::Compact(job) => self.jobs.push(job),
                 Output::Timer(at) => self.timer = Some(at),
                 Output::Exit(_) => self.exited = true,
@@ -647,7 +692,9 @@ impl Harness {
             "a mutation issued under an expired permit at {:?}: {req:?}",
             now.mono
         );
-        if self.elected {
+        if self.on_bucket {
+            self.check_bucket(req);
+        } else if self.elected {
             let deadline = self
                 .leases
                 .values()
@@ -675,6 +722,34 @@ impl Harness {
                 "a commit's permit outlives the commit window of its CAS sent at {sent:?}: {req:?}"
             );
         }
+    }
+
+    /// The bucket provider's permit rules (the module doc): a fence CAS under its record's
+    /// epoch and at most a lease from now; any other mutation within the lease of our latest
+    /// landed fence CAS, under an epoch one of them wrote.
+    fn check_bucket(&self, req: &StoreRequest) {
+        let permit = req.permit().expect("a mutation");
+        if let Some(WriteOp::CasFence { record, .. }) = req.write_op() {
+            assert_eq!(permit.epoch.0, record.epoch, "{req:?}");
+            let end = permit_end(self.now.mono, LEASE_TTL_MS);
+            assert!(
+                permit.valid_until <= end,
+                "a fence CAS's permit outlives a lease from now: {req:?}"
+            );
+            return;
+        }
+        let lease = &self.bucket_lease;
+        let end = lease.landed_sent_at.map(|t| permit_end(t, LEASE_TTL_MS));
+        assert!(
+            end.is_some_and(|end| permit.valid_until <= end),
+            "permit until {:?} outlives the lease of our last landed fence CAS ({end:?}): {req:?}",
+            permit.valid_until
+        );
+        assert!(
+            lease.epochs.contains(&permit.epoch.0),
+            "epoch {} was never written to the fence by us: {req:?}",
+            permit.epoch.0
+        );
     }
 }
 

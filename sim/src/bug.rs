@@ -4,6 +4,8 @@
 use std::fmt;
 use std::str::FromStr;
 
+use compactd::core::leader::Provider;
+
 /// One mechanism switched off.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Bug {
@@ -27,11 +29,14 @@ pub enum Bug {
     /// An operator request for a stream this node holds no seat for goes to its bucket unit
     /// instead of being refused.
     AdminWrongUnit,
+    /// The bucket provider: a candidate takes the fence over at its first read, without
+    /// waiting for one version to stand unchanged for `TTL·(1 + drift) + margin`.
+    NoObserveWait,
 }
 
 impl Bug {
     /// Every mutation.
-    pub const ALL: [Bug; 9] = [
+    pub const ALL: [Bug; 10] = [
         Bug::NoDeadline,
         Bug::NoFence,
         Bug::NoTakeoverDelay,
@@ -41,6 +46,7 @@ impl Bug {
         Bug::StaleOwnership,
         Bug::NoRebalanceDelay,
         Bug::AdminWrongUnit,
+        Bug::NoObserveWait,
     ];
 
     /// The `--bug` name.
@@ -55,7 +61,37 @@ impl Bug {
             Bug::StaleOwnership => "stale-ownership",
             Bug::NoRebalanceDelay => "no-rebalance-delay",
             Bug::AdminWrongUnit => "admin-wrong-unit",
+            Bug::NoObserveWait => "no-observe-wait",
         }
+    }
+
+    /// Whether the mechanism it switches off acts under `provider`; the error says why not.
+    pub fn check_provider(self, provider: Provider) -> Result<(), String> {
+        let why = match (self, provider) {
+            (Bug::KeepRenewing, Provider::Bucket) => {
+                "the bucket provider sends no keepalives: its renewals are the fence writes, \
+                 and one that is not answered does not move its lease deadline"
+            }
+            (
+                Bug::NoStreamFence
+                | Bug::StaleOwnership
+                | Bug::NoRebalanceDelay
+                | Bug::AdminWrongUnit,
+                Provider::Bucket,
+            ) => {
+                "per-stream ownership needs etcd (the members and the stream seats live \
+                 there): under the bucket provider one leader owns the bucket"
+            }
+            (Bug::NoObserveWait, Provider::Etcd) => {
+                "only the bucket provider watches the fence before it takes it over"
+            }
+            _ => return Ok(()),
+        };
+        let other = match provider {
+            Provider::Etcd => "bucket",
+            Provider::Bucket => "etcd",
+        };
+        Err(format!("--bug {self} needs --election {other}: {why}"))
     }
 }
 
@@ -73,5 +109,49 @@ impl FromStr for Bug {
             let names: Vec<&str> = Bug::ALL.iter().map(|b| b.name()).collect();
             format!("unknown bug {s:?}; one of {}", names.join(", "))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_name_parses_back() {
+        for b in Bug::ALL {
+            assert_eq!(b.name().parse::<Bug>(), Ok(b));
+        }
+        assert!("no-such"
+            .parse::<Bug>()
+            .unwrap_err()
+            .contains("no-observe-wait"));
+    }
+
+    #[test]
+    fn a_mutation_of_the_other_provider_is_refused_naming_why() {
+        let etcd_only = [
+            Bug::KeepRenewing,
+            Bug::NoStreamFence,
+            Bug::StaleOwnership,
+            Bug::NoRebalanceDelay,
+            Bug::AdminWrongUnit,
+        ];
+        for b in Bug::ALL {
+            let on_bucket = b.check_provider(Provider::Bucket);
+            assert_eq!(on_bucket.is_err(), etcd_only.contains(&b), "{b}");
+            let on_etcd = b.check_provider(Provider::Etcd);
+            assert_eq!(on_etcd.is_err(), b == Bug::NoObserveWait, "{b}");
+        }
+        let err = Bug::KeepRenewing
+            .check_provider(Provider::Bucket)
+            .unwrap_err();
+        assert!(
+            err.starts_with("--bug keep-renewing needs --election etcd: "),
+            "{err}"
+        );
+        let err = Bug::NoObserveWait
+            .check_provider(Provider::Etcd)
+            .unwrap_err();
+        assert!(err.contains("needs --election bucket"), "{err}");
     }
 }

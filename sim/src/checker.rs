@@ -48,6 +48,14 @@ pub use units::{labels_hash, unit_of_labels, unit_of_meta, Unit, UnitRules};
 
 /// The writer name of source-block uploads (a Prometheus sidecar, not a compactor).
 pub const SIDECAR: &str = "sidecar";
+/// The writer name of an operator's edits by hand (the bucket fence released behind its
+/// holder's back), not a compactor's either.
+pub const OPERATOR: &str = "operator";
+
+/// True when `node` is a compactor: not the sidecar, not an operator.
+fn is_compactor(node: &str) -> bool {
+    node != SIDECAR && node != OPERATOR
+}
 
 /// Violations kept per invariant (the first ones tell the story).
 const KEPT_PER_INVARIANT: usize = 5;
@@ -300,7 +308,7 @@ impl Checker {
                 units.note(store, w);
             }
         }
-        for w in new.iter().filter(|w| w.applied() && w.node != SIDECAR) {
+        for w in new.iter().filter(|w| w.applied() && is_compactor(&w.node)) {
             let writer = (w.epoch, w.node.clone());
             if w.epoch > 0 {
                 // An elected epoch belongs to one node, whatever the order of its writes.

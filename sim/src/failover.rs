@@ -7,13 +7,16 @@
 
 use std::collections::BTreeMap;
 
-use compactd::core::leader::LeaderConfig;
+use compactd::core::leader::{LeaderConfig, Provider};
 
 use crate::checker::Invariant;
 use crate::shared::World;
 
-/// The clock-rate difference `docs/safety.md` assumes between a node and etcd, permille.
+/// The clock-rate difference `docs/safety.md` assumes between a node and etcd (or between
+/// two nodes), permille.
 const DRIFT_PERMILLE: i64 = 50;
+/// The safety margin `docs/safety.md` adds to a candidate's wait under the bucket provider.
+const MARGIN_MS: i64 = 500;
 /// Slack of the failover bound: a retry backoff of a follower's etcd requests and the
 /// round trips of observing, fencing and the first commit's CAS.
 const FAILOVER_SLACK_MS: i64 = 5_000;
@@ -30,18 +33,24 @@ pub struct Bounds {
 impl Bounds {
     /// The bounds for nodes configured as `leader` says.
     ///
-    /// The leader's: from the moment a leader stops hearing etcd (in either direction), is
-    /// killed or paused, until another node leads: two lease TTLs at the largest clock-rate
-    /// difference (the old leader renews for at most one TTL after its last acknowledged
-    /// renewal; etcd expires the lease one TTL after the last renewal it received), the
-    /// takeover delay, one op timeout and slack. A stream's: the same, plus the interval at
-    /// which replicas read the members (the stream's new holder adopts it once it has seen
-    /// the old one's member key gone).
+    /// The leader's, with etcd: from the moment a leader stops hearing etcd (in either
+    /// direction), is killed or paused, until another node leads: two lease TTLs at the
+    /// largest clock-rate difference (the old leader renews for at most one TTL after its
+    /// last acknowledged renewal; etcd expires the lease one TTL after the last renewal it
+    /// received), the takeover delay, one op timeout and slack. Under the bucket provider
+    /// see [`bucket_leader_ms`]. A stream's: the same, plus the interval at which replicas
+    /// read the members (the stream's new holder adopts it once it has seen the old one's
+    /// member key gone).
     pub fn of(leader: &LeaderConfig) -> Bounds {
-        let leader_ms = 2 * leader.lease_ttl_ms * (1000 + DRIFT_PERMILLE) / 1000
-            + leader.takeover_delay_ms
-            + leader.op_timeout_ms
-            + FAILOVER_SLACK_MS;
+        let leader_ms = match leader.provider {
+            Provider::Etcd => {
+                2 * leader.lease_ttl_ms * (1000 + DRIFT_PERMILLE) / 1000
+                    + leader.takeover_delay_ms
+                    + leader.op_timeout_ms
+                    + FAILOVER_SLACK_MS
+            }
+            Provider::Bucket => bucket_leader_ms(leader),
+        };
         let stream_ms = leader
             .streams
             .as_ref()
@@ -51,6 +60,21 @@ impl Bounds {
             stream_ms,
         }
     }
+}
+
+/// The leader's failover bound under the bucket provider, from the moment a leader stops
+/// hearing the store (in either direction), is killed or paused: its last fence write lands
+/// within one TTL (it is sent under a permit that ends an op timeout before
+/// `TTL × (1 − drift) − margin` after the last write it heard land, on a clock at most 5%
+/// slow); a candidate reads that version within a third of a TTL, waits
+/// `TTL × (1 + drift) + margin` of it unchanged, takes the fence over within an op timeout
+/// and waits the takeover delay; the candidate's waits stretched by the clock-rate
+/// difference; slack.
+fn bucket_leader_ms(leader: &LeaderConfig) -> i64 {
+    let ttl = leader.lease_ttl_ms;
+    let observe_wait = ttl * (1000 + DRIFT_PERMILLE) / 1000 + MARGIN_MS;
+    let waits = ttl / 3 + observe_wait + leader.takeover_delay_ms;
+    ttl + waits * (1000 + DRIFT_PERMILLE) / 1000 + leader.op_timeout_ms + FAILOVER_SLACK_MS
 }
 
 /// Checks both bounds at `now`; `running` says whether a node's process runs.
@@ -179,6 +203,21 @@ mod tests {
             holders: [(1, "a".into()), (2, "a".into()), (3, "b".into())].into(),
             judged: true,
         }
+    }
+
+    #[test]
+    fn the_bounds_follow_the_provider() {
+        let mut cfg = crate::setup::leader_config(
+            "a",
+            crate::election::Coordinator::Etcd,
+            None,
+            crate::scenario::Ownership::Bucket,
+        );
+        assert_eq!(Bounds::of(&cfg).leader_ms, 51_500, "docs/safety.md");
+        cfg.provider = Provider::Bucket;
+        // 15 s (the last write lands) + (5 s read + 16.25 s wait + 10 s delay) x 1.05
+        // + 5 s op timeout + 5 s slack.
+        assert_eq!(Bounds::of(&cfg).leader_ms, 57_812);
     }
 
     #[test]

@@ -6,16 +6,18 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use compactd::core::coord::{CoordOp, CoordResult, ElectionKey, LeaseId};
+use compactd::core::coord::{CoordOp, ElectionKey};
 use compactd::rng::Rng;
 use compactd::units::MINUTE_MS;
 
-use crate::etcd::Answer;
+use crate::election::Coordinator;
 use crate::failover::LostStreams;
 use crate::net::{ETCD, STORE};
 use crate::scenario::{Fault, Peer, Target, Way};
-use crate::setup::{ELECTION, PREFIX};
+use crate::setup::PREFIX;
 use crate::shared::{LostLeader, StoreFaults, World};
+
+mod revoke;
 
 /// An armed fault strikes after this long even if its moment did not come.
 const ARMED_MAX_MS: i64 = MINUTE_MS;
@@ -49,7 +51,9 @@ pub struct Injector {
     heals: Vec<(i64, Heal)>,
     /// The node whose loss started the failover being timed.
     lost: Option<String>,
-    etcd: bool,
+    /// Who elects the leader: whether etcd is there to fault, and which cut takes the
+    /// leader out.
+    coordinator: Coordinator,
     /// Faults waiting for their moment, with the time they were armed.
     armed: Vec<(i64, Fault)>,
     /// Commits sent per node when last looked at.
@@ -85,13 +89,13 @@ fn peer_name(peer: Peer) -> &'static str {
 
 impl Injector {
     /// An injector for `world`'s nodes `names`; `latency_max_ms` is the world's normal
-    /// latency bound, `etcd` whether the world has an etcd.
+    /// latency bound, `coordinator` who elects the leader.
     pub fn new(
         world: World,
         rng: Rng,
         names: Vec<String>,
         latency_max_ms: u64,
-        etcd: bool,
+        coordinator: Coordinator,
     ) -> Injector {
         Injector {
             world,
@@ -100,7 +104,7 @@ impl Injector {
             latency_max_ms,
             heals: Vec::new(),
             lost: None,
-            etcd,
+            coordinator,
             armed: Vec::new(),
             commits_seen: BTreeMap::new(),
             stream_commits_seen: BTreeMap::new(),
@@ -109,9 +113,11 @@ impl Injector {
     }
 
     /// Injects `fault` now, or arms it (a lease revoke, a pause of the leader, a stream key
-    /// deleted by hand).
+    /// deleted by hand). A fault on etcd in a world without etcd is applied at once, as
+    /// nothing.
     pub fn inject(&mut self, sim: &mut turmoil::Sim<'_>, fault: Fault, now: i64) {
         match fault {
+            f if self.without_etcd(&f) => self.apply(sim, f, now),
             Fault::RevokeLease { .. }
             | Fault::Pause {
                 target: Target::Leader,
@@ -367,9 +373,24 @@ impl Injector {
         }
     }
 
+    /// True for a fault on etcd (a cut or hold of its links, a restart, a key deleted by
+    /// hand) when the bucket elects: nobody talks to etcd, and the world hosts none.
+    fn without_etcd(&self, fault: &Fault) -> bool {
+        let on_etcd = match fault {
+            Fault::Partition { peer, .. } | Fault::Hold { peer, .. } => *peer == Peer::Etcd,
+            Fault::EtcdRestart { .. } | Fault::DeleteStreamKey { .. } => true,
+            _ => false,
+        };
+        on_etcd && self.coordinator == Coordinator::Bucket
+    }
+
     fn apply(&mut self, sim: &mut turmoil::Sim<'_>, fault: Fault, now: i64) {
         // Logged even when it finds no target (a line saying what it did follows if it does).
         self.log(now, &format!("fault {fault:?}"));
+        if self.without_etcd(&fault) {
+            // It changes nothing, so the failover being timed is still judged.
+            return self.log(now, "no etcd in this world: nothing happens");
+        }
         // A wall-clock jump does not touch the election (monotonic clocks only).
         if !matches!(fault, Fault::WallJump { .. }) {
             self.unjudge();
@@ -415,14 +436,14 @@ impl Injector {
                 way,
                 ms,
             } => {
-                if peer == Peer::Etcd && !self.etcd {
+                if peer == Peer::Etcd && !self.coordinator.hosts_etcd() {
                     return;
                 }
                 let Some(node) = self.resolve(sim, target) else {
                     return;
                 };
                 let cluster = self.cluster_of(&node);
-                if peer == Peer::Etcd && ms > 15_000 {
+                if self.coordinator.peer() == Some(peer) && ms > 15_000 {
                     self.leader_lost(sim, &node, &cluster, now);
                 }
                 let p = peer_name(peer);
@@ -447,14 +468,14 @@ impl Injector {
                 );
             }
             Fault::Hold { target, peer, ms } => {
-                if peer == Peer::Etcd && !self.etcd {
+                if peer == Peer::Etcd && !self.coordinator.hosts_etcd() {
                     return;
                 }
                 let Some(node) = self.resolve(sim, target) else {
                     return;
                 };
                 let cluster = self.cluster_of(&node);
-                if peer == Peer::Etcd && ms > 15_000 {
+                if self.coordinator.peer() == Some(peer) && ms > 15_000 {
                     self.leader_lost(sim, &node, &cluster, now);
                 }
                 let p = peer_name(peer);
@@ -479,7 +500,7 @@ impl Injector {
                 let latency = Duration::from_millis(latency_ms as u64);
                 for n in self.cluster_of(&node) {
                     sim.set_link_latency(n.as_str(), STORE, latency);
-                    if self.etcd {
+                    if self.coordinator.hosts_etcd() {
                         sim.set_link_latency(n.as_str(), ETCD, latency);
                     }
                     self.heals.push((now + ms, Heal::Undelay { node: n }));
@@ -502,7 +523,7 @@ impl Injector {
                 );
             }
             Fault::EtcdRestart { ms } => {
-                if !self.etcd || !sim.is_host_running(ETCD) {
+                if !self.coordinator.hosts_etcd() || !sim.is_host_running(ETCD) {
                     return;
                 }
                 self.world.borrow_mut().etcd.advance(now);
@@ -529,42 +550,7 @@ impl Injector {
             Fault::SlowCompactions { nodes, slow_ms, ms } => {
                 self.slow_compactions(now, nodes, slow_ms, ms)
             }
-            Fault::RevokeLease { ms, hold_ms } => {
-                let Some(node) = self.world.borrow().leader().map(str::to_string) else {
-                    return;
-                };
-                self.leader_lost(sim, &node, std::slice::from_ref(&node), now);
-                sim.partition(node.as_str(), ETCD);
-                let heal = Heal::Repair {
-                    node: node.clone(),
-                    peer: ETCD,
-                    way: Way::Both,
-                };
-                self.heals.push((now + ms, heal));
-                sim.hold(node.as_str(), STORE);
-                let heal = Heal::Release {
-                    node: node.clone(),
-                    peer: STORE,
-                };
-                self.heals.push((now + hold_ms, heal));
-                let mut w = self.world.borrow_mut();
-                let prefix = format!("{ELECTION}/");
-                let keys = match w.etcd.execute(now, &CoordOp::Observe { prefix }) {
-                    Answer::Now(CoordResult::Observed { keys, .. }) => keys,
-                    _ => Vec::new(),
-                };
-                for k in keys.iter().filter(|k| k.value == node) {
-                    let hex = k.key.rsplit('/').next().unwrap_or_default();
-                    if let Ok(lease) = i64::from_str_radix(hex, 16) {
-                        let op = CoordOp::Resign {
-                            key: None,
-                            lease: LeaseId(lease),
-                        };
-                        w.etcd.execute(now, &op);
-                    }
-                }
-                w.log(now, "world", &format!("revoke {node}'s lease, cut it from etcd for {ms}ms, hold its store link {hold_ms}ms"));
-            }
+            Fault::RevokeLease { ms, hold_ms } => self.revoke_lease(sim, now, ms, hold_ms),
         }
     }
 
@@ -633,7 +619,11 @@ impl Injector {
                     Duration::from_millis(1),
                     Duration::from_millis(self.latency_max_ms),
                 );
-                let peers: &[&str] = if self.etcd { &[STORE, ETCD] } else { &[STORE] };
+                let peers: &[&str] = if self.coordinator.hosts_etcd() {
+                    &[STORE, ETCD]
+                } else {
+                    &[STORE]
+                };
                 for p in peers {
                     sim.set_link_latency(node.as_str(), *p, min);
                     sim.set_link_max_message_latency(node.as_str(), *p, max);

@@ -8,7 +8,9 @@ use std::sync::mpsc;
 
 use clap::{Parser, Subcommand};
 
+use compactd::core::leader::Provider;
 use compactd_sim::bug::Bug;
+use compactd_sim::election;
 use compactd_sim::scenario::Scenario;
 use compactd_sim::summary::{cpu_seconds, Summary};
 use compactd_sim::trace::SimTrace;
@@ -37,6 +39,10 @@ enum Command {
         /// A scenario name, or `all` (seed s runs scenario s mod the number of scenarios).
         #[arg(long, default_value = "all")]
         scenario: String,
+        /// Who elects the leader: `etcd`, or `bucket` (the fence object is the lease; no
+        /// etcd in the world). Single-instance scenarios have no election either way.
+        #[arg(long, default_value = "etcd", value_parser = election::parse)]
+        election: Provider,
         /// Switch one safety mechanism off; the run stops at the first world that shows a
         /// violation and fails if none does.
         #[arg(long)]
@@ -62,7 +68,11 @@ enum Command {
         verbose: bool,
     },
     /// List the scenarios.
-    Scenarios,
+    Scenarios {
+        /// Say what each becomes under this election (`etcd` or `bucket`).
+        #[arg(long, default_value = "etcd", value_parser = election::parse)]
+        election: Provider,
+    },
 }
 
 fn main() -> ExitCode {
@@ -71,15 +81,19 @@ fn main() -> ExitCode {
             seeds,
             start_seed,
             scenario,
+            election,
             bug,
             trace_dir,
             jobs,
             hashes,
         } => match run(
-            seeds,
-            start_seed,
-            &scenario,
-            bug.as_deref(),
+            Worlds {
+                seeds,
+                start: start_seed,
+                scenario: &scenario,
+                election,
+                bug: bug.as_deref(),
+            },
             trace_dir,
             jobs,
             hashes,
@@ -97,29 +111,59 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
-        Command::Scenarios => {
+        Command::Scenarios { election } => {
             for s in Scenario::ALL {
-                println!("{:<17} {}", s.name(), s.about());
+                let about = match election {
+                    Provider::Etcd => s.about(),
+                    Provider::Bucket => s.about_on_bucket(),
+                };
+                println!("{:<17} {about}", s.name());
             }
             ExitCode::SUCCESS
         }
     }
 }
 
-fn run(
+/// The worlds of a `run`.
+struct Worlds<'a> {
+    /// How many seeds.
     seeds: u64,
+    /// The first seed.
     start: u64,
-    scenario: &str,
-    bug: Option<&str>,
+    /// A scenario's name, or `all`.
+    scenario: &'a str,
+    /// Who elects the leader.
+    election: Provider,
+    /// The `--bug` name.
+    bug: Option<&'a str>,
+}
+
+fn run(
+    worlds: Worlds<'_>,
     trace_dir: Option<PathBuf>,
     jobs: Option<usize>,
     hashes: bool,
 ) -> Result<ExitCode, String> {
+    let Worlds {
+        seeds,
+        start,
+        scenario,
+        election,
+        bug,
+    } = worlds;
     let only = match scenario {
         "all" => None,
         name => Some(Scenario::parse(name)?),
     };
     let bug: Option<Bug> = bug.map(str::parse).transpose()?;
+    if let Some(b) = bug {
+        b.check_provider(election)?;
+    }
+    // Named in the output of bucket runs only: etcd runs print what they always did.
+    let on = match election {
+        Provider::Etcd => String::new(),
+        Provider::Bucket => format!(", --election {}", election::name(election)),
+    };
     let jobs = jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from))
         .max(1);
@@ -141,7 +185,7 @@ fn run(
                 if seed >= start + seeds {
                     return;
                 }
-                let o = run_world(seed, pick(seed), bug, false);
+                let o = run_world(seed, pick(seed), election, bug, false);
                 if bug.is_some() && !o.violations.is_empty() {
                     stop.store(true, Ordering::SeqCst);
                 }
@@ -161,7 +205,7 @@ fn run(
         summary.add(o);
         if hashes {
             println!(
-                "seed {} ({}): hash {:016x}, {} events, {} ms",
+                "seed {} ({}{on}): hash {:016x}, {} events, {} ms",
                 o.seed,
                 o.scenario.name(),
                 o.hash,
@@ -173,7 +217,7 @@ fn run(
             continue;
         }
         println!(
-            "seed {} ({}{}): {} violations, hash {:016x}",
+            "seed {} ({}{on}{}): {} violations, hash {:016x}",
             o.seed,
             o.scenario.name(),
             bug.map_or(String::new(), |b| format!(", --bug {b}")),
@@ -196,24 +240,24 @@ fn run(
     let failing = summary.failing();
     match bug {
         None if failing.is_empty() => {
-            println!("no violations in {} worlds", summary.seeds());
+            println!("no violations in {} worlds{on}", summary.seeds());
             Ok(ExitCode::SUCCESS)
         }
         None => {
-            println!("{} worlds with violations", failing.len());
+            println!("{} worlds with violations{on}", failing.len());
             Ok(ExitCode::FAILURE)
         }
         Some(b) => match failing.iter().map(|(_, seed)| *seed).min() {
             Some(seed) => {
                 println!(
-                    "--bug {b}: caught after {} seeds (seed {seed}, {})",
+                    "--bug {b}: caught after {} seeds (seed {seed}, {}{on})",
                     seed - start + 1,
                     pick(seed).name()
                 );
                 Ok(ExitCode::SUCCESS)
             }
             None => {
-                println!("--bug {b}: NOT caught in {} seeds", summary.seeds());
+                println!("--bug {b}: NOT caught in {} seeds{on}", summary.seeds());
                 Ok(ExitCode::FAILURE)
             }
         },
@@ -233,8 +277,8 @@ fn replay(path: &std::path::Path, verbose: bool) -> Result<ExitCode, String> {
         });
     }
     let trace = SimTrace::read(path)?;
-    let (scenario, bug) = trace.world()?;
-    let o = run_world(trace.seed, scenario, bug, verbose);
+    let (scenario, election, bug) = trace.world()?;
+    let o = run_world(trace.seed, scenario, election, bug, verbose);
     if verbose {
         for line in &o.log {
             println!("{line}");

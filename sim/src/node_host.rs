@@ -20,6 +20,7 @@ use compactd::bucket::markers::{NoDownsampleMark, MARKER_VERSION, NO_DOWNSAMPLE_
 use compactd::core::admin::{AdminId, AdminRequest};
 use compactd::core::admission::{Admission, Refusal};
 use compactd::core::coord::{CoordError, CoordErrorKind, CoordId, CoordOp, CoordResult};
+use compactd::core::leader::Provider;
 use compactd::core::node::Node;
 use compactd::core::stream::StreamId;
 use compactd::core::types::{
@@ -35,6 +36,7 @@ use crate::bug::Bug;
 use crate::checker::Invariant;
 use crate::clock::Clock;
 use crate::net::{bind_addr, decode, encode, Files, Message, ETCD, PORT, STORE};
+use crate::setup::nonce;
 use crate::shared::{sim_ms, Shared, World};
 use crate::store_host::target;
 
@@ -155,7 +157,11 @@ impl Driver {
         node_state.leading = None;
         let seed = w.rng.next_u64();
         let n = &w.nodes[name];
-        let node = Node::new(n.cycle.clone(), n.leader.clone(), seed);
+        let mut leader = n.leader.clone();
+        if leader.provider == Provider::Bucket {
+            leader.nonce = nonce(name, n.starts);
+        }
+        let node = Node::new(n.cycle.clone(), leader, seed);
         let (clock, starts) = (n.clock, n.starts);
         let scratch = w.scratch.join(format!("{name}-{starts}"));
         w.log(now, name, &format!("process started (#{starts})"));

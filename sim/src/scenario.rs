@@ -319,6 +319,31 @@ impl Scenario {
         }
     }
 
+    /// One line on what it becomes when the bucket elects (`--election bucket`): the world
+    /// hosts no etcd, so faults on etcd do nothing, and per-stream ownership (which lives in
+    /// etcd) gives way to one leader owning the bucket.
+    pub fn about_on_bucket(self) -> &'static str {
+        match self {
+            Scenario::Calm => "no faults: one leader renews the fence every TTL/3, the others read it",
+            Scenario::LeaderCrash => "as with etcd; a restarted process writes the fence with a new nonce",
+            Scenario::CrashAny => "as with etcd",
+            Scenario::EtcdPartition => "no etcd: the cuts do nothing (a calm world on the same draws)",
+            Scenario::OnewayPartition => "the cuts cluster->store and store->cluster as with etcd; those of etcd do nothing",
+            Scenario::StorePartition => "the leader's cluster is cut from its coordinator, the store: another cluster takes the fence over",
+            Scenario::Pause => "as with etcd: the paused leader wakes past its lease deadline with unsent mutations",
+            Scenario::ClockSkew => "as with etcd: the observe wait and the deadline are measured on skewed monotonic clocks",
+            Scenario::EtcdRestart => "no etcd: the restarts do nothing (a calm world on the same draws)",
+            Scenario::StoreErrors => "as with etcd; a fence write whose reply was lost is recognised by its nonce when read back",
+            Scenario::HoldRelease => "the store holds as with etcd; those of etcd do nothing",
+            Scenario::MessageDelay => "as with etcd, on the store links",
+            Scenario::LeaseRevoked => "an operator rewrites the fence as released just as the leader sends a commit, its store link held (commit order only)",
+            Scenario::DoubleSingle => "no election: the same world as with etcd",
+            Scenario::SingleCrash => "no election: the same world as with etcd",
+            Scenario::Chaos => "as with etcd; the faults on etcd do nothing",
+            Scenario::Streams => "4-30 streams owned by the one bucket leader (no per-stream ownership without etcd), checked over the bucket",
+        }
+    }
+
     /// The scenario called `name`.
     pub fn parse(name: &str) -> Result<Scenario, String> {
         Scenario::ALL

@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use compactd::core::cycle::CycleConfig;
-use compactd::core::leader::{LeaderConfig, Safety, StreamsConfig};
+use compactd::core::fence::FENCE_PATH;
+use compactd::core::leader::{LeaderConfig, Provider, Safety, StreamsConfig};
 use compactd::core::plan::compaction_ranges;
 use compactd::core::view::{Scope, ViewConfig};
 use compactd::rng::Rng;
@@ -16,6 +17,7 @@ use crate::blocks::{generate_stream, read_samples, Samples, SourceBlock, BLOCK_M
 use crate::bug::Bug;
 use crate::checker::SIDECAR;
 use crate::clock::Clock;
+use crate::election::Coordinator;
 use crate::scenario::{Mode, Ownership};
 use crate::shared::WALL0;
 use crate::store::{Origin, PutMode, StoreModel};
@@ -277,22 +279,33 @@ pub fn clock(rng: &mut Rng, skew: bool) -> Clock {
 
 /// A node's leadership settings; in a stream world every node holds the streams assigned to
 /// it (`--ownership=stream`), with a short rebalance delay so that worlds see rebalances.
+/// When the bucket elects, the election is the fence's path and one leader owns the bucket
+/// in every world (per-stream ownership needs etcd, as production logs); the nonce is set
+/// per process ([`nonce`]).
 pub fn leader_config(
     name: &str,
-    mode: Mode,
+    coordinator: Coordinator,
     bug: Option<Bug>,
     ownership: Ownership,
 ) -> LeaderConfig {
-    let streams = (ownership == Ownership::Stream).then(|| StreamsConfig {
-        prefix: PREFIX.to_string(),
-        observe_interval_ms: 1_000,
-        discover_interval_ms: 10_000,
-        rebalance_delay_ms: 5_000,
-    });
+    let streams =
+        (ownership == Ownership::Stream && coordinator != Coordinator::Bucket).then(|| {
+            StreamsConfig {
+                prefix: PREFIX.to_string(),
+                observe_interval_ms: 1_000,
+                discover_interval_ms: 10_000,
+                rebalance_delay_ms: 5_000,
+            }
+        });
+    let (election, provider) = match coordinator {
+        Coordinator::Etcd => (Some(ELECTION.to_string()), Provider::Etcd),
+        Coordinator::Bucket => (Some(FENCE_PATH.to_string()), Provider::Bucket),
+        Coordinator::None => (None, Provider::Etcd),
+    };
     LeaderConfig {
         node: name.to_string(),
-        election: (mode == Mode::Elected).then(|| ELECTION.to_string()),
-        provider: Default::default(),
+        election,
+        provider,
         nonce: String::new(),
         lease_ttl_ms: 15_000,
         op_timeout_ms: 5_000,
@@ -310,8 +323,16 @@ pub fn leader_config(
             stream_takeover_delay: bug != Some(Bug::NoRebalanceDelay),
             stream_release: bug != Some(Bug::StaleOwnership),
             admin_stream_routing: bug != Some(Bug::AdminWrongUnit),
+            observe_wait: bug != Some(Bug::NoObserveWait),
         },
         stream: None,
         streams,
     }
+}
+
+/// The incarnation nonce of process number `starts` of node `name` under the bucket
+/// provider: unique per process (a restarted node is a new one), derived rather than drawn,
+/// so that the world's draws stay as they are.
+pub fn nonce(name: &str, starts: u32) -> String {
+    format!("{name}.{starts}")
 }

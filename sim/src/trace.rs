@@ -1,12 +1,15 @@
-//! The trace of a simulated world: what it takes to run it again (seed, scenario, bug) and
+//! The trace of a simulated world: what it takes to run it again (seed, scenario, election,
+//! bug) and
 //! what it gave (event-log hash, violations). `compactd-sim run --trace-dir` writes one per
 //! failing world; `compactd-sim replay` runs it again and compares the hash.
 
 use std::path::{Path, PathBuf};
 
+use compactd::core::leader::Provider;
 use serde::{Deserialize, Serialize};
 
 use crate::bug::Bug;
+use crate::election;
 use crate::scenario::Scenario;
 use crate::world::Outcome;
 
@@ -24,6 +27,10 @@ pub struct SimTrace {
     pub seed: u64,
     /// The scenario's name.
     pub scenario: String,
+    /// The `--election` name when the bucket elects (absent: etcd, as in traces from
+    /// before the option).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub election: Option<String>,
     /// The `--bug` name, if any.
     pub bug: Option<String>,
     /// The event-log hash, 16 hex digits.
@@ -44,6 +51,7 @@ impl SimTrace {
             version: env!("CARGO_PKG_VERSION").into(),
             seed: o.seed,
             scenario: o.scenario.name().into(),
+            election: (o.election != Provider::Etcd).then(|| election::name(o.election).into()),
             bug: o.bug.map(|b| b.name().to_string()),
             hash: format!("{:016x}", o.hash),
             events: o.events,
@@ -52,11 +60,16 @@ impl SimTrace {
         }
     }
 
-    /// Writes it as `<dir>/<scenario>-<seed>[-<bug>].json`; returns the path.
+    /// Writes it as `<dir>/<scenario>-<seed>[-<election>][-<bug>].json` (the election when
+    /// not etcd); returns the path.
     pub fn write(&self, dir: &Path) -> Result<PathBuf, String> {
         std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let on = self
+            .election
+            .as_ref()
+            .map_or(String::new(), |e| format!("-{e}"));
         let bug = self.bug.as_ref().map_or(String::new(), |b| format!("-{b}"));
-        let path = dir.join(format!("{}-{}{bug}.json", self.scenario, self.seed));
+        let path = dir.join(format!("{}-{}{on}{bug}.json", self.scenario, self.seed));
         let json = serde_json::to_string_pretty(self).expect("serializable");
         std::fs::write(&path, json + "\n").map_err(|e| format!("{}: {e}", path.display()))?;
         Ok(path)
@@ -77,10 +90,14 @@ impl SimTrace {
         Ok(t)
     }
 
-    /// The scenario and bug it names.
-    pub fn world(&self) -> Result<(Scenario, Option<Bug>), String> {
+    /// The scenario, election and bug it names.
+    pub fn world(&self) -> Result<(Scenario, Provider, Option<Bug>), String> {
         let scenario = Scenario::parse(&self.scenario)?;
+        let election = match &self.election {
+            Some(name) => election::parse(name)?,
+            None => Provider::Etcd,
+        };
         let bug = self.bug.as_deref().map(str::parse).transpose()?;
-        Ok((scenario, bug))
+        Ok((scenario, election, bug))
     }
 }

@@ -1,7 +1,8 @@
-//! One simulated world per (seed, scenario, bug): turmoil hosts for etcd, the object store
-//! and 3–5 compactor nodes in 2–3 clusters (or single instances), a bucket of real generated
-//! blocks, the scenario's faults applied and healed between turmoil steps, then a wait for a
-//! leader and a finished compaction, and the end-of-world checks.
+//! One simulated world per (seed, scenario, election, bug): turmoil hosts for etcd (when it
+//! elects the leader), the object store and 3–5 compactor nodes in 2–3 clusters (or single
+//! instances), a bucket of real generated blocks, the scenario's faults applied and healed
+//! between turmoil steps, then a wait for a leader and a finished compaction, and the
+//! end-of-world checks.
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
@@ -9,6 +10,7 @@ use std::rc::Rc;
 use std::time::{Duration, UNIX_EPOCH};
 
 use compactd::core::cycle::CycleConfig;
+use compactd::core::leader::Provider;
 use compactd::rng::Rng;
 use compactd::tsdb::block_id::BlockId;
 use compactd::units::MINUTE_MS;
@@ -17,12 +19,13 @@ use crate::bug::Bug;
 use crate::checker::{
     balance, finished, unfinished, Checker, Invariant, Keying, UnitRules, Violation, SIDECAR,
 };
+use crate::election::Coordinator;
 use crate::etcd::EtcdModel;
 use crate::failover;
 use crate::injector::Injector;
 use crate::log::EventLog;
 use crate::net::{Mailbox, ETCD, STORE};
-use crate::scenario::{Mode, Ownership, Scenario};
+use crate::scenario::{Ownership, Scenario};
 use crate::setup::{
     clock, cycle_config, leader_config, seed_blocks, seed_stream_blocks, topology, upload_source,
     ELECTION, PREFIX,
@@ -109,9 +112,11 @@ pub struct Outcome {
     pub seed: u64,
     /// The scenario.
     pub scenario: Scenario,
+    /// Who elects the leader (`--election`; single instances ignore it).
+    pub election: Provider,
     /// The mechanism switched off.
     pub bug: Option<Bug>,
-    /// The event-log hash (same seed, scenario, bug and build: same hash).
+    /// The event-log hash (same seed, scenario, election, bug and build: same hash).
     pub hash: u64,
     /// Events logged.
     pub events: u64,
@@ -129,8 +134,15 @@ pub struct Outcome {
     pub log: Vec<String>,
 }
 
-/// Runs one world; `keep_log` keeps the event timeline.
-pub fn run_world(seed: u64, scenario: Scenario, bug: Option<Bug>, keep_log: bool) -> Outcome {
+/// Runs one world, elected by `election`; `keep_log` keeps the event timeline. The draws
+/// do not depend on `election`: a bucket world is its etcd twin's schedule without etcd.
+pub fn run_world(
+    seed: u64,
+    scenario: Scenario,
+    election: Provider,
+    bug: Option<Bug>,
+    keep_log: bool,
+) -> Outcome {
     // The block engine syncs its files: a memory file system keeps that cheap.
     let shm = std::path::Path::new("/dev/shm");
     let scratch = if shm.is_dir() {
@@ -164,19 +176,22 @@ pub fn run_world(seed: u64, scenario: Scenario, bug: Option<Bug>, keep_log: bool
     }
     let cycle = cycle_config(&mut rng);
     let ownership = plan.ownership;
-    let keying = match plan.ownership {
-        Ownership::Bucket => Keying::Bucket,
-        Ownership::Stream => Keying::Units(UnitRules {
+    let coordinator = Coordinator::of(election, plan.mode);
+    // Per-stream ownership needs etcd: under the bucket provider one leader owns the
+    // bucket, and the orders are kept over the whole bucket.
+    let keying = match (plan.ownership, coordinator) {
+        (Ownership::Stream, Coordinator::Etcd) => Keying::Units(UnitRules {
             replica_labels: cycle.view.replica_labels.clone(),
             prefix: PREFIX.to_string(),
         }),
+        _ => Keying::Bucket,
     };
     let mut checker = Checker::new(plan.strict, keying);
     checker.skip_existing(&store);
     let mut nodes = BTreeMap::new();
     for (i, name) in names.iter().enumerate() {
         let clock = clock(&mut rng, plan.skew);
-        let leader = leader_config(name, plan.mode, bug, ownership);
+        let leader = leader_config(name, coordinator, bug, ownership);
         nodes.insert(
             name.clone(),
             NodeState {
@@ -225,8 +240,7 @@ pub fn run_world(seed: u64, scenario: Scenario, bug: Option<Bug>, keep_log: bool
         .max_message_latency(Duration::from_millis(latency_max_ms))
         .udp_capacity(4096)
         .build();
-    let etcd = plan.mode == Mode::Elected;
-    if etcd {
+    if coordinator.hosts_etcd() {
         let w = world.clone();
         sim.host(ETCD, move || crate::etcd_host::run(w.clone()));
     }
@@ -246,10 +260,11 @@ pub fn run_world(seed: u64, scenario: Scenario, bug: Option<Bug>, keep_log: bool
             balance_settle_ms(&first.leader),
         )
     };
-    let mut run = Injector::new(world.clone(), rng, names, latency_max_ms, etcd);
+    let mut run = Injector::new(world.clone(), rng, names, latency_max_ms, coordinator);
     let mut faults = plan.faults.into_iter().peekable();
     let heal_at = plan.heal_at_ms;
-    let (mut healed, mut leader_ok, mut done_since) = (false, !etcd, None::<i64>);
+    let elects = coordinator.elects();
+    let (mut healed, mut leader_ok, mut done_since) = (false, !elects, None::<i64>);
     let mut now = 0;
     let mut members = Members {
         names: None,
@@ -352,6 +367,7 @@ pub fn run_world(seed: u64, scenario: Scenario, bug: Option<Bug>, keep_log: bool
     Outcome {
         seed,
         scenario,
+        election,
         bug,
         hash: w.log.hash(),
         events: w.log.events(),

@@ -139,3 +139,38 @@ fn an_uncaught_bug_fails_the_run() {
     assert!(!out.status.success(), "{text}");
     assert!(text.contains("NOT caught in 2 seeds"), "{text}");
 }
+
+#[test]
+fn the_election_option_names_the_bucket_and_refuses_etcd_only_mutations() {
+    let (out, text) = sim(&["scenarios", "--election", "bucket"]);
+    assert!(out.status.success());
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("etcd-restart ") && l.contains("no etcd")),
+        "{text}"
+    );
+    let args = [
+        "run",
+        "--seeds",
+        "1",
+        "--start-seed",
+        "40",
+        "--election",
+        "bucket",
+    ];
+    let (out, text) = sim(&args);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("no violations in 1 worlds, --election bucket"),
+        "{text}"
+    );
+    let args = ["run", "--election", "bucket", "--bug", "keep-renewing"];
+    let (out, _) = sim(&args);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("needs --election etcd"), "{err}");
+    let (out, _) = sim(&["run", "--bug", "no-observe-wait"]);
+    assert_eq!(out.status.code(), Some(2));
+    let (out, _) = sim(&["run", "--election", "zookeeper"]);
+    assert!(!out.status.success());
+}

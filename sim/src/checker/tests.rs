@@ -187,6 +187,33 @@ fn sidecar_uploads_are_not_compactor_writes() {
 }
 
 #[test]
+fn an_operators_edit_by_hand_is_no_compactor_write() {
+    let mut log = Log::new(true);
+    log.block("a", 5, 1, &[1]);
+    let from = Origin {
+        node: OPERATOR,
+        epoch: 0,
+        at_ms: WALL0 + 10_000,
+    };
+    let released = br#"{"epoch":5,"holder":"a","seq":9,"renewed_unix_ms":0}"#.to_vec();
+    log.store
+        .put(
+            from,
+            "compactd/fence.json",
+            released,
+            PutMode::Overwrite,
+            Fault::Pass,
+        )
+        .expect("put");
+    log.block("a", 5, 2, &[2]);
+    assert!(
+        log.checker.violations().is_empty(),
+        "{:?}",
+        log.checker.violations()
+    );
+}
+
+#[test]
 fn deleting_the_only_copy_of_samples_is_reported_only_when_it_happens() {
     let mut log = Log::new(true);
     log.block("a", 5, 1, &[1]);

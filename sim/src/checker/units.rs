@@ -34,7 +34,7 @@ use compactd::tsdb::block_id::BlockId;
 use compactd::tsdb::meta::BlockMeta;
 
 use super::{
-    is_commit, method, parse_meta, visible_blocks, Invariant, Writer, WriterOrder, SIDECAR,
+    is_commit, is_compactor, method, parse_meta, visible_blocks, Invariant, Writer, WriterOrder,
 };
 use crate::etcd::EtcdModel;
 use crate::shared::WALL0;
@@ -204,7 +204,7 @@ impl UnitLog {
                 }
             }
         }
-        if w.node == SIDECAR {
+        if !is_compactor(&w.node) {
             return;
         }
         let touched = match block {

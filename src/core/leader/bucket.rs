@@ -4,13 +4,15 @@
 //! it is absent or released: a CAS with If-Match on the version it watched, to the next
 //! epoch. From there the roles are etcd's: fencing (that CAS), the takeover delay, leading,
 //! with every successful fence CAS moving the lease deadline as an acknowledged keepalive
-//! does. A conflict or a lost answer is settled by reading the fence back: holding our
-//! nonce, epoch and seq, our write landed; anything else not ours ends the term.
+//! does. A conflict or a lost answer is settled by reading the fence back: holding the very
+//! record we wrote (nonce, epoch, seq and renewal time), our write landed; an earlier record
+//! of ours is taken as the fence's current state; anything else not ours ends the term.
 
 use super::bucket_lease::landed;
 use super::config::bucket_renewal_interval;
 use super::election::Role;
 use super::fencing::FenceOp;
+use super::timers::Timer;
 use super::Leader;
 use crate::core::fence::{FenceRecord, FenceVersion, FENCE_PATH};
 use crate::core::types::{Epoch, Event, Now, Output};
@@ -94,6 +96,12 @@ impl Leader {
         self.enter_fencing(epoch);
         // The read just taken is the one the takeover CAS names (If-Match).
         self.fence.read_since_fencing = true;
+    }
+
+    /// A candidate's read of the fence is due (at [`Timer::CoordRequest`]): send it.
+    pub(super) fn send_watch_read(&mut self, out: &mut Vec<Output>) {
+        self.timers.stop(Timer::CoordRequest);
+        self.issue_read(out);
     }
 
     /// Our takeover CAS for `epoch` landed: we hold the lease; the next term watches afresh.

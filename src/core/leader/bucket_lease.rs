@@ -92,15 +92,13 @@ impl LeaseWatch {
 }
 
 /// Whether a write of `ours` whose answer was lost (a timeout, or a 412 after a retry that
-/// may follow a success) landed, judged by the record read back: the same epoch, holder,
-/// nonce (the writing process's) and seq can only be our own write.
+/// may follow a success) landed, judged by the record read back: the very record written —
+/// the same epoch, holder, nonce (the writing process's), seq and renewal time. The same
+/// epoch and seq alone do not tell this write from an earlier attempt of ours that was
+/// abandoned unanswered and landed late (two takeovers of one absent fence both write
+/// epoch 1, seq 1): crediting this write's send time to that one would stretch the lease.
 pub fn landed(ours: &FenceRecord, read: Option<&FenceRecord>) -> bool {
-    read.is_some_and(|r| {
-        r.epoch == ours.epoch
-            && r.holder == ours.holder
-            && r.nonce == ours.nonce
-            && r.seq == ours.seq
-    })
+    read == Some(ours)
 }
 
 #[cfg(test)]
@@ -187,6 +185,12 @@ mod tests {
         let mut twin = ours.clone();
         twin.nonce = "another process of the same name".into();
         assert!(!landed(&ours, Some(&twin)));
+        let mut earlier = ours.clone();
+        earlier.renewed_unix_ms -= 12_750;
+        assert!(
+            !landed(&ours, Some(&earlier)),
+            "an earlier attempt of ours with the same epoch and seq"
+        );
         assert!(!landed(&ours, None));
     }
 }

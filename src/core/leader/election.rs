@@ -363,10 +363,7 @@ impl Leader {
                 key,
                 then_campaign,
             } => self.send_withdraw(key, then_campaign, out),
-            Role::Watching => {
-                self.timers.stop(Timer::CoordRequest);
-                self.issue_read(out);
-            }
+            Role::Watching => self.send_watch_read(out),
             Role::Revoking {
                 req: None,
                 lease,

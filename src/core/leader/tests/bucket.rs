@@ -82,12 +82,8 @@ fn a_candidate_takes_over_only_after_one_version_stood_for_the_observe_wait() {
     );
     assert!(cas.permit().is_some_and(|p| p.epoch == Epoch(7)));
     let mut out = vec![];
-    l.on_store(
-        at(t + 20),
-        cas.id(),
-        StoreResult::FenceWritten(ver("b")),
-        &mut out,
-    );
+    let written = StoreResult::FenceWritten(ver("b"));
+    l.on_store(at(t + 20), cas.id(), written, &mut out);
     assert_eq!(l.leading(), None, "the takeover delay comes first");
     assert_eq!(l.known_leader().map(|k| k.node.as_str()), Some("me"));
     out.clear();
@@ -228,6 +224,46 @@ fn a_takeover_whose_answer_was_lost_is_found_by_its_nonce() {
     );
     let next = l.next_wake().unwrap().0;
     assert_eq!(next, 30 + TTL / 3, "watching again");
+}
+
+#[test]
+fn an_earlier_takeover_landing_late_is_not_taken_for_the_one_just_sent() {
+    // The takeover CAS goes unanswered until its permit lapses; the node watches again,
+    // finds the fence still absent and takes over once more: the same epoch 1 and seq 1.
+    let (mut l, out) = watching(None, 10);
+    let first = only(store_reqs(&out));
+    let first_record = cas_of(&first).0.clone();
+    let lapse = first.permit().expect("a permit").valid_until.0;
+    let mut out = vec![];
+    l.drive(at(lapse), &mut out);
+    let read = read_of(&out);
+    out.clear();
+    l.on_store(at(lapse), read.id(), StoreResult::Fence(None), &mut out);
+    let second = only(store_reqs(&out));
+    let (record, _) = cas_of(&second);
+    assert_eq!((record.epoch, record.seq), (1, 1));
+    out.clear();
+    // The first lands now (its answer is for a request nobody waits for); the second, a
+    // create, conflicts with it.
+    let t = lapse + 250;
+    let written = StoreResult::FenceWritten(ver("1"));
+    l.on_store(at(t), first.id(), written, &mut out);
+    l.on_store(at(t), second.id(), StoreResult::FenceConflict, &mut out);
+    let read = read_of(&out);
+    out.clear();
+    let found = Some((first_record, ver("1")));
+    l.on_store(at(t), read.id(), StoreResult::Fence(found), &mut out);
+    // The lease is not renewed from the second's send time (only the first's, 12.75 s ago,
+    // landed): the node writes the fence anew, over the first's version, before it may lead.
+    let renewed = out
+        .iter()
+        .any(|o| matches!(o, Output::Event(Event::LeaseRenewed { .. })));
+    assert!(!renewed, "{out:?}");
+    assert_eq!(l.known_leader().map(|k| k.node.as_str()), None);
+    let cas = only(store_reqs(&out));
+    let (record, expected) = cas_of(&cas);
+    assert_eq!((record.epoch, record.seq), (1, 2));
+    assert_eq!(expected, &Some(ver("1")));
 }
 
 /// A bucket leader past its takeover delay at epoch 1; returns the time.
