@@ -31,18 +31,6 @@ use common::seaweed::Seaweed;
 use common::*;
 use compactd::core::fence::FENCE_PATH;
 
-/// Waits until exactly one of the replicas `among` reports `compactd_leader 1`.
-fn sole_leader_among(c: &Cluster, among: &[usize], limit: Duration) -> (usize, Duration) {
-    wait_for(limit, "one leader", || {
-        let l: Vec<usize> = among
-            .iter()
-            .copied()
-            .filter(|&i| c.replicas[i].is_leader())
-            .collect();
-        (l.len() == 1).then(|| l[0])
-    })
-}
-
 /// One file of a bucket listing.
 #[derive(Debug, PartialEq, Eq)]
 struct FileState {
@@ -198,24 +186,9 @@ fn three_replicas_compact_once(
     assert_eq!((li2, epoch2), (li, epoch), "leadership did not move");
 
     verify_ok(config);
-    let audit = audit_ok(config);
     let uploaded = c.replicas[li].count("uploaded block");
     assert_eq!(uploaded, 4, "two 8h blocks per stream");
-    assert_eq!(audit["unstamped"], 8, "{audit:#}");
-    assert_eq!(
-        audit["epochs"],
-        serde_json::json!([{
-            "epoch": epoch,
-            "holders": [leader],
-            "blocks": uploaded,
-            "first_commit": audit["epochs"][0]["first_commit"],
-            "last_commit": audit["epochs"][0]["last_commit"],
-        }]),
-        "every block compactd wrote carries the leader's epoch and name: {audit:#}"
-    );
-    assert_eq!(audit["fence"]["state"], "present", "{audit:#}");
-    assert_eq!(audit["fence"]["epoch"], epoch, "{audit:#}");
-    assert_eq!(audit["fence"]["holder"], leader.as_str(), "{audit:#}");
+    audit_one_term(config, &leader, epoch, uploaded);
     for r in &c.replicas {
         if r.name == leader {
             continue;
@@ -344,13 +317,7 @@ fn kill9_of_the_leader_hands_over_within_ttl_plus_takeover_delay() {
         new_epoch > epoch,
         "new epoch {new_epoch} > old epoch {epoch}"
     );
-    let leading = cluster.replicas[new]
-        .log_text()
-        .lines()
-        .find(|l| l.contains(LEADING))
-        .map(String::from)
-        .expect("the new leader logged leading");
-    assert!(leading.contains(&format!("epoch={new_epoch}")), "{leading}");
+    cluster.replicas[new].leading_line(new_epoch);
     eprintln!(
         "[kill9] {new_name} leads with epoch {new_epoch} (was {old}, epoch {epoch}); \
          killed {} ago",
@@ -454,7 +421,7 @@ fn paused_leader_makes_no_write_after_a_newer_leader_committed() {
         secs(paused.elapsed())
     );
     let others: Vec<usize> = (0..3).filter(|&i| i != leader).collect();
-    let (new, _) = sole_leader_among(&cluster, &others, Duration::from_secs(10));
+    let (new, _) = cluster.sole_leader_among(&others, Duration::from_secs(10));
     let new_name = cluster.replicas[new].name.clone();
     let (_, new_epoch) = cluster.replicas[new].leader().expect("new leader's view");
     assert!(new_epoch > epoch, "epoch {new_epoch} > {epoch}");
@@ -545,7 +512,7 @@ fn leader_paused_mid_compaction_uploads_nothing_when_it_wakes() {
     );
 
     let others: Vec<usize> = (0..3).filter(|&i| i != leader).collect();
-    let (new, took) = sole_leader_among(&cluster, &others, SLOW);
+    let (new, took) = cluster.sole_leader_among(&others, SLOW);
     let new_name = cluster.replicas[new].name.clone();
     let new_epoch = logged_epoch(&cluster.replicas[new], LEADING);
     assert!(new_epoch > epoch, "epoch {new_epoch} > {epoch}");

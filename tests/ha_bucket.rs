@@ -188,18 +188,6 @@ fn on_bucket(tag: &str) -> Option<OnBucket> {
     })
 }
 
-/// Waits until exactly one of the replicas `among` reports `compactd_leader 1`.
-fn sole_leader_among(c: &Cluster, among: &[usize], limit: Duration) -> (usize, Duration) {
-    wait_for(limit, "one leader", || {
-        let l: Vec<usize> = among
-            .iter()
-            .copied()
-            .filter(|&i| c.replicas[i].is_leader())
-            .collect();
-        (l.len() == 1).then(|| l[0])
-    })
-}
-
 /// The replicas other than `i`.
 fn others(i: usize) -> Vec<usize> {
     (0..3).filter(|&j| j != i).collect()
@@ -241,24 +229,9 @@ fn three_replicas_elect_one_leader_on_the_bucket_and_compact_once() {
     );
 
     verify_ok(&s.config);
-    let audit = audit_ok(&s.config);
     let uploaded = c.replicas[li].count("uploaded block");
     assert_eq!(uploaded, 4, "two 8h blocks per stream");
-    assert_eq!(audit["unstamped"], 8, "{audit:#}");
-    assert_eq!(
-        audit["epochs"],
-        serde_json::json!([{
-            "epoch": epoch,
-            "holders": [leader],
-            "blocks": uploaded,
-            "first_commit": audit["epochs"][0]["first_commit"],
-            "last_commit": audit["epochs"][0]["last_commit"],
-        }]),
-        "every block compactd wrote carries the leader's epoch and name: {audit:#}"
-    );
-    assert_eq!(audit["fence"]["state"], "present", "{audit:#}");
-    assert_eq!(audit["fence"]["epoch"], epoch, "{audit:#}");
-    assert_eq!(audit["fence"]["holder"], leader.as_str(), "{audit:#}");
+    audit_one_term(&s.config, &leader, epoch, uploaded);
 
     let leader_puts = block_puts(&s.proxies[li]);
     assert!(
@@ -341,13 +314,7 @@ fn kill9_of_the_leader_hands_over_within_the_observe_wait_plus_takeover_delay() 
         "new epoch {new_epoch} > old epoch {}",
         s.epoch
     );
-    let leading = s.cluster.replicas[new]
-        .log_text()
-        .lines()
-        .find(|l| l.contains(LEADING))
-        .map(String::from)
-        .expect("the new leader logged leading");
-    assert!(leading.contains(&format!("epoch={new_epoch}")), "{leading}");
+    let leading = s.cluster.replicas[new].leading_line(new_epoch);
     let fence = s.store.fence();
     assert_eq!(
         (fence.epoch, fence.holder.as_str()),
@@ -447,7 +414,7 @@ fn leader_stopped_past_its_lease_sends_no_mutation_once_continued() {
         (!s.store.exists(&marked)).then_some(())
     });
     let committed = paused.elapsed();
-    let (new, _) = sole_leader_among(c, &others(old), Duration::from_secs(10));
+    let (new, _) = c.sole_leader_among(&others(old), Duration::from_secs(10));
     let new_name = c.replicas[new].name.clone();
     let (_, new_epoch) = c.replicas[new].leader().expect("the new leader's view");
     assert!(new_epoch > epoch, "epoch {new_epoch} > {epoch}");
@@ -595,35 +562,47 @@ fn refused(dir: &Path, flags: &[&str]) -> String {
     error.to_string()
 }
 
-#[test]
-fn election_on_a_filesystem_bucket_is_refused() {
+/// [`refused`] with `flags` on a fresh bucket, the error naming each of `needles`.
+fn refused_naming(flags: &[&str], needles: &[&str]) {
     let tmp = tempfile::tempdir().unwrap();
-    let error = refused(tmp.path(), &["--election=bucket"]);
-    for needle in [
-        "--election=bucket",
-        "FILESYSTEM",
-        "no atomic compare-and-swap",
-    ] {
+    let error = refused(tmp.path(), flags);
+    for needle in needles {
         assert!(error.contains(needle), "{needle:?} in {error:?}");
     }
+}
+
+#[test]
+fn election_on_a_filesystem_bucket_is_refused() {
+    refused_naming(
+        &["--election=bucket"],
+        &[
+            "--election=bucket",
+            "FILESYSTEM",
+            "no atomic compare-and-swap",
+        ],
+    );
 }
 
 #[test]
 fn election_on_the_bucket_with_an_etcd_url_is_refused() {
-    let tmp = tempfile::tempdir().unwrap();
-    let flags = ["--election=bucket", "--etcd.url", "http://127.0.0.1:1"];
-    let error = refused(tmp.path(), &flags);
-    for needle in ["--election=bucket", "remove --etcd.url"] {
-        assert!(error.contains(needle), "{needle:?} in {error:?}");
-    }
+    refused_naming(
+        &["--election=bucket", "--etcd.url", "http://127.0.0.1:1"],
+        &["--election=bucket", "remove --etcd.url"],
+    );
 }
 
 #[test]
 fn election_through_etcd_without_an_etcd_url_is_refused() {
-    let tmp = tempfile::tempdir().unwrap();
-    let error = refused(tmp.path(), &["--election=etcd"]);
-    assert!(
-        error.contains("--election=etcd needs --etcd.url"),
-        "{error:?}"
+    refused_naming(&["--election=etcd"], &["--election=etcd needs --etcd.url"]);
+}
+
+#[test]
+fn no_election_with_an_etcd_url_is_refused() {
+    refused_naming(
+        &["--election=none", "--etcd.url", "http://127.0.0.1:1"],
+        &[
+            "--election=none runs a single instance",
+            "remove --etcd.url",
+        ],
     );
 }

@@ -43,23 +43,46 @@ fn kept_timeline_hashes_like_the_summary_run() {
     assert!(verbose.log.iter().any(|l| l.contains("Leading")));
 }
 
-#[test]
-fn every_scenario_runs_clean() {
+/// One world of every scenario under `provider`, seeds from `first_seed` on: no violation,
+/// and something compacted.
+fn every_scenario_runs_clean_with(provider: Provider, first_seed: u64) {
     for (i, scenario) in Scenario::ALL.into_iter().enumerate() {
-        let o = run_world(100 + i as u64, scenario, Provider::Etcd, None, false);
+        let o = run_world(first_seed + i as u64, scenario, provider, None, false);
         assert!(
             o.violations.is_empty(),
-            "{} seed {}: {:?}",
+            "{} seed {} ({provider:?}): {:?}",
             scenario.name(),
             o.seed,
             o.violations
         );
         assert!(
             o.stats.compactions > 0,
-            "{}: nothing compacted",
+            "{} ({provider:?}): nothing compacted",
             scenario.name()
         );
     }
+}
+
+/// Each `(bug, scenario, seeds)`: the mutation is caught in one of the first `seeds` worlds
+/// of its scenario under `provider`.
+fn caught_within(provider: Provider, cases: &[(Bug, Scenario, u64)]) {
+    for &(bug, scenario, seeds) in cases {
+        let caught = (1..=seeds).find(|seed| {
+            !run_world(*seed, scenario, provider, Some(bug), false)
+                .violations
+                .is_empty()
+        });
+        assert!(
+            caught.is_some(),
+            "--bug {bug} ({provider:?}) not caught in {seeds} {} worlds",
+            scenario.name()
+        );
+    }
+}
+
+#[test]
+fn every_scenario_runs_clean() {
+    every_scenario_runs_clean_with(Provider::Etcd, 100);
 }
 
 #[test]
@@ -71,24 +94,16 @@ fn every_bug_is_caught() {
     // 16 seeds: the first caught are seeds 11 and 14. Since every world hands its nodes
     // operator requests (which shifts the draws), no-takeover-delay is first caught at seed 12
     // of lease-revoked: it gets 16 too.
-    for (bug, scenario, seeds) in [
-        (Bug::NoDeadline, Scenario::EtcdPartition, 16),
-        (Bug::NoFence, Scenario::DoubleSingle, 8),
-        (Bug::NoTakeoverDelay, Scenario::LeaseRevoked, 16),
-        (Bug::NoPermitCheck, Scenario::ClockSkew, 16),
-        (Bug::KeepRenewing, Scenario::OnewayPartition, 40),
-    ] {
-        let caught = (1..=seeds).find(|seed| {
-            !run_world(*seed, scenario, Provider::Etcd, Some(bug), false)
-                .violations
-                .is_empty()
-        });
-        assert!(
-            caught.is_some(),
-            "--bug {bug} not caught in {seeds} {} worlds",
-            scenario.name()
-        );
-    }
+    caught_within(
+        Provider::Etcd,
+        &[
+            (Bug::NoDeadline, Scenario::EtcdPartition, 16),
+            (Bug::NoFence, Scenario::DoubleSingle, 8),
+            (Bug::NoTakeoverDelay, Scenario::LeaseRevoked, 16),
+            (Bug::NoPermitCheck, Scenario::ClockSkew, 16),
+            (Bug::KeepRenewing, Scenario::OnewayPartition, 40),
+        ],
+    );
 }
 
 #[test]
@@ -112,21 +127,7 @@ fn bucket_worlds_are_deterministic_and_talk_to_no_etcd() {
 
 #[test]
 fn every_scenario_runs_clean_on_the_bucket() {
-    for (i, scenario) in Scenario::ALL.into_iter().enumerate() {
-        let o = run_world(200 + i as u64, scenario, Provider::Bucket, None, false);
-        assert!(
-            o.violations.is_empty(),
-            "{} seed {}: {:?}",
-            scenario.name(),
-            o.seed,
-            o.violations
-        );
-        assert!(
-            o.stats.compactions > 0,
-            "{}: nothing compacted",
-            scenario.name()
-        );
-    }
+    every_scenario_runs_clean_with(Provider::Bucket, 200);
 }
 
 #[test]
@@ -135,23 +136,15 @@ fn every_bucket_bug_is_caught() {
     // bucket provider (docs/simulation.md): a leader cut from the store writes on past its
     // deadline once the cut heals; a fence released by hand while a commit is held; a paused
     // leader waking with unsent mutations; without the fence nobody ever leads.
-    for (bug, scenario, seeds) in [
-        (Bug::NoDeadline, Scenario::StorePartition, 8),
-        (Bug::NoFence, Scenario::Calm, 2),
-        (Bug::NoTakeoverDelay, Scenario::LeaseRevoked, 24),
-        (Bug::NoPermitCheck, Scenario::Pause, 20),
-    ] {
-        let caught = (1..=seeds).find(|seed| {
-            !run_world(*seed, scenario, Provider::Bucket, Some(bug), false)
-                .violations
-                .is_empty()
-        });
-        assert!(
-            caught.is_some(),
-            "--bug {bug} --election bucket not caught in {seeds} {} worlds",
-            scenario.name()
-        );
-    }
+    caught_within(
+        Provider::Bucket,
+        &[
+            (Bug::NoDeadline, Scenario::StorePartition, 8),
+            (Bug::NoFence, Scenario::Calm, 2),
+            (Bug::NoTakeoverDelay, Scenario::LeaseRevoked, 24),
+            (Bug::NoPermitCheck, Scenario::Pause, 20),
+        ],
+    );
 }
 
 #[test]

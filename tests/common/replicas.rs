@@ -225,6 +225,18 @@ impl Replica {
             .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
     }
 
+    /// Its first `leading` log line, asserting it names `epoch`.
+    pub fn leading_line(&self, epoch: u64) -> String {
+        let leading = self
+            .log_text()
+            .lines()
+            .find(|l| l.contains(LEADING))
+            .map(String::from)
+            .unwrap_or_else(|| panic!("{} logged no {LEADING:?}", self.name));
+        assert!(leading.contains(&format!("epoch={epoch}")), "{leading}");
+        leading
+    }
+
     /// True when it reports `compactd_leader 1` on /metrics.
     pub fn is_leader(&self) -> bool {
         self.metric("compactd_leader") == Some(1.0)
@@ -462,6 +474,18 @@ impl Cluster {
             .collect()
     }
 
+    /// Waits until exactly one of the replicas `among` reports `compactd_leader 1`.
+    pub fn sole_leader_among(&self, among: &[usize], limit: Duration) -> (usize, Duration) {
+        wait_for(limit, "one leader", || {
+            let l: Vec<usize> = among
+                .iter()
+                .copied()
+                .filter(|&i| self.replicas[i].is_leader())
+                .collect();
+            (l.len() == 1).then(|| l[0])
+        })
+    }
+
     /// Waits until exactly one live replica reports `compactd_leader 1` and every live
     /// replica's /api/v1/leader names it with the same epoch; returns (index, epoch).
     pub fn agreed_leader(&self, limit: Duration) -> ((usize, u64), Duration) {
@@ -557,6 +581,34 @@ pub fn audit_ok(config: &str) -> serde_json::Value {
     assert_eq!(v["ok"], serde_json::json!(true), "{stdout}");
     assert_eq!(v["violations"], serde_json::json!([]), "{stdout}");
     v
+}
+
+/// [`audit_ok`] of a bucket compacted in one term: every one of the `uploaded` blocks
+/// compactd wrote carries `leader`'s `epoch` and name, the 8 source blocks carry no stamp,
+/// and the fence holds that term.
+pub fn audit_one_term(
+    config: &str,
+    leader: &str,
+    epoch: u64,
+    uploaded: usize,
+) -> serde_json::Value {
+    let audit = audit_ok(config);
+    assert_eq!(audit["unstamped"], 8, "{audit:#}");
+    assert_eq!(
+        audit["epochs"],
+        serde_json::json!([{
+            "epoch": epoch,
+            "holders": [leader],
+            "blocks": uploaded,
+            "first_commit": audit["epochs"][0]["first_commit"],
+            "last_commit": audit["epochs"][0]["last_commit"],
+        }]),
+        "every block compactd wrote carries the leader's epoch and name: {audit:#}"
+    );
+    assert_eq!(audit["fence"]["state"], "present", "{audit:#}");
+    assert_eq!(audit["fence"]["epoch"], epoch, "{audit:#}");
+    assert_eq!(audit["fence"]["holder"], leader, "{audit:#}");
+    audit
 }
 
 /// `compactd tools bucket verify`, asserting exit 0.

@@ -164,19 +164,23 @@ fn an_elected_epoch_belongs_to_one_node() {
     assert!(text.contains("epoch 5 written by a and by b"), "{text}");
 }
 
-#[test]
-fn sidecar_uploads_are_not_compactor_writes() {
+/// Between two of a's blocks, `node` (not a compactor) writes `bytes` to `path` with `mode`:
+/// the checker judges no compactor by it.
+fn outside_write_is_no_compactor_write(
+    node: &'static str,
+    path: &str,
+    bytes: Vec<u8>,
+    mode: PutMode,
+) {
     let mut log = Log::new(true);
     log.block("a", 5, 1, &[1]);
     let from = Origin {
-        node: SIDECAR,
+        node,
         epoch: 0,
         at_ms: WALL0 + 10_000,
     };
-    let path = meta_path(id(9));
-    let bytes = serde_json::to_vec(&*meta(9, &[9])).expect("json");
     log.store
-        .put(from, &path, bytes, PutMode::Create, Fault::Pass)
+        .put(from, path, bytes, mode, Fault::Pass)
         .expect("put");
     log.block("a", 5, 2, &[2]);
     assert!(
@@ -187,29 +191,19 @@ fn sidecar_uploads_are_not_compactor_writes() {
 }
 
 #[test]
+fn sidecar_uploads_are_not_compactor_writes() {
+    let bytes = serde_json::to_vec(&*meta(9, &[9])).expect("json");
+    outside_write_is_no_compactor_write(SIDECAR, &meta_path(id(9)), bytes, PutMode::Create);
+}
+
+#[test]
 fn an_operators_edit_by_hand_is_no_compactor_write() {
-    let mut log = Log::new(true);
-    log.block("a", 5, 1, &[1]);
-    let from = Origin {
-        node: OPERATOR,
-        epoch: 0,
-        at_ms: WALL0 + 10_000,
-    };
     let released = br#"{"epoch":5,"holder":"a","seq":9,"renewed_unix_ms":0}"#.to_vec();
-    log.store
-        .put(
-            from,
-            "compactd/fence.json",
-            released,
-            PutMode::Overwrite,
-            Fault::Pass,
-        )
-        .expect("put");
-    log.block("a", 5, 2, &[2]);
-    assert!(
-        log.checker.violations().is_empty(),
-        "{:?}",
-        log.checker.violations()
+    outside_write_is_no_compactor_write(
+        OPERATOR,
+        "compactd/fence.json",
+        released,
+        PutMode::Overwrite,
     );
 }
 

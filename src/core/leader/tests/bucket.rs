@@ -333,6 +333,40 @@ fn shutdown_releases_the_fence_so_a_successor_need_not_wait() {
 }
 
 #[test]
+fn shutdown_past_the_deadline_exits_without_writing_the_fence() {
+    let mut l = Leader::new(bucket_cfg());
+    let t = bucket_leader(&mut l);
+    let mut out = vec![];
+    // The renewals go unanswered until the permit lapses; the node watches again and reads
+    // the fence, which still holds its own record.
+    let mut now = t;
+    while l.leading().is_some() {
+        out.clear();
+        now = l.next_wake().unwrap().0;
+        l.drive(at(now), &mut out);
+    }
+    let read = store_reqs(&out)
+        .into_iter()
+        .find(|r| r.read_op() == Some(&ReadOp::ReadFence))
+        .expect("watching: a read of the fence");
+    out.clear();
+    let ours = l.fence.current.clone().expect("our last record");
+    l.on_store(
+        at(now + 5),
+        read.id(),
+        StoreResult::Fence(Some(ours)),
+        &mut out,
+    );
+    out.clear();
+    l.finish(at(now + 10), 0, &mut out);
+    assert!(
+        store_reqs(&out).is_empty(),
+        "no release without a permit: {out:?}"
+    );
+    assert!(out.contains(&Output::Exit(0)));
+}
+
+#[test]
 fn without_the_observe_wait_a_candidate_takes_a_held_fence_at_once() {
     let mut cfg = bucket_cfg();
     cfg.safety.observe_wait = false;
