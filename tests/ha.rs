@@ -341,53 +341,7 @@ fn sigterm_of_the_leader_resigns_and_hands_over_in_under_two_seconds() {
         epoch,
         ..
     } = compacted_cluster(&etcd, "sigterm");
-    let old = cluster.replicas[leader].name.clone();
-    let others: Vec<usize> = (0..3).filter(|&i| i != leader).collect();
-
-    let sent = Instant::now();
-    cluster.replicas[leader].signal(libc::SIGTERM);
-    let ((seen_by, new_name, new_epoch), _) =
-        wait_for(Duration::from_secs(10), "another leader announced", || {
-            others.iter().find_map(|&i| {
-                let (name, e) = cluster.replicas[i].leader()?;
-                (!name.is_empty() && name != old).then_some((i, name, e))
-            })
-        });
-    let took = sent.elapsed();
-    eprintln!(
-        "[sigterm] SIGTERM {old}: {} reports leader {new_name} (epoch {new_epoch}) after {}",
-        cluster.replicas[seen_by].name,
-        secs(took)
-    );
-    assert!(
-        took < Duration::from_secs(2),
-        "handover took {}",
-        secs(took)
-    );
-    assert!(new_epoch > epoch, "epoch {new_epoch} > {epoch}");
-
-    let status = cluster.replicas[leader].wait_exit(Duration::from_secs(10));
-    let exited = sent.elapsed();
-    eprintln!(
-        "[sigterm] {old} exited {status:?} {} after SIGTERM",
-        secs(exited)
-    );
-    assert_eq!(status.and_then(|s| s.code()), Some(0), "{old} exits 0");
-    assert!(
-        exited < Duration::from_secs(3),
-        "{old} took {}",
-        secs(exited)
-    );
-
-    let new = cluster.by_name(&new_name);
-    let (_, writing) = wait_for(Duration::from_secs(10), "the new leader to write", || {
-        cluster.replicas[new].is_leader().then_some(())
-    });
-    eprintln!(
-        "[sigterm] {new_name} reports compactd_leader 1 after {} more (takeover delay {})",
-        secs(writing),
-        secs(TAKEOVER)
-    );
+    let (new, new_epoch) = cluster.sigterm_hands_over(leader, epoch);
     let ((agreed, agreed_epoch), _) = cluster.agreed_leader(Duration::from_secs(10));
     assert_eq!((agreed, agreed_epoch), (new, new_epoch));
     wait_for(SLOW, "the new leader's iteration", || {

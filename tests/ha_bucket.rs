@@ -342,55 +342,9 @@ fn sigterm_of_the_leader_releases_the_fence_and_hands_over_in_under_two_seconds(
         return;
     };
     let (leader, epoch) = (s.leader, s.epoch);
-    let old = s.cluster.replicas[leader].name.clone();
-
-    let sent = Instant::now();
-    s.cluster.replicas[leader].signal(libc::SIGTERM);
-    let c = &s.cluster;
-    let ((seen_by, new_name, new_epoch), _) =
-        wait_for(Duration::from_secs(10), "another leader announced", || {
-            others(leader).into_iter().find_map(|i| {
-                let (name, e) = c.replicas[i].leader()?;
-                (!name.is_empty() && name != old).then_some((i, name, e))
-            })
-        });
     // Well under the observe wait (TTL·1.05 + 0.5 s): taken over at once, so released.
-    let took = sent.elapsed();
-    eprintln!(
-        "[sigterm] SIGTERM {old}: {} reports leader {new_name} (epoch {new_epoch}) after {}",
-        c.replicas[seen_by].name,
-        secs(took)
-    );
-    assert!(
-        took < Duration::from_secs(2),
-        "handover took {}",
-        secs(took)
-    );
-    assert!(new_epoch > epoch, "epoch {new_epoch} > {epoch}");
-
-    let status = s.cluster.replicas[leader].wait_exit(Duration::from_secs(10));
-    let exited = sent.elapsed();
-    eprintln!(
-        "[sigterm] {old} exited ({status:?}) within {} of SIGTERM",
-        secs(exited)
-    );
-    assert_eq!(status.and_then(|s| s.code()), Some(0), "{old} exits 0");
-    assert!(
-        exited < Duration::from_secs(3),
-        "{old} took {}",
-        secs(exited)
-    );
-
+    let (new, new_epoch) = s.cluster.sigterm_hands_over(leader, epoch);
     let c = &s.cluster;
-    let new = c.by_name(&new_name);
-    let (_, writing) = wait_for(Duration::from_secs(10), "the new leader to write", || {
-        c.replicas[new].is_leader().then_some(())
-    });
-    eprintln!(
-        "[sigterm] {new_name} reports compactd_leader 1 {} later (takeover delay {})",
-        secs(writing),
-        secs(TAKEOVER)
-    );
     let ((agreed, agreed_epoch), _) = c.agreed_leader(Duration::from_secs(10));
     assert_eq!((agreed, agreed_epoch), (new, new_epoch));
     wait_for(SLOW, "the new leader's iteration", || {

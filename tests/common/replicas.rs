@@ -474,6 +474,60 @@ impl Cluster {
             .collect()
     }
 
+    /// SIGTERM to the leader `leader` (epoch `epoch`): another replica names a new leader
+    /// with a higher epoch within 2 s, the old one exits 0 within 3 s, and the new one
+    /// reports `compactd_leader 1` (after its takeover delay). Prints the times; returns the
+    /// new leader's index and epoch.
+    pub fn sigterm_hands_over(&mut self, leader: usize, epoch: u64) -> (usize, u64) {
+        let old = self.replicas[leader].name.clone();
+        let others: Vec<usize> = (0..self.replicas.len()).filter(|&i| i != leader).collect();
+        let sent = Instant::now();
+        self.replicas[leader].signal(libc::SIGTERM);
+        let ((seen_by, new_name, new_epoch), _) =
+            wait_for(Duration::from_secs(10), "another leader announced", || {
+                others.iter().find_map(|&i| {
+                    let (name, e) = self.replicas[i].leader()?;
+                    (!name.is_empty() && name != old).then_some((i, name, e))
+                })
+            });
+        let took = sent.elapsed();
+        eprintln!(
+            "[sigterm] SIGTERM {old}: {} reports leader {new_name} (epoch {new_epoch}) after {}",
+            self.replicas[seen_by].name,
+            secs(took)
+        );
+        assert!(
+            took < Duration::from_secs(2),
+            "handover took {}",
+            secs(took)
+        );
+        assert!(new_epoch > epoch, "epoch {new_epoch} > {epoch}");
+
+        let status = self.replicas[leader].wait_exit(Duration::from_secs(10));
+        let exited = sent.elapsed();
+        eprintln!(
+            "[sigterm] {old} exited {status:?} {} after SIGTERM",
+            secs(exited)
+        );
+        assert_eq!(status.and_then(|s| s.code()), Some(0), "{old} exits 0");
+        assert!(
+            exited < Duration::from_secs(3),
+            "{old} took {}",
+            secs(exited)
+        );
+
+        let new = self.by_name(&new_name);
+        let (_, writing) = wait_for(Duration::from_secs(10), "the new leader to write", || {
+            self.replicas[new].is_leader().then_some(())
+        });
+        eprintln!(
+            "[sigterm] {new_name} reports compactd_leader 1 after {} more (takeover delay {})",
+            secs(writing),
+            secs(TAKEOVER)
+        );
+        (new, new_epoch)
+    }
+
     /// Waits until exactly one of the replicas `among` reports `compactd_leader 1`.
     pub fn sole_leader_among(&self, among: &[usize], limit: Duration) -> (usize, Duration) {
         wait_for(limit, "one leader", || {
